@@ -1,0 +1,1 @@
+"""Shared core: contracts, settings, storage, logging and the audio backends."""

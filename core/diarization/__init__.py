@@ -1,0 +1,54 @@
+"""Who speaks when. Backends share one small interface so settings alone pick one.
+
+- ``offline`` (default): silero-vad regions, Resemblyzer window embeddings,
+  agglomerative clustering with an estimated speaker count. Weights ship in PyPI
+  wheels, so it runs anywhere, with no account.
+- ``pyannote``: pyannote.audio's SpeakerDiarization pipeline from the hub (HF token)
+  or a local model directory; what production runs on GPUs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Protocol
+
+import numpy as np
+
+from core.models import Segment
+from core.settings import Settings
+
+
+class DiarizationBackend(Protocol):
+    name: str
+
+    def diarize(self, samples: np.ndarray, rate: int) -> list[Segment]:
+        """Speaker turns for mono float32 audio; labels are SPEAKER_00, SPEAKER_01, ..."""
+        ...
+
+
+@lru_cache(maxsize=4)
+def _build(name: str, model: str, token: str | None) -> DiarizationBackend:
+    if name == "offline":
+        from core.diarization.offline import OfflineDiarization
+
+        return OfflineDiarization()
+    if name == "pyannote":
+        from core.diarization.pyannote_backend import PyannoteDiarization
+
+        return PyannoteDiarization(model, token)
+    raise ValueError(f"unknown diarization backend {name!r} (offline | pyannote)")
+
+
+def get_diarization_backend(settings: Settings) -> DiarizationBackend:
+    """One backend per process: models load once and stay in (GPU) memory."""
+    token = settings.hf_token.get_secret_value() if settings.hf_token else None
+    return _build(settings.diarization_backend, settings.pyannote_model, token)
+
+
+def relabel(segments: list[Segment]) -> list[Segment]:
+    """Sort turns by time and name speakers SPEAKER_00.. in order of first appearance."""
+    ordered = sorted(segments, key=lambda s: (s.start, s.end))
+    names: dict[str, str] = {}
+    for seg in ordered:
+        names.setdefault(seg.speaker, f"SPEAKER_{len(names):02d}")
+    return [Segment(start=s.start, end=s.end, speaker=names[s.speaker]) for s in ordered]

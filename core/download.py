@@ -1,0 +1,110 @@
+"""Fetch one video's audio with yt-dlp and make the two WAV copies with ffmpeg.
+
+yt-dlp fetches the best audio stream as is; ffmpeg then writes the 48 kHz original and
+the 16 kHz mono analysis copy, so every container goes through one decoder. yt-dlp's
+errors are mapped to the pipeline's typed errors: the source's answer decides whether
+the failure is permanent (404, 403, not media) or worth a retry (429, 5xx, cut off).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yt_dlp
+
+from core import audio
+from core.errors import (
+    EmptyMedia,
+    InvalidMedia,
+    NetworkError,
+    PipelineError,
+    RateLimited,
+    TooLong,
+    VideoPrivate,
+    VideoUnavailable,
+)
+
+
+@dataclass(frozen=True)
+class DownloadedAudio:
+    original: Path  # 48 kHz PCM WAV
+    analysis: Path  # 16 kHz mono PCM WAV
+    duration_s: float
+    title: str | None
+
+
+# Order matters: the first pattern that matches the yt-dlp message wins.
+_ERROR_PATTERNS: list[tuple[str, type[PipelineError]]] = [
+    (r"HTTP Error 429|Too Many Requests|rate.?limit", RateLimited),
+    (r"HTTP Error (404|410)|Video unavailable|has been removed|does not exist", VideoUnavailable),
+    (r"HTTP Error (401|403)|Private video|members-only|not available in your country|geo", VideoPrivate),
+    (r"HTTP Error 5\d\d|timed out|Connection|reset by peer|too short|IncompleteRead|"
+     r"Did not get any data|Temporary failure", NetworkError),
+    (r"Unsupported URL|no (video|audio) formats|Requested format is not available", InvalidMedia),
+]  # fmt: skip
+
+
+def classify_download_error(message: str) -> PipelineError:
+    for pattern, error in _ERROR_PATTERNS:
+        if re.search(pattern, message, flags=re.IGNORECASE):
+            return error(_shorten(message))
+    return NetworkError(_shorten(message))  # unknown: retry, the policy caps attempts
+
+
+def fetch_audio(
+    url: str,
+    workdir: Path,
+    *,
+    max_duration_s: float,
+    silence_dbfs: float,
+    ffmpeg: str | None = None,
+) -> DownloadedAudio:
+    """Download ``url`` into ``workdir`` and return both WAV copies, checked for content."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    options = {
+        "format": "bestaudio/best",
+        "outtmpl": str(workdir / "source.%(ext)s"),
+        "noplaylist": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "retries": 1,  # Temporal's retry policy does the real retrying
+        "socket_timeout": 30,
+        "overwrites": True,
+        "cachedir": False,
+    }
+    try:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            info = ydl.extract_info(url, download=True)
+    except yt_dlp.utils.DownloadError as exc:
+        raise classify_download_error(str(exc)) from None
+    except yt_dlp.utils.YoutubeDLError as exc:
+        raise classify_download_error(str(exc)) from None
+
+    hinted = (info or {}).get("duration")
+    if hinted and hinted > max_duration_s:
+        raise TooLong(f"{hinted:.0f} s is longer than the {max_duration_s:.0f} s limit")
+    sources = [p for p in workdir.glob("source.*") if p.suffix not in {".part", ".ytdl"}]
+    if not sources:
+        raise NetworkError("yt-dlp reported success but wrote no file")
+    source = sources[0]
+    if source.stat().st_size == 0:
+        raise EmptyMedia("the source file is empty (0 bytes)")
+
+    original = audio.transcode(source, workdir / "original.wav", audio.ORIGINAL_RATE, 1, ffmpeg)
+    analysis = audio.transcode(source, workdir / "analysis_16k.wav", audio.ANALYSIS_RATE, 1, ffmpeg)
+    source.unlink(missing_ok=True)
+
+    samples, rate = audio.load_wav(analysis)
+    audio.check_audible(samples, rate, silence_dbfs)
+    duration = len(samples) / rate
+    if duration > max_duration_s:
+        raise TooLong(f"{duration:.0f} s is longer than the {max_duration_s:.0f} s limit")
+    return DownloadedAudio(original, analysis, duration, (info or {}).get("title"))
+
+
+def _shorten(message: str) -> str:
+    message = re.sub(r"\x1b\[[0-9;]*m", "", message).replace("ERROR: ", "")
+    return message.strip()[:300]

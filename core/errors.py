@@ -1,0 +1,70 @@
+"""Typed pipeline errors.
+
+Each class name becomes the Temporal ``ApplicationError.type`` (see
+``activities/errors.py``), the ErrorType search attribute and the key in
+``starter status``. ``retryable`` is the one place that decides whether a failure is
+worth another attempt; the retry policies in ``workflows/policies.py`` list the
+non-retryable names from here.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    retryable = False
+
+
+# --- permanent: the input itself is bad -------------------------------------------
+class VideoUnavailable(PipelineError):
+    """The source answers 404/410, or the video was removed."""
+
+
+class VideoPrivate(PipelineError):
+    """The source refuses access (403, private, members-only, geo-blocked)."""
+
+
+class InvalidMedia(PipelineError):
+    """What was downloaded is not audio/video ffmpeg can decode."""
+
+
+class EmptyMedia(PipelineError):
+    """The file decodes to no samples."""
+
+
+class SilentAudio(PipelineError):
+    """The audio decodes, but its peak is below the silence threshold."""
+
+
+class TooLong(PipelineError):
+    """Longer than settings.max_duration_s."""
+
+
+# --- transient: try again later ---------------------------------------------------
+class RateLimited(PipelineError):
+    """HTTP 429 from the source: back off for long."""
+
+    retryable = True
+
+
+class NetworkError(PipelineError):
+    """Connection reset, timeout, truncated body, 5xx from the source."""
+
+    retryable = True
+
+
+class StorageUnavailable(PipelineError):
+    """The object store did not answer or answered 5xx."""
+
+    retryable = True
+
+
+PERMANENT_ERRORS: tuple[type[PipelineError], ...] = (
+    VideoUnavailable,
+    VideoPrivate,
+    InvalidMedia,
+    EmptyMedia,
+    SilentAudio,
+    TooLong,
+)
+
+NON_RETRYABLE_ERROR_TYPES: list[str] = [cls.__name__ for cls in PERMANENT_ERRORS]

@@ -1,0 +1,157 @@
+"""The committed outputs of one video: metadata.json, diarization.rttm, stats.json.
+
+Pure functions of the stage results, so the upload activity stays a thin I/O wrapper
+and every rule here (what "usable" means, what usable_pct counts) is unit-tested.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.models import SCHEMA_VERSION, FinalizeRequest, MusicRegion, Segment
+
+Interval = tuple[float, float]
+
+
+def merge_intervals(intervals: list[Interval]) -> list[Interval]:
+    merged: list[list[float]] = []
+    for s, e in sorted(intervals):
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return [(s, e) for s, e in merged]
+
+
+def subtract(interval: Interval, holes: list[Interval]) -> list[Interval]:
+    """Parts of ``interval`` not covered by ``holes`` (holes merged and sorted)."""
+    s, e = interval
+    out: list[Interval] = []
+    cursor = s
+    for hs, he in holes:
+        if he <= cursor or hs >= e:
+            continue
+        if hs > cursor:
+            out.append((cursor, hs))
+        cursor = max(cursor, he)
+    if cursor < e:
+        out.append((cursor, e))
+    return out
+
+
+def overlap_of(index: int, segments: list[Segment]) -> list[Interval]:
+    """Where another speaker talks during segment ``index``."""
+    me = segments[index]
+    return merge_intervals(
+        [
+            (max(me.start, o.start), min(me.end, o.end))
+            for j, o in enumerate(segments)
+            if j != index and o.speaker != me.speaker and o.start < me.end and o.end > me.start
+        ]
+    )
+
+
+def annotate_segments(
+    segments: list[Segment], music: list[MusicRegion], min_usable_s: float
+) -> list[dict[str, Any]]:
+    """Each diarized segment with its overlap, music and usable stretches.
+
+    Usable = one speaker, no overlapped speech, no music, at least ``min_usable_s``
+    long. A segment keeps its row (row i of embeddings.npy) and lists its usable
+    sub-intervals, so one cough of music does not throw away a whole 20 s turn.
+    """
+    music_iv = merge_intervals([(m.start, m.end) for m in music])
+    rows = []
+    for i, seg in enumerate(segments):
+        overlaps = overlap_of(i, segments)
+        music_hits = [(max(seg.start, s), min(seg.end, e)) for s, e in music_iv if s < seg.end and e > seg.start]
+        clean = subtract((seg.start, seg.end), merge_intervals(overlaps + music_hits))
+        usable = [(round(s, 3), round(e, 3)) for s, e in clean if e - s >= min_usable_s]
+        rows.append(
+            {
+                "start": round(seg.start, 3),
+                "end": round(seg.end, 3),
+                "speaker": seg.speaker,
+                "overlap": bool(overlaps),
+                "music": bool(music_hits),
+                "usable": bool(usable),
+                "usable_regions": [list(u) for u in usable],
+            }
+        )
+    return rows
+
+
+def usable_seconds(rows: list[dict[str, Any]]) -> float:
+    return sum(e - s for row in rows for s, e in row["usable_regions"])
+
+
+def build_rttm(video_id: str, segments: list[Segment]) -> str:
+    lines = [
+        f"SPEAKER {video_id} 1 {seg.start:.3f} {seg.duration:.3f} <NA> <NA> {seg.speaker} <NA> <NA>"
+        for seg in segments
+    ]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def build_metadata(
+    req: FinalizeRequest,
+    segments: list[Segment],
+    music: list[MusicRegion],
+    centroids: dict[str, list[float]],
+    min_usable_s: float,
+) -> dict[str, Any]:
+    rows = annotate_segments(segments, music, min_usable_s)
+    duration = req.audio.duration_s
+    speakers = {
+        name: {
+            "speech_s": round(sum(s.duration for s in segments if s.speaker == name), 3),
+            "centroid": vector,
+        }
+        for name, vector in centroids.items()
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "video_id": req.spec.video_id,
+        "batch_id": req.spec.batch_id,
+        "source": {"url": req.spec.url, "title": req.audio.source_title, "sha256": req.audio.sha256},
+        "duration_s": round(duration, 3),
+        "num_speakers": len(speakers),
+        "speakers": speakers,
+        "segments": rows,
+        "music": [m.model_dump() for m in music],
+        "usable_s": round(usable_seconds(rows), 3),
+        "usable_pct": round(100.0 * usable_seconds(rows) / duration, 2) if duration > 0 else 0.0,
+        "min_usable_s": min_usable_s,
+        "backends": {
+            "diarization": req.diarization.backend,
+            "embedding": req.embeddings.backend,
+            "music": req.music.backend,
+        },
+    }
+
+
+def build_stats(req: FinalizeRequest) -> dict[str, Any]:
+    minutes = req.audio.duration_s / 60.0
+    stage_seconds = dict(req.stage_seconds)
+    compute = {
+        "download": req.audio.seconds,
+        "diarize": req.diarization.seconds,
+        "embed": req.embeddings.seconds,
+        "music": req.music.seconds,
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "video_id": req.spec.video_id,
+        "audio_s": round(req.audio.duration_s, 3),
+        "gpu_class": req.gpu_class,
+        "stage_wall_s": {k: round(v, 3) for k, v in stage_seconds.items()},
+        "stage_compute_s": {k: round(v, 3) for k, v in compute.items()},
+        "compute_s_per_audio_min": {
+            k: round(v / minutes, 3) if minutes > 0 else None for k, v in compute.items()
+        },
+        "real_time_factor": round(sum(compute.values()) / req.audio.duration_s, 4)
+        if req.audio.duration_s > 0
+        else None,
+        "attempts": req.attempts,
+        "worker_ids": req.worker_ids,
+    }

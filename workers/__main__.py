@@ -1,0 +1,6 @@
+"""``python -m workers``: start this machine's worker (settings from PIPELINE_* env)."""
+
+from workers.worker import main
+
+if __name__ == "__main__":
+    main()

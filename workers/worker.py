@@ -1,0 +1,107 @@
+"""Run one worker process: detect the GPU class, poll its queues, drain on SIGTERM.
+
+A machine serves the model stages on ``<prefix>-gpu-<class>``; with
+``serve_cpu_queues`` it also runs workflows, downloads and uploads (the embedded
+default: one process does everything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import structlog
+from temporalio.worker import Worker
+
+from activities import runtime
+from activities.diarize import diarize_audio
+from activities.download import download_audio
+from activities.embed import embed_speakers
+from activities.music import detect_music
+from activities.upload import finalize_outputs, lookup_completed
+from core import queues
+from core.logs import configure_logging
+from core.settings import Settings
+from core.temporal import connect
+from workers.gpu import detect_gpus, gpu_class
+from workflows.video import VideoWorkflow
+
+GPU_ACTIVITIES = [diarize_audio, detect_music, embed_speakers]
+
+log = structlog.get_logger("worker")
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    rt = runtime.configure(settings)
+    gpus = detect_gpus()
+    cls = gpu_class(gpus)
+    prefix = settings.task_queue_prefix
+    client = await connect(settings)
+    rt.store.ensure_bucket()
+    executor = ThreadPoolExecutor(max_workers=settings.max_concurrent_activities * 3 + 2)
+
+    def make(queue: str, **kwargs) -> Worker:
+        return Worker(
+            client,
+            task_queue=queue,
+            activity_executor=executor,
+            graceful_shutdown_timeout=timedelta(seconds=10),
+            **kwargs,
+        )
+
+    gpu_queue = queues.gpu_queue(prefix, cls)
+    workers = [
+        make(gpu_queue, activities=GPU_ACTIVITIES, max_concurrent_activities=settings.max_concurrent_activities)
+    ]
+    served = [gpu_queue]
+    if settings.serve_cpu_queues:
+        workers += [
+            make(queues.workflow_queue(prefix), workflows=[VideoWorkflow]),
+            make(queues.download_queue(prefix), activities=[download_audio], max_concurrent_activities=4),
+            make(queues.upload_queue(prefix), activities=[lookup_completed, finalize_outputs],
+                 max_concurrent_activities=8),
+        ]  # fmt: skip
+        served += [queues.workflow_queue(prefix), queues.download_queue(prefix), queues.upload_queue(prefix)]
+    log.info(
+        "worker.started",
+        worker_id=rt.worker_id,
+        gpus=[f"{g.name} {g.memory_gib} GiB" for g in gpus] or "none",
+        gpu_class=cls,
+        queues=served,
+        temporal=settings.temporal_address,
+        diarization_backend=settings.diarization_backend,
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async with _all(workers):
+        await stop.wait()
+        log.info("worker.draining", worker_id=rt.worker_id)
+    executor.shutdown(wait=False, cancel_futures=True)
+    log.info("worker.stopped", worker_id=rt.worker_id)
+
+
+class _all:
+    """Run several Workers together and shut them all down on exit."""
+
+    def __init__(self, workers: list[Worker]):
+        self.workers = workers
+        self.tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self):
+        self.tasks = [asyncio.create_task(w.run()) for w in self.workers]
+        return self
+
+    async def __aexit__(self, *exc):
+        await asyncio.gather(*(w.shutdown() for w in self.workers), return_exceptions=True)
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(run_worker(settings))

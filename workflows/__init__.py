@@ -1,0 +1,1 @@
+"""Deterministic workflow code only: no ML, no boto3, no I/O."""

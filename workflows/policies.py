@@ -1,0 +1,42 @@
+"""Retry policies and timeouts, declared once per activity kind.
+
+Permanent failures (the typed errors in core.errors) are never retried; transient ones
+back off exponentially. A 429 from the source asks for a longer wait through the
+error's ``next_retry_delay`` (see activities/errors.py), which overrides the backoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from core.errors import NON_RETRYABLE_ERROR_TYPES
+
+RATE_LIMIT_BACKOFF = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class ActivityPolicy:
+    start_to_close: timedelta
+    retry: RetryPolicy
+    heartbeat: bool = True  # long stages heartbeat; the timeout comes from the job
+
+
+def _retry(initial_s: float, max_interval_s: float, attempts: int) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=initial_s),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=max_interval_s),
+        maximum_attempts=attempts,
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    )
+
+
+LOOKUP = ActivityPolicy(timedelta(minutes=1), _retry(1, 60, 30), heartbeat=False)
+DOWNLOAD = ActivityPolicy(timedelta(hours=1), _retry(5, 600, 8))
+MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(5, 300, 10))
+UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))
+
+DEFAULT_HEARTBEAT_TIMEOUT = timedelta(seconds=60)

@@ -1,0 +1,198 @@
+"""VideoWorkflow: one podcast video from its URL to committed outputs in storage.
+
+    lookup ──> download ──> diarize ─┬─> embed ──> upload (metadata.json last)
+                            music ───┘
+
+Workflow id ``video-{video_id}``: one run per video across every batch. Each stage
+runs on the queue of its kind (CPU download/upload, GPU class for the models) with the
+policy declared in ``workflows/policies.py``. The ``status`` query and the search
+attributes tell an operator where the video is; a failure ends the workflow as Failed
+with the typed error (ErrorType) that caused it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from core import queues
+    from core.models import (
+        AudioRef,
+        DiarizationResult,
+        EmbeddingResult,
+        EmbedRequest,
+        FinalizeRequest,
+        MusicResult,
+        VideoJob,
+        VideoOutcome,
+        VideoStatus,
+    )
+    from workflows import policies
+    from workflows import search_attributes as sa
+
+STAGES = ["lookup", "download", "diarize", "music", "embed", "upload"]
+
+
+@workflow.defn(name="VideoWorkflow")
+class VideoWorkflow:
+    def __init__(self) -> None:
+        self._job: VideoJob | None = None
+        self._stage = "starting"
+        self._running: set[str] = set()
+        self._done: list[str] = []
+        self._attempts: dict[str, int] = {}
+        self._workers: dict[str, str] = {}
+        self._seconds: dict[str, float] = {}
+        self._error_type: str | None = None
+        self._error_message: str | None = None
+        self._failed_stage: str | None = None
+
+    @workflow.run
+    async def run(self, job: VideoJob) -> VideoOutcome:
+        self._job = job
+        spec = job.spec
+        prefix = job.queue_prefix
+        gpu_queue = queues.gpu_queue(prefix, job.gpu_class)
+        try:
+            existing: VideoOutcome | None = await self._stage_run(
+                "lookup", "lookup_completed", spec.video_id, queues.upload_queue(prefix), policies.LOOKUP
+            )
+            if existing is not None:
+                self._stage = "completed"
+                self._upsert_results(existing.duration_s, existing.usable_pct, existing.num_speakers)
+                return existing
+
+            audio: AudioRef = await self._stage_run(
+                "download", "download_audio", spec, queues.download_queue(prefix), policies.DOWNLOAD
+            )
+            workflow.upsert_search_attributes([sa.AUDIO_SECONDS.value_set(audio.duration_s)])
+
+            diarization, music = await asyncio.gather(
+                self._stage_run("diarize", "diarize_audio", audio, gpu_queue, policies.MODEL_STAGE),
+                self._stage_run("music", "detect_music", audio, gpu_queue, policies.MODEL_STAGE),
+            )
+            embeddings: EmbeddingResult = await self._stage_run(
+                "embed",
+                "embed_speakers",
+                EmbedRequest(audio=audio, diarization=diarization),
+                gpu_queue,
+                policies.MODEL_STAGE,
+            )
+            request = FinalizeRequest(
+                spec=spec,
+                audio=audio,
+                diarization=diarization,
+                embeddings=embeddings,
+                music=music,
+                gpu_class=job.gpu_class,
+                stage_seconds=dict(self._seconds),
+                attempts=dict(self._attempts),
+                worker_ids=dict(self._workers),
+            )
+            outcome: VideoOutcome = await self._stage_run(
+                "upload", "finalize_outputs", request, queues.upload_queue(prefix), policies.UPLOAD
+            )
+        except ActivityError as err:
+            raise self._fail(err) from err
+
+        self._stage = "completed"
+        self._upsert_results(outcome.duration_s, outcome.usable_pct, outcome.num_speakers)
+        return outcome.model_copy(
+            update={
+                "stage_seconds": dict(self._seconds),
+                "attempts": dict(self._attempts),
+                "worker_ids": dict(self._workers),
+                "gpu_class": job.gpu_class,
+            }
+        )
+
+    @workflow.query(name="status")
+    def status(self) -> VideoStatus:
+        job = self._job
+        return VideoStatus(
+            video_id=job.spec.video_id if job else "",
+            batch_id=job.spec.batch_id if job else "",
+            stage=self._stage if not self._running else "+".join(sorted(self._running)),
+            stages_done=list(self._done),
+            progress=round(len(self._done) / len(STAGES), 3) if self._stage != "completed" else 1.0,
+            gpu_class=job.gpu_class if job else "",
+            attempts=dict(self._attempts),
+            worker_ids=dict(self._workers),
+            error_type=self._error_type,
+            error_message=self._error_message,
+        )
+
+    async def _stage_run(
+        self, name: str, activity: str, arg: Any, queue: str, policy: policies.ActivityPolicy
+    ) -> Any:
+        """Run one stage's activity and record its timing, attempt and worker."""
+        assert self._job is not None
+        self._running.add(name)
+        self._stage = name
+        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(name)])
+        started = workflow.now()
+        heartbeat = timedelta(seconds=self._job.heartbeat_timeout_s) if policy.heartbeat else None
+        result_type = _RESULT_TYPES[activity]
+        try:
+            result = await workflow.execute_activity(
+                activity,
+                arg,
+                task_queue=queue,
+                start_to_close_timeout=policy.start_to_close,
+                heartbeat_timeout=heartbeat,
+                retry_policy=policy.retry,
+                result_type=result_type,
+            )
+        except ActivityError:
+            self._failed_stage = self._failed_stage or name
+            raise
+        finally:
+            self._running.discard(name)
+        self._seconds[name] = round((workflow.now() - started).total_seconds(), 3)
+        self._done.append(name)
+        if result is not None and hasattr(result, "attempt"):
+            self._attempts[name] = result.attempt
+            self._workers[name] = result.worker_id
+        return result
+
+    def _fail(self, err: ActivityError) -> ApplicationError:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type:
+            error_type = cause.type
+        elif isinstance(cause, TimeoutError):
+            error_type = f"Timeout{cause.type.name.title().replace('_', '')}" if cause.type else "Timeout"
+        else:
+            error_type = type(cause).__name__ if cause else "ActivityError"
+        failed_stage = self._failed_stage or self._stage
+        self._error_type = error_type
+        self._error_message = f"{failed_stage}: {cause.message if cause else err.message}"
+        self._stage = "failed"
+        workflow.upsert_search_attributes(
+            [sa.ERROR_TYPE.value_set(error_type), sa.PIPELINE_STAGE.value_set("failed")]
+        )
+        return ApplicationError(self._error_message, type=error_type, non_retryable=True)
+
+    def _upsert_results(self, audio_s: float, usable_pct: float, num_speakers: int) -> None:
+        workflow.upsert_search_attributes(
+            [
+                sa.PIPELINE_STAGE.value_set("completed"),
+                sa.AUDIO_SECONDS.value_set(audio_s),
+                sa.USABLE_PCT.value_set(usable_pct),
+                sa.NUM_SPEAKERS.value_set(num_speakers),
+            ]
+        )
+
+
+_RESULT_TYPES: dict[str, Any] = {
+    "lookup_completed": VideoOutcome | None,
+    "download_audio": AudioRef,
+    "diarize_audio": DiarizationResult,
+    "detect_music": MusicResult,
+    "embed_speakers": EmbeddingResult,
+    "finalize_outputs": VideoOutcome,
+}
