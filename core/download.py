@@ -38,10 +38,11 @@ class DownloadedAudio:
 # Order matters: the first pattern that matches the yt-dlp message wins.
 _ERROR_PATTERNS: list[tuple[str, type[PipelineError]]] = [
     (r"HTTP Error 429|Too Many Requests|rate.?limit", RateLimited),
+    (r"Did not get any data blocks", EmptyMedia),  # a 200 answer with an empty body
     (r"HTTP Error (404|410)|Video unavailable|has been removed|does not exist", VideoUnavailable),
     (r"HTTP Error (401|403)|Private video|members-only|not available in your country|geo", VideoPrivate),
     (r"HTTP Error 5\d\d|timed out|Connection|reset by peer|too short|IncompleteRead|"
-     r"Did not get any data|Temporary failure", NetworkError),
+     r"more expected|Temporary failure", NetworkError),
     (r"Unsupported URL|no (video|audio) formats|Requested format is not available", InvalidMedia),
 ]  # fmt: skip
 

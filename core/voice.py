@@ -29,9 +29,11 @@ def encoder():
 
 def mel_frames(samples: np.ndarray) -> np.ndarray:
     """(n_frames, 40) mel spectrogram of 16 kHz audio, as the encoder expects."""
-    from resemblyzer.audio import wav_to_mel_spectrogram
+    from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
 
-    return wav_to_mel_spectrogram(samples.astype(np.float32))
+    # The encoder was trained on audio at -30 dBFS; quiet recordings embed poorly.
+    levelled = normalize_volume(samples.astype(np.float32), -30, increase_only=True)
+    return wav_to_mel_spectrogram(levelled)
 
 
 def embed_windows(mels: np.ndarray, starts: list[int], batch_size: int = 64) -> np.ndarray:

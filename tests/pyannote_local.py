@@ -34,7 +34,7 @@ Pitfalls this encodes:
   model "hears" speech and the pipeline goes through embeddings and clustering rather
   than returning early with an empty annotation.
 
-Everything is seeded: two builds give byte-identical weights. Building takes about a
+Everything is seeded: two builds give identical weights. Building takes about a
 second (ResNet34 is ~6.6 M parameters, ~26 MB on disk).
 """
 

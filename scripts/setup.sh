@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up everything the project needs on a fresh machine: system ffmpeg (when root and
+# missing), a .venv with the pinned Python packages. Safe to re-run; pip's cache is
+# kept, so a second clone reuses the downloads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ffmpeg with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null
+  else
+    echo "setup: no system ffmpeg and not root: using imageio-ffmpeg's bundled binary" \
+         "(the pyannote backend's torchcodec needs the ffmpeg libraries: apt-get install ffmpeg)"
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $("$PYTHON" --version)"
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -f .venv/.installed ] || [ requirements.lock -nt .venv/.installed ]; then
+  echo "setup: installing pinned packages (first time: several GB, a few minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements.lock
+  touch .venv/.installed
+fi
+echo "setup: ready ($(.venv/bin/python -c 'import temporalio, torch, pyannote.audio; print("temporalio", temporalio.__version__ if hasattr(temporalio, "__version__") else "", "torch", torch.__version__)'))"

@@ -1,0 +1,79 @@
+"""Shared fixtures: real servers on 127.0.0.1, real audio.
+
+Audio comes from the project's samples/ and from ../shared/eval (real annotated
+recordings, present in every checkout CI runs).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from devstack.stack import REPO_ROOT, Stack, StackConfig
+from tests.media_server import MediaServer
+
+SAMPLES = REPO_ROOT / "samples" / "audio"
+EVAL = REPO_ROOT.parent / "shared" / "eval"
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(pcm.tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def eval_dir() -> Path:
+    assert EVAL.is_dir(), f"evaluation audio missing: {EVAL}"
+    return EVAL
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    """Good samples plus the bad inputs every pipeline meets sooner or later."""
+    d = tmp_path_factory.mktemp("media")
+    for name in ("ep03-three-voices.ogg", "ep05-radio-segment.ogg", "ep01-jingle-and-two-hosts.ogg"):
+        shutil.copy(SAMPLES / name, d / name)
+    (d / "not-media.mp3").write_text("<html><body>This is not audio.</body></html>\n" * 20)
+    (d / "empty.wav").write_bytes(b"")
+    write_wav(d / "silent.wav", np.zeros(16_000 * 5, dtype=np.float32))
+    return d
+
+
+@pytest.fixture(scope="session")
+def media_server(media_dir):
+    with MediaServer(media_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def storage_server(tmp_path_factory):
+    """A localbucket S3-compatible server on a free port (no Temporal, no worker)."""
+    data = tmp_path_factory.mktemp("s3stack")
+    stack = Stack(StackConfig.ephemeral(data, data))
+    stack.start_storage()
+    yield stack
+    stack.stop()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    import os
+    import sys
+
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

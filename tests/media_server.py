@@ -1,0 +1,71 @@
+"""A real HTTP server on 127.0.0.1 serving media files, plus paths that answer with a
+chosen failure, so yt-dlp's real download path meets real HTTP errors.
+
+This is fault injection at the network edge, not a mock: yt-dlp, its HTTP stack and
+ffmpeg all run for real against it.
+
+    /<file>                 the file from the served folder
+    /status/<code>/<name>   answers <code> (404, 403, 429, 500, ...)
+    /truncated/<file>       announces the full length, sends half, closes
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def _status(self) -> bool:
+        parts = self.path.strip("/").split("/")
+        if parts[0] == "status" and len(parts) >= 2:
+            self.send_response(int(parts[1]))
+            self.send_header("Content-Length", "0")
+            if parts[1] == "429":
+                self.send_header("Retry-After", "120")
+            self.end_headers()
+            return True
+        if parts[0] == "truncated" and len(parts) == 2:
+            data = (Path(self.directory) / parts[1]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/ogg")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command == "GET":
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+            self.close_connection = True
+            return True
+        return False
+
+    def do_GET(self) -> None:
+        if not self._status():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if not self._status():
+            super().do_HEAD()
+
+
+class MediaServer:
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(directory)))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> MediaServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,88 @@
+"""The offline backends on real recordings: well-formed, and right where it is easy.
+
+Quality figures (DER, music F1) are measured by the benchmarks; these tests check
+properties that any working backend has and a broken one lacks.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import audio
+from core.diarization.offline import OfflineDiarization
+from core.embedding import embed_segments, speaker_centroids
+from core.models import Segment
+from core.music import detect_music
+
+
+def load16k(path: Path, tmp_path: Path) -> np.ndarray:
+    wav = audio.transcode(path, tmp_path / f"{path.stem}.wav", 16_000)
+    return audio.load_wav(wav)[0]
+
+
+def reference_turns(rttm: Path) -> list[Segment]:
+    turns = []
+    for line in rttm.read_text().splitlines():
+        f = line.split()
+        turns.append(Segment(start=float(f[3]), end=float(f[3]) + float(f[4]), speaker=f[7]))
+    return turns
+
+
+def test_offline_diarization_is_well_formed_and_finds_several_speakers(eval_dir, tmp_path):
+    name = "pyaa_diarizationExample"
+    samples = load16k(eval_dir / "diarization" / "audio" / f"{name}.wav", tmp_path)
+    duration = len(samples) / 16_000
+    segments = OfflineDiarization().diarize(samples, 16_000)
+
+    assert segments == sorted(segments, key=lambda s: (s.start, s.end))
+    assert all(0 <= s.start < s.end <= duration + 0.01 for s in segments)
+    assert all(re.fullmatch(r"SPEAKER_\d\d", s.speaker) for s in segments)
+    assert len({s.speaker for s in segments}) >= 2  # the reference has 4
+
+    # speech found where the reference has speech (frame recall at 10 ms)
+    ref = np.zeros(int(duration * 100) + 1, bool)
+    hyp = np.zeros_like(ref)
+    for t in reference_turns(eval_dir / "diarization" / "rttm" / f"{name}.rttm"):
+        ref[int(t.start * 100) : int(t.end * 100)] = True
+    for s in segments:
+        hyp[int(s.start * 100) : int(s.end * 100)] = True
+    assert (ref & hyp).sum() / ref.sum() > 0.8
+
+
+def test_silence_gives_no_segments():
+    assert OfflineDiarization().diarize(np.zeros(16_000 * 3, dtype=np.float32), 16_000) == []
+
+
+def test_embeddings_separate_speakers_on_reference_turns(eval_dir, tmp_path):
+    name = "pyaa_diarizationExample"  # four speakers in clean turns
+    samples = load16k(eval_dir / "diarization" / "audio" / f"{name}.wav", tmp_path)
+    turns = [t for t in reference_turns(eval_dir / "diarization" / "rttm" / f"{name}.rttm") if t.duration > 1.0]
+    vectors = embed_segments(samples, turns)
+
+    assert vectors.shape == (len(turns), 256)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    sims = vectors @ vectors.T
+    same = [sims[i, j] for i in range(len(turns)) for j in range(i) if turns[i].speaker == turns[j].speaker]
+    diff = [sims[i, j] for i in range(len(turns)) for j in range(i) if turns[i].speaker != turns[j].speaker]
+    assert same and diff
+    assert np.mean(same) > np.mean(diff) + 0.1
+    ordered = np.mean([a > b for a in same for b in diff])  # P(same-speaker pair is closer)
+    assert ordered > 0.9
+
+    centroids = speaker_centroids(turns, vectors)
+    assert sorted(centroids) == sorted({t.speaker for t in turns})
+    assert all(len(v) == 256 for v in centroids.values())
+
+
+@pytest.mark.parametrize(
+    "clip, low, high",
+    [("librosa_vibeace.ogg", 0.6, 1.0), ("librosa_brahms.ogg", 0.5, 1.0), ("librosa_libri1.ogg", 0.0, 0.0)],
+)
+def test_music_detector_on_music_and_on_speech(eval_dir, tmp_path, clip, low, high):
+    samples = load16k(eval_dir / "music" / "audio" / clip, tmp_path)
+    regions = detect_music(samples, 16_000)
+    flagged = sum(r.end - r.start for r in regions) / (len(samples) / 16_000)
+    assert low <= flagged <= high
+    assert all(0 <= r.probability <= 1 and r.start < r.end for r in regions)

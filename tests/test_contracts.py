@@ -1,0 +1,35 @@
+"""The contracts at the starter/workflow boundary refuse what could do harm."""
+
+import pytest
+from pydantic import ValidationError
+
+from core.models import VideoSpec
+from core.storage import VideoKeys
+
+
+@pytest.mark.parametrize(
+    "video_id",
+    ["../etc", "a/b", "..", "", "x" * 65, "has space", "semi;colon", "ünïcode", "_work/../x"],
+)
+def test_video_id_that_could_escape_its_prefix_is_rejected(video_id):
+    with pytest.raises(ValidationError, match="video_id"):
+        VideoSpec(video_id=video_id, url="http://127.0.0.1/a.ogg")
+
+
+@pytest.mark.parametrize("video_id", ["dQw4w9WgXcQ", "a", "x" * 64, "ep-01_b"])
+def test_valid_video_ids_are_accepted(video_id):
+    assert VideoSpec(video_id=video_id, url="https://example.org/v").video_id == video_id
+
+
+@pytest.mark.parametrize("url", ["ftp://host/a", "javascript:alert(1)", "", "http://", "/etc/passwd"])
+def test_url_must_be_http(url):
+    with pytest.raises(ValidationError, match="url"):
+        VideoSpec(video_id="ok", url=url)
+
+
+def test_storage_keys_stay_under_the_video_prefix():
+    keys = VideoKeys(prefix="data/", video_id="abc")
+    finals = [keys.original, keys.metadata, keys.embeddings, keys.rttm, keys.stats]
+    assert all(k.startswith("data/abc/") for k in finals)
+    work = [keys.analysis, keys.diarization, keys.music, keys.segment_embeddings, keys.centroids]
+    assert all(k.startswith("data/_work/abc/") for k in work)
