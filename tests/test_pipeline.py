@@ -1,0 +1,176 @@
+"""End to end on the embedded stack: real Temporal dev server, real S3-compatible server,
+real yt-dlp/ffmpeg against a local HTTP server, the real worker process and the
+starter CLI. Good videos complete with every output; bad input ends as a typed
+failure visible in the status query, the search attributes and ``starter status``,
+while the worker keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import numpy as np
+import pytest
+
+from core.models import SCHEMA_VERSION
+from core.storage import ObjectStore
+from core.temporal import connect
+from devstack.stack import Stack, StackConfig, temporal_cli
+from starter.batch import batch_counts, list_videos, wait_for_batch
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+GOOD = {"radio": "ep05-radio-segment.ogg", "three": "ep03-three-voices.ogg", "jingle": "ep01-jingle-and-two-hosts.ogg"}
+BAD = {
+    "gone": ("status/404/gone.ogg", "VideoUnavailable"),
+    "private": ("status/403/private.ogg", "VideoPrivate"),
+    "notmedia": ("not-media.mp3", "InvalidMedia"),
+    "empty": ("empty.wav", "EmptyMedia"),
+    "silent": ("silent.wav", "SilentAudio"),
+}
+BATCH = "it1"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, media_dir):
+    stack = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("stack"), media_dir))
+    stack.start(worker=False)
+    stack.start_worker("worker-1")
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def media_url(media_server):
+    # The test media server (with its failure paths) replaces the stack's plain one.
+    return media_server.url
+
+
+@pytest.fixture(scope="module")
+def batch_csv(tmp_path_factory, media_url):
+    lines = ["video_id,url,duration_s"]
+    lines += [f"{vid},{media_url}/{name}," for vid, name in GOOD.items()]
+    lines += [f"{vid},{media_url}/{path}," for vid, (path, _) in BAD.items()]
+    lines += [
+        f"../escape,{media_url}/x.ogg,",  # line 10: id that could escape its prefix
+        f"radio,{media_url}/dup.ogg,",  # line 11: duplicate id
+        "no-url,,",  # line 12: missing URL
+    ]
+    path = tmp_path_factory.mktemp("csv") / "batch.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def started(stack, batch_csv):
+    """Start the batch through the CLI and, while it runs, ask a video for its status."""
+    result = run_cli("-m", "starter", "start", "--csv", str(batch_csv), "--batch-id", BATCH, env=stack.env())
+
+    async def observe():
+        client = await connect(stack.settings())
+        status = await client.get_workflow_handle("video-jingle").query("status")
+        await wait_for_batch(client, BATCH, timeout_s=600)
+        return status
+
+    running_status = asyncio.run(observe())
+    return result, running_status
+
+
+def test_start_reports_bad_rows_with_line_numbers(started):
+    result, _ = started
+    assert result.returncode == 0, result.stderr
+    assert f"started {len(GOOD) + len(BAD)}, skipped 0" in result.stdout
+    assert "invalid 3" in result.stdout
+    assert "line 10 (../escape): video_id" in result.stderr
+    assert "line 11 (radio): duplicate video_id (first on line 2)" in result.stderr
+    assert "line 12 (no-url): url" in result.stderr
+
+
+def test_status_query_answers_while_running(started):
+    _, status = started
+    assert status["video_id"] == "jingle" and status["batch_id"] == BATCH
+    assert status["progress"] < 1.0 and status["stage"] != "completed"
+
+
+def test_good_videos_complete_with_all_outputs(stack, started):
+    store = ObjectStore(stack.settings())
+    for vid in GOOD:
+        keys = store.keys(vid)
+        meta = store.get_json(keys.metadata)
+        assert meta["schema_version"] == SCHEMA_VERSION and meta["video_id"] == vid
+        assert meta["num_speakers"] == len(meta["speakers"]) >= 1
+        assert 0.0 <= meta["usable_pct"] <= 100.0
+        vectors = np.load(io.BytesIO(store.get_bytes(keys.embeddings)))
+        assert vectors.shape == (len(meta["segments"]), 256)
+        rttm = store.get_bytes(keys.rttm).decode().splitlines()
+        assert len(rttm) == len(meta["segments"]) and all(line.startswith(f"SPEAKER {vid} 1 ") for line in rttm)
+        stats = store.get_json(keys.stats)
+        assert set(stats["compute_s_per_audio_min"]) == {"download", "diarize", "embed", "music"}
+        assert stats["attempts"]["download"] >= 1 and stats["worker_ids"]["diarize"] == "worker-1"
+        assert store.exists(keys.original)
+        assert store.list_keys(keys.work_root) == [], "intermediates are removed on success"
+    jingle = store.get_json(store.keys("jingle").metadata)
+    assert jingle["music"] and jingle["music"][0]["start"] < 8.0, "the 8 s jingle has music"
+
+
+def test_bad_videos_fail_typed_and_visible(stack, started):
+    async def check():
+        client = await connect(stack.settings())
+        rows = {r.video_id: r for r in await list_videos(client, BATCH)}
+        counts = await batch_counts(client, BATCH)
+        statuses = {vid: await client.get_workflow_handle(f"video-{vid}").query("status") for vid in BAD}
+        return rows, counts, statuses
+
+    rows, counts, statuses = asyncio.run(check())
+    for vid in GOOD:
+        assert rows[vid].status == "Completed" and rows[vid].stage == "completed"
+        assert rows[vid].num_speakers >= 1 and rows[vid].audio_s > 0
+    for vid, (_, error_type) in BAD.items():
+        assert rows[vid].status == "Failed", vid
+        assert rows[vid].error_type == error_type  # the ErrorType search attribute (Web UI)
+        assert statuses[vid]["error_type"] == error_type
+        assert statuses[vid]["stage"] == "failed" and statuses[vid]["error_message"].startswith("download:")
+    assert counts.by_status == {"Completed": len(GOOD), "Failed": len(BAD)}
+    assert counts.failed_by_error == {e: 1 for _, e in BAD.values()}
+    assert stack.procs["worker-1"].poll() is None, "the worker survives bad input"
+
+
+def test_starter_status_and_temporal_cli_query(stack, started):
+    status = run_cli("-m", "starter", "status", "--batch-id", BATCH, "--videos", env=stack.env())
+    assert status.returncode == 0, status.stderr
+    assert f"batch {BATCH}: {len(GOOD) + len(BAD)} videos: completed {len(GOOD)}, failed {len(BAD)}" in status.stdout
+    assert "failed SilentAudio: 1" in status.stdout
+    assert f"summary: {len(GOOD)} completed, {len(BAD)} failed" in status.stdout
+
+    import subprocess
+
+    query = subprocess.run(
+        [temporal_cli(), "workflow", "query", "--address", stack.temporal_address,
+         "--workflow-id", "video-three", "--name", "status", "--output", "json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert query.returncode == 0, query.stderr
+    answer = json.loads(query.stdout)
+    result = answer["queryResult"][0] if "queryResult" in answer else answer
+    assert result["stage"] == "completed" and result["progress"] == 1.0
+    assert set(result["stages_done"]) >= {"download", "diarize", "music", "embed", "upload"}
+
+
+def test_second_start_starts_nothing_already_completed(stack, batch_csv, started):
+    store = ObjectStore(stack.settings())
+    before = store.get_json(store.keys("three").metadata)
+    again = run_cli("-m", "starter", "start", "--csv", str(batch_csv), "--batch-id", BATCH, env=stack.env())
+    assert again.returncode == 0, again.stderr
+    # completed videos are skipped; failed ones may run again (and fail the same way)
+    assert f"started {len(BAD)}, skipped {len(GOOD)}" in again.stdout
+
+    async def settle():
+        client = await connect(stack.settings())
+        return await wait_for_batch(client, BATCH, timeout_s=300)
+
+    counts = asyncio.run(settle())
+    assert counts.by_status.get("Completed") == len(GOOD)
+    assert store.get_json(store.keys("three").metadata) == before, "committed outputs are never rewritten"
