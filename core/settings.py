@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     # Backends
     diarization_backend: str = "offline"  # offline | pyannote
     pyannote_model: str = "pyannote/speaker-diarization-community-1"  # hub id or local dir
-    hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
+    hf_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("PIPELINE_HF_TOKEN", "HF_TOKEN", "hf_token")
+    )
     embedding_batch_size: int = 64
     min_usable_s: float = 1.0
 

@@ -174,3 +174,11 @@ def test_second_start_starts_nothing_already_completed(stack, batch_csv, started
     counts = asyncio.run(settle())
     assert counts.by_status.get("Completed") == len(GOOD)
     assert store.get_json(store.keys("three").metadata) == before, "committed outputs are never rewritten"
+
+
+def test_worker_drains_and_exits_cleanly_on_sigterm(stack, started):
+    import time
+
+    t0 = time.monotonic()
+    assert stack.stop_process("worker-1", timeout=30) == 0
+    assert time.monotonic() - t0 < 20

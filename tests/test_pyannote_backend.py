@@ -52,11 +52,23 @@ def clip() -> tuple[np.ndarray, int]:
 
 
 @pytest.fixture(scope="module")
-def backend(local_model) -> PyannoteDiarization:
-    # batch 16: on CPU larger batches are no faster, and they cost memory
-    return PyannoteDiarization(
-        str(local_model), None, segmentation_batch_size=16, embedding_batch_size=16
-    )
+def backend(local_model):
+    """The backend on the random local model, run on one CPU thread.
+
+    Batch 16: on CPU larger batches are no faster, and they cost memory. One intra-op
+    thread: on a shared 2-core runner a second thread mostly spins, costing ~30% more
+    CPU time for little wall time; the previous setting is restored afterwards.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield PyannoteDiarization(
+            str(local_model), None, segmentation_batch_size=16, embedding_batch_size=16
+        )
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_name_names_model_and_version(backend):

@@ -1,6 +1,8 @@
 """``python -m workers``: start this machine's worker (settings from PIPELINE_* env)."""
 
+import sys
+
 from workers.worker import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

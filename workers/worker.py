@@ -33,7 +33,9 @@ GPU_ACTIVITIES = [diarize_audio, detect_music, embed_speakers]
 log = structlog.get_logger("worker")
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (exit 0) or until a poller dies (exit 1: let the
+    supervisor restart the process)."""
     rt = runtime.configure(settings)
     gpus = detect_gpus()
     cls = gpu_class(gpus)
@@ -78,11 +80,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    async with _all(workers):
-        await stop.wait()
+    async with _all(workers) as running:
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopped, *running.tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in running.tasks if t.done() and t.exception()]
+        for task in failed:
+            log.error("worker.poller_failed", error=repr(task.exception()))
         log.info("worker.draining", worker_id=rt.worker_id)
     executor.shutdown(wait=False, cancel_futures=True)
     log.info("worker.stopped", worker_id=rt.worker_id)
+    return 1 if failed else 0
 
 
 class _all:
@@ -101,7 +108,7 @@ class _all:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def main() -> None:
+def main() -> int:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run_worker(settings))
+    return asyncio.run(run_worker(settings))
