@@ -165,7 +165,7 @@ def test_second_start_starts_nothing_already_completed(stack, batch_csv, started
     again = run_cli("-m", "starter", "start", "--csv", str(batch_csv), "--batch-id", BATCH, env=stack.env())
     assert again.returncode == 0, again.stderr
     # completed videos are skipped; failed ones may run again (and fail the same way)
-    assert f"started {len(BAD)}, skipped {len(GOOD)}" in again.stdout
+    assert f"started {len(BAD)}, skipped {len(GOOD)}" in again.stdout, again.stdout + again.stderr
 
     async def settle():
         client = await connect(stack.settings())
@@ -174,6 +174,32 @@ def test_second_start_starts_nothing_already_completed(stack, batch_csv, started
     counts = asyncio.run(settle())
     assert counts.by_status.get("Completed") == len(GOOD)
     assert store.get_json(store.keys("three").metadata) == before, "committed outputs are never rewritten"
+
+
+def test_pyannote_backend_selected_by_settings_runs_in_the_worker(stack, media_url, tmp_path):
+    """A second worker, on its own queue prefix, configured for the pyannote backend with a
+    locally built random-weight model: the same activities, another backend, by settings."""
+    from tests.pyannote_local import build_local_pipeline
+
+    model = build_local_pipeline(tmp_path / "pyannote-model")
+    env = {"PIPELINE_TASK_QUEUE_PREFIX": "pya"}
+    stack.start_worker(
+        "worker-pyannote",
+        PIPELINE_DIARIZATION_BACKEND="pyannote",
+        PIPELINE_PYANNOTE_MODEL=str(model),
+        **env,
+    )
+    csv_path = tmp_path / "pya.csv"
+    csv_path.write_text(f"video_id,url\npya-radio,{media_url}/{GOOD['radio']}\n")
+    result = run_cli("-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "it-pya", "--wait",
+                     env={**stack.env(), **env}, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pya-radio" in result.stdout and "summary: 1 completed, 0 failed" in result.stdout
+    store = ObjectStore(stack.settings())
+    meta = store.get_json(store.keys("pya-radio").metadata)
+    assert meta["backends"]["diarization"].startswith("pyannote-")
+    assert store.get_json(store.keys("pya-radio").stats)["worker_ids"]["diarize"] == "worker-pyannote"
+    assert stack.stop_process("worker-pyannote", timeout=30) == 0
 
 
 def test_worker_drains_and_exits_cleanly_on_sigterm(stack, started):

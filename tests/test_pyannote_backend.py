@@ -44,8 +44,7 @@ def local_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def clip() -> tuple[np.ndarray, int]:
-    if not AUDIO.is_file():
-        pytest.skip(f"sample audio not found: {AUDIO}")
+    assert AUDIO.is_file(), f"evaluation audio missing: {AUDIO}"
     samples, rate = sf.read(AUDIO, dtype="float32", always_2d=False)
     assert rate == 16000 and samples.ndim == 1, "the sample is 16 kHz mono"
     return samples[: int(CLIP_S * rate)], rate
