@@ -46,8 +46,8 @@ class VideoSpec(_Model):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        if not re.match(r"^(https?|file)://\S+$", value):
-            raise ValueError(f"url must be http(s):// or file:// (got {value!r})")
+        if not re.match(r"^https?://[^\s/]+\S*$", value):
+            raise ValueError(f"url must be http:// or https:// (got {value!r})")
         return value
 
     @field_validator("batch_id")

@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from core.exit import exit_now
 from core.logs import configure_logging
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig, StackError
@@ -79,4 +80,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -1,6 +1,5 @@
-import sys
-
+from core.exit import exit_now
 from starter.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -77,3 +77,20 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
         text=True,
         timeout=timeout,
     )
+
+
+# The Temporal SDK's native core can abort the interpreter during finalization
+# ("PyGILState_Release ... must be current"), which would turn a green run into exit
+# code -6. Once pytest has reported, leave without finalizing (see core/exit.py).
+_exit_status = {"code": 0}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _exit_status["code"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    from core.exit import exit_now
+
+    exit_now(_exit_status["code"])

@@ -1,8 +1,7 @@
 """``python -m workers``: start this machine's worker (settings from PIPELINE_* env)."""
 
-import sys
-
+from core.exit import exit_now
 from workers.worker import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
