@@ -159,6 +159,16 @@ def test_starter_status_and_temporal_cli_query(stack, started):
     assert set(result["stages_done"]) >= {"download", "diarize", "music", "embed", "upload"}
 
 
+def test_stage_cost_benchmark_reads_the_committed_stats(stack, started):
+    result = run_cli("-m", "benchmarks.stage_costs", "--video-ids", ",".join(GOOD), env=stack.env())
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "compute seconds per audio minute"
+    assert [line.split()[0] for line in lines[2:5]] == list(GOOD)
+    pooled = lines[5].split()
+    assert pooled[0] == "pooled" and float(pooled[-1]) > 0
+
+
 def test_second_start_starts_nothing_already_completed(stack, batch_csv, started):
     store = ObjectStore(stack.settings())
     before = store.get_json(store.keys("three").metadata)
