@@ -1,30 +1,59 @@
-"""diarize_audio: analysis audio -> speaker turns (bulk in storage, summary in payload)."""
+"""diarize_audio: analysis audio -> speaker turns (bulk in storage, summary in payload).
+
+Backends that split into per-chunk feature extraction and a global step (the offline
+backend) checkpoint every ``chunk_s`` of audio; a whole-recording backend (pyannote)
+is one chunk, still with OOM halving of its batch sizes.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 
+import numpy as np
 from temporalio import activity
 
+from activities.chunks import run_chunks
 from activities.runtime import load_analysis_audio, runtime, scratch_dir, stage
 from core.diarization import get_diarization_backend
-from core.models import AudioRef, DiarizationResult
+from core.models import AudioRef, DiarizationResult, Segment
 
 
 @activity.defn(name="diarize_audio")
 def diarize_audio(audio: AudioRef) -> DiarizationResult:
     rt = runtime()
     keys = rt.store.keys(audio.video_id)
-    with stage("diarize") as log:
+    with stage("diarize") as ctx:
         done = rt.store.get_json_or_none(keys.diarization)
         if done is not None:
-            log.info("diarize.reused")
+            ctx.log.info("diarize.reused")
             return DiarizationResult.model_validate(done["summary"])
         backend = get_diarization_backend(rt.settings)
         with scratch_dir(audio.video_id) as tmp:
             samples, rate = load_analysis_audio(audio, tmp)
         started = time.perf_counter()
-        segments = backend.diarize(samples, rate)
+        if hasattr(backend, "extract"):
+            length = max(1, int(rt.settings.chunk_s * rate))
+            run = run_chunks(
+                "diarize",
+                audio.video_id,
+                max(1, math.ceil(len(samples) / length)),
+                lambda i, batch: backend.extract(samples[i * length : (i + 1) * length], rate, i * length / rate, batch),
+                rt.profile.embedding_batch,
+                ctx,
+            )
+            segments = backend.finish(run.results)
+        else:
+            run = run_chunks(
+                "diarize",
+                audio.video_id,
+                1,
+                lambda _i, batch: _segments_to_arrays(backend.diarize(samples, rate, batch_size=batch)),
+                rt.profile.segmentation_batch,
+                ctx,
+            )
+            segments = _arrays_to_segments(run.results[0])
+        progress = run.progress
         result = DiarizationResult(
             key=keys.diarization,
             backend=backend.name,
@@ -34,9 +63,27 @@ def diarize_audio(audio: AudioRef) -> DiarizationResult:
             num_speakers=len({s.speaker for s in segments}),
             num_segments=len(segments),
             speech_s=round(sum(s.duration for s in segments), 3),
+            batch_sizes=progress.batch_sizes_tried if progress else [],
+            oom_count=progress.oom_count if progress else 0,
+            chunks_computed=len(run.computed),
         )
         rt.store.put_json(
             keys.diarization,
             {"summary": result.model_dump(), "segments": [s.model_dump() for s in segments]},
         )
         return result
+
+
+def _segments_to_arrays(segments: list[Segment]) -> dict[str, np.ndarray]:
+    return {
+        "start": np.array([s.start for s in segments], dtype=np.float64),
+        "end": np.array([s.end for s in segments], dtype=np.float64),
+        "speaker": np.array([s.speaker for s in segments], dtype=np.str_),
+    }
+
+
+def _arrays_to_segments(arrays: dict[str, np.ndarray]) -> list[Segment]:
+    return [
+        Segment(start=float(s), end=float(e), speaker=str(k))
+        for s, e, k in zip(arrays["start"], arrays["end"], arrays["speaker"])
+    ]

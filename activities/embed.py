@@ -1,4 +1,8 @@
-"""embed_speakers: one embedding per diarized segment, one centroid per speaker."""
+"""embed_speakers: one embedding per diarized segment, one centroid per speaker.
+
+Segments are embedded in chunks of ``chunk_s`` of audio (by start time); each chunk
+only decodes the audio its segments cover.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import time
 import numpy as np
 from temporalio import activity
 
+from activities.chunks import run_chunks
 from activities.runtime import load_analysis_audio, runtime, scratch_dir, stage
 from core import embedding
 from core.models import EmbeddingResult, EmbedRequest, Segment
@@ -17,17 +22,31 @@ from core.models import EmbeddingResult, EmbedRequest, Segment
 def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
     rt = runtime()
     keys = rt.store.keys(req.audio.video_id)
-    with stage("embed") as log:
+    with stage("embed") as ctx:
         done = rt.store.get_json_or_none(keys.centroids)
         if done is not None:
-            log.info("embed.reused")
+            ctx.log.info("embed.reused")
             return EmbeddingResult.model_validate(done["summary"])
         segments = [Segment(**s) for s in rt.store.get_json(req.diarization.key)["segments"]]
         with scratch_dir(req.audio.video_id) as tmp:
-            samples, _rate = load_analysis_audio(req.audio, tmp)
+            samples, rate = load_analysis_audio(req.audio, tmp)
         started = time.perf_counter()
-        vectors = embedding.embed_segments(samples, segments, batch_size=rt.settings.embedding_batch_size)
+        groups = _group_by_time(segments, rt.settings.chunk_s)
+
+        def compute(index: int, batch: int) -> dict[str, np.ndarray]:
+            group = groups[index]
+            lo = min(s.start for s in group)
+            hi = max(s.end for s in group)
+            shifted = [Segment(start=s.start - lo, end=s.end - lo, speaker=s.speaker) for s in group]
+            part = samples[int(lo * rate) : int(np.ceil(hi * rate))]
+            return {"vectors": embedding.embed_segments(part, shifted, batch_size=batch)}
+
+        run = run_chunks("embed", req.audio.video_id, len(groups), compute, rt.profile.embedding_batch, ctx)
+        vectors = (
+            np.concatenate([r["vectors"] for r in run.results]) if run.results else np.zeros((0, 256), np.float32)
+        )
         centroids = embedding.speaker_centroids(segments, vectors)
+        progress = run.progress
         result = EmbeddingResult(
             key=keys.segment_embeddings,
             centroids_key=keys.centroids,
@@ -37,6 +56,9 @@ def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
             attempt=activity.info().attempt,
             dim=int(vectors.shape[1]),
             num_segments=len(segments),
+            batch_sizes=progress.batch_sizes_tried if progress else [],
+            oom_count=progress.oom_count if progress else 0,
+            chunks_computed=len(run.computed),
         )
         buffer = io.BytesIO()
         np.save(buffer, vectors.astype(np.float32))
@@ -44,3 +66,16 @@ def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
         # written after the vectors: its presence means both are complete
         rt.store.put_json(keys.centroids, {"summary": result.model_dump(), "centroids": centroids})
         return result
+
+
+def _group_by_time(segments: list[Segment], chunk_s: float) -> list[list[Segment]]:
+    """Consecutive runs of segments whose start falls in the same chunk_s window."""
+    groups: list[list[Segment]] = []
+    current_bucket = None
+    for seg in segments:
+        bucket = int(seg.start // chunk_s)
+        if bucket != current_bucket:
+            groups.append([])
+            current_bucket = bucket
+        groups[-1].append(seg)
+    return groups

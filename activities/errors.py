@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
+from datetime import timedelta
+
 from core.errors import PipelineError, RateLimited
-from workflows.policies import RATE_LIMIT_BACKOFF
 
 
-def to_application_error(exc: PipelineError) -> ApplicationError:
+def to_application_error(exc: PipelineError, rate_limit_backoff_s: float) -> ApplicationError:
+    """A 429 asks for a long pause (settings.rate_limit_backoff_s), overriding the backoff."""
     return ApplicationError(
         str(exc),
         type=type(exc).__name__,
         non_retryable=not exc.retryable,
-        next_retry_delay=RATE_LIMIT_BACKOFF if isinstance(exc, RateLimited) else None,
+        next_retry_delay=timedelta(seconds=rate_limit_backoff_s) if isinstance(exc, RateLimited) else None,
     )

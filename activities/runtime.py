@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import structlog
@@ -26,6 +27,7 @@ from temporalio import activity
 from core.audio import load_wav
 from core.errors import PipelineError
 from core.models import AudioRef
+from core.gpu_profiles import GpuProfile, profile_for
 from core.settings import Settings, get_settings
 from core.storage import ObjectStore
 
@@ -33,6 +35,17 @@ from core.storage import ObjectStore
 @dataclass
 class Runtime:
     settings: Settings
+    gpu_class: str = "cpu"
+
+    @cached_property
+    def profile(self) -> GpuProfile:
+        """This worker's batch sizes: the class's profile, with settings overrides."""
+        base = profile_for(self.gpu_class)
+        overrides = {
+            "embedding_batch": self.settings.embedding_batch_size,
+            "segmentation_batch": self.settings.segmentation_batch_size,
+        }
+        return base.model_copy(update={k: v for k, v in overrides.items() if v})
 
     @cached_property
     def store(self) -> ObjectStore:
@@ -46,9 +59,9 @@ class Runtime:
 _runtime: Runtime | None = None
 
 
-def configure(settings: Settings) -> Runtime:
+def configure(settings: Settings, gpu_class: str = "cpu") -> Runtime:
     global _runtime
-    _runtime = Runtime(settings)
+    _runtime = Runtime(settings, gpu_class)
     return _runtime
 
 
@@ -59,14 +72,47 @@ def runtime() -> Runtime:
     return _runtime
 
 
+class Heartbeater:
+    """Heartbeats the latest details now, and again every few seconds while the stage
+    works, so a long step does not look like a dead worker. If the process dies the
+    beats stop, and the heartbeat timeout hands the activity to another worker.
+    Always re-sends the last details: a bare heartbeat would blank them."""
+
+    def __init__(self, interval_s: float = 5.0):
+        self.details: Any = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(interval_s,), daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def beat(self, details: Any) -> None:
+        self.details = details
+        activity.heartbeat(details)
+
+    def _loop(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                activity.heartbeat(*([self.details] if self.details is not None else []))
+            except Exception:  # the activity is finishing or cancelled
+                return
+
+
+@dataclass
+class StageContext:
+    log: structlog.stdlib.BoundLogger
+    heart: Heartbeater
+
+
 @contextlib.contextmanager
-def stage(name: str) -> Iterator[structlog.stdlib.BoundLogger]:
+def stage(name: str) -> Iterator[StageContext]:
     """Bind log context, keep the activity heartbeating, and map typed errors.
 
-    Heartbeats come from a side thread every few seconds while the stage works: if
-    the worker process dies, they stop and the heartbeat timeout hands the activity to
-    another worker. Typed pipeline errors become ApplicationErrors whose ``type`` is
-    the class name (the ErrorType the operator sees).
+    Typed pipeline errors become ApplicationErrors whose ``type`` is the class name
+    (the ErrorType the operator sees).
     """
     info = activity.info()
     rt = runtime()
@@ -76,28 +122,20 @@ def stage(name: str) -> Iterator[structlog.stdlib.BoundLogger]:
         attempt=info.attempt,
         worker_id=rt.worker_id,
     )
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(5.0):
-            try:
-                activity.heartbeat()
-            except Exception:  # the activity is finishing or cancelled: stop quietly
-                return
-
-    beater = threading.Thread(target=beat, name=f"heartbeat-{name}", daemon=True)
-    beater.start()
+    heart = Heartbeater()
+    heart.start()
     started = time.perf_counter()
+    log.info("stage.started")
     try:
-        yield log
+        yield StageContext(log, heart)
         log.info("stage.done", seconds=round(time.perf_counter() - started, 3))
     except PipelineError as exc:
         from activities.errors import to_application_error
 
         log.warning("stage.failed", error_type=type(exc).__name__, error=str(exc))
-        raise to_application_error(exc) from None
+        raise to_application_error(exc, rt.settings.rate_limit_backoff_s) from None
     finally:
-        stop.set()
+        heart.stop()
 
 
 @contextlib.contextmanager

@@ -39,6 +39,11 @@ class TooLong(PipelineError):
     """Longer than settings.max_duration_s."""
 
 
+class GpuMemoryExhausted(PipelineError):
+    """CUDA OOM even at batch size 1: this GPU class cannot take the video; the
+    workflow moves it to the next larger class."""
+
+
 # --- transient: try again later ---------------------------------------------------
 class RateLimited(PipelineError):
     """HTTP 429 from the source: back off for long."""
@@ -65,6 +70,7 @@ PERMANENT_ERRORS: tuple[type[PipelineError], ...] = (
     EmptyMedia,
     SilentAudio,
     TooLong,
+    GpuMemoryExhausted,
 )
 
 NON_RETRYABLE_ERROR_TYPES: list[str] = [cls.__name__ for cls in PERMANENT_ERRORS]

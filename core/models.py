@@ -89,13 +89,17 @@ class MusicRegion(_Model):
 
 
 class StageSummary(_Model):
-    """Fields every stage result shares: where its bulk went, who ran it, how long."""
+    """Fields every stage result shares: where its bulk went, who ran it, how long,
+    and (model stages) the batch sizes tried, OOMs met and chunks this attempt computed."""
 
     key: str
     backend: str
     worker_id: str = ""
     seconds: float = 0.0
     attempt: int = 1
+    batch_sizes: list[int] = Field(default_factory=list)
+    oom_count: int = 0
+    chunks_computed: int = 0
 
 
 class DiarizationResult(StageSummary):
@@ -141,6 +145,7 @@ class VideoOutcome(_Model):
     attempts: dict[str, int] = Field(default_factory=dict)
     worker_ids: dict[str, str] = Field(default_factory=dict)
     gpu_class: str = ""
+    escalations: list[str] = Field(default_factory=list)
     error_type: str | None = None
     error_message: str | None = None
 
@@ -156,6 +161,7 @@ class VideoStatus(_Model):
     gpu_class: str
     attempts: dict[str, int]
     worker_ids: dict[str, str]
+    escalations: list[str] = Field(default_factory=list)
     error_type: str | None = None
     error_message: str | None = None
 
@@ -172,6 +178,7 @@ class FinalizeRequest(_Model):
     stage_seconds: dict[str, float]
     attempts: dict[str, int]
     worker_ids: dict[str, str]
+    escalations: list[str] = Field(default_factory=list)
 
 
 class VideoJob(_Model):

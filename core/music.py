@@ -20,8 +20,9 @@ MIN_REGION_S = 1.0
 THRESHOLD = 0.5
 
 
-def music_probabilities(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Music probability per BLOCK_S block."""
+def block_scores(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Unsmoothed music score per BLOCK_S block. Chunks whose length is a multiple of
+    BLOCK_S can be scored separately and concatenated."""
     import librosa
 
     hop = 512
@@ -32,38 +33,46 @@ def music_probabilities(samples: np.ndarray, rate: int) -> np.ndarray:
     energy_db = 10 * np.log10(spec.sum(axis=0) / (n_fft / 2) + 1e-12)
     harm_ratio = harmonic.sum(axis=0) / (harmonic.sum(axis=0) + percussive.sum(axis=0) + 1e-12)
 
-    frames_per_block = max(1, int(round(BLOCK_S * rate / hop)))
-    n_blocks = max(1, int(np.ceil(len(energy_db) / frames_per_block)))
+    # frame f covers time f * hop / rate: assign it to block floor(t / BLOCK_S), so block
+    # times stay exact over hours of audio (blocks are not a whole number of frames)
+    n_blocks = max(1, int(np.ceil(len(samples) / rate / BLOCK_S)))
+    block_of = np.minimum((np.arange(len(energy_db)) * hop / rate / BLOCK_S).astype(int), n_blocks - 1)
+    bounds = np.searchsorted(block_of, np.arange(1, n_blocks))
 
     def per_block(values: np.ndarray, fn=np.mean) -> np.ndarray:
-        pad = n_blocks * frames_per_block - len(values)
-        v = np.pad(values, (0, pad), mode="edge").reshape(n_blocks, frames_per_block)
-        return fn(v, axis=1)
+        parts = np.split(values, bounds)
+        return np.array([fn(p) if len(p) else np.nan for p in parts])
 
-    loud = per_block(energy_db, np.median)
-    tonal = per_block(np.log10(flatness + 1e-10), np.median)  # ~ -5 (pure tone) .. 0 (white noise)
-    harm = per_block(harm_ratio)
+    loud = _fill(per_block(energy_db, np.median))
+    tonal = _fill(per_block(np.log10(flatness + 1e-10), np.median))  # ~ -5 (pure tone) .. 0 (noise)
+    harm = _fill(per_block(harm_ratio))
 
-    speech = vad.speech_probabilities(samples) if rate == vad.VAD_RATE else np.zeros(1)
-    vad_per_block = max(1, int(round(BLOCK_S * vad.VAD_RATE / vad.VAD_CHUNK)))
-    speech_b = np.resize(
-        np.pad(speech, (0, max(0, n_blocks * vad_per_block - len(speech))))[: n_blocks * vad_per_block]
-        .reshape(n_blocks, vad_per_block)
-        .mean(axis=1),
-        n_blocks,
-    )
+    speech = vad.speech_probabilities(samples) if rate == vad.VAD_RATE else np.zeros(0)
+    vad_block = np.minimum((np.arange(len(speech)) * vad.VAD_CHUNK / vad.VAD_RATE / BLOCK_S).astype(int), n_blocks - 1)
+    speech_b = np.zeros(n_blocks)
+    if len(speech):
+        speech_b = np.bincount(vad_block, weights=speech, minlength=n_blocks) / np.maximum(
+            np.bincount(vad_block, minlength=n_blocks), 1
+        )
 
     loud_score = _sigmoid((loud + 50.0) / 4.0)
     tonal_score = _sigmoid((-tonal - 2.0) / 0.35)
     harm_score = _sigmoid((harm - 0.55) / 0.08)
-    score = loud_score * tonal_score * harm_score * (1.0 - 0.8 * speech_b)
+    return (loud_score * tonal_score * harm_score * (1.0 - 0.8 * speech_b)).astype(np.float32)
+
+
+def smooth(scores: np.ndarray) -> np.ndarray:
+    """Music probability per block: scores averaged over ~2 s."""
     kernel = np.ones(4) / 4
-    return np.clip(np.convolve(score, kernel, mode="same"), 0.0, 1.0)
+    return np.clip(np.convolve(scores, kernel, mode="same"), 0.0, 1.0)
 
 
 def detect_music(samples: np.ndarray, rate: int) -> list[MusicRegion]:
-    probs = music_probabilities(samples, rate)
-    total = len(samples) / rate
+    return regions_from_scores(block_scores(samples, rate), len(samples) / rate)
+
+
+def regions_from_scores(scores: np.ndarray, total: float) -> list[MusicRegion]:
+    probs = smooth(scores)
     regions: list[MusicRegion] = []
     start = None
     for i, p in enumerate(np.append(probs, 0.0)):
@@ -77,6 +86,19 @@ def detect_music(samples: np.ndarray, rate: int) -> list[MusicRegion]:
                 )
             start = None
     return regions
+
+
+def music_probabilities(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Smoothed music probability per BLOCK_S block of a whole recording."""
+    return smooth(block_scores(samples, rate))
+
+
+def _fill(values: np.ndarray) -> np.ndarray:
+    """Blocks without a frame (only possible at the very end) take their neighbour's value."""
+    if np.isnan(values).any():
+        idx = np.where(~np.isnan(values), np.arange(len(values)), 0)
+        values = values[np.maximum.accumulate(idx)]
+    return values
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

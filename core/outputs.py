@@ -154,4 +154,15 @@ def build_stats(req: FinalizeRequest) -> dict[str, Any]:
         else None,
         "attempts": req.attempts,
         "worker_ids": req.worker_ids,
+        "batch_sizes": {
+            "diarize": req.diarization.batch_sizes,
+            "embed": req.embeddings.batch_sizes,
+        },
+        "oom_halvings": req.diarization.oom_count + req.embeddings.oom_count + req.music.oom_count,
+        "escalations": req.escalations,
+        "chunks_computed_last_attempt": {
+            "diarize": req.diarization.chunks_computed,
+            "embed": req.embeddings.chunks_computed,
+            "music": req.music.chunks_computed,
+        },
     }

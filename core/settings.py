@@ -41,9 +41,15 @@ class Settings(BaseSettings):
     # Worker
     worker_id: str | None = None  # default: hostname-pid
     gpu_class: str = "cpu"  # class of the videos started with --gpu-class auto
+    worker_gpu_class: str | None = None  # the queue class this worker serves; default: detected
     serve_cpu_queues: bool = True
-    max_concurrent_activities: int = 2
+    max_concurrent_activities: int | None = None  # model-stage slots; default: GPU profile
     heartbeat_timeout_s: float = 60.0
+    graceful_shutdown_s: float = 20.0  # SIGTERM -> exit within this (spot notices give 30 s+)
+    eviction_notice: str = "none"  # none | azure | aws: poll the cloud's eviction notice
+    eviction_notice_url: str | None = None  # override the metadata endpoint (tests)
+    download_rate_per_s: float | None = None  # fleet-wide downloads/s (server-side queue limit)
+    rate_limit_backoff_s: float = 120.0  # wait after a 429 before the next download try
     work_dir: Path = Path("/tmp/podcast-pipeline")
     log_format: str = "auto"  # auto | json | console
     log_level: str = "INFO"
@@ -59,7 +65,9 @@ class Settings(BaseSettings):
     hf_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("PIPELINE_HF_TOKEN", "HF_TOKEN", "hf_token")
     )
-    embedding_batch_size: int = 64
+    embedding_batch_size: int | None = None  # default: the GPU class profile
+    segmentation_batch_size: int | None = None  # default: the GPU class profile
+    chunk_s: float = 120.0  # model stages checkpoint after each chunk of this much audio
     min_usable_s: float = 1.0
 
 

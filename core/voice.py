@@ -13,6 +13,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from core import faults
+
 MEL_HOP_S = 0.01  # resemblyzer: 10 ms per mel frame
 WINDOW_FRAMES = 160  # 1.6 s, the encoder's training window
 
@@ -48,6 +50,7 @@ def embed_windows(mels: np.ndarray, starts: list[int], batch_size: int = 64) -> 
     out = []
     for b in range(0, len(starts), batch_size):
         batch = np.stack([padded[s : s + WINDOW_FRAMES] for s in starts[b : b + batch_size]])
+        faults.check_batch_memory(len(batch))
         with _lock, torch.inference_mode():
             tensor = torch.from_numpy(batch).to(enc.device)
             out.append(enc(tensor).cpu().numpy())

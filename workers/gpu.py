@@ -1,49 +1,79 @@
 """Which GPU class this machine is, read with nvidia-ml-py (NVML).
 
-The class names the task queue the worker polls (``<prefix>-gpu-<class>``). A machine
-without NVML or without a GPU is class ``cpu``.
+The class names the task queue the worker polls (``<prefix>-gpu-<class>``) and picks
+its batch sizes from ``core.gpu_profiles``. A machine without NVML or without a GPU is
+class ``cpu``. ``nvml`` is a parameter so tests can hand the real detection code the
+answers of a T4, an A100 or a broken driver.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
+
+from core.gpu_profiles import PROFILES
 
 
 @dataclass(frozen=True)
 class GpuInfo:
+    index: int
     name: str
     memory_gib: float
+    compute_capability: tuple[int, int]
 
 
-def detect_gpus() -> list[GpuInfo]:
+def detect_gpus(nvml: ModuleType | None = None) -> list[GpuInfo]:
+    """Every visible GPU; [] when NVML is missing or fails (a CPU machine)."""
     try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception:  # no driver, no library: a CPU machine
+        if nvml is None:
+            import pynvml as nvml
+        nvml.nvmlInit()
+    except Exception:
         return []
     try:
         found = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            name = pynvml.nvmlDeviceGetName(handle)
-            name = name.decode() if isinstance(name, bytes) else name
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle).total / 2**30
-            found.append(GpuInfo(name=name, memory_gib=round(memory, 1)))
+        for index in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            name = nvml.nvmlDeviceGetName(handle)
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            memory = nvml.nvmlDeviceGetMemoryInfo(handle).total / 2**30
+            try:
+                capability = tuple(nvml.nvmlDeviceGetCudaComputeCapability(handle))
+            except Exception:
+                capability = (0, 0)
+            found.append(GpuInfo(index, name, round(memory, 1), capability))
         return found
+    except Exception:
+        return []
     finally:
-        pynvml.nvmlShutdown()
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
 
 
-def gpu_class(gpus: list[GpuInfo]) -> str:
-    """Class of the smallest GPU on the machine (a job must fit on any of them)."""
+# Checked in order: "a100" before "a10" (which it contains), "l40" (48 GB) before "l4".
+_NAME_MARKERS = [("h100", "h100"), ("a100", "a100"), ("a10", "a10"), ("l40", ""), ("l4", "l4"), ("t4", "t4")]
+
+
+def classify(gpu: GpuInfo) -> str:
+    """A GPU's class from its name, else from its memory (largest class it can hold)."""
+    name = gpu.name.lower()
+    for marker, cls in _NAME_MARKERS:
+        if marker in name:
+            if cls == "a100":  # comes in 40 and 80 GB
+                return "a100-80" if gpu.memory_gib > 60 else "a100-40"
+            if cls:
+                return cls
+            break  # known name without a class of its own: go by memory
+    fitting = [p for p in PROFILES.values() if p.gpu_class != "cpu" and p.min_memory_gib <= gpu.memory_gib]
+    if not fitting:
+        return "cpu"
+    return max(fitting, key=lambda p: p.min_memory_gib).gpu_class
+
+
+def machine_class(gpus: list[GpuInfo]) -> str:
+    """Class of the smallest GPU on the machine: any activity may land on any of them."""
     if not gpus:
         return "cpu"
-    gpu = min(gpus, key=lambda g: g.memory_gib)
-    name = gpu.name.lower()
-    if "a100" in name:  # before "a10", which it contains
-        return "a100-80" if gpu.memory_gib > 60 else "a100-40"
-    for marker in ("t4", "a10", "l4", "h100", "h200"):
-        if marker in name:
-            return marker
-    return f"gpu-{int(round(gpu.memory_gib))}g"
+    return classify(min(gpus, key=lambda g: g.memory_gib))

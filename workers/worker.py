@@ -25,7 +25,8 @@ from core import queues
 from core.logs import configure_logging
 from core.settings import Settings
 from core.temporal import connect
-from workers.gpu import detect_gpus, gpu_class
+from workers import eviction
+from workers.gpu import detect_gpus, machine_class
 from workflows.video import VideoWorkflow
 
 GPU_ACTIVITIES = [diarize_audio, detect_music, embed_speakers]
@@ -34,34 +35,37 @@ log = structlog.get_logger("worker")
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> int:
-    """Serve until SIGTERM/SIGINT (exit 0) or until a poller dies (exit 1: let the
-    supervisor restart the process)."""
-    rt = runtime.configure(settings)
+    """Serve until SIGTERM/SIGINT/eviction notice (exit 0) or until a poller dies
+    (exit 1: let the supervisor restart the process)."""
     gpus = detect_gpus()
-    cls = gpu_class(gpus)
+    cls = settings.worker_gpu_class or machine_class(gpus)
+    rt = runtime.configure(settings, cls)
+    profile = rt.profile
+    slots = settings.max_concurrent_activities or profile.gpu_slots
     prefix = settings.task_queue_prefix
     client = await connect(settings)
-    rt.store.ensure_bucket()
-    executor = ThreadPoolExecutor(max_workers=settings.max_concurrent_activities * 3 + 2)
+    await asyncio.to_thread(rt.store.ensure_bucket)
+    executor = ThreadPoolExecutor(max_workers=slots + 16)
 
     def make(queue: str, **kwargs) -> Worker:
         return Worker(
             client,
             task_queue=queue,
             activity_executor=executor,
-            graceful_shutdown_timeout=timedelta(seconds=10),
+            graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_s),
+            max_heartbeat_throttle_interval=timedelta(seconds=10),
+            default_heartbeat_throttle_interval=timedelta(seconds=10),
             **kwargs,
         )
 
     gpu_queue = queues.gpu_queue(prefix, cls)
-    workers = [
-        make(gpu_queue, activities=GPU_ACTIVITIES, max_concurrent_activities=settings.max_concurrent_activities)
-    ]
+    workers = [make(gpu_queue, activities=GPU_ACTIVITIES, max_concurrent_activities=slots)]
     served = [gpu_queue]
     if settings.serve_cpu_queues:
         workers += [
             make(queues.workflow_queue(prefix), workflows=[VideoWorkflow]),
-            make(queues.download_queue(prefix), activities=[download_audio], max_concurrent_activities=4),
+            make(queues.download_queue(prefix), activities=[download_audio], max_concurrent_activities=4,
+                 max_task_queue_activities_per_second=settings.download_rate_per_s),
             make(queues.upload_queue(prefix), activities=[lookup_completed, finalize_outputs],
                  max_concurrent_activities=8),
         ]  # fmt: skip
@@ -69,8 +73,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     log.info(
         "worker.started",
         worker_id=rt.worker_id,
-        gpus=[f"{g.name} {g.memory_gib} GiB" for g in gpus] or "none",
+        gpus=[f"{g.name} {g.memory_gib} GiB cc{g.compute_capability[0]}.{g.compute_capability[1]}" for g in gpus]
+        or "none",
         gpu_class=cls,
+        profile=profile.model_dump(exclude={"gpu_class"}),
+        slots=slots,
         queues=served,
         temporal=settings.temporal_address,
         diarization_backend=settings.diarization_backend,
@@ -80,6 +87,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    watchers = []
+    if settings.eviction_notice != "none":
+        watchers.append(asyncio.create_task(eviction.watch(settings.eviction_notice, settings.eviction_notice_url, stop)))
     async with _all(workers) as running:
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *running.tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -87,6 +97,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         for task in failed:
             log.error("worker.poller_failed", error=repr(task.exception()))
         log.info("worker.draining", worker_id=rt.worker_id)
+    for watcher in watchers:
+        watcher.cancel()
     executor.shutdown(wait=False, cancel_futures=True)
     log.info("worker.stopped", worker_id=rt.worker_id)
     return 1 if failed else 0

@@ -2,7 +2,10 @@
 
 Permanent failures (the typed errors in core.errors) are never retried; transient ones
 back off exponentially. A 429 from the source asks for a longer wait through the
-error's ``next_retry_delay`` (see activities/errors.py), which overrides the backoff.
+error's ``next_retry_delay`` (settings.rate_limit_backoff_s, see activities/errors.py),
+which overrides the backoff. Model stages retry after 1 s: a worker that is shutting
+down hands its checkpointed activity over at once, and a CUDA OOM retries at once with
+the halved batch.
 """
 
 from __future__ import annotations
@@ -13,9 +16,6 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy
 
 from core.errors import NON_RETRYABLE_ERROR_TYPES
-
-RATE_LIMIT_BACKOFF = timedelta(minutes=2)
-
 
 @dataclass(frozen=True)
 class ActivityPolicy:
@@ -36,7 +36,7 @@ def _retry(initial_s: float, max_interval_s: float, attempts: int) -> RetryPolic
 
 LOOKUP = ActivityPolicy(timedelta(minutes=1), _retry(1, 60, 30), heartbeat=False)
 DOWNLOAD = ActivityPolicy(timedelta(hours=1), _retry(5, 600, 8))
-MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(5, 300, 10))
+MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(1, 300, 20))
 UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))
 
 DEFAULT_HEARTBEAT_TIMEOUT = timedelta(seconds=60)

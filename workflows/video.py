@@ -20,7 +20,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from core import queues
+    from core import gpu_profiles, queues
     from core.models import (
         AudioRef,
         DiarizationResult,
@@ -51,13 +51,15 @@ class VideoWorkflow:
         self._error_type: str | None = None
         self._error_message: str | None = None
         self._failed_stage: str | None = None
+        self._gpu_class = ""
+        self._escalations: list[str] = []
 
     @workflow.run
     async def run(self, job: VideoJob) -> VideoOutcome:
         self._job = job
         spec = job.spec
         prefix = job.queue_prefix
-        gpu_queue = queues.gpu_queue(prefix, job.gpu_class)
+        self._gpu_class = job.gpu_class
         try:
             existing: VideoOutcome | None = await self._stage_run(
                 "lookup", "lookup_completed", spec.video_id, queues.upload_queue(prefix), policies.LOOKUP
@@ -71,17 +73,16 @@ class VideoWorkflow:
                 "download", "download_audio", spec, queues.download_queue(prefix), policies.DOWNLOAD
             )
             workflow.upsert_search_attributes([sa.AUDIO_SECONDS.value_set(audio.duration_s)])
+            fitting = gpu_profiles.class_for_duration(self._gpu_class, audio.duration_s)
+            if fitting != self._gpu_class:
+                self._escalate(fitting, f"{audio.duration_s / 3600:.1f} h of audio")
 
             diarization, music = await asyncio.gather(
-                self._stage_run("diarize", "diarize_audio", audio, gpu_queue, policies.MODEL_STAGE),
-                self._stage_run("music", "detect_music", audio, gpu_queue, policies.MODEL_STAGE),
+                self._gpu_stage("diarize", "diarize_audio", audio),
+                self._gpu_stage("music", "detect_music", audio),
             )
-            embeddings: EmbeddingResult = await self._stage_run(
-                "embed",
-                "embed_speakers",
-                EmbedRequest(audio=audio, diarization=diarization),
-                gpu_queue,
-                policies.MODEL_STAGE,
+            embeddings: EmbeddingResult = await self._gpu_stage(
+                "embed", "embed_speakers", EmbedRequest(audio=audio, diarization=diarization)
             )
             request = FinalizeRequest(
                 spec=spec,
@@ -89,10 +90,11 @@ class VideoWorkflow:
                 diarization=diarization,
                 embeddings=embeddings,
                 music=music,
-                gpu_class=job.gpu_class,
+                gpu_class=self._gpu_class,
                 stage_seconds=dict(self._seconds),
                 attempts=dict(self._attempts),
                 worker_ids=dict(self._workers),
+                escalations=list(self._escalations),
             )
             outcome: VideoOutcome = await self._stage_run(
                 "upload", "finalize_outputs", request, queues.upload_queue(prefix), policies.UPLOAD
@@ -107,7 +109,8 @@ class VideoWorkflow:
                 "stage_seconds": dict(self._seconds),
                 "attempts": dict(self._attempts),
                 "worker_ids": dict(self._workers),
-                "gpu_class": job.gpu_class,
+                "gpu_class": self._gpu_class,
+                "escalations": list(self._escalations),
             }
         )
 
@@ -120,9 +123,10 @@ class VideoWorkflow:
             stage=self._stage if not self._running else "+".join(sorted(self._running)),
             stages_done=list(self._done),
             progress=round(len(self._done) / len(STAGES), 3) if self._stage != "completed" else 1.0,
-            gpu_class=job.gpu_class if job else "",
+            gpu_class=self._gpu_class,
             attempts=dict(self._attempts),
             worker_ids=dict(self._workers),
+            escalations=list(self._escalations),
             error_type=self._error_type,
             error_message=self._error_message,
         )
@@ -159,6 +163,29 @@ class VideoWorkflow:
             self._attempts[name] = result.attempt
             self._workers[name] = result.worker_id
         return result
+
+    async def _gpu_stage(self, name: str, activity: str, arg: Any) -> Any:
+        """A model stage on the queue of the video's GPU class. If the class cannot hold
+        it (OOM at batch 1), move the video to the next larger class and run it there."""
+        while True:
+            queue = queues.gpu_queue(self._job.queue_prefix, self._gpu_class)
+            try:
+                return await self._stage_run(name, activity, arg, queue, policies.MODEL_STAGE)
+            except ActivityError as err:
+                cause = err.cause
+                bigger = gpu_profiles.next_class(self._gpu_class)
+                if not (isinstance(cause, ApplicationError) and cause.type == "GpuMemoryExhausted" and bigger):
+                    raise
+                self._failed_stage = None
+                self._escalate(bigger, f"{name}: out of GPU memory at batch 1")
+
+    def _escalate(self, bigger: str, reason: str) -> None:
+        if self._gpu_class == bigger:
+            return
+        self._escalations.append(f"{self._gpu_class}->{bigger}: {reason}")
+        workflow.logger.warning("escalating %s to %s (%s)", self._job.spec.video_id, bigger, reason)
+        self._gpu_class = bigger
+        workflow.upsert_search_attributes([sa.GPU_CLASS.value_set(bigger)])
 
     def _fail(self, err: ActivityError) -> ApplicationError:
         cause = err.cause

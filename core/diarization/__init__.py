@@ -21,8 +21,11 @@ from core.settings import Settings
 class DiarizationBackend(Protocol):
     name: str
 
-    def diarize(self, samples: np.ndarray, rate: int) -> list[Segment]:
-        """Speaker turns for mono float32 audio; labels are SPEAKER_00, SPEAKER_01, ..."""
+    def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> list[Segment]:
+        """Speaker turns for mono float32 audio; labels are SPEAKER_00, SPEAKER_01, ...
+
+        Backends that can checkpoint also offer ``extract(chunk, rate, offset_s,
+        batch_size)`` per chunk and ``finish(chunks)`` over all of them."""
         ...
 
 

@@ -98,7 +98,7 @@ class PyannoteDiarization:
             raise PyannoteModelUnavailable(_hub_hint(model, token, None))
         return pipeline
 
-    def diarize(self, samples: np.ndarray, rate: int) -> list[Segment]:
+    def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> list[Segment]:
         """Speaker turns of mono float32 audio, labelled SPEAKER_00.. by first appearance.
 
         The waveform goes to pyannote in memory: decoding a file again would cost time
@@ -114,6 +114,9 @@ class PyannoteDiarization:
         duration = samples.size / rate
         waveform = torch.from_numpy(np.ascontiguousarray(samples)).unsqueeze(0)
         with self._lock:
+            if batch_size:  # the activity halves it after a CUDA OOM
+                self._pipeline.segmentation_batch_size = batch_size
+                self._pipeline.embedding_batch_size = batch_size
             output = self._pipeline({"waveform": waveform, "sample_rate": rate})
         # pyannote 4 returns DiarizeOutput; 3.x (and legacy=True) a bare Annotation
         annotation = getattr(output, "speaker_diarization", output)
