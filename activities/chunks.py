@@ -35,6 +35,7 @@ class ChunkProgress(BaseModel):
     """Heartbeat details of a chunked stage (JSON in the heartbeat, read by a retry)."""
 
     stage: str
+    gpu_class: str = ""  # batch sizes learnt on one class say nothing about another
     chunk: int = 0  # next chunk to compute; chunks before it are in storage
     num_chunks: int = 0
     partial_prefix: str = ""
@@ -52,9 +53,9 @@ class ChunkRun:
     progress: ChunkProgress | None = None
 
 
-def previous_progress(stage: str, progress_key: str) -> ChunkProgress | None:
-    """What an earlier attempt learnt about batch sizes: the progress it stored at its
-    last OOM (authoritative), else its last heartbeat details."""
+def previous_progress(stage: str, gpu_class: str, progress_key: str) -> ChunkProgress | None:
+    """What an earlier attempt on this GPU class learnt about batch sizes: the progress
+    it stored at its last OOM (authoritative), else its last heartbeat details."""
     stored = runtime().store.get_json_or_none(progress_key)
     details = activity.info().heartbeat_details
     for candidate in (stored, details[0] if details else None):
@@ -63,7 +64,7 @@ def previous_progress(stage: str, progress_key: str) -> ChunkProgress | None:
                 progress = ChunkProgress.model_validate(candidate)
             except ValueError:
                 continue
-            if progress.stage == stage:
+            if progress.stage == stage and progress.gpu_class == gpu_class and progress.batch_size >= 1:
                 return progress
     return None
 
@@ -81,9 +82,11 @@ def run_chunks(
     store = runtime().store
     prefix = f"{store.keys(video_id).work_root}{stage}/"
     progress_key = f"{prefix}progress.json"
-    previous = previous_progress(stage, progress_key)
+    gpu_class = runtime().gpu_class
+    previous = previous_progress(stage, gpu_class, progress_key)
     progress = ChunkProgress(
         stage=stage,
+        gpu_class=gpu_class,
         num_chunks=num_chunks,
         partial_prefix=prefix,
         batch_size=previous.batch_size if previous else initial_batch,

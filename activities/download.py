@@ -16,10 +16,10 @@ from core.models import AudioRef, VideoSpec
 def download_audio(spec: VideoSpec) -> AudioRef:
     rt = runtime()
     keys = rt.store.keys(spec.video_id)
-    with stage("download") as log:
+    with stage("download") as ctx:
         done = rt.store.get_json_or_none(keys.audio_ref)
         if done is not None:  # an earlier attempt uploaded both copies: reuse them
-            log.info("download.reused")
+            ctx.log.info("download.reused")
             return AudioRef.model_validate(done)
         started = time.perf_counter()
         with scratch_dir(spec.video_id) as tmp:

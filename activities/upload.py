@@ -51,7 +51,8 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
     rt = runtime()
     store = rt.store
     keys = store.keys(req.spec.video_id)
-    with stage("upload") as log:
+    with stage("upload") as ctx:
+        log = ctx.log
         committed = store.get_json_or_none(keys.metadata)
         if committed is not None and committed.get("schema_version") == SCHEMA_VERSION:
             log.info("upload.already_committed")
@@ -61,11 +62,16 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
         music = [MusicRegion(**m) for m in store.get_json(req.music.key)["regions"]]
         centroids = store.get_json(req.embeddings.centroids_key)["centroids"]
         metadata = outputs.build_metadata(req, segments, music, centroids, rt.settings.min_usable_s)
+        info = activity.info()
+        metadata["committed_by"] = {"workflow_id": info.workflow_id, "run_id": info.workflow_run_id}
 
         store.put_bytes(keys.embeddings, store.get_bytes(req.embeddings.key))
         store.put_bytes(keys.rttm, outputs.build_rttm(req.spec.video_id, segments).encode(), "text/plain")
         store.put_json(keys.stats, outputs.build_stats(req))
-        store.put_json(keys.metadata, metadata)  # last: the commit marker
+        # last, and only if absent: the commit marker is never rewritten
+        if not store.create_json(keys.metadata, metadata):
+            log.warning("upload.commit_exists")
+            metadata = store.get_json(keys.metadata)
         store.delete_prefix(keys.work_root)
         return _outcome(metadata, VideoState.COMPLETED, keys.metadata, keys.root)
 

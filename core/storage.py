@@ -128,6 +128,23 @@ class ObjectStore:
         body = json.dumps(value, indent=1, sort_keys=False).encode()
         self.put_bytes(key, body, "application/json")
 
+    def create_json(self, key: str, value: Any) -> bool:
+        """Write ``key`` only if it does not exist yet (If-None-Match: *, honoured by S3,
+        R2 and the embedded server). False: it already existed and was left as it was."""
+        body = json.dumps(value, indent=1, sort_keys=False).encode()
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
+            )
+            return True
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+                return False
+            raise _as_storage_error(exc, "put_object") from exc
+        except Exception as exc:
+            raise _as_storage_error(exc, "put_object") from exc
+
     def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
         try:
             self._client.upload_file(

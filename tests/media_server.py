@@ -7,6 +7,8 @@ ffmpeg all run for real against it.
     /<file>                 the file from the served folder
     /status/<code>/<name>   answers <code> (404, 403, 429, 500, ...)
     /truncated/<file>       announces the full length, sends half, closes
+    /flaky/<fault>/<n>/<file>  the first n requests get <fault> (a status code or
+                            "truncated"), later ones the file: a transient failure
 """
 
 from __future__ import annotations
@@ -17,12 +19,24 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
+_flaky_counts: dict[str, int] = {}
+_flaky_lock = threading.Lock()
+
+
 class _Handler(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep test output clean
         pass
 
     def _status(self) -> bool:
         parts = self.path.strip("/").split("/")
+        if parts[0] == "flaky" and len(parts) == 4:
+            with _flaky_lock:
+                seen = _flaky_counts.get(self.path, 0)
+                _flaky_counts[self.path] = seen + 1
+            if seen >= int(parts[2]):
+                self.path = "/" + parts[3]
+                return False
+            parts = ["truncated", parts[3]] if parts[1] == "truncated" else ["status", parts[1], parts[3]]
         if parts[0] == "status" and len(parts) >= 2:
             self.send_response(int(parts[1]))
             self.send_header("Content-Length", "0")

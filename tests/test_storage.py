@@ -40,3 +40,10 @@ def test_unreachable_storage_is_a_retryable_typed_error():
     with pytest.raises(StorageUnavailable) as info:
         store.get_json_or_none("k")
     assert info.value.retryable
+
+
+def test_create_json_never_overwrites(store):
+    key = store.keys("vid2").metadata
+    assert store.create_json(key, {"first": True}) is True
+    assert store.create_json(key, {"first": False}) is False
+    assert store.get_json(key) == {"first": True}

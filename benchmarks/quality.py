@@ -1,0 +1,493 @@
+"""Quality of diarization, usable stretches, embeddings and music detection on annotated audio.
+
+    python -m benchmarks.quality --diarization DIR --music DIR
+        [--backend offline|pyannote] [--pyannote-model PATH_OR_ID] [--out HYPDIR] [--limit N]
+
+Why: thresholds and backends are changed for quality, and "better" has to be a number
+measured the same way every time, through the very functions the activities call
+(``core.audio.transcode`` + ``load_wav``, the configured diarization backend,
+``core.music.detect_music``, ``core.outputs.annotate_segments``,
+``core.embedding.embed_segments``), so a figure here is what production would get.
+
+Folder layouts (any folder laid out like /work/shared/eval works):
+
+- diarization: ``audio/<uri>.*``, ``rttm/<uri>.rttm``, optional ``uem/<uri>.uem``.
+  DER is pyannote.metrics ``DiarizationErrorRate(collar=0.5, skip_overlap=False)``
+  inside the UEM, else the whole file; the total is accumulated over files, so it is
+  weighted by scored reference speech.
+- music: ``audio/<name>.*``, ``labels/<name>.csv`` (``start,end,label`` rows, may
+  overlap). Frame-level (10 ms) precision/recall/F1 of the ``music`` class.
+
+Figures that cannot be computed (no reference speech, no music, nothing flagged)
+print as ``n/a`` rather than a misleading 0 or a division by zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no network
+
+import numpy as np  # noqa: E402
+
+from core.audio import ANALYSIS_RATE as RATE  # noqa: E402
+from core.errors import PipelineError  # noqa: E402
+from core.models import MusicRegion, Segment  # noqa: E402
+
+HOP_S = 0.01  # frame size of every frame-level figure
+MIN_USABLE_S = 1.0
+MIN_EMBED_TURN_S = 1.0
+COLLAR_S = 0.5
+
+Interval = tuple[float, float]
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def read_rttm(path: Path) -> list[Segment]:
+    """Speaker turns of an RTTM file (every SPEAKER line; the file is one recording)."""
+    turns = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 8 and parts[0] == "SPEAKER":
+            start, dur = float(parts[3]), float(parts[4])
+            if dur > 0:
+                turns.append(Segment(start=start, end=start + dur, speaker=parts[7]))
+    return turns
+
+
+def read_uem(path: Path) -> list[Interval]:
+    """Scored regions of a UEM file (``uri channel start end`` lines)."""
+    regions = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 4:
+            regions.append((float(parts[2]), float(parts[3])))
+    return regions
+
+
+def read_labels(path: Path) -> list[tuple[float, float, str]]:
+    """``start,end,label`` rows of a labels CSV (a header row is optional)."""
+    rows = []
+    with path.open(newline="") as handle:
+        for row in csv.reader(handle):
+            if len(row) < 3:
+                continue
+            try:
+                rows.append((float(row[0]), float(row[1]), row[2].strip().lower()))
+            except ValueError:  # the header
+                continue
+    return rows
+
+
+def find_audio(folder: Path, limit: int | None) -> list[Path]:
+    """One audio file per stem under ``folder``, sorted by name; ``limit`` keeps the first N."""
+    files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith("."))
+    return files[:limit] if limit else files
+
+
+def decode(path: Path, workdir: Path) -> np.ndarray | None:
+    """16 kHz mono float32 samples, decoded exactly as the download activity does.
+
+    None (and a line saying why) for a file ffmpeg cannot decode, so one stray file in
+    a folder does not stop the run.
+    """
+    from core.audio import load_wav, transcode
+
+    try:
+        wav = transcode(path, workdir / f"{path.stem}.16k.wav", RATE, 1)
+    except PipelineError as exc:
+        print(f"   {path.name}: {exc}, skipped")
+        return None
+    samples, _ = load_wav(wav)
+    wav.unlink(missing_ok=True)
+    return samples
+
+
+# --------------------------------------------------------------------- frame scoring
+
+
+def frame_mask(intervals: list[Interval], n_frames: int, hop: float = HOP_S) -> np.ndarray:
+    """Boolean mask of the frames covered by ``intervals`` (clipped to the file)."""
+    mask = np.zeros(n_frames, dtype=bool)
+    for s, e in intervals:
+        a, b = max(0, int(round(s / hop))), min(n_frames, int(round(e / hop)))
+        if b > a:
+            mask[a:b] = True
+    return mask
+
+
+def speaker_count(turns: list[Segment], n_frames: int) -> np.ndarray:
+    """Number of distinct speakers talking in each frame (a speaker's own turns may overlap)."""
+    count = np.zeros(n_frames, dtype=np.int16)
+    for speaker in {t.speaker for t in turns}:
+        count += frame_mask([(t.start, t.end) for t in turns if t.speaker == speaker], n_frames)
+    return count
+
+
+@dataclass
+class Counts:
+    """Frame counts of a binary detection; sums over files give the pooled figures."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    @classmethod
+    def of(cls, hyp: np.ndarray, ref: np.ndarray) -> Counts:
+        return cls(int((hyp & ref).sum()), int((hyp & ~ref).sum()), int((~hyp & ref).sum()))
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
+
+    @property
+    def precision(self) -> float | None:
+        return ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> float | None:
+        return ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def f1(self) -> float | None:
+        return ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+
+def ratio(num: float, den: float) -> float | None:
+    """num / den, or None (printed n/a) when there is nothing to divide by."""
+    return num / den if den > 0 else None
+
+
+def fmt(value: float | None, spec: str = ".2f", width: int = 6) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+
+def ordered_fraction(same: np.ndarray, diff: np.ndarray) -> float | None:
+    """Fraction of (same, diff) pairs with same > diff (ties count half): the ROC AUC.
+
+    1.0 means one cosine threshold separates every same-speaker pair from every
+    different-speaker pair; 0.5 is chance.
+    """
+    if len(same) == 0 or len(diff) == 0:
+        return None
+    d = np.sort(diff)
+    below = np.searchsorted(d, same, side="left")
+    ties = np.searchsorted(d, same, side="right") - below
+    return float((below + 0.5 * ties).sum() / (len(same) * len(d)))
+
+
+# ----------------------------------------------------------------------- diarization
+
+
+@dataclass
+class DiarizationFile:
+    uri: str
+    scored_s: float
+    der: float | None
+    miss: float | None
+    false_alarm: float | None
+    confusion: float | None
+    n_est: int
+    n_ref: int
+    usable: Counts
+    same: np.ndarray
+    diff: np.ndarray
+
+
+def pair_similarities(embeddings: np.ndarray, speakers: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarities of same-speaker and different-speaker pairs (rows are L2-normalised)."""
+    if len(speakers) < 2:
+        return np.zeros(0), np.zeros(0)
+    sims = embeddings @ embeddings.T
+    i, j = np.triu_indices(len(speakers), k=1)
+    labels = np.array(speakers)
+    same = labels[i] == labels[j]
+    return sims[i, j][same], sims[i, j][~same]
+
+
+def score_diarization_file(uri, samples, reference, hypothesis, scored, metric) -> DiarizationFile:
+    """Every per-file diarization figure from one file's samples, reference and hypothesis."""
+    from pyannote.core import Annotation, Timeline
+    from pyannote.core import Segment as PSegment
+
+    from core.embedding import embed_segments
+    from core.music import detect_music
+    from core.outputs import annotate_segments
+
+    duration = len(samples) / RATE
+    n_frames = int(round(duration / HOP_S))
+
+    def annotation(turns: list[Segment]) -> Annotation:
+        ann = Annotation(uri=uri)
+        for k, t in enumerate(turns):
+            ann[PSegment(t.start, t.end), k] = t.speaker
+        return ann
+
+    uem = Timeline([PSegment(s, e) for s, e in scored], uri=uri)
+    detail = metric(annotation(reference), annotation(hypothesis), uem=uem, detailed=True)
+    total = detail["total"]
+    der = ratio(100.0 * (detail["missed detection"] + detail["false alarm"] + detail["confusion"]), total)
+
+    in_scope = frame_mask(scored, n_frames)
+    music = detect_music(samples, RATE)
+    rows = annotate_segments(hypothesis, music, min_usable_s=MIN_USABLE_S)
+    usable = frame_mask([(s, e) for row in rows for s, e in row["usable_regions"]], n_frames)
+    single = speaker_count(reference, n_frames) == 1
+    usable_counts = Counts.of(usable & in_scope, single & in_scope)
+
+    turns = [
+        Segment(start=t.start, end=min(t.end, duration), speaker=t.speaker)
+        for t in reference
+        if min(t.end, duration) - t.start > MIN_EMBED_TURN_S
+    ]
+    same, diff = pair_similarities(embed_segments(samples, turns), [t.speaker for t in turns])
+
+    return DiarizationFile(
+        uri=uri,
+        scored_s=sum(e - s for s, e in scored),
+        der=der,
+        miss=ratio(100.0 * detail["missed detection"], total),
+        false_alarm=ratio(100.0 * detail["false alarm"], total),
+        confusion=ratio(100.0 * detail["confusion"], total),
+        n_est=len({t.speaker for t in hypothesis}),
+        n_ref=len({t.speaker for t in reference}),
+        usable=usable_counts,
+        same=same,
+        diff=diff,
+    )
+
+
+def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None) -> None:
+    """Diarize every file of ``folder``, write hypothesis RTTMs to ``out`` and print the tables."""
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    from core.outputs import build_rttm
+
+    out.mkdir(parents=True, exist_ok=True)
+    metric = DiarizationErrorRate(collar=COLLAR_S, skip_overlap=False)
+    results: list[DiarizationFile] = []
+    started = time.perf_counter()
+    print(f"== diarization: {backend.name} on {folder}")
+    print(f"   hypotheses -> {out}")
+    with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
+        for audio in find_audio(folder / "audio", limit):
+            uri = audio.stem
+            rttm = folder / "rttm" / f"{uri}.rttm"
+            if not rttm.is_file():
+                print(f"   {uri}: no rttm/{uri}.rttm, skipped")
+                continue
+            samples = decode(audio, Path(tmp))
+            if samples is None:
+                continue
+            duration = len(samples) / RATE
+            uem_path = folder / "uem" / f"{uri}.uem"
+            scored = read_uem(uem_path) if uem_path.is_file() else [(0.0, duration)]
+            hypothesis = backend.diarize(samples, RATE)
+            (out / f"{uri}.rttm").write_text(build_rttm(uri, hypothesis))
+            results.append(score_diarization_file(uri, samples, read_rttm(rttm), hypothesis, scored, metric))
+    if not results:
+        print("   no files scored")
+        return
+    print_diarization(results, metric, time.perf_counter() - started)
+
+
+def print_diarization(results: list[DiarizationFile], metric, seconds: float) -> None:
+    w = max(24, *(len(r.uri) for r in results))
+    print(
+        f"\n{'file':<{w}} {'scored s':>8} {'DER %':>6} {'miss %':>6} {'FA %':>6} {'conf %':>6}  spk est/ref"
+    )
+    for r in results:
+        mark = "ok" if r.n_est == r.n_ref else ""
+        print(
+            f"{r.uri:<{w}} {r.scored_s:>8.1f} {fmt(r.der)} {fmt(r.miss)} {fmt(r.false_alarm)}"
+            f" {fmt(r.confusion)}  {r.n_est:>3}/{r.n_ref:<3} {mark}"
+        )
+    right = sum(r.n_est == r.n_ref for r in results)
+    speech = metric.accumulated_["total"]
+    total = f"{100.0 * abs(metric):.2f} %" if speech > 0 else "n/a"  # abs(): accumulated over files
+    print(
+        f"TOTAL DER {total} (collar {COLLAR_S} s, overlap scored, "
+        f"{speech:.1f} s scored reference speech); "
+        f"speaker count right in {right}/{len(results)} files"
+    )
+
+    print(
+        f"\n{'file':<{w}} {'usable P':>9} {'usable R':>9} {'usable s':>9}"
+        f" {'emb same':>9} {'emb diff':>9} {'ordered':>8}"
+    )
+    for r in results:
+        usable_s = (r.usable.tp + r.usable.fp) * HOP_S
+        print(
+            f"{r.uri:<{w}} {fmt(r.usable.precision, width=9)} {fmt(r.usable.recall, width=9)}"
+            f" {usable_s:>9.1f} {fmt(mean(r.same), width=9)} {fmt(mean(r.diff), width=9)}"
+            f" {fmt(ordered_fraction(r.same, r.diff), width=8)}"
+        )
+    pooled = sum((r.usable for r in results), Counts())
+    print(
+        f"POOLED usable precision {fmt(pooled.precision, width=0)} recall {fmt(pooled.recall, width=0)}"
+        f" ({(pooled.tp + pooled.fp) * HOP_S:.1f} s usable vs {(pooled.tp + pooled.fn) * HOP_S:.1f} s"
+        f" reference single-speaker speech, min {MIN_USABLE_S} s, music removed)"
+    )
+    same = np.concatenate([r.same for r in results])
+    diff = np.concatenate([r.diff for r in results])
+    print(
+        f"POOLED embeddings (reference turns > {MIN_EMBED_TURN_S:g} s, pairs within a file):"
+        f" same {fmt(mean(same), width=0)} ± {fmt(std(same), width=0)} (n={len(same)}),"
+        f" diff {fmt(mean(diff), width=0)} ± {fmt(std(diff), width=0)} (n={len(diff)}),"
+        f" correctly ordered {fmt(ordered_fraction(same, diff), width=0)}"
+    )
+    print(f"({len(results)} files in {seconds:.0f} s)")
+
+
+def mean(values: np.ndarray) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def std(values: np.ndarray) -> float | None:
+    return float(np.std(values)) if len(values) else None
+
+
+# ----------------------------------------------------------------------------- music
+
+
+@dataclass
+class MusicFile:
+    name: str
+    duration_s: float
+    music_ref_s: float
+    flagged_s: float
+    counts: Counts
+    noise_frames: int = 0
+    noise_flagged: int = 0
+    no_music_frames: int = 0  # all frames, if the file has no music label at all
+    no_music_flagged: int = 0
+
+
+def score_music_file(name: str, n_frames: int, regions: list[MusicRegion], labels) -> MusicFile:
+    """Frame-level music figures of one file.
+
+    Noise frames count only where no music label overlaps them: a noise label under
+    music is not a false alarm.
+    """
+    flagged = frame_mask([(r.start, r.end) for r in regions], n_frames)
+    music = frame_mask([(s, e) for s, e, lab in labels if lab == "music"], n_frames)
+    noise = frame_mask([(s, e) for s, e, lab in labels if lab == "noise"], n_frames) & ~music
+    has_music = bool(music.any())
+    return MusicFile(
+        name=name,
+        duration_s=n_frames * HOP_S,
+        music_ref_s=music.sum() * HOP_S,
+        flagged_s=flagged.sum() * HOP_S,
+        counts=Counts.of(flagged, music),
+        noise_frames=int(noise.sum()),
+        noise_flagged=int((noise & flagged).sum()),
+        no_music_frames=0 if has_music else n_frames,
+        no_music_flagged=0 if has_music else int(flagged.sum()),
+    )
+
+
+def evaluate_music(folder: Path, limit: int | None) -> None:
+    """Run the music detector on every labelled file of ``folder`` and print the table."""
+    from core import music
+
+    results: list[MusicFile] = []
+    started = time.perf_counter()
+    print(f"== music: {music.BACKEND_NAME} on {folder}")
+    with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
+        for audio in find_audio(folder / "audio", limit):
+            labels_path = folder / "labels" / f"{audio.stem}.csv"
+            if not labels_path.is_file():
+                print(f"   {audio.stem}: no labels/{audio.stem}.csv, skipped")
+                continue
+            samples = decode(audio, Path(tmp))
+            if samples is None:
+                continue
+            n_frames = int(round(len(samples) / RATE / HOP_S))
+            regions = music.detect_music(samples, RATE)
+            results.append(score_music_file(audio.stem, n_frames, regions, read_labels(labels_path)))
+    if not results:
+        print("   no files scored")
+        return
+    w = max(24, *(len(r.name) for r in results))
+    print(
+        f"\n{'file':<{w}} {'dur s':>6} {'music s':>7} {'flag s':>6} {'P':>5} {'R':>5} {'F1':>5}"
+        f" {'noise->music':>12} {'flagged (no music)':>18}"
+    )
+    for r in results:
+        print(
+            f"{r.name:<{w}} {r.duration_s:>6.1f} {r.music_ref_s:>7.1f} {r.flagged_s:>6.1f}"
+            f" {fmt(r.counts.precision, width=5)} {fmt(r.counts.recall, width=5)} {fmt(r.counts.f1, width=5)}"
+            f" {fmt(ratio(r.noise_flagged, r.noise_frames), width=12)}"
+            f" {fmt(ratio(r.no_music_flagged, r.no_music_frames), width=18)}"
+        )
+    pooled = sum((r.counts for r in results), Counts())
+    noise = ratio(sum(r.noise_flagged for r in results), sum(r.noise_frames for r in results))
+    false_alarm = ratio(sum(r.no_music_flagged for r in results), sum(r.no_music_frames for r in results))
+    print(
+        f"POOLED music precision {fmt(pooled.precision, width=0)} recall {fmt(pooled.recall, width=0)}"
+        f" F1 {fmt(pooled.f1, width=0)}; noise flagged as music {fmt(noise, width=0)};"
+        f" flagged in no-music files {fmt(false_alarm, width=0)}"
+    )
+    print(f"({len(results)} files in {time.perf_counter() - started:.0f} s)")
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def make_backend(name: str, model: str | None):
+    """The backend the diarize activity would build from these settings."""
+    from core.diarization import get_diarization_backend
+    from core.settings import Settings
+
+    # pyannote probes its embedding model with a few samples (one pooling frame): harmless
+    warnings.filterwarnings("ignore", message=r".*degrees of freedom", category=UserWarning)
+
+    overrides = {"diarization_backend": name}
+    if model:
+        overrides["pyannote_model"] = model
+    return get_diarization_backend(Settings(**overrides))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--diarization", type=Path, help="folder with audio/, rttm/, optional uem/")
+    parser.add_argument("--music", type=Path, help="folder with audio/ and labels/")
+    parser.add_argument("--backend", choices=("offline", "pyannote"), default="offline")
+    parser.add_argument("--pyannote-model", help="hub id or local directory (default: settings)")
+    parser.add_argument("--out", type=Path, help="where hypothesis RTTMs go (default: a new temp dir)")
+    parser.add_argument("--limit", type=int, help="score only the first N files of each folder")
+    args = parser.parse_args(argv)
+    if not args.diarization and not args.music:
+        parser.error("give --diarization DIR and/or --music DIR")
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    for folder in (args.diarization, args.music):
+        if folder and not (folder / "audio").is_dir():
+            parser.error(f"{folder} has no audio/ folder")
+
+    if args.diarization:
+        try:
+            backend = make_backend(args.backend, args.pyannote_model)
+        except Exception as exc:  # a model that cannot load: say why, no traceback
+            print(f"cannot build the {args.backend} backend: {exc}", file=sys.stderr)
+            return 2
+        out = args.out or Path(tempfile.mkdtemp(prefix="quality-hyp-"))
+        evaluate_diarization(args.diarization, backend, out, args.limit)
+        if args.music:
+            print()
+    if args.music:
+        evaluate_music(args.music, args.limit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

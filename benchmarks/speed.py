@@ -1,0 +1,332 @@
+"""Compute seconds per audio minute of every pipeline stage, on real speech, on this machine.
+
+    python -m benchmarks.speed [--backend offline|pyannote] [--minutes M] [--audio FILE]
+        [--pyannote-model PATH_OR_ID]
+
+Why: worker sizing and GPU-vs-CPU decisions need per-stage costs before any video is
+run, and ``benchmarks.stage_costs`` only reads them back afterwards. Each stage is
+timed through the same functions the activities call, on M minutes (default 2) built
+by concatenating real recordings (/work/shared/eval/diarization/audio, else the repo's
+samples/audio, or ``--audio FILE``), stored as a 44.1 kHz stereo WAV as a download
+would give, so decoding and resampling are part of the figure.
+
+Figures: CPU seconds (process CPU over all threads, plus ffmpeg's CPU as a child
+process) and wall seconds, both per audio minute. Models are loaded and every stage
+is run once on a 10 s clip before timing, so first-load time is excluded. On a CUDA
+machine, GPU work is synchronised before each clock is read; there the wall figure is
+the one that matters (CPU time does not count GPU time).
+
+Batch sizes are the ones a worker on this machine would use (its GPU class profile,
+with the settings' overrides), and are printed. With ``--backend pyannote`` the
+pyannote backend is timed side by side at its own default batch sizes, at the worker
+profile's, and at 16 and 32. Without ``--pyannote-model`` a random-weight model with
+the community-1 layout is built (tests/pyannote_local.py): its speed is
+representative, its output is not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no network
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EVAL_AUDIO = REPO_ROOT.parent / "shared" / "eval" / "diarization" / "audio"
+SAMPLE_AUDIO = REPO_ROOT / "samples" / "audio"
+RATE = 16_000
+SOURCE_RATE = 44_100  # the test file's rate: a typical podcast download
+WARMUP_S = 10.0
+
+
+# ----------------------------------------------------------------------------- clocks
+
+
+@dataclass
+class Timing:
+    cpu: float
+    wall: float
+
+    def __add__(self, other: Timing) -> Timing:
+        return Timing(self.cpu + other.cpu, self.wall + other.wall)
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time (all threads) plus that of finished children (ffmpeg)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def timed(fn, *args, **kwargs):
+    """(fn's result, Timing); GPU work is finished before the clocks are read."""
+    _sync()
+    cpu0, wall0 = cpu_seconds(), time.perf_counter()
+    result = fn(*args, **kwargs)
+    _sync()
+    return result, Timing(cpu_seconds() - cpu0, time.perf_counter() - wall0)
+
+
+# ------------------------------------------------------------------------- test audio
+
+
+def source_recordings(audio: Path | None) -> list[Path]:
+    """The recordings to concatenate: --audio, else the eval set, else the repo samples."""
+    if audio:
+        return [audio]
+    for folder, pattern in ((EVAL_AUDIO, "*.wav"), (SAMPLE_AUDIO, "*.ogg")):
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found
+    raise SystemExit(f"no audio found in {EVAL_AUDIO} or {SAMPLE_AUDIO}; pass --audio FILE")
+
+
+def decode(path: Path, workdir: Path) -> np.ndarray:
+    """16 kHz mono analysis samples, exactly as the download activity makes them."""
+    from core.audio import ANALYSIS_RATE, load_wav, transcode
+
+    samples, _ = load_wav(transcode(path, workdir / "analysis_16k.wav", ANALYSIS_RATE, 1))
+    return samples
+
+
+def build_test_audio(sources: list[Path], minutes: float, workdir: Path) -> tuple[Path, int]:
+    """``minutes`` of the sources back to back (repeated if short), as a 44.1 kHz stereo WAV.
+
+    Returns the file and how many of the sources it uses.
+    """
+    from core.audio import transcode
+
+    want = int(round(minutes * 60 * RATE))
+    decoded = [decode(src, workdir) for src in sources]
+    if not any(len(d) for d in decoded):
+        raise SystemExit("the source recordings hold no audio")
+    pieces, have, i = [], 0, 0
+    while have < want:
+        pieces.append(decoded[i % len(decoded)])
+        have += len(pieces[-1])
+        i += 1
+    mono = workdir / "concat_16k.wav"
+    sf.write(str(mono), np.concatenate(pieces)[:want], RATE, subtype="PCM_16")
+    return transcode(mono, workdir / "test_audio.wav", SOURCE_RATE, channels=2), min(i, len(decoded))
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+@dataclass
+class Row:
+    stage: str
+    device: str
+    timing: Timing
+    note: str = ""
+
+
+def activity_profile(settings):
+    """The batch sizes a worker on this machine would use: its GPU class's profile with
+    the settings' overrides, looked up exactly as the worker does at start."""
+    from activities.runtime import Runtime
+    from workers.gpu import detect_gpus, machine_class
+
+    gpu_class = settings.worker_gpu_class or machine_class(detect_gpus())
+    return Runtime(settings, gpu_class).profile
+
+
+def offline_windows(samples: np.ndarray, regions, batch: int) -> tuple[np.ndarray, int]:
+    """The offline backend's window embeddings: one mel pass, then batched GE2E windows."""
+    from core import voice
+    from core.diarization import offline
+
+    mels = voice.mel_frames(samples)
+    starts: list[int] = []
+    for s, e in regions:
+        starts += voice.window_starts(s, e, offline.STEP_S, len(mels))
+    return voice.embed_windows(mels, starts, batch_size=batch), len(starts)
+
+
+def speakers(segments) -> str:
+    return f"{len(segments)} turns, {len({s.speaker for s in segments})} speakers"
+
+
+def time_offline(samples: np.ndarray, clip: np.ndarray, batch: int) -> tuple[list[Row], list, Timing]:
+    """Offline diarization part by part and whole: (rows, segments, whole Timing)."""
+    from core import vad, voice
+    from core.diarization import offline
+
+    backend = offline.OfflineDiarization()
+    device = str(voice.encoder().device)
+    offline.cluster(offline_windows(clip, vad.speech_regions(clip), batch)[0])  # warm-up
+    backend.diarize(clip, RATE, batch_size=batch)
+
+    regions = vad.speech_regions(samples)  # setup, not timed: which windows to embed
+    (emb, n_windows), t_windows = timed(offline_windows, samples, regions, batch)
+    labels, t_cluster = timed(offline.cluster, emb)
+    segments, t_whole = timed(backend.diarize, samples, RATE, batch_size=batch)
+    rows = [
+        Row("  window embeddings (mel+GE2E)", device, t_windows,
+            f"{n_windows} windows of 1.6 s every {offline.STEP_S} s, batch {batch}"),
+        Row("  clustering (agglomerative)", "cpu", t_cluster, f"{len(set(labels))} clusters"),
+        Row("offline diarization (whole)", device, t_whole, speakers(segments)),
+    ]  # fmt: skip
+    return rows, segments, t_whole
+
+
+def time_pyannote(model: str, token: str | None, samples, clip, profile_batch: int):
+    """The pyannote backend at its default batch sizes, at the worker profile's, and at 16 and 32.
+
+    One pipeline is loaded; the default runs first, since a ``batch_size`` passed to
+    ``diarize`` stays set on the pipeline. Returns (rows, segments and Timing at the
+    profile's batch, which is what the diarize activity runs).
+    """
+    from core.diarization.pyannote_backend import PyannoteDiarization
+
+    # pyannote probes its embedding model with a few samples (one pooling frame): harmless
+    warnings.filterwarnings("ignore", message=r".*degrees of freedom", category=UserWarning)
+    params = inspect.signature(PyannoteDiarization).parameters
+    default = (params["segmentation_batch_size"].default, params["embedding_batch_size"].default)
+    backend = PyannoteDiarization(model, token)
+    backend.diarize(clip, RATE)  # warm-up
+    # (label, batch passed to diarize, effective segmentation/embedding batch sizes)
+    configs = [(f"{default[0]}/{default[1]} (backend default)", None, default)]
+    for batch, why in ((profile_batch, " (worker profile)"), (16, ""), (32, "")):
+        if all((batch, batch) != effective for _, _, effective in configs):
+            configs.append((f"{batch}/{batch}{why}", batch, (batch, batch)))
+    rows, chosen = [], None
+    for label, batch, effective in configs:
+        segments, timing = timed(backend.diarize, samples, RATE, batch_size=batch)
+        rows.append(Row(f"pyannote batch {label}", str(backend.device), timing, speakers(segments)))
+        if effective == (profile_batch, profile_batch):
+            chosen = (segments, timing)
+    return rows, chosen
+
+
+def pyannote_model(arg: str | None, workdir: Path) -> tuple[str, str | None, str]:
+    """(model, token, description); builds a random-weight local model when none is given."""
+    from core.settings import Settings
+
+    if arg:
+        settings = Settings()
+        token = settings.hf_token.get_secret_value() if settings.hf_token else None
+        return arg, token, arg
+    from tests.pyannote_local import build_local_pipeline
+
+    path = build_local_pipeline(workdir / "pyannote-random")
+    return str(path), None, "random-weight local model (tests/pyannote_local.py): ONLY SPEED IS MEANINGFUL"
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from core import embedding, music, vad, voice
+    from core.models import Segment
+    from core.settings import Settings
+
+    settings = Settings()
+    profile = activity_profile(settings)
+    with tempfile.TemporaryDirectory(prefix="speed-") as tmp:
+        workdir = Path(tmp)
+        sources = source_recordings(args.audio)
+        test_file, used = build_test_audio(sources, args.minutes, workdir)
+        minutes = sf.info(str(test_file)).duration / 60
+        cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"
+        print(
+            f"speed: {minutes:.2f} min of test audio = {used} recording(s) from "
+            f"{sources[0].parent} back to back, as a {SOURCE_RATE / 1000:g} kHz stereo WAV"
+        )
+        print(
+            f"torch {torch.__version__}: {torch.get_num_threads()} intra-op / "
+            f"{torch.get_num_interop_threads()} inter-op threads; CUDA: {cuda}; "
+            f"worker class {profile.gpu_class}: embedding batch {profile.embedding_batch}, "
+            f"segmentation batch {profile.segmentation_batch}"
+        )
+
+        # warm-up: ffmpeg already ran while building the test audio; load every model
+        samples = decode(test_file, workdir)
+        clip = samples[: int(WARMUP_S * RATE)]
+        vad.speech_probabilities(clip)
+        music.detect_music(clip, RATE)
+        embedding.embed_segments(clip, [Segment(start=0.0, end=2.0, speaker="w")], profile.embedding_batch)
+
+        samples, t_decode = timed(decode, test_file, workdir)
+        _, t_vad = timed(vad.speech_probabilities, samples)
+        rows = [
+            Row("decode/resample -> 16 kHz mono", "cpu", t_decode, "ffmpeg, 44.1 kHz stereo WAV in"),
+            Row("speech activity (silero-vad)", "cpu", t_vad,
+                "part of " + ("offline diarization and music" if args.backend == "offline" else "music")),
+        ]  # fmt: skip
+        if args.backend == "offline":
+            diarize_rows, segments, t_diarize = time_offline(samples, clip, profile.embedding_batch)
+            diarizer = "offline"
+        else:
+            try:
+                model, token, described = pyannote_model(args.pyannote_model, workdir)
+                print(f"pyannote model: {described}")
+                diarize_rows, (segments, t_diarize) = time_pyannote(
+                    model, token, samples, clip, profile.segmentation_batch
+                )
+            except Exception as exc:  # a model that cannot load: say why, no traceback
+                print(f"cannot time the pyannote backend: {exc}", file=sys.stderr)
+                return 2
+            diarizer = f"pyannote, batch {profile.segmentation_batch} (worker profile)"
+        rows += diarize_rows
+
+        _, t_embed = timed(embedding.embed_segments, samples, segments, batch_size=profile.embedding_batch)
+        regions, t_music = timed(music.detect_music, samples, RATE)
+        rows += [
+            Row("segment embeddings", str(voice.encoder().device), t_embed,
+                f"{len(segments)} segments, batch {profile.embedding_batch}"),
+            Row("music detection", "cpu", t_music, f"{len(regions)} regions, runs its own VAD"),
+            Row("PIPELINE (decode+diarize+embed+music)", "", t_decode + t_diarize + t_embed + t_music,
+                f"diarization: {diarizer}"),
+        ]  # fmt: skip
+
+    print(f"models loaded and warmed up on a {WARMUP_S:g} s clip before timing: first load excluded\n")
+    print(report(rows, minutes))
+    print("cpu = process CPU over all threads + ffmpeg child CPU; wall = elapsed; both per audio minute")
+    return 0
+
+
+def report(rows: list[Row], minutes: float) -> str:
+    w = max(len(r.stage) for r in rows)
+    lines = [f"{'stage':<{w}}  {'device':<6} {'cpu s/min':>9} {'wall s/min':>10}  notes"]
+    for r in rows:
+        cpu, wall = r.timing.cpu / minutes, r.timing.wall / minutes
+        lines.append(f"{r.stage:<{w}}  {r.device:<6} {cpu:>9.3f} {wall:>10.3f}  {r.note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=("offline", "pyannote"), default="offline")
+    parser.add_argument("--minutes", type=float, default=2.0, help="length of the test audio (default 2)")
+    parser.add_argument("--audio", type=Path, help="build the test audio from this recording instead")
+    parser.add_argument("--pyannote-model", help="hub id or local directory (default: random weights)")
+    args = parser.parse_args(argv)
+    if args.minutes <= 0:
+        parser.error("--minutes must be positive")
+    if args.audio and not args.audio.is_file():
+        parser.error(f"{args.audio} is not a file")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

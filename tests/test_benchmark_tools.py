@@ -1,0 +1,106 @@
+"""The measuring tools run end to end on a small copy of the eval data and print well-formed output.
+
+Why: benchmarks.quality and benchmarks.speed are how thresholds and backends get
+judged; if they break silently (a changed core signature, a table that no longer
+parses) nobody notices until a decision is made on a wrong figure. Only the shape of
+the output is asserted, never the quality figures: those are what the tools measure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.quality import Counts, ordered_fraction, read_rttm
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL = REPO.parent / "shared" / "eval"
+DIARIZATION_FILES = ["falcon_test", "pyannote_debug_dev00"]  # one without a UEM, one with
+MUSIC_FILES = ["librosa_libri1", "synthradio_example-1"]  # one without music, one with
+NUMBER = r"(\d+(?:\.\d+)?|n/a)"
+
+pytestmark = pytest.mark.skipif(not EVAL.is_dir(), reason=f"evaluation audio missing: {EVAL}")
+
+
+def _copy_subset(src: Path, dst: Path, names: list[str], subfolders: dict[str, str]) -> Path:
+    """Copy ``names`` from an eval folder into ``dst`` in the same layout (missing extras skipped)."""
+    for sub in ("audio", *subfolders):
+        (dst / sub).mkdir(parents=True, exist_ok=True)
+    for name in names:
+        for audio in (src / "audio").glob(f"{name}.*"):
+            shutil.copy(audio, dst / "audio" / audio.name)
+        for sub, ext in subfolders.items():
+            if (src / sub / f"{name}.{ext}").is_file():
+                shutil.copy(src / sub / f"{name}.{ext}", dst / sub / f"{name}.{ext}")
+    return dst
+
+
+def _run(*args: str) -> str:
+    env = {**os.environ, "PYANNOTE_METRICS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _row(output: str, name: str) -> list[str]:
+    """Every table row that starts with ``name``, split into columns."""
+    return [line.split() for line in output.splitlines() if line.split()[:1] == [name]]
+
+
+def test_quality_tool_prints_per_file_and_pooled_figures(tmp_path: Path) -> None:
+    diar = _copy_subset(
+        EVAL / "diarization", tmp_path / "diar", DIARIZATION_FILES, {"rttm": "rttm", "uem": "uem"}
+    )
+    music = _copy_subset(EVAL / "music", tmp_path / "music", MUSIC_FILES, {"labels": "csv"})
+    hyp = tmp_path / "hyp"
+    out = _run("benchmarks.quality", "--diarization", str(diar), "--music", str(music), "--out", str(hyp))
+
+    for uri in DIARIZATION_FILES:
+        der_row, usable_row = _row(out, uri)  # one row in each diarization table
+        assert re.fullmatch(NUMBER, der_row[2]), der_row  # DER %
+        assert re.fullmatch(r"\d+/\d+", der_row[6]), der_row  # estimated/reference speakers
+        assert all(re.fullmatch(NUMBER, v) for v in usable_row[1:]), usable_row
+        turns = read_rttm(hyp / f"{uri}.rttm")  # written and parseable
+        assert all(t.end > t.start >= 0 for t in turns)
+    total = re.search(r"^TOTAL DER (\d+(?:\.\d+)?) %.*right in (\d+)/(\d+) files", out, re.M)
+    assert total and 0 <= float(total.group(1)) <= 200 and total.group(3) == "2", out
+    assert re.search(rf"^POOLED usable precision {NUMBER} recall {NUMBER}", out, re.M), out
+    assert re.search(rf"^POOLED embeddings .* correctly ordered {NUMBER}", out, re.M), out
+
+    for name in MUSIC_FILES:
+        (row,) = _row(out, name)
+        f1 = row[6]
+        assert f1 == "n/a" or 0 <= float(f1) <= 1, row
+    pooled = re.search(r"^POOLED music precision \S+ recall \S+ F1 (\S+);", out, re.M)
+    assert pooled and 0 <= float(pooled.group(1)) <= 1, out
+
+
+def test_speed_tool_prints_every_stage(tmp_path: Path) -> None:
+    out = _run("benchmarks.speed", "--minutes", "0.5")
+    assert re.search(r"\d+ intra-op", out) and re.search(r"embedding batch \d+", out), out
+    for stage in ("decode/resample", "speech activity", "window embeddings", "clustering",
+                  "offline diarization", "segment embeddings", "music detection", "PIPELINE"):  # fmt: skip
+        line = next((ln for ln in out.splitlines() if ln.strip().startswith(stage)), None)
+        assert line is not None, f"no {stage!r} row:\n{out}"
+        numbers = re.findall(r"\s(\d+\.\d{3})\s", line + " ")
+        assert len(numbers) == 2, line  # cpu and wall seconds per audio minute
+
+
+def test_frame_figures_never_divide_by_zero() -> None:
+    """Nothing flagged and nothing to find: every figure is n/a (None), not an error."""
+    import numpy as np
+
+    empty = Counts.of(np.zeros(10, bool), np.zeros(10, bool))
+    assert (empty.precision, empty.recall, empty.f1) == (None, None, None)
+    missed = Counts.of(np.zeros(10, bool), np.ones(10, bool))
+    assert (missed.precision, missed.recall, missed.f1) == (None, 0.0, 0.0)
+    assert ordered_fraction(np.array([0.9]), np.array([])) is None
+    assert ordered_fraction(np.array([0.9, 0.5]), np.array([0.5, 0.1])) == 0.875

@@ -1,0 +1,102 @@
+"""The real NVML detection code, handed the answers of real GPUs.
+
+The NVML side is injected (there is no GPU here): a stand-in module answering the
+nvidia-ml-py calls the way a T4, an A100 80 GB, a mixed machine or a machine without
+a driver does. Everything after the NVML calls is the production code.
+"""
+
+from types import SimpleNamespace
+
+import pytest
+
+from core.gpu_profiles import PROFILES, class_for_duration, next_class, profile_for
+from workers.gpu import GpuInfo, classify, detect_gpus, machine_class
+
+GIB = 2**30
+
+
+class FakeNvml:
+    """NVML answers for a list of (name, total bytes, compute capability)."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, devices, init_error=False):
+        self.devices = devices
+        self.init_error = init_error
+        self.shutdown_called = False
+
+    def nvmlInit(self):
+        if self.init_error:
+            raise self.NVMLError("NVML Shared Library Not Found")
+
+    def nvmlShutdown(self):
+        self.shutdown_called = True
+
+    def nvmlDeviceGetCount(self):
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return i
+
+    def nvmlDeviceGetName(self, h):
+        return self.devices[h][0].encode()  # older nvml-py returns bytes
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return SimpleNamespace(total=self.devices[h][1], free=self.devices[h][1], used=0)
+
+    def nvmlDeviceGetCudaComputeCapability(self, h):
+        return self.devices[h][2]
+
+
+T4 = ("Tesla T4", 15_360 * 2**20, (7, 5))
+A100_80 = ("NVIDIA A100-SXM4-80GB", 80 * GIB, (8, 0))
+A100_40 = ("NVIDIA A100-PCIE-40GB", 40 * GIB, (8, 0))
+A10 = ("NVIDIA A10G", 24 * GIB, (8, 6))
+L40S = ("NVIDIA L40S", 48 * GIB, (8, 9))
+
+
+@pytest.mark.parametrize(
+    "devices, expected",
+    [([T4], "t4"), ([A100_80], "a100-80"), ([A100_40], "a100-40"), ([A10], "a10"), ([L40S], "a100-40")],
+)
+def test_single_gpu_class_and_profile(devices, expected):
+    nvml = FakeNvml(devices)
+    gpus = detect_gpus(nvml)
+    assert len(gpus) == 1 and nvml.shutdown_called
+    assert gpus[0].compute_capability == devices[0][2]
+    assert machine_class(gpus) == expected
+
+
+def test_t4_profile_and_a100_80_profile():
+    t4 = profile_for(machine_class(detect_gpus(FakeNvml([T4]))))
+    assert (t4.embedding_batch, t4.music_batch, t4.gpu_slots) == (128, 32, 1)
+    big = profile_for(machine_class(detect_gpus(FakeNvml([A100_80]))))
+    assert (big.embedding_batch, big.music_batch, big.gpu_slots) == (754, 150, 2)
+
+
+def test_two_mixed_gpus_take_the_smaller_class():
+    gpus = detect_gpus(FakeNvml([A100_80, T4]))
+    assert [g.index for g in gpus] == [0, 1]
+    assert machine_class(gpus) == "t4"
+
+
+def test_nvml_missing_is_a_cpu_machine():
+    assert detect_gpus(FakeNvml([], init_error=True)) == []
+    assert machine_class([]) == "cpu"
+    assert profile_for("cpu").gpu_class == "cpu"
+
+
+def test_unknown_gpu_goes_by_memory():
+    assert classify(GpuInfo(0, "Some Future GPU", 100.0, (10, 0))) in {"a100-80", "h100"}
+    assert classify(GpuInfo(0, "Tiny GPU", 8.0, (6, 1))) == "cpu"
+
+
+def test_escalation_ladder_and_duration_rule():
+    assert next_class("t4") == "a10" and next_class("a100-80") is None
+    assert class_for_duration("t4", 3600) == "t4"
+    assert class_for_duration("t4", 5 * 3600) == "a10"  # longer than a T4 takes
+    assert class_for_duration("t4", 30 * 3600) == "a100-80"  # top of the ladder
+    assert all(profile_for(c).max_audio_h <= profile_for(n).max_audio_h
+               for c, n in [("t4", "a10"), ("a10", "a100-40"), ("a100-40", "a100-80")])  # fmt: skip
+    assert set(PROFILES) >= {"cpu", "t4", "a10", "l4", "a100-40", "a100-80", "h100"}
