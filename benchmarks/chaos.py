@@ -33,7 +33,7 @@ from core.exit import exit_now
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
-from starter.batch import batch_counts, start_batch
+from starter.batch import batch_counts, batch_is_running, start_batch
 
 SAMPLES = REPO_ROOT / "samples" / "audio"
 BATCH = "chaos"
@@ -60,7 +60,8 @@ async def run(videos: int, kill_every: float, workers: int, seed: int, timeout_s
         client = await connect(settings)
         ObjectStore(settings).ensure_bucket()
         report = await start_batch(client, settings, csv_path, BATCH)
-        print(f"chaos: started {report.started} videos on {workers} workers, killing one every ~{kill_every:.0f} s",
+        assert report.submitted and report.valid == videos, report
+        print(f"chaos: started a batch of {report.valid} videos on {workers} workers, killing one every ~{kill_every:.0f} s",
               flush=True)  # fmt: skip
 
         kills = 0
@@ -68,7 +69,7 @@ async def run(videos: int, kill_every: float, workers: int, seed: int, timeout_s
         next_kill = started + kill_every * rng.uniform(0.5, 1.5)
         while True:
             counts = await batch_counts(client, BATCH)
-            if counts.total == videos and counts.open == 0:
+            if counts.total >= videos and counts.open == 0 and not await batch_is_running(client, "batch-" + BATCH):
                 break
             if time.monotonic() - started > timeout_s:
                 print(f"chaos: timed out after {timeout_s:.0f} s with {counts.open} running", flush=True)

@@ -181,7 +181,7 @@ def time_offline(samples: np.ndarray, clip: np.ndarray, batch: int) -> tuple[lis
     rows = [
         Row("  window embeddings (mel+GE2E)", device, t_windows,
             f"{n_windows} windows of 1.6 s every {offline.STEP_S} s, batch {batch}"),
-        Row("  clustering (agglomerative)", "cpu", t_cluster, f"{len(set(labels))} clusters"),
+        Row("  clustering (spectral, eigengap)", "cpu", t_cluster, f"{len(set(labels))} clusters"),
         Row("offline diarization (whole)", device, t_whole, speakers(segments)),
     ]  # fmt: skip
     return rows, segments, t_whole

@@ -192,3 +192,96 @@ class VideoJob(_Model):
     queue_prefix: str
     gpu_class: str
     heartbeat_timeout_s: float = 60.0
+
+
+# --- batches -------------------------------------------------------------------------
+class BatchJob(_Model):
+    """BatchWorkflow input. The rows themselves stay in storage (``input_key``, a
+    validated CSV) and are read a page at a time, so any batch size fits in history."""
+
+    batch_id: str
+    input_key: str
+    total: int  # valid rows in the input
+    window: int = Field(default=200, ge=1)  # videos in flight at most
+    page_size: int = Field(default=500, ge=1)
+    gpu_class: str
+    queue_prefix: str
+    heartbeat_timeout_s: float = 60.0
+    dry_run: bool = False
+    max_events_per_run: int = 10_000  # continue-as-new well before Temporal's 50K-event limit
+    state: BatchState | None = None  # carried across continue-as-new
+
+
+class ClassUsage(_Model):
+    videos: int = 0
+    audio_s: float = 0.0
+    gpu_s: float = 0.0  # compute seconds of the model stages
+
+
+class BatchState(BaseModel):
+    """Everything a BatchWorkflow run hands to the next (continue-as-new). Mutable: the
+    workflow updates it in place as videos start and report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    next_offset: int = 0  # byte offset of the next unread row in the input CSV
+    eof: bool = False
+    rows_read: int = 0
+    pending: list[VideoSpec] = Field(default_factory=list)  # read, not started yet
+    in_flight: list[str] = Field(default_factory=list)  # video ids started, not reported
+    started: int = 0
+    skipped: int = 0  # already running in another batch or already completed
+    completed: int = 0
+    already_completed: int = 0
+    failed: int = 0
+    failed_by_error: dict[str, int] = Field(default_factory=dict)
+    audio_s: float = 0.0
+    per_class: dict[str, ClassUsage] = Field(default_factory=dict)
+    recent: list[tuple[float, float]] = Field(default_factory=list)  # (finished at, audio s), last 10 min
+    started_at: float = 0.0  # epoch seconds (workflow time)
+    paused: bool = False
+    runs: int = 1  # workflow runs so far (continue-as-new count + 1)
+
+
+class BatchPage(_Model):
+    specs: list[VideoSpec]
+    next_offset: int
+    eof: bool
+
+
+class VideoReport(_Model):
+    """What a VideoWorkflow tells its batch when it ends (signal ``video_done``)."""
+
+    video_id: str
+    state: VideoState
+    error_type: str | None = None
+    audio_s: float = 0.0
+    gpu_class: str = ""
+    gpu_s: float = 0.0
+
+
+class BatchProgress(_Model):
+    """Answer of the BatchWorkflow ``progress`` query."""
+
+    batch_id: str
+    total: int
+    done: int  # completed + already completed + skipped + failed
+    completed: int
+    already_completed: int
+    skipped: int
+    failed: int
+    failed_by_error: dict[str, int]
+    running: int
+    waiting: int
+    paused: bool
+    videos_per_h_recent: float
+    videos_per_h_overall: float
+    audio_h_per_h_recent: float
+    audio_h_per_h_overall: float
+    eta_s: float | None
+    per_class: dict[str, ClassUsage]
+    elapsed_s: float
+    runs: int
+
+
+BatchJob.model_rebuild()

@@ -1,70 +1,106 @@
 """Where music plays, with a probability per region.
 
-A frame-level detector over 0.5 s blocks: music is sustained, tonal sound. Each block
-scores high when it is loud enough to matter, spectrally peaky (low spectral flatness,
-unlike broadband noise), and its harmonic energy dominates (HPSS); blocks where
-silero-vad hears speech are discounted, since speech is also harmonic. Scores are
-smoothed over ~2 s and thresholded into regions.
+Music is made of notes: partials that hold one frequency for a quarter of a second
+or more, many at once. Noise (traffic, crowds, rain, machines) has no such lines, and
+speech has harmonics whose pitch glides within each syllable, so few survive that
+long. The detector therefore counts *sustained spectral peaks* per frame: the
+log-spectrum's running minimum over SUSTAIN_S (a partial must be present the whole
+time; +-1 bin of drift is allowed for vibrato) that stands CONTRAST_DB above its
+spectral neighbourhood. Music under speech (radio) keeps its sustained partials
+between and beneath the syllables, so it is still counted; where silero-vad hears
+speech the count needed is raised a little, since long vowels add a few such peaks.
+
+Per 0.5 s block: the mean peak count through a sigmoid around PEAK_COUNT, times an
+audibility gate; blocks are smoothed over ~2 s and thresholded into regions. It costs
+one 1024-point FFT per 31 ms and a few running min/max filters.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 
 from core import vad
 from core.models import MusicRegion
 
-BACKEND_NAME = "music-hpss-flatness-vad"
+BACKEND_NAME = "music-sustained-partials-vad"
 BLOCK_S = 0.5
 MIN_REGION_S = 1.0
 THRESHOLD = 0.5
+
+N_FFT = 1024  # 64 ms at 16 kHz: 15.6 Hz bins resolve the partials of low notes
+HOP = 500  # 31.25 ms: 16 frames per BLOCK_S block at 16 kHz, so blocks hold whole frames
+BAND_HZ = (100.0, 5000.0)  # where musical partials are; below is hum, above is hiss
+SUSTAIN_S = 0.25  # a note's partial must last this long (a running minimum over time)
+DRIFT_BINS = 3  # +-1 bin tolerance for vibrato before the running minimum
+CONTRAST_DB = 9.0  # a sustained peak stands this far above the local spectral mean
+NEIGHBOURHOOD_BINS = 25  # ~390 Hz: the spectral neighbourhood a peak is compared with
+PEAK_BINS = 5  # a peak is the largest value within +-2 bins
+PEAK_COUNT = 10.0  # sustained peaks per frame at which a block is 50% music
+PEAK_COUNT_SCALE = 1.5  # sigmoid width of that decision, in peaks
+SPEECH_EXTRA_PEAKS = 2.0  # raise PEAK_COUNT by this much where silero hears speech
+SILENT_DBFS = -60.0  # blocks quieter than this are not music, whatever their shape
+SMOOTH_BLOCKS = 4  # ~2 s moving average of block scores
 
 
 def block_scores(samples: np.ndarray, rate: int) -> np.ndarray:
     """Unsmoothed music score per BLOCK_S block. Chunks whose length is a multiple of
     BLOCK_S can be scored separately and concatenated."""
-    import librosa
-
-    hop = 512
-    n_fft = 2048
-    spec = np.abs(librosa.stft(samples, n_fft=n_fft, hop_length=hop)) ** 2
-    harmonic, percussive = librosa.decompose.hpss(spec, kernel_size=31)
-    flatness = librosa.feature.spectral_flatness(S=np.sqrt(spec))[0]
-    energy_db = 10 * np.log10(spec.sum(axis=0) / (n_fft / 2) + 1e-12)
-    harm_ratio = harmonic.sum(axis=0) / (harmonic.sum(axis=0) + percussive.sum(axis=0) + 1e-12)
-
-    # frame f covers time f * hop / rate: assign it to block floor(t / BLOCK_S), so block
-    # times stay exact over hours of audio (blocks are not a whole number of frames)
     n_blocks = max(1, int(np.ceil(len(samples) / rate / BLOCK_S)))
-    block_of = np.minimum((np.arange(len(energy_db)) * hop / rate / BLOCK_S).astype(int), n_blocks - 1)
-    bounds = np.searchsorted(block_of, np.arange(1, n_blocks))
+    log_power = _log_spectrogram(samples.astype(np.float32), rate)
+    peaks = _per_block(_sustained_peaks(log_power, rate), n_blocks, HOP / rate)
+    level = _per_block(_frame_level_dbfs(log_power), n_blocks, HOP / rate)
+    speech = np.zeros(n_blocks)
+    if rate == vad.VAD_RATE:
+        speech = _per_block(vad.speech_probabilities(samples), n_blocks, vad.VAD_CHUNK / vad.VAD_RATE)
+    needed = PEAK_COUNT + SPEECH_EXTRA_PEAKS * speech
+    audible = level > SILENT_DBFS
+    return (_sigmoid((peaks - needed) / PEAK_COUNT_SCALE) * audible).astype(np.float32)
 
-    def per_block(values: np.ndarray, fn=np.mean) -> np.ndarray:
-        parts = np.split(values, bounds)
-        return np.array([fn(p) if len(p) else np.nan for p in parts])
 
-    loud = _fill(per_block(energy_db, np.median))
-    tonal = _fill(per_block(np.log10(flatness + 1e-10), np.median))  # ~ -5 (pure tone) .. 0 (noise)
-    harm = _fill(per_block(harm_ratio))
+def _log_spectrogram(samples: np.ndarray, rate: int) -> np.ndarray:
+    """(frames, bins) power in dB of Hann-windowed N_FFT frames every HOP samples;
+    frame f is centred on sample f * HOP."""
+    n_frames = max(1, int(np.ceil(len(samples) / HOP)))
+    padded = np.pad(samples, (N_FFT // 2, N_FFT // 2 + n_frames * HOP))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n_frames]
+    power = np.abs(np.fft.rfft(frames * np.hanning(N_FFT).astype(np.float32), axis=1)) ** 2
+    return 10.0 * np.log10(power + 1e-10)
 
-    speech = vad.speech_probabilities(samples) if rate == vad.VAD_RATE else np.zeros(0)
-    vad_block = np.minimum((np.arange(len(speech)) * vad.VAD_CHUNK / vad.VAD_RATE / BLOCK_S).astype(int), n_blocks - 1)
-    speech_b = np.zeros(n_blocks)
-    if len(speech):
-        speech_b = np.bincount(vad_block, weights=speech, minlength=n_blocks) / np.maximum(
-            np.bincount(vad_block, minlength=n_blocks), 1
-        )
 
-    loud_score = _sigmoid((loud + 50.0) / 4.0)
-    tonal_score = _sigmoid((-tonal - 2.0) / 0.35)
-    harm_score = _sigmoid((harm - 0.55) / 0.08)
-    return (loud_score * tonal_score * harm_score * (1.0 - 0.8 * speech_b)).astype(np.float32)
+def _sustained_peaks(log_power: np.ndarray, rate: int) -> np.ndarray:
+    """Per frame, how many spectral lines in BAND_HZ held their level for SUSTAIN_S."""
+    hz_per_bin = rate / N_FFT
+    band = log_power[:, int(BAND_HZ[0] / hz_per_bin) : int(BAND_HZ[1] / hz_per_bin)]
+    frames = max(1, int(round(SUSTAIN_S * rate / HOP)))
+    held = minimum_filter1d(maximum_filter1d(band, DRIFT_BINS, axis=1), frames, axis=0)
+    contrast = held - uniform_filter1d(held, NEIGHBOURHOOD_BINS, axis=1)
+    is_peak = (held == maximum_filter1d(held, PEAK_BINS, axis=1)) & (contrast > CONTRAST_DB)
+    return is_peak.sum(axis=1).astype(np.float64)
+
+
+def _frame_level_dbfs(log_power: np.ndarray) -> np.ndarray:
+    """Frame level in dB relative to a full-scale sine (0 dBFS)."""
+    full_scale = (N_FFT * np.hanning(N_FFT).mean() / 2) ** 2
+    return 10.0 * np.log10(np.power(10.0, log_power / 10.0).max(axis=1) / full_scale + 1e-12)
+
+
+def _per_block(values: np.ndarray, n_blocks: int, step_s: float) -> np.ndarray:
+    """Mean of per-step values over each BLOCK_S block (step i starts at i * step_s);
+    block times stay exact over hours of audio. A block without a step takes its
+    neighbour's value."""
+    if not len(values):
+        return np.zeros(n_blocks)
+    block_of = np.minimum((np.arange(len(values)) * step_s / BLOCK_S).astype(int), n_blocks - 1)
+    counts = np.bincount(block_of, minlength=n_blocks)
+    means = np.bincount(block_of, weights=values, minlength=n_blocks) / np.maximum(counts, 1)
+    filled = np.where(counts > 0, np.arange(n_blocks), 0)
+    return means[np.maximum.accumulate(filled)]
 
 
 def smooth(scores: np.ndarray) -> np.ndarray:
     """Music probability per block: scores averaged over ~2 s."""
-    kernel = np.ones(4) / 4
-    return np.clip(np.convolve(scores, kernel, mode="same"), 0.0, 1.0)
+    return np.clip(uniform_filter1d(scores.astype(np.float64), SMOOTH_BLOCKS, mode="nearest"), 0.0, 1.0)
 
 
 def detect_music(samples: np.ndarray, rate: int) -> list[MusicRegion]:
@@ -91,14 +127,6 @@ def regions_from_scores(scores: np.ndarray, total: float) -> list[MusicRegion]:
 def music_probabilities(samples: np.ndarray, rate: int) -> np.ndarray:
     """Smoothed music probability per BLOCK_S block of a whole recording."""
     return smooth(block_scores(samples, rate))
-
-
-def _fill(values: np.ndarray) -> np.ndarray:
-    """Blocks without a frame (only possible at the very end) take their neighbour's value."""
-    if np.isnan(values).any():
-        idx = np.where(~np.isnan(values), np.arange(len(values)), 0)
-        values = values[np.maximum.accumulate(idx)]
-    return values
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

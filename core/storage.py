@@ -165,6 +165,18 @@ class ObjectStore:
     def get_bytes(self, key: str) -> bytes:
         return self._call("get_object", Bucket=self.bucket, Key=key)["Body"].read()
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Bytes [start, start+length) of an object; fewer at its end, b"" past it."""
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise _as_storage_error(exc, "get_object") from exc
+        except Exception as exc:
+            raise _as_storage_error(exc, "get_object") from exc
+        return response["Body"].read()
+
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
 

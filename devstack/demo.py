@@ -18,7 +18,14 @@ from core.exit import exit_now
 from core.logs import configure_logging
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig, StackError
-from starter.batch import list_videos, start_batch, summarize, wait_for_batch, format_video_line
+from starter.batch import (
+    batch_progress,
+    format_video_line,
+    list_videos,
+    start_batch,
+    summarize,
+    wait_for_batch,
+)
 
 SAMPLES = REPO_ROOT / "samples"
 BATCH_ID = "sample"
@@ -30,15 +37,16 @@ async def run_batch(stack: Stack) -> int:
     csv_path = SAMPLES / "sample_batch.csv"
     with csv_path.open() as handle:
         expected = sum(1 for _ in csv.DictReader(handle))
-    report = await start_batch(client, settings, csv_path, BATCH_ID)
-    print(
-        f"batch {BATCH_ID}: started {report.started}, skipped {report.skipped} "
-        f"(already running or completed), invalid {len(report.invalid)}",
-        flush=True,
-    )
+    report = await start_batch(client, settings, csv_path, BATCH_ID, window=expected)
     for error in report.invalid:
         print(f"  invalid row: {error}")
     await wait_for_batch(client, BATCH_ID, timeout_s=1800)
+    progress = await batch_progress(client, BATCH_ID)
+    print(
+        f"batch {BATCH_ID}: started {progress.total - progress.skipped}, skipped {progress.skipped} "
+        f"(already running or completed), invalid {len(report.invalid)}",
+        flush=True,
+    )
     rows = await list_videos(client, BATCH_ID)
     for row in rows:
         print(format_video_line(row, settings))

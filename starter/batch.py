@@ -1,15 +1,18 @@
-"""Start a batch and read its state back from Temporal's visibility store.
+"""Start a batch and read its state back from Temporal.
 
-Starting is idempotent by construction: each video is workflow ``video-{video_id}``
-started with "reject if running, reject if completed, allow again if it failed", so a
-second start of the same CSV starts nothing that is running or done, and restarts
-only what failed. All state shown to the operator comes from Temporal (search
-attributes), not from a side database.
+``start_batch`` validates the CSV (every bad row reported with its line), uploads the
+valid rows to storage and starts one BatchWorkflow, ``batch-{batch_id}``, which starts
+the videos a window at a time (workflows/batch.py). Each video is workflow
+``video-{video_id}`` with "reject if running or completed, allow again if failed", so
+re-running a batch starts nothing already done. Everything shown to the operator comes
+from Temporal: the batch's ``progress`` query and the videos' search attributes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,78 +22,129 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from core import queues
-from core.models import VideoJob, VideoSpec
+from core.models import BatchJob, BatchProgress
 from core.settings import Settings
+from core.storage import ObjectStore
 from starter.csv_input import RowError, ValidRow, read_videos
 from workflows import search_attributes as sa
-
-START_CONCURRENCY = 32
+from workflows.batch import batch_workflow_id
 
 
 def workflow_id(video_id: str) -> str:
     return f"video-{video_id}"
 
 
+def input_key(store: ObjectStore, batch_id: str, name: str = "videos.csv") -> str:
+    return f"{store.prefix}_batches/{batch_id}/{name}"
+
+
 @dataclass
 class StartReport:
-    started: int = 0
-    skipped: int = 0  # already running or completed
+    valid: int = 0
     invalid: list[RowError] = field(default_factory=list)
+    workflow_id: str = ""
+    submitted: bool = False
+    reason: str = ""
+
+
+async def batch_is_running(client: Client, workflow_id_: str) -> bool:
+    try:
+        description = await client.get_workflow_handle(workflow_id_).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return description.status == WorkflowExecutionStatus.RUNNING
+
+
+def write_valid_rows(rows: Iterable[ValidRow], path: Path) -> int:
+    """The normalised input the BatchWorkflow pages through: video_id,url,duration_s."""
+    count = 0
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        for row in rows:
+            spec = row.spec
+            writer.writerow([spec.video_id, spec.url, "" if spec.duration_hint_s is None else spec.duration_hint_s])
+            count += 1
+    return count
 
 
 async def start_batch(
-    client: Client, settings: Settings, csv_path: Path, batch_id: str, gpu_class: str = "auto"
+    client: Client,
+    settings: Settings,
+    csv_path: Path,
+    batch_id: str,
+    gpu_class: str = "auto",
+    *,
+    window: int = 200,
+    limit: int | None = None,
+    dry_run: bool = False,
+    input_name: str = "videos.csv",
+    workflow_id_: str | None = None,
 ) -> StartReport:
-    resolved_class = settings.gpu_class if gpu_class == "auto" else gpu_class
-    report = StartReport()
-    pending: set[asyncio.Task] = set()
+    """Validate, upload the valid rows, start the BatchWorkflow. Idempotent: a batch that
+    is running is left alone; one that finished runs again, skipping what is done."""
+    report = StartReport(workflow_id=workflow_id_ or batch_workflow_id(batch_id))
+    if await batch_is_running(client, report.workflow_id):
+        report.reason = "already running"
+        return report
+    store = ObjectStore(settings)
+    key = input_key(store, batch_id, input_name)
 
-    async def start_one(spec: VideoSpec) -> None:
-        job = VideoJob(
-            spec=spec,
-            queue_prefix=settings.task_queue_prefix,
-            gpu_class=resolved_class,
-            heartbeat_timeout_s=settings.heartbeat_timeout_s,
-        )
-        try:
-            await client.start_workflow(
-                "VideoWorkflow",
-                job,
-                id=workflow_id(spec.video_id),
-                task_queue=queues.workflow_queue(settings.task_queue_prefix),
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.BATCH_ID, batch_id),
-                        SearchAttributePair(sa.VIDEO_ID, spec.video_id),
-                        SearchAttributePair(sa.GPU_CLASS, resolved_class),
-                        SearchAttributePair(sa.PIPELINE_STAGE, "queued"),
-                    ]
-                ),
-            )
-            report.started += 1
-        except WorkflowAlreadyStartedError:
-            report.skipped += 1
+    def valid_rows():
+        for item in read_videos(csv_path, batch_id, gpu_class):
+            if isinstance(item, RowError):
+                report.invalid.append(item)
+            elif limit is None or report.valid < limit:
+                report.valid += 1
+                yield item
 
-    for item in read_videos(csv_path, batch_id, gpu_class):
-        if isinstance(item, RowError):
-            report.invalid.append(item)
-            continue
-        assert isinstance(item, ValidRow)
-        if len(pending) >= START_CONCURRENCY:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-        pending.add(asyncio.create_task(start_one(item.spec)))
-    await asyncio.gather(*pending)
+    with tempfile.TemporaryDirectory() as tmp:
+        normalised = Path(tmp) / "videos.csv"
+        write_valid_rows(valid_rows(), normalised)
+        await asyncio.to_thread(store.ensure_bucket)
+        await asyncio.to_thread(store.put_file, key, normalised, "text/csv")
+
+    job = BatchJob(
+        batch_id=batch_id,
+        input_key=key,
+        total=report.valid,
+        window=window,
+        gpu_class=settings.gpu_class if gpu_class == "auto" else gpu_class,
+        queue_prefix=settings.task_queue_prefix,
+        heartbeat_timeout_s=settings.heartbeat_timeout_s,
+        dry_run=dry_run,
+    )
+    await client.start_workflow(
+        "BatchWorkflow",
+        job,
+        id=report.workflow_id,
+        task_queue=queues.workflow_queue(settings.task_queue_prefix),
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(sa.BATCH_ID, batch_id), SearchAttributePair(sa.PIPELINE_STAGE, "running")]
+        ),
+    )
+    report.submitted = True
     return report
+
+
+async def batch_progress(client: Client, batch_id: str, workflow_id_: str | None = None) -> BatchProgress:
+    handle = client.get_workflow_handle(workflow_id_ or batch_workflow_id(batch_id))
+    return await handle.query("progress", result_type=BatchProgress)
+
+
+async def wait_for_batch_workflow(
+    client: Client, batch_id: str, timeout_s: float = 3600, workflow_id_: str | None = None
+) -> BatchProgress:
+    """Wait for the BatchWorkflow to finish (one result: it reports every video)."""
+    handle = client.get_workflow_handle(workflow_id_ or batch_workflow_id(batch_id))
+    return await asyncio.wait_for(handle.result(result_type=BatchProgress), timeout=timeout_s)
 
 
 @dataclass(frozen=True)
@@ -107,14 +161,18 @@ class VideoRow:
 
 
 def _query(batch_id: str) -> str:
-    return f'BatchId = "{batch_id}"'
+    return f'BatchId = "{batch_id}" AND WorkflowType = "VideoWorkflow"'
 
 
 async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
-    rows = []
+    """The latest execution of each video of the batch (a retried video has several)."""
+    latest: dict[str, tuple] = {}
     async for wf in client.list_workflows(_query(batch_id)):
         attrs = wf.typed_search_attributes
-        rows.append(
+        if wf.id in latest and latest[wf.id][0] >= wf.start_time:
+            continue
+        latest[wf.id] = (
+            wf.start_time,
             VideoRow(
                 video_id=attrs.get(sa.VIDEO_ID) or wf.id.removeprefix("video-"),
                 status=_status_name(wf.status),
@@ -123,9 +181,9 @@ async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
                 usable_pct=attrs.get(sa.USABLE_PCT),
                 audio_s=attrs.get(sa.AUDIO_SECONDS),
                 error_type=attrs.get(sa.ERROR_TYPE),
-            )
+            ),
         )
-    return sorted(rows, key=lambda r: r.video_id)
+    return sorted((row for _, row in latest.values()), key=lambda r: r.video_id)
 
 
 @dataclass(frozen=True)
@@ -156,12 +214,17 @@ async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
 
 
 async def wait_for_batch(client: Client, batch_id: str, poll_s: float = 1.0, timeout_s: float = 3600) -> BatchCounts:
-    """Poll until no workflow of the batch is running (never awaits thousands of results)."""
+    """Wait until the BatchWorkflow is done and no video of the batch is running,
+    polling (never awaiting thousands of results)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+    while await batch_is_running(client, batch_workflow_id(batch_id)):
+        if loop.time() > deadline:
+            raise TimeoutError(f"batch {batch_id}: still running after {timeout_s:.0f} s")
+        await asyncio.sleep(poll_s)
     while True:
         counts = await batch_counts(client, batch_id)
-        if counts.total and counts.open == 0:
+        if counts.open == 0:
             return counts
         if loop.time() > deadline:
             raise TimeoutError(f"batch {batch_id}: {counts.open} videos still running after {timeout_s:.0f} s")

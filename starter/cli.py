@@ -1,28 +1,40 @@
-"""``python -m starter``: start a batch from a CSV and watch it.
+"""``python -m starter``: start a batch from a CSV, watch it, steer it.
 
-    python -m starter start  --csv FILE --batch-id ID [--gpu-class auto|t4|...] [--wait]
+    python -m starter start  --csv FILE --batch-id ID [--window N] [--gpu-class C] [--limit K] [--dry-run] [--wait]
     python -m starter status --batch-id ID [--videos]
+    python -m starter stats  --batch-id ID [--json]
+    python -m starter pause|resume|cancel --batch-id ID
+    python -m starter retry-failed --batch-id ID [--error-type T]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-from core.models import validate_video_id
+from temporalio.client import Client
+
+from core.models import BatchProgress, validate_video_id
 from core.settings import Settings
+from core.storage import ObjectStore
 from core.temporal import connect
 from starter.batch import (
     batch_counts,
+    batch_progress,
     format_video_line,
+    input_key,
     list_videos,
     start_batch,
     summarize,
     wait_for_batch,
 )
 from starter.csv_input import CsvFormatError
+from workflows.batch import batch_workflow_id
 
 
 def _batch_id(value: str) -> str:
@@ -36,41 +48,70 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m starter", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    start = sub.add_parser("start", help="start one VideoWorkflow per CSV row (idempotent)")
+    start = sub.add_parser("start", help="validate a CSV and start its BatchWorkflow (idempotent)")
     start.add_argument("--csv", type=Path, required=True, help="columns: video_id,url[,duration_s]")
     start.add_argument("--batch-id", type=_batch_id, required=True)
+    start.add_argument("--window", type=int, default=200, help="videos in flight at most (default 200)")
     start.add_argument("--gpu-class", default="auto", help="GPU queue class; auto = PIPELINE_GPU_CLASS")
+    start.add_argument("--limit", type=int, help="only the first K valid rows")
+    start.add_argument("--dry-run", action="store_true", help="validate and page through, start no video")
     start.add_argument("--wait", action="store_true", help="wait for the batch and print one line per video")
 
-    status = sub.add_parser("status", help="counts by state, failures by error type")
-    status.add_argument("--batch-id", type=_batch_id, required=True)
-    status.add_argument("--videos", action="store_true", help="also one line per video")
+    for name, text in [
+        ("status", "videos by state, failures by error type"),
+        ("stats", "progress, throughput, ETA and cost per GPU class"),
+        ("pause", "start no new videos (running ones finish)"),
+        ("resume", "start videos again"),
+        ("cancel", "cancel the batch and its running videos"),
+        ("retry-failed", "start the failed videos of a batch again"),
+    ]:
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--batch-id", type=_batch_id, required=True)
+        if name == "status":
+            cmd.add_argument("--videos", action="store_true", help="also one line per video")
+        if name == "stats":
+            cmd.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "retry-failed":
+            cmd.add_argument("--error-type", help="only videos that failed with this ErrorType")
+            cmd.add_argument("--wait", action="store_true")
     return parser
 
 
-async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_start(args: argparse.Namespace, settings: Settings, client: Client) -> int:
     if not args.csv.is_file():
         print(f"error: {args.csv} does not exist", file=sys.stderr)
         return 2
-    client = await connect(settings)
     try:
-        report = await start_batch(client, settings, args.csv, args.batch_id, args.gpu_class)
+        report = await start_batch(
+            client, settings, args.csv, args.batch_id, args.gpu_class,
+            window=args.window, limit=args.limit, dry_run=args.dry_run,
+        )  # fmt: skip
     except CsvFormatError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for error in report.invalid:
         print(f"invalid row: {error}", file=sys.stderr)
-    print(
-        f"batch {args.batch_id}: started {report.started}, "
-        f"skipped {report.skipped} (already running or completed), invalid {len(report.invalid)}"
-    )
+    if not report.submitted:
+        print(f"batch {args.batch_id}: {report.reason}; see `python -m starter stats --batch-id {args.batch_id}`")
+        return 0
+    print(f"batch {args.batch_id}: {report.valid} valid rows, {len(report.invalid)} invalid; "
+          f"workflow {report.workflow_id}{' (dry run)' if args.dry_run else ''}")  # fmt: skip
     if args.wait:
-        await wait_for_batch(client, args.batch_id)
-        return await print_videos(client, settings, args.batch_id)
+        return await _wait_and_report(client, settings, args.batch_id)
     return 0
 
 
-async def print_videos(client, settings: Settings, batch_id: str) -> int:
+async def _wait_and_report(client: Client, settings: Settings, batch_id: str) -> int:
+    await wait_for_batch(client, batch_id)
+    progress = await batch_progress(client, batch_id)
+    print(
+        f"batch {batch_id}: started {progress.total - progress.skipped}, skipped {progress.skipped} "
+        f"(already running or completed), completed {progress.completed}, failed {progress.failed}"
+    )
+    return await print_videos(client, settings, batch_id)
+
+
+async def print_videos(client: Client, settings: Settings, batch_id: str) -> int:
     rows = await list_videos(client, batch_id)
     for row in rows:
         print(format_video_line(row, settings))
@@ -79,11 +120,10 @@ async def print_videos(client, settings: Settings, batch_id: str) -> int:
     return 0 if failed == 0 else 1
 
 
-async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    client = await connect(settings)
+async def cmd_status(args: argparse.Namespace, settings: Settings, client: Client) -> int:
     counts = await batch_counts(client, args.batch_id)
     if not counts.total:
-        print(f"batch {args.batch_id}: no workflows found")
+        print(f"batch {args.batch_id}: no videos found")
         return 1
     states = ", ".join(f"{name.lower()} {n}" for name, n in sorted(counts.by_status.items()))
     print(f"batch {args.batch_id}: {counts.total} videos: {states}")
@@ -94,12 +134,108 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def format_stats(p: BatchProgress, prices: dict[str, float]) -> str:
+    eta = "n/a" if p.eta_s is None else time.strftime("%H:%M:%S", time.gmtime(p.eta_s))
+    if p.eta_s and p.eta_s >= 86400:
+        eta = f"{p.eta_s / 86400:.1f} days"
+    lines = [
+        f"batch {p.batch_id}: {p.done}/{p.total} done ({100 * p.done / max(p.total, 1):.1f}%)"
+        f"{'  PAUSED' if p.paused else ''}",
+        f"  completed {p.completed}, already done {p.already_completed}, skipped {p.skipped}, failed {p.failed}, "
+        f"running {p.running}, waiting {p.waiting}",
+        f"  rate: {p.videos_per_h_recent:.1f} videos/h and {p.audio_h_per_h_recent:.2f} audio-h/h (last 10 min); "
+        f"{p.videos_per_h_overall:.1f} videos/h, {p.audio_h_per_h_overall:.2f} audio-h/h overall",
+        f"  elapsed {p.elapsed_s / 3600:.2f} h, ETA {eta}, workflow runs {p.runs}",
+    ]
+    for error_type, n in sorted(p.failed_by_error.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  failed {error_type}: {n}")
+    if p.per_class:
+        lines.append(f"  {'class':<10} {'videos':>7} {'audio h':>8} {'gpu h':>7} {'$/gpu-h':>8} {'cost $':>8} {'audio-h/gpu-h':>14}")
+        total_cost = 0.0
+        for cls, use in sorted(p.per_class.items()):
+            gpu_h = use.gpu_s / 3600
+            price = prices.get(cls, 0.0)
+            total_cost += gpu_h * price
+            ratio = (use.audio_s / 3600) / gpu_h if gpu_h else 0.0
+            lines.append(f"  {cls:<10} {use.videos:>7} {use.audio_s / 3600:>8.2f} {gpu_h:>7.3f} "
+                         f"{price:>8.2f} {gpu_h * price:>8.2f} {ratio:>14.1f}")  # fmt: skip
+        lines.append(f"  total cost so far ${total_cost:.2f} (GPU compute seconds x PIPELINE_GPU_PRICES)")
+    return "\n".join(lines)
+
+
+async def cmd_stats(args: argparse.Namespace, settings: Settings, client: Client) -> int:
+    progress = await batch_progress(client, args.batch_id)
+    if args.json:
+        print(json.dumps(progress.model_dump(), indent=1))
+    else:
+        print(format_stats(progress, settings.gpu_prices))
+    return 0
+
+
+async def cmd_signal(args: argparse.Namespace, settings: Settings, client: Client) -> int:
+    handle = client.get_workflow_handle(batch_workflow_id(args.batch_id))
+    if args.command == "cancel":
+        await handle.cancel()
+    else:
+        await handle.signal(args.command)
+    print(f"batch {args.batch_id}: {args.command} sent")
+    return 0
+
+
+async def cmd_retry_failed(args: argparse.Namespace, settings: Settings, client: Client) -> int:
+    """Collect the batch's failed videos (optionally of one ErrorType) and start them
+    again as a batch of their own, under the same BatchId."""
+    failed = {
+        row.video_id
+        for row in await list_videos(client, args.batch_id)
+        if row.status == "Failed" and (args.error_type is None or row.error_type == args.error_type)
+    }
+    if not failed:
+        print(f"batch {args.batch_id}: nothing to retry")
+        return 0
+    store = ObjectStore(settings)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "input.csv"
+        store.download_file(input_key(store, args.batch_id), source)
+        retry_csv = Path(tmp) / "retry.csv"
+        with source.open() as src, retry_csv.open("w") as dst:
+            dst.write("video_id,url,duration_s\n")
+            dst.writelines(line for line in src if line.split(",", 1)[0] in failed)
+        report = await start_batch(
+            client, settings, retry_csv, args.batch_id,
+            input_name=f"retry-{stamp}.csv", workflow_id_=f"{batch_workflow_id(args.batch_id)}-retry-{stamp}",
+        )  # fmt: skip
+    print(f"batch {args.batch_id}: retrying {report.valid} failed videos as {report.workflow_id}")
+    if args.wait:
+        from starter.batch import wait_for_batch_workflow
+
+        await wait_for_batch_workflow(client, args.batch_id, workflow_id_=report.workflow_id)
+        return await print_videos(client, settings, args.batch_id)
+    return 0
+
+
+COMMANDS = {
+    "start": cmd_start,
+    "status": cmd_status,
+    "stats": cmd_stats,
+    "pause": cmd_signal,
+    "resume": cmd_signal,
+    "cancel": cmd_signal,
+    "retry-failed": cmd_retry_failed,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    command = {"start": cmd_start, "status": cmd_status}[args.command]
+
+    async def run() -> int:
+        client = await connect(settings)
+        return await COMMANDS[args.command](args, settings, client)
+
     try:
-        return asyncio.run(command(args, settings))
+        return asyncio.run(run())
     except RuntimeError as exc:  # connection refused and the like
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -86,3 +86,17 @@ def test_music_detector_on_music_and_on_speech(eval_dir, tmp_path, clip, low, hi
     flagged = sum(r.end - r.start for r in regions) / (len(samples) / 16_000)
     assert low <= flagged <= high
     assert all(0 <= r.probability <= 1 and r.start < r.end for r in regions)
+
+
+def test_batched_vad_matches_silero_step_by_step(eval_dir, tmp_path):
+    """core.vad runs silero's encoder batched; it must give silero's own probabilities."""
+    import torch
+    from silero_vad import load_silero_vad
+
+    from core import vad
+
+    samples = load16k(eval_dir / "diarization" / "audio" / "pyannote_sample.wav", tmp_path)[: 16_000 * 10]
+    model = load_silero_vad()
+    padded = np.pad(samples, (0, (-len(samples)) % vad.VAD_CHUNK))
+    reference = model.audio_forward(torch.from_numpy(padded), sr=16_000).squeeze(0).numpy()
+    assert np.allclose(vad.speech_probabilities(samples), reference, atol=1e-4)

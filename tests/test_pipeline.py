@@ -14,6 +14,8 @@ import json
 import numpy as np
 import pytest
 
+from temporalio.service import RPCError
+
 from core.models import SCHEMA_VERSION
 from core.storage import ObjectStore
 from core.temporal import connect
@@ -71,7 +73,13 @@ def started(stack, batch_csv):
 
     async def observe():
         client = await connect(stack.settings())
-        status = await client.get_workflow_handle("video-jingle").query("status")
+        handle = client.get_workflow_handle("video-jingle")
+        for _ in range(100):  # the batch starts its videos a moment after it starts
+            try:
+                status = await handle.query("status")
+                break
+            except RPCError:
+                await asyncio.sleep(0.1)
         await wait_for_batch(client, BATCH, timeout_s=600)
         return status
 
@@ -82,8 +90,7 @@ def started(stack, batch_csv):
 def test_start_reports_bad_rows_with_line_numbers(started):
     result, _ = started
     assert result.returncode == 0, result.stderr
-    assert f"started {len(GOOD) + len(BAD)}, skipped 0" in result.stdout
-    assert "invalid 3" in result.stdout
+    assert f"{len(GOOD) + len(BAD)} valid rows, 3 invalid; workflow batch-{BATCH}" in result.stdout
     assert "line 10 (../escape): video_id" in result.stderr
     assert "line 11 (radio): duplicate video_id (first on line 2)" in result.stderr
     assert "line 12 (no-url): url" in result.stderr
@@ -172,17 +179,12 @@ def test_stage_cost_benchmark_reads_the_committed_stats(stack, started):
 def test_second_start_starts_nothing_already_completed(stack, batch_csv, started):
     store = ObjectStore(stack.settings())
     before = store.get_json(store.keys("three").metadata)
-    again = run_cli("-m", "starter", "start", "--csv", str(batch_csv), "--batch-id", BATCH, env=stack.env())
-    assert again.returncode == 0, again.stderr
-    # completed videos are skipped; failed ones may run again (and fail the same way)
+    again = run_cli("-m", "starter", "start", "--csv", str(batch_csv), "--batch-id", BATCH, "--wait",
+                    env=stack.env(), timeout=300)  # fmt: skip
+    # completed videos are skipped; failed ones run again (and fail the same way)
     assert f"started {len(BAD)}, skipped {len(GOOD)}" in again.stdout, again.stdout + again.stderr
-
-    async def settle():
-        client = await connect(stack.settings())
-        return await wait_for_batch(client, BATCH, timeout_s=300)
-
-    counts = asyncio.run(settle())
-    assert counts.by_status.get("Completed") == len(GOOD)
+    assert f"summary: {len(GOOD)} completed, {len(BAD)} failed" in again.stdout
+    assert again.returncode == 1  # some videos failed
     assert store.get_json(store.keys("three").metadata) == before, "committed outputs are never rewritten"
 
 

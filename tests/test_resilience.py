@@ -71,7 +71,7 @@ def start_videos(stack: Stack, prefix: str, batch: str, rows: list[tuple[str, st
     async def go():
         client = await connect(settings)
         report = await start_batch(client, settings, csv_path, batch, overrides.get("gpu_class", "auto"))
-        assert report.started == len(rows) and not report.invalid
+        assert report.submitted and report.valid == len(rows) and not report.invalid
 
     asyncio.run(go())
 

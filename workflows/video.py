@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         MusicResult,
         VideoJob,
         VideoOutcome,
+        VideoReport,
+        VideoState,
         VideoStatus,
     )
     from workflows import policies
@@ -67,6 +69,7 @@ class VideoWorkflow:
             if existing is not None:
                 self._stage = "completed"
                 self._upsert_results(existing.duration_s, existing.usable_pct, existing.num_speakers)
+                await self._report(VideoReport(video_id=spec.video_id, state=VideoState.ALREADY_COMPLETED))
                 return existing
 
             audio: AudioRef = await self._stage_run(
@@ -100,10 +103,21 @@ class VideoWorkflow:
                 "upload", "finalize_outputs", request, queues.upload_queue(prefix), policies.UPLOAD
             )
         except ActivityError as err:
-            raise self._fail(err) from err
+            failure = self._fail(err)
+            await self._report(VideoReport(video_id=spec.video_id, state=VideoState.FAILED, error_type=failure.type))
+            raise failure from err
 
         self._stage = "completed"
         self._upsert_results(outcome.duration_s, outcome.usable_pct, outcome.num_speakers)
+        await self._report(
+            VideoReport(
+                video_id=spec.video_id,
+                state=VideoState.COMPLETED,
+                audio_s=outcome.duration_s,
+                gpu_class=self._gpu_class,
+                gpu_s=diarization.seconds + music.seconds + embeddings.seconds,
+            )
+        )
         return outcome.model_copy(
             update={
                 "stage_seconds": dict(self._seconds),
@@ -203,6 +217,17 @@ class VideoWorkflow:
             [sa.ERROR_TYPE.value_set(error_type), sa.PIPELINE_STAGE.value_set("failed")]
         )
         return ApplicationError(self._error_message, type=error_type, non_retryable=True)
+
+    async def _report(self, report: VideoReport) -> None:
+        """Tell the batch that started this video (if any) how it ended. Addressed by
+        workflow id only, so it reaches the batch's current run after continue-as-new."""
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        try:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal("video_done", report)
+        except Exception as exc:  # the batch was cancelled or finished: nothing to tell
+            workflow.logger.info("could not report to batch %s: %s", parent.workflow_id, exc)
 
     def _upsert_results(self, audio_s: float, usable_pct: float, num_speakers: int) -> None:
         workflow.upsert_search_attributes(

@@ -1,7 +1,7 @@
 """Who speaks when. Backends share one small interface so settings alone pick one.
 
 - ``offline`` (default): silero-vad regions, Resemblyzer window embeddings,
-  agglomerative clustering with an estimated speaker count. Weights ship in PyPI
+  spectral clustering with an eigengap speaker count. Weights ship in PyPI
   wheels, so it runs anywhere, with no account.
 - ``pyannote``: pyannote.audio's SpeakerDiarization pipeline from the hub (HF token)
   or a local model directory; what production runs on GPUs.

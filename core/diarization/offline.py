@@ -1,9 +1,10 @@
 """Offline diarization: silero-vad speech regions, GE2E window embeddings, clustering.
 
 Windows of 1.6 s slide over each speech region; each window gets a speaker embedding;
-average-linkage agglomerative clustering on cosine distance with a distance threshold
-decides the number of speakers; each window's label is given to the slice of time it
-is centred on, and consecutive slices of one speaker merge into a turn.
+spectral clustering (speaker count from the eigengap) labels the windows, and a
+Viterbi re-segmentation against the speaker centroids cleans the labels up; each
+window's label is given to the slice of time it is centred on, and consecutive slices
+of one speaker merge into a turn.
 
 The expensive part (VAD + embeddings) runs chunk by chunk (``extract``), so a long
 recording can be checkpointed and resumed; the global part (``finish``: clustering)
@@ -13,15 +14,29 @@ is cheap and runs once over all chunks.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
+from scipy.linalg import eigh
+from sklearn.cluster import KMeans
 
 from core import vad, voice
 from core.diarization import relabel
 from core.models import Segment
 
 STEP_S = 0.4
-DISTANCE_THRESHOLD = 0.32  # cosine distance between cluster means that splits speakers
+MIN_WINDOWS_TO_CLUSTER = 4  # fewer windows than this: one speaker
+MAX_SPEAKERS = 8  # largest speaker count the eigengap may choose
+PRUNE_SHARE = 0.3  # share of nearest neighbours each window keeps in the affinity graph
+MAX_SPECTRAL_WINDOWS = 1500  # eigendecomposition is cubic: longer recordings are subsampled
 MIN_CLUSTER_SHARE = 0.03  # a "speaker" with fewer windows than this is merged away
+SWITCH_PENALTY = 0.05  # cosine similarity a speaker change must gain, per window step
+RESEGMENT_ROUNDS = 2
+
+# VAD settings for diarization. Meeting and podcast references mark a speaker's turn
+# through short pauses and quiet far-field words, so regions start at a lower speech
+# probability than silero's default, bridge pauses under VAD_MIN_SILENCE_S and are
+# padded by VAD_PAD_S (the scoring collar forgives 0.25 s at each reference boundary).
+VAD_THRESHOLD = 0.3
+VAD_MIN_SILENCE_S = 0.6
+VAD_PAD_S = 0.2
 
 ChunkFeatures = dict[str, np.ndarray]
 
@@ -32,7 +47,9 @@ class OfflineDiarization:
     def extract(self, samples: np.ndarray, rate: int, offset_s: float, batch_size: int = 64) -> ChunkFeatures:
         """Speech regions and window embeddings of one chunk, in recording time."""
         assert rate == vad.VAD_RATE, "offline diarization expects 16 kHz analysis audio"
-        regions = vad.speech_regions(samples)
+        regions = vad.speech_regions(
+            samples, threshold=VAD_THRESHOLD, min_silence_s=VAD_MIN_SILENCE_S, pad_s=VAD_PAD_S
+        )
         mels = voice.mel_frames(samples) if regions else np.zeros((0, 40), np.float32)
         starts: list[int] = []
         owners: list[int] = []
@@ -61,23 +78,87 @@ class OfflineDiarization:
         if not chunks or not sum(len(e) for e in embeddings):
             return []
         all_regions = np.concatenate(regions)
-        labels = cluster(np.concatenate(embeddings))
-        return relabel(_turns(all_regions, np.concatenate(starts), np.concatenate(owners), labels))
+        emb, owner = np.concatenate(embeddings), np.concatenate(owners)
+        labels = resegment(emb, cluster(emb), owner)
+        return relabel(_turns(all_regions, np.concatenate(starts), owner, labels))
 
     def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> list[Segment]:
         return self.finish([self.extract(samples, rate, 0.0, batch_size or 64)])
 
 
 def cluster(emb: np.ndarray) -> np.ndarray:
-    if len(emb) < 2:
+    """Speaker label per window: spectral clustering, then re-assignment to centroids.
+
+    Spectral clustering on a pruned cosine-affinity graph estimates the speaker count
+    from the largest eigengap of its Laplacian, which adapts to each recording's
+    similarity scale (a fixed distance threshold does not: far-field meeting audio has
+    same-speaker similarities that clean studio audio only reaches across speakers).
+    Recordings with many windows are clustered on an even subsample; every window is
+    then re-assigned to the nearest centroid by ``resegment``.
+    """
+    if len(emb) < MIN_WINDOWS_TO_CLUSTER:
         return np.zeros(len(emb), dtype=int)
-    labels = AgglomerativeClustering(
-        n_clusters=None,
-        metric="cosine",
-        linkage="average",
-        distance_threshold=DISTANCE_THRESHOLD,
-    ).fit_predict(emb)
+    stride = int(np.ceil(len(emb) / MAX_SPECTRAL_WINDOWS))
+    sample = emb[::stride]
+    labels = np.repeat(_spectral(sample), stride)[: len(emb)]
     return _absorb_small_clusters(emb, labels)
+
+
+def _spectral(emb: np.ndarray) -> np.ndarray:
+    """Labels from the eigengap-chosen number of clusters of a pruned affinity graph.
+
+    Each window keeps its PRUNE_SHARE most similar neighbours (a binary, symmetrised
+    graph), which removes the cross-speaker background similarity all GE2E vectors of
+    one recording share."""
+    n = len(emb)
+    affinity = emb @ emb.T
+    keep = max(2, int(round(PRUNE_SHARE * n)))
+    kth = -np.sort(-affinity, axis=1)[:, keep - 1 : keep]
+    graph = (affinity >= kth).astype(np.float64)
+    graph = (graph + graph.T) / 2
+    laplacian = np.diag(graph.sum(axis=1)) - graph
+    values, vectors = eigh(laplacian)
+    top = min(MAX_SPEAKERS, n - 1)
+    k = int(np.argmax(np.diff(values[: top + 1]))) + 1
+    if k == 1:
+        return np.zeros(n, dtype=int)
+    return KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(vectors[:, :k])
+
+
+def resegment(emb: np.ndarray, labels: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """Re-assign windows to speaker centroids, smoothed along time within each region.
+
+    Cluster centroids are better speaker models than single windows; a Viterbi pass
+    per speech region (score: cosine similarity to each centroid, a SWITCH_PENALTY per
+    speaker change) removes isolated one-window flips. Repeated RESEGMENT_ROUNDS times
+    so the centroids follow the new labels."""
+    for _ in range(RESEGMENT_ROUNDS):
+        speakers = np.unique(labels)
+        centroids = np.stack([emb[labels == k].mean(axis=0) for k in speakers])
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
+        scores = emb @ centroids.T
+        new = np.empty_like(labels)
+        for region in np.unique(owners):
+            idx = np.flatnonzero(owners == region)
+            new[idx] = speakers[_viterbi(scores[idx], SWITCH_PENALTY)]
+        labels = new
+    return labels
+
+
+def _viterbi(scores: np.ndarray, penalty: float) -> np.ndarray:
+    """Best state path for per-step state scores with a fixed cost per state change."""
+    n, k = scores.shape
+    switch = penalty * (1 - np.eye(k))
+    total = scores[0].copy()
+    back = np.zeros((n, k), dtype=int)
+    for i in range(1, n):
+        options = total[:, None] - switch
+        back[i] = np.argmax(options, axis=0)
+        total = options.max(axis=0) + scores[i]
+    path = [int(np.argmax(total))]
+    for i in range(n - 1, 0, -1):
+        path.append(int(back[i][path[-1]]))
+    return np.array(path[::-1])
 
 
 def _absorb_small_clusters(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:

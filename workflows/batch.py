@@ -1,0 +1,222 @@
+"""BatchWorkflow: a CSV of videos, at most ``window`` of them in flight at any time.
+
+    read page ──> start children video-{id} (ABANDON) ──> wait for ``video_done`` signals
+        ^                                                          │
+        └────────── continue-as-new when history grows ────────────┘
+
+The rows live in storage and are read a page at a time by an activity, so a batch of
+340,000 videos never sits in a workflow payload. Children are started with parent
+close policy ABANDON and report back by signal to the batch's workflow id, so they
+survive the batch's continue-as-new and the sliding window carries over (the pattern
+of Temporal's sliding-window batch sample). A video already completed (by any batch)
+or running in another batch is not started again: it counts as skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from core import queues
+    from core.models import (
+        BatchJob,
+        BatchPage,
+        BatchProgress,
+        BatchState,
+        ClassUsage,
+        VideoJob,
+        VideoReport,
+        VideoSpec,
+        VideoState,
+    )
+    from workflows import policies
+    from workflows import search_attributes as sa
+
+RATE_WINDOW_S = 600.0  # "recent" throughput: the last 10 minutes
+
+
+def batch_workflow_id(batch_id: str) -> str:
+    return f"batch-{batch_id}"
+
+
+@workflow.defn(name="BatchWorkflow")
+class BatchWorkflow:
+    def __init__(self) -> None:
+        self._job: BatchJob | None = None
+        self._s = BatchState()
+
+    @workflow.run
+    async def run(self, job: BatchJob) -> BatchProgress:
+        self._job = job
+        self._s = job.state or BatchState(started_at=workflow.now().timestamp())
+        s = self._s
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("cancelled")])
+            await cancel_children(list(s.in_flight))
+            raise
+        return self.progress()
+
+    async def _loop(self) -> None:
+        job, s = self._job, self._s
+        while True:
+            await workflow.wait_condition(
+                lambda: (not s.paused and len(s.in_flight) < job.window and not self._exhausted())
+                or self._finished()
+                or self._should_continue_as_new()
+            )
+            if self._finished():
+                workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("completed")])
+                return
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                s.runs += 1
+                workflow.continue_as_new(job.model_copy(update={"state": s}))
+            if not s.pending and not s.eof:
+                await self._read_page()
+            while s.pending and len(s.in_flight) < job.window and not s.paused:
+                await self._start(s.pending.pop(0))
+
+    # --- operator controls ----------------------------------------------------------
+    @workflow.signal(name="pause")
+    def pause(self) -> None:
+        self._s.paused = True
+        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("paused")])
+
+    @workflow.signal(name="resume")
+    def resume(self) -> None:
+        self._s.paused = False
+        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("running")])
+
+    @workflow.signal(name="video_done")
+    def video_done(self, report: VideoReport) -> None:
+        s = self._s
+        if report.video_id not in s.in_flight:
+            return  # a video of another run of this batch, or reported twice
+        s.in_flight.remove(report.video_id)
+        now = workflow.now().timestamp()
+        if report.state == VideoState.FAILED:
+            s.failed += 1
+            key = report.error_type or "unknown"
+            s.failed_by_error[key] = s.failed_by_error.get(key, 0) + 1
+            return
+        if report.state == VideoState.ALREADY_COMPLETED:
+            s.already_completed += 1
+            return
+        s.completed += 1
+        s.audio_s += report.audio_s
+        usage = s.per_class.get(report.gpu_class, ClassUsage())
+        s.per_class[report.gpu_class] = ClassUsage(
+            videos=usage.videos + 1, audio_s=usage.audio_s + report.audio_s, gpu_s=usage.gpu_s + report.gpu_s
+        )
+        s.recent = [(t, a) for t, a in s.recent if now - t <= RATE_WINDOW_S] + [(now, report.audio_s)]
+
+    @workflow.query(name="progress")
+    def progress(self) -> BatchProgress:
+        job, s = self._job, self._s
+        now = workflow.now().timestamp()
+        elapsed = max(now - s.started_at, 1e-6)
+        recent = [(t, a) for t, a in s.recent if now - t <= RATE_WINDOW_S]
+        span = min(RATE_WINDOW_S, elapsed)
+        done = s.completed + s.already_completed + s.skipped + s.failed
+        total = job.total if job else 0
+        recent_rate = len(recent) / span * 3600
+        overall_rate = s.completed / elapsed * 3600
+        rate = recent_rate or overall_rate
+        return BatchProgress(
+            batch_id=job.batch_id if job else "",
+            total=total,
+            done=done,
+            completed=s.completed,
+            already_completed=s.already_completed,
+            skipped=s.skipped,
+            failed=s.failed,
+            failed_by_error=dict(s.failed_by_error),
+            running=len(s.in_flight),
+            waiting=max(total - done - len(s.in_flight), 0),
+            paused=s.paused,
+            videos_per_h_recent=round(recent_rate, 2),
+            videos_per_h_overall=round(overall_rate, 2),
+            audio_h_per_h_recent=round(sum(a for _, a in recent) / span, 4),
+            audio_h_per_h_overall=round(s.audio_s / elapsed, 4),
+            eta_s=round((total - done) / rate * 3600, 1) if rate > 0 and total > done else (0.0 if total <= done else None),
+            per_class=dict(s.per_class),
+            elapsed_s=round(elapsed, 1),
+            runs=s.runs,
+        )
+
+    # --- steps ----------------------------------------------------------------------
+    async def _read_page(self) -> None:
+        job, s = self._job, self._s
+        page: BatchPage = await workflow.execute_activity(
+            "read_batch_page",
+            args=[job.input_key, s.next_offset, job.page_size, job.batch_id],
+            task_queue=queues.upload_queue(job.queue_prefix),
+            start_to_close_timeout=policies.UPLOAD.start_to_close,
+            retry_policy=policies.UPLOAD.retry,
+            result_type=BatchPage,
+        )
+        s.pending.extend(page.specs)
+        s.rows_read += len(page.specs)
+        s.next_offset = page.next_offset
+        s.eof = page.eof
+
+    async def _start(self, spec: VideoSpec) -> None:
+        job, s = self._job, self._s
+        if job.dry_run:
+            s.started += 1
+            s.skipped += 1  # counted, never run
+            return
+        video_job = VideoJob(
+            spec=spec,
+            queue_prefix=job.queue_prefix,
+            gpu_class=job.gpu_class if spec.gpu_class == "auto" else spec.gpu_class,
+            heartbeat_timeout_s=job.heartbeat_timeout_s,
+        )
+        try:
+            await workflow.start_child_workflow(
+                "VideoWorkflow",
+                video_job,
+                id=f"video-{spec.video_id}",
+                task_queue=queues.workflow_queue(job.queue_prefix),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.BATCH_ID, job.batch_id),
+                        SearchAttributePair(sa.VIDEO_ID, spec.video_id),
+                        SearchAttributePair(sa.GPU_CLASS, video_job.gpu_class),
+                        SearchAttributePair(sa.PIPELINE_STAGE, "queued"),
+                    ]
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            s.skipped += 1  # running elsewhere or completed: never twice
+            return
+        s.started += 1
+        s.in_flight.append(spec.video_id)
+
+    def _exhausted(self) -> bool:
+        return self._s.eof and not self._s.pending
+
+    def _finished(self) -> bool:
+        return self._exhausted() and not self._s.in_flight
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > self._job.max_events_per_run
+
+
+async def cancel_children(video_ids: list[str]) -> None:
+    """Cancel running children (used when the batch itself is cancelled)."""
+    await asyncio.gather(
+        *(workflow.get_external_workflow_handle(f"video-{v}").cancel() for v in video_ids),
+        return_exceptions=True,
+    )
+
