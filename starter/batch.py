@@ -86,6 +86,7 @@ async def start_batch(
     dry_run: bool = False,
     input_name: str = "videos.csv",
     workflow_id_: str | None = None,
+    max_events_per_run: int | None = None,
 ) -> StartReport:
     """Validate, upload the valid rows, start the BatchWorkflow. Idempotent: a batch that
     is running is left alone; one that finished runs again, skipping what is done."""
@@ -119,6 +120,7 @@ async def start_batch(
         queue_prefix=settings.task_queue_prefix,
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
         dry_run=dry_run,
+        **({"max_events_per_run": max_events_per_run} if max_events_per_run else {}),
     )
     await client.start_workflow(
         "BatchWorkflow",
@@ -137,14 +139,6 @@ async def start_batch(
 async def batch_progress(client: Client, batch_id: str, workflow_id_: str | None = None) -> BatchProgress:
     handle = client.get_workflow_handle(workflow_id_ or batch_workflow_id(batch_id))
     return await handle.query("progress", result_type=BatchProgress)
-
-
-async def wait_for_batch_workflow(
-    client: Client, batch_id: str, timeout_s: float = 3600, workflow_id_: str | None = None
-) -> BatchProgress:
-    """Wait for the BatchWorkflow to finish (one result: it reports every video)."""
-    handle = client.get_workflow_handle(workflow_id_ or batch_workflow_id(batch_id))
-    return await asyncio.wait_for(handle.result(result_type=BatchProgress), timeout=timeout_s)
 
 
 @dataclass(frozen=True)
@@ -213,12 +207,14 @@ async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
     return BatchCounts(dict(by_status), dict(failed))
 
 
-async def wait_for_batch(client: Client, batch_id: str, poll_s: float = 1.0, timeout_s: float = 3600) -> BatchCounts:
+async def wait_for_batch(
+    client: Client, batch_id: str, poll_s: float = 1.0, timeout_s: float = 3600, workflow_id_: str | None = None
+) -> BatchCounts:
     """Wait until the BatchWorkflow is done and no video of the batch is running,
     polling (never awaiting thousands of results)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while await batch_is_running(client, batch_workflow_id(batch_id)):
+    while await batch_is_running(client, workflow_id_ or batch_workflow_id(batch_id)):
         if loop.time() > deadline:
             raise TimeoutError(f"batch {batch_id}: still running after {timeout_s:.0f} s")
         await asyncio.sleep(poll_s)

@@ -208,9 +208,7 @@ async def cmd_retry_failed(args: argparse.Namespace, settings: Settings, client:
         )  # fmt: skip
     print(f"batch {args.batch_id}: retrying {report.valid} failed videos as {report.workflow_id}")
     if args.wait:
-        from starter.batch import wait_for_batch_workflow
-
-        await wait_for_batch_workflow(client, args.batch_id, workflow_id_=report.workflow_id)
+        await wait_for_batch(client, args.batch_id, workflow_id_=report.workflow_id)
         return await print_videos(client, settings, args.batch_id)
     return 0
 

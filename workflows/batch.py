@@ -46,14 +46,15 @@ def batch_workflow_id(batch_id: str) -> str:
 
 @workflow.defn(name="BatchWorkflow")
 class BatchWorkflow:
-    def __init__(self) -> None:
-        self._job: BatchJob | None = None
-        self._s = BatchState()
+    @workflow.init
+    def __init__(self, job: BatchJob) -> None:
+        # state exists before any signal handler runs: a pause sent right after the
+        # start (or between two runs of continue-as-new) is never lost
+        self._job = job
+        self._s = job.state or BatchState(started_at=workflow.now().timestamp())
 
     @workflow.run
     async def run(self, job: BatchJob) -> BatchProgress:
-        self._job = job
-        self._s = job.state or BatchState(started_at=workflow.now().timestamp())
         s = self._s
         try:
             await self._loop()

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from core import gpu_profiles, queues
@@ -103,6 +103,10 @@ class VideoWorkflow:
                 "upload", "finalize_outputs", request, queues.upload_queue(prefix), policies.UPLOAD
             )
         except ActivityError as err:
+            if is_cancelled_exception(err):  # cancelled by the operator (or its batch)
+                self._stage = "cancelled"
+                workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("cancelled")])
+                raise
             failure = self._fail(err)
             await self._report(VideoReport(video_id=spec.video_id, state=VideoState.FAILED, error_type=failure.type))
             raise failure from err

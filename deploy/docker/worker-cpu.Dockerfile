@@ -1,0 +1,60 @@
+# syntax=docker/dockerfile:1.10
+#
+# CPU worker image: the same code and the same requirements.lock as the GPU image, on
+# python:3.11-slim (Debian bookworm, Debian's ffmpeg), non-root. It runs the workflows,
+# downloads and uploads (and the `cpu` model queue with the offline backend). Build
+# from the repository root:
+#
+#   docker buildx build -f deploy/docker/worker-cpu.Dockerfile -t podcast-worker-cpu:0.1.0 .
+#
+# torch comes from the same lock, i.e. the CUDA build with its nvidia-* wheels: it runs
+# on CPU, and the image is the one the test suite exercises, at the price of ~4 GB of
+# CUDA libraries. A CPU-only torch (2.9.1+cpu from the PyTorch CPU index) would need a
+# second lock; not done here.
+
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+# --- build: the locked wheels (webrtcvad has no wheel: needs a compiler) --------------
+FROM ${PYTHON_IMAGE} AS build
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv
+COPY requirements.lock /tmp/requirements.lock
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/venv/bin/pip install -r /tmp/requirements.lock \
+    && /opt/venv/bin/pip check
+
+# --- runtime --------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 10001 worker \
+    && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/worker --shell /usr/sbin/nologin worker
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    PYANNOTE_METRICS_ENABLED=0
+
+# The application: the packages `python -m workers` and `python -m starter` import.
+WORKDIR /app
+COPY core /app/core
+COPY activities /app/activities
+COPY workflows /app/workflows
+COPY workers /app/workers
+COPY starter /app/starter
+RUN install -d -o 10001 -g 10001 /tmp/podcast-pipeline
+
+ENV PYTHONPATH=/app \
+    PIPELINE_WORK_DIR=/tmp/podcast-pipeline \
+    PIPELINE_LOG_FORMAT=json
+
+USER 10001:10001
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["python", "-m", "workers"]
