@@ -285,3 +285,9 @@ class BatchProgress(_Model):
 
 
 BatchJob.model_rebuild()
+
+
+class ManifestResult(_Model):
+    date: str  # YYYY-MM-DD (UTC)
+    key: str
+    videos: int

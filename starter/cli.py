@@ -5,6 +5,8 @@
     python -m starter stats  --batch-id ID [--json]
     python -m starter pause|resume|cancel --batch-id ID
     python -m starter retry-failed --batch-id ID [--error-type T]
+    python -m starter schedule-manifests [--hour H]     (daily manifest schedule, idempotent)
+    python -m starter manifest [--date YYYY-MM-DD]      (build one day's manifest now)
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _batch_id(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m starter", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m starter", description="Start a batch from a CSV, watch it, steer it.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     start = sub.add_parser("start", help="validate a CSV and start its BatchWorkflow (idempotent)")
@@ -74,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "retry-failed":
             cmd.add_argument("--error-type", help="only videos that failed with this ErrorType")
             cmd.add_argument("--wait", action="store_true")
+
+    schedule = sub.add_parser("schedule-manifests", help="create or update the daily manifest schedule")
+    schedule.add_argument("--hour", type=int, default=0, help="UTC hour of the daily run (minute 10)")
+    manifest = sub.add_parser("manifest", help="build one day's manifest now and wait for it")
+    manifest.add_argument("--date", help="YYYY-MM-DD (UTC); default: yesterday")
     return parser
 
 
@@ -213,7 +220,61 @@ async def cmd_retry_failed(args: argparse.Namespace, settings: Settings, client:
     return 0
 
 
+MANIFEST_SCHEDULE_ID = "manifest-daily"
+
+
+async def cmd_schedule_manifests(args: argparse.Namespace, settings: Settings, client: Client) -> int:
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleAlreadyRunningError,
+        ScheduleCalendarSpec,
+        ScheduleRange,
+        ScheduleSpec,
+        ScheduleUpdate,
+    )
+
+    from core import queues
+
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            "ManifestWorkflow",
+            args=[settings.task_queue_prefix, None],
+            id="manifest",
+            task_queue=queues.workflow_queue(settings.task_queue_prefix),
+        ),
+        spec=ScheduleSpec(
+            calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(args.hour)], minute=[ScheduleRange(10)])]
+        ),
+    )
+    try:
+        await client.create_schedule(MANIFEST_SCHEDULE_ID, schedule)
+        verb = "created"
+    except ScheduleAlreadyRunningError:
+        await client.get_schedule_handle(MANIFEST_SCHEDULE_ID).update(lambda _: ScheduleUpdate(schedule=schedule))
+        verb = "updated"
+    print(f"schedule {MANIFEST_SCHEDULE_ID} {verb}: daily at {args.hour:02d}:10 UTC, writes manifests/manifest_<day>.jsonl")
+    return 0
+
+
+async def cmd_manifest(args: argparse.Namespace, settings: Settings, client: Client) -> int:
+    from core import queues
+    from core.models import ManifestResult
+
+    result = await client.execute_workflow(
+        "ManifestWorkflow",
+        args=[settings.task_queue_prefix, args.date],
+        id=f"manifest-{args.date or 'yesterday'}-{int(time.time())}",
+        task_queue=queues.workflow_queue(settings.task_queue_prefix),
+        result_type=ManifestResult,
+    )
+    print(f"manifest {result.date}: {result.videos} videos -> s3://{settings.s3_bucket}/{result.key}")
+    return 0
+
+
 COMMANDS = {
+    "schedule-manifests": cmd_schedule_manifests,
+    "manifest": cmd_manifest,
     "start": cmd_start,
     "status": cmd_status,
     "stats": cmd_stats,

@@ -199,3 +199,37 @@ def test_stats_dry_run_and_limit(stack):
     assert "batch win: 6/6 done (100.0%)" in stats.stdout and "cpu" in stats.stdout and "ETA" in stats.stdout
     as_json = json.loads(run_cli("-m", "starter", "stats", "--batch-id", "win", "--json", env=stack.env()).stdout)
     assert as_json["completed"] == 6 and as_json["per_class"]["cpu"]["videos"] == 6
+
+
+def test_daily_manifest_lists_each_video_once_and_is_idempotent(stack):
+    from datetime import datetime, timezone
+
+    today = datetime.now(timezone.utc).date().isoformat()
+    first = run_cli("-m", "starter", "manifest", "--date", today, env=stack.env(), timeout=120)
+    assert first.returncode == 0, first.stdout + first.stderr
+    store = ObjectStore(stack.settings())
+    key = f"manifests/manifest_{today}.jsonl"
+    body = store.get_bytes(key)
+    lines = [json.loads(line) for line in body.decode().splitlines()]
+    ids = [line["video_id"] for line in lines]
+    assert len(ids) == len(set(ids)), "each video once"
+    assert {f"win-{i}" for i in range(6)} <= set(ids) and "both-2" in ids
+    assert f"manifest {today}: {len(ids)} videos" in first.stdout
+    sample = next(line for line in lines if line["video_id"] == "win-0")
+    assert sample["outputs"]["metadata"] == "win-0/metadata.json" and sample["duration_s"] > 0
+    assert {"url", "num_speakers", "usable_pct"} <= set(sample)
+
+    again = run_cli("-m", "starter", "manifest", "--date", today, env=stack.env(), timeout=120)
+    assert again.returncode == 0 and store.get_bytes(key) == body, "same day, same manifest"
+
+    created = run_cli("-m", "starter", "schedule-manifests", "--hour", "3", env=stack.env())
+    updated = run_cli("-m", "starter", "schedule-manifests", "--hour", "4", env=stack.env())
+    assert "created" in created.stdout and "updated" in updated.stdout, created.stderr + updated.stderr
+
+    async def describe():
+        client = await client_of(stack)
+        return await client.get_schedule_handle("manifest-daily").describe()
+
+    description = run(describe())
+    calendar = description.schedule.spec.calendars[0]
+    assert [r.start for r in calendar.hour] == [4] and description.schedule.action.workflow == "ManifestWorkflow"

@@ -17,6 +17,9 @@ def test_azure_and_aws_notices():
     assert notice_in("azure", 200, json.dumps(preempt).encode()).startswith("Preempt")
     assert notice_in("azure", 200, json.dumps({"Events": [{"EventType": "Reboot"}]}).encode()) is None
     assert notice_in("azure", 200, b'{"Events": []}') is None
+    for_other_vm = {"Events": [{"EventType": "Preempt", "Resources": ["vmss_7"], "NotBefore": "soon"}]}
+    assert notice_in("azure", 200, json.dumps(for_other_vm).encode(), this_vm="vmss_3") is None
+    assert notice_in("azure", 200, json.dumps(for_other_vm).encode(), this_vm="vmss_7").startswith("Preempt")
     assert notice_in("aws", 404, b"") is None
     assert "terminate" in notice_in("aws", 200, b'{"action": "terminate", "time": "2026-11-23T10:00:00Z"}')
 

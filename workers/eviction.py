@@ -27,14 +27,22 @@ DEFAULT_URLS = {
 }
 
 
-def notice_in(provider: str, status: int, body: bytes) -> str | None:
-    """The notice described by one metadata answer, or None."""
+AZURE_VM_NAME_URL = "http://169.254.169.254/metadata/instance/compute/name?api-version=2021-02-01&format=text"
+
+
+def notice_in(provider: str, status: int, body: bytes, this_vm: str | None = None) -> str | None:
+    """The notice described by one metadata answer, or None.
+
+    Azure lists events for every VM of a scale set or availability set; one is ours if
+    its ``Resources`` name this VM (or, when our name is unknown, if it names any)."""
     if provider == "aws":
         return body.decode(errors="replace")[:200] if status == 200 else None
     if provider == "azure" and status == 200:
         events = json.loads(body or b"{}").get("Events", [])
         for event in events:
-            if event.get("EventType") in {"Preempt", "Terminate"}:
+            resources = event.get("Resources") or []
+            ours = this_vm is None or not resources or this_vm in resources
+            if event.get("EventType") in {"Preempt", "Terminate"} and ours:
                 return f"{event.get('EventType')} at {event.get('NotBefore', '?')}"
     return None
 
@@ -51,11 +59,18 @@ def _fetch(url: str, provider: str) -> tuple[int, bytes]:
 
 async def watch(provider: str, url: str | None, stop: asyncio.Event, interval_s: float = 2.0) -> None:
     """Poll until a notice arrives (then set ``stop``) or ``stop`` is set elsewhere."""
+    this_vm = None
+    if provider == "azure" and url is None:  # on Azure itself: learn our name once
+        try:
+            status, body = await asyncio.to_thread(_fetch, AZURE_VM_NAME_URL, provider)
+            this_vm = body.decode().strip() if status == 200 and body else None
+        except Exception:
+            this_vm = None
     url = url or DEFAULT_URLS[provider]
     while not stop.is_set():
         try:
             status, body = await asyncio.to_thread(_fetch, url, provider)
-            notice = notice_in(provider, status, body)
+            notice = notice_in(provider, status, body, this_vm)
         except Exception as exc:  # metadata endpoint unreachable: keep trying, quietly
             log.debug("eviction.poll_failed", error=str(exc))
             notice = None

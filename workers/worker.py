@@ -20,6 +20,7 @@ from activities.batch import read_batch_page
 from activities.diarize import diarize_audio
 from activities.download import download_audio
 from activities.embed import embed_speakers
+from activities.manifest import write_manifest
 from activities.music import detect_music
 from activities.upload import finalize_outputs, lookup_completed
 from core import queues
@@ -29,6 +30,7 @@ from core.temporal import connect
 from workers import eviction
 from workers.gpu import detect_gpus, machine_class
 from workflows.batch import BatchWorkflow
+from workflows.manifest import ManifestWorkflow
 from workflows.video import VideoWorkflow
 
 GPU_ACTIVITIES = [diarize_audio, detect_music, embed_speakers]
@@ -65,10 +67,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     served = [gpu_queue]
     if settings.serve_cpu_queues:
         workers += [
-            make(queues.workflow_queue(prefix), workflows=[VideoWorkflow, BatchWorkflow]),
+            make(queues.workflow_queue(prefix), workflows=[VideoWorkflow, BatchWorkflow, ManifestWorkflow]),
             make(queues.download_queue(prefix), activities=[download_audio], max_concurrent_activities=4,
                  max_task_queue_activities_per_second=settings.download_rate_per_s),
-            make(queues.upload_queue(prefix), activities=[lookup_completed, finalize_outputs, read_batch_page],
+            make(queues.upload_queue(prefix), activities=[lookup_completed, finalize_outputs, read_batch_page, write_manifest],
                  max_concurrent_activities=8),
         ]  # fmt: skip
         served += [queues.workflow_queue(prefix), queues.download_queue(prefix), queues.upload_queue(prefix)]

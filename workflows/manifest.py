@@ -1,0 +1,34 @@
+"""ManifestWorkflow: one JSONL line per video completed on a given UTC day.
+
+Run daily by a Temporal Schedule (``python -m starter schedule-manifests``); object
+stores cannot append, so the day's manifest is rebuilt whole and written once more
+if the workflow runs again: the same day always gives the same file.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from core import queues
+    from core.models import ManifestResult
+    from workflows import policies
+
+
+@workflow.defn(name="ManifestWorkflow")
+class ManifestWorkflow:
+    @workflow.run
+    async def run(self, queue_prefix: str, date: str | None = None) -> ManifestResult:
+        # a scheduled run just after midnight writes the day that just ended
+        day = date or (workflow.now() - timedelta(days=1)).date().isoformat()
+        return await workflow.execute_activity(
+            "write_manifest",
+            day,
+            task_queue=queues.upload_queue(queue_prefix),
+            start_to_close_timeout=timedelta(hours=2),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=policies.UPLOAD.retry,
+            result_type=ManifestResult,
+        )
