@@ -8,14 +8,19 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-if ! command -v ffmpeg >/dev/null 2>&1; then
+# System packages: ffmpeg (decoding; its libraries serve the pyannote backend's
+# torchcodec) and chromium (the Web UI check in the tests).
+missing=""
+command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing ffmpeg with apt-get"
+    echo "setup: installing$missing with apt-get"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null
+    apt-get update -qq && apt-get install -y -qq $missing >/dev/null
   else
-    echo "setup: no system ffmpeg and not root: using imageio-ffmpeg's bundled binary" \
-         "(the pyannote backend's torchcodec needs the ffmpeg libraries: apt-get install ffmpeg)"
+    echo "setup: missing$missing and not root: install them (sudo apt-get install$missing);" \
+         "ffmpeg falls back to imageio-ffmpeg's bundled binary"
   fi
 fi
 

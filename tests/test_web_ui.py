@@ -1,0 +1,75 @@
+"""The Temporal Web UI, in a real headless browser, lists a batch's videos when filtered
+by BatchId, and a video answers its status query (Debian's chromium; no downloads)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from urllib.parse import quote
+
+import pytest
+
+from core.temporal import connect
+from devstack.stack import Stack, StackConfig, free_port, temporal_cli
+from starter.batch import start_batch, wait_for_batch
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1400,900",
+    "--virtual-time-budget=15000",
+]  # fmt: skip
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "chromium missing: `make test` installs Debian's chromium when run as root"
+    return found
+
+
+def test_web_ui_lists_the_batch_and_status_answers(tmp_path_factory, media_dir):
+    data = tmp_path_factory.mktemp("webui")
+    stack = Stack(StackConfig.ephemeral(data, media_dir, ui_port=free_port()))
+    stack.start()
+    try:
+        csv_path = data / "ui.csv"
+        csv_path.write_text("video_id,url\n" + "".join(
+            f"ui-{i},{stack.media_url}/ep05-radio-segment.ogg\n" for i in range(2)))  # fmt: skip
+
+        async def go():
+            client = await connect(stack.settings())
+            await start_batch(client, stack.settings(), csv_path, "ui-batch")
+            await wait_for_batch(client, "ui-batch", timeout_s=300)
+
+        asyncio.run(go())
+        filter_ = quote('BatchId="ui-batch"')
+        url = f"{stack.ui_url}/namespaces/default/workflows?query={filter_}"
+        profile = data / "chromium-profile"
+        dom = subprocess.run(
+            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert "video-ui-0" in dom.stdout and "video-ui-1" in dom.stdout, dom.stdout[-2000:]
+        assert "batch-ui-batch" in dom.stdout  # the BatchWorkflow carries the BatchId too
+        screenshot = data / "web-ui-batch.png"
+        subprocess.run(
+            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={screenshot}", url],
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert screenshot.stat().st_size > 10_000
+        print(f"\nWeb UI screenshot: {screenshot}")
+
+        query = subprocess.run(
+            [temporal_cli(), "workflow", "query", "--address", stack.temporal_address, "--workflow-id", "video-ui-0",
+             "--name", "status", "--output", "json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert query.returncode == 0, query.stderr
+        answer = json.loads(query.stdout)
+        result = answer["queryResult"][0] if "queryResult" in answer else answer
+        assert result["stage"] == "completed" and result["batch_id"] == "ui-batch"
+    finally:
+        stack.stop()
