@@ -67,7 +67,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     served = [gpu_queue]
     if settings.serve_cpu_queues:
         workers += [
-            make(queues.workflow_queue(prefix), workflows=[VideoWorkflow, BatchWorkflow, ManifestWorkflow]),
+            # lookup_completed also runs here, as the workflows' local activity
+            make(queues.workflow_queue(prefix), workflows=[VideoWorkflow, BatchWorkflow, ManifestWorkflow],
+                 activities=[lookup_completed]),
             make(queues.download_queue(prefix), activities=[download_audio], max_concurrent_activities=4,
                  max_task_queue_activities_per_second=settings.download_rate_per_s),
             make(queues.upload_queue(prefix), activities=[lookup_completed, finalize_outputs, read_batch_page, write_manifest],

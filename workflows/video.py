@@ -55,6 +55,8 @@ class VideoWorkflow:
         self._failed_stage: str | None = None
         self._gpu_class = ""
         self._escalations: list[str] = []
+        self._shown_stage = "queued"
+        self._pending_attributes: list[Any] = []
 
     @workflow.run
     async def run(self, job: VideoJob) -> VideoOutcome:
@@ -64,7 +66,7 @@ class VideoWorkflow:
         self._gpu_class = job.gpu_class
         try:
             existing: VideoOutcome | None = await self._stage_run(
-                "lookup", "lookup_completed", spec.video_id, queues.upload_queue(prefix), policies.LOOKUP
+                "lookup", "lookup_completed", spec.video_id, "", policies.LOOKUP, local=True
             )
             if existing is not None:
                 self._stage = "completed"
@@ -75,7 +77,7 @@ class VideoWorkflow:
             audio: AudioRef = await self._stage_run(
                 "download", "download_audio", spec, queues.download_queue(prefix), policies.DOWNLOAD
             )
-            workflow.upsert_search_attributes([sa.AUDIO_SECONDS.value_set(audio.duration_s)])
+            self._pending_attributes.append(sa.AUDIO_SECONDS.value_set(audio.duration_s))
             fitting = gpu_profiles.class_for_duration(self._gpu_class, audio.duration_s)
             if fitting != self._gpu_class:
                 self._escalate(fitting, f"{audio.duration_s / 3600:.1f} h of audio")
@@ -150,26 +152,35 @@ class VideoWorkflow:
         )
 
     async def _stage_run(
-        self, name: str, activity: str, arg: Any, queue: str, policy: policies.ActivityPolicy
+        self, name: str, activity: str, arg: Any, queue: str, policy: policies.ActivityPolicy, local: bool = False
     ) -> Any:
         """Run one stage's activity and record its timing, attempt and worker."""
         assert self._job is not None
         self._running.add(name)
         self._stage = name
-        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(name)])
+        self._show_stage(_SEARCH_STAGE.get(name))
         started = workflow.now()
         heartbeat = timedelta(seconds=self._job.heartbeat_timeout_s) if policy.heartbeat else None
         result_type = _RESULT_TYPES[activity]
         try:
-            result = await workflow.execute_activity(
-                activity,
-                arg,
-                task_queue=queue,
-                start_to_close_timeout=policy.start_to_close,
-                heartbeat_timeout=heartbeat,
-                retry_policy=policy.retry,
-                result_type=result_type,
-            )
+            if local:  # a cheap storage lookup: run it in the workflow worker, no queue round trip
+                result = await workflow.execute_local_activity(
+                    activity,
+                    arg,
+                    start_to_close_timeout=policy.start_to_close,
+                    retry_policy=policy.retry,
+                    result_type=result_type,
+                )
+            else:
+                result = await workflow.execute_activity(
+                    activity,
+                    arg,
+                    task_queue=queue,
+                    start_to_close_timeout=policy.start_to_close,
+                    heartbeat_timeout=heartbeat,
+                    retry_policy=policy.retry,
+                    result_type=result_type,
+                )
         except ActivityError:
             self._failed_stage = self._failed_stage or name
             raise
@@ -181,6 +192,15 @@ class VideoWorkflow:
             self._attempts[name] = result.attempt
             self._workers[name] = result.worker_id
         return result
+
+    def _show_stage(self, stage: str | None) -> None:
+        """Upsert PipelineStage (and any pending attributes) only when it changes: each
+        upsert is a history event and a visibility write, the orchestration's main cost."""
+        if stage is None or stage == self._shown_stage:
+            return
+        self._shown_stage = stage
+        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(stage), *self._pending_attributes])
+        self._pending_attributes.clear()
 
     async def _gpu_stage(self, name: str, activity: str, arg: Any) -> Any:
         """A model stage on the queue of the video's GPU class. If the class cannot hold
@@ -243,6 +263,11 @@ class VideoWorkflow:
             ]
         )
 
+
+# What the Web UI's PipelineStage shows: coarse on purpose (see _show_stage); the
+# status query has the fine-grained stage.
+_SEARCH_STAGE = {"download": "download", "diarize": "analyze", "music": "analyze", "embed": "analyze",
+                 "upload": "upload"}  # fmt: skip
 
 _RESULT_TYPES: dict[str, Any] = {
     "lookup_completed": VideoOutcome | None,
