@@ -109,13 +109,33 @@ async def cmd_start(args: argparse.Namespace, settings: Settings, client: Client
 
 
 async def _wait_and_report(client: Client, settings: Settings, batch_id: str) -> int:
-    await wait_for_batch(client, batch_id)
+    watcher = asyncio.create_task(_show_progress(client, batch_id))
+    try:
+        await wait_for_batch(client, batch_id)
+    finally:
+        watcher.cancel()
     progress = await batch_progress(client, batch_id)
     print(
         f"batch {batch_id}: started {progress.total - progress.skipped}, skipped {progress.skipped} "
         f"(already running or completed), completed {progress.completed}, failed {progress.failed}"
     )
     return await print_videos(client, settings, batch_id)
+
+
+async def _show_progress(client: Client, batch_id: str, every_s: float = 10.0) -> None:
+    """A progress line on stderr while --wait waits (a bar when stderr is a terminal)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            p = await batch_progress(client, batch_id)
+        except Exception:
+            continue  # between two runs of continue-as-new
+        filled = int(30 * p.done / max(p.total, 1))
+        bar = "#" * filled + "." * (30 - filled)
+        eta = f"{p.eta_s / 60:.0f} min" if p.eta_s else "n/a"
+        end = "\r" if sys.stderr.isatty() else "\n"
+        print(f"[{bar}] {p.done}/{p.total} done, {p.running} running, {p.failed} failed, ETA {eta}",
+              end=end, file=sys.stderr, flush=True)  # fmt: skip
 
 
 async def print_videos(client: Client, settings: Settings, batch_id: str) -> int:
