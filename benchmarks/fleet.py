@@ -1,0 +1,630 @@
+"""Simulate a fleet of spot GPUs running the pipeline; project time and cost for the job.
+
+    python -m benchmarks.fleet --gpus 150 --videos 20000 [--gpu-class t4] [--cpu-figures]
+        [--window 2000] [--download-slots 64] [--download-rate R] [--upload-slots 64]
+        [--preempt-per-gpu-hour 0.05] [--price 0.53] [--seed 1]
+    python -m benchmarks.fleet --validate [--videos 40 --gpus 2 ...]   # check the model on Temporal
+
+A seeded discrete-event simulation (heapq, no Temporal) of the pipeline's queueing
+structure, side by side with the design it replaces:
+
+- pipelined (this project): a batch window of ``--window`` videos in flight; downloads
+  on the CPU queue (``--download-slots`` fleet-wide, at most ``--download-rate`` starts
+  per second, PIPELINE_DOWNLOAD_RATE_PER_S); diarize and music in parallel on the GPU
+  queue (``--gpus`` x the class's ``gpu_slots``), then embed; uploads on the CPU queue
+  (``--upload-slots``). Queues are FIFO, as Temporal's task queues roughly are.
+- serial: each GPU slot is a worker that downloads, runs the three model stages and
+  uploads in turn; its GPU idles while it downloads and uploads.
+
+Videos: ``--videos`` audio durations drawn from a lognormal (sigma ``--sigma``) capped to
+[``--min-min``, ``--max-h``] and scaled so the capped mean is the real job's mean
+(282,702 audio h / 340,424 videos = 49.8 min). Each stage's duration is its overhead
+plus seconds per audio hour times the audio hours, times a uniform +-``--jitter``.
+
+ASSUMED figures (replace with measured ones): GPU stage costs are seconds per audio hour
+on a T4 (pyannote-class models; ``CLASS_SPEED`` scales them to other classes); they
+stand in until ``benchmarks.speed`` is run on CUDA, and every one has a flag.
+``--cpu-figures`` uses the offline backend's measured CPU costs instead (2 cores: 0.68,
+0.15 and 0.28 CPU s per audio minute for diarize, music, embed). Download: yt-dlp
+start-up and extraction ~30 s, then ~70 s per audio hour (a ~128 kbit/s audio stream,
+58 MB/h, at ~1 MB/s, plus ffmpeg to the 48 kHz and 16 kHz WAVs). Upload: 5 s plus 15 s
+per audio hour (the 48 kHz WAV, ~350 MB/h, to R2/S3 at ~25-50 MB/s).
+
+Spot interruptions (``--preempt-per-gpu-hour``): each GPU machine is evicted at that
+Poisson rate per hour it is up; its in-flight model stages resume elsewhere after
+``--handover-s`` (1 s retry after a graceful shutdown), keeping every finished chunk of
+``--chunk-s`` seconds of audio (at most one chunk of work is lost), and a replacement
+machine joins after ``--replace-s``. The serial design is simulated without evictions,
+which flatters it.
+
+Printed per design: GPU-slot busy fraction over the whole run and once warm (the
+middle 90 % of the makespan), videos/h and audio hours/h, and the projection for the
+real job (340,424 videos, 282,702 audio h): wall days at the warm rate plus this run's
+fill-and-drain time, and the GPU bill, counting every GPU the whole wall time (spot GPUs
+are paid while up, busy or not) at ``--price`` (default Settings().gpu_prices).
+
+``--validate`` runs a small batch of the same structure on the real embedded Temporal
+stack (the real VideoWorkflow; stand-in activities under the real names that sleep their
+simulated duration times a time scale), measures the GPU-slot busy fraction from the
+activities' start and end times, and prints it next to the simulation's prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import math
+import random
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from temporalio import activity
+
+from core import gpu_profiles
+from core.models import (
+    AudioRef,
+    DiarizationResult,
+    EmbeddingResult,
+    EmbedRequest,
+    FinalizeRequest,
+    MusicResult,
+    VideoOutcome,
+    VideoSpec,
+    VideoState,
+)
+from core.settings import Settings
+
+JOB_VIDEOS = 340_424
+JOB_AUDIO_H = 282_702.0
+JOB_MEAN_H = JOB_AUDIO_H / JOB_VIDEOS  # 0.830 h = 49.8 min
+
+# ASSUMED seconds of GPU time per audio hour on a T4, per stage, until benchmarks.speed
+# measures them on CUDA (pyannote-class segmentation + clustering, WeSpeaker-class
+# embeddings, a small music classifier).
+T4_STAGE_S_PER_H = {"diarize": 120.0, "music": 30.0, "embed": 60.0}
+# ASSUMED speed of one slot of each class relative to a T4 (>1: faster).
+CLASS_SPEED = {"cpu": 1.0, "t4": 1.0, "l4": 1.6, "a10": 1.8, "a100-40": 2.5, "a100-80": 2.5, "h100": 4.0}
+# MEASURED: the offline backend on 2 CPU cores (benchmarks.speed), CPU s per audio
+# minute x 60 = s per audio hour.
+CPU_STAGE_S_PER_H = {"diarize": 0.68 * 60, "music": 0.15 * 60, "embed": 0.28 * 60}
+GPU_STAGES = ("diarize", "music", "embed")
+
+
+@dataclass
+class Params:
+    gpus: int = 150
+    gpu_class: str = "t4"
+    window: int = 2000
+    download_slots: int = 64
+    download_rate: float | None = None  # starts per second fleet-wide; None: unlimited
+    upload_slots: int = 64
+    stage_s_per_h: dict[str, float] = field(default_factory=dict)
+    download_overhead_s: float = 30.0
+    download_s_per_h: float = 70.0
+    upload_overhead_s: float = 5.0
+    upload_s_per_h: float = 15.0
+    jitter: float = 0.2
+    preempt_per_gpu_h: float = 0.0
+    handover_s: float = 1.0
+    replace_s: float = 180.0
+    chunk_s: float = 120.0
+
+    @property
+    def slots_per_gpu(self) -> int:
+        return gpu_profiles.profile_for(self.gpu_class).gpu_slots
+
+    @property
+    def slots(self) -> int:
+        return self.gpus * self.slots_per_gpu
+
+
+@dataclass
+class Video:
+    vid: int
+    audio_h: float
+    s: dict[str, float]  # seconds of each stage: download, diarize, music, embed, upload
+
+
+def calibrate_mu(mean_h: float, sigma: float, lo_h: float, hi_h: float, z: list[float]) -> float:
+    """mu of the lognormal whose samples (from these normal draws), capped, average mean_h."""
+
+    def capped_mean(mu: float) -> float:
+        return sum(min(max(math.exp(mu + sigma * x), lo_h), hi_h) for x in z) / len(z)
+
+    lo, hi = math.log(lo_h) - 5, math.log(hi_h) + 5
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if capped_mean(mid) < mean_h else (lo, mid)
+    return (lo + hi) / 2
+
+
+def draw_videos(n: int, p: Params, rng: random.Random, sigma: float, lo_h: float, hi_h: float) -> list[Video]:
+    z = [rng.gauss(0, 1) for _ in range(n)]
+    mu = calibrate_mu(JOB_MEAN_H, sigma, lo_h, hi_h, z)
+
+    def jit() -> float:
+        return rng.uniform(1 - p.jitter, 1 + p.jitter)
+
+    videos = []
+    for i, x in enumerate(z):
+        h = min(max(math.exp(mu + sigma * x), lo_h), hi_h)
+        s = {
+            "download": (p.download_overhead_s + p.download_s_per_h * h) * jit(),
+            "upload": (p.upload_overhead_s + p.upload_s_per_h * h) * jit(),
+        }
+        for stage in GPU_STAGES:
+            s[stage] = p.stage_s_per_h[stage] * h * jit()
+        videos.append(Video(i, h, s))
+    return videos
+
+
+@dataclass
+class Result:
+    design: str
+    makespan_s: float
+    busy: float
+    busy_warm: float
+    videos: int
+    audio_h: float
+    lost_gpu_s: float = 0.0
+    evictions: int = 0
+    warm_audio_h_per_h: float = 0.0
+
+    @property
+    def videos_per_h(self) -> float:
+        return self.videos / self.makespan_s * 3600
+
+    @property
+    def audio_h_per_h(self) -> float:
+        return self.audio_h / self.makespan_s * 3600
+
+
+def busy_fractions(intervals: list[tuple[float, float]], slots: int, end: float) -> tuple[float, float]:
+    """(busy over [0, end], busy over the middle 90 % of it) of ``slots`` slots."""
+    a, b = 0.05 * end, 0.95 * end
+    total = sum(e - s for s, e in intervals)
+    warm = sum(max(0.0, min(e, b) - max(s, a)) for s, e in intervals)
+    return total / (slots * end), warm / (slots * (b - a))
+
+
+def warm_rate(done: list[tuple[float, float]], end: float) -> float:
+    """Audio hours per hour completed in the middle 90 % of the run."""
+    a, b = 0.05 * end, 0.95 * end
+    return sum(h for t, h in done if a <= t <= b) / (b - a) * 3600
+
+
+class _Task:
+    __slots__ = ("video", "stage", "kept")
+
+    def __init__(self, video: Video, stage: str):
+        self.video, self.stage, self.kept = video, stage, 0.0
+
+    @property
+    def work(self) -> float:
+        return self.video.s[self.stage]
+
+
+def simulate_pipelined(p: Params, videos: list[Video], seed: int = 0) -> Result:
+    rng = random.Random(seed)
+    slots, spg = p.slots, p.slots_per_gpu
+    heap: list = []
+    seq = 0
+
+    def push(t: float, kind: str, data=None) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(heap, (t, seq, kind, data))
+
+    next_video = 0
+    in_flight = 0
+    dl_queue: deque[Video] = deque()
+    dl_free = p.download_slots
+    dl_next_allowed = 0.0
+    dl_wakeup_pending = False
+    gpu_queue: deque[_Task] = deque()
+    free_slots = list(range(slots - 1, -1, -1))
+    running: dict[int, tuple[_Task, float, int]] = {}  # slot -> (task, started, version)
+    version = [0] * slots
+    machine_up = [True] * p.gpus
+    up_queue: deque[Video] = deque()
+    up_free = p.upload_slots
+    joins: dict[int, int] = {}
+    intervals: list[tuple[float, float]] = []
+    done: list[tuple[float, float]] = []
+    lost = 0.0
+    evictions = 0
+    rate_per_s = p.preempt_per_gpu_h / 3600
+    if rate_per_s > 0:
+        for m in range(p.gpus):
+            push(rng.expovariate(rate_per_s), "evict", m)
+
+    def pump(now: float) -> None:
+        nonlocal next_video, in_flight, dl_free, dl_next_allowed, dl_wakeup_pending, up_free
+        while in_flight < p.window and next_video < len(videos):
+            dl_queue.append(videos[next_video])
+            next_video += 1
+            in_flight += 1
+        while dl_queue and dl_free > 0:
+            if p.download_rate and now < dl_next_allowed - 1e-9:
+                if not dl_wakeup_pending:
+                    dl_wakeup_pending = True
+                    push(dl_next_allowed, "dl_wakeup")
+                break
+            v = dl_queue.popleft()
+            dl_free -= 1
+            if p.download_rate:
+                dl_next_allowed = max(now, dl_next_allowed) + 1 / p.download_rate
+            push(now + v.s["download"], "dl_done", v)
+        while gpu_queue and free_slots:
+            task = gpu_queue.popleft()
+            slot = free_slots.pop()
+            version[slot] += 1
+            running[slot] = (task, now, version[slot])
+            push(now + task.work - task.kept, "gpu_done", (slot, version[slot]))
+        while up_queue and up_free > 0:
+            v = up_queue.popleft()
+            up_free -= 1
+            push(now + v.s["upload"], "up_done", v)
+
+    now = 0.0
+    pump(now)
+    while heap:
+        now, _, kind, data = heapq.heappop(heap)
+        if kind == "dl_wakeup":
+            dl_wakeup_pending = False
+        elif kind == "dl_done":
+            dl_free += 1
+            joins[data.vid] = 2
+            gpu_queue.append(_Task(data, "diarize"))
+            gpu_queue.append(_Task(data, "music"))
+        elif kind == "gpu_done":
+            slot, ver = data
+            if ver != version[slot] or slot not in running:
+                continue  # the machine was evicted meanwhile
+            task, started, _ = running.pop(slot)
+            intervals.append((started, now))
+            if machine_up[slot // spg]:
+                free_slots.append(slot)
+            v = task.video
+            if task.stage == "embed":
+                up_queue.append(v)
+            else:
+                joins[v.vid] -= 1
+                if joins[v.vid] == 0:
+                    del joins[v.vid]
+                    gpu_queue.append(_Task(v, "embed"))
+        elif kind == "up_done":
+            up_free += 1
+            in_flight -= 1
+            done.append((now, data.audio_h))
+        elif kind == "requeue":
+            gpu_queue.append(data)
+        elif kind == "evict":
+            m = data
+            if next_video >= len(videos) and in_flight == 0:
+                continue
+            evictions += 1
+            machine_up[m] = False
+            machine_slots = set(range(m * spg, (m + 1) * spg))
+            free_slots[:] = [s for s in free_slots if s not in machine_slots]
+            for slot in machine_slots:
+                if slot not in running:
+                    continue
+                task, started, _ = running.pop(slot)
+                version[slot] += 1
+                intervals.append((started, now))
+                chunk_work = task.work * p.chunk_s / (task.video.audio_h * 3600)
+                progress = task.kept + (now - started)
+                task.kept = math.floor(progress / chunk_work) * chunk_work
+                lost += progress - task.kept
+                push(now + p.handover_s, "requeue", task)
+            push(now + p.replace_s, "machine_up", m)
+        elif kind == "machine_up":
+            m = data
+            machine_up[m] = True
+            free_slots.extend(range(m * spg, (m + 1) * spg))
+            push(now + rng.expovariate(rate_per_s), "evict", m)
+        pump(now)
+        if next_video >= len(videos) and in_flight == 0:
+            break
+    busy, busy_warm = busy_fractions(intervals, slots, now)
+    return Result("pipelined", now, busy, busy_warm, len(done), sum(h for _, h in done), lost, evictions,
+                  warm_rate(done, now))  # fmt: skip
+
+
+def simulate_serial(p: Params, videos: list[Video]) -> Result:
+    """Each GPU slot downloads, processes and uploads one video at a time."""
+    slots = p.slots
+    heap: list = [(0.0, s) for s in range(slots)]  # (time the worker wants its next video, slot)
+    heapq.heapify(heap)
+    dl_next_allowed = 0.0
+    intervals: list[tuple[float, float]] = []
+    done: list[tuple[float, float]] = []
+    end = 0.0
+    for v in videos:
+        t, slot = heapq.heappop(heap)
+        if p.download_rate:
+            t = max(t, dl_next_allowed)
+            dl_next_allowed = t + 1 / p.download_rate
+        gpu_start = t + v.s["download"]
+        gpu_end = gpu_start + sum(v.s[stage] for stage in GPU_STAGES)
+        intervals.append((gpu_start, gpu_end))
+        finished = gpu_end + v.s["upload"]
+        done.append((finished, v.audio_h))
+        end = max(end, finished)
+        heapq.heappush(heap, (finished, slot))
+    busy, busy_warm = busy_fractions(intervals, slots, end)
+    return Result("serial", end, busy, busy_warm, len(done), sum(h for _, h in done),
+                  warm_audio_h_per_h=warm_rate(done, end))  # fmt: skip
+
+
+@dataclass
+class Projection:
+    days: float
+    gpu_h: float
+    dollars: float
+
+
+def project(r: Result, p: Params, price: float) -> Projection:
+    """Wall time for the real job: its audio at the warm rate, plus this run's fill and drain."""
+    rate = r.warm_audio_h_per_h or r.audio_h_per_h
+    overhead_h = max(0.0, r.makespan_s / 3600 - r.audio_h / rate)
+    wall_h = JOB_AUDIO_H / rate + overhead_h
+    gpu_h = p.gpus * wall_h  # every GPU is paid for the whole run, busy or not
+    return Projection(wall_h / 24, gpu_h, gpu_h * price)
+
+
+def describe(p: Params, videos: list[Video], lo_h: float, hi_h: float, figures: str) -> list[str]:
+    audio = sum(v.audio_h for v in videos)
+    cap = gpu_profiles.profile_for(p.gpu_class).max_audio_h
+    over = [v for v in videos if v.audio_h > cap]
+    rate = f"{p.download_rate:g}/s" if p.download_rate else "unlimited"
+    costs = ", ".join(f"{s} {p.stage_s_per_h[s]:.1f}" for s in GPU_STAGES)
+    lines = [
+        f"fleet: {p.gpus} x {p.gpu_class} ({p.slots_per_gpu} slot each: {p.slots} GPU slots), window {p.window}, "
+        f"downloads {p.download_slots} slots (rate {rate}), uploads {p.upload_slots} slots",
+        f"videos: {len(videos)}, {audio:,.0f} audio h (mean {audio / len(videos) * 60:.1f} min, "
+        f"lognormal capped {lo_h * 60:.0f} min..{hi_h:g} h)",
+        f"GPU s per audio h ({figures}): {costs}; jitter +-{p.jitter:.0%}",
+        f"download {p.download_overhead_s:g} s + {p.download_s_per_h:g} s/audio-h; upload "
+        f"{p.upload_overhead_s:g} s + {p.upload_s_per_h:g} s/audio-h (ASSUMED)",
+        f"evictions: {p.preempt_per_gpu_h:g} per GPU-h, handover {p.handover_s:g} s, replacement "
+        f"{p.replace_s:g} s, chunk {p.chunk_s:g} s of audio",
+    ]
+    n = len(videos)
+    mean = {k: sum(v.s[k] for v in videos) / n for k in ("download", "upload", *GPU_STAGES)}
+    capacity = {
+        "downloads": p.download_slots * 3600 / mean["download"],
+        "GPU": p.slots * 3600 / sum(mean[k] for k in GPU_STAGES),
+        "uploads": p.upload_slots * 3600 / mean["upload"],
+    }
+    if p.download_rate:
+        capacity["downloads"] = min(capacity["downloads"], p.download_rate * 3600)
+    bottleneck = min(capacity, key=capacity.get)
+    lines.append("capacity, videos/h: " + ", ".join(f"{k} {v:,.0f}" for k, v in capacity.items())
+                 + f" (bottleneck: {bottleneck})")  # fmt: skip
+    if over:
+        lines.append(f"note: {len(over)} videos ({sum(v.audio_h for v in over) / audio:.1%} of the audio) exceed "
+                     f"{p.gpu_class}'s max_audio_h {cap:g} and would escalate; simulated here on {p.gpu_class} slots")  # fmt: skip
+    return lines
+
+
+def report(p: Params, results: list[Result], price: float) -> list[str]:
+    lines = [
+        f"{'design':<10} {'makespan':>9} {'busy':>6} {'warm':>6} {'videos/h':>9} {'audio-h/h':>10} "
+        f"{'evictions':>9} {'lost GPU-h':>10}"
+    ]
+    for r in results:
+        lines.append(
+            f"{r.design:<10} {r.makespan_s / 3600:>7.2f} h {r.busy:>6.3f} {r.busy_warm:>6.3f} {r.videos_per_h:>9.1f} "
+            f"{r.audio_h_per_h:>10.1f} {r.evictions:>9d} {r.lost_gpu_s / 3600:>10.2f}"
+        )
+    lines.append(f"projection: {JOB_VIDEOS:,} videos / {JOB_AUDIO_H:,.0f} audio h on {p.gpus} {p.gpu_class} "
+                 f"at ${price:g}/GPU-h (all GPUs billed for the whole wall time)")  # fmt: skip
+    for r in results:
+        pr = project(r, p, price)
+        lines.append(
+            f"projection {r.design:<10} {pr.days:7.2f} days  {pr.gpu_h:>10,.0f} GPU-h  ${pr.dollars:>10,.0f}  "
+            f"${pr.dollars / JOB_AUDIO_H:.4f}/audio-h"
+        )
+    return lines
+
+
+# --- validation on the real orchestration ------------------------------------------
+_VALIDATE: dict = {"videos": {}, "scale": 1.0, "gpu": [], "max_s": 6 * 3600.0}
+
+
+def _standins():
+    def seconds(video_id: str, stage: str) -> float:
+        return _VALIDATE["videos"][video_id].s[stage] * _VALIDATE["scale"]
+
+    async def gpu(video_id: str, stage: str) -> None:
+        began = time.monotonic()
+        await asyncio.sleep(seconds(video_id, stage))
+        _VALIDATE["gpu"].append((began, time.monotonic()))
+
+    @activity.defn(name="lookup_completed")
+    async def lookup_completed(video_id: str) -> VideoOutcome | None:
+        return None
+
+    @activity.defn(name="download_audio")
+    async def download_audio(spec: VideoSpec) -> AudioRef:
+        await asyncio.sleep(seconds(spec.video_id, "download"))
+        duration = min(_VALIDATE["videos"][spec.video_id].audio_h * 3600, _VALIDATE["max_s"])  # no escalation
+        return AudioRef(video_id=spec.video_id, original_key="o", analysis_key="a", duration_s=duration, sha256="0")
+
+    @activity.defn(name="diarize_audio")
+    async def diarize_audio(audio: AudioRef) -> DiarizationResult:
+        await gpu(audio.video_id, "diarize")
+        return DiarizationResult(key="d", backend="sleep", num_speakers=2, num_segments=10, speech_s=50.0)
+
+    @activity.defn(name="detect_music")
+    async def detect_music(audio: AudioRef) -> MusicResult:
+        await gpu(audio.video_id, "music")
+        return MusicResult(key="m", backend="sleep", num_regions=0, music_s=0.0)
+
+    @activity.defn(name="embed_speakers")
+    async def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
+        await gpu(req.audio.video_id, "embed")
+        return EmbeddingResult(key="e", centroids_key="c", backend="sleep", dim=256, num_segments=10)
+
+    @activity.defn(name="finalize_outputs")
+    async def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
+        await asyncio.sleep(seconds(req.spec.video_id, "upload"))
+        return VideoOutcome(video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED)
+
+    return lookup_completed, download_audio, [diarize_audio, detect_music, embed_speakers], finalize_outputs
+
+
+async def validate(p: Params, videos: list[Video], target_s: float, data: Path) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from temporalio.worker import Worker
+
+    from core import queues
+    from core.models import VideoJob
+    from core.temporal import connect
+    from devstack.stack import REPO_ROOT, Stack, StackConfig
+    from workflows.video import VideoWorkflow
+
+    predicted = simulate_pipelined(p, videos)
+    scale = target_s / predicted.makespan_s
+    prefix = "fleet"
+    _VALIDATE.update(videos={f"fleet-{v.vid}": v for v in videos}, scale=scale, gpu=[],
+                     max_s=gpu_profiles.profile_for(p.gpu_class).max_audio_h * 3600)  # fmt: skip
+    lookup, download, gpu_acts, finalize = _standins()
+    stack = Stack(StackConfig.ephemeral(data, REPO_ROOT / "samples" / "audio"))
+    stack.start_temporal()
+    try:
+        client = await connect(stack.settings())
+        executor = ThreadPoolExecutor(8)
+        rate = p.download_rate / scale if p.download_rate else None
+        workers = [
+            Worker(client, task_queue=queues.workflow_queue(prefix), workflows=[VideoWorkflow], activities=[lookup],
+                   activity_executor=executor, max_concurrent_workflow_tasks=64),
+            Worker(client, task_queue=queues.download_queue(prefix), activities=[download], activity_executor=executor,
+                   max_concurrent_activities=p.download_slots, max_task_queue_activities_per_second=rate),
+            Worker(client, task_queue=queues.gpu_queue(prefix, p.gpu_class), activities=gpu_acts,
+                   activity_executor=executor, max_concurrent_activities=p.slots),
+            Worker(client, task_queue=queues.upload_queue(prefix), activities=[finalize], activity_executor=executor,
+                   max_concurrent_activities=p.upload_slots),
+        ]  # fmt: skip
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        window = asyncio.Semaphore(p.window)
+        began = time.monotonic()
+
+        async def one(v: Video) -> None:
+            async with window:
+                spec = VideoSpec(video_id=f"fleet-{v.vid}", url="http://127.0.0.1/x.ogg", batch_id="fleet")
+                job = VideoJob(spec=spec, queue_prefix=prefix, gpu_class=p.gpu_class)
+                handle = await client.start_workflow(
+                    "VideoWorkflow", job, id=f"video-fleet-{v.vid}-{began}", task_queue=queues.workflow_queue(prefix)
+                )
+                await handle.result()
+
+        await asyncio.gather(*(one(v) for v in videos))
+        makespan = time.monotonic() - began
+        busy = sum(e - s for s, e in _VALIDATE["gpu"]) / (p.slots * makespan)
+        for w in workers:
+            await w.shutdown()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        stack.stop()
+    print(f"validate: {len(videos)} videos on the embedded Temporal stack, real VideoWorkflow, stand-in activities "
+          f"sleeping simulated seconds x {scale:.5f}")  # fmt: skip
+    print(f"validate: {p.slots} GPU slots, window {p.window}, {p.download_slots} download / {p.upload_slots} upload slots")
+    print(f"{'':<22} {'busy':>6} {'makespan (sim s)':>17}")
+    print(f"{'simulated':<22} {predicted.busy:>6.3f} {predicted.makespan_s:>17.0f}")
+    print(f"{'real orchestration':<22} {busy:>6.3f} {makespan / scale:>17.0f}   ({makespan:.1f} s wall)")
+    gpu_tasks = 3 * len(videos)
+    extra_idle = p.slots * (makespan * (1 - busy) - predicted.makespan_s * scale * (1 - predicted.busy))
+    print(f"validate: real/simulated busy {busy / predicted.busy:.3f}; the gap is ~{extra_idle / gpu_tasks * 1000:.0f} ms "
+          f"of extra idle slot time per GPU activity (dispatch latency, real seconds, not scaled)")  # fmt: skip
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gpus", type=int, help="GPU machines (default 150; 2 with --validate)")
+    parser.add_argument("--videos", type=int, help="videos simulated (default 20000; 40 with --validate)")
+    parser.add_argument("--gpu-class", default="t4", choices=sorted(gpu_profiles.PROFILES))
+    parser.add_argument("--window", type=int, help="videos in flight (default 2000; 8 with --validate)")
+    parser.add_argument("--download-slots", type=int, help="fleet-wide download slots (default 64; 2 with --validate)")
+    parser.add_argument("--download-rate", type=float, default=Settings().download_rate_per_s,
+                        help="fleet-wide download starts/s (default PIPELINE_DOWNLOAD_RATE_PER_S: unlimited)")
+    parser.add_argument("--upload-slots", type=int, help="fleet-wide upload slots (default 64; 2 with --validate)")
+    parser.add_argument("--cpu-figures", action="store_true", help="the offline backend's measured CPU costs")
+    parser.add_argument("--diarize-s-per-h", type=float)
+    parser.add_argument("--music-s-per-h", type=float)
+    parser.add_argument("--embed-s-per-h", type=float)
+    parser.add_argument("--download-overhead-s", type=float, default=30.0)
+    parser.add_argument("--download-s-per-h", type=float, default=70.0)
+    parser.add_argument("--upload-overhead-s", type=float, default=5.0)
+    parser.add_argument("--upload-s-per-h", type=float, default=15.0)
+    parser.add_argument("--jitter", type=float, default=0.2)
+    parser.add_argument("--sigma", type=float, default=0.7, help="lognormal sigma of audio durations")
+    parser.add_argument("--min-min", type=float, default=10.0, help="shortest audio, minutes")
+    parser.add_argument("--max-h", type=float, default=6.0, help="longest audio, hours (PIPELINE_MAX_DURATION_S)")
+    parser.add_argument("--preempt-per-gpu-hour", type=float, default=0.0)
+    parser.add_argument("--handover-s", type=float, default=1.0)
+    parser.add_argument("--replace-s", type=float, default=180.0)
+    parser.add_argument("--chunk-s", type=float, default=Settings().chunk_s)
+    parser.add_argument("--price", type=float, help="$ per GPU-hour (default Settings().gpu_prices[class])")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--validate", action="store_true", help="check the model on the real Temporal stack")
+    parser.add_argument("--validate-seconds", type=float, default=25.0, help="target wall time of --validate")
+    a = parser.parse_args()
+
+    small = a.validate
+    if a.cpu_figures:
+        base, figures = dict(CPU_STAGE_S_PER_H), "MEASURED offline backend on 2 CPU cores"
+    else:
+        speed = CLASS_SPEED.get(a.gpu_class, 1.0)
+        base = {k: v / speed for k, v in T4_STAGE_S_PER_H.items()}
+        figures = f"ASSUMED for {a.gpu_class}, to be replaced by benchmarks.speed on CUDA"
+    for stage in GPU_STAGES:
+        override = getattr(a, f"{stage}_s_per_h")
+        if override is not None:
+            base[stage] = override
+    p = Params(
+        gpus=a.gpus or (2 if small else 150),
+        gpu_class=a.gpu_class,
+        window=a.window or (8 if small else 2000),
+        download_slots=a.download_slots or (2 if small else 64),
+        download_rate=a.download_rate,
+        upload_slots=a.upload_slots or (2 if small else 64),
+        stage_s_per_h=base,
+        download_overhead_s=a.download_overhead_s,
+        download_s_per_h=a.download_s_per_h,
+        upload_overhead_s=a.upload_overhead_s,
+        upload_s_per_h=a.upload_s_per_h,
+        jitter=a.jitter,
+        preempt_per_gpu_h=a.preempt_per_gpu_hour,
+        handover_s=a.handover_s,
+        replace_s=a.replace_s,
+        chunk_s=a.chunk_s,
+    )
+    price = a.price if a.price is not None else Settings().gpu_prices.get(a.gpu_class, 0.0)
+    lo_h, hi_h = a.min_min / 60, a.max_h
+    videos = draw_videos(a.videos or (40 if small else 20000), p, random.Random(a.seed), a.sigma, lo_h, hi_h)
+    for line in describe(p, videos, lo_h, hi_h, figures):
+        print(line)
+    if a.validate:
+        from core.exit import exit_now
+
+        with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
+            code = asyncio.run(validate(p, videos, a.validate_seconds, Path(tmp)))
+        exit_now(code)
+    began = time.perf_counter()
+    results = [simulate_pipelined(p, videos, a.seed), simulate_serial(p, videos)]
+    for line in report(p, results, price):
+        print(line)
+    print(f"simulated in {time.perf_counter() - began:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
