@@ -198,7 +198,7 @@ def warm_rate(done: list[tuple[float, float]], end: float) -> float:
 
 
 class _Task:
-    __slots__ = ("video", "stage", "kept")
+    __slots__ = ("kept", "stage", "video")
 
     def __init__(self, video: Video, stage: str):
         self.video, self.stage, self.kept = video, stage, 0.0
@@ -385,15 +385,23 @@ def describe(p: Params, videos: list[Video], lo_h: float, hi_h: float, figures: 
     rate = f"{p.download_rate:g}/s" if p.download_rate else "unlimited"
     costs = ", ".join(f"{s} {p.stage_s_per_h[s]:.1f}" for s in GPU_STAGES)
     lines = [
-        f"fleet: {p.gpus} x {p.gpu_class} ({p.slots_per_gpu} slot each: {p.slots} GPU slots), window {p.window}, "
-        f"downloads {p.download_slots} slots (rate {rate}), uploads {p.upload_slots} slots",
-        f"videos: {len(videos)}, {audio:,.0f} audio h (mean {audio / len(videos) * 60:.1f} min, "
-        f"lognormal capped {lo_h * 60:.0f} min..{hi_h:g} h)",
+        (
+            f"fleet: {p.gpus} x {p.gpu_class} ({p.slots_per_gpu} slot each: {p.slots} GPU slots), window {p.window}, "
+            f"downloads {p.download_slots} slots (rate {rate}), uploads {p.upload_slots} slots"
+        ),
+        (
+            f"videos: {len(videos)}, {audio:,.0f} audio h (mean {audio / len(videos) * 60:.1f} min, "
+            f"lognormal capped {lo_h * 60:.0f} min..{hi_h:g} h)"
+        ),
         f"GPU s per audio h ({figures}): {costs}; jitter +-{p.jitter:.0%}",
-        f"download {p.download_overhead_s:g} s + {p.download_s_per_h:g} s/audio-h; upload "
-        f"{p.upload_overhead_s:g} s + {p.upload_s_per_h:g} s/audio-h (ASSUMED)",
-        f"evictions: {p.preempt_per_gpu_h:g} per GPU-h, handover {p.handover_s:g} s, replacement "
-        f"{p.replace_s:g} s, chunk {p.chunk_s:g} s of audio",
+        (
+            f"download {p.download_overhead_s:g} s + {p.download_s_per_h:g} s/audio-h; upload "
+            f"{p.upload_overhead_s:g} s + {p.upload_s_per_h:g} s/audio-h (ASSUMED)"
+        ),
+        (
+            f"evictions: {p.preempt_per_gpu_h:g} per GPU-h, handover {p.handover_s:g} s, replacement "
+            f"{p.replace_s:g} s, chunk {p.chunk_s:g} s of audio"
+        ),
     ]
     n = len(videos)
     mean = {k: sum(v.s[k] for v in videos) / n for k in ("download", "upload", *GPU_STAGES)}
@@ -415,8 +423,10 @@ def describe(p: Params, videos: list[Video], lo_h: float, hi_h: float, figures: 
 
 def report(p: Params, results: list[Result], price: float) -> list[str]:
     lines = [
-        f"{'design':<10} {'makespan':>9} {'busy':>6} {'warm':>6} {'videos/h':>9} {'audio-h/h':>10} "
-        f"{'evictions':>9} {'lost GPU-h':>10}"
+        (
+            f"{'design':<10} {'makespan':>9} {'busy':>6} {'warm':>6} {'videos/h':>9} {'audio-h/h':>10} "
+            f"{'evictions':>9} {'lost GPU-h':>10}"
+        )
     ]
     for r in results:
         lines.append(
@@ -455,7 +465,9 @@ def _standins():
     async def download_audio(spec: VideoSpec) -> AudioRef:
         await asyncio.sleep(seconds(spec.video_id, "download"))
         duration = min(_VALIDATE["videos"][spec.video_id].audio_h * 3600, _VALIDATE["max_s"])  # no escalation
-        return AudioRef(video_id=spec.video_id, original_key="o", analysis_key="a", duration_s=duration, sha256="0")
+        return AudioRef(
+            video_id=spec.video_id, original_key="o", analysis_key="a", duration_s=duration, sha256="0"
+        )
 
     @activity.defn(name="diarize_audio")
     async def diarize_audio(audio: AudioRef) -> DiarizationResult:
@@ -475,7 +487,9 @@ def _standins():
     @activity.defn(name="finalize_outputs")
     async def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
         await asyncio.sleep(seconds(req.spec.video_id, "upload"))
-        return VideoOutcome(video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED)
+        return VideoOutcome(
+            video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED
+        )
 
     return lookup_completed, download_audio, [diarize_audio, detect_music, embed_speakers], finalize_outputs
 
@@ -522,7 +536,10 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
                 spec = VideoSpec(video_id=f"fleet-{v.vid}", url="http://127.0.0.1/x.ogg", batch_id="fleet")
                 job = VideoJob(spec=spec, queue_prefix=prefix, gpu_class=p.gpu_class)
                 handle = await client.start_workflow(
-                    "VideoWorkflow", job, id=f"video-fleet-{v.vid}-{began}", task_queue=queues.workflow_queue(prefix)
+                    "VideoWorkflow",
+                    job,
+                    id=f"video-fleet-{v.vid}-{began}",
+                    task_queue=queues.workflow_queue(prefix),
                 )
                 await handle.result()
 
@@ -536,7 +553,9 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
         stack.stop()
     print(f"validate: {len(videos)} videos on the embedded Temporal stack, real VideoWorkflow, stand-in activities "
           f"sleeping simulated seconds x {scale:.5f}")  # fmt: skip
-    print(f"validate: {p.slots} GPU slots, window {p.window}, {p.download_slots} download / {p.upload_slots} upload slots")
+    print(
+        f"validate: {p.slots} GPU slots, window {p.window}, {p.download_slots} download / {p.upload_slots} upload slots"
+    )
     print(f"{'':<22} {'busy':>6} {'makespan (sim s)':>17}")
     print(f"{'simulated':<22} {predicted.busy:>6.3f} {predicted.makespan_s:>17.0f}")
     print(f"{'real orchestration':<22} {busy:>6.3f} {makespan / scale:>17.0f}   ({makespan:.1f} s wall)")
@@ -553,10 +572,18 @@ def main() -> None:
     parser.add_argument("--videos", type=int, help="videos simulated (default 20000; 40 with --validate)")
     parser.add_argument("--gpu-class", default="t4", choices=sorted(gpu_profiles.PROFILES))
     parser.add_argument("--window", type=int, help="videos in flight (default 2000; 8 with --validate)")
-    parser.add_argument("--download-slots", type=int, help="fleet-wide download slots (default 64; 2 with --validate)")
-    parser.add_argument("--download-rate", type=float, default=Settings().download_rate_per_s,
-                        help="fleet-wide download starts/s (default PIPELINE_DOWNLOAD_RATE_PER_S: unlimited)")
-    parser.add_argument("--upload-slots", type=int, help="fleet-wide upload slots (default 64; 2 with --validate)")
+    parser.add_argument(
+        "--download-slots", type=int, help="fleet-wide download slots (default 64; 2 with --validate)"
+    )
+    parser.add_argument(
+        "--download-rate",
+        type=float,
+        default=Settings().download_rate_per_s,
+        help="fleet-wide download starts/s (default PIPELINE_DOWNLOAD_RATE_PER_S: unlimited)",
+    )
+    parser.add_argument(
+        "--upload-slots", type=int, help="fleet-wide upload slots (default 64; 2 with --validate)"
+    )
     parser.add_argument("--cpu-figures", action="store_true", help="the offline backend's measured CPU costs")
     parser.add_argument("--diarize-s-per-h", type=float)
     parser.add_argument("--music-s-per-h", type=float)
@@ -568,7 +595,9 @@ def main() -> None:
     parser.add_argument("--jitter", type=float, default=0.2)
     parser.add_argument("--sigma", type=float, default=0.7, help="lognormal sigma of audio durations")
     parser.add_argument("--min-min", type=float, default=10.0, help="shortest audio, minutes")
-    parser.add_argument("--max-h", type=float, default=6.0, help="longest audio, hours (PIPELINE_MAX_DURATION_S)")
+    parser.add_argument(
+        "--max-h", type=float, default=6.0, help="longest audio, hours (PIPELINE_MAX_DURATION_S)"
+    )
     parser.add_argument("--preempt-per-gpu-hour", type=float, default=0.0)
     parser.add_argument("--handover-s", type=float, default=1.0)
     parser.add_argument("--replace-s", type=float, default=180.0)

@@ -9,7 +9,9 @@ import pytest
 
 from tests.conftest import run_cli
 
-BUSY = re.compile(r"^(pipelined|serial)\s+([\d.]+) h\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", re.M)
+BUSY = re.compile(
+    r"^(pipelined|serial)\s+([\d.]+) h\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", re.MULTILINE
+)
 
 
 def test_simulation_prints_both_designs_and_projection():
@@ -22,16 +24,21 @@ def test_simulation_prints_both_designs_and_projection():
         assert makespan > 0 and videos_h > 0 and audio_h > 0
         assert 0 < busy <= 1 and 0 < warm <= 1
     assert rows["pipelined"][1] > rows["serial"][1], result.stdout
-    projections = re.findall(r"^projection (pipelined|serial)\s+([\d.]+) days\s+[\d,]+ GPU-h\s+\$\s*([\d,]+)", result.stdout, re.M)
+    projection = re.compile(
+        r"^projection (pipelined|serial)\s+([\d.]+) days\s+[\d,]+ GPU-h\s+\$\s*([\d,]+)", re.MULTILINE
+    )
+    projections = projection.findall(result.stdout)
     assert {p[0] for p in projections} == {"pipelined", "serial"}, result.stdout
     assert all(float(days) > 0 and float(dollars.replace(",", "")) > 0 for _, days, dollars in projections)
 
 
 @pytest.mark.integration
 def test_validate_against_real_orchestration():
-    result = run_cli("-m", "benchmarks.fleet", "--validate", "--videos", "12", "--validate-seconds", "8", timeout=80)
+    result = run_cli(
+        "-m", "benchmarks.fleet", "--validate", "--videos", "12", "--validate-seconds", "8", timeout=80
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    simulated = re.search(r"^simulated\s+([\d.]+)", result.stdout, re.M)
-    real = re.search(r"^real orchestration\s+([\d.]+)", result.stdout, re.M)
+    simulated = re.search(r"^simulated\s+([\d.]+)", result.stdout, re.MULTILINE)
+    real = re.search(r"^real orchestration\s+([\d.]+)", result.stdout, re.MULTILINE)
     assert simulated and real, result.stdout
     assert 0 < float(simulated.group(1)) <= 1 and 0 < float(real.group(1)) <= 1
