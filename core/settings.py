@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     eviction_notice: str = "none"  # none | azure | aws: poll the cloud's eviction notice
     eviction_notice_url: str | None = None  # override the metadata endpoint (tests)
     download_rate_per_s: float | None = None  # fleet-wide downloads/s (server-side queue limit)
+    download_slots: int = 8  # downloads at once per CPU worker (network-bound, not CPU-bound)
     rate_limit_backoff_s: float = 120.0  # wait after a 429 before the next download try
     gpu_prices: dict[str, float] = {"t4": 0.53}  # $ per GPU-hour by class, for `starter stats`
     work_dir: Path = Path("/tmp/podcast-pipeline")

@@ -70,7 +70,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
             # lookup_completed also runs here, as the workflows' local activity
             make(queues.workflow_queue(prefix), workflows=[VideoWorkflow, BatchWorkflow, ManifestWorkflow],
                  activities=[lookup_completed]),
-            make(queues.download_queue(prefix), activities=[download_audio], max_concurrent_activities=4,
+            make(queues.download_queue(prefix), activities=[download_audio],
+                 max_concurrent_activities=settings.download_slots,
                  max_task_queue_activities_per_second=settings.download_rate_per_s),
             make(queues.upload_queue(prefix), activities=[lookup_completed, finalize_outputs, read_batch_page, write_manifest],
                  max_concurrent_activities=8),
