@@ -24,7 +24,6 @@ import asyncio
 import itertools
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path

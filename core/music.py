@@ -124,10 +124,5 @@ def regions_from_scores(scores: np.ndarray, total: float) -> list[MusicRegion]:
     return regions
 
 
-def music_probabilities(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Smoothed music probability per BLOCK_S block of a whole recording."""
-    return smooth(block_scores(samples, rate))
-
-
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))

@@ -12,7 +12,6 @@ import asyncio
 import csv
 import signal
 import sys
-from pathlib import Path
 
 from core.exit import exit_now
 from core.logs import configure_logging

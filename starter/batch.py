@@ -35,10 +35,6 @@ from workflows import search_attributes as sa
 from workflows.batch import batch_workflow_id
 
 
-def workflow_id(video_id: str) -> str:
-    return f"video-{video_id}"
-
-
 def input_key(store: ObjectStore, batch_id: str, name: str = "videos.csv") -> str:
     return f"{store.prefix}_batches/{batch_id}/{name}"
 

@@ -16,8 +16,7 @@ import math
 import signal
 import subprocess
 import time
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime
 
 import numpy as np
 import pytest
