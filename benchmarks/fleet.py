@@ -62,20 +62,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from temporalio import activity
-
+from benchmarks.stand_ins import stand_in_activities
 from core import gpu_profiles
-from core.models import (
-    AudioRef,
-    DiarizationResult,
-    EmbeddingResult,
-    EmbedRequest,
-    FinalizeRequest,
-    MusicResult,
-    VideoOutcome,
-    VideoSpec,
-    VideoState,
-)
 from core.settings import Settings
 
 JOB_VIDEOS = 340_424
@@ -449,49 +437,19 @@ _VALIDATE: dict = {"videos": {}, "scale": 1.0, "gpu": [], "max_s": 6 * 3600.0}
 
 
 def _standins():
-    def seconds(video_id: str, stage: str) -> float:
-        return _VALIDATE["videos"][video_id].s[stage] * _VALIDATE["scale"]
+    """The pipeline's activities as sleeps of each video's simulated stage durations
+    (scaled); GPU stages record when they ran, for the measured busy fraction."""
 
-    async def gpu(video_id: str, stage: str) -> None:
+    async def wait(video_id: str, stage: str) -> None:
         began = time.monotonic()
-        await asyncio.sleep(seconds(video_id, stage))
-        _VALIDATE["gpu"].append((began, time.monotonic()))
+        await asyncio.sleep(_VALIDATE["videos"][video_id].s[stage] * _VALIDATE["scale"])
+        if stage in ("diarize", "music", "embed"):
+            _VALIDATE["gpu"].append((began, time.monotonic()))
 
-    @activity.defn(name="lookup_completed")
-    async def lookup_completed(video_id: str) -> VideoOutcome | None:
-        return None
+    def duration(video_id: str) -> float:  # capped: no escalation in the simulation
+        return min(_VALIDATE["videos"][video_id].audio_h * 3600, _VALIDATE["max_s"])
 
-    @activity.defn(name="download_audio")
-    async def download_audio(spec: VideoSpec) -> AudioRef:
-        await asyncio.sleep(seconds(spec.video_id, "download"))
-        duration = min(_VALIDATE["videos"][spec.video_id].audio_h * 3600, _VALIDATE["max_s"])  # no escalation
-        return AudioRef(
-            video_id=spec.video_id, original_key="o", analysis_key="a", duration_s=duration, sha256="0"
-        )
-
-    @activity.defn(name="diarize_audio")
-    async def diarize_audio(audio: AudioRef) -> DiarizationResult:
-        await gpu(audio.video_id, "diarize")
-        return DiarizationResult(key="d", backend="sleep", num_speakers=2, num_segments=10, speech_s=50.0)
-
-    @activity.defn(name="detect_music")
-    async def detect_music(audio: AudioRef) -> MusicResult:
-        await gpu(audio.video_id, "music")
-        return MusicResult(key="m", backend="sleep", num_regions=0, music_s=0.0)
-
-    @activity.defn(name="embed_speakers")
-    async def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
-        await gpu(req.audio.video_id, "embed")
-        return EmbeddingResult(key="e", centroids_key="c", backend="sleep", dim=256, num_segments=10)
-
-    @activity.defn(name="finalize_outputs")
-    async def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
-        await asyncio.sleep(seconds(req.spec.video_id, "upload"))
-        return VideoOutcome(
-            video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED
-        )
-
-    return lookup_completed, download_audio, [diarize_audio, detect_music, embed_speakers], finalize_outputs
+    return stand_in_activities(wait, duration)
 
 
 async def validate(p: Params, videos: list[Video], target_s: float, data: Path) -> int:
@@ -500,7 +458,7 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
     from temporalio.worker import Worker
 
     from core import queues
-    from core.models import VideoJob
+    from core.models import VideoJob, VideoSpec
     from core.temporal import connect
     from devstack.stack import REPO_ROOT, Stack, StackConfig
     from workflows.video import VideoWorkflow
@@ -510,7 +468,7 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
     prefix = "fleet"
     _VALIDATE.update(videos={f"fleet-{v.vid}": v for v in videos}, scale=scale, gpu=[],
                      max_s=gpu_profiles.profile_for(p.gpu_class).max_audio_h * 3600)  # fmt: skip
-    lookup, download, gpu_acts, finalize = _standins()
+    stand_ins = _standins()
     stack = Stack(StackConfig.ephemeral(data, REPO_ROOT / "samples" / "audio"))
     stack.start_temporal()
     try:
@@ -518,13 +476,13 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
         executor = ThreadPoolExecutor(8)
         rate = p.download_rate / scale if p.download_rate else None
         workers = [
-            Worker(client, task_queue=queues.workflow_queue(prefix), workflows=[VideoWorkflow], activities=[lookup],
+            Worker(client, task_queue=queues.workflow_queue(prefix), workflows=[VideoWorkflow], activities=[stand_ins.lookup],
                    activity_executor=executor, max_concurrent_workflow_tasks=64),
-            Worker(client, task_queue=queues.download_queue(prefix), activities=[download], activity_executor=executor,
+            Worker(client, task_queue=queues.download_queue(prefix), activities=stand_ins.download, activity_executor=executor,
                    max_concurrent_activities=p.download_slots, max_task_queue_activities_per_second=rate),
-            Worker(client, task_queue=queues.gpu_queue(prefix, p.gpu_class), activities=gpu_acts,
+            Worker(client, task_queue=queues.gpu_queue(prefix, p.gpu_class), activities=stand_ins.gpu,
                    activity_executor=executor, max_concurrent_activities=p.slots),
-            Worker(client, task_queue=queues.upload_queue(prefix), activities=[finalize], activity_executor=executor,
+            Worker(client, task_queue=queues.upload_queue(prefix), activities=stand_ins.upload, activity_executor=executor,
                    max_concurrent_activities=p.upload_slots),
         ]  # fmt: skip
         tasks = [asyncio.create_task(w.run()) for w in workers]

@@ -19,24 +19,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from temporalio import activity
 from temporalio.worker import Worker
 
 from benchmarks.bare_workflow import BareWorkflow, noop
+from benchmarks.stand_ins import stand_in_activities
 from core import queues
 from core.exit import exit_now
-from core.models import (
-    AudioRef,
-    DiarizationResult,
-    EmbeddingResult,
-    EmbedRequest,
-    FinalizeRequest,
-    MusicResult,
-    VideoJob,
-    VideoOutcome,
-    VideoSpec,
-    VideoState,
-)
+from core.models import VideoJob, VideoSpec
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 from workflows.video import VideoWorkflow
@@ -44,35 +33,7 @@ from workflows.video import VideoWorkflow
 PREFIX = "orch"
 
 
-# --- instant stand-ins for the heavy stages (same names, valid results) -------------
-@activity.defn(name="lookup_completed")
-async def lookup_completed(video_id: str) -> VideoOutcome | None:
-    return None
-
-
-@activity.defn(name="download_audio")
-async def download_audio(spec: VideoSpec) -> AudioRef:
-    return AudioRef(video_id=spec.video_id, original_key="o", analysis_key="a", duration_s=60.0, sha256="0")
-
-
-@activity.defn(name="diarize_audio")
-async def diarize_audio(audio: AudioRef) -> DiarizationResult:
-    return DiarizationResult(key="d", backend="instant", num_speakers=2, num_segments=10, speech_s=50.0)
-
-
-@activity.defn(name="detect_music")
-async def detect_music(audio: AudioRef) -> MusicResult:
-    return MusicResult(key="m", backend="instant", num_regions=0, music_s=0.0)
-
-
-@activity.defn(name="embed_speakers")
-async def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
-    return EmbeddingResult(key="e", centroids_key="c", backend="instant", dim=256, num_segments=10)
-
-
-@activity.defn(name="finalize_outputs")
-async def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
-    return VideoOutcome(video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED)
+STAND_INS = stand_in_activities()  # every stage instant
 
 
 async def measure(client, kind: str, count: int, tag: str = "warm") -> tuple[float, float]:
@@ -109,12 +70,10 @@ async def run(videos: int, data: Path) -> int:
         common = dict(activity_executor=executor, max_concurrent_workflow_tasks=64, max_concurrent_activities=256)
         workers = [
             Worker(client, task_queue=queues.workflow_queue(PREFIX), workflows=[VideoWorkflow, BareWorkflow],
-                   activities=[noop, lookup_completed], **common),
-            Worker(client, task_queue=queues.upload_queue(PREFIX), activities=[lookup_completed, finalize_outputs],
-                   **common),
-            Worker(client, task_queue=queues.download_queue(PREFIX), activities=[download_audio], **common),
-            Worker(client, task_queue=queues.gpu_queue(PREFIX, "cpu"),
-                   activities=[diarize_audio, detect_music, embed_speakers], **common),
+                   activities=[noop, STAND_INS.lookup], **common),
+            Worker(client, task_queue=queues.upload_queue(PREFIX), activities=STAND_INS.upload, **common),
+            Worker(client, task_queue=queues.download_queue(PREFIX), activities=STAND_INS.download, **common),
+            Worker(client, task_queue=queues.gpu_queue(PREFIX, "cpu"), activities=STAND_INS.gpu, **common),
         ]  # fmt: skip
         tasks = [asyncio.create_task(w.run()) for w in workers]
         await measure(client, "bare", 20)  # warm up both paths
