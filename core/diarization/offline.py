@@ -24,6 +24,7 @@ from core.models import Segment
 STEP_S = 0.4
 MIN_WINDOWS_TO_CLUSTER = 4  # fewer windows than this: one speaker
 MAX_SPEAKERS = 8  # largest speaker count the eigengap may choose
+MIN_WINDOWS_PER_SPEAKER = 8  # ~3 s of speech: fewer points cannot support a cluster of their own
 PRUNE_SHARE = 0.3  # share of nearest neighbours each window keeps in the affinity graph
 MAX_SPECTRAL_WINDOWS = 1500  # eigendecomposition is cubic: longer recordings are subsampled
 MIN_CLUSTER_SHARE = 0.03  # a "speaker" with fewer windows than this is merged away
@@ -118,7 +119,7 @@ def _spectral(emb: np.ndarray) -> np.ndarray:
     graph = (graph + graph.T) / 2
     laplacian = np.diag(graph.sum(axis=1)) - graph
     values, vectors = eigh(laplacian)
-    top = min(MAX_SPEAKERS, n - 1)
+    top = max(1, min(MAX_SPEAKERS, n - 1, n // MIN_WINDOWS_PER_SPEAKER))
     k = int(np.argmax(np.diff(values[: top + 1]))) + 1
     if k == 1:
         return np.zeros(n, dtype=int)
