@@ -11,9 +11,13 @@ import csv
 import io
 
 from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from activities.runtime import runtime, stage
-from core.models import BatchPage, VideoSpec
+from core.models import BatchPage, VideoReport, VideoSpec, VideoState
+from core.temporal import connect
+from workflows import search_attributes as sa
 
 BYTES_PER_ROW_GUESS = 256
 
@@ -47,3 +51,28 @@ def read_batch_page(input_key: str, offset: int, max_rows: int, batch_id: str) -
         next_offset = offset + min(consumed, len(data))
         eof = at_end and next_offset >= offset + len(data)
         return BatchPage(specs=specs, next_offset=next_offset, eof=eof)
+
+
+@activity.defn(name="closed_videos")
+async def closed_videos(video_ids: list[str]) -> list[VideoReport]:
+    """Reports for the given in-flight videos whose workflows are no longer running
+    (terminated, timed out, or ended without reaching their batch)."""
+    client = await connect(runtime().settings)
+    reports = []
+    for video_id in video_ids:
+        try:
+            description = await client.get_workflow_handle(f"video-{video_id}").describe()
+        except RPCError:
+            continue  # not visible yet: check again next time
+        status = description.status
+        if status is None or status == WorkflowExecutionStatus.RUNNING:
+            continue
+        if status == WorkflowExecutionStatus.COMPLETED:
+            attrs = description.typed_search_attributes
+            reports.append(VideoReport(video_id=video_id, state=VideoState.COMPLETED,
+                                       audio_s=attrs.get(sa.AUDIO_SECONDS) or 0.0,
+                                       gpu_class=attrs.get(sa.GPU_CLASS) or ""))  # fmt: skip
+        else:
+            error = description.typed_search_attributes.get(sa.ERROR_TYPE) or f"Workflow{status.name.title()}"
+            reports.append(VideoReport(video_id=video_id, state=VideoState.FAILED, error_type=error))
+    return reports

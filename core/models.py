@@ -209,6 +209,7 @@ class BatchJob(_Model):
     heartbeat_timeout_s: float = 60.0
     dry_run: bool = False
     max_events_per_run: int = 10_000  # continue-as-new well before Temporal's 50K-event limit
+    reconcile_s: float = 300.0  # how often to look for videos that ended without reporting
     state: BatchState | None = None  # carried across continue-as-new
 
 

@@ -83,6 +83,7 @@ async def start_batch(
     input_name: str = "videos.csv",
     workflow_id_: str | None = None,
     max_events_per_run: int | None = None,
+    reconcile_s: float | None = None,
 ) -> StartReport:
     """Validate, upload the valid rows, start the BatchWorkflow. Idempotent: a batch that
     is running is left alone; one that finished runs again, skipping what is done."""
@@ -117,6 +118,7 @@ async def start_batch(
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
         dry_run=dry_run,
         **({"max_events_per_run": max_events_per_run} if max_events_per_run else {}),
+        **({"reconcile_s": reconcile_s} if reconcile_s else {}),
     )
     await client.start_workflow(
         "BatchWorkflow",

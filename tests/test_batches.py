@@ -118,14 +118,21 @@ def test_pause_and_resume(stack):
     assert final.completed == 3 and not final.paused
 
 
+def long_media(stack: Stack) -> str:
+    """~3.5 min of real speech and music: still running when the test acts on it."""
+    name = "batch-long.wav"
+    if not (stack.config.media_dir / name).exists():
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "4", "-i",
+             str(stack.config.media_dir / "ep01-jingle-and-two-hosts.ogg"), "-ac", "1", "-ar", "16000",
+             str(stack.config.media_dir / name)],
+            check=True,
+        )  # fmt: skip
+    return name
+
+
 def test_cancel_stops_the_batch_and_its_running_video(stack):
-    long_name = "cancel-long.wav"  # ~3.5 min: still running when the cancel arrives
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "4", "-i",
-         str(stack.config.media_dir / "ep01-jingle-and-two-hosts.ogg"), "-ac", "1", "-ar", "16000",
-         str(stack.config.media_dir / long_name)],
-        check=True,
-    )  # fmt: skip
+    long_name = long_media(stack)
     rows = [(f"cancel-{i}", long_name) for i in range(3)]
     result = run_cli("-m", "starter", "start", "--csv", str(write_csv(stack, "cancel", rows)),
                      "--batch-id", "cancel", "--window", "1", env=stack.env())  # fmt: skip
@@ -153,6 +160,29 @@ def test_cancel_stops_the_batch_and_its_running_video(stack):
     batch_status, video_status, counts = run(go())
     assert (batch_status, video_status) == (WorkflowExecutionStatus.CANCELED, WorkflowExecutionStatus.CANCELED)
     assert counts.total == 1, "the videos after the window were never started"
+
+
+def test_a_video_terminated_by_hand_frees_its_slot(stack):
+    rows = [("recon-0", long_media(stack)), ("recon-1", SHORT)]
+    csv_path = write_csv(stack, "recon", rows)
+
+    async def go():
+        client = await client_of(stack)
+        await start_batch(client, stack.settings(), csv_path, "recon", window=1, reconcile_s=2)
+        handle = client.get_workflow_handle("video-recon-0")
+        for _ in range(100):
+            try:
+                await handle.describe()
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        await handle.terminate(reason="operator test")
+        await wait_for_batch(client, "recon", timeout_s=120)
+        return await batch_progress(client, "recon")
+
+    progress = run(go())
+    assert progress.failed == 1 and progress.failed_by_error == {"WorkflowTerminated": 1}
+    assert progress.completed == 1, "the next video got the freed slot"
 
 
 def test_retry_failed_by_error_type(stack):

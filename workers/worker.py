@@ -16,7 +16,7 @@ import structlog
 from temporalio.worker import Worker
 
 from activities import runtime
-from activities.batch import read_batch_page
+from activities.batch import closed_videos, read_batch_page
 from activities.diarize import diarize_audio
 from activities.download import download_audio
 from activities.embed import embed_speakers
@@ -73,7 +73,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
             make(queues.download_queue(prefix), activities=[download_audio],
                  max_concurrent_activities=settings.download_slots,
                  max_task_queue_activities_per_second=settings.download_rate_per_s),
-            make(queues.upload_queue(prefix), activities=[lookup_completed, finalize_outputs, read_batch_page, write_manifest],
+            make(queues.upload_queue(prefix), activities=[lookup_completed, finalize_outputs, read_batch_page, closed_videos,
+                             write_manifest],
                  max_concurrent_activities=8),
         ]  # fmt: skip
         served += [queues.workflow_queue(prefix), queues.download_queue(prefix), queues.upload_queue(prefix)]

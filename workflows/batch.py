@@ -15,6 +15,7 @@ or running in another batch is not started again: it counts as skipped.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -67,11 +68,16 @@ class BatchWorkflow:
     async def _loop(self) -> None:
         job, s = self._job, self._s
         while True:
-            await workflow.wait_condition(
-                lambda: (not s.paused and len(s.in_flight) < job.window and not self._exhausted())
-                or self._finished()
-                or self._should_continue_as_new()
-            )
+            try:
+                await workflow.wait_condition(
+                    lambda: (not s.paused and len(s.in_flight) < job.window and not self._exhausted())
+                    or self._finished()
+                    or self._should_continue_as_new(),
+                    timeout=timedelta(seconds=job.reconcile_s),
+                )
+            except asyncio.TimeoutError:
+                await self._reconcile()
+                continue
             if self._finished():
                 workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("completed")])
                 return
@@ -94,6 +100,22 @@ class BatchWorkflow:
     def resume(self) -> None:
         self._s.paused = False
         workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("running")])
+
+    async def _reconcile(self) -> None:
+        """Videos that ended without reporting (terminated or timed out by hand) would
+        hold their window slot forever: ask Temporal which in-flight videos are closed."""
+        if not self._s.in_flight:
+            return
+        reports: list[VideoReport] = await workflow.execute_activity(
+            "closed_videos",
+            list(self._s.in_flight),
+            task_queue=queues.upload_queue(self._job.queue_prefix),
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=policies.UPLOAD.retry,
+            result_type=list[VideoReport],
+        )
+        for report in reports:
+            self.video_done(report)
 
     @workflow.signal(name="video_done")
     def video_done(self, report: VideoReport) -> None:
