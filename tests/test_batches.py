@@ -10,6 +10,7 @@ import time
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from core.storage import ObjectStore
 from core.temporal import connect
@@ -35,6 +36,18 @@ def write_csv(stack: Stack, name: str, rows: list[tuple[str, str]]):
     path = stack.config.data_dir / f"{name}.csv"
     path.write_text("video_id,url\n" + "".join(f"{v},{stack.media_url}/{f}\n" for v, f in rows))
     return path
+
+
+async def started(handle, timeout_s: float = 10.0) -> None:
+    """Wait until the batch has started this video's workflow."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await handle.describe()
+            return
+        except RPCError:
+            assert time.monotonic() < deadline, f"{handle.id} never started"
+            await asyncio.sleep(0.1)
 
 
 def run(coro):
@@ -141,12 +154,7 @@ def test_cancel_stops_the_batch_and_its_running_video(stack):
     async def go():
         client = await client_of(stack)
         handle = client.get_workflow_handle("video-cancel-0")
-        for _ in range(100):
-            try:
-                await handle.describe()
-                break
-            except Exception:
-                await asyncio.sleep(0.1)
+        await started(handle)
         cancel = run_cli("-m", "starter", "cancel", "--batch-id", "cancel", env=stack.env())
         assert cancel.returncode == 0 and "cancel sent" in cancel.stdout
         for _ in range(100):
@@ -170,12 +178,7 @@ def test_a_video_terminated_by_hand_frees_its_slot(stack):
         client = await client_of(stack)
         await start_batch(client, stack.settings(), csv_path, "recon", window=1, reconcile_s=2)
         handle = client.get_workflow_handle("video-recon-0")
-        for _ in range(100):
-            try:
-                await handle.describe()
-                break
-            except Exception:
-                await asyncio.sleep(0.1)
+        await started(handle)
         await handle.terminate(reason="operator test")
         await wait_for_batch(client, "recon", timeout_s=120)
         return await batch_progress(client, "recon")
