@@ -1,10 +1,11 @@
 """Offline diarization: silero-vad speech regions, GE2E window embeddings, clustering.
 
 Windows of 1.6 s slide over each speech region; each window gets a speaker embedding;
-spectral clustering (speaker count from the eigengap) labels the windows, and a
-Viterbi re-segmentation against the speaker centroids cleans the labels up; each
-window's label is given to the slice of time it is centred on, and consecutive slices
-of one speaker merge into a turn.
+spectral clustering (speaker count from the eigengap) labels the windows, clusters
+that hold two clearly different voices are split, and a Viterbi re-segmentation
+against the speaker centroids cleans the labels up; each window's label is given to
+the slice of time it is centred on, and consecutive slices of one speaker merge into
+a turn.
 
 The expensive part (VAD + embeddings) runs chunk by chunk (``extract``), so a long
 recording can be checkpointed and resumed; the global part (``finish``: clustering)
@@ -13,9 +14,11 @@ is cheap and runs once over all chunks.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from scipy.linalg import eigh
-from sklearn.cluster import KMeans
+from sklearn.cluster import AgglomerativeClustering, KMeans
 
 from core import vad, voice
 from core.diarization import relabel
@@ -30,6 +33,13 @@ MAX_SPECTRAL_WINDOWS = 1500  # eigendecomposition is cubic: longer recordings ar
 MIN_CLUSTER_SHARE = 0.03  # a "speaker" with fewer windows than this is merged away
 SWITCH_PENALTY = 0.05  # cosine similarity a speaker change must gain, per window step
 RESEGMENT_ROUNDS = 2
+# A cluster whose two halves' centroids are less similar (cosine) than the halves'
+# windows are to their own centroid, by more than this, is two speakers however few
+# windows one of them has. Windows sit at ~0.85-0.95 from their centroid; in meeting
+# audio the best cut of a cluster falls 0.0-0.26 below that, while a distinct voice
+# the eigengap folded into another speaker's cluster falls ~0.4 below.
+SPLIT_MARGIN = 0.3
+MIN_SPLIT_WINDOWS = 2  # a split-off speaker needs at least this many windows (~2 s of speech)
 
 # VAD settings for diarization. Meeting and podcast references mark a speaker's turn
 # through short pauses and quiet far-field words, so regions start at a lower speech
@@ -94,6 +104,7 @@ def cluster(emb: np.ndarray) -> np.ndarray:
     from the largest eigengap of its Laplacian, which adapts to each recording's
     similarity scale (a fixed distance threshold does not: far-field meeting audio has
     same-speaker similarities that clean studio audio only reaches across speakers).
+    Clusters holding two clearly different voices are then split (``_split_distinct``).
     Recordings with many windows are clustered on an even subsample; every window is
     then re-assigned to the nearest centroid by ``resegment``.
     """
@@ -101,7 +112,7 @@ def cluster(emb: np.ndarray) -> np.ndarray:
         return np.zeros(len(emb), dtype=int)
     stride = int(np.ceil(len(emb) / MAX_SPECTRAL_WINDOWS))
     sample = emb[::stride]
-    labels = np.repeat(_spectral(sample), stride)[: len(emb)]
+    labels = np.repeat(_split_distinct(sample, _spectral(sample)), stride)[: len(emb)]
     return _absorb_small_clusters(emb, labels)
 
 
@@ -113,7 +124,7 @@ def _spectral(emb: np.ndarray) -> np.ndarray:
     one recording share."""
     n = len(emb)
     affinity = emb @ emb.T
-    keep = max(2, int(round(PRUNE_SHARE * n)))
+    keep = max(2, round(PRUNE_SHARE * n))
     kth = -np.sort(-affinity, axis=1)[:, keep - 1 : keep]
     graph = (affinity >= kth).astype(np.float64)
     graph = (graph + graph.T) / 2
@@ -126,6 +137,42 @@ def _spectral(emb: np.ndarray) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(vectors[:, :k])
 
 
+def _split_distinct(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Split clusters that hold two clearly different voices.
+
+    The eigengap (and the MIN_WINDOWS_PER_SPEAKER bound on it) cannot give a speaker
+    with a few seconds of speech a cluster of its own: its windows join the nearest
+    big cluster. Each cluster is cut in two by average-linkage clustering; the cut is
+    kept when the halves' centroids are less similar than the halves' windows are to
+    their own centroid by more than SPLIT_MARGIN. The test compares the cluster with
+    itself, so it adapts to the recording's similarity scale as the eigengap does."""
+    labels = labels.copy()
+    split = True
+    while split and len(np.unique(labels)) < MAX_SPEAKERS:
+        split = False
+        for k in np.unique(labels):
+            idx = np.flatnonzero(labels == k)
+            if len(idx) < 2 * MIN_SPLIT_WINDOWS:
+                continue
+            halving = AgglomerativeClustering(n_clusters=2, metric="cosine", linkage="average")
+            halves = halving.fit_predict(emb[idx])
+            if np.bincount(halves, minlength=2).min() < MIN_SPLIT_WINDOWS:
+                continue
+            centroids = _centroids(emb[idx], halves, np.array([0, 1]))
+            within = np.mean([(emb[idx][halves == h] @ centroids[h]).mean() for h in (0, 1)])
+            if within - float(centroids[0] @ centroids[1]) > SPLIT_MARGIN:
+                labels[idx[halves == 1]] = labels.max() + 1
+                split = True
+                break
+    return labels
+
+
+def _centroids(emb: np.ndarray, labels: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """L2-normalised mean embedding of each of ``speakers`` (rows in that order)."""
+    centroids = np.stack([emb[labels == k].mean(axis=0) for k in speakers])
+    return centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
+
+
 def resegment(emb: np.ndarray, labels: np.ndarray, owners: np.ndarray) -> np.ndarray:
     """Re-assign windows to speaker centroids, smoothed along time within each region.
 
@@ -135,9 +182,7 @@ def resegment(emb: np.ndarray, labels: np.ndarray, owners: np.ndarray) -> np.nda
     so the centroids follow the new labels."""
     for _ in range(RESEGMENT_ROUNDS):
         speakers = np.unique(labels)
-        centroids = np.stack([emb[labels == k].mean(axis=0) for k in speakers])
-        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
-        scores = emb @ centroids.T
+        scores = emb @ _centroids(emb, labels, speakers).T
         new = np.empty_like(labels)
         for region in np.unique(owners):
             idx = np.flatnonzero(owners == region)
@@ -173,7 +218,9 @@ def _absorb_small_clusters(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.where(np.isin(labels, keep), labels, nearest)
 
 
-def _turns(regions: np.ndarray, starts_s: np.ndarray, owners: np.ndarray, labels: np.ndarray) -> list[Segment]:
+def _turns(
+    regions: np.ndarray, starts_s: np.ndarray, owners: np.ndarray, labels: np.ndarray
+) -> list[Segment]:
     """Give each window's label to the time around its centre, clipped to its region."""
     half = voice.WINDOW_FRAMES * voice.MEL_HOP_S / 2
     turns: list[Segment] = []
@@ -183,7 +230,7 @@ def _turns(regions: np.ndarray, starts_s: np.ndarray, owners: np.ndarray, labels
     for r in sorted(by_region):
         items = sorted(by_region[r])
         rs, re_ = float(regions[r][0]), float(regions[r][1])
-        bounds = [rs] + [(a[0] + b[0]) / 2 for a, b in zip(items, items[1:])] + [re_]
+        bounds = [rs] + [(a[0] + b[0]) / 2 for a, b in pairwise(items)] + [re_]
         for i, (_, lab) in enumerate(items):
             s, e = max(rs, bounds[i]), min(re_, bounds[i + 1])
             if e <= s:
