@@ -4,8 +4,8 @@ Windows of 1.6 s slide over each speech region; each window gets a speaker embed
 spectral clustering (speaker count from the eigengap) labels the windows, clusters
 that hold two clearly different voices are split, and a Viterbi re-segmentation
 against the speaker centroids cleans the labels up; each window's label is given to
-the slice of time it is centred on, and consecutive slices of one speaker merge into
-a turn.
+the slice of time it is centred on (speaker changes placed where the two speakers'
+scores cross), and consecutive slices of one speaker merge into a turn.
 
 The expensive part (VAD + embeddings) runs chunk by chunk (``extract``), so a long
 recording can be checkpointed and resumed; the global part (``finish``: clustering)
@@ -91,7 +91,7 @@ class OfflineDiarization:
         all_regions = np.concatenate(regions)
         emb, owner = np.concatenate(embeddings), np.concatenate(owners)
         labels = resegment(emb, cluster(emb), owner)
-        return relabel(_turns(all_regions, np.concatenate(starts), owner, labels))
+        return relabel(_turns(all_regions, np.concatenate(starts), owner, labels, emb))
 
     def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> list[Segment]:
         return self.finish([self.extract(samples, rate, 0.0, batch_size or 64)])
@@ -219,19 +219,26 @@ def _absorb_small_clusters(emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def _turns(
-    regions: np.ndarray, starts_s: np.ndarray, owners: np.ndarray, labels: np.ndarray
+    regions: np.ndarray, starts_s: np.ndarray, owners: np.ndarray, labels: np.ndarray, emb: np.ndarray
 ) -> list[Segment]:
-    """Give each window's label to the time around its centre, clipped to its region."""
+    """Give each window's label to the time around its centre, clipped to its region.
+
+    Between two windows of one speaker the boundary is half-way between their centres;
+    at a speaker change it is where the two speakers' centroid similarities cross,
+    interpolated linearly between the two window centres (finer than the window step)."""
     half = voice.WINDOW_FRAMES * voice.MEL_HOP_S / 2
+    speakers = np.unique(labels)
+    scores = emb @ _centroids(emb, labels, speakers).T
+    column = {int(k): i for i, k in enumerate(speakers)}
     turns: list[Segment] = []
-    by_region: dict[int, list[tuple[float, int]]] = {}
-    for st, r, lab in zip(starts_s, owners, labels):
-        by_region.setdefault(int(r), []).append((float(st) + half, int(lab)))
+    by_region: dict[int, list[tuple[float, int, int]]] = {}
+    for i, (st, r, lab) in enumerate(zip(starts_s, owners, labels)):
+        by_region.setdefault(int(r), []).append((float(st) + half, int(lab), i))
     for r in sorted(by_region):
         items = sorted(by_region[r])
         rs, re_ = float(regions[r][0]), float(regions[r][1])
-        bounds = [rs] + [(a[0] + b[0]) / 2 for a, b in pairwise(items)] + [re_]
-        for i, (_, lab) in enumerate(items):
+        bounds = [rs] + [_change_point(a, b, scores, column) for a, b in pairwise(items)] + [re_]
+        for i, (_, lab, _) in enumerate(items):
             s, e = max(rs, bounds[i]), min(re_, bounds[i + 1])
             if e <= s:
                 continue
@@ -240,3 +247,16 @@ def _turns(
             else:
                 turns.append(Segment(start=round(s, 3), end=round(e, 3), speaker=str(lab)))
     return turns
+
+
+def _change_point(a: tuple[float, int, int], b: tuple[float, int, int], scores: np.ndarray, column) -> float:
+    """Boundary between consecutive windows a and b, each (centre_s, label, row)."""
+    (ca, la, ia), (cb, lb, ib) = a, b
+    if la == lb:
+        return (ca + cb) / 2
+    pa, pb = column[la], column[lb]
+    da = scores[ia, pa] - scores[ia, pb]  # > 0: window a prefers its own speaker
+    db = scores[ib, pa] - scores[ib, pb]  # < 0: window b prefers its own speaker
+    if da <= 0 or db >= 0:
+        return (ca + cb) / 2
+    return ca + (cb - ca) * da / (da - db)
