@@ -5,7 +5,8 @@ spectral clustering (speaker count from the eigengap) labels the windows, cluste
 that hold two clearly different voices are split, and a Viterbi re-segmentation
 against the speaker centroids cleans the labels up; each window's label is given to
 the slice of time it is centred on (speaker changes placed where the two speakers'
-scores cross), and consecutive slices of one speaker merge into a turn.
+scores cross), and consecutive slices of one speaker, across short pauses, merge into
+a turn.
 
 The expensive part (VAD + embeddings) runs chunk by chunk (``extract``), so a long
 recording can be checkpointed and resumed; the global part (``finish``: clustering)
@@ -40,6 +41,10 @@ RESEGMENT_ROUNDS = 2
 # the eigengap folded into another speaker's cluster falls ~0.4 below.
 SPLIT_MARGIN = 0.3
 MIN_SPLIT_WINDOWS = 2  # a split-off speaker needs at least this many windows (~2 s of speech)
+# Pause (after VAD padding) that a speaker's turn bridges when the same speaker goes on
+# after it: references mark a turn through short pauses, and bridging only after the
+# labels are known keeps a pause between two different speakers a turn boundary.
+TURN_PAUSE_S = 0.5
 
 # VAD settings for diarization. Meeting and podcast references mark a speaker's turn
 # through short pauses and quiet far-field words, so regions start at a lower speech
@@ -225,7 +230,8 @@ def _turns(
 
     Between two windows of one speaker the boundary is half-way between their centres;
     at a speaker change it is where the two speakers' centroid similarities cross,
-    interpolated linearly between the two window centres (finer than the window step)."""
+    interpolated linearly between the two window centres (finer than the window step).
+    A speaker's turns merge across pauses shorter than TURN_PAUSE_S."""
     half = voice.WINDOW_FRAMES * voice.MEL_HOP_S / 2
     speakers = np.unique(labels)
     scores = emb @ _centroids(emb, labels, speakers).T
@@ -242,7 +248,7 @@ def _turns(
             s, e = max(rs, bounds[i]), min(re_, bounds[i + 1])
             if e <= s:
                 continue
-            if turns and turns[-1].speaker == str(lab) and abs(turns[-1].end - s) < 2e-3:
+            if turns and turns[-1].speaker == str(lab) and -2e-3 < s - turns[-1].end < TURN_PAUSE_S:
                 turns[-1] = Segment(start=turns[-1].start, end=round(e, 3), speaker=str(lab))
             else:
                 turns.append(Segment(start=round(s, 3), end=round(e, 3), speaker=str(lab)))
