@@ -3,27 +3,35 @@
 The starter validated and uploaded the CSV; the BatchWorkflow reads it a page at a
 time (a ranged GET), so neither the workflow history nor any payload holds the whole
 list. A page ends at a row boundary; ``next_offset`` is where the next page starts.
+
+Videos whose outputs are already committed in storage (by any batch, at any time:
+Temporal's history of that run may be long gone) come back in ``committed``: the
+batch counts them and starts nothing, so re-running a 340K batch costs one small GET
+per finished video and no workflow at all.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities.runtime import runtime, stage
+from activities.upload import committed_outcome
 from core.models import BatchPage, VideoReport, VideoSpec, VideoState
 from core.temporal import connect
 from workflows import search_attributes as sa
 
 BYTES_PER_ROW_GUESS = 256
+LOOKUP_THREADS = 16  # parallel metadata.json GETs per page
 
 
 @activity.defn(name="read_batch_page")
-def read_batch_page(input_key: str, offset: int, max_rows: int, batch_id: str) -> BatchPage:
+def read_batch_page(input_key: str, offset: int, max_rows: int, batch_id: str, skip_committed: bool) -> BatchPage:
     store = runtime().store
     with stage("read_page"):
         want = max_rows * BYTES_PER_ROW_GUESS
@@ -50,7 +58,13 @@ def read_batch_page(input_key: str, offset: int, max_rows: int, batch_id: str) -
         ]
         next_offset = offset + min(consumed, len(data))
         eof = at_end and next_offset >= offset + len(data)
-        return BatchPage(specs=specs, next_offset=next_offset, eof=eof)
+        committed: list[str] = []
+        if skip_committed and specs:
+            with ThreadPoolExecutor(min(LOOKUP_THREADS, len(specs))) as pool:
+                done = list(pool.map(lambda spec: committed_outcome(store, spec.video_id) is not None, specs))
+            committed = [spec.video_id for spec, d in zip(specs, done) if d]
+            specs = [spec for spec, d in zip(specs, done) if not d]
+        return BatchPage(specs=specs, committed=committed, next_offset=next_offset, eof=eof)
 
 
 @activity.defn(name="closed_videos")

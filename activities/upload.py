@@ -1,4 +1,4 @@
-"""The committed outputs: lookup_completed (skip finished videos) and finalize_outputs.
+"""The committed outputs: finalize_outputs, and committed_outcome (is a video done?).
 
 metadata.json is the commit marker: it is written last, never rewritten, and a video
 is done iff it exists with the current schema_version. Finalizing twice (a retry after
@@ -19,31 +19,29 @@ from core.models import (
     VideoOutcome,
     VideoState,
 )
+from core.storage import ObjectStore, VideoKeys
 
 
-def _outcome(metadata: dict, state: VideoState, metadata_key: str, root: str) -> VideoOutcome:
+def _outcome(metadata: dict, keys: VideoKeys) -> VideoOutcome:
     return VideoOutcome(
         video_id=metadata["video_id"],
         batch_id=metadata["batch_id"],
-        state=state,
-        output_prefix=root,
-        metadata_key=metadata_key,
+        state=VideoState.COMPLETED,
+        output_prefix=keys.root,
+        metadata_key=keys.metadata,
         duration_s=metadata["duration_s"],
         num_speakers=metadata["num_speakers"],
         usable_pct=metadata["usable_pct"],
     )
 
 
-@activity.defn(name="lookup_completed")
-def lookup_completed(video_id: str) -> VideoOutcome | None:
-    """The committed outcome of ``video_id`` if an earlier run (any batch) finished it."""
-    rt = runtime()
-    keys = rt.store.keys(video_id)
-    with stage("lookup"):
-        metadata = rt.store.get_json_or_none(keys.metadata)
-        if metadata is None or metadata.get("schema_version") != SCHEMA_VERSION:
-            return None
-        return _outcome(metadata, VideoState.ALREADY_COMPLETED, keys.metadata, keys.root)
+def committed_outcome(store: ObjectStore, video_id: str) -> VideoOutcome | None:
+    """The committed outcome of ``video_id`` if a run (of any batch) finished it."""
+    keys = store.keys(video_id)
+    metadata = store.get_json_or_none(keys.metadata)
+    if metadata is None or metadata.get("schema_version") != SCHEMA_VERSION:
+        return None
+    return _outcome(metadata, keys)
 
 
 @activity.defn(name="finalize_outputs")
@@ -53,10 +51,10 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
     keys = store.keys(req.spec.video_id)
     with stage("upload") as ctx:
         log = ctx.log
-        committed = store.get_json_or_none(keys.metadata)
-        if committed is not None and committed.get("schema_version") == SCHEMA_VERSION:
+        committed = committed_outcome(store, req.spec.video_id)
+        if committed is not None:
             log.info("upload.already_committed")
-            return _outcome(committed, VideoState.COMPLETED, keys.metadata, keys.root)
+            return committed
 
         segments = [Segment(**s) for s in store.get_json(req.diarization.key)["segments"]]
         music = [MusicRegion(**m) for m in store.get_json(req.music.key)["regions"]]
@@ -73,5 +71,5 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
             log.warning("upload.commit_exists")
             metadata = store.get_json(keys.metadata)
         store.delete_prefix(keys.work_root)
-        return _outcome(metadata, VideoState.COMPLETED, keys.metadata, keys.root)
+        return _outcome(metadata, keys)
 

@@ -1,13 +1,19 @@
-"""The baseline of benchmarks.orchestration: five no-op activities in sequence.
+"""The baselines of benchmarks.orchestration: five no-op activities in sequence.
 
-Its own module, importing nothing else, so the workflow sandbox loads it as cheaply
-as Temporal allows (the benchmark module itself imports the embedded stack)."""
+``BareWorkflow`` runs them on its own task queue, where the SDK dispatches each one
+eagerly (straight back to the worker that completed the workflow task, no matching
+round trip); ``BareQueuedWorkflow`` runs them on another task queue, the way any stage
+that must run on other machines (a GPU class, a rate-limited download pool) is
+dispatched. Their own module, importing nothing else, so the sandbox loads it as
+cheaply as Temporal allows."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from temporalio import activity, workflow
+
+ACTIVITY_QUEUE_SUFFIX = "-bare-activities"
 
 
 @activity.defn(name="noop")
@@ -21,4 +27,16 @@ class BareWorkflow:
     async def run(self, n: int) -> int:
         for step in range(5):
             await workflow.execute_activity("noop", step, start_to_close_timeout=timedelta(seconds=30))
+        return n
+
+
+@workflow.defn(name="BareQueuedWorkflow")
+class BareQueuedWorkflow:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        queue = workflow.info().task_queue + ACTIVITY_QUEUE_SUFFIX
+        for step in range(5):
+            await workflow.execute_activity(
+                "noop", step, task_queue=queue, start_to_close_timeout=timedelta(seconds=30)
+            )
         return n

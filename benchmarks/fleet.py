@@ -461,6 +461,7 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
     from core.models import VideoJob, VideoSpec
     from core.temporal import connect
     from devstack.stack import REPO_ROOT, Stack, StackConfig
+    from workflows.sandbox import workflow_runner
     from workflows.video import VideoWorkflow
 
     predicted = simulate_pipelined(p, videos)
@@ -476,8 +477,8 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
         executor = ThreadPoolExecutor(8)
         rate = p.download_rate / scale if p.download_rate else None
         workers = [
-            Worker(client, task_queue=queues.workflow_queue(prefix), workflows=[VideoWorkflow], activities=[stand_ins.lookup],
-                   activity_executor=executor, max_concurrent_workflow_tasks=64),
+            Worker(client, task_queue=queues.workflow_queue(prefix), workflows=[VideoWorkflow],
+                   workflow_runner=workflow_runner(), max_concurrent_workflow_tasks=64),
             Worker(client, task_queue=queues.download_queue(prefix), activities=stand_ins.download, activity_executor=executor,
                    max_concurrent_activities=p.download_slots, max_task_queue_activities_per_second=rate),
             Worker(client, task_queue=queues.gpu_queue(prefix, p.gpu_class), activities=stand_ins.gpu,

@@ -1,6 +1,6 @@
 """Compute seconds per audio minute of every pipeline stage, on real speech, on this machine.
 
-    python -m benchmarks.speed [--backend offline|pyannote] [--minutes M] [--audio FILE]
+    python -m benchmarks.speed [--backend offline|pyannote|both] [--minutes M] [--audio FILE]
         [--pyannote-model PATH_OR_ID]
 
 Why: worker sizing and GPU-vs-CPU decisions need per-stage costs before any video is
@@ -19,7 +19,8 @@ the one that matters (CPU time does not count GPU time).
 Batch sizes are the ones a worker on this machine would use (its GPU class profile,
 with the settings' overrides), and are printed. With ``--backend pyannote`` the
 pyannote backend is timed side by side at its own default batch sizes, at the worker
-profile's, and at 16 and 32. Without ``--pyannote-model`` a random-weight model with
+profile's, and at 16 and 32; ``--backend both`` times the offline backend too, in the
+same run on the same audio, with a whole-pipeline line for each. Without ``--pyannote-model`` a random-weight model with
 the community-1 layout is built (tests/pyannote_local.py): its speed is
 representative, its output is not.
 """
@@ -268,36 +269,44 @@ def run(args: argparse.Namespace) -> int:
 
         samples, t_decode = timed(decode, test_file, workdir)
         _, t_vad = timed(vad.speech_probabilities, samples)
+        backends = ["offline", "pyannote"] if args.backend == "both" else [args.backend]
         rows = [
             Row("decode/resample -> 16 kHz mono", "cpu", t_decode, "ffmpeg, 44.1 kHz stereo WAV in"),
             Row("speech activity (silero-vad)", "cpu", t_vad,
-                "part of " + ("offline diarization and music" if args.backend == "offline" else "music")),
+                "part of " + ("offline diarization and music" if "offline" in backends else "music")),
         ]  # fmt: skip
-        if args.backend == "offline":
-            diarize_rows, segments, t_diarize = time_offline(samples, clip, profile.embedding_batch)
-            diarizer = "offline"
-        else:
-            try:
-                model, token, described = pyannote_model(args.pyannote_model, workdir)
-                print(f"pyannote model: {described}")
-                diarize_rows, (segments, t_diarize) = time_pyannote(
-                    model, token, samples, clip, profile.segmentation_batch
-                )
-            except Exception as exc:  # a model that cannot load: say why, no traceback
-                print(f"cannot time the pyannote backend: {exc}", file=sys.stderr)
-                return 2
-            diarizer = f"pyannote, batch {profile.segmentation_batch} (worker profile)"
-        rows += diarize_rows
+        diarized = []  # (backend label, segments, Timing) per backend
+        for name in backends:
+            if name == "offline":
+                diarize_rows, segments, t_diarize = time_offline(samples, clip, profile.embedding_batch)
+                diarized.append(("offline", segments, t_diarize))
+            else:
+                try:
+                    model, token, described = pyannote_model(args.pyannote_model, workdir)
+                    print(f"pyannote model: {described}")
+                    diarize_rows, (segments, t_diarize) = time_pyannote(
+                        model, token, samples, clip, profile.segmentation_batch
+                    )
+                except Exception as exc:  # a model that cannot load: say why, no traceback
+                    print(f"cannot time the pyannote backend: {exc}", file=sys.stderr)
+                    return 2
+                diarized.append((f"pyannote, batch {profile.segmentation_batch}", segments, t_diarize))
+            rows += diarize_rows
 
-        _, t_embed = timed(embedding.embed_segments, samples, segments, batch_size=profile.embedding_batch)
+        # segment embeddings are timed on the first backend's turns (the offline one's
+        # when both run): their cost follows the speech, not who found the turns
+        _, t_embed = timed(embedding.embed_segments, samples, diarized[0][1], batch_size=profile.embedding_batch)
         regions, t_music = timed(music.detect_music, samples, RATE)
         rows += [
             Row("segment embeddings", str(voice.encoder().device), t_embed,
-                f"{len(segments)} segments, batch {profile.embedding_batch}"),
+                f"{len(diarized[0][1])} segments, batch {profile.embedding_batch}"),
             Row("music detection", "cpu", t_music, f"{len(regions)} regions, runs its own VAD"),
-            Row("PIPELINE (decode+diarize+embed+music)", "", t_decode + t_diarize + t_embed + t_music,
-                f"diarization: {diarizer}"),
         ]  # fmt: skip
+        rows += [
+            Row("PIPELINE (decode+diarize+embed+music)", "", t_decode + t_diarize + t_embed + t_music,
+                f"diarization: {label}")
+            for label, _, t_diarize in diarized
+        ]
 
     print(f"models loaded and warmed up on a {WARMUP_S:g} s clip before timing: first load excluded\n")
     print(report(rows, minutes))
@@ -316,7 +325,7 @@ def report(rows: list[Row], minutes: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backend", choices=("offline", "pyannote"), default="offline")
+    parser.add_argument("--backend", choices=("offline", "pyannote", "both"), default="offline")
     parser.add_argument("--minutes", type=float, default=2.0, help="length of the test audio (default 2)")
     parser.add_argument("--audio", type=Path, help="build the test audio from this recording instead")
     parser.add_argument("--pyannote-model", help="hub id or local directory (default: random weights)")

@@ -29,7 +29,6 @@ Wait = Callable[[str, str], Awaitable[None]]
 
 @dataclass
 class StandIns:
-    lookup: Callable  # the workflow's local activity: register it on the workflow worker
     download: list[Callable]
     gpu: list[Callable]
     upload: list[Callable]
@@ -40,10 +39,6 @@ async def _instant(video_id: str, stage: str) -> None:
 
 
 def stand_in_activities(wait: Wait = _instant, duration_s: Callable[[str], float] = lambda _v: 60.0) -> StandIns:
-    @activity.defn(name="lookup_completed")
-    async def lookup_completed(video_id: str) -> VideoOutcome | None:
-        return None
-
     @activity.defn(name="download_audio")
     async def download_audio(spec: VideoSpec) -> AudioRef:
         await wait(spec.video_id, "download")
@@ -71,4 +66,4 @@ def stand_in_activities(wait: Wait = _instant, duration_s: Callable[[str], float
         await wait(req.spec.video_id, "upload")
         return VideoOutcome(video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED)
 
-    return StandIns(lookup_completed, [download_audio], [diarize_audio, detect_music, embed_speakers], [finalize_outputs])
+    return StandIns([download_audio], [diarize_audio, detect_music, embed_speakers], [finalize_outputs])

@@ -126,7 +126,6 @@ class EmbedRequest(_Model):
 
 class VideoState(str, Enum):
     COMPLETED = "completed"
-    ALREADY_COMPLETED = "already_completed"
     FAILED = "failed"
 
 
@@ -231,9 +230,9 @@ class BatchState(BaseModel):
     pending: list[VideoSpec] = Field(default_factory=list)  # read, not started yet
     in_flight: list[str] = Field(default_factory=list)  # video ids started, not reported
     started: int = 0
-    skipped: int = 0  # already running in another batch or already completed
+    skipped: int = 0  # already running in another batch, or completed in Temporal's history
     completed: int = 0
-    already_completed: int = 0
+    already_completed: int = 0  # outputs found committed in storage when the page was read
     failed: int = 0
     failed_by_error: dict[str, int] = Field(default_factory=dict)
     audio_s: float = 0.0
@@ -245,7 +244,8 @@ class BatchState(BaseModel):
 
 
 class BatchPage(_Model):
-    specs: list[VideoSpec]
+    specs: list[VideoSpec]  # to start
+    committed: list[str] = Field(default_factory=list)  # already done in storage: counted, never started
     next_offset: int
     eof: bool
 

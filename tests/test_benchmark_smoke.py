@@ -10,12 +10,13 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.integration
 
 
-def test_orchestration_benchmark_prints_both_rates():
-    result = run_cli("-m", "benchmarks.orchestration", "--videos", "20", timeout=300)
+def test_orchestration_benchmark_prints_every_rate():
+    result = run_cli("-m", "benchmarks.orchestration", "--videos", "20", "--rounds", "2", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    rates = re.findall(r"([\d.]+) starts/s\s+([\d.]+) workflows/s", result.stdout)
-    assert len(rates) == 2 and all(float(r) > 0 for pair in rates for r in pair)
+    rows = re.findall(r"^  (bare|pipeline).*?\s([\d.]+)\s+([\d.]+)\s+([\d.]+)$", result.stdout, re.MULTILINE)
+    assert len(rows) == 3 and all(float(x) > 0 for row in rows for x in row[1:]), result.stdout
     assert re.search(r"ratio pipeline/bare\s+:\s+[\d.]+", result.stdout)
+    assert re.search(r"ratio pipeline/bare-another-queue\s+:\s+[\d.]+", result.stdout)
 
 
 def test_starter_benchmark_validates_and_pages_through():

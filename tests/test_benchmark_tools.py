@@ -104,3 +104,17 @@ def test_frame_figures_never_divide_by_zero() -> None:
     assert (missed.precision, missed.recall, missed.f1) == (None, 0.0, 0.0)
     assert ordered_fraction(np.array([0.9]), np.array([])) is None
     assert ordered_fraction(np.array([0.9, 0.5]), np.array([0.5, 0.1])) == 0.875
+
+
+def test_speed_tool_times_both_backends_in_one_run(tmp_path: Path) -> None:
+    """The pyannote backend (random weights built locally: speed only) side by side with
+    the offline one, on the same audio, each with its whole-pipeline line."""
+    out = _run("benchmarks.speed", "--backend", "both", "--minutes", "0.25")
+    assert "ONLY SPEED IS MEANINGFUL" in out, out
+    pyannote_rows = [ln for ln in out.splitlines() if ln.startswith("pyannote batch")]
+    assert any("(backend default)" in ln for ln in pyannote_rows) and len(pyannote_rows) >= 2, out
+    pipelines = [ln for ln in out.splitlines() if ln.startswith("PIPELINE")]
+    assert [ln.split("diarization: ")[1].split(",")[0] for ln in pipelines] == ["offline", "pyannote"], out
+    for line in pyannote_rows + pipelines + [next(ln for ln in out.splitlines() if ln.startswith("offline diar"))]:
+        numbers = re.findall(r"\s(\d+\.\d{3})\s", line + " ")
+        assert len(numbers) == 2 and all(float(n) > 0 for n in numbers), line

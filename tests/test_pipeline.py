@@ -20,7 +20,7 @@ from core.models import SCHEMA_VERSION
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig, temporal_cli
-from starter.batch import batch_counts, list_videos, wait_for_batch
+from starter.batch import batch_counts, batch_progress, list_videos, wait_for_batch
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
@@ -186,6 +186,13 @@ def test_second_start_starts_nothing_already_completed(stack, batch_csv, started
     assert f"summary: {len(GOOD)} completed, {len(BAD)} failed" in again.stdout
     assert again.returncode == 1  # some videos failed
     assert store.get_json(store.keys("three").metadata) == before, "committed outputs are never rewritten"
+
+    async def progress():
+        client = await connect(stack.settings())
+        return await batch_progress(client, BATCH)
+
+    # found committed in storage when the page was read: no workflow was even tried
+    assert asyncio.run(progress()).already_completed == len(GOOD)
 
 
 def test_pyannote_backend_selected_by_settings_runs_in_the_worker(stack, media_url, tmp_path):

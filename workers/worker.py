@@ -22,7 +22,7 @@ from activities.download import download_audio
 from activities.embed import embed_speakers
 from activities.manifest import write_manifest
 from activities.music import detect_music
-from activities.upload import finalize_outputs, lookup_completed
+from activities.upload import finalize_outputs
 from core import queues
 from core.logs import configure_logging
 from core.settings import Settings
@@ -31,6 +31,7 @@ from workers import eviction
 from workers.gpu import detect_gpus, machine_class
 from workflows.batch import BatchWorkflow
 from workflows.manifest import ManifestWorkflow
+from workflows.sandbox import workflow_runner
 from workflows.video import VideoWorkflow
 
 GPU_ACTIVITIES = [diarize_audio, detect_music, embed_speakers]
@@ -67,14 +68,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     served = [gpu_queue]
     if settings.serve_cpu_queues:
         workers += [
-            # lookup_completed also runs here, as the workflows' local activity
             make(queues.workflow_queue(prefix), workflows=[VideoWorkflow, BatchWorkflow, ManifestWorkflow],
-                 activities=[lookup_completed]),
+                 workflow_runner=workflow_runner()),
             make(queues.download_queue(prefix), activities=[download_audio],
                  max_concurrent_activities=settings.download_slots,
                  max_task_queue_activities_per_second=settings.download_rate_per_s),
-            make(queues.upload_queue(prefix), activities=[lookup_completed, finalize_outputs, read_batch_page, closed_videos,
-                             write_manifest],
+            make(queues.upload_queue(prefix), activities=[finalize_outputs, read_batch_page, closed_videos, write_manifest],
                  max_concurrent_activities=8),
         ]  # fmt: skip
         served += [queues.workflow_queue(prefix), queues.download_queue(prefix), queues.upload_queue(prefix)]

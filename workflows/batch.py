@@ -8,8 +8,9 @@ The rows live in storage and are read a page at a time by an activity, so a batc
 340,000 videos never sits in a workflow payload. Children are started with parent
 close policy ABANDON and report back by signal to the batch's workflow id, so they
 survive the batch's continue-as-new and the sliding window carries over (the pattern
-of Temporal's sliding-window batch sample). A video already completed (by any batch)
-or running in another batch is not started again: it counts as skipped.
+of Temporal's sliding-window batch sample). A video already committed in storage (by
+any batch) is not started again (``already_completed``, found when its page is read);
+one running in another batch, or completed in Temporal's history, counts as skipped.
 """
 
 from __future__ import annotations
@@ -129,9 +130,6 @@ class BatchWorkflow:
             key = report.error_type or "unknown"
             s.failed_by_error[key] = s.failed_by_error.get(key, 0) + 1
             return
-        if report.state == VideoState.ALREADY_COMPLETED:
-            s.already_completed += 1
-            return
         s.completed += 1
         s.audio_s += report.audio_s
         usage = s.per_class.get(report.gpu_class, ClassUsage())
@@ -179,14 +177,15 @@ class BatchWorkflow:
         job, s = self._job, self._s
         page: BatchPage = await workflow.execute_activity(
             "read_batch_page",
-            args=[job.input_key, s.next_offset, job.page_size, job.batch_id],
+            args=[job.input_key, s.next_offset, job.page_size, job.batch_id, not job.dry_run],
             task_queue=queues.upload_queue(job.queue_prefix),
             start_to_close_timeout=policies.UPLOAD.start_to_close,
             retry_policy=policies.UPLOAD.retry,
             result_type=BatchPage,
         )
         s.pending.extend(page.specs)
-        s.rows_read += len(page.specs)
+        s.already_completed += len(page.committed)
+        s.rows_read += len(page.specs) + len(page.committed)
         s.next_offset = page.next_offset
         s.eof = page.eof
 
@@ -215,7 +214,7 @@ class BatchWorkflow:
                         SearchAttributePair(sa.BATCH_ID, job.batch_id),
                         SearchAttributePair(sa.VIDEO_ID, spec.video_id),
                         SearchAttributePair(sa.GPU_CLASS, video_job.gpu_class),
-                        SearchAttributePair(sa.PIPELINE_STAGE, "queued"),
+                        SearchAttributePair(sa.PIPELINE_STAGE, "download"),  # its first stage
                     ]
                 ),
             )

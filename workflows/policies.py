@@ -17,11 +17,13 @@ from temporalio.common import RetryPolicy
 
 from core.errors import NON_RETRYABLE_ERROR_TYPES
 
+
 @dataclass(frozen=True)
 class ActivityPolicy:
+    """Every stage heartbeats (activities.runtime.stage); the timeout comes from the job."""
+
     start_to_close: timedelta
     retry: RetryPolicy
-    heartbeat: bool = True  # long stages heartbeat; the timeout comes from the job
 
 
 def _retry(initial_s: float, max_interval_s: float, attempts: int) -> RetryPolicy:
@@ -34,7 +36,6 @@ def _retry(initial_s: float, max_interval_s: float, attempts: int) -> RetryPolic
     )
 
 
-LOOKUP = ActivityPolicy(timedelta(minutes=1), _retry(1, 60, 30), heartbeat=False)
 DOWNLOAD = ActivityPolicy(timedelta(hours=1), _retry(5, 600, 8))
 MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(1, 300, 20))
 UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))

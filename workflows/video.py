@@ -1,9 +1,12 @@
 """VideoWorkflow: one podcast video from its URL to committed outputs in storage.
 
-    lookup ──> download ──> diarize ─┬─> embed ──> upload (metadata.json last)
-                            music ───┘
+    download ──> diarize ─┬─> embed ──> upload (metadata.json last)
+                 music ───┘
 
-Workflow id ``video-{video_id}``: one run per video across every batch. Each stage
+Workflow id ``video-{video_id}``: one run per video across every batch (a batch does
+not start videos already committed in storage, and Temporal refuses a second run of a
+running or completed id; finalizing an already committed video returns the committed
+outcome and rewrites nothing). Each stage
 runs on the queue of its kind (CPU download/upload, GPU class for the models) with the
 policy declared in ``workflows/policies.py``. The ``status`` query and the search
 attributes tell an operator where the video is; a failure ends the workflow as Failed
@@ -37,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
     from workflows import search_attributes as sa
 
-STAGES = ["lookup", "download", "diarize", "music", "embed", "upload"]
+STAGES = ["download", "diarize", "music", "embed", "upload"]
 
 
 @workflow.defn(name="VideoWorkflow")
@@ -55,7 +58,7 @@ class VideoWorkflow:
         self._failed_stage: str | None = None
         self._gpu_class = ""
         self._escalations: list[str] = []
-        self._shown_stage = "queued"
+        self._shown_stage = "download"  # set by whoever starts the workflow
         self._pending_attributes: list[Any] = []
 
     @workflow.run
@@ -65,15 +68,6 @@ class VideoWorkflow:
         prefix = job.queue_prefix
         self._gpu_class = job.gpu_class
         try:
-            existing: VideoOutcome | None = await self._stage_run(
-                "lookup", "lookup_completed", spec.video_id, "", policies.LOOKUP, local=True
-            )
-            if existing is not None:
-                self._stage = "completed"
-                self._upsert_results(existing.duration_s, existing.usable_pct, existing.num_speakers)
-                await self._report(VideoReport(video_id=spec.video_id, state=VideoState.ALREADY_COMPLETED))
-                return existing
-
             audio: AudioRef = await self._stage_run(
                 "download", "download_audio", spec, queues.download_queue(prefix), policies.DOWNLOAD
             )
@@ -152,7 +146,7 @@ class VideoWorkflow:
         )
 
     async def _stage_run(
-        self, name: str, activity: str, arg: Any, queue: str, policy: policies.ActivityPolicy, local: bool = False
+        self, name: str, activity: str, arg: Any, queue: str, policy: policies.ActivityPolicy
     ) -> Any:
         """Run one stage's activity and record its timing, attempt and worker."""
         assert self._job is not None
@@ -160,27 +154,17 @@ class VideoWorkflow:
         self._stage = name
         self._show_stage(_SEARCH_STAGE.get(name))
         started = workflow.now()
-        heartbeat = timedelta(seconds=self._job.heartbeat_timeout_s) if policy.heartbeat else None
         result_type = _RESULT_TYPES[activity]
         try:
-            if local:  # a cheap storage lookup: run it in the workflow worker, no queue round trip
-                result = await workflow.execute_local_activity(
-                    activity,
-                    arg,
-                    start_to_close_timeout=policy.start_to_close,
-                    retry_policy=policy.retry,
-                    result_type=result_type,
-                )
-            else:
-                result = await workflow.execute_activity(
-                    activity,
-                    arg,
-                    task_queue=queue,
-                    start_to_close_timeout=policy.start_to_close,
-                    heartbeat_timeout=heartbeat,
-                    retry_policy=policy.retry,
-                    result_type=result_type,
-                )
+            result = await workflow.execute_activity(
+                activity,
+                arg,
+                task_queue=queue,
+                start_to_close_timeout=policy.start_to_close,
+                heartbeat_timeout=timedelta(seconds=self._job.heartbeat_timeout_s),
+                retry_policy=policy.retry,
+                result_type=result_type,
+            )
         except ActivityError:
             self._failed_stage = self._failed_stage or name
             raise
@@ -264,13 +248,13 @@ class VideoWorkflow:
         )
 
 
-# What the Web UI's PipelineStage shows: coarse on purpose (see _show_stage); the
-# status query has the fine-grained stage.
-_SEARCH_STAGE = {"download": "download", "diarize": "analyze", "music": "analyze", "embed": "analyze",
-                 "upload": "upload"}  # fmt: skip
+# What the Web UI's PipelineStage shows: coarse on purpose (see _show_stage), two
+# upserts per video: ``analyze`` once the audio is in storage, then the outcome. The
+# workflow starts as ``download`` (set at start: no upsert) and the short upload counts
+# as analysis; the status query has the fine-grained stage.
+_SEARCH_STAGE = {"diarize": "analyze", "music": "analyze", "embed": "analyze"}
 
 _RESULT_TYPES: dict[str, Any] = {
-    "lookup_completed": VideoOutcome | None,
     "download_audio": AudioRef,
     "diarize_audio": DiarizationResult,
     "detect_music": MusicResult,

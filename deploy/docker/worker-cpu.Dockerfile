@@ -48,6 +48,9 @@ COPY activities /app/activities
 COPY workflows /app/workflows
 COPY workers /app/workers
 COPY starter /app/starter
+# bytecode at build time: PYTHONDONTWRITEBYTECODE stops the worker writing it, and the
+# workflow sandbox re-imports workflow modules for every workflow it loads
+RUN python -m compileall -q /app
 RUN install -d -o 10001 -g 10001 /tmp/podcast-pipeline
 
 ENV PYTHONPATH=/app \
