@@ -214,6 +214,25 @@ def pair_similarities(embeddings: np.ndarray, speakers: list[str]) -> tuple[np.n
     return sims[i, j][same], sims[i, j][~same]
 
 
+def single_speaker_stretches(reference: list[Segment], duration: float) -> list[Segment]:
+    """The parts of each reference turn where no one else speaks, longer than
+    MIN_EMBED_TURN_S: what an embedding of "a stretch of this speaker" should see."""
+    stretches = []
+    for turn in reference:
+        pieces = [(turn.start, min(turn.end, duration))]
+        for other in reference:
+            if other.speaker == turn.speaker:
+                continue
+            pieces = [
+                part
+                for s, e in pieces
+                for part in ((s, min(e, other.start)), (max(s, other.end), e))
+                if part[1] > part[0]
+            ]
+        stretches += [Segment(start=s, end=e, speaker=turn.speaker) for s, e in pieces if e - s > MIN_EMBED_TURN_S]
+    return stretches
+
+
 def score_diarization_file(uri, samples, reference, hypothesis, scored, metric) -> DiarizationFile:
     """Every per-file diarization figure from one file's samples, reference and hypothesis."""
     from pyannote.core import Annotation, Timeline
@@ -244,11 +263,7 @@ def score_diarization_file(uri, samples, reference, hypothesis, scored, metric) 
     single = speaker_count(reference, n_frames) == 1
     usable_counts = Counts.of(usable & in_scope, single & in_scope)
 
-    turns = [
-        Segment(start=t.start, end=min(t.end, duration), speaker=t.speaker)
-        for t in reference
-        if min(t.end, duration) - t.start > MIN_EMBED_TURN_S
-    ]
+    turns = single_speaker_stretches(reference, duration)
     same, diff = pair_similarities(embed_segments(samples, turns), [t.speaker for t in turns])
 
     return DiarizationFile(
@@ -340,12 +355,22 @@ def print_diarization(results: list[DiarizationFile], metric, seconds: float) ->
     same = np.concatenate([r.same for r in results])
     diff = np.concatenate([r.diff for r in results])
     print(
-        f"POOLED embeddings (reference turns > {MIN_EMBED_TURN_S:g} s, pairs within a file):"
+        f"POOLED embeddings (single-speaker stretches of reference turns > {MIN_EMBED_TURN_S:g} s,"
+        " pairs within a file):"
         f" same {fmt(mean(same), width=0)} ± {fmt(std(same), width=0)} (n={len(same)}),"
         f" diff {fmt(mean(diff), width=0)} ± {fmt(std(diff), width=0)} (n={len(diff)}),"
-        f" correctly ordered {fmt(ordered_fraction(same, diff), width=0)}"
+        f" correctly ordered within a file {fmt(pooled_ordered_fraction(results), width=0)}"
     )
     print(f"({len(results)} files in {seconds:.0f} s)")
+
+
+def pooled_ordered_fraction(results: list[DiarizationFile]) -> float | None:
+    """ordered_fraction over every file's (same, diff) pairs, pairs never mixing two
+    files: recordings differ in their similarity scale, and a speaker is only ever
+    compared with the other speakers of its own recording."""
+    pairs = [(len(r.same) * len(r.diff), ordered_fraction(r.same, r.diff)) for r in results]
+    total = sum(n for n, f in pairs if f is not None)
+    return sum(n * f for n, f in pairs if f is not None) / total if total else None
 
 
 def mean(values: np.ndarray) -> float | None:
