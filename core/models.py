@@ -284,6 +284,12 @@ class BatchProgress(_Model):
     elapsed_s: float
     runs: int
 
+    @property
+    def not_started(self) -> int:
+        """Rows this batch did not start: already done in storage, or a video whose
+        workflow was running (another batch) or completed."""
+        return self.already_completed + self.skipped
+
 
 BatchJob.model_rebuild()
 

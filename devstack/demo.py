@@ -42,7 +42,7 @@ async def run_batch(stack: Stack) -> int:
     await wait_for_batch(client, BATCH_ID, timeout_s=1800)
     progress = await batch_progress(client, BATCH_ID)
     print(
-        f"batch {BATCH_ID}: started {progress.total - progress.skipped}, skipped {progress.skipped} "
+        f"batch {BATCH_ID}: started {progress.total - progress.not_started}, skipped {progress.not_started} "
         f"(already running or completed), invalid {len(report.invalid)}",
         flush=True,
     )

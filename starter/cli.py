@@ -115,9 +115,8 @@ async def _wait_and_report(client: Client, settings: Settings, batch_id: str) ->
     finally:
         watcher.cancel()
     progress = await batch_progress(client, batch_id)
-    skipped = progress.skipped + progress.already_completed
     print(
-        f"batch {batch_id}: started {progress.total - skipped}, skipped {skipped} "
+        f"batch {batch_id}: started {progress.total - progress.not_started}, skipped {progress.not_started} "
         f"(already running or completed), completed {progress.completed}, failed {progress.failed}"
     )
     return await print_videos(client, settings, batch_id)

@@ -103,7 +103,7 @@ def test_same_video_in_two_batches_runs_once(stack):
 
     pa, pb = run(go())
     assert pa.completed + pb.completed == 3, "three distinct videos, each processed once"
-    assert pa.skipped + pb.skipped == 1
+    assert pa.not_started + pb.not_started == 1  # running in the other batch (or already done there)
     store = ObjectStore(stack.settings())
     assert store.list_keys(store.keys("both-2").root).count(store.keys("both-2").metadata) == 1
 
