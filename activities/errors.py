@@ -7,9 +7,9 @@ well as in the policies, so no attempt is wasted on a video that cannot succeed.
 
 from __future__ import annotations
 
-from temporalio.exceptions import ApplicationError
-
 from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError
 
 from core.errors import PipelineError, RateLimited
 

@@ -26,8 +26,8 @@ from temporalio import activity
 
 from core.audio import load_wav
 from core.errors import PipelineError
-from core.models import AudioRef
 from core.gpu_profiles import GpuProfile, profile_for
+from core.models import AudioRef
 from core.settings import Settings, get_settings
 from core.storage import ObjectStore
 
@@ -123,7 +123,8 @@ def stage(name: str) -> Iterator[StageContext]:
         worker_id=rt.worker_id,
     )
     heart = Heartbeater()
-    heart.start()
+    if not info.is_local:  # a local activity (the upload) lives and dies with its workflow task
+        heart.start()
     started = time.perf_counter()
     log.info("stage.started")
     try:

@@ -11,8 +11,8 @@ structure, side by side with the design it replaces:
 - pipelined (this project): a batch window of ``--window`` videos in flight; downloads
   on the CPU queue (``--download-slots`` fleet-wide, at most ``--download-rate`` starts
   per second, PIPELINE_DOWNLOAD_RATE_PER_S); diarize and music in parallel on the GPU
-  queue (``--gpus`` x the class's ``gpu_slots``), then embed; uploads on the CPU queue
-  (``--upload-slots``). Queues are FIFO, as Temporal's task queues roughly are.
+  queue (``--gpus`` x the class's ``gpu_slots``), then embed; uploads as local
+  activities of the workflow worker (``--upload-slots``). Queues are FIFO, as Temporal's task queues roughly are.
 - serial: each GPU slot is a worker that downloads, runs the three model stages and
   uploads in turn; its GPU idles while it downloads and uploads.
 
@@ -478,13 +478,12 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
         rate = p.download_rate / scale if p.download_rate else None
         workers = [
             Worker(client, task_queue=queues.workflow_queue(prefix), workflows=[VideoWorkflow],
-                   workflow_runner=workflow_runner(), max_concurrent_workflow_tasks=64),
+                   workflow_runner=workflow_runner(), max_concurrent_workflow_tasks=64,
+                   activities=stand_ins.upload, activity_executor=executor, max_concurrent_local_activities=p.upload_slots),
             Worker(client, task_queue=queues.download_queue(prefix), activities=stand_ins.download, activity_executor=executor,
                    max_concurrent_activities=p.download_slots, max_task_queue_activities_per_second=rate),
             Worker(client, task_queue=queues.gpu_queue(prefix, p.gpu_class), activities=stand_ins.gpu,
                    activity_executor=executor, max_concurrent_activities=p.slots),
-            Worker(client, task_queue=queues.upload_queue(prefix), activities=stand_ins.upload, activity_executor=executor,
-                   max_concurrent_activities=p.upload_slots),
         ]  # fmt: skip
         tasks = [asyncio.create_task(w.run()) for w in workers]
         window = asyncio.Semaphore(p.window)

@@ -1,9 +1,13 @@
 """Task queue names: the one place that spells them.
 
-Workflows run on ``<prefix>-workflows``; downloads on ``<prefix>-download`` (CPU, the
-fleet-wide rate limit lives on this queue); uploads on ``<prefix>-upload``; the model
-stages on ``<prefix>-gpu-<class>`` so a video only lands on a machine whose GPU can
-hold it. A machine without a GPU is class ``cpu``.
+Workflows run on ``<prefix>-workflows``, and so do the short CPU activities (batch page
+reads, manifests): an activity on the workflow's own queue is handed back with the
+workflow task that scheduled it (eager dispatch), never waiting on a poll. A video's
+upload goes further: it runs as a local activity of the workflow worker. Downloads
+have ``<prefix>-download`` (CPU): the fleet-wide rate limit lives on that queue, and
+only matching enforces it, so they must never be dispatched eagerly. The model stages
+run on ``<prefix>-gpu-<class>`` so a video only lands on a machine whose GPU can hold
+it. A machine without a GPU is class ``cpu``.
 """
 
 from __future__ import annotations
@@ -15,10 +19,6 @@ def workflow_queue(prefix: str) -> str:
 
 def download_queue(prefix: str) -> str:
     return f"{prefix}-download"
-
-
-def upload_queue(prefix: str) -> str:
-    return f"{prefix}-upload"
 
 
 def gpu_queue(prefix: str, gpu_class: str) -> str:

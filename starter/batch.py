@@ -180,8 +180,12 @@ async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
 
 @dataclass(frozen=True)
 class BatchCounts:
+    """Videos by the status of their latest run. ``rerun`` counts earlier runs that
+    ended unsuccessfully and were run again (retry-failed): not counted as videos."""
+
     by_status: dict[str, int]
     failed_by_error: dict[str, int]
+    rerun: int = 0
 
     @property
     def open(self) -> int:
@@ -192,17 +196,48 @@ class BatchCounts:
         return sum(self.by_status.values())
 
 
+# A video's id can run again only after a run that ended in one of these (the id reuse
+# policy refuses a second run of a running or completed id).
+_RERUNNABLE_ENDS = ("Failed", "Terminated", "Canceled", "TimedOut")
+
+
 async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
-    """Counts by execution status (server-side GROUP BY) and failures by ErrorType."""
+    """Counts runs by status with one server-side GROUP BY, then corrects for videos
+    run again: only the unsuccessful runs (few, and the only ones that can have a
+    successor) are listed and matched against each video's latest run."""
     grouped = await client.count_workflows(f"{_query(batch_id)} GROUP BY ExecutionStatus")
     by_status: Counter[str] = Counter()
     for group in grouped.groups:
         by_status[str(group.group_values[0])] += group.count
+    ended = [status for status in _RERUNNABLE_ENDS if by_status.get(status)]
+    if not ended:
+        return BatchCounts(dict(by_status), {})
+    runs: dict[str, list] = {}
+    statuses = " OR ".join(f'ExecutionStatus = "{status}"' for status in ended)
+    async for wf in client.list_workflows(f"{_query(batch_id)} AND ({statuses})"):
+        runs.setdefault(wf.id, []).append(wf)
+    latest = await _latest_run_ids(client, batch_id, list(runs))
     failed: Counter[str] = Counter()
-    if by_status.get("Failed"):
-        async for wf in client.list_workflows(f'{_query(batch_id)} AND ExecutionStatus = "Failed"'):
-            failed[wf.typed_search_attributes.get(sa.ERROR_TYPE) or "unknown"] += 1
-    return BatchCounts(dict(by_status), dict(failed))
+    rerun = 0
+    for workflow_id, video_runs in runs.items():
+        for wf in video_runs:
+            if wf.run_id != latest.get(workflow_id, wf.run_id):
+                by_status[_status_name(wf.status)] -= 1
+                rerun += 1
+            elif wf.status == WorkflowExecutionStatus.FAILED:
+                failed[wf.typed_search_attributes.get(sa.ERROR_TYPE) or "unknown"] += 1
+    return BatchCounts({k: n for k, n in by_status.items() if n}, dict(failed), rerun)
+
+
+async def _latest_run_ids(client: Client, batch_id: str, workflow_ids: list[str], chunk: int = 200) -> dict[str, str]:
+    """The run id of each workflow's most recently started run of this batch."""
+    latest: dict[str, tuple] = {}
+    for i in range(0, len(workflow_ids), chunk):
+        ids = ", ".join(f'"{wid}"' for wid in workflow_ids[i : i + chunk])
+        async for wf in client.list_workflows(f"{_query(batch_id)} AND WorkflowId IN ({ids})"):
+            if wf.id not in latest or latest[wf.id][0] < wf.start_time:
+                latest[wf.id] = (wf.start_time, wf.run_id)
+    return {wid: run_id for wid, (_, run_id) in latest.items()}
 
 
 async def wait_for_batch(

@@ -154,6 +154,8 @@ async def cmd_status(args: argparse.Namespace, settings: Settings, client: Clien
         return 1
     states = ", ".join(f"{name.lower()} {n}" for name, n in sorted(counts.by_status.items()))
     print(f"batch {args.batch_id}: {counts.total} videos: {states}")
+    if counts.rerun:
+        print(f"  ({counts.rerun} earlier runs of videos run again are not counted)")
     for error_type, n in sorted(counts.failed_by_error.items(), key=lambda kv: -kv[1]):
         print(f"  failed {error_type}: {n}")
     if args.videos:

@@ -18,7 +18,6 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-
 _flaky_counts: dict[str, int] = {}
 _flaky_lock = threading.Lock()
 

@@ -208,6 +208,12 @@ def test_retry_failed_by_error_type(stack):
     assert len(runs) == 2 and len(gone) == 1, "only the SilentAudio failure ran again"
     assert latest["retry-silent"].error_type == "SilentAudio" and latest["retry-ok"].status == "Completed"
 
+    status = run_cli("-m", "starter", "status", "--batch-id", "retry", env=stack.env(), timeout=60)
+    lines = status.stdout.splitlines()
+    assert lines[0] == "batch retry: 3 videos: completed 1, failed 2", status.stdout + status.stderr
+    assert "  failed SilentAudio: 1" in lines and "  failed VideoUnavailable: 1" in lines, status.stdout
+    assert "  (1 earlier runs of videos run again are not counted)" in lines, status.stdout
+
 
 def test_stats_dry_run_and_limit(stack):
     rows = [(f"dry-{i}", SHORT) for i in range(5)]

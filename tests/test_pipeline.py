@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 import pytest
-
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.service import RPCError
 
 from core.models import SCHEMA_VERSION
@@ -77,6 +77,7 @@ def started(stack, batch_csv):
         for _ in range(100):  # the batch starts its videos a moment after it starts
             try:
                 status = await handle.query("status")
+                status["current_details"] = await current_details(handle)
                 break
             except RPCError:
                 await asyncio.sleep(0.1)
@@ -100,6 +101,23 @@ def test_status_query_answers_while_running(started):
     _, status = started
     assert status["video_id"] == "jingle" and status["batch_id"] == BATCH
     assert status["progress"] < 1.0 and status["stage"] != "completed"
+    assert status["current_details"].startswith("**") and "on `cpu` (done: " in status["current_details"]
+
+
+async def current_details(handle) -> str:
+    """What the Web UI shows as the workflow's current details (a built-in query)."""
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return metadata.current_details
+
+
+def test_current_details_show_the_outcome(stack, started):
+    async def go():
+        client = await connect(stack.settings())
+        return [await current_details(client.get_workflow_handle(f"video-{vid}")) for vid in ("three", "silent")]
+
+    three, silent = asyncio.run(go())
+    assert three.startswith("**completed** on `cpu` (done: download, ") and "upload" in three, three
+    assert silent.startswith("**failed** on `cpu`"), silent
 
 
 def test_good_videos_complete_with_all_outputs(stack, started):

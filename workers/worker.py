@@ -35,6 +35,10 @@ from workflows.sandbox import workflow_runner
 from workflows.video import VideoWorkflow
 
 GPU_ACTIVITIES = [diarize_audio, detect_music, embed_speakers]
+# short storage work run by the workflow worker: the upload as a local activity of
+# VideoWorkflow, the others on the workflow queue, dispatched eagerly (core/queues.py)
+CPU_LIGHT_ACTIVITIES = [finalize_outputs, read_batch_page, closed_videos, write_manifest]
+CPU_LIGHT_SLOTS = 16
 
 log = structlog.get_logger("worker")
 
@@ -50,7 +54,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     prefix = settings.task_queue_prefix
     client = await connect(settings)
     await asyncio.to_thread(rt.store.ensure_bucket)
-    executor = ThreadPoolExecutor(max_workers=slots + 16)
+    executor = ThreadPoolExecutor(max_workers=slots + settings.download_slots + CPU_LIGHT_SLOTS)
 
     def make(queue: str, **kwargs) -> Worker:
         return Worker(
@@ -69,14 +73,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     if settings.serve_cpu_queues:
         workers += [
             make(queues.workflow_queue(prefix), workflows=[VideoWorkflow, BatchWorkflow, ManifestWorkflow],
-                 workflow_runner=workflow_runner()),
+                 workflow_runner=workflow_runner(), activities=CPU_LIGHT_ACTIVITIES,
+                 max_concurrent_activities=CPU_LIGHT_SLOTS),
             make(queues.download_queue(prefix), activities=[download_audio],
                  max_concurrent_activities=settings.download_slots,
                  max_task_queue_activities_per_second=settings.download_rate_per_s),
-            make(queues.upload_queue(prefix), activities=[finalize_outputs, read_batch_page, closed_videos, write_manifest],
-                 max_concurrent_activities=8),
         ]  # fmt: skip
-        served += [queues.workflow_queue(prefix), queues.download_queue(prefix), queues.upload_queue(prefix)]
+        served += [queues.workflow_queue(prefix), queues.download_queue(prefix)]
     log.info(
         "worker.started",
         worker_id=rt.worker_id,

@@ -110,7 +110,7 @@ class BatchWorkflow:
         reports: list[VideoReport] = await workflow.execute_activity(
             "closed_videos",
             list(self._s.in_flight),
-            task_queue=queues.upload_queue(self._job.queue_prefix),
+            task_queue=queues.workflow_queue(self._job.queue_prefix),
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=policies.UPLOAD.retry,
             result_type=list[VideoReport],
@@ -178,7 +178,7 @@ class BatchWorkflow:
         page: BatchPage = await workflow.execute_activity(
             "read_batch_page",
             args=[job.input_key, s.next_offset, job.page_size, job.batch_id, not job.dry_run],
-            task_queue=queues.upload_queue(job.queue_prefix),
+            task_queue=queues.workflow_queue(job.queue_prefix),
             start_to_close_timeout=policies.UPLOAD.start_to_close,
             retry_policy=policies.UPLOAD.retry,
             result_type=BatchPage,
@@ -214,7 +214,7 @@ class BatchWorkflow:
                         SearchAttributePair(sa.BATCH_ID, job.batch_id),
                         SearchAttributePair(sa.VIDEO_ID, spec.video_id),
                         SearchAttributePair(sa.GPU_CLASS, video_job.gpu_class),
-                        SearchAttributePair(sa.PIPELINE_STAGE, "download"),  # its first stage
+                        SearchAttributePair(sa.PIPELINE_STAGE, "running"),  # then its outcome
                     ]
                 ),
             )

@@ -26,7 +26,7 @@ class ManifestWorkflow:
         return await workflow.execute_activity(
             "write_manifest",
             day,
-            task_queue=queues.upload_queue(queue_prefix),
+            task_queue=queues.workflow_queue(queue_prefix),
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=timedelta(minutes=2),
             retry_policy=policies.UPLOAD.retry,

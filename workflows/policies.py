@@ -20,7 +20,7 @@ from core.errors import NON_RETRYABLE_ERROR_TYPES
 
 @dataclass(frozen=True)
 class ActivityPolicy:
-    """Every stage heartbeats (activities.runtime.stage); the timeout comes from the job."""
+    """Every queued stage heartbeats (activities.runtime.stage); the timeout comes from the job."""
 
     start_to_close: timedelta
     retry: RetryPolicy
@@ -38,6 +38,6 @@ def _retry(initial_s: float, max_interval_s: float, attempts: int) -> RetryPolic
 
 DOWNLOAD = ActivityPolicy(timedelta(hours=1), _retry(5, 600, 8))
 MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(1, 300, 20))
-UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))
+UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))  # a local activity: no heartbeat
 
 DEFAULT_HEARTBEAT_TIMEOUT = timedelta(seconds=60)

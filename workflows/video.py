@@ -6,11 +6,17 @@
 Workflow id ``video-{video_id}``: one run per video across every batch (a batch does
 not start videos already committed in storage, and Temporal refuses a second run of a
 running or completed id; finalizing an already committed video returns the committed
-outcome and rewrites nothing). Each stage
-runs on the queue of its kind (CPU download/upload, GPU class for the models) with the
-policy declared in ``workflows/policies.py``. The ``status`` query and the search
-attributes tell an operator where the video is; a failure ends the workflow as Failed
-with the typed error (ErrorType) that caused it.
+outcome and rewrites nothing). The download and the model stages run on the queue of
+their kind (CPU download, GPU class for the models); the upload, a few storage calls,
+runs as a local activity in the worker that runs the workflow. Policies are declared
+in ``workflows/policies.py``.
+
+An operator finds a video's stage in the ``status`` query and in the Web UI's current
+details (both answered by the worker, free for the server); the search attributes
+carry only what lists are filtered on: set at start, then the outcome (a failure ends
+the workflow as Failed with the typed error, ErrorType, that caused it). Each upsert
+is a history event and a visibility write: one for the stage half-way cost ~8 % of
+the orchestration's throughput (``python -m benchmarks.orchestration``).
 """
 
 from __future__ import annotations
@@ -58,8 +64,6 @@ class VideoWorkflow:
         self._failed_stage: str | None = None
         self._gpu_class = ""
         self._escalations: list[str] = []
-        self._shown_stage = "download"  # set by whoever starts the workflow
-        self._pending_attributes: list[Any] = []
 
     @workflow.run
     async def run(self, job: VideoJob) -> VideoOutcome:
@@ -71,7 +75,6 @@ class VideoWorkflow:
             audio: AudioRef = await self._stage_run(
                 "download", "download_audio", spec, queues.download_queue(prefix), policies.DOWNLOAD
             )
-            self._pending_attributes.append(sa.AUDIO_SECONDS.value_set(audio.duration_s))
             fitting = gpu_profiles.class_for_duration(self._gpu_class, audio.duration_s)
             if fitting != self._gpu_class:
                 self._escalate(fitting, f"{audio.duration_s / 3600:.1f} h of audio")
@@ -96,11 +99,12 @@ class VideoWorkflow:
                 escalations=list(self._escalations),
             )
             outcome: VideoOutcome = await self._stage_run(
-                "upload", "finalize_outputs", request, queues.upload_queue(prefix), policies.UPLOAD
+                "upload", "finalize_outputs", request, None, policies.UPLOAD
             )
         except ActivityError as err:
             if is_cancelled_exception(err):  # cancelled by the operator (or its batch)
                 self._stage = "cancelled"
+                self._show_details()
                 workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("cancelled")])
                 raise
             failure = self._fail(err)
@@ -108,6 +112,7 @@ class VideoWorkflow:
             raise failure from err
 
         self._stage = "completed"
+        self._show_details()
         self._upsert_results(outcome.duration_s, outcome.usable_pct, outcome.num_speakers)
         await self._report(
             VideoReport(
@@ -134,7 +139,7 @@ class VideoWorkflow:
         return VideoStatus(
             video_id=job.spec.video_id if job else "",
             batch_id=job.spec.batch_id if job else "",
-            stage=self._stage if not self._running else "+".join(sorted(self._running)),
+            stage=self._current_stage(),
             stages_done=list(self._done),
             progress=round(len(self._done) / len(STAGES), 3) if self._stage != "completed" else 1.0,
             gpu_class=self._gpu_class,
@@ -146,25 +151,35 @@ class VideoWorkflow:
         )
 
     async def _stage_run(
-        self, name: str, activity: str, arg: Any, queue: str, policy: policies.ActivityPolicy
+        self, name: str, activity: str, arg: Any, queue: str | None, policy: policies.ActivityPolicy
     ) -> Any:
-        """Run one stage's activity and record its timing, attempt and worker."""
+        """Run one stage's activity (on ``queue``, or locally in this worker if None)
+        and record its timing, attempt and worker."""
         assert self._job is not None
         self._running.add(name)
         self._stage = name
-        self._show_stage(_SEARCH_STAGE.get(name))
+        self._show_details()
         started = workflow.now()
         result_type = _RESULT_TYPES[activity]
         try:
-            result = await workflow.execute_activity(
-                activity,
-                arg,
-                task_queue=queue,
-                start_to_close_timeout=policy.start_to_close,
-                heartbeat_timeout=timedelta(seconds=self._job.heartbeat_timeout_s),
-                retry_policy=policy.retry,
-                result_type=result_type,
-            )
+            if queue is None:
+                result = await workflow.execute_local_activity(
+                    activity,
+                    arg,
+                    start_to_close_timeout=policy.start_to_close,
+                    retry_policy=policy.retry,
+                    result_type=result_type,
+                )
+            else:
+                result = await workflow.execute_activity(
+                    activity,
+                    arg,
+                    task_queue=queue,
+                    start_to_close_timeout=policy.start_to_close,
+                    heartbeat_timeout=timedelta(seconds=self._job.heartbeat_timeout_s),
+                    retry_policy=policy.retry,
+                    result_type=result_type,
+                )
         except ActivityError:
             self._failed_stage = self._failed_stage or name
             raise
@@ -172,19 +187,19 @@ class VideoWorkflow:
             self._running.discard(name)
         self._seconds[name] = round((workflow.now() - started).total_seconds(), 3)
         self._done.append(name)
+        self._show_details()
         if result is not None and hasattr(result, "attempt"):
             self._attempts[name] = result.attempt
             self._workers[name] = result.worker_id
         return result
 
-    def _show_stage(self, stage: str | None) -> None:
-        """Upsert PipelineStage (and any pending attributes) only when it changes: each
-        upsert is a history event and a visibility write, the orchestration's main cost."""
-        if stage is None or stage == self._shown_stage:
-            return
-        self._shown_stage = stage
-        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(stage), *self._pending_attributes])
-        self._pending_attributes.clear()
+    def _current_stage(self) -> str:
+        return "+".join(sorted(self._running)) if self._running else self._stage
+
+    def _show_details(self) -> None:
+        """The Web UI's "current details" of this video (served by the worker)."""
+        done = ", ".join(self._done) or "nothing yet"
+        workflow.set_current_details(f"**{self._current_stage()}** on `{self._gpu_class}` (done: {done})")
 
     async def _gpu_stage(self, name: str, activity: str, arg: Any) -> Any:
         """A model stage on the queue of the video's GPU class. If the class cannot hold
@@ -221,6 +236,7 @@ class VideoWorkflow:
         self._error_type = error_type
         self._error_message = f"{failed_stage}: {cause.message if cause else err.message}"
         self._stage = "failed"
+        self._show_details()
         workflow.upsert_search_attributes(
             [sa.ERROR_TYPE.value_set(error_type), sa.PIPELINE_STAGE.value_set("failed")]
         )
@@ -247,12 +263,6 @@ class VideoWorkflow:
             ]
         )
 
-
-# What the Web UI's PipelineStage shows: coarse on purpose (see _show_stage), two
-# upserts per video: ``analyze`` once the audio is in storage, then the outcome. The
-# workflow starts as ``download`` (set at start: no upsert) and the short upload counts
-# as analysis; the status query has the fine-grained stage.
-_SEARCH_STAGE = {"diarize": "analyze", "music": "analyze", "embed": "analyze"}
 
 _RESULT_TYPES: dict[str, Any] = {
     "download_audio": AudioRef,
