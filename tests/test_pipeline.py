@@ -183,6 +183,13 @@ def test_starter_status_and_temporal_cli_query(stack, started):
     assert result["stage"] == "completed" and result["progress"] == 1.0
     assert set(result["stages_done"]) >= {"download", "diarize", "music", "embed", "upload"}
 
+    metadata = subprocess.run(
+        [temporal_cli(), "workflow", "metadata", "--address", stack.temporal_address, "--workflow-id", "video-three"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert metadata.returncode == 0, metadata.stderr
+    assert "**completed** on `cpu`" in metadata.stdout, metadata.stdout
+
 
 def test_stage_cost_benchmark_reads_the_committed_stats(stack, started):
     result = run_cli("-m", "benchmarks.stage_costs", "--video-ids", ",".join(GOOD), env=stack.env())

@@ -1,5 +1,6 @@
 """The Temporal Web UI, in a real headless browser, lists a batch's videos when filtered
-by BatchId, and a video answers its status query (Debian's chromium; no downloads)."""
+by BatchId and shows a video's history, and a video answers its status query (Debian's
+chromium; no downloads)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ def test_web_ui_lists_the_batch_and_status_answers(tmp_path_factory, media_dir):
             client = await connect(stack.settings())
             await start_batch(client, stack.settings(), csv_path, "ui-batch")
             await wait_for_batch(client, "ui-batch", timeout_s=300)
+            return (await client.get_workflow_handle("video-ui-0").describe()).run_id
 
-        asyncio.run(go())
+        run_id = asyncio.run(go())
         filter_ = quote('BatchId="ui-batch"')
         url = f"{stack.ui_url}/namespaces/default/workflows?query={filter_}"
         profile = data / "chromium-profile"
@@ -61,6 +63,13 @@ def test_web_ui_lists_the_batch_and_status_answers(tmp_path_factory, media_dir):
         )  # fmt: skip
         assert screenshot.stat().st_size > 10_000
         print(f"\nWeb UI screenshot: {screenshot}")
+
+        video_url = f"{stack.ui_url}/namespaces/default/workflows/video-ui-0/{run_id}/history"
+        video_page = subprocess.run(
+            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", video_url],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert "finalize_outputs" in video_page.stdout, "the upload shows as a local activity in the history"
 
         query = subprocess.run(
             [temporal_cli(), "workflow", "query", "--address", stack.temporal_address, "--workflow-id", "video-ui-0",
