@@ -1,0 +1,43 @@
+"""Workers can take new code while videos are in flight: the current workflow code
+must replay the histories recorded by the code that started them (tests/histories/,
+written by ``python -m tests.record_histories``). A change that breaks this goes behind
+``workflow.patched(...)`` until no run of the old code is left."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows.batch import BatchWorkflow
+from workflows.manifest import ManifestWorkflow
+from workflows.sandbox import workflow_runner
+from workflows.video import VideoWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def _workflow_type(path: Path) -> str:
+    first = json.loads(path.read_text())["events"][0]
+    return first["workflowExecutionStartedEventAttributes"]["workflowType"]["name"]
+
+
+def test_histories_cover_every_workflow_and_outcome():
+    names = {p.stem for p in HISTORIES}
+    assert {"video_completed", "video_failed", "manifest"} <= names, names
+    assert sum(n.startswith("batch_run") for n in names) >= 2, "a batch that continued as new"
+    assert {_workflow_type(p) for p in HISTORIES} == {"VideoWorkflow", "BatchWorkflow", "ManifestWorkflow"}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+def test_current_code_replays_recorded_history(path):
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(
+        workflows=[VideoWorkflow, BatchWorkflow, ManifestWorkflow], workflow_runner=workflow_runner()
+    )
+    result = asyncio.run(replayer.replay_workflow(history, raise_on_replay_failure=False))
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure!r}"
