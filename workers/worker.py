@@ -54,7 +54,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     prefix = settings.task_queue_prefix
     client = await connect(settings)
     await asyncio.to_thread(rt.store.ensure_bucket)
-    executor = ThreadPoolExecutor(max_workers=slots + settings.download_slots + CPU_LIGHT_SLOTS)
+    executor = ThreadPoolExecutor(max_workers=slots + settings.download_slots + 2 * CPU_LIGHT_SLOTS)  # + local
 
     def make(queue: str, **kwargs) -> Worker:
         return Worker(
@@ -74,7 +74,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         workers += [
             make(queues.workflow_queue(prefix), workflows=[VideoWorkflow, BatchWorkflow, ManifestWorkflow],
                  workflow_runner=workflow_runner(), activities=CPU_LIGHT_ACTIVITIES,
-                 max_concurrent_activities=CPU_LIGHT_SLOTS),
+                 max_concurrent_activities=CPU_LIGHT_SLOTS, max_concurrent_local_activities=CPU_LIGHT_SLOTS),
             make(queues.download_queue(prefix), activities=[download_audio],
                  max_concurrent_activities=settings.download_slots,
                  max_task_queue_activities_per_second=settings.download_rate_per_s),
