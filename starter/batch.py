@@ -15,10 +15,11 @@ import csv
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -27,7 +28,7 @@ from temporalio.common import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import queues
-from core.models import BatchJob, BatchProgress
+from core.models import BatchJob, BatchProgress, VideoStatus
 from core.settings import Settings
 from core.storage import ObjectStore
 from starter.csv_input import RowError, ValidRow, read_videos
@@ -176,6 +177,26 @@ async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
             ),
         )
     return sorted((row for _, row in latest.values()), key=lambda r: r.video_id)
+
+
+async def with_live_stages(client: Client, rows: list[VideoRow], concurrency: int = 32) -> list[VideoRow]:
+    """Running videos with the stage their ``status`` query reports (their search
+    attributes only say ``running``); a video no worker answers for keeps that."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def live(row: VideoRow) -> VideoRow:
+        if row.status != "Running":
+            return row
+        async with gate:
+            try:
+                status = await client.get_workflow_handle(f"video-{row.video_id}").query(
+                    "status", result_type=VideoStatus, rpc_timeout=timedelta(seconds=5)
+                )
+            except (RPCError, WorkflowQueryFailedError):
+                return row
+        return replace(row, stage=status.stage)
+
+    return list(await asyncio.gather(*(live(row) for row in rows)))
 
 
 @dataclass(frozen=True)

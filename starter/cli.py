@@ -34,6 +34,7 @@ from starter.batch import (
     start_batch,
     summarize,
     wait_for_batch,
+    with_live_stages,
 )
 from starter.csv_input import CsvFormatError
 from workflows.batch import batch_workflow_id
@@ -139,7 +140,7 @@ async def _show_progress(client: Client, batch_id: str, every_s: float = 10.0) -
 
 
 async def print_videos(client: Client, settings: Settings, batch_id: str) -> int:
-    rows = await list_videos(client, batch_id)
+    rows = await with_live_stages(client, await list_videos(client, batch_id))
     for row in rows:
         print(format_video_line(row, settings))
     completed, failed = summarize(rows)
