@@ -11,8 +11,9 @@ their kind (CPU download, GPU class for the models); the upload, a few storage c
 runs as a local activity in the worker that runs the workflow. Policies are declared
 in ``workflows/policies.py``.
 
-An operator finds a video's stage in the ``status`` query and in the Web UI's current
-details (both answered by the worker, free for the server); the search attributes
+An operator finds a video's stage in the ``status`` query and in its current details
+(``temporal workflow metadata``, the Web UI's page of a running workflow), both
+answered by the worker, free for the server; the search attributes
 carry only what lists are filtered on: set at start, then the outcome (a failure ends
 the workflow as Failed with the typed error, ErrorType, that caused it). Each upsert
 is a history event and a visibility write: one for the stage half-way cost ~8 % of
