@@ -25,6 +25,7 @@ from activities.upload import committed_outcome
 from core.models import BatchPage, VideoReport, VideoSpec, VideoState
 from core.temporal import connect
 from workflows import search_attributes as sa
+from workflows.batch import video_workflow_id
 
 BYTES_PER_ROW_GUESS = 256
 LOOKUP_THREADS = 16  # parallel metadata.json GETs per page
@@ -75,7 +76,7 @@ async def closed_videos(video_ids: list[str]) -> list[VideoReport]:
     reports = []
     for video_id in video_ids:
         try:
-            description = await client.get_workflow_handle(f"video-{video_id}").describe()
+            description = await client.get_workflow_handle(video_workflow_id(video_id)).describe()
         except RPCError:
             continue  # not visible yet: check again next time
         status = description.status

@@ -33,6 +33,7 @@ from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 from starter.batch import batch_counts, batch_is_running, start_batch
+from workflows.batch import video_workflow_id
 
 SAMPLES = REPO_ROOT / "samples" / "audio"
 BATCH = "chaos"
@@ -107,7 +108,7 @@ async def audit(client, store: ObjectStore, ids: list[str]) -> tuple[int, int, i
             lost += 1
             continue
         committed_by = store.get_json(keys.metadata).get("committed_by", {})
-        description = await client.get_workflow_handle(f"video-{video_id}").describe()
+        description = await client.get_workflow_handle(video_workflow_id(video_id)).describe()
         if description.status is None or description.status.name != "COMPLETED":
             lost += 1
             continue

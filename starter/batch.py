@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -33,7 +33,7 @@ from core.settings import Settings
 from core.storage import ObjectStore
 from starter.csv_input import RowError, ValidRow, read_videos
 from workflows import search_attributes as sa
-from workflows.batch import batch_workflow_id
+from workflows.batch import batch_workflow_id, video_workflow_id
 
 
 def input_key(store: ObjectStore, batch_id: str, name: str = "videos.csv") -> str:
@@ -157,15 +157,22 @@ def _query(batch_id: str) -> str:
     return f'BatchId = "{batch_id}" AND WorkflowType = "VideoWorkflow"'
 
 
+async def _latest_runs(client: Client, query: str) -> dict[str, WorkflowExecution]:
+    """The most recently started run of each workflow the query matches (a video run
+    again after failing has several)."""
+    latest: dict[str, WorkflowExecution] = {}
+    async for wf in client.list_workflows(query):
+        if wf.id not in latest or latest[wf.id].start_time < wf.start_time:
+            latest[wf.id] = wf
+    return latest
+
+
 async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
-    """The latest execution of each video of the batch (a retried video has several)."""
-    latest: dict[str, tuple] = {}
-    async for wf in client.list_workflows(_query(batch_id)):
+    """The latest run of each video of the batch."""
+    rows = []
+    for wf in (await _latest_runs(client, _query(batch_id))).values():
         attrs = wf.typed_search_attributes
-        if wf.id in latest and latest[wf.id][0] >= wf.start_time:
-            continue
-        latest[wf.id] = (
-            wf.start_time,
+        rows.append(
             VideoRow(
                 video_id=attrs.get(sa.VIDEO_ID) or wf.id.removeprefix("video-"),
                 status=_status_name(wf.status),
@@ -174,9 +181,9 @@ async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
                 usable_pct=attrs.get(sa.USABLE_PCT),
                 audio_s=attrs.get(sa.AUDIO_SECONDS),
                 error_type=attrs.get(sa.ERROR_TYPE),
-            ),
+            )
         )
-    return sorted((row for _, row in latest.values()), key=lambda r: r.video_id)
+    return sorted(rows, key=lambda r: r.video_id)
 
 
 async def with_live_stages(client: Client, rows: list[VideoRow], concurrency: int = 32) -> list[VideoRow]:
@@ -189,7 +196,7 @@ async def with_live_stages(client: Client, rows: list[VideoRow], concurrency: in
             return row
         async with gate:
             try:
-                status = await client.get_workflow_handle(f"video-{row.video_id}").query(
+                status = await client.get_workflow_handle(video_workflow_id(row.video_id)).query(
                     "status", result_type=VideoStatus, rpc_timeout=timedelta(seconds=5)
                 )
             except (RPCError, WorkflowQueryFailedError):
@@ -237,7 +244,12 @@ async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
     statuses = " OR ".join(f'ExecutionStatus = "{status}"' for status in ended)
     async for wf in client.list_workflows(f"{_query(batch_id)} AND ({statuses})"):
         runs.setdefault(wf.id, []).append(wf)
-    latest = await _latest_run_ids(client, batch_id, list(runs))
+    latest: dict[str, str] = {}
+    ids = list(runs)
+    for i in range(0, len(ids), 200):  # the latest run of each of these videos, 200 per query
+        in_ids = ", ".join(f'"{wid}"' for wid in ids[i : i + 200])
+        found = await _latest_runs(client, f"{_query(batch_id)} AND WorkflowId IN ({in_ids})")
+        latest.update({wid: wf.run_id for wid, wf in found.items()})
     failed: Counter[str] = Counter()
     rerun = 0
     for workflow_id, video_runs in runs.items():
@@ -248,17 +260,6 @@ async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
             elif wf.status == WorkflowExecutionStatus.FAILED:
                 failed[wf.typed_search_attributes.get(sa.ERROR_TYPE) or "unknown"] += 1
     return BatchCounts({k: n for k, n in by_status.items() if n}, dict(failed), rerun)
-
-
-async def _latest_run_ids(client: Client, batch_id: str, workflow_ids: list[str], chunk: int = 200) -> dict[str, str]:
-    """The run id of each workflow's most recently started run of this batch."""
-    latest: dict[str, tuple] = {}
-    for i in range(0, len(workflow_ids), chunk):
-        ids = ", ".join(f'"{wid}"' for wid in workflow_ids[i : i + chunk])
-        async for wf in client.list_workflows(f"{_query(batch_id)} AND WorkflowId IN ({ids})"):
-            if wf.id not in latest or latest[wf.id][0] < wf.start_time:
-                latest[wf.id] = (wf.start_time, wf.run_id)
-    return {wid: run_id for wid, (_, run_id) in latest.items()}
 
 
 async def wait_for_batch(

@@ -54,7 +54,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     prefix = settings.task_queue_prefix
     client = await connect(settings)
     await asyncio.to_thread(rt.store.ensure_bucket)
-    executor = ThreadPoolExecutor(max_workers=slots + settings.download_slots + 2 * CPU_LIGHT_SLOTS)  # + local
+    # a thread per slot: model stages, downloads, light activities and light local activities
+    executor = ThreadPoolExecutor(max_workers=slots + settings.download_slots + 2 * CPU_LIGHT_SLOTS)
 
     def make(queue: str, **kwargs) -> Worker:
         return Worker(

@@ -46,6 +46,11 @@ def batch_workflow_id(batch_id: str) -> str:
     return f"batch-{batch_id}"
 
 
+def video_workflow_id(video_id: str) -> str:
+    """One id per video across every batch: Temporal's id reuse policy keeps it to one run."""
+    return f"video-{video_id}"
+
+
 @workflow.defn(name="BatchWorkflow")
 class BatchWorkflow:
     @workflow.init
@@ -205,7 +210,7 @@ class BatchWorkflow:
             await workflow.start_child_workflow(
                 "VideoWorkflow",
                 video_job,
-                id=f"video-{spec.video_id}",
+                id=video_workflow_id(spec.video_id),
                 task_queue=queues.workflow_queue(job.queue_prefix),
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
@@ -238,7 +243,7 @@ class BatchWorkflow:
 async def cancel_children(video_ids: list[str]) -> None:
     """Cancel running children (used when the batch itself is cancelled)."""
     await asyncio.gather(
-        *(workflow.get_external_workflow_handle(f"video-{v}").cancel() for v in video_ids),
+        *(workflow.get_external_workflow_handle(video_workflow_id(v)).cancel() for v in video_ids),
         return_exceptions=True,
     )
 
