@@ -2,22 +2,50 @@
 
 The pydantic data converter lets the typed contracts in core.models cross the wire
 as JSON. An API key (Temporal Cloud) comes from settings, never from a payload.
+
+A server that is down or still starting (a restart, a pod scheduled next to its
+workers, `docker compose up`) is waited for up to ``wait_s`` instead of failing the
+first call: its port can open seconds before its frontend reports healthy. Anything
+else (a bad API key, a missing namespace) fails at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import structlog
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from core.settings import Settings
 
+log = structlog.get_logger("temporal")
 
-async def connect(settings: Settings) -> Client:
+# Substrings of the SDK's connect error while the server is unreachable or starting.
+_NOT_READY = ("Server connection error", "code: Unavailable")
+
+
+def server_not_ready(error: BaseException) -> bool:
+    return isinstance(error, RuntimeError) and any(text in str(error) for text in _NOT_READY)
+
+
+async def connect(settings: Settings, wait_s: float = 60.0) -> Client:
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        api_key=api_key,
-        tls=settings.temporal_tls or bool(api_key),
-        data_converter=pydantic_data_converter,
-    )
+    deadline = time.monotonic() + wait_s
+    delay = 0.2
+    while True:
+        try:
+            return await Client.connect(
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                api_key=api_key,
+                tls=settings.temporal_tls or bool(api_key),
+                data_converter=pydantic_data_converter,
+            )
+        except RuntimeError as error:
+            if not server_not_ready(error) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("temporal.not_ready", address=settings.temporal_address, retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
 
     async def run() -> int:
-        client = await connect(settings)
+        client = await connect(settings, wait_s=10)
         return await COMMANDS[args.command](args, settings, client)
 
     try:

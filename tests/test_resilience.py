@@ -16,6 +16,7 @@ import math
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import numpy as np
@@ -23,7 +24,7 @@ import pytest
 
 from core.storage import ObjectStore
 from core.temporal import connect
-from devstack.stack import Stack, StackConfig
+from devstack.stack import Stack, StackConfig, free_port
 from starter.batch import start_batch, wait_for_batch
 from tests.conftest import EVAL
 
@@ -217,14 +218,28 @@ def test_temporal_server_restart_mid_batch(stack, media_server):
     start_videos(stack, "restart", "restart", rows)
     wait_for_event(stack, "restart-w", "stage.started")
     stack.stop_process("temporal")
-    time.sleep(3)
-    stack.start_temporal()
+    with ThreadPoolExecutor(1) as pool:
+        # a client started while the server is down waits for it instead of failing
+        waiting = pool.submit(asyncio.run, connect(stack.settings(), wait_s=60))
+        time.sleep(3)
+        assert not waiting.done()
+        stack.start_temporal()
+        client = waiting.result(timeout=60)
+    assert client.namespace == stack.settings().temporal_namespace
     counts = wait_batch(stack, "restart")
     assert counts.by_status == {"Completed": len(rows)}
     store = store_of(stack)
     assert all(store.exists(store.keys(v).metadata) for v, _ in rows)
     assert stack.procs["restart-w"].poll() is None
     assert stack.stop_process("restart-w") == 0
+
+
+def test_connect_gives_up_on_a_server_that_never_comes(stack):
+    settings = stack.settings(temporal_address=f"127.0.0.1:{free_port()}")
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="Connection refused"):
+        asyncio.run(connect(settings, wait_s=1.5))
+    assert 1.0 < time.monotonic() - began < 10, "retried for about wait_s, then gave up"
 
 
 def test_storage_outage_mid_batch(stack, media_server):
