@@ -1,7 +1,7 @@
 """Simulate a fleet of spot GPUs running the pipeline; project time and cost for the job.
 
     python -m benchmarks.fleet --gpus 150 --videos 20000 [--gpu-class t4] [--cpu-figures]
-        [--window 2000] [--download-slots 64] [--download-rate R] [--upload-slots 64]
+        [--window 2000] [--download-slots 128] [--download-rate R] [--upload-slots 256]
         [--preempt-per-gpu-hour 0.05] [--price 0.53] [--seed 1]
     python -m benchmarks.fleet --validate [--videos 40 --gpus 2 ...]   # check the model on Temporal
 
@@ -9,10 +9,11 @@ A seeded discrete-event simulation (heapq, no Temporal) of the pipeline's queuei
 structure, side by side with the design it replaces:
 
 - pipelined (this project): a batch window of ``--window`` videos in flight; downloads
-  on the CPU queue (``--download-slots`` fleet-wide, at most ``--download-rate`` starts
+  on the CPU queue (``--download-slots`` fleet-wide, by default what deploy/k8s's CPU
+  workers give at their replica ceiling: 16 pods x PIPELINE_DOWNLOAD_SLOTS 8 = 128, at most ``--download-rate`` starts
   per second, PIPELINE_DOWNLOAD_RATE_PER_S); diarize and music in parallel on the GPU
   queue (``--gpus`` x the class's ``gpu_slots``), then embed; uploads as local
-  activities of the workflow worker (``--upload-slots``). Queues are FIFO, as Temporal's task queues roughly are.
+  activities of the workflow worker (``--upload-slots``, by default 16 pods x 16 light slots). Queues are FIFO, as Temporal's task queues roughly are.
 - serial: each GPU slot is a worker that downloads, runs the three model stages and
   uploads in turn; its GPU idles while it downloads and uploads.
 
@@ -56,6 +57,7 @@ import asyncio
 import heapq
 import math
 import random
+import re
 import tempfile
 import time
 from collections import deque
@@ -65,6 +67,21 @@ from pathlib import Path
 from benchmarks.stand_ins import stand_in_activities
 from core import gpu_profiles
 from core.settings import Settings
+
+CPU_WORKER_MANIFEST = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "base" / "worker-cpu.yaml"
+
+
+def deployed_cpu_slots() -> tuple[int, int]:
+    """(download, upload) slots of the CPU workers at the deployment's replica ceiling:
+    the fleet the simulation gets unless told otherwise, so raising maxReplicaCount or
+    PIPELINE_DOWNLOAD_SLOTS shows up here."""
+    from workers.worker import CPU_LIGHT_SLOTS
+
+    found = re.search(r"^\s*maxReplicaCount:\s*(\d+)", CPU_WORKER_MANIFEST.read_text(), re.MULTILINE)
+    if not found:
+        raise SystemExit(f"no maxReplicaCount in {CPU_WORKER_MANIFEST}")
+    replicas = int(found.group(1))
+    return replicas * Settings().download_slots, replicas * CPU_LIGHT_SLOTS
 
 JOB_VIDEOS = 340_424
 JOB_AUDIO_H = 282_702.0
@@ -87,9 +104,9 @@ class Params:
     gpus: int = 150
     gpu_class: str = "t4"
     window: int = 2000
-    download_slots: int = 64
+    download_slots: int = 128
     download_rate: float | None = None  # starts per second fleet-wide; None: unlimited
-    upload_slots: int = 64
+    upload_slots: int = 256
     stage_s_per_h: dict[str, float] = field(default_factory=dict)
     download_overhead_s: float = 30.0
     download_s_per_h: float = 70.0
@@ -531,7 +548,10 @@ def main() -> None:
     parser.add_argument("--gpu-class", default="t4", choices=sorted(gpu_profiles.PROFILES))
     parser.add_argument("--window", type=int, help="videos in flight (default 2000; 8 with --validate)")
     parser.add_argument(
-        "--download-slots", type=int, help="fleet-wide download slots (default 64; 2 with --validate)"
+        "--download-slots",
+        type=int,
+        help="fleet-wide download slots (default: deploy/k8s CPU workers at maxReplicaCount x "
+        "PIPELINE_DOWNLOAD_SLOTS; 2 with --validate)",
     )
     parser.add_argument(
         "--download-rate",
@@ -540,7 +560,9 @@ def main() -> None:
         help="fleet-wide download starts/s (default PIPELINE_DOWNLOAD_RATE_PER_S: unlimited)",
     )
     parser.add_argument(
-        "--upload-slots", type=int, help="fleet-wide upload slots (default 64; 2 with --validate)"
+        "--upload-slots",
+        type=int,
+        help="fleet-wide upload slots (default: the same pods x their light-activity slots; 2 with --validate)",
     )
     parser.add_argument("--cpu-figures", action="store_true", help="the offline backend's measured CPU costs")
     parser.add_argument("--diarize-s-per-h", type=float)
@@ -577,13 +599,14 @@ def main() -> None:
         override = getattr(a, f"{stage}_s_per_h")
         if override is not None:
             base[stage] = override
+    deployed_downloads, deployed_uploads = deployed_cpu_slots()
     p = Params(
         gpus=a.gpus or (2 if small else 150),
         gpu_class=a.gpu_class,
         window=a.window or (8 if small else 2000),
-        download_slots=a.download_slots or (2 if small else 64),
+        download_slots=a.download_slots or (2 if small else deployed_downloads),
         download_rate=a.download_rate,
-        upload_slots=a.upload_slots or (2 if small else 64),
+        upload_slots=a.upload_slots or (2 if small else deployed_uploads),
         stage_s_per_h=base,
         download_overhead_s=a.download_overhead_s,
         download_s_per_h=a.download_s_per_h,

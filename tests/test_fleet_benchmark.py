@@ -42,3 +42,11 @@ def test_validate_against_real_orchestration():
     real = re.search(r"^real orchestration\s+([\d.]+)", result.stdout, re.MULTILINE)
     assert simulated and real, result.stdout
     assert 0 < float(simulated.group(1)) <= 1 and 0 < float(real.group(1)) <= 1
+
+
+def test_deployed_cpu_workers_keep_150_gpus_fed():
+    """The default fleet is deploy/k8s's CPU workers at their replica ceiling: a change
+    there (fewer pods, fewer download slots) that starves the GPUs fails here."""
+    result = run_cli("-m", "benchmarks.fleet", "--gpus", "150", "--videos", "2000", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(bottleneck: GPU)" in result.stdout, result.stdout
