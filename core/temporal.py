@@ -26,7 +26,7 @@ log = structlog.get_logger("temporal")
 _NOT_READY = ("Server connection error", "code: Unavailable")
 
 
-def server_not_ready(error: BaseException) -> bool:
+def _server_not_ready(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and any(text in str(error) for text in _NOT_READY)
 
 
@@ -44,7 +44,7 @@ async def connect(settings: Settings, wait_s: float = 60.0) -> Client:
                 data_converter=pydantic_data_converter,
             )
         except RuntimeError as error:
-            if not server_not_ready(error) or time.monotonic() + delay > deadline:
+            if not _server_not_ready(error) or time.monotonic() + delay > deadline:
                 raise
             log.warning("temporal.not_ready", address=settings.temporal_address, retry_in_s=delay)
             await asyncio.sleep(delay)
