@@ -39,5 +39,3 @@ def _retry(initial_s: float, max_interval_s: float, attempts: int) -> RetryPolic
 DOWNLOAD = ActivityPolicy(timedelta(hours=1), _retry(5, 600, 8))
 MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(1, 300, 20))
 UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))  # a local activity: no heartbeat
-
-DEFAULT_HEARTBEAT_TIMEOUT = timedelta(seconds=60)
