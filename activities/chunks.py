@@ -28,6 +28,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.runtime import StageContext, runtime
+from core import metrics
 from core.errors import GpuMemoryExhausted
 
 
@@ -140,6 +141,7 @@ def _after_oom(stage: str, index: int, progress: ChunkProgress, progress_key: st
         return GpuMemoryExhausted(
             f"{stage}: CUDA out of memory at batch size 1 (chunk {index}); needs a larger GPU class"
         )
+    metrics.record_oom_halving(stage, progress.gpu_class)
     return ApplicationError(
         f"{stage}: CUDA out of memory at batch {progress.batch_size * 2}; retrying with {halved}",
         progress.model_dump(),

@@ -71,6 +71,7 @@ def diarize_audio(audio: AudioRef) -> DiarizationResult:
             keys.diarization,
             {"summary": result.model_dump(), "segments": [s.model_dump() for s in segments]},
         )
+        ctx.audio_s = len(samples) / rate
         return result
 
 

@@ -45,4 +45,5 @@ def download_audio(spec: VideoSpec) -> AudioRef:
             attempt=activity.info().attempt,
         )
         rt.store.put_json(keys.audio_ref, ref.model_dump())
+        ctx.audio_s = ref.duration_s
         return ref

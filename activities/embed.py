@@ -65,6 +65,7 @@ def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
         rt.store.put_bytes(keys.segment_embeddings, buffer.getvalue())
         # written after the vectors: its presence means both are complete
         rt.store.put_json(keys.centroids, {"summary": result.model_dump(), "centroids": centroids})
+        ctx.audio_s = len(samples) / rate
         return result
 
 

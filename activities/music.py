@@ -52,4 +52,5 @@ def detect_music(audio: AudioRef) -> MusicResult:
         rt.store.put_json(
             keys.music, {"summary": result.model_dump(), "regions": [r.model_dump() for r in regions]}
         )
+        ctx.audio_s = len(samples) / rate
         return result

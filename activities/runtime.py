@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from core import metrics
 from core.audio import load_wav
 from core.errors import PipelineError
 from core.gpu_profiles import GpuProfile, profile_for
@@ -105,6 +107,7 @@ class Heartbeater:
 class StageContext:
     log: structlog.stdlib.BoundLogger
     heart: Heartbeater
+    audio_s: float = 0.0  # audio the stage processed (set by it; 0 when it reused a result)
 
 
 @contextlib.contextmanager
@@ -112,7 +115,7 @@ def stage(name: str) -> Iterator[StageContext]:
     """Bind log context, keep the activity heartbeating, and map typed errors.
 
     Typed pipeline errors become ApplicationErrors whose ``type`` is the class name
-    (the ErrorType the operator sees).
+    (the ErrorType the operator sees). Each outcome lands in the worker's metrics.
     """
     info = activity.info()
     rt = runtime()
@@ -127,14 +130,23 @@ def stage(name: str) -> Iterator[StageContext]:
         heart.start()
     started = time.perf_counter()
     log.info("stage.started")
+    ctx = StageContext(log, heart)
     try:
-        yield StageContext(log, heart)
-        log.info("stage.done", seconds=round(time.perf_counter() - started, 3))
+        yield ctx
+        seconds = time.perf_counter() - started
+        log.info("stage.done", seconds=round(seconds, 3))
+        if ctx.audio_s:
+            metrics.record_stage_done(name, rt.gpu_class, ctx.audio_s, seconds)
     except PipelineError as exc:
         from activities.errors import to_application_error
 
         log.warning("stage.failed", error_type=type(exc).__name__, error=str(exc))
+        metrics.record_stage_failed(name, rt.gpu_class, type(exc).__name__)
         raise to_application_error(exc, rt.settings.rate_limit_backoff_s) from None
+    except BaseException as exc:
+        error_type = exc.type if isinstance(exc, ApplicationError) and exc.type else type(exc).__name__
+        metrics.record_stage_failed(name, rt.gpu_class, error_type)
+        raise
     finally:
         heart.stop()
 

@@ -71,5 +71,6 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
             log.warning("upload.commit_exists")
             metadata = store.get_json(keys.metadata)
         store.delete_prefix(keys.work_root)
+        ctx.audio_s = req.audio.duration_s
         return _outcome(metadata, keys)
 

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     work_dir: Path = Path("/tmp/podcast-pipeline")
     log_format: str = "auto"  # auto | json | console
     log_level: str = "INFO"
+    metrics_address: str | None = None  # host:port serving Prometheus /metrics; unset: off
 
     # Download
     max_duration_s: float = 6 * 3600.0

@@ -17,6 +17,7 @@ import time
 import structlog
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from core.settings import Settings
 
@@ -30,7 +31,9 @@ def _server_not_ready(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and any(text in str(error) for text in _NOT_READY)
 
 
-async def connect(settings: Settings, wait_s: float = 60.0) -> Client:
+async def connect(settings: Settings, wait_s: float = 60.0, runtime: Runtime | None = None) -> Client:
+    """``runtime``: the SDK runtime whose telemetry the client and its workers use
+    (core.metrics); None: the SDK's default."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     deadline = time.monotonic() + wait_s
     delay = 0.2
@@ -42,6 +45,7 @@ async def connect(settings: Settings, wait_s: float = 60.0) -> Client:
                 api_key=api_key,
                 tls=settings.temporal_tls or bool(api_key),
                 data_converter=pydantic_data_converter,
+                runtime=runtime,
             )
         except RuntimeError as error:
             if not _server_not_ready(error) or time.monotonic() + delay > deadline:

@@ -6,8 +6,10 @@ recordings, present in every checkout CI runs).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import urllib.request
 import wave
 from pathlib import Path
 
@@ -77,6 +79,27 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
         text=True,
         timeout=timeout,
     )
+
+
+_SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape_metrics(address: str) -> list[tuple[str, dict[str, str], float]]:
+    """The samples a Prometheus /metrics endpoint serves: (name, labels, value)."""
+    body = urllib.request.urlopen(f"http://{address}/metrics", timeout=10).read().decode()
+    samples = []
+    for line in body.splitlines():
+        found = _SAMPLE.match(line)
+        if found and not line.startswith("#"):
+            name, labels, value = found.groups()
+            samples.append((name, dict(_LABEL.findall(labels or "")), float(value)))
+    return samples
+
+
+def metric_total(samples, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include ``labels``."""
+    return sum(v for n, got, v in samples if n == name and labels.items() <= got.items())
 
 
 # The Temporal SDK's native core can abort the interpreter during finalization

@@ -40,7 +40,8 @@ from referencing import Registry, Resource
 from core import queues
 from core.gpu_profiles import ESCALATION, PROFILES
 from core.settings import Settings
-from devstack.stack import REPO_ROOT, Stack, StackConfig
+from devstack.stack import REPO_ROOT, Stack, StackConfig, free_port
+from tests.conftest import metric_total, scrape_metrics
 from workflows.search_attributes import cli_definitions
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -817,9 +818,11 @@ def wait_for_event(stack: Stack, name: str, event: str, proc: subprocess.Popen, 
 
 
 def stack_overrides(stack: Stack) -> dict[str, str]:
-    """What changes between production and this test: where Temporal and storage are."""
+    """What changes between production and this test: where Temporal, storage and the
+    metrics endpoint are."""
     return {**stack.env(), "PIPELINE_TEMPORAL_TLS": "false", "PIPELINE_S3_REGION": "us-east-1",
-            "PIPELINE_S3_ACCESS_KEY_ID": "local", "PIPELINE_S3_SECRET_ACCESS_KEY": "local"}  # fmt: skip
+            "PIPELINE_S3_ACCESS_KEY_ID": "local", "PIPELINE_S3_SECRET_ACCESS_KEY": "local",
+            "PIPELINE_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"}  # fmt: skip
 
 
 @pytest.mark.integration
@@ -836,6 +839,10 @@ def test_worker_starts_with_production_settings_and_drains_on_sigterm(stack, ima
     assert started["queues"] == [
         queues.gpu_queue(production["PIPELINE_TASK_QUEUE_PREFIX"], started["gpu_class"])
     ]
+    assert production["PIPELINE_METRICS_ADDRESS"].endswith(":9464")
+    slots = metric_total(scrape_metrics(overrides["PIPELINE_METRICS_ADDRESS"]), "temporal_worker_task_slots_available",
+                         task_queue=started["queues"][0])  # fmt: skip
+    assert slots >= 1, "the SDK's worker metrics are served"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=float(production["PIPELINE_GRACEFUL_SHUTDOWN_S"]) + 10) == 0
     wait_for_event(stack, "prod-worker", "worker.stopped", proc, timeout=1)

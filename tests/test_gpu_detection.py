@@ -5,6 +5,7 @@ nvidia-ml-py calls the way a T4, an A100 80 GB, a mixed machine or a machine wit
 a driver does. Everything after the NVML calls is the production code.
 """
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -100,3 +101,65 @@ def test_escalation_ladder_and_duration_rule():
     assert all(profile_for(c).max_audio_h <= profile_for(n).max_audio_h
                for c, n in [("t4", "a10"), ("a10", "a100-40"), ("a100-40", "a100-80")])  # fmt: skip
     assert set(PROFILES) >= {"cpu", "t4", "a10", "l4", "a100-40", "a100-80", "h100"}
+
+
+class BusyNvml(FakeNvml):
+    """NVML answers of GPUs at work: utilisation % and bytes in use per device."""
+
+    def __init__(self, devices, utilization, used):
+        super().__init__(devices)
+        self.utilization, self.used = utilization, used
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        return SimpleNamespace(gpu=self.utilization[h], memory=0)
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return SimpleNamespace(total=self.devices[h][1], free=self.devices[h][1] - self.used[h], used=self.used[h])
+
+
+def test_gpu_utilization_and_memory_reach_the_metrics_endpoint():
+    """The worker's real sampler and the SDK's real Prometheus exporter; NVML injected."""
+    from core.metrics import sample_gpus, telemetry_runtime
+    from core.settings import Settings
+    from devstack.stack import free_port
+    from tests.conftest import metric_total, scrape_metrics
+
+    address = f"127.0.0.1:{free_port()}"
+    telemetry = telemetry_runtime(Settings(metrics_address=address))
+    nvml = BusyNvml([A100_80, T4], utilization=[87, 12], used=[40 * GIB, 3 * GIB])
+
+    async def sample_then_scrape():
+        sampler = asyncio.create_task(sample_gpus(telemetry.metric_meter, nvml, every_s=0.05))
+        await asyncio.sleep(0.5)
+        samples = await asyncio.to_thread(scrape_metrics, address)
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+        return samples
+
+    samples = asyncio.run(sample_then_scrape())
+    for gpu, busy, used in [("0", 87, 40 * GIB), ("1", 12, 3 * GIB)]:
+        assert metric_total(samples, "pipeline_gpu_utilization_percent", gpu=gpu) == busy
+        assert metric_total(samples, "pipeline_gpu_memory_used_bytes", gpu=gpu) == used
+    assert nvml.shutdown_called, "NVML is released when the worker stops"
+
+
+def test_gpu_sampler_returns_at_once_without_nvml():
+    from temporalio.common import MetricMeter
+
+    from core.metrics import sample_gpus
+
+    asyncio.run(asyncio.wait_for(sample_gpus(MetricMeter.noop, FakeNvml([], init_error=True)), timeout=1))
+
+
+def test_a_metrics_address_in_use_leaves_the_worker_without_metrics():
+    import socket
+
+    from core.metrics import telemetry_runtime
+    from core.settings import Settings
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        assert telemetry_runtime(Settings(metrics_address=address)) is None
+    assert telemetry_runtime(Settings(metrics_address=None)) is None

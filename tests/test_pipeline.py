@@ -19,9 +19,9 @@ from temporalio.service import RPCError
 from core.models import SCHEMA_VERSION
 from core.storage import ObjectStore
 from core.temporal import connect
-from devstack.stack import Stack, StackConfig, temporal_cli
+from devstack.stack import Stack, StackConfig, free_port, temporal_cli
 from starter.batch import batch_counts, batch_progress, list_videos, wait_for_batch
-from tests.conftest import run_cli
+from tests.conftest import metric_total, run_cli, scrape_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +34,14 @@ BAD = {
     "silent": ("silent.wav", "SilentAudio"),
 }
 BATCH = "it1"
+METRICS_ADDRESS = f"127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, media_dir):
     stack = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("stack"), media_dir))
     stack.start(worker=False)
-    stack.start_worker("worker-1")
+    stack.start_worker("worker-1", PIPELINE_METRICS_ADDRESS=METRICS_ADDRESS)
     yield stack
     stack.stop()
 
@@ -161,6 +162,28 @@ def test_bad_videos_fail_typed_and_visible(stack, started):
     assert counts.by_status == {"Completed": len(GOOD), "Failed": len(BAD)}
     assert counts.failed_by_error == {e: 1 for _, e in BAD.values()}
     assert stack.procs["worker-1"].poll() is None, "the worker survives bad input"
+
+
+def test_worker_metrics_count_audio_failures_and_workflows(stack, started):
+    """The worker's Prometheus endpoint: the pipeline's metrics next to the SDK's."""
+
+    async def audio_seconds():
+        client = await connect(stack.settings())
+        return {r.video_id: r.audio_s for r in await list_videos(client, BATCH) if r.video_id in GOOD}
+
+    audio = asyncio.run(audio_seconds())
+    samples = scrape_metrics(METRICS_ADDRESS)
+    for stage in ("download", "diarize", "music", "embed", "upload"):
+        counted = metric_total(samples, "pipeline_audio_seconds_total", stage=stage)
+        assert abs(counted - sum(audio.values())) <= 0.5 * len(GOOD), (stage, counted, audio)
+    for stage in ("diarize", "music", "embed"):
+        assert metric_total(samples, "pipeline_stage_realtime_factor_count", stage=stage) == len(GOOD)
+        assert metric_total(samples, "pipeline_stage_realtime_factor_sum", stage=stage) > 0
+    for _, error_type in BAD.values():  # permanent errors: one attempt each
+        assert metric_total(samples, "pipeline_stage_failures_total", stage="download", error_type=error_type) == 1
+    video = {"workflow_type": "VideoWorkflow"}
+    assert metric_total(samples, "temporal_workflow_completed", **video) == len(GOOD)
+    assert metric_total(samples, "temporal_workflow_failed", **video) == len(BAD)
 
 
 def test_starter_status_and_temporal_cli_query(stack, started):

@@ -26,7 +26,7 @@ from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig, free_port
 from starter.batch import start_batch, wait_for_batch
-from tests.conftest import EVAL
+from tests.conftest import EVAL, metric_total, scrape_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -278,13 +278,20 @@ def test_rate_limit_and_truncated_body_are_retried(stack, media_server):
 
 
 def test_cuda_oom_halves_the_batch_until_it_fits(stack, media_server):
-    worker(stack, "oom-w", "oom", PIPELINE_FAULT_OOM_ABOVE_BATCH="16", PIPELINE_EMBEDDING_BATCH_SIZE="64")
+    metrics = f"127.0.0.1:{free_port()}"
+    worker(stack, "oom-w", "oom", PIPELINE_FAULT_OOM_ABOVE_BATCH="16", PIPELINE_EMBEDDING_BATCH_SIZE="64",
+           PIPELINE_METRICS_ADDRESS=metrics)  # fmt: skip
     start_videos(stack, "oom", "oom", [("oom-1", f"{media_server.url}/ep01-jingle-and-two-hosts.ogg")])
     assert wait_batch(stack, "oom").by_status == {"Completed": 1}
     stats = store_of(stack).get_json(store_of(stack).keys("oom-1").stats)
     assert stats["batch_sizes"]["diarize"] == [64, 32, 16]
     assert stats["oom_halvings"] >= 2 and stats["attempts"]["diarize"] == 3
     assert stats["escalations"] == []
+    samples = scrape_metrics(metrics)
+    assert metric_total(samples, "pipeline_cuda_oom_halvings_total") == stats["oom_halvings"]
+    assert metric_total(samples, "pipeline_cuda_oom_halvings_total", stage="diarize") == 2
+    failed = metric_total(samples, "pipeline_stage_failures_total", stage="diarize", error_type="CudaOutOfMemory")
+    assert failed == 2, "each halving fails the attempt; the retry runs with the smaller batch"
     print(f"\nOOM: diarize batch sizes {stats['batch_sizes']['diarize']}, embed {stats['batch_sizes']['embed']}")
     assert stack.stop_process("oom-w") == 0
 

@@ -23,7 +23,7 @@ from activities.embed import embed_speakers
 from activities.manifest import write_manifest
 from activities.music import detect_music
 from activities.upload import finalize_outputs
-from core import queues
+from core import metrics, queues
 from core.logs import configure_logging
 from core.settings import Settings
 from core.temporal import connect
@@ -52,7 +52,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     profile = rt.profile
     slots = settings.max_concurrent_activities or profile.gpu_slots
     prefix = settings.task_queue_prefix
-    client = await connect(settings)
+    telemetry = metrics.telemetry_runtime(settings)
+    client = await connect(settings, runtime=telemetry)
     await asyncio.to_thread(rt.store.ensure_bucket)
     # a thread per slot: model stages, downloads, light activities and light local activities
     executor = ThreadPoolExecutor(max_workers=slots + settings.download_slots + 2 * CPU_LIGHT_SLOTS)
@@ -92,6 +93,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         queues=served,
         temporal=settings.temporal_address,
         diarization_backend=settings.diarization_backend,
+        metrics=settings.metrics_address or "off",
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -99,6 +101,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         loop.add_signal_handler(sig, stop.set)
 
     watchers = []
+    if telemetry and gpus:
+        watchers.append(asyncio.create_task(metrics.sample_gpus(telemetry.metric_meter)))
     if settings.eviction_notice != "none":
         watchers.append(asyncio.create_task(eviction.watch(settings.eviction_notice, settings.eviction_notice_url, stop)))
     async with _all(workers) as running:

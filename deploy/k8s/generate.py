@@ -74,6 +74,8 @@ spec:
         podcast-speech/gpu-class: {cls}
       annotations:
         cluster-autoscaler.kubernetes.io/safe-to-evict: "true"
+        prometheus.io/scrape: "true"
+        prometheus.io/port: "9464"  # PIPELINE_METRICS_ADDRESS in configmap.yaml
     spec:
       # SIGTERM -> the worker stops polling, in-flight stages stop at the next chunk
       # with a retryable error (another worker resumes from the stored chunks) and it
@@ -111,6 +113,9 @@ spec:
       containers:
         - name: worker
           image: podcast-worker-gpu
+          ports:
+            - name: metrics
+              containerPort: 9464
           envFrom:
             - configMapRef:
                 name: podcast-worker-config
