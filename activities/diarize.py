@@ -23,7 +23,7 @@ from core.models import AudioRef, DiarizationResult, Segment
 def diarize_audio(audio: AudioRef) -> DiarizationResult:
     rt = runtime()
     keys = rt.store.keys(audio.video_id)
-    with stage("diarize") as ctx:
+    with stage("diarize", audio.video_id) as ctx:
         done = rt.store.get_json_or_none(keys.diarization)
         if done is not None:
             ctx.log.info("diarize.reused")

@@ -16,7 +16,7 @@ from core.models import AudioRef, VideoSpec
 def download_audio(spec: VideoSpec) -> AudioRef:
     rt = runtime()
     keys = rt.store.keys(spec.video_id)
-    with stage("download") as ctx:
+    with stage("download", spec.video_id) as ctx:
         done = rt.store.get_json_or_none(keys.audio_ref)
         if done is not None:  # an earlier attempt uploaded both copies: reuse them
             ctx.log.info("download.reused")

@@ -22,7 +22,7 @@ from core.models import EmbeddingResult, EmbedRequest, Segment
 def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
     rt = runtime()
     keys = rt.store.keys(req.audio.video_id)
-    with stage("embed") as ctx:
+    with stage("embed", req.audio.video_id) as ctx:
         done = rt.store.get_json_or_none(keys.centroids)
         if done is not None:
             ctx.log.info("embed.reused")

@@ -18,7 +18,7 @@ from core.models import AudioRef, MusicResult
 def detect_music(audio: AudioRef) -> MusicResult:
     rt = runtime()
     keys = rt.store.keys(audio.video_id)
-    with stage("music") as ctx:
+    with stage("music", audio.video_id) as ctx:
         done = rt.store.get_json_or_none(keys.music)
         if done is not None:
             ctx.log.info("music.reused")

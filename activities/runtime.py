@@ -111,7 +111,7 @@ class StageContext:
 
 
 @contextlib.contextmanager
-def stage(name: str) -> Iterator[StageContext]:
+def stage(name: str, video_id: str | None = None) -> Iterator[StageContext]:
     """Bind log context, keep the activity heartbeating, and map typed errors.
 
     Typed pipeline errors become ApplicationErrors whose ``type`` is the class name
@@ -121,6 +121,7 @@ def stage(name: str) -> Iterator[StageContext]:
     rt = runtime()
     log = structlog.get_logger("activity").bind(
         workflow_id=info.workflow_id,
+        **({"video_id": video_id} if video_id else {}),
         activity=name,
         attempt=info.attempt,
         worker_id=rt.worker_id,

@@ -49,7 +49,7 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
     rt = runtime()
     store = rt.store
     keys = store.keys(req.spec.video_id)
-    with stage("upload") as ctx:
+    with stage("upload", req.spec.video_id) as ctx:
         log = ctx.log
         committed = committed_outcome(store, req.spec.video_id)
         if committed is not None:

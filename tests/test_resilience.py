@@ -309,5 +309,6 @@ def test_oom_at_batch_1_escalates_to_the_next_gpu_class(stack, media_server):
     assert stats["worker_ids"]["diarize"] == "esc-a10"
     ooms = [e for e in events(stack, "esc-t4") if e.get("event") == "chunks.cuda_oom"]
     assert [e["next_batch_size"] for e in ooms if e["stage"] == "diarize"] == [2, 1, 0]
+    assert {(e["video_id"], e["workflow_id"]) for e in ooms} == {("esc-1", "video-esc-1")}, "log lines name the video"
     for name in ("esc-t4", "esc-a10"):
         assert stack.stop_process(name) == 0
