@@ -27,6 +27,10 @@ log = structlog.get_logger("temporal")
 _NOT_READY = ("Server connection error", "code: Unavailable")
 
 
+class TemporalUnavailable(RuntimeError):
+    """The server did not answer within the wait: down, starting, or the wrong address."""
+
+
 def _server_not_ready(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and any(text in str(error) for text in _NOT_READY)
 
@@ -48,8 +52,14 @@ async def connect(settings: Settings, wait_s: float = 60.0, runtime: Runtime | N
                 runtime=runtime,
             )
         except RuntimeError as error:
-            if not _server_not_ready(error) or time.monotonic() + delay > deadline:
+            if not _server_not_ready(error):
                 raise
-            log.warning("temporal.not_ready", address=settings.temporal_address, retry_in_s=delay)
+            if time.monotonic() + delay > deadline:
+                raise TemporalUnavailable(
+                    f"Temporal at {settings.temporal_address} did not answer within {wait_s:g} s "
+                    f"(is it running? PIPELINE_TEMPORAL_ADDRESS): {error}"
+                ) from None
+            if delay == 0.2:  # once: the final error says the rest
+                log.warning("temporal.not_ready", address=settings.temporal_address, waiting_s=wait_s)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

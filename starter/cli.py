@@ -36,7 +36,7 @@ from starter.batch import (
     wait_for_batch,
     with_live_stages,
 )
-from starter.csv_input import CsvFormatError
+from starter.csv_input import CsvFormatError, check_header
 from workflows.batch import batch_workflow_id
 
 
@@ -47,12 +47,22 @@ def _batch_id(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc).replace("video_id", "batch id")) from None
 
 
+def _csv_file(value: str) -> Path:
+    """Checked before connecting: a missing file or a bad header needs no Temporal."""
+    path = Path(value)
+    try:
+        check_header(path)
+    except CsvFormatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m starter", description="Start a batch from a CSV, watch it, steer it.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     start = sub.add_parser("start", help="validate a CSV and start its BatchWorkflow (idempotent)")
-    start.add_argument("--csv", type=Path, required=True, help="columns: video_id,url[,duration_s]")
+    start.add_argument("--csv", type=_csv_file, required=True, help="columns: video_id,url[,duration_s]")
     start.add_argument("--batch-id", type=_batch_id, required=True)
     start.add_argument("--window", type=int, default=200, help="videos in flight at most (default 200)")
     start.add_argument("--gpu-class", default="auto", help="GPU queue class; auto = PIPELINE_GPU_CLASS")
@@ -86,9 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def cmd_start(args: argparse.Namespace, settings: Settings, client: Client) -> int:
-    if not args.csv.is_file():
-        print(f"error: {args.csv} does not exist", file=sys.stderr)
-        return 2
     try:
         report = await start_batch(
             client, settings, args.csv, args.batch_id, args.gpu_class,

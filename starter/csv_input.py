@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from core.models import VideoSpec
 
 REQUIRED_COLUMNS = ("video_id", "url")
+UNDECODABLE = "\ufffd"  # what errors="replace" puts where a byte was not UTF-8
 
 
 class CsvFormatError(ValueError):
@@ -40,16 +41,21 @@ class ValidRow:
 
 
 def read_videos(path: Path, batch_id: str, gpu_class: str) -> Iterator[ValidRow | RowError]:
-    """Yield each data row as a ValidRow or a RowError, in file order."""
+    """Yield each data row as a ValidRow or a RowError, in file order. A row that is not
+    UTF-8 or that the csv module cannot parse (an oversized field) is a RowError too:
+    one bad row out of 340,000 must not stop the other rows from starting."""
     seen: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise CsvFormatError(f"{path}: header must name {', '.join(REQUIRED_COLUMNS)}; missing {', '.join(missing)}")
-        reader.fieldnames = header
-        for row in reader:
+    # undecodable bytes become U+FFFD, caught per row below instead of ending the read
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        reader = _reader(handle, path)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # the reader skips the bad line and goes on
+                yield RowError(reader.line_num + 1, "", f"unreadable CSV row: {exc}")
+                continue
             line = reader.line_num
             if row.get(None):  # more cells than header columns
                 yield RowError(line, (row.get("video_id") or "").strip(), "more cells than header columns")
@@ -58,6 +64,9 @@ def read_videos(path: Path, batch_id: str, gpu_class: str) -> Iterator[ValidRow 
             if not any(values.values()):
                 continue  # a blank line is not a row
             video_id = values.get("video_id", "")
+            if any(UNDECODABLE in v for v in values.values()):
+                yield RowError(line, video_id.replace(UNDECODABLE, "?"), "not UTF-8 text (save the CSV as UTF-8)")
+                continue
             try:
                 spec = VideoSpec(
                     video_id=video_id,
@@ -74,6 +83,29 @@ def read_videos(path: Path, batch_id: str, gpu_class: str) -> Iterator[ValidRow 
                 continue
             seen[video_id] = line
             yield ValidRow(line, spec)
+
+
+def check_header(path: Path) -> None:
+    """Raise CsvFormatError unless ``path`` is a readable CSV whose header names the
+    required columns: what can be said about a file before reaching for Temporal."""
+    if not path.is_file():
+        raise CsvFormatError(f"{path}: no such file")
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        _reader(handle, path)
+
+
+def _reader(handle, path: Path) -> csv.DictReader:
+    """A DictReader past a checked header (stripped names)."""
+    reader = csv.DictReader(handle)
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise CsvFormatError(f"{path}: not a CSV file ({exc})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise CsvFormatError(f"{path}: header must name {', '.join(REQUIRED_COLUMNS)}; missing {', '.join(missing)}")
+    reader.fieldnames = header
+    return reader
 
 
 def _reason(exc: Exception) -> str:

@@ -47,3 +47,40 @@ def test_header_without_required_columns_is_a_file_error(tmp_path):
 def test_missing_cells_are_reported(tmp_path):
     rows = _read(tmp_path, "video_id,url\nonly_id\n")
     assert len(rows) == 1 and isinstance(rows[0], RowError) and rows[0].line == 2
+
+
+def test_bad_bytes_and_unparseable_rows_cost_only_their_row(tmp_path):
+    path = tmp_path / "batch.csv"
+    path.write_bytes(
+        b"video_id,url\n"
+        b"ok1,http://127.0.0.1:1/a.ogg\n"
+        b"caf\xe9,http://127.0.0.1:1/latin1.ogg\n"  # a Latin-1 row in a UTF-8 file
+        b"huge," + b"x" * 200_000 + b"\n"  # beyond the csv module's field limit
+        b"ok2,http://127.0.0.1:1/b.ogg\n"
+    )
+    rows = list(read_videos(path, "b1", "auto"))
+    assert [r.spec.video_id for r in rows if isinstance(r, ValidRow)] == ["ok1", "ok2"]
+    errors = {r.line: r for r in rows if isinstance(r, RowError)}
+    assert sorted(errors) == [3, 4]
+    assert "not UTF-8" in errors[3].reason and errors[3].video_id == "caf?"
+    assert "unreadable CSV row" in errors[4].reason and "field limit" in errors[4].reason
+
+
+def test_binary_garbage_is_a_file_error(tmp_path):
+    path = tmp_path / "batch.csv"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(CsvFormatError, match="header must name|not a CSV"):
+        list(read_videos(path, "b1", "auto"))
+
+
+def test_starter_rejects_a_bad_csv_before_reaching_for_temporal(tmp_path):
+    from devstack.stack import free_port
+    from tests.conftest import run_cli
+
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    nowhere = {"PIPELINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}  # nothing listens there
+    for path, message in [(garbage, "header must name video_id, url"), (tmp_path / "absent.csv", "no such file")]:
+        result = run_cli("-m", "starter", "start", "--csv", str(path), "--batch-id", "b1", env=nowhere, timeout=60)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "temporal" not in result.stderr.lower(), "no connection was attempted"

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from core.storage import ObjectStore
-from core.temporal import connect
+from core.temporal import TemporalUnavailable, connect
 from devstack.stack import Stack, StackConfig, free_port
 from starter.batch import start_batch, wait_for_batch
 from tests.conftest import EVAL, metric_total, scrape_metrics
@@ -237,7 +237,7 @@ def test_temporal_server_restart_mid_batch(stack, media_server):
 def test_connect_gives_up_on_a_server_that_never_comes(stack):
     settings = stack.settings(temporal_address=f"127.0.0.1:{free_port()}")
     began = time.monotonic()
-    with pytest.raises(RuntimeError, match="Connection refused"):
+    with pytest.raises(TemporalUnavailable, match="Connection refused"):
         asyncio.run(connect(settings, wait_s=1.5))
     assert 1.0 < time.monotonic() - began < 10, "retried for about wait_s, then gave up"
 
