@@ -12,6 +12,7 @@ else (a bad API key, a missing namespace) fails at once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import structlog
@@ -31,17 +32,13 @@ class TemporalUnavailable(RuntimeError):
     """The server did not answer within the wait: down, starting, or the wrong address."""
 
 
-def _server_not_ready(error: BaseException) -> bool:
-    return isinstance(error, RuntimeError) and any(text in str(error) for text in _NOT_READY)
-
-
 async def connect(settings: Settings, wait_s: float = 60.0, runtime: Runtime | None = None) -> Client:
     """``runtime``: the SDK runtime whose telemetry the client and its workers use
     (core.metrics); None: the SDK's default."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     deadline = time.monotonic() + wait_s
     delay = 0.2
-    while True:
+    for attempt in itertools.count(1):
         try:
             return await Client.connect(
                 settings.temporal_address,
@@ -52,14 +49,14 @@ async def connect(settings: Settings, wait_s: float = 60.0, runtime: Runtime | N
                 runtime=runtime,
             )
         except RuntimeError as error:
-            if not _server_not_ready(error):
+            if not any(text in str(error) for text in _NOT_READY):
                 raise
             if time.monotonic() + delay > deadline:
                 raise TemporalUnavailable(
                     f"Temporal at {settings.temporal_address} did not answer within {wait_s:g} s "
                     f"(is it running? PIPELINE_TEMPORAL_ADDRESS): {error}"
                 ) from None
-            if delay == 0.2:  # once: the final error says the rest
+            if attempt == 1:  # once: the final error says the rest
                 log.warning("temporal.not_ready", address=settings.temporal_address, waiting_s=wait_s)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
