@@ -261,6 +261,19 @@ def test_storage_outage_mid_batch(stack, media_server):
     assert stack.stop_process("outage-w") == 0
 
 
+def test_worker_starts_through_a_storage_outage_and_refuses_rejected_credentials(stack, media_server):
+    down = worker(stack, "nostore-w", "nostore", PIPELINE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
+    # an S3 endpoint answering 403 to everything (the injected fault: a refused credential)
+    refused = worker(stack, "refused-w", "refused", PIPELINE_S3_ENDPOINT_URL=f"{media_server.url}/status/403")
+    assert refused.wait(timeout=60) == 2, "a refused credential is a setting to fix: exit 2, no retry loop"
+    rejected = wait_for_event(stack, "refused-w", "worker.storage_rejected")
+    assert "403" in rejected["error"] and "local" not in json.dumps(rejected), "no secret in the log"
+    wait_for_event(stack, "nostore-w", "worker.storage_unavailable", timeout_s=120)
+    wait_for_event(stack, "nostore-w", "worker.started")
+    assert down.poll() is None, "an outage does not stop the worker: its stages retry until storage is back"
+    assert stack.stop_process("nostore-w") == 0
+
+
 def test_rate_limit_and_truncated_body_are_retried(stack, media_server):
     worker(stack, "flaky-w", "flaky", PIPELINE_RATE_LIMIT_BACKOFF_S="2")
     rows = [

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import structlog
+from botocore.exceptions import ClientError
 from temporalio.worker import Worker
 
 from activities import runtime
@@ -24,6 +25,7 @@ from activities.manifest import write_manifest
 from activities.music import detect_music
 from activities.upload import finalize_outputs
 from core import metrics, queues
+from core.errors import StorageUnavailable
 from core.logs import configure_logging
 from core.settings import Settings
 from core.temporal import connect
@@ -45,7 +47,8 @@ log = structlog.get_logger("worker")
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM/SIGINT/eviction notice (exit 0) or until a poller dies
-    (exit 1: let the supervisor restart the process)."""
+    (exit 1: let the supervisor restart the process); exit 2 when storage refuses the
+    configured credentials or bucket."""
     gpus = detect_gpus()
     cls = settings.worker_gpu_class or machine_class(gpus)
     rt = runtime.configure(settings, cls)
@@ -54,7 +57,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     prefix = settings.task_queue_prefix
     telemetry = metrics.telemetry_runtime(settings)
     client = await connect(settings, runtime=telemetry)
-    await asyncio.to_thread(rt.store.ensure_bucket)
+    try:
+        await asyncio.to_thread(rt.store.ensure_bucket)
+    except StorageUnavailable as error:  # an outage: serve anyway, stages retry until it ends
+        log.warning("worker.storage_unavailable", error=str(error))
+    except ClientError as error:  # credentials or bucket refused: a setting to fix, not a retry
+        log.error("worker.storage_rejected", bucket=settings.s3_bucket, endpoint=settings.s3_endpoint_url,
+                  error=str(error))  # fmt: skip
+        return 2
     # a thread per slot: model stages, downloads, light activities and light local activities
     executor = ThreadPoolExecutor(max_workers=slots + settings.download_slots + 2 * CPU_LIGHT_SLOTS)
 
