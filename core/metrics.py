@@ -15,6 +15,7 @@ pipeline's sit side by side and need no second HTTP server. Pipeline metrics:
 
 Activity metrics carry the SDK's labels (namespace, task_queue, activity_type) plus
 ``gpu_class``. Without an address the SDK's meter is a no-op and nothing is served.
+deploy/prometheus/alerts.yml alerts on them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ from core.settings import Settings
 
 log = structlog.get_logger("metrics")
 
+AUDIO_SECONDS = "pipeline_audio_seconds_total"
+REALTIME_FACTOR = "pipeline_stage_realtime_factor"
+STAGE_FAILURES = "pipeline_stage_failures_total"
+OOM_HALVINGS = "pipeline_cuda_oom_halvings_total"
+GPU_UTILIZATION = "pipeline_gpu_utilization_percent"
+GPU_MEMORY_USED = "pipeline_gpu_memory_used_bytes"
+PIPELINE_METRICS = (AUDIO_SECONDS, REALTIME_FACTOR, STAGE_FAILURES, OOM_HALVINGS, GPU_UTILIZATION, GPU_MEMORY_USED)
+
 GPU_SAMPLE_S = 15.0
 REALTIME_FACTOR_BUCKETS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
 
@@ -45,7 +54,7 @@ def telemetry_runtime(settings: Settings) -> Runtime | None:
         return None
     prometheus = PrometheusConfig(
         bind_address=settings.metrics_address,
-        histogram_bucket_overrides={"pipeline_stage_realtime_factor": REALTIME_FACTOR_BUCKETS},
+        histogram_bucket_overrides={REALTIME_FACTOR: REALTIME_FACTOR_BUCKETS},
     )
     try:
         return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
@@ -60,23 +69,19 @@ def _stage_meter(stage: str, gpu_class: str) -> MetricMeter:
 
 def record_stage_done(stage: str, gpu_class: str, audio_s: float, wall_s: float) -> None:
     meter = _stage_meter(stage, gpu_class)
-    meter.create_counter("pipeline_audio_seconds_total", "audio processed", "s").add(round(audio_s))
+    meter.create_counter(AUDIO_SECONDS, "audio processed", "s").add(round(audio_s))
     if audio_s > 0:
-        meter.create_histogram_float(
-            "pipeline_stage_realtime_factor", "stage wall seconds per audio second"
-        ).record(wall_s / audio_s)
+        meter.create_histogram_float(REALTIME_FACTOR, "stage wall seconds per audio second").record(wall_s / audio_s)
 
 
 def record_stage_failed(stage: str, gpu_class: str, error_type: str) -> None:
-    _stage_meter(stage, gpu_class).create_counter(
-        "pipeline_stage_failures_total", "failed stage attempts"
-    ).add(1, {"error_type": error_type})
+    _stage_meter(stage, gpu_class).create_counter(STAGE_FAILURES, "failed stage attempts").add(
+        1, {"error_type": error_type}
+    )
 
 
 def record_oom_halving(stage: str, gpu_class: str) -> None:
-    _stage_meter(stage, gpu_class).create_counter(
-        "pipeline_cuda_oom_halvings_total", "batch sizes halved after CUDA out of memory"
-    ).add(1)
+    _stage_meter(stage, gpu_class).create_counter(OOM_HALVINGS, "batch sizes halved after CUDA out of memory").add(1)
 
 
 async def sample_gpus(meter: MetricMeter, nvml: ModuleType | None = None, every_s: float = GPU_SAMPLE_S) -> None:
@@ -88,8 +93,8 @@ async def sample_gpus(meter: MetricMeter, nvml: ModuleType | None = None, every_
         nvml.nvmlInit()
     except Exception:
         return
-    utilization = meter.create_gauge_float("pipeline_gpu_utilization_percent", "GPU busy time, NVML", "%")
-    memory_used = meter.create_gauge("pipeline_gpu_memory_used_bytes", "GPU memory in use, NVML", "By")
+    utilization = meter.create_gauge_float(GPU_UTILIZATION, "GPU busy time, NVML", "%")
+    memory_used = meter.create_gauge(GPU_MEMORY_USED, "GPU memory in use, NVML", "By")
     try:
         handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
         while True:
