@@ -103,7 +103,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         queues=served,
         temporal=settings.temporal_address,
         diarization_backend=settings.diarization_backend,
-        metrics=settings.metrics_address or "off",
+        metrics=settings.metrics_address if telemetry else "off",
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
