@@ -10,10 +10,12 @@ structure, side by side with the design it replaces:
 
 - pipelined (this project): a batch window of ``--window`` videos in flight; downloads
   on the CPU queue (``--download-slots`` fleet-wide, by default what deploy/k8s's CPU
-  workers give at their replica ceiling: 16 pods x PIPELINE_DOWNLOAD_SLOTS 8 = 128, at most ``--download-rate`` starts
-  per second, PIPELINE_DOWNLOAD_RATE_PER_S); diarize and music in parallel on the GPU
-  queue (``--gpus`` x the class's ``gpu_slots``), then embed; uploads as local
-  activities of the workflow worker (``--upload-slots``, by default 16 pods x 16 light slots). Queues are FIFO, as Temporal's task queues roughly are.
+  workers give at their replica ceiling: 16 pods x PIPELINE_DOWNLOAD_SLOTS 8 = 128; at
+  most ``--download-rate`` starts per second, PIPELINE_DOWNLOAD_RATE_PER_S); diarize
+  and music in parallel on the GPU queue (``--gpus`` x the class's ``gpu_slots``), then
+  embed; uploads as local activities of the workflow worker (``--upload-slots``, by
+  default 16 pods x 16 light slots). Queues are FIFO, as Temporal's task queues
+  roughly are.
 - serial: each GPU slot is a worker that downloads, runs the three model stages and
   uploads in turn; its GPU idles while it downloads and uploads.
 
@@ -101,12 +103,14 @@ GPU_STAGES = ("diarize", "music", "embed")
 
 @dataclass
 class Params:
-    gpus: int = 150
-    gpu_class: str = "t4"
-    window: int = 2000
-    download_slots: int = 128
-    download_rate: float | None = None  # starts per second fleet-wide; None: unlimited
-    upload_slots: int = 256
+    """One simulated fleet; the defaults of the sizes live in main() (--help)."""
+
+    gpus: int
+    gpu_class: str
+    window: int
+    download_slots: int
+    download_rate: float | None  # starts per second fleet-wide; None: unlimited
+    upload_slots: int
     stage_s_per_h: dict[str, float] = field(default_factory=dict)
     download_overhead_s: float = 30.0
     download_s_per_h: float = 70.0
