@@ -1,7 +1,8 @@
 """Quality of diarization, usable stretches, embeddings and music detection on annotated audio.
 
     python -m benchmarks.quality --diarization DIR --music DIR
-        [--backend offline|pyannote] [--pyannote-model PATH_OR_ID] [--out HYPDIR] [--limit N]
+        [--backend NAME] [--pyannote-model PATH_OR_ID] [--out HYPDIR] [--limit N]
+    python -m benchmarks.quality --longform [--seed N] [--longform-limit N] [--out DIR] [--backend NAME]
 
 Why: thresholds and backends are changed for quality, and "better" has to be a number
 measured the same way every time, through the very functions the activities call
@@ -15,8 +16,17 @@ Folder layouts (any folder laid out like /work/shared/eval works):
   DER is pyannote.metrics ``DiarizationErrorRate(collar=0.5, skip_overlap=False)``
   inside the UEM, else the whole file; the total is accumulated over files, so it is
   weighted by scored reference speech.
+  Overlap detection: frame-level (10 ms) precision/recall of "the hypothesis has two
+  or more speakers active" against the same in the reference, inside the scored region.
 - music: ``audio/<name>.*``, ``labels/<name>.csv`` (``start,end,label`` rows, may
   overlap). Frame-level (10 ms) precision/recall/F1 of the ``music`` class.
+
+``--longform`` builds long recordings from the annotated files (``benchmarks.longform``:
+the set once and three times over, music interludes between files; 6 and 17 min from
+the shared eval set) into ``DIR/longform-data`` (else a temp dir) and scores them
+exactly as above, adding the relative speaker-count error, whose goal there is within
+±25 %. There ``--diarization``/``--music`` name the sources to build from (default: the
+shared eval set) and the music table is not printed.
 
 Figures that cannot be computed (no reference speech, no music, nothing flagged)
 print as ``n/a`` rather than a misleading 0 or a division by zero.
@@ -171,6 +181,11 @@ def fmt(value: float | None, spec: str = ".2f", width: int = 6) -> str:
     return f"{'n/a':>{width}}" if value is None else f"{value:>{width}{spec}}"
 
 
+def signed(value: float | None, width: int) -> str:
+    """A signed figure (+12.5, -40.0) right-aligned, n/a when there is none."""
+    return f"{'n/a' if value is None else f'{value:+.1f}':>{width}}"
+
+
 def ordered_fraction(same: np.ndarray, diff: np.ndarray) -> float | None:
     """Fraction of (same, diff) pairs with same > diff (ties count half): the ROC AUC.
 
@@ -199,6 +214,7 @@ class DiarizationFile:
     n_est: int
     n_ref: int
     usable: Counts
+    overlap: Counts
     same: np.ndarray
     diff: np.ndarray
 
@@ -262,6 +278,7 @@ def score_diarization_file(uri, samples, reference, hypothesis, scored, metric) 
     usable = frame_mask([(s, e) for row in rows for s, e in row["usable_regions"]], n_frames)
     single = speaker_count(reference, n_frames) == 1
     usable_counts = Counts.of(usable & in_scope, single & in_scope)
+    overlap = overlap_counts(reference, hypothesis, in_scope)
 
     turns = single_speaker_stretches(reference, duration)
     same, diff = pair_similarities(embed_segments(samples, turns), [t.speaker for t in turns])
@@ -276,13 +293,29 @@ def score_diarization_file(uri, samples, reference, hypothesis, scored, metric) 
         n_est=len({t.speaker for t in hypothesis}),
         n_ref=len({t.speaker for t in reference}),
         usable=usable_counts,
+        overlap=overlap,
         same=same,
         diff=diff,
     )
 
 
-def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None) -> None:
-    """Diarize every file of ``folder``, write hypothesis RTTMs to ``out`` and print the tables."""
+def overlap_counts(reference: list[Segment], hypothesis: list[Segment], in_scope: np.ndarray) -> Counts:
+    """Frames where the hypothesis has two or more speakers at once vs where the reference
+    has: overlapped speech is what makes a stretch unusable, and a backend that never
+    outputs overlap can only reach it by luck."""
+    n_frames = len(in_scope)
+    hyp = speaker_count(hypothesis, n_frames) >= 2
+    ref = speaker_count(reference, n_frames) >= 2
+    return Counts.of(hyp & in_scope, ref & in_scope)
+
+
+def evaluate_diarization(
+    folder: Path, backend, out: Path, limit: int | None, longform: bool = False
+) -> None:
+    """Diarize every file of ``folder``, write hypothesis RTTMs to ``out`` and print the tables.
+
+    ``longform`` adds the relative speaker-count error per file (its goal on long
+    recordings is a number of speakers within ±25 %, not an exact count)."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     from core.outputs import build_rttm
@@ -312,19 +345,26 @@ def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None) ->
     if not results:
         print("   no files scored")
         return
-    print_diarization(results, metric, time.perf_counter() - started)
+    print_diarization(results, metric, time.perf_counter() - started, longform)
 
 
-def print_diarization(results: list[DiarizationFile], metric, seconds: float) -> None:
+def speaker_count_error(r: DiarizationFile) -> float | None:
+    """(estimated - reference) / reference speakers, in %: + is over-clustering, - collapse."""
+    return ratio(100.0 * (r.n_est - r.n_ref), r.n_ref)
+
+
+def print_diarization(results: list[DiarizationFile], metric, seconds: float, longform: bool = False) -> None:
     w = max(24, *(len(r.uri) for r in results))
     print(
         f"\n{'file':<{w}} {'scored s':>8} {'DER %':>6} {'miss %':>6} {'FA %':>6} {'conf %':>6}  spk est/ref"
+        + ("  spk err %" if longform else "")
     )
     for r in results:
         mark = "ok" if r.n_est == r.n_ref else ""
+        error = f"  {signed(speaker_count_error(r), 9)}" if longform else ""
         print(
             f"{r.uri:<{w}} {r.scored_s:>8.1f} {fmt(r.der)} {fmt(r.miss)} {fmt(r.false_alarm)}"
-            f" {fmt(r.confusion)}  {r.n_est:>3}/{r.n_ref:<3} {mark}"
+            f" {fmt(r.confusion)}  {r.n_est:>3}/{r.n_ref:<3}{error} {mark}"
         )
     right = sum(r.n_est == r.n_ref for r in results)
     speech = metric.accumulated_["total"]
@@ -335,9 +375,18 @@ def print_diarization(results: list[DiarizationFile], metric, seconds: float) ->
         f"speaker count right in {right}/{len(results)} files"
     )
 
+    if longform:
+        for r in results:
+            error = speaker_count_error(r)
+            within = "n/a" if error is None else ("yes" if abs(error) <= 25 else "no")
+            print(
+                f"SPEAKERS {r.uri}: estimated {r.n_est}, reference {r.n_ref},"
+                f" error {signed(error, 0)} % (goal within ±25 %: {within})"
+            )
+
     print(
         f"\n{'file':<{w}} {'usable P':>9} {'usable R':>9} {'usable s':>9}"
-        f" {'emb same':>9} {'emb diff':>9} {'ordered':>8}"
+        f" {'emb same':>9} {'emb diff':>9} {'ordered':>8} {'ovl P':>6} {'ovl R':>6} {'ovl ref s':>9}"
     )
     for r in results:
         usable_s = (r.usable.tp + r.usable.fp) * HOP_S
@@ -345,12 +394,20 @@ def print_diarization(results: list[DiarizationFile], metric, seconds: float) ->
             f"{r.uri:<{w}} {fmt(r.usable.precision, width=9)} {fmt(r.usable.recall, width=9)}"
             f" {usable_s:>9.1f} {fmt(mean(r.same), width=9)} {fmt(mean(r.diff), width=9)}"
             f" {fmt(ordered_fraction(r.same, r.diff), width=8)}"
+            f" {fmt(r.overlap.precision)} {fmt(r.overlap.recall)}"
+            f" {(r.overlap.tp + r.overlap.fn) * HOP_S:>9.1f}"
         )
     pooled = sum((r.usable for r in results), Counts())
     print(
         f"POOLED usable precision {fmt(pooled.precision, width=0)} recall {fmt(pooled.recall, width=0)}"
         f" ({(pooled.tp + pooled.fp) * HOP_S:.1f} s usable vs {(pooled.tp + pooled.fn) * HOP_S:.1f} s"
         f" reference single-speaker speech, min {MIN_USABLE_S} s, music removed)"
+    )
+    overlap = sum((r.overlap for r in results), Counts())
+    print(
+        f"POOLED overlap precision {fmt(overlap.precision, width=0)} recall {fmt(overlap.recall, width=0)}"
+        f" ({(overlap.tp + overlap.fp) * HOP_S:.1f} s hypothesis vs {(overlap.tp + overlap.fn) * HOP_S:.1f} s"
+        f" reference with 2+ speakers, {HOP_S * 1000:g} ms frames, scored region)"
     )
     same = np.concatenate([r.same for r in results])
     diff = np.concatenate([r.diff for r in results])
@@ -482,34 +539,70 @@ def make_backend(name: str, model: str | None):
     return get_diarization_backend(Settings(**overrides))
 
 
+def default_backend() -> str:
+    """The settings' default backend, so this tool scores what production runs unless told
+    otherwise; the names a backend may have are core.diarization's to decide (an unknown
+    one is refused there, with the known ones listed)."""
+    from core.settings import Settings
+
+    return Settings.model_fields["diarization_backend"].default
+
+
+def evaluate_longform(args, backend, out: Path) -> None:
+    """Build the long-form recordings (benchmarks.longform) and score them like the dev set."""
+    from benchmarks.longform import build_longform
+
+    data = out / "longform-data"
+    limit = args.longform_limit or args.limit
+    print(f"== long-form recordings (seed {args.seed}) -> {data}")
+    build_longform(data, args.diarization, args.music, args.seed, limit)
+    evaluate_diarization(data, backend, out, None, longform=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--diarization", type=Path, help="folder with audio/, rttm/, optional uem/")
     parser.add_argument("--music", type=Path, help="folder with audio/ and labels/")
-    parser.add_argument("--backend", choices=("offline", "pyannote"), default="offline")
+    parser.add_argument("--backend", help="diarization backend (default: the settings' default)")
     parser.add_argument("--pyannote-model", help="hub id or local directory (default: settings)")
     parser.add_argument("--out", type=Path, help="where hypothesis RTTMs go (default: a new temp dir)")
     parser.add_argument("--limit", type=int, help="score only the first N files of each folder")
+    parser.add_argument(
+        "--longform",
+        action="store_true",
+        help="build long recordings from the --diarization files (default: the shared eval set), "
+        "with music from --music (default: music/ beside it), into OUT/longform-data and score "
+        "them instead of the short files",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="long-form layout seed (default 0)")
+    parser.add_argument(
+        "--longform-limit", type=int, help="long-form from the first N files only, laid out once (short run)"
+    )
     args = parser.parse_args(argv)
-    if not args.diarization and not args.music:
-        parser.error("give --diarization DIR and/or --music DIR")
-    if args.limit is not None and args.limit < 1:
-        parser.error("--limit must be at least 1")
+    if not args.diarization and not args.music and not args.longform:
+        parser.error("give --diarization DIR and/or --music DIR, or --longform")
+    for name in ("limit", "longform_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     for folder in (args.diarization, args.music):
         if folder and not (folder / "audio").is_dir():
             parser.error(f"{folder} has no audio/ folder")
 
-    if args.diarization:
+    args.backend = args.backend or default_backend()
+    if args.diarization or args.longform:
         try:
             backend = make_backend(args.backend, args.pyannote_model)
         except Exception as exc:  # a model that cannot load: say why, no traceback
             print(f"cannot build the {args.backend} backend: {exc}", file=sys.stderr)
             return 2
         out = args.out or Path(tempfile.mkdtemp(prefix="quality-hyp-"))
-        evaluate_diarization(args.diarization, backend, out, args.limit)
-        if args.music:
+        if args.longform:
+            evaluate_longform(args, backend, out)
+        else:
+            evaluate_diarization(args.diarization, backend, out, args.limit)
+        if args.music and not args.longform:
             print()
-    if args.music:
+    if args.music and not args.longform:
         evaluate_music(args.music, args.limit)
     return 0
 
