@@ -1,0 +1,89 @@
+"""The podcast benchmark runs a built recording through the real embedded stack and
+prints well-formed figures (one minute here; the closing notes carry the 60-minute
+run). No speed figure is asserted: the goal line says met or not met."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks.podcast import RATE, Piece, Speech, global_label, layout, tree_cpu_s, write_recording
+from tests.conftest import run_cli
+
+NUMBER = r"(\d+(?:\.\d+)?)"
+STAGE = re.compile(rf"^  (download|diarize|music|embed|upload)\s+{NUMBER}\s+(\S+)\s+(\S+)", re.MULTILINE)
+SUMMARY = re.compile(
+    rf"^podcast: {NUMBER} audio-min in {NUMBER} s wall = {NUMBER}x real time; "
+    rf"stages download {NUMBER}s, diarize {NUMBER}s, music {NUMBER}s, embed {NUMBER}s, upload {NUMBER}s; "
+    rf"speakers (\d+)/(\d+); usable {NUMBER}%; worker {NUMBER} CPU-s/audio-min$",
+    re.MULTILINE,
+)
+
+
+@pytest.mark.integration
+def test_one_minute_podcast_through_the_real_stack():
+    result = run_cli("-m", "benchmarks.podcast", "--minutes", "1", timeout=240)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "video podcast-benchmark: completed" in out, out
+    stages = {m.group(1): m.groups()[1:] for m in STAGE.finditer(out)}
+    assert set(stages) == {"download", "diarize", "music", "embed", "upload"}, out
+    for name in ("download", "diarize", "music", "embed"):
+        wall, compute, per_min = (float(x) for x in stages[name])
+        assert wall > 0 and compute > 0 and per_min > 0, (name, out)
+        assert compute <= wall + 0.5, (name, out)  # compute happens inside the stage's wall time
+    summary = SUMMARY.search(out)
+    assert summary, out
+    minutes, wall_s, times_real = (float(x) for x in summary.groups()[:3])
+    found, reference = int(summary.group(9)), int(summary.group(10))
+    usable, worker_cpu = float(summary.group(11)), float(summary.group(12))
+    assert abs(minutes - 1.0) < 0.05, out  # the built length survives AAC, download and decoding
+    assert times_real == pytest.approx(minutes * 60 / wall_s, rel=0.1), out
+    assert found >= 1 and reference >= 2 and 0 < usable <= 100 and worker_cpu > 0, out
+    assert re.search(r"^goal >= 60x real time .*: (met|not met) \(", out, re.MULTILINE), out
+
+
+def test_recording_is_cut_to_length_with_its_reference_in_global_labels(tmp_path):
+    """Turns land where their piece was written, a cut piece keeps only turns that start
+    before the cut, and AMI ids are one person across files while other labels are not."""
+    one_s = np.full(RATE, 0.1, dtype=np.float32)
+    sources = [
+        Speech(
+            "a",
+            np.tile(one_s, 4),
+            [(0.5, 1.5, global_label("a", "MEE009")), (2.0, 3.5, global_label("a", "s1"))],
+        ),
+        Speech(
+            "b",
+            np.tile(one_s, 4),
+            [(0.0, 2.0, global_label("b", "MEE009")), (2.5, 3.0, global_label("b", "s1"))],
+        ),
+    ]
+    music = [np.tile(one_s, 20)]
+    built = write_recording(layout(sources, music, seed=3), tmp_path / "p.wav", seconds=30.0)
+    assert built.seconds == 30.0
+    assert built.speakers == {"MEE009", "a:s1", "b:s1"}
+    assert all(0 <= s < e <= 30.0 for s, e, _ in built.turns)
+    assert built.music_s > 0
+    short = write_recording(
+        iter([Piece("speech", np.tile(one_s, 4), sources[0].turns)]), tmp_path / "s.wav", 1.8
+    )
+    assert short.turns == [(0.5, 1.5, "MEE009")]
+    again = write_recording(layout(sources, music, seed=3), tmp_path / "q.wav", seconds=30.0)
+    assert again.turns == built.turns  # seeded: the same recording every run
+
+
+def test_worker_cpu_counts_finished_children():
+    """ffmpeg and yt-dlp run as children of the worker and end before it is read."""
+    before = tree_cpu_s(os.getpid())
+    subprocess.run(
+        [sys.executable, "-c", "import time\nt=time.process_time()\nwhile time.process_time()-t<0.5: pass"],
+        check=True,
+    )
+    after = tree_cpu_s(os.getpid())
+    assert after - before >= 0.4
