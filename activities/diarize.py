@@ -1,8 +1,10 @@
 """diarize_audio: analysis audio -> speaker turns (bulk in storage, summary in payload).
 
-Backends that split into per-chunk feature extraction and a global step (the offline
-backend) checkpoint every ``chunk_s`` of audio; a whole-recording backend (pyannote)
-is one chunk, still with OOM halving of its batch sizes.
+Backends that split into per-chunk feature extraction and a global step (the default
+``pretrained`` backend: local segmentation and embeddings per chunk, clustering at the
+end) checkpoint every ``chunk_s`` of audio, so a kill costs at most one chunk; a
+whole-recording backend (pyannote) is one chunk, still with OOM halving of its batch
+sizes.
 """
 
 from __future__ import annotations
@@ -32,17 +34,18 @@ def diarize_audio(audio: AudioRef) -> DiarizationResult:
         with scratch_dir(audio.video_id) as tmp:
             samples, rate = load_analysis_audio(audio, tmp)
         started = time.perf_counter()
+        duration = len(samples) / rate
         if hasattr(backend, "extract"):
-            length = max(1, int(rt.settings.chunk_s * rate))
+            chunk_s = rt.settings.chunk_s
             run = run_chunks(
                 "diarize",
                 audio.video_id,
-                max(1, math.ceil(len(samples) / length)),
-                lambda i, batch: backend.extract(samples[i * length : (i + 1) * length], rate, i * length / rate, batch),
-                rt.profile.embedding_batch,
+                max(1, math.ceil(duration / chunk_s)),
+                lambda i, batch: backend.extract(samples, rate, i * chunk_s, (i + 1) * chunk_s, batch),
+                rt.profile.segmentation_batch,
                 ctx,
             )
-            segments = backend.finish(run.results)
+            segments = backend.finish(run.results, duration)
         else:
             run = run_chunks(
                 "diarize",
@@ -71,7 +74,7 @@ def diarize_audio(audio: AudioRef) -> DiarizationResult:
             keys.diarization,
             {"summary": result.model_dump(), "segments": [s.model_dump() for s in segments]},
         )
-        ctx.audio_s = len(samples) / rate
+        ctx.audio_s = duration
         return result
 
 

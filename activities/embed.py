@@ -1,7 +1,7 @@
 """embed_speakers: one embedding per diarized segment, one centroid per speaker.
 
 Segments are embedded in chunks of ``chunk_s`` of audio (by start time); each chunk
-only decodes the audio its segments cover.
+runs the encoder over the audio its segments cover, once.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
 
         run = run_chunks("embed", req.audio.video_id, len(groups), compute, rt.profile.embedding_batch, ctx)
         vectors = (
-            np.concatenate([r["vectors"] for r in run.results]) if run.results else np.zeros((0, 256), np.float32)
+            np.concatenate([r["vectors"] for r in run.results])
+            if run.results
+            else np.zeros((0, embedding.DIM), np.float32)
         )
         centroids = embedding.speaker_centroids(segments, vectors)
         progress = run.progress

@@ -1,7 +1,7 @@
 """Compute seconds per audio minute of every pipeline stage, on real speech, on this machine.
 
-    python -m benchmarks.speed [--backend offline|pyannote|both] [--minutes M] [--audio FILE]
-        [--pyannote-model PATH_OR_ID]
+    python -m benchmarks.speed [--backend pretrained|pyannote|both] [--minutes M] [--audio FILE]
+        [--step S ...] [--pyannote-model PATH_OR_ID]
 
 Why: worker sizing and GPU-vs-CPU decisions need per-stage costs before any video is
 run, and ``benchmarks.stage_costs`` only reads them back afterwards. Each stage is
@@ -19,8 +19,10 @@ the one that matters (CPU time does not count GPU time).
 Batch sizes are the ones a worker on this machine would use (its GPU class profile,
 with the settings' overrides), and are printed. With ``--backend pyannote`` the
 pyannote backend is timed side by side at its own default batch sizes, at the worker
-profile's, and at 16 and 32; ``--backend both`` times the offline backend too, in the
-same run on the same audio, with a whole-pipeline line for each. Without ``--pyannote-model`` a random-weight model with
+profile's, and at 16 and 32; ``--backend both`` times the default backend too, in the
+same run on the same audio, with a whole-pipeline line for each. ``--step`` times the
+default backend at several segmentation steps (its speed/quality operating points;
+benchmarks.quality gives the DER of each with PIPELINE_DIARIZATION_STEP_S). Without ``--pyannote-model`` a random-weight model with
 the community-1 layout is built (tests/pyannote_local.py): its speed is
 representative, its output is not.
 """
@@ -149,41 +151,32 @@ def activity_profile(settings):
     return Runtime(settings, gpu_class).profile
 
 
-def offline_windows(samples: np.ndarray, regions, batch: int) -> tuple[np.ndarray, int]:
-    """The offline backend's window embeddings: one mel pass, then batched GE2E windows."""
-    from core import voice
-    from core.diarization import offline
-
-    mels = voice.mel_frames(samples)
-    starts: list[int] = []
-    for s, e in regions:
-        starts += voice.window_starts(s, e, offline.STEP_S, len(mels))
-    return voice.embed_windows(mels, starts, batch_size=batch), len(starts)
-
-
 def speakers(segments) -> str:
     return f"{len(segments)} turns, {len({s.speaker for s in segments})} speakers"
 
 
-def time_offline(samples: np.ndarray, clip: np.ndarray, batch: int) -> tuple[list[Row], list, Timing]:
-    """Offline diarization part by part and whole: (rows, segments, whole Timing)."""
-    from core import vad, voice
-    from core.diarization import offline
+def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: float):
+    """The default backend part by part and whole: (rows, segments, whole Timing)."""
+    from core import voice
+    from core.diarization.pretrained import OperatingPoint, PretrainedDiarization, assign_clusters
 
-    backend = offline.OfflineDiarization()
-    device = str(voice.encoder().device)
-    offline.cluster(offline_windows(clip, vad.speech_regions(clip), batch)[0])  # warm-up
-    backend.diarize(clip, RATE, batch_size=batch)
-
-    regions = vad.speech_regions(samples)  # setup, not timed: which windows to embed
-    (emb, n_windows), t_windows = timed(offline_windows, samples, regions, batch)
-    labels, t_cluster = timed(offline.cluster, emb)
+    backend = PretrainedDiarization(OperatingPoint(step_s))
+    backend.diarize(clip, RATE, batch_size=batch)  # warm-up: loads both models
+    duration = len(samples) / RATE
+    starts = backend.window_starts(len(samples))
+    _, t_segment = timed(backend._segment, samples, starts, batch)
+    features, t_extract = timed(backend.extract, samples, RATE, 0.0, duration + 1, batch)
+    clusters, t_cluster = timed(
+        assign_clusters, features["embeddings"], features["clean_s"], features["segmentation"].any(axis=1)
+    )
     segments, t_whole = timed(backend.diarize, samples, RATE, batch_size=batch)
+    device = str(voice.device())
     rows = [
-        Row("  window embeddings (mel+GE2E)", device, t_windows,
-            f"{n_windows} windows of 1.6 s every {offline.STEP_S} s, batch {batch}"),
-        Row("  clustering (spectral, eigengap)", "cpu", t_cluster, f"{len(set(labels))} clusters"),
-        Row("offline diarization (whole)", device, t_whole, speakers(segments)),
+        Row("  local segmentation (segmentation-3.0)", device, t_segment,
+            f"{len(starts)} windows of 10 s every {step_s:g} s, batch {batch}"),
+        Row("  segmentation + CAM++ local embeddings", device, t_extract, "one CAM++ pass over the audio"),
+        Row("  clustering (agglomerative)", "cpu", t_cluster, f"{int(clusters.max()) + 1} clusters"),
+        Row(f"diarization, step {step_s:g} s (whole)", device, t_whole, speakers(segments)),
     ]  # fmt: skip
     return rows, segments, t_whole
 
@@ -269,17 +262,21 @@ def run(args: argparse.Namespace) -> int:
 
         samples, t_decode = timed(decode, test_file, workdir)
         _, t_vad = timed(vad.speech_probabilities, samples)
-        backends = ["offline", "pyannote"] if args.backend == "both" else [args.backend]
+        backends = ["pretrained", "pyannote"] if args.backend == "both" else [args.backend]
         rows = [
             Row("decode/resample -> 16 kHz mono", "cpu", t_decode, "ffmpeg, 44.1 kHz stereo WAV in"),
-            Row("speech activity (silero-vad)", "cpu", t_vad,
-                "part of " + ("offline diarization and music" if "offline" in backends else "music")),
+            Row("speech activity (silero-vad)", "cpu", t_vad, "part of music"),
         ]  # fmt: skip
         diarized = []  # (backend label, segments, Timing) per backend
         for name in backends:
-            if name == "offline":
-                diarize_rows, segments, t_diarize = time_offline(samples, clip, profile.embedding_batch)
-                diarized.append(("offline", segments, t_diarize))
+            if name == "pretrained":
+                for step in args.step or [settings.diarization_step_s]:
+                    diarize_rows, segments, t_diarize = time_pretrained(
+                        samples, clip, profile.segmentation_batch, step
+                    )
+                    diarized.append((f"pretrained, step {step:g} s", segments, t_diarize))
+                    rows += diarize_rows
+                continue
             else:
                 try:
                     model, token, described = pyannote_model(args.pyannote_model, workdir)
@@ -293,12 +290,12 @@ def run(args: argparse.Namespace) -> int:
                 diarized.append((f"pyannote, batch {profile.segmentation_batch}", segments, t_diarize))
             rows += diarize_rows
 
-        # segment embeddings are timed on the first backend's turns (the offline one's
+        # segment embeddings are timed on the first backend's turns (the default one's
         # when both run): their cost follows the speech, not who found the turns
         _, t_embed = timed(embedding.embed_segments, samples, diarized[0][1], batch_size=profile.embedding_batch)
         regions, t_music = timed(music.detect_music, samples, RATE)
         rows += [
-            Row("segment embeddings", str(voice.encoder().device), t_embed,
+            Row("segment embeddings (CAM++)", str(voice.device()), t_embed,
                 f"{len(diarized[0][1])} segments, batch {profile.embedding_batch}"),
             Row("music detection", "cpu", t_music, f"{len(regions)} regions, runs its own VAD"),
         ]  # fmt: skip
@@ -325,7 +322,9 @@ def report(rows: list[Row], minutes: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backend", choices=("offline", "pyannote", "both"), default="offline")
+    parser.add_argument("--backend", choices=("pretrained", "pyannote", "both"), default="pretrained")
+    parser.add_argument("--step", type=float, action="append",
+                        help="segmentation step of the default backend, s (repeatable; default: settings)")
     parser.add_argument("--minutes", type=float, default=2.0, help="length of the test audio (default 2)")
     parser.add_argument("--audio", type=Path, help="build the test audio from this recording instead")
     parser.add_argument("--pyannote-model", help="hub id or local directory (default: random weights)")

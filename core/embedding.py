@@ -1,8 +1,10 @@
 """One speaker embedding per diarized segment, and a centroid per speaker.
 
-Segments longer than the encoder's 1.6 s window are covered by overlapping windows
-whose embeddings are averaged (as Resemblyzer does for whole utterances); shorter
-ones get one window centred on them. Rows keep the order of the segments, so row i of
+Each segment's embedding is CAM++ pooled over the segment's frames, at most the
+central MAX_EMBED_S of it (a speaker embedding gains little past a few seconds, and
+long podcast turns would otherwise cost the whole recording again), without the
+stretches where another speaker talks over it when enough speech is left: a segment's
+vector should be its speaker's voice, not the mixture. Rows keep the order of the segments, so row i of
 embeddings.npy belongs to segment i of metadata.json.
 """
 
@@ -10,33 +12,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import voice
+from core import pretrained, voice
 from core.models import Segment
 
-BACKEND_NAME = "resemblyzer-ge2e-256"
-STEP_S = 0.8
+BACKEND_NAME = pretrained.EMBEDDING_NAME
+DIM = voice.DIM
+MIN_CLEAN_S = 0.5  # below this much speech without overlap, pool the whole segment
+MAX_EMBED_S = 6.0
 
 
-def embed_segments(samples: np.ndarray, segments: list[Segment], batch_size: int = 64) -> np.ndarray:
-    """(len(segments), 256) float32, L2-normalised."""
+def embed_segments(samples: np.ndarray, segments: list[Segment], batch_size: int = 8) -> np.ndarray:
+    """(len(segments), DIM) float32, L2-normalised; segment times are in ``samples``' time."""
     if not segments:
-        return np.zeros((0, 256), dtype=np.float32)
-    mels = voice.mel_frames(samples)
-    half = voice.WINDOW_FRAMES * voice.MEL_HOP_S / 2
-    starts: list[int] = []
-    owner: list[int] = []
-    for i, seg in enumerate(segments):
-        if seg.duration < 2 * half:
-            centre = (seg.start + seg.end) / 2
-            ws = voice.window_starts(max(0.0, centre - half), centre + half, STEP_S, len(mels))[:1]
-        else:
-            ws = voice.window_starts(seg.start, seg.end, STEP_S, len(mels))
-        starts += ws
-        owner += [i] * len(ws)
-    windows = voice.embed_windows(mels, starts, batch_size=batch_size)
-    out = np.zeros((len(segments), windows.shape[1]), dtype=np.float32)
-    np.add.at(out, np.array(owner), windows)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8)
+        return np.zeros((0, DIM), dtype=np.float32)
+    items = [_item(i, segments, len(samples)) for i in range(len(segments))]
+    return voice.embed_spans(samples, items, batch_size).astype(np.float32)
+
+
+def _item(index: int, segments: list[Segment], num_samples: int) -> voice.Item:
+    seg = segments[index]
+    middle, half = (seg.start + seg.end) / 2, min(seg.duration, MAX_EMBED_S) / 2
+    first, weights = voice.span_item(middle - half, middle + half, num_samples)
+    clean = weights.copy()
+    end = first * voice.FRAME_S + len(weights) * voice.FRAME_S
+    for other in segments:
+        if other.speaker != seg.speaker and other.start < end and other.end > first * voice.FRAME_S:
+            a = max(0, int(round(other.start / voice.FRAME_S)) - first)
+            b = max(0, int(round(other.end / voice.FRAME_S)) - first)
+            clean[a:b] = 0
+    return (first, clean) if clean.sum() * voice.FRAME_S >= MIN_CLEAN_S else (first, weights)
 
 
 def speaker_centroids(segments: list[Segment], embeddings: np.ndarray) -> dict[str, list[float]]:

@@ -5,6 +5,10 @@ duration limits, and the worker can size its batches. Batch sizes scale with mem
 from the T4 figures (16 GB: embedding 128, music 32) to the 80 GB class (754, 150).
 ``max_audio_h`` is the longest recording a class takes: longer audio goes up the
 ladder before it can run out of memory.
+
+Units: ``segmentation_batch`` is 10 s windows per pass of the diarization stage (the
+segmentation model, and CAM++ over 10 s blocks); ``embedding_batch`` is 10 s blocks
+per CAM++ pass of the embedding stage.
 """
 
 from __future__ import annotations

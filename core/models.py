@@ -13,7 +13,9 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SCHEMA_VERSION = 1
+# 2: speaker embeddings from CAM++ (192-d; schema 1 held 256-d Resemblyzer vectors),
+# metadata.json names the embedding model and dimension; outputs in {video_id}/v2/.
+SCHEMA_VERSION = 2
 
 VIDEO_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

@@ -127,6 +127,9 @@ def build_metadata(
             "embedding": req.embeddings.backend,
             "music": req.music.backend,
         },
+        # what the vectors in embeddings.npy and speakers[*].centroid are: vectors of
+        # different models or dimensions must never be compared or mixed downstream
+        "embedding": {"model": req.embeddings.backend, "dim": req.embeddings.dim},
     }
 
 

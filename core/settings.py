@@ -63,7 +63,10 @@ class Settings(BaseSettings):
     ffmpeg_location: str | None = None  # default: PATH, then imageio-ffmpeg's binary
 
     # Backends
-    diarization_backend: str = "offline"  # offline | pyannote
+    diarization_backend: str = "pretrained"  # pretrained | pyannote
+    # pretrained backend's speed/quality operating point: segmentation windows every
+    # this many seconds (benchmarks.speed --step, benchmarks.quality report both sides)
+    diarization_step_s: float = Field(default=2.5, gt=0, le=10)
     pyannote_model: str = "pyannote/speaker-diarization-community-1"  # hub id or local dir
     hf_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("PIPELINE_HF_TOKEN", "HF_TOKEN", "hf_token")

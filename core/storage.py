@@ -17,18 +17,26 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from core.errors import StorageUnavailable
+from core.models import SCHEMA_VERSION
 from core.settings import Settings
 
 
 @dataclass(frozen=True)
 class VideoKeys:
-    """The storage layout of one video."""
+    """The storage layout of one video, for one output schema.
+
+    Each schema version commits into its own folder, ``{video_id}/v{N}/`` (schema 1,
+    from before versioned folders, sits at ``{video_id}/``): re-processing a video after
+    a schema bump writes a fresh, consistent set of files and never overwrites or mixes
+    with what an older schema committed, which stays readable where it was."""
 
     prefix: str
     video_id: str
+    schema_version: int = SCHEMA_VERSION
 
     def _k(self, name: str) -> str:
-        return f"{self.prefix}{self.video_id}/{name}"
+        folder = "" if self.schema_version == 1 else f"v{self.schema_version}/"
+        return f"{self.prefix}{self.video_id}/{folder}{name}"
 
     def _w(self, name: str) -> str:
         return f"{self.prefix}_work/{self.video_id}/{name}"
@@ -111,8 +119,8 @@ class ObjectStore:
             ),
         )
 
-    def keys(self, video_id: str) -> VideoKeys:
-        return VideoKeys(self.prefix, video_id)
+    def keys(self, video_id: str, schema_version: int = SCHEMA_VERSION) -> VideoKeys:
+        return VideoKeys(self.prefix, video_id, schema_version)
 
     def ensure_bucket(self) -> None:
         try:

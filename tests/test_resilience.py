@@ -172,7 +172,7 @@ def test_kill_9_mid_diarization_resumes_from_checkpoint(stack, media_server, lon
     assert killed["duration_s"] == calm["duration_s"] and killed["num_speakers"] >= 2
     for vid, meta in (("long-killed", killed), ("long-undisturbed", calm)):
         vectors = np.load(io.BytesIO(store.get_bytes(store.keys(vid).embeddings)))
-        assert vectors.shape == (len(meta["segments"]), 256)
+        assert vectors.shape == (len(meta["segments"]), meta["embedding"]["dim"])
     assert stack.stop_process("kill-b") == 0
 
 

@@ -17,8 +17,11 @@ def store(storage_server):
 
 
 def test_roundtrip_list_and_delete(store, tmp_path):
+    from core.models import SCHEMA_VERSION
+
     keys = store.keys("vid1")
-    assert keys.metadata == "runs/vid1/metadata.json"
+    assert keys.metadata == f"runs/vid1/v{SCHEMA_VERSION}/metadata.json"
+    assert store.keys("vid1", schema_version=1).metadata == "runs/vid1/metadata.json"  # before versioned folders
     store.put_json(keys.metadata, {"a": 1})
     store.put_bytes(keys.analysis, b"\x00" * 10)
     src = tmp_path / "f.bin"

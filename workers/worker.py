@@ -24,7 +24,7 @@ from activities.embed import embed_speakers
 from activities.manifest import write_manifest
 from activities.music import detect_music
 from activities.upload import finalize_outputs
-from core import metrics, queues
+from core import metrics, pretrained, queues
 from core.errors import StorageUnavailable
 from core.logs import configure_logging
 from core.settings import Settings
@@ -48,7 +48,13 @@ log = structlog.get_logger("worker")
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM/SIGINT/eviction notice (exit 0) or until a poller dies
     (exit 1: let the supervisor restart the process); exit 2 when storage refuses the
-    configured credentials or bucket."""
+    configured credentials or bucket, or when the default backend's weights are missing."""
+    if settings.diarization_backend == "pretrained":
+        try:
+            pretrained.segmentation_checkpoint(), pretrained.campplus_state_dict()
+        except pretrained.PretrainedWeightsMissing as error:  # setup to fix: taking tasks would fail them all
+            log.error("worker.weights_missing", error=str(error))
+            return 2
     gpus = detect_gpus()
     cls = settings.worker_gpu_class or machine_class(gpus)
     rt = runtime.configure(settings, cls)

