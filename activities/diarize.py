@@ -17,7 +17,7 @@ from temporalio import activity
 
 from activities.chunks import run_chunks
 from activities.runtime import load_analysis_audio, runtime, scratch_dir, stage
-from core.diarization import get_diarization_backend
+from core.diarization import DiarizationOutput, get_diarization_backend
 from core.models import AudioRef, DiarizationResult, Segment
 
 
@@ -45,17 +45,18 @@ def diarize_audio(audio: AudioRef) -> DiarizationResult:
                 rt.profile.segmentation_batch,
                 ctx,
             )
-            segments = backend.finish(run.results, duration)
+            output = backend.finish(run.results, duration)
         else:
             run = run_chunks(
                 "diarize",
                 audio.video_id,
                 1,
-                lambda _i, batch: _segments_to_arrays(backend.diarize(samples, rate, batch_size=batch)),
+                lambda _i, batch: _to_arrays(backend.diarize(samples, rate, batch_size=batch)),
                 rt.profile.segmentation_batch,
                 ctx,
             )
-            segments = _arrays_to_segments(run.results[0])
+            output = _from_arrays(run.results[0])
+        segments = output.segments
         progress = run.progress
         result = DiarizationResult(
             key=keys.diarization,
@@ -72,22 +73,29 @@ def diarize_audio(audio: AudioRef) -> DiarizationResult:
         )
         rt.store.put_json(
             keys.diarization,
-            {"summary": result.model_dump(), "segments": [s.model_dump() for s in segments]},
+            {
+                "summary": result.model_dump(),
+                "segments": [s.model_dump() for s in segments],
+                "uncertain": [list(span) for span in output.uncertain],
+            },
         )
         ctx.audio_s = duration
         return result
 
 
-def _segments_to_arrays(segments: list[Segment]) -> dict[str, np.ndarray]:
+def _to_arrays(output: DiarizationOutput) -> dict[str, np.ndarray]:
+    segments = output.segments
     return {
         "start": np.array([s.start for s in segments], dtype=np.float64),
         "end": np.array([s.end for s in segments], dtype=np.float64),
         "speaker": np.array([s.speaker for s in segments], dtype=np.str_),
+        "uncertain": np.array(output.uncertain, dtype=np.float64).reshape(-1, 2),
     }
 
 
-def _arrays_to_segments(arrays: dict[str, np.ndarray]) -> list[Segment]:
-    return [
+def _from_arrays(arrays: dict[str, np.ndarray]) -> DiarizationOutput:
+    segments = [
         Segment(start=float(s), end=float(e), speaker=str(k))
         for s, e, k in zip(arrays["start"], arrays["end"], arrays["speaker"])
     ]
+    return DiarizationOutput(segments, [(float(s), float(e)) for s, e in arrays["uncertain"]])

@@ -56,10 +56,12 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
             log.info("upload.already_committed")
             return committed
 
-        segments = [Segment(**s) for s in store.get_json(req.diarization.key)["segments"]]
+        diarization = store.get_json(req.diarization.key)
+        segments = [Segment(**s) for s in diarization["segments"]]
+        uncertain = [(s, e) for s, e in diarization.get("uncertain", [])]
         music = [MusicRegion(**m) for m in store.get_json(req.music.key)["regions"]]
         centroids = store.get_json(req.embeddings.centroids_key)["centroids"]
-        metadata = outputs.build_metadata(req, segments, music, centroids, rt.settings.min_usable_s)
+        metadata = outputs.build_metadata(req, segments, music, centroids, rt.settings.min_usable_s, uncertain)
         info = activity.info()
         metadata["committed_by"] = {"workflow_id": info.workflow_id, "run_id": info.workflow_run_id}
 

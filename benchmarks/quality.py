@@ -249,8 +249,10 @@ def single_speaker_stretches(reference: list[Segment], duration: float) -> list[
     return stretches
 
 
-def score_diarization_file(uri, samples, reference, hypothesis, scored, metric) -> DiarizationFile:
-    """Every per-file diarization figure from one file's samples, reference and hypothesis."""
+def score_diarization_file(uri, samples, reference, output, scored, metric) -> DiarizationFile:
+    """Every per-file diarization figure from one file's samples, reference and the
+    backend's output (turns, and where it is unsure how many people talk)."""
+    hypothesis = output.segments
     from pyannote.core import Annotation, Timeline
     from pyannote.core import Segment as PSegment
 
@@ -274,7 +276,7 @@ def score_diarization_file(uri, samples, reference, hypothesis, scored, metric) 
 
     in_scope = frame_mask(scored, n_frames)
     music = detect_music(samples, RATE)
-    rows = annotate_segments(hypothesis, music, min_usable_s=MIN_USABLE_S)
+    rows = annotate_segments(hypothesis, music, MIN_USABLE_S, output.uncertain)
     usable = frame_mask([(s, e) for row in rows for s, e in row["usable_regions"]], n_frames)
     single = speaker_count(reference, n_frames) == 1
     usable_counts = Counts.of(usable & in_scope, single & in_scope)
@@ -339,9 +341,9 @@ def evaluate_diarization(
             duration = len(samples) / RATE
             uem_path = folder / "uem" / f"{uri}.uem"
             scored = read_uem(uem_path) if uem_path.is_file() else [(0.0, duration)]
-            hypothesis = backend.diarize(samples, RATE)
-            (out / f"{uri}.rttm").write_text(build_rttm(uri, hypothesis))
-            results.append(score_diarization_file(uri, samples, read_rttm(rttm), hypothesis, scored, metric))
+            output = backend.diarize(samples, RATE)
+            (out / f"{uri}.rttm").write_text(build_rttm(uri, output.segments))
+            results.append(score_diarization_file(uri, samples, read_rttm(rttm), output, scored, metric))
     if not results:
         print("   no files scored")
         return

@@ -169,7 +169,8 @@ def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: f
     clusters, t_cluster = timed(
         assign_clusters, features["embeddings"], features["clean_s"], features["segmentation"].any(axis=1)
     )
-    segments, t_whole = timed(backend.diarize, samples, RATE, batch_size=batch)
+    output, t_whole = timed(backend.diarize, samples, RATE, batch_size=batch)
+    segments = output.segments
     device = str(voice.device())
     rows = [
         Row("  local segmentation (segmentation-3.0)", device, t_segment,
@@ -203,7 +204,8 @@ def time_pyannote(model: str, token: str | None, samples, clip, profile_batch: i
             configs.append((f"{batch}/{batch}{why}", batch, (batch, batch)))
     rows, chosen = [], None
     for label, batch, effective in configs:
-        segments, timing = timed(backend.diarize, samples, RATE, batch_size=batch)
+        output, timing = timed(backend.diarize, samples, RATE, batch_size=batch)
+        segments = output.segments
         rows.append(Row(f"pyannote batch {label}", str(backend.device), timing, speakers(segments)))
         if effective == (profile_batch, profile_batch):
             chosen = (segments, timing)

@@ -52,20 +52,26 @@ def overlap_of(index: int, segments: list[Segment]) -> list[Interval]:
 
 
 def annotate_segments(
-    segments: list[Segment], music: list[MusicRegion], min_usable_s: float
+    segments: list[Segment],
+    music: list[MusicRegion],
+    min_usable_s: float,
+    uncertain: list[Interval] | None = None,
 ) -> list[dict[str, Any]]:
     """Each diarized segment with its overlap, music and usable stretches.
 
-    Usable = one speaker, no overlapped speech, no music, at least ``min_usable_s``
-    long. A segment keeps its row (row i of embeddings.npy) and lists its usable
+    Usable = one speaker, no overlapped speech, no music, not where the diarization is
+    unsure how many people talk (``uncertain``), at least ``min_usable_s`` long. A
+    segment keeps its row (row i of embeddings.npy) and lists its usable
     sub-intervals, so one cough of music does not throw away a whole 20 s turn.
     """
     music_iv = merge_intervals([(m.start, m.end) for m in music])
+    unsure = merge_intervals(list(uncertain or []))
     rows = []
     for i, seg in enumerate(segments):
         overlaps = overlap_of(i, segments)
         music_hits = [(max(seg.start, s), min(seg.end, e)) for s, e in music_iv if s < seg.end and e > seg.start]
-        clean = subtract((seg.start, seg.end), merge_intervals(overlaps + music_hits))
+        unsure_hits = [(s, e) for s, e in unsure if s < seg.end and e > seg.start]
+        clean = subtract((seg.start, seg.end), merge_intervals(overlaps + music_hits + unsure_hits))
         usable = [(round(s, 3), round(e, 3)) for s, e in clean if e - s >= min_usable_s]
         rows.append(
             {
@@ -99,8 +105,9 @@ def build_metadata(
     music: list[MusicRegion],
     centroids: dict[str, list[float]],
     min_usable_s: float,
+    uncertain: list[Interval],
 ) -> dict[str, Any]:
-    rows = annotate_segments(segments, music, min_usable_s)
+    rows = annotate_segments(segments, music, min_usable_s, uncertain)
     duration = req.audio.duration_s
     speakers = {
         name: {
@@ -119,6 +126,7 @@ def build_metadata(
         "speakers": speakers,
         "segments": rows,
         "music": [m.model_dump() for m in music],
+        "uncertain": [[round(s, 3), round(e, 3)] for s, e in merge_intervals(uncertain)],
         "usable_s": round(usable_seconds(rows), 3),
         "usable_pct": round(100.0 * usable_seconds(rows) / duration, 2) if duration > 0 else 0.0,
         "min_usable_s": min_usable_s,

@@ -21,6 +21,11 @@ def test_overlap_and_music_are_cut_out_of_usable_regions():
     assert usable_seconds(rows) == 8 + 5 + 4 + 4
 
 
+def test_uncertain_spans_are_cut_out_of_usable_regions():
+    rows = annotate_segments([seg(0, 10, "A")], [], 1.0, uncertain=[(2, 3), (2.5, 4), (9.5, 12)])
+    assert rows[0]["usable_regions"] == [[0, 2], [4, 9.5]] and not rows[0]["overlap"]
+
+
 def test_same_speaker_overlap_is_not_overlapped_speech():
     rows = annotate_segments([seg(0, 5, "A"), seg(4, 8, "A")], [], 1.0)
     assert not rows[0]["overlap"] and rows[0]["usable_regions"] == [[0, 5]]

@@ -81,7 +81,7 @@ def test_diarize_real_audio_gives_valid_segments(backend, clip):
     duration = len(samples) / rate
 
     started = time.process_time()
-    segments = backend.diarize(samples, rate)
+    segments = backend.diarize(samples, rate).segments
     cpu_s = time.process_time() - started
     print(f"pyannote backend: {cpu_s:.1f} CPU s for {duration:.0f} s of audio "
           f"({60 * cpu_s / duration:.1f} CPU s per audio minute)")
@@ -115,7 +115,7 @@ def test_bare_annotation_output_is_converted_and_clamped(backend, monkeypatch):
         return annotation
 
     monkeypatch.setattr(backend, "_pipeline", fake_pipeline)
-    segments = backend.diarize(np.zeros(160000, dtype=np.float32), 16000)
+    segments = backend.diarize(np.zeros(160000, dtype=np.float32), 16000).segments
 
     assert segments == [
         Segment(start=0.5, end=2.0, speaker="SPEAKER_00"),
@@ -130,7 +130,7 @@ def test_bare_annotation_output_is_converted_and_clamped(backend, monkeypatch):
 
 
 def test_diarize_empty_audio_gives_no_segments(backend):
-    assert backend.diarize(np.zeros(0, dtype=np.float32), 16000) == []
+    assert backend.diarize(np.zeros(0, dtype=np.float32), 16000).segments == []
 
 
 def test_diarize_rejects_multichannel(backend):

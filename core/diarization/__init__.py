@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
@@ -18,10 +19,22 @@ from core.models import Segment
 from core.settings import Settings
 
 
+@dataclass
+class DiarizationOutput:
+    """Speaker turns, and where the backend is unsure how many people talk.
+
+    ``uncertain`` spans are kept out of the usable stretches: a frame the model gives a
+    real chance of a second (or no) speaker is not the single-speaker speech a
+    pretraining set is cut from, even when the turns show one speaker there."""
+
+    segments: list[Segment]
+    uncertain: list[tuple[float, float]] = field(default_factory=list)
+
+
 class DiarizationBackend(Protocol):
     name: str
 
-    def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> list[Segment]:
+    def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> DiarizationOutput:
         """Speaker turns for mono float32 audio; labels are SPEAKER_00, SPEAKER_01, ...
 
         Backends that can checkpoint also offer ``extract(samples, rate, start_s, end_s,

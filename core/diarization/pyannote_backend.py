@@ -23,7 +23,7 @@ os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
 
 import numpy as np  # noqa: E402
 
-from core.diarization import relabel  # noqa: E402
+from core.diarization import DiarizationOutput, relabel  # noqa: E402
 from core.models import Segment  # noqa: E402
 
 PIPELINE_CONFIG = "config.yaml"
@@ -98,7 +98,7 @@ class PyannoteDiarization:
             raise PyannoteModelUnavailable(_hub_hint(model, token, None))
         return pipeline
 
-    def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> list[Segment]:
+    def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> DiarizationOutput:
         """Speaker turns of mono float32 audio, labelled SPEAKER_00.. by first appearance.
 
         The waveform goes to pyannote in memory: decoding a file again would cost time
@@ -110,7 +110,7 @@ class PyannoteDiarization:
         if samples.ndim != 1:
             raise ValueError(f"expected mono samples (1-D), got shape {samples.shape}")
         if samples.size == 0:
-            return []
+            return DiarizationOutput([])
         duration = samples.size / rate
         waveform = torch.from_numpy(np.ascontiguousarray(samples)).unsqueeze(0)
         with self._lock:
@@ -126,7 +126,7 @@ class PyannoteDiarization:
             end = round(min(duration, float(turn.end)), 3)
             if end > start:
                 segments.append(Segment(start=start, end=end, speaker=str(speaker)))
-        return relabel(segments)
+        return DiarizationOutput(relabel(segments))
 
 
 def _hub_hint(model: str, token: str | None, exc: Exception | None) -> str:
