@@ -44,6 +44,7 @@ async def write_manifest(day: str) -> ManifestResult:
             json.dumps(
                 {
                     "video_id": video_id,
+                    "schema_version": meta["schema_version"],
                     "url": meta["source"]["url"],
                     "duration_s": meta["duration_s"],
                     "num_speakers": meta["num_speakers"],

@@ -247,6 +247,8 @@ def test_stats_dry_run_and_limit(stack):
 def test_daily_manifest_lists_each_video_once_and_is_idempotent(stack):
     from datetime import datetime, timezone
 
+    from core.models import SCHEMA_VERSION
+
     today = datetime.now(timezone.utc).date().isoformat()
     first = run_cli("-m", "starter", "manifest", "--date", today, env=stack.env(), timeout=120)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -259,7 +261,8 @@ def test_daily_manifest_lists_each_video_once_and_is_idempotent(stack):
     assert {f"win-{i}" for i in range(6)} <= set(ids) and "both-2" in ids
     assert f"manifest {today}: {len(ids)} videos" in first.stdout
     sample = next(line for line in lines if line["video_id"] == "win-0")
-    assert sample["outputs"]["metadata"] == "win-0/metadata.json" and sample["duration_s"] > 0
+    assert sample["outputs"]["metadata"] == f"win-0/v{SCHEMA_VERSION}/metadata.json" and sample["duration_s"] > 0
+    assert sample["schema_version"] == SCHEMA_VERSION
     assert {"url", "num_speakers", "usable_pct"} <= set(sample)
 
     again = run_cli("-m", "starter", "manifest", "--date", today, env=stack.env(), timeout=120)

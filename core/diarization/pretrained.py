@@ -40,7 +40,6 @@ from core.models import Segment  # noqa: E402
 WINDOW_S = 10.0  # segmentation-3.0's training window
 LOCAL_SPEAKERS = 3
 
-SILENCE_MIN_PROB = 0.5  # a frame is silent only if the model gives silence at least this
 # A frame is "uncertain" (kept out of usable speech) when the windows over it give
 # exactly one speaker less than this mean probability: measured on the dev set, usable
 # precision 0.86 -> 0.95 for recall 0.91 -> 0.79 (benchmarks.quality): purity first.
@@ -147,20 +146,9 @@ class PretrainedDiarization:
             faults.check_batch_memory(len(batch))
             with self._lock, torch.inference_mode():
                 log_probs = self.model(torch.from_numpy(batch).to(voice.device())).float().cpu()
-            out.append(self._hard_classes(log_probs))
+            out.append(self.powerset.to_multilabel(log_probs).numpy().astype(np.uint8))
             single.append(log_probs.exp()[..., single_class].sum(dim=-1).numpy().astype(np.float16))
         return np.concatenate(out), np.concatenate(single)
-
-    def _hard_classes(self, log_probs: torch.Tensor) -> np.ndarray:
-        """Powerset probabilities -> local speakers active per frame (uint8).
-
-        The most likely speaker set, except that silence is chosen only when it is at
-        least SILENCE_MIN_PROB likely: quiet, far-field voices get a modest speech
-        probability spread over several sets, and a plain argmax drops them."""
-        probs = log_probs.exp()
-        speech = probs[..., 1:].argmax(dim=-1) + 1
-        best = torch.where(probs[..., 0] >= SILENCE_MIN_PROB, torch.zeros_like(speech), speech)
-        return self.powerset.mapping[best].numpy().astype(np.uint8)
 
     def _embedding_items(self, segmentation: np.ndarray, starts: np.ndarray, num_samples: int):
         """One pooling item per active local speaker: its clean frames, else all its frames."""
