@@ -85,7 +85,7 @@ def wait_batch(stack: Stack, batch: str, timeout_s: float = 300):
 
 
 def worker(stack: Stack, name: str, prefix: str, **env: str) -> subprocess.Popen:
-    return stack.start_worker(name, PIPELINE_TASK_QUEUE_PREFIX=prefix, PIPELINE_CHUNK_S=CHUNK_S, **env)
+    return stack.start_worker(name, **{"PIPELINE_TASK_QUEUE_PREFIX": prefix, "PIPELINE_CHUNK_S": CHUNK_S, **env})
 
 
 def events(stack: Stack, name: str) -> list[dict]:
@@ -290,11 +290,13 @@ def test_rate_limit_and_truncated_body_are_retried(stack, media_server):
     assert stack.stop_process("flaky-w") == 0
 
 
-def test_cuda_oom_halves_the_batch_until_it_fits(stack, media_server):
+def test_cuda_oom_halves_the_batch_until_it_fits(stack, media_server, long_audio):
+    """A batch of more than 16 windows runs out of memory (injected fault): the long
+    recording's 120 s chunks hold 48 segmentation windows, so 64 and 32 fail, 16 fits."""
     metrics = f"127.0.0.1:{free_port()}"
-    worker(stack, "oom-w", "oom", PIPELINE_FAULT_OOM_ABOVE_BATCH="16", PIPELINE_EMBEDDING_BATCH_SIZE="64",
-           PIPELINE_METRICS_ADDRESS=metrics)  # fmt: skip
-    start_videos(stack, "oom", "oom", [("oom-1", f"{media_server.url}/ep01-jingle-and-two-hosts.ogg")])
+    worker(stack, "oom-w", "oom", PIPELINE_FAULT_OOM_ABOVE_BATCH="16", PIPELINE_SEGMENTATION_BATCH_SIZE="64",
+           PIPELINE_CHUNK_S="120", PIPELINE_METRICS_ADDRESS=metrics)  # fmt: skip
+    start_videos(stack, "oom", "oom", [("oom-1", f"{media_server.url}/{long_audio[0]}")])
     assert wait_batch(stack, "oom").by_status == {"Completed": 1}
     stats = store_of(stack).get_json(store_of(stack).keys("oom-1").stats)
     assert stats["batch_sizes"]["diarize"] == [64, 32, 16]
@@ -311,7 +313,7 @@ def test_cuda_oom_halves_the_batch_until_it_fits(stack, media_server):
 
 def test_oom_at_batch_1_escalates_to_the_next_gpu_class(stack, media_server):
     worker(stack, "esc-t4", "esc", PIPELINE_WORKER_GPU_CLASS="t4", PIPELINE_FAULT_OOM_ABOVE_BATCH="0",
-           PIPELINE_EMBEDDING_BATCH_SIZE="4")  # fmt: skip
+           PIPELINE_SEGMENTATION_BATCH_SIZE="4")  # fmt: skip
     worker(stack, "esc-a10", "esc", PIPELINE_WORKER_GPU_CLASS="a10", PIPELINE_SERVE_CPU_QUEUES="false")
     start_videos(stack, "esc", "esc", [("esc-1", f"{media_server.url}/ep05-radio-segment.ogg")], gpu_class="t4")
     assert wait_batch(stack, "esc").by_status == {"Completed": 1}
