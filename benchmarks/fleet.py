@@ -27,8 +27,8 @@ plus seconds per audio hour times the audio hours, times a uniform +-``--jitter`
 ASSUMED figures (replace with measured ones): GPU stage costs are seconds per audio hour
 on a T4 (pyannote-class models; ``CLASS_SPEED`` scales them to other classes); they
 stand in until ``benchmarks.speed`` is run on CUDA, and every one has a flag.
-``--cpu-figures`` uses the offline backend's measured CPU costs instead (2 cores: 0.68,
-0.15 and 0.28 CPU s per audio minute for diarize, music, embed). Download: yt-dlp
+``--cpu-figures`` uses the default (pretrained) backend's measured CPU costs instead (2
+cores, step 2.5 s: 3.83, 0.27 and 1.95 CPU s per audio minute for diarize, music, embed). Download: yt-dlp
 start-up and extraction ~30 s, then ~70 s per audio hour (a ~128 kbit/s audio stream,
 58 MB/h, at ~1 MB/s, plus ffmpeg to the 48 kHz and 16 kHz WAVs). Upload: 5 s plus 15 s
 per audio hour (the 48 kHz WAV, ~350 MB/h, to R2/S3 at ~25-50 MB/s).
@@ -95,9 +95,9 @@ JOB_MEAN_H = JOB_AUDIO_H / JOB_VIDEOS  # 0.830 h = 49.8 min
 T4_STAGE_S_PER_H = {"diarize": 120.0, "music": 30.0, "embed": 60.0}
 # ASSUMED speed of one slot of each class relative to a T4 (>1: faster).
 CLASS_SPEED = {"cpu": 1.0, "t4": 1.0, "l4": 1.6, "a10": 1.8, "a100-40": 2.5, "a100-80": 2.5, "h100": 4.0}
-# MEASURED: the offline backend on 2 CPU cores (benchmarks.speed), CPU s per audio
-# minute x 60 = s per audio hour.
-CPU_STAGE_S_PER_H = {"diarize": 0.68 * 60, "music": 0.15 * 60, "embed": 0.28 * 60}
+# MEASURED: the pretrained backend on 2 CPU cores (benchmarks.speed --step 2.5), CPU s
+# per audio minute x 60 = s per audio hour.
+CPU_STAGE_S_PER_H = {"diarize": 3.83 * 60, "music": 0.27 * 60, "embed": 1.95 * 60}
 GPU_STAGES = ("diarize", "music", "embed")
 
 
@@ -568,7 +568,7 @@ def main() -> None:
         type=int,
         help="fleet-wide upload slots (default: the same pods x their light-activity slots; 2 with --validate)",
     )
-    parser.add_argument("--cpu-figures", action="store_true", help="the offline backend's measured CPU costs")
+    parser.add_argument("--cpu-figures", action="store_true", help="the pretrained backend's measured CPU costs")
     parser.add_argument("--diarize-s-per-h", type=float)
     parser.add_argument("--music-s-per-h", type=float)
     parser.add_argument("--embed-s-per-h", type=float)
@@ -594,7 +594,7 @@ def main() -> None:
 
     small = a.validate
     if a.cpu_figures:
-        base, figures = dict(CPU_STAGE_S_PER_H), "MEASURED offline backend on 2 CPU cores"
+        base, figures = dict(CPU_STAGE_S_PER_H), "MEASURED pretrained backend on 2 CPU cores"
     else:
         speed = CLASS_SPEED.get(a.gpu_class, 1.0)
         base = {k: v / speed for k, v in T4_STAGE_S_PER_H.items()}
