@@ -3,10 +3,10 @@
 CAM++ is a frame-level trunk (convolutional head, densely connected TDNN blocks)
 followed by statistics pooling and one dense layer. The trunk is the cost, so:
 
-- ``frame_statistics`` runs it once over a stretch of audio, block by block, and pools
-  any number of embeddings from its frames with a weight per frame (the diarization
-  windows' local speakers: embedding every speaker of every overlapping window with its
-  own forward pass would cost the audio several times over);
+- ``frame_features`` runs it once over a stretch of audio, block by block, and
+  ``pool_statistics`` pools any number of embeddings from its frames with a weight per
+  frame (the diarization windows' local speakers: embedding every speaker of every
+  overlapping window with its own forward pass would cost the audio several times over);
 - ``embed_spans`` runs it over each item's own stretch only (segments: audio that no
   segment asks for is never encoded).
 
@@ -19,7 +19,7 @@ saved at most a quarter of its CPU but cost ~8 s at every worker start.
 from __future__ import annotations
 
 import importlib.util
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -35,7 +35,7 @@ FRAME_S = FRAME / RATE
 BLOCK = 10 * RATE  # samples per trunk pass; its mean context is CAM++'s utterance
 CONTEXT = 25 * FRAME  # 0.5 s each side, trimmed after the pass
 
-_lock = threading.Lock()
+PARALLEL_PASSES = 2  # trunk passes at once in embed_spans
 
 # An embedding pooled from one weighted item: (first trunk frame, weight per frame from there).
 Item = tuple[int, np.ndarray]
@@ -87,59 +87,73 @@ def _blocks(num_samples: int, start: int, end: int) -> list[tuple[int, int]]:
     return [(a, min(a + BLOCK, num_samples)) for a in range(first, min(end, num_samples), BLOCK)]
 
 
-def frame_statistics(
-    samples: np.ndarray, items: list[Item], batch_size: int = 8, start: int = 0, end: int | None = None
-) -> np.ndarray:
-    """Weighted sums (weight, x, x^2) of trunk frames for each item: (n, 1 + 2C), over
-    the blocks of the recording's fixed grid that overlap samples [start, end): a
-    chunk of a recording gets the very frames a pass over the whole one would.
+def frame_features(samples: np.ndarray, start: int, end: int, batch_size: int = 8) -> tuple[int, np.ndarray]:
+    """Trunk frames (C, T) of the blocks of the recording's fixed grid that overlap
+    samples [start, end), and the index of their first frame: a chunk of a recording
+    gets the very frames a pass over the whole one would.
 
     Blocks are batched ``batch_size`` at a time (the unit the OOM handling halves)."""
-    spans = _blocks(len(samples), start, len(samples) if end is None else end)
-    stats: np.ndarray | None = None
+    spans = _blocks(len(samples), start, end)
+    if not spans or len(samples) < 400:  # shorter than one fbank frame
+        return start // FRAME, np.zeros((_channels(), 0), dtype=np.float32)
+    parts = []
     for b in range(0, len(spans), max(1, batch_size)):
         group = spans[b : b + batch_size]
         faults.check_batch_memory(len(group))
         feats = []
         for a, e in group:
             lo, hi = max(0, a - CONTEXT), min(len(samples), e + CONTEXT)
-            feats.append((a, e, lo, _fbank(samples[lo:hi]) if hi - lo >= 400 else None))
-        with _lock, torch.inference_mode():
+            feats.append((a, e, lo, _fbank(samples[lo:hi])))
+        with torch.inference_mode():
             outputs = _run_grouped([f for *_, f in feats])
         for (a, e, lo, _), out in zip(feats, outputs):
-            if out is None:
-                continue
             first = (a - lo) // FRAME
-            frames = out[:, first : first + num_frames(e - a)]
-            block_stats = _accumulate(frames, a // FRAME, items)
-            stats = block_stats if stats is None else stats + block_stats
-    if stats is None:
-        stats = np.zeros((len(items), 1 + 2 * _channels()), dtype=np.float64)
-    return stats
+            # every block but the recording's last has CONTEXT after it: all its frames
+            parts.append(out[:, first : first + num_frames(e - a)])
+    return spans[0][0] // FRAME, np.concatenate(parts, axis=1)
+
+
+def frame_statistics(
+    samples: np.ndarray, items: list[Item], batch_size: int = 8, start: int = 0, end: int | None = None
+) -> np.ndarray:
+    """Weighted sums (weight, x, x^2) of trunk frames for each item: (n, 1 + 2C), from
+    ``frame_features`` over samples [start, end)."""
+    first, frames = frame_features(samples, start, len(samples) if end is None else end, batch_size)
+    return pool_statistics(frames, first, items)
 
 
 def span_statistics(samples: np.ndarray, items: list[Item], batch_size: int = 8) -> np.ndarray:
-    """Like ``frame_statistics``, with one trunk pass per item over its own frames."""
+    """Like ``frame_statistics``, with one trunk pass per item over its own frames.
+
+    Batches of items run on PARALLEL_PASSES threads: one pass keeps about one core busy
+    (torch's own intra-op threads add little for CAM++'s narrow convolutions)."""
     out = np.zeros((len(items), 1 + 2 * _channels()), dtype=np.float64)
     by_len: dict[int, list[int]] = {}
     for k, (_, weights) in enumerate(items):
         by_len.setdefault(len(weights), []).append(k)
-    for indices in by_len.values():
-        for b in range(0, len(indices), max(1, batch_size)):
-            group = indices[b : b + batch_size]
-            faults.check_batch_memory(len(group))
-            passes = []
-            for k in group:
-                first, weights = items[k]
-                a, e = first * FRAME, min(len(samples), (first + len(weights)) * FRAME)
-                lo, hi = max(0, a - CONTEXT), min(len(samples), e + CONTEXT)
-                passes.append((k, a, lo, _fbank(samples[lo:hi]) if hi - lo >= 400 else None))
-            with _lock, torch.inference_mode():
-                outputs = _run_grouped([f for *_, f in passes])
-            for (k, a, lo, _), frames in zip(passes, outputs):
-                if frames is not None:
-                    first = (a - lo) // FRAME
-                    out[k] = _accumulate(frames[:, first:], a // FRAME, [items[k]])[0]
+    size = max(1, batch_size)
+    batches = [indices[b : b + size] for indices in by_len.values() for b in range(0, len(indices), size)]
+
+    def run(group: list[int]) -> list[tuple[int, np.ndarray]]:
+        faults.check_batch_memory(len(group))
+        passes = []
+        for k in group:
+            first, weights = items[k]
+            a, e = first * FRAME, min(len(samples), (first + len(weights)) * FRAME)
+            lo, hi = max(0, a - CONTEXT), min(len(samples), e + CONTEXT)
+            passes.append((k, a, lo, _fbank(samples[lo:hi]) if hi - lo >= 400 else None))
+        with torch.inference_mode():
+            outputs = _run_grouped([f for *_, f in passes])
+        return [
+            (k, pool_statistics(frames[:, (a - lo) // FRAME :], a // FRAME, [items[k]])[0])
+            for (k, a, lo, _), frames in zip(passes, outputs)
+            if frames is not None
+        ]
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_PASSES, thread_name_prefix="campplus") as pool:
+        for done in pool.map(run, batches):
+            for k, stats in done:
+                out[k] = stats
     return out
 
 
@@ -163,7 +177,7 @@ def _channels() -> int:
     return encoder().xvector.dense.linear.in_channels // 2
 
 
-def _accumulate(frames: np.ndarray, first: int, items: list[Item]) -> np.ndarray:
+def pool_statistics(frames: np.ndarray, first: int, items: list[Item]) -> np.ndarray:
     """Each item's weighted sums over the frames [first, first + frames.shape[1])."""
     channels, length = frames.shape
     out = np.zeros((len(items), 1 + 2 * channels), dtype=np.float64)
@@ -198,7 +212,7 @@ def embeddings_from_statistics(stats: np.ndarray) -> np.ndarray:
     var *= np.where(w > 1, w / np.maximum(w - 1, 1), 1.0)  # unbiased, as CAM++'s pooling
     std = np.sqrt(np.maximum(var, 0.0))
     pooled = torch.from_numpy(np.concatenate([mean, std], axis=1).astype(np.float32)).to(device())
-    with _lock, torch.inference_mode():
+    with torch.inference_mode():
         emb = encoder().xvector.dense(pooled).float().cpu().numpy()
     out[valid] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-8)
     return out

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -114,14 +115,18 @@ class PretrainedDiarization:
         n_frames = self.frames[0]
         if not len(starts):
             return _empty(n_frames)
-        window = int(WINDOW_S * rate)
-        segmentation, single = self._segment(samples, starts, batch_size)
+        span = (int(round(starts[0] * rate)), int(round(starts[-1] * rate)) + int(WINDOW_S * rate))
+        # the CAM++ trunk does not depend on the segmentation (only the pooling does):
+        # the two models run side by side, on two cores where there are two
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="campplus") as pool:
+            trunk = pool.submit(voice.frame_features, samples, *span, batch_size)
+            segmentation, single = self._segment(samples, starts, batch_size)
+            first, frames = trunk.result()
         items, owners = self._embedding_items(segmentation, starts, len(samples))
         emb = np.full((len(starts), LOCAL_SPEAKERS, voice.DIM), np.nan, dtype=np.float32)
         clean = _clean_seconds(segmentation, self.frames[1])
         if items:
-            span = (int(round(starts[0] * rate)), int(round(starts[-1] * rate)) + window)
-            stats = voice.frame_statistics(samples, items, batch_size, *span)
+            stats = voice.pool_statistics(frames, first, items)
             for (w, k), v in zip(owners, voice.embeddings_from_statistics(stats)):
                 emb[w, k] = v
         return {
