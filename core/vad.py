@@ -1,8 +1,8 @@
 """Speech activity from silero-vad, whose weights ship inside its PyPI wheel.
 
-Both the diarization backend (where to look for speakers) and the music detector
-(where speech is, so music under it is not confused with talking) use it, so it lives
-here once, loaded once per process.
+The music detector uses it (where speech is, so music under it is not confused with
+talking); it is loaded once per process. (Diarization finds speech with its own
+segmentation model.)
 
 silero's own ``audio_forward`` runs the whole network once per 32 ms step in a Python
 loop. Only its LSTM is recurrent: the STFT and convolutional encoder see one step's
