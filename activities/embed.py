@@ -1,7 +1,7 @@
 """embed_speakers: one embedding per diarized segment, one centroid per speaker.
 
 Segments are embedded in chunks of ``chunk_s`` of audio (by start time); each chunk
-runs the encoder over the audio its segments cover, once.
+encodes only the central part of each of its segments (``core.embedding``).
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def speakers(segments) -> str:
 def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: float):
     """The default backend part by part and whole: (rows, segments, whole Timing)."""
     from core import voice
-    from core.diarization.pretrained import OperatingPoint, PretrainedDiarization, assign_clusters
+    from core.diarization.pretrained import OperatingPoint, PretrainedDiarization
 
     backend = PretrainedDiarization(OperatingPoint(step_s))
     backend.diarize(clip, RATE, batch_size=batch)  # warm-up: loads both models
@@ -166,9 +166,7 @@ def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: f
     starts = backend.window_starts(len(samples))
     _, t_segment = timed(backend._segment, samples, starts, batch)
     features, t_extract = timed(backend.extract, samples, RATE, 0.0, duration + 1, batch)
-    clusters, t_cluster = timed(
-        assign_clusters, features["embeddings"], features["clean_s"], features["segmentation"].any(axis=1)
-    )
+    clusters, t_cluster = timed(backend.cluster, features["segmentation"], features["embeddings"])
     output, t_whole = timed(backend.diarize, samples, RATE, batch_size=batch)
     segments = output.segments
     device = str(voice.device())

