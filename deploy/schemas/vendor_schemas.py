@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 K8S_VERSION = "1.33.0"
-K8S_KINDS = ["deployment-apps-v1", "configmap-v1", "namespace-v1"]
+K8S_KINDS = ["deployment-apps-v1", "configmap-v1", "namespace-v1", "networkpolicy-networking-v1"]
 
 
 def compose_schema() -> None:
