@@ -1,7 +1,8 @@
 """Chunked model stages that survive preemption and CUDA out-of-memory.
 
 A long recording is processed chunk by chunk. After each chunk its result goes to
-storage (``_work/{video}/{stage}/chunk-00007.npz``) and the activity heartbeats
+storage (``_work/{video}/{stage}/{input}/chunk-00007.npz``, shared by the attempts that
+work on the same input: a chunk depends on nothing else) and the activity heartbeats
 ``ChunkProgress``: the next chunk, where partial results live, the batch size and the
 OOM count. A new attempt, on this machine or another, reads the last heartbeat
 details and the stored chunks and carries on from there.
@@ -27,8 +28,9 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.fencing import FencedWrites
 from activities.runtime import StageContext, runtime
-from core import metrics
+from core import faults, metrics
 from core.errors import GpuMemoryExhausted
 
 
@@ -72,16 +74,16 @@ def previous_progress(stage: str, gpu_class: str, progress_key: str) -> ChunkPro
 
 def run_chunks(
     stage: str,
-    video_id: str,
+    prefix: str,
     num_chunks: int,
     compute: Callable[[int, int], dict[str, np.ndarray]],
     initial_batch: int,
     ctx: StageContext,
+    writes: FencedWrites,
 ) -> ChunkRun:
     """Compute chunks ``0..num_chunks-1`` with ``compute(index, batch_size)``, resuming
-    from stored chunks, checkpointing each, heartbeating progress."""
+    from the chunks stored under ``prefix``, checkpointing each, heartbeating progress."""
     store = runtime().store
-    prefix = f"{store.keys(video_id).work_root}{stage}/"
     progress_key = f"{prefix}progress.json"
     gpu_class = runtime().gpu_class
     previous = previous_progress(stage, gpu_class, progress_key)
@@ -116,12 +118,13 @@ def run_chunks(
                 update={"batch_sizes_tried": [*progress.batch_sizes_tried, progress.batch_size]}
             )
         try:
+            faults.stall("model")
             result = compute(index, progress.batch_size)
         except Exception as exc:
             if not _is_cuda_oom(exc):
                 raise
-            raise _after_oom(stage, index, progress, progress_key, ctx) from None
-        store.put_bytes(key, _dump(result))
+            raise _after_oom(stage, index, progress, progress_key, ctx, writes) from None
+        writes.put_bytes(key, _dump(result))
         results.append(result)
         computed.append(index)
         progress = progress.model_copy(update={"chunk": index + 1})
@@ -130,11 +133,13 @@ def run_chunks(
     return ChunkRun(results=results, computed=computed, progress=progress)
 
 
-def _after_oom(stage: str, index: int, progress: ChunkProgress, progress_key: str, ctx: StageContext) -> Exception:
+def _after_oom(
+    stage: str, index: int, progress: ChunkProgress, progress_key: str, ctx: StageContext, writes: FencedWrites
+) -> Exception:
     _free_gpu_memory()
     halved = progress.batch_size // 2
     progress = progress.model_copy(update={"chunk": index, "batch_size": halved, "oom_count": progress.oom_count + 1})
-    runtime().store.put_json(progress_key, progress.model_dump())
+    writes.put_json(progress_key, progress.model_dump())
     ctx.heart.beat(progress.model_dump())
     ctx.log.warning("chunks.cuda_oom", stage=stage, chunk=index, next_batch_size=halved, oom_count=progress.oom_count)
     if halved < 1:

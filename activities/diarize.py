@@ -16,20 +16,28 @@ import numpy as np
 from temporalio import activity
 
 from activities.chunks import run_chunks
+from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import load_analysis_audio, runtime, scratch_dir, stage
+from core import faults
 from core.diarization import DiarizationOutput, get_diarization_backend
 from core.models import AudioRef, DiarizationResult, Segment
+
+STAGE = "diarize"
+RESULT = "diarization.json"  # summary, segments and uncertain spans of one attempt
 
 
 @activity.defn(name="diarize_audio")
 def diarize_audio(audio: AudioRef) -> DiarizationResult:
     rt = runtime()
     keys = rt.store.keys(audio.video_id)
-    with stage("diarize", audio.video_id) as ctx:
-        done = rt.store.get_json_or_none(keys.diarization)
+    folder = keys.stage_dir(STAGE, audio.attempt_id)
+    with stage(STAGE, audio.video_id) as ctx:
+        done = reusable_result(rt.store, folder, RESULT)
         if done is not None:
             ctx.log.info("diarize.reused")
             return DiarizationResult.model_validate(done["summary"])
+        me = attempt_id()
+        writes = FencedWrites(rt.store, keys)
         backend = get_diarization_backend(rt.settings)
         with scratch_dir(audio.video_id) as tmp:
             samples, rate = load_analysis_audio(audio, tmp)
@@ -38,29 +46,34 @@ def diarize_audio(audio: AudioRef) -> DiarizationResult:
         if hasattr(backend, "extract"):
             chunk_s = rt.settings.chunk_s
             run = run_chunks(
-                "diarize",
-                audio.video_id,
+                STAGE,
+                folder,
                 max(1, math.ceil(duration / chunk_s)),
                 lambda i, batch: backend.extract(samples, rate, i * chunk_s, (i + 1) * chunk_s, batch),
                 rt.profile.segmentation_batch,
                 ctx,
+                writes,
             )
+            ctx.heart.show({"step": "clustering", "chunks": len(run.results)})
+            faults.stall("cluster")
             output = backend.finish(run.results, duration)
         else:
             run = run_chunks(
-                "diarize",
-                audio.video_id,
+                STAGE,
+                folder,
                 1,
                 lambda _i, batch: _to_arrays(backend.diarize(samples, rate, batch_size=batch)),
                 rt.profile.segmentation_batch,
                 ctx,
+                writes,
             )
             output = _from_arrays(run.results[0])
         segments = output.segments
         progress = run.progress
         result = DiarizationResult(
-            key=keys.diarization,
+            key=keys.attempt_key(STAGE, audio.attempt_id, me, RESULT),
             backend=backend.name,
+            attempt_id=me,
             worker_id=rt.worker_id,
             seconds=round(time.perf_counter() - started, 3),
             attempt=activity.info().attempt,
@@ -71,8 +84,8 @@ def diarize_audio(audio: AudioRef) -> DiarizationResult:
             oom_count=progress.oom_count if progress else 0,
             chunks_computed=len(run.computed),
         )
-        rt.store.put_json(
-            keys.diarization,
+        writes.put_json(
+            result.key,
             {
                 "summary": result.model_dump(),
                 "segments": [s.model_dump() for s in segments],

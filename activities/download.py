@@ -1,4 +1,8 @@
-"""download_audio: source URL -> original.wav (48 kHz) + 16 kHz analysis copy in storage."""
+"""download_audio: source URL -> original.wav (48 kHz) + 16 kHz analysis copy in storage.
+
+Both copies go under this attempt's own keys (``activities.fencing``); the commit later
+copies original.wav to its committed place after checking its sha256.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,27 @@ import time
 
 from temporalio import activity
 
+from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import runtime, scratch_dir, stage
 from core.audio import sha256_file
 from core.download import fetch_audio
 from core.models import AudioRef, VideoSpec
+
+STAGE = "download"
+AUDIO_REF = "audio_ref.json"  # written last: its presence means both copies are complete
 
 
 @activity.defn(name="download_audio")
 def download_audio(spec: VideoSpec) -> AudioRef:
     rt = runtime()
     keys = rt.store.keys(spec.video_id)
-    with stage("download", spec.video_id) as ctx:
-        done = rt.store.get_json_or_none(keys.audio_ref)
-        if done is not None:  # an earlier attempt uploaded both copies: reuse them
-            ctx.log.info("download.reused")
+    with stage(STAGE, spec.video_id) as ctx:
+        done = reusable_result(rt.store, keys.stage_dir(STAGE), AUDIO_REF)
+        if done is not None and done.get("url") == spec.url:  # an earlier attempt finished: reuse it
+            ctx.log.info("download.reused", attempt_id=done["attempt_id"])
             return AudioRef.model_validate(done)
+        me = attempt_id()
+        writes = FencedWrites(rt.store, keys)
         started = time.perf_counter()
         with scratch_dir(spec.video_id) as tmp:
             got = fetch_audio(
@@ -29,21 +39,25 @@ def download_audio(spec: VideoSpec) -> AudioRef:
                 max_duration_s=rt.settings.max_duration_s,
                 silence_dbfs=rt.settings.silence_dbfs,
                 ffmpeg=rt.settings.ffmpeg_location,
+                progress=ctx.heart.show,
             )
             sha256 = sha256_file(got.original)
-            rt.store.put_file(keys.original, got.original, "audio/wav")
-            rt.store.put_file(keys.analysis, got.analysis, "audio/wav")
-        ref = AudioRef(
-            video_id=spec.video_id,
-            original_key=keys.original,
-            analysis_key=keys.analysis,
-            duration_s=round(got.duration_s, 3),
-            sha256=sha256,
-            source_title=got.title,
-            worker_id=rt.worker_id,
-            seconds=round(time.perf_counter() - started, 3),
-            attempt=activity.info().attempt,
-        )
-        rt.store.put_json(keys.audio_ref, ref.model_dump())
+            ref = AudioRef(
+                video_id=spec.video_id,
+                url=spec.url,
+                attempt_id=me,
+                original_key=keys.attempt_key(STAGE, "", me, "original.wav"),
+                analysis_key=keys.attempt_key(STAGE, "", me, "analysis_16k.wav"),
+                duration_s=round(got.duration_s, 3),
+                sha256=sha256,
+                source_title=got.title,
+                worker_id=rt.worker_id,
+                attempt=activity.info().attempt,
+            )
+            ctx.heart.show({"step": "upload"})
+            writes.put_file(ref.original_key, got.original, "audio/wav")
+            writes.put_file(ref.analysis_key, got.analysis, "audio/wav")
+        ref = ref.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})
+        writes.put_json(keys.attempt_key(STAGE, "", me, AUDIO_REF), ref.model_dump())
         ctx.audio_s = ref.duration_s
         return ref

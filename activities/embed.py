@@ -13,20 +13,28 @@ import numpy as np
 from temporalio import activity
 
 from activities.chunks import run_chunks
+from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import load_analysis_audio, runtime, scratch_dir, stage
 from core import embedding
 from core.models import EmbeddingResult, EmbedRequest, Segment
+
+STAGE = "embed"
+VECTORS = "vectors.npy"  # row i = segment i of the diarization this stage read
+RESULT = "centroids.json"  # written after the vectors: its presence means both are complete
 
 
 @activity.defn(name="embed_speakers")
 def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
     rt = runtime()
     keys = rt.store.keys(req.audio.video_id)
-    with stage("embed", req.audio.video_id) as ctx:
-        done = rt.store.get_json_or_none(keys.centroids)
+    folder = keys.stage_dir(STAGE, req.diarization.attempt_id)
+    with stage(STAGE, req.audio.video_id) as ctx:
+        done = reusable_result(rt.store, folder, RESULT)
         if done is not None:
             ctx.log.info("embed.reused")
             return EmbeddingResult.model_validate(done["summary"])
+        me = attempt_id()
+        writes = FencedWrites(rt.store, keys)
         segments = [Segment(**s) for s in rt.store.get_json(req.diarization.key)["segments"]]
         with scratch_dir(req.audio.video_id) as tmp:
             samples, rate = load_analysis_audio(req.audio, tmp)
@@ -41,7 +49,7 @@ def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
             part = samples[int(lo * rate) : int(np.ceil(hi * rate))]
             return {"vectors": embedding.embed_segments(part, shifted, batch_size=batch)}
 
-        run = run_chunks("embed", req.audio.video_id, len(groups), compute, rt.profile.embedding_batch, ctx)
+        run = run_chunks(STAGE, folder, len(groups), compute, rt.profile.embedding_batch, ctx, writes)
         vectors = (
             np.concatenate([r["vectors"] for r in run.results])
             if run.results
@@ -50,9 +58,10 @@ def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
         centroids = embedding.speaker_centroids(segments, vectors)
         progress = run.progress
         result = EmbeddingResult(
-            key=keys.segment_embeddings,
-            centroids_key=keys.centroids,
+            key=keys.attempt_key(STAGE, req.diarization.attempt_id, me, VECTORS),
+            centroids_key=keys.attempt_key(STAGE, req.diarization.attempt_id, me, RESULT),
             backend=embedding.BACKEND_NAME,
+            attempt_id=me,
             worker_id=rt.worker_id,
             seconds=round(time.perf_counter() - started, 3),
             attempt=activity.info().attempt,
@@ -64,9 +73,8 @@ def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
         )
         buffer = io.BytesIO()
         np.save(buffer, vectors.astype(np.float32))
-        rt.store.put_bytes(keys.segment_embeddings, buffer.getvalue())
-        # written after the vectors: its presence means both are complete
-        rt.store.put_json(keys.centroids, {"summary": result.model_dump(), "centroids": centroids})
+        writes.put_bytes(result.key, buffer.getvalue())
+        writes.put_json(result.centroids_key, {"summary": result.model_dump(), "centroids": centroids})
         ctx.audio_s = len(samples) / rate
         return result
 

@@ -9,20 +9,27 @@ import numpy as np
 from temporalio import activity
 
 from activities.chunks import run_chunks
+from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import load_analysis_audio, runtime, scratch_dir, stage
 from core import music
 from core.models import AudioRef, MusicResult
+
+STAGE = "music"
+RESULT = "music.json"
 
 
 @activity.defn(name="detect_music")
 def detect_music(audio: AudioRef) -> MusicResult:
     rt = runtime()
     keys = rt.store.keys(audio.video_id)
-    with stage("music", audio.video_id) as ctx:
-        done = rt.store.get_json_or_none(keys.music)
+    folder = keys.stage_dir(STAGE, audio.attempt_id)
+    with stage(STAGE, audio.video_id) as ctx:
+        done = reusable_result(rt.store, folder, RESULT)
         if done is not None:
             ctx.log.info("music.reused")
             return MusicResult.model_validate(done["summary"])
+        me = attempt_id()
+        writes = FencedWrites(rt.store, keys)
         with scratch_dir(audio.video_id) as tmp:
             samples, rate = load_analysis_audio(audio, tmp)
         started = time.perf_counter()
@@ -30,18 +37,20 @@ def detect_music(audio: AudioRef) -> MusicResult:
         blocks_per_chunk = max(1, round(rt.settings.chunk_s / music.BLOCK_S))
         length = int(blocks_per_chunk * music.BLOCK_S * rate)
         run = run_chunks(
-            "music",
-            audio.video_id,
+            STAGE,
+            folder,
             max(1, math.ceil(len(samples) / length)),
             lambda i, _batch: {"scores": music.block_scores(samples[i * length : (i + 1) * length], rate)},
             rt.profile.music_batch,
             ctx,
+            writes,
         )
         scores = np.concatenate([r["scores"] for r in run.results])
         regions = music.regions_from_scores(scores, len(samples) / rate)
         result = MusicResult(
-            key=keys.music,
+            key=keys.attempt_key(STAGE, audio.attempt_id, me, RESULT),
             backend=music.BACKEND_NAME,
+            attempt_id=me,
             worker_id=rt.worker_id,
             seconds=round(time.perf_counter() - started, 3),
             attempt=activity.info().attempt,
@@ -49,8 +58,8 @@ def detect_music(audio: AudioRef) -> MusicResult:
             music_s=round(sum(r.end - r.start for r in regions), 3),
             chunks_computed=len(run.computed),
         )
-        rt.store.put_json(
-            keys.music, {"summary": result.model_dump(), "regions": [r.model_dump() for r in regions]}
+        writes.put_json(
+            result.key, {"summary": result.model_dump(), "regions": [r.model_dump() for r in regions]}
         )
         ctx.audio_s = len(samples) / rate
         return result

@@ -8,6 +8,7 @@ here, on the machine that runs them.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import shutil
 import socket
@@ -76,14 +77,23 @@ def runtime() -> Runtime:
 
 class Heartbeater:
     """Heartbeats the latest details now, and again every few seconds while the stage
-    works, so a long step does not look like a dead worker. If the process dies the
-    beats stop, and the heartbeat timeout hands the activity to another worker.
-    Always re-sends the last details: a bare heartbeat would blank them."""
+    works, so a long step (a slow download, ffmpeg, one model call, clustering, an
+    upload) never looks like a dead worker. If the process dies or pauses the beats
+    stop, and the heartbeat timeout hands the activity to another worker; the paused
+    attempt's next beat is refused, which cancels it (the SDK raises CancelledError in
+    the activity's thread). Always re-sends the last details: a bare heartbeat would
+    blank them.
 
-    def __init__(self, interval_s: float = 5.0):
+    The beating thread runs in a copy of the activity's context: ``activity.heartbeat``
+    finds its activity through contextvars, which a plain thread does not inherit."""
+
+    def __init__(self, interval_s: float):
         self.details: Any = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(interval_s,), daemon=True)
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._loop, interval_s), daemon=True, name="heartbeat"
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -92,15 +102,25 @@ class Heartbeater:
         self._stop.set()
 
     def beat(self, details: Any) -> None:
+        """Send ``details`` now (a checkpoint a retry must see)."""
         self.details = details
         activity.heartbeat(details)
 
+    def show(self, details: Any) -> None:
+        """Send ``details`` with the next periodic beat (progress an operator may look at)."""
+        self.details = details
+
     def _loop(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):
-            try:
-                activity.heartbeat(*([self.details] if self.details is not None else []))
-            except Exception:  # the activity is finishing or cancelled
+            if activity.is_cancelled():
                 return
+            activity.heartbeat(*([self.details] if self.details is not None else []))
+
+
+def heartbeat_interval(info: activity.Info) -> float:
+    """A few beats per heartbeat timeout, so one late beat never times an attempt out."""
+    timeout = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else 60.0
+    return min(10.0, max(0.5, timeout / 4))
 
 
 @dataclass
@@ -126,7 +146,7 @@ def stage(name: str, video_id: str | None = None) -> Iterator[StageContext]:
         attempt=info.attempt,
         worker_id=rt.worker_id,
     )
-    heart = Heartbeater()
+    heart = Heartbeater(heartbeat_interval(info))
     if not info.is_local:  # a local activity (the upload) lives and dies with its workflow task
         heart.start()
     started = time.perf_counter()
@@ -154,14 +174,40 @@ def stage(name: str, video_id: str | None = None) -> Iterator[StageContext]:
 
 @contextlib.contextmanager
 def scratch_dir(video_id: str) -> Iterator[Path]:
-    """A per-attempt local folder, removed whatever happens."""
+    """A per-attempt local folder, removed whatever happens (but a kill: see sweep_scratch)."""
     base = runtime().settings.work_dir
     base.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f"{video_id}-", dir=base))
+    path = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-{video_id}-", dir=base))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+SCRATCH_PREFIX = "pid"
+
+
+def sweep_scratch(base: Path) -> list[str]:
+    """Remove scratch folders whose worker process is gone (killed before its cleanup
+    ran: a 6-hour video leaves gigabytes). Folders of live processes sharing ``base``
+    stay; so does anything this module did not make."""
+    swept = []
+    for path in base.glob(f"{SCRATCH_PREFIX}*-*") if base.is_dir() else []:
+        pid = path.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            swept.append(path.name)
+    return swept
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def load_analysis_audio(audio: AudioRef, workdir: Path) -> tuple[np.ndarray, int]:

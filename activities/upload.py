@@ -1,22 +1,33 @@
-"""The committed outputs: finalize_outputs, and committed_outcome (is a video done?).
+"""The commit: finalize_outputs, and committed_outcome (is a video done?).
 
-metadata.json is the commit marker: it is written last, never rewritten, and a video
-is done iff it exists with the current schema_version. Finalizing twice (a retry after
-a crash between the write and the reply) returns what the first run committed.
+metadata.json is the commit marker: written last, only if absent, never rewritten; a
+video is done iff it exists in the current schema's folder. Before it, the commit
+checks what the stage results name (original.wav's sha256, one embedding row per
+segment) and creates each committed file only if absent: an earlier try of this same
+commit left identical bytes, which are kept; anything else under an unwritten marker
+is an orphan of a commit that never finished, and is replaced. Nothing is ever
+written over a committed video, and the marker records the sha256 of every file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+
+import numpy as np
 from temporalio import activity
 
 from activities.runtime import runtime, stage
-from core import outputs
+from core import faults, outputs
+from core.errors import AttemptSuperseded, IntermediateMismatch, StorageUnavailable, VideoIdConflict
 from core.models import (
     SCHEMA_VERSION,
     FinalizeRequest,
     MusicRegion,
     Segment,
     VideoOutcome,
+    VideoSpec,
     VideoState,
 )
 from core.storage import ObjectStore, VideoKeys
@@ -35,25 +46,37 @@ def _outcome(metadata: dict, keys: VideoKeys) -> VideoOutcome:
     )
 
 
-def committed_outcome(store: ObjectStore, video_id: str) -> VideoOutcome | None:
-    """The committed outcome of ``video_id`` if a run (of any batch) finished it."""
+def committed_outcome(store: ObjectStore, video_id: str, url: str | None = None) -> VideoOutcome | None:
+    """The committed outcome of ``video_id`` if a run (of any batch) finished it.
+    Given ``url``: a video committed from another URL is a VideoIdConflict."""
     keys = store.keys(video_id)
     metadata = store.get_json_or_none(keys.metadata)
     if metadata is None or metadata.get("schema_version") != SCHEMA_VERSION:
         return None
+    committed_url = metadata["source"]["url"]
+    if url is not None and committed_url != url:
+        raise VideoIdConflict(f"{video_id} is committed from {committed_url}, not {url}: give this URL another id")
     return _outcome(metadata, keys)
+
+
+@activity.defn(name="committed_video")
+def committed_video(spec: VideoSpec) -> VideoOutcome | None:
+    """Asked first by every VideoWorkflow: a video committed earlier is not redone."""
+    with stage("check", spec.video_id):
+        return committed_outcome(runtime().store, spec.video_id, spec.url)
 
 
 @activity.defn(name="finalize_outputs")
 def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
     rt = runtime()
     store = rt.store
-    keys = store.keys(req.spec.video_id)
-    with stage("upload", req.spec.video_id) as ctx:
-        log = ctx.log
-        committed = committed_outcome(store, req.spec.video_id)
+    video_id = req.spec.video_id
+    keys = store.keys(video_id)
+    with stage("upload", video_id) as ctx:
+        faults.stall("upload")
+        committed = committed_outcome(store, video_id, req.spec.url)
         if committed is not None:
-            log.info("upload.already_committed")
+            ctx.log.info("upload.already_committed")
             return committed
 
         diarization = store.get_json(req.diarization.key)
@@ -61,18 +84,59 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
         uncertain = [(s, e) for s, e in diarization.get("uncertain", [])]
         music = [MusicRegion(**m) for m in store.get_json(req.music.key)["regions"]]
         centroids = store.get_json(req.embeddings.centroids_key)["centroids"]
+        vectors = store.get_bytes(req.embeddings.key)
+        rows = np.load(io.BytesIO(vectors)).shape[0]
+        if rows != len(segments) or req.embeddings.num_segments != len(segments):
+            raise IntermediateMismatch(
+                f"{req.embeddings.key} has {rows} rows for {len(segments)} segments in {req.diarization.key}"
+            )
+        sha256, etag = store.sha256(req.audio.original_key)
+        if sha256 != req.audio.sha256:
+            raise IntermediateMismatch(f"{req.audio.original_key}: sha256 {sha256} is not the downloaded {req.audio.sha256}")
+
         metadata = outputs.build_metadata(req, segments, music, centroids, rt.settings.min_usable_s, uncertain)
         info = activity.info()
         metadata["committed_by"] = {"workflow_id": info.workflow_id, "run_id": info.workflow_run_id}
-
-        store.put_bytes(keys.embeddings, store.get_bytes(req.embeddings.key))
-        store.put_bytes(keys.rttm, outputs.build_rttm(req.spec.video_id, segments).encode(), "text/plain")
-        store.put_json(keys.stats, outputs.build_stats(req))
+        files = {
+            keys.embeddings: (vectors, "application/octet-stream"),
+            keys.rttm: (outputs.build_rttm(video_id, segments).encode(), "text/plain"),
+            keys.stats: (json.dumps(outputs.build_stats(req), indent=1).encode(), "application/json"),
+        }
+        try:
+            _create(store, keys, keys.original, sha256, lambda: store.copy_new(req.audio.original_key, keys.original, etag))
+            for key, (data, content_type) in files.items():
+                _create(store, keys, key, _sha256(data), lambda k=key, d=data, t=content_type: store.create_bytes(k, d, t))
+        except AttemptSuperseded:
+            ctx.log.info("upload.committed_meanwhile")
+            return committed_outcome(store, video_id)
+        metadata["files"] = {
+            "original.wav": sha256, **{key.rsplit("/", 1)[1]: _sha256(data) for key, (data, _) in files.items()}
+        }
         # last, and only if absent: the commit marker is never rewritten
         if not store.create_json(keys.metadata, metadata):
-            log.warning("upload.commit_exists")
+            ctx.log.warning("upload.commit_exists")
             metadata = store.get_json(keys.metadata)
         store.delete_prefix(keys.work_root)
         ctx.audio_s = req.audio.duration_s
         return _outcome(metadata, keys)
 
+
+def _create(store: ObjectStore, keys: VideoKeys, key: str, sha256: str, create) -> None:
+    """Create one committed file (see the module docstring for what an existing one means)."""
+    for _ in range(2):
+        if create():
+            return
+        try:
+            existing, _etag = store.sha256(key)
+        except KeyError:  # nothing there: the copy's source precondition failed
+            raise IntermediateMismatch(f"the source of {key} changed while it was committed") from None
+        if existing == sha256:
+            return
+        if store.exists(keys.metadata):
+            raise AttemptSuperseded(f"{keys.video_id} was committed by another run")
+        store.delete(key)
+    raise StorageUnavailable(f"{key}: another writer keeps recreating it")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

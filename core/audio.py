@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from core import faults
 from core.errors import EmptyMedia, InvalidMedia, SilentAudio
 
 ORIGINAL_RATE = 48_000
@@ -35,16 +37,40 @@ def ffmpeg_binary(configured: str | None = None) -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def transcode(src: Path, dst: Path, rate: int, channels: int = 1, ffmpeg: str | None = None) -> Path:
-    """Decode any media file to 16-bit PCM WAV at ``rate``. Undecodable input -> InvalidMedia."""
+def transcode(
+    src: Path,
+    dst: Path,
+    rate: int,
+    channels: int = 1,
+    ffmpeg: str | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> Path:
+    """Decode any media file to 16-bit PCM WAV at ``rate``. Undecodable input -> InvalidMedia.
+
+    ffmpeg reports its position (``-progress``) a few times a second: ``on_progress``
+    gets the seconds of audio written so far, and the reading loop keeps this thread
+    in Python, so a cancelled attempt stops here (ffmpeg is killed) instead of after
+    the whole file."""
+    faults.stall("transcode")
     cmd = [
-        ffmpeg_binary(ffmpeg), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        ffmpeg_binary(ffmpeg), "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats",
+        "-progress", "pipe:1", "-y",
         "-i", str(src), "-vn", "-ac", str(channels), "-ar", str(rate),
         "-c:a", "pcm_s16le", str(dst),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not dst.exists():
-        reason = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            for line in proc.stdout:
+                if on_progress and line.startswith("out_time_us=") and line[12:].strip().isdigit():
+                    on_progress(int(line[12:]) / 1e6)
+            errors = proc.stderr.read()
+            returncode = proc.wait()
+        except BaseException:
+            proc.kill()
+            raise
+    if returncode != 0 or not dst.exists():
+        reason = errors.strip().splitlines()[-1:] or ["no output"]
         raise InvalidMedia(f"ffmpeg could not decode {src.name}: {reason[0][:200]}")
     return dst
 

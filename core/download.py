@@ -9,6 +9,7 @@ the failure is permanent (404, 403, not media) or worth a retry (429, 5xx, cut o
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +62,13 @@ def fetch_audio(
     max_duration_s: float,
     silence_dbfs: float,
     ffmpeg: str | None = None,
+    progress: Callable[[dict[str, float | str]], None] | None = None,
 ) -> DownloadedAudio:
-    """Download ``url`` into ``workdir`` and return both WAV copies, checked for content."""
+    """Download ``url`` into ``workdir`` and return both WAV copies, checked for content.
+
+    ``progress`` hears where the work is (bytes fetched, then seconds transcoded): the
+    activity puts it in its heartbeat details, so a stuck step is visible as such."""
+    report = progress or (lambda _details: None)
     workdir.mkdir(parents=True, exist_ok=True)
     options = {
         "format": "bestaudio/best",
@@ -75,6 +81,7 @@ def fetch_audio(
         "socket_timeout": 30,
         "overwrites": True,
         "cachedir": False,
+        "progress_hooks": [lambda d: report({"step": "fetch", "bytes": float(d.get("downloaded_bytes") or 0)})],
     }
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
@@ -94,8 +101,13 @@ def fetch_audio(
     if source.stat().st_size == 0:
         raise EmptyMedia("the source file is empty (0 bytes)")
 
-    original = audio.transcode(source, workdir / "original.wav", audio.ORIGINAL_RATE, 1, ffmpeg)
-    analysis = audio.transcode(source, workdir / "analysis_16k.wav", audio.ANALYSIS_RATE, 1, ffmpeg)
+    copies = {}
+    for name, rate in (("original", audio.ORIGINAL_RATE), ("analysis_16k", audio.ANALYSIS_RATE)):
+        copies[name] = audio.transcode(
+            source, workdir / f"{name}.wav", rate, 1, ffmpeg,
+            on_progress=lambda t, step=f"transcode {name}": report({"step": step, "audio_s": round(t, 1)}),
+        )  # fmt: skip
+    original, analysis = copies["original"], copies["analysis_16k"]
     source.unlink(missing_ok=True)
 
     samples, rate = audio.load_wav(analysis)

@@ -44,6 +44,25 @@ class GpuMemoryExhausted(PipelineError):
     workflow moves it to the next larger class."""
 
 
+class VideoIdConflict(PipelineError):
+    """The video id is already committed for a different URL: ids name one video."""
+
+
+class IntermediateMismatch(PipelineError):
+    """What a stage result names in storage is not what the stage reported (a sha256
+    or a row count differs): the commit refuses it rather than commit mixed files."""
+
+
+class StoreUnsafe(PipelineError):
+    """The object store ignores conditional writes (If-None-Match), on which the
+    commit marker relies: the worker and the starter refuse to run on it."""
+
+
+class AttemptSuperseded(PipelineError):
+    """This attempt's video was committed by another attempt meanwhile: its late
+    writes are removed and it stops."""
+
+
 # --- transient: try again later ---------------------------------------------------
 class RateLimited(PipelineError):
     """HTTP 429 from the source: back off for long."""
@@ -71,6 +90,10 @@ PERMANENT_ERRORS: tuple[type[PipelineError], ...] = (
     SilentAudio,
     TooLong,
     GpuMemoryExhausted,
+    VideoIdConflict,
+    IntermediateMismatch,
+    StoreUnsafe,
+    AttemptSuperseded,
 )
 
 NON_RETRYABLE_ERROR_TYPES: list[str] = [cls.__name__ for cls in PERMANENT_ERRORS]

@@ -3,12 +3,14 @@
 ``PIPELINE_FAULT_OOM_ABOVE_BATCH=N`` makes the real batching code raise
 ``torch.cuda.OutOfMemoryError`` for any batch larger than N (0: every batch), exactly
 where a GPU would, so the OOM handling (halving, escalation) runs for real on a CPU
-machine. Unset in production.
+machine. ``PIPELINE_FAULT_STALL_S`` makes named steps slow (``stall``). Unset in
+production.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 
 def check_batch_memory(batch_size: int) -> None:
@@ -19,3 +21,19 @@ def check_batch_memory(batch_size: int) -> None:
         raise torch.cuda.OutOfMemoryError(
             f"CUDA out of memory (injected by PIPELINE_FAULT_OOM_ABOVE_BATCH={limit}, batch {batch_size})"
         )
+
+
+def stall(point: str) -> None:
+    """``PIPELINE_FAULT_STALL_S="transcode=15,model=15"`` holds the named step for that
+    many seconds, as a slow link, disk or GPU would, so the heartbeats of a long single
+    step are tested for real. Sleeps in short slices: a cancelled attempt is stopped
+    (the SDK raises in this thread) within a slice, as real Python-level work would be."""
+    spec = os.environ.get("PIPELINE_FAULT_STALL_S")
+    if not spec:
+        return
+    stalls = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
+    if point not in stalls:
+        return
+    deadline = time.monotonic() + float(stalls[point])
+    while time.monotonic() < deadline:
+        time.sleep(0.1)

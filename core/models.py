@@ -18,6 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 SCHEMA_VERSION = 2
 
 VIDEO_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_ID_LENGTH = 64  # video and batch ids (VIDEO_ID_PATTERN)
+
+# The longest URL a row may have: a signed URL with its token (a few KB) fits. The cap
+# bounds what a page of rows, and the batch state carried across continue-as-new, can
+# weigh (see ``batch_payload_bound``); a longer URL is an invalid row, reported with its
+# line by the starter.
+MAX_URL_LENGTH = 8192
+MAX_CLASS_LENGTH = 32  # a GPU class name
 
 
 class _Model(BaseModel):
@@ -41,13 +49,15 @@ class VideoSpec(_Model):
     url: str
     duration_hint_s: float | None = Field(default=None, ge=0)
     batch_id: str = "default"
-    gpu_class: str = "auto"
+    gpu_class: str = Field(default="auto", max_length=MAX_CLASS_LENGTH)
 
     _check_id = field_validator("video_id")(validate_video_id)
 
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
+        if len(value) > MAX_URL_LENGTH:
+            raise ValueError(f"url is {len(value)} characters long; at most {MAX_URL_LENGTH} are accepted")
         if not re.match(r"^https?://[^\s/]+\S*$", value):
             raise ValueError(f"url must be http:// or https:// (got {value!r})")
         return value
@@ -59,10 +69,12 @@ class VideoSpec(_Model):
 
 
 class AudioRef(_Model):
-    """Where the downloaded audio lives, and what it is."""
+    """Where the downloaded audio lives (the download attempt's own keys), and what it is."""
 
     video_id: str
-    original_key: str  # 48 kHz PCM WAV, kept as an output
+    url: str = ""  # what was downloaded: an id reused for another URL is not this audio
+    attempt_id: str = ""  # the download attempt that wrote both copies
+    original_key: str  # 48 kHz PCM WAV; the commit copies it to {video_id}/v{N}/original.wav
     analysis_key: str  # 16 kHz mono WAV, an intermediate under _work/
     duration_s: float
     sha256: str  # of original.wav
@@ -94,8 +106,9 @@ class StageSummary(_Model):
     """Fields every stage result shares: where its bulk went, who ran it, how long,
     and (model stages) the batch sizes tried, OOMs met and chunks this attempt computed."""
 
-    key: str
+    key: str  # this attempt's result in storage (activities.fencing)
     backend: str
+    attempt_id: str = ""
     worker_id: str = ""
     seconds: float = 0.0
     attempt: int = 1
@@ -193,9 +206,25 @@ class VideoJob(_Model):
     queue_prefix: str
     gpu_class: str
     heartbeat_timeout_s: float = 60.0
+    # a model stage waiting longer than this for a worker of its class fails typed
+    # (NoWorkerForClass): a class nobody serves must not hold a video forever
+    queue_timeout_s: float = 12 * 3600.0
 
 
 # --- batches -------------------------------------------------------------------------
+# Caps that keep every batch payload (a page read by ``read_batch_page``, the state a
+# run hands to the next through continue-as-new) well under Temporal's payload limit,
+# whatever the CSV: ``batch_payload_bound`` computes the worst case from them.
+TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024  # bytes: the server's default blob size limit
+MAX_WINDOW = 2000  # videos in flight per batch (their ids are carried state)
+MAX_PAGE_SIZE = 1000  # rows per page
+MAX_PAGE_BYTES = 256 * 1024  # JSON bytes of one page's rows: read_batch_page ends a page there
+MAX_RECENT = 2000  # completions kept for the recent rate (the last 10 minutes, at most this many)
+# scalars, the batch's own fields and the two small maps keyed by closed sets (error
+# types, GPU classes): generously more than they can weigh
+BATCH_STATE_ALLOWANCE = 64 * 1024
+
+
 class BatchJob(_Model):
     """BatchWorkflow input. The rows themselves stay in storage (``input_key``, a
     validated CSV) and are read a page at a time, so any batch size fits in history."""
@@ -203,8 +232,8 @@ class BatchJob(_Model):
     batch_id: str
     input_key: str
     total: int  # valid rows in the input
-    window: int = Field(default=200, ge=1)  # videos in flight at most
-    page_size: int = Field(default=500, ge=1)
+    window: int = Field(default=200, ge=1, le=MAX_WINDOW)  # videos in flight at most
+    page_size: int = Field(default=500, ge=1, le=MAX_PAGE_SIZE)  # rows; a page also ends at MAX_PAGE_BYTES
     gpu_class: str
     queue_prefix: str
     heartbeat_timeout_s: float = 60.0
@@ -239,7 +268,8 @@ class BatchState(BaseModel):
     failed_by_error: dict[str, int] = Field(default_factory=dict)
     audio_s: float = 0.0
     per_class: dict[str, ClassUsage] = Field(default_factory=dict)
-    recent: list[tuple[float, float]] = Field(default_factory=list)  # (finished at, audio s), last 10 min
+    # (finished at, audio s): the last 10 min, at most MAX_RECENT entries
+    recent: list[tuple[float, float]] = Field(default_factory=list)
     started_at: float = 0.0  # epoch seconds (workflow time)
     paused: bool = False
     runs: int = 1  # workflow runs so far (continue-as-new count + 1)
@@ -250,6 +280,37 @@ class BatchPage(_Model):
     committed: list[str] = Field(default_factory=list)  # already done in storage: counted, never started
     next_offset: int
     eof: bool
+
+
+_FLOAT_JSON = 24  # the longest JSON a float takes ("-2.2250738585072014e-308")
+
+
+def max_spec_json_bytes() -> int:
+    """The most JSON bytes one VideoSpec can take: a spec at every cap, plus 5 more bytes
+    for each character of a URL or class that JSON escapes (a control character becomes
+    \\u00XX, 6 bytes; any other character takes at most 4 bytes of UTF-8)."""
+    at_caps = VideoSpec(
+        video_id="x" * MAX_ID_LENGTH,
+        url="http://" + "x" * (MAX_URL_LENGTH - 7),
+        duration_hint_s=float.fromhex("0x1.fffffffffffffp+1023"),
+        batch_id="x" * MAX_ID_LENGTH,
+        gpu_class="x" * MAX_CLASS_LENGTH,
+    )
+    return len(at_caps.model_dump_json()) + 5 * (MAX_URL_LENGTH + MAX_CLASS_LENGTH) + 2 * _FLOAT_JSON
+
+
+def batch_payload_bound(window: int = MAX_WINDOW) -> int:
+    """The most JSON bytes a batch payload can take: a BatchPage or the BatchJob (with its
+    state) a run hands to the next. A page holds at most MAX_PAGE_BYTES of rows
+    (read_batch_page stops before passing it; one row always fits), its committed ids
+    weigh less than their rows, and ``pending`` is never more than one page; the state
+    adds the in-flight ids, the recent completions and the allowance."""
+    spec = max_spec_json_bytes()
+    assert spec <= MAX_PAGE_BYTES, "one row must always fit in a page"
+    page = MAX_PAGE_BYTES + 2 * _FLOAT_JSON + 64  # + next_offset, eof and the keys
+    in_flight = window * (MAX_ID_LENGTH + 3)  # "id",
+    recent = MAX_RECENT * (2 * _FLOAT_JSON + 3)  # [t,a],
+    return page + in_flight + recent + BATCH_STATE_ALLOWANCE  # the state's bound; a page alone is less
 
 
 class VideoReport(_Model):

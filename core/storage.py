@@ -7,7 +7,10 @@ duplicates, and readers never see half an object.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from core.errors import StorageUnavailable
+from core.errors import StorageUnavailable, StoreUnsafe
 from core.models import SCHEMA_VERSION
 from core.settings import Settings
 
@@ -65,33 +68,24 @@ class VideoKeys:
     def stats(self) -> str:
         return self._k("stats.json")
 
+    # --- intermediates, under _work/{video_id}/ ---------------------------------------
+    # Attempts of a stage can overlap (a retry starts while a paused attempt lives on),
+    # so each attempt writes its results under its own id and the stage result names
+    # them. Chunk checkpoints are shared by the attempts working on one input (the
+    # attempt id of the stage that made it): a chunk is a function of that input only.
     @property
     def work_root(self) -> str:
         return self._w("")
 
-    @property
-    def analysis(self) -> str:
-        return self._w("analysis_16k.wav")
+    def stage_dir(self, stage: str, source: str = "") -> str:
+        """One stage's work on one input: chunk checkpoints, then one folder per attempt."""
+        return self._w(f"{stage}/{source}/" if source else f"{stage}/")
 
-    @property
-    def audio_ref(self) -> str:
-        return self._w("audio_ref.json")
+    def attempt_key(self, stage: str, source: str, attempt_id: str, name: str) -> str:
+        return f"{self.stage_dir(stage, source)}{attempt_id}/{name}"
 
-    @property
-    def diarization(self) -> str:
-        return self._w("diarization.json")
 
-    @property
-    def music(self) -> str:
-        return self._w("music.json")
-
-    @property
-    def segment_embeddings(self) -> str:
-        return self._w("segment_embeddings.npy")
-
-    @property
-    def centroids(self) -> str:
-        return self._w("centroids.json")
+CONFLICT_RETRIES = 5
 
 
 def _normalise_prefix(prefix: str) -> str:
@@ -137,21 +131,58 @@ class ObjectStore:
         self.put_bytes(key, body, "application/json")
 
     def create_json(self, key: str, value: Any) -> bool:
+        return self.create_bytes(key, json.dumps(value, indent=1, sort_keys=False).encode(), "application/json")
+
+    def create_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
         """Write ``key`` only if it does not exist yet (If-None-Match: *, honoured by S3,
         R2 and the embedded server). False: it already existed and was left as it was."""
-        body = json.dumps(value, indent=1, sort_keys=False).encode()
+        return self._create(
+            "put_object", Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*"
+        )
+
+    def copy_new(self, source_key: str, key: str, source_etag: str | None = None) -> bool:
+        """Server-side copy to ``key`` only if ``key`` does not exist yet, and (given
+        ``source_etag``) only if the source is still the object that was checked."""
+        extra = {"CopySourceIfMatch": source_etag} if source_etag else {}
+        return self._create(
+            "copy_object", Bucket=self.bucket, Key=key, IfNoneMatch="*",
+            CopySource={"Bucket": self.bucket, "Key": source_key}, **extra,
+        )  # fmt: skip
+
+    def _create(self, operation: str, **kwargs: Any) -> bool:
+        """A conditional create. 412 means the key exists; 409 (a concurrent conditional
+        write in flight, S3's ConditionalRequestConflict) means "ask again", so it is
+        retried here and becomes StorageUnavailable (retryable) if it persists."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                getattr(self._client, operation)(**kwargs)
+                return True
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                if code in {"PreconditionFailed", "412"}:
+                    return False
+                if code not in {"ConditionalRequestConflict", "409"}:
+                    raise _as_storage_error(exc, operation) from exc
+                time.sleep(0.2 * 2**attempt)
+            except Exception as exc:
+                raise _as_storage_error(exc, operation) from exc
+        raise StorageUnavailable(f"storage {operation} {kwargs.get('Key')}: conflicting writes did not settle")
+
+    def check_conditional_writes(self) -> None:
+        """Refuse a store that ignores If-None-Match: on it the commit marker could be
+        overwritten and a video committed twice. Creates one probe key twice."""
+        key = f"{self.prefix}_probe/if-none-match-{uuid.uuid4().hex}"
         try:
-            self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
+            first = self.create_bytes(key, b"1")
+            second = self.create_bytes(key, b"2")
+            kept = self.get_bytes(key)
+        finally:
+            self.delete(key)
+        if not (first and not second and kept == b"1"):
+            raise StoreUnsafe(
+                f"storage {self.bucket} ignores If-None-Match (conditional PUT): "
+                "committed outputs could be overwritten; use S3, R2 or MinIO >= 2024-11"
             )
-            return True
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
-                return False
-            raise _as_storage_error(exc, "put_object") from exc
-        except Exception as exc:
-            raise _as_storage_error(exc, "put_object") from exc
 
     def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
         try:
@@ -161,12 +192,15 @@ class ObjectStore:
         except Exception as exc:  # boto3's transfer manager wraps ClientError
             raise _as_storage_error(exc, "upload_file") from exc
 
+    def delete(self, key: str) -> None:
+        self._call("delete_object", Bucket=self.bucket, Key=key)
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``, one DeleteObject each (the embedded
         server has no batch delete; intermediates are a handful of objects)."""
         keys = self.list_keys(prefix)
         for key in keys:
-            self._call("delete_object", Bucket=self.bucket, Key=key)
+            self.delete(key)
         return len(keys)
 
     # --- reads --------------------------------------------------------------------
@@ -184,6 +218,17 @@ class ObjectStore:
         except Exception as exc:
             raise _as_storage_error(exc, "get_object") from exc
         return response["Body"].read()
+
+    def sha256(self, key: str) -> tuple[str, str]:
+        """sha256 of an object's content, streamed, and the ETag of what was hashed."""
+        response = self._call("get_object", Bucket=self.bucket, Key=key)
+        digest = hashlib.sha256()
+        try:
+            for block in response["Body"].iter_chunks(1 << 20):
+                digest.update(block)
+        except Exception as exc:
+            raise _as_storage_error(exc, "get_object") from exc
+        return digest.hexdigest(), response["ETag"]
 
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))

@@ -9,11 +9,13 @@ ffmpeg all run for real against it.
     /truncated/<file>       announces the full length, sends half, closes
     /flaky/<fault>/<n>/<file>  the first n requests get <fault> (a status code or
                             "truncated"), later ones the file: a transient failure
+    /slow/<seconds>/<file>  the whole file, trickled over <seconds>: a healthy, slow source
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,6 +44,20 @@ class _Handler(SimpleHTTPRequestHandler):
             if parts[1] == "429":
                 self.send_header("Retry-After", "120")
             self.end_headers()
+            return True
+        if parts[0] == "slow" and len(parts) == 3:
+            data = (Path(self.directory) / parts[2]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command == "GET":
+                pieces = 50
+                step = -(-len(data) // pieces)
+                for i in range(pieces):
+                    self.wfile.write(data[i * step : (i + 1) * step])
+                    self.wfile.flush()
+                    time.sleep(float(parts[1]) / pieces)
             return True
         if parts[0] == "truncated" and len(parts) == 2:
             data = (Path(self.directory) / parts[1]).read_bytes()

@@ -31,5 +31,6 @@ def test_storage_keys_stay_under_the_video_prefix():
     keys = VideoKeys(prefix="data/", video_id="abc")
     finals = [keys.original, keys.metadata, keys.embeddings, keys.rttm, keys.stats]
     assert all(k.startswith("data/abc/") for k in finals)
-    work = [keys.analysis, keys.diarization, keys.music, keys.segment_embeddings, keys.centroids]
+    work = [keys.stage_dir("diarize", "a1"), keys.attempt_key("download", "", "a1", "original.wav")]
     assert all(k.startswith("data/_work/abc/") for k in work)
+    assert keys.attempt_key("embed", "d1", "e1", "vectors.npy") != keys.attempt_key("embed", "d1", "e2", "vectors.npy")

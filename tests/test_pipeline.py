@@ -156,7 +156,8 @@ def test_good_videos_complete_with_all_outputs(stack, started):
         stats = store.get_json(keys.stats)
         assert set(stats["compute_s_per_audio_min"]) == {"download", "diarize", "embed", "music"}
         assert stats["attempts"]["download"] >= 1 and stats["worker_ids"]["diarize"] == "worker-1"
-        assert store.exists(keys.original)
+        assert store.sha256(keys.original)[0] == meta["source"]["sha256"] == meta["files"]["original.wav"]
+        assert all(store.sha256(f"{keys.root}{name}")[0] == sha for name, sha in meta["files"].items())
         assert store.list_keys(keys.work_root) == [], "intermediates are removed on success"
     jingle = store.get_json(store.keys("jingle").metadata)
     assert jingle["music"] and jingle["music"][0]["start"] < 8.0, "the 8 s jingle has music"

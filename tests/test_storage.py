@@ -23,7 +23,7 @@ def test_roundtrip_list_and_delete(store, tmp_path):
     assert keys.metadata == f"runs/vid1/v{SCHEMA_VERSION}/metadata.json"
     assert store.keys("vid1", schema_version=1).metadata == "runs/vid1/metadata.json"  # before versioned folders
     store.put_json(keys.metadata, {"a": 1})
-    store.put_bytes(keys.analysis, b"\x00" * 10)
+    store.put_bytes(keys.attempt_key("download", "", "a1", "analysis_16k.wav"), b"\x00" * 10)
     src = tmp_path / "f.bin"
     src.write_bytes(b"x" * (9 * 2**20))  # large enough for a multipart upload
     store.put_file(keys.original, src)
@@ -50,3 +50,49 @@ def test_create_json_never_overwrites(store):
     assert store.create_json(key, {"first": True}) is True
     assert store.create_json(key, {"first": False}) is False
     assert store.get_json(key) == {"first": True}
+
+
+def test_conditional_copy_never_overwrites_and_checks_its_source(store):
+    keys = store.keys("vid3")
+    source = keys.attempt_key("download", "", "a1", "original.wav")
+    store.put_bytes(source, b"first")
+    sha, etag = store.sha256(source)
+    assert store.copy_new(source, keys.original, etag) is True
+    store.put_bytes(source, b"second")  # what a late writer to a shared key would do
+    assert store.copy_new(source, keys.original, etag) is False
+    assert store.get_bytes(keys.original) == b"first" and store.sha256(keys.original)[0] == sha
+
+
+def test_the_embedded_store_honours_conditional_writes(store):
+    store.check_conditional_writes()  # raises StoreUnsafe otherwise
+    assert not [k for k in store.list_keys("runs/_probe/")], "the probe cleans up after itself"
+
+
+def test_a_store_that_ignores_if_none_match_is_refused(store, monkeypatch):
+    """Fault injected: the store's conditional PUT succeeds every time, as on a server
+    that ignores If-None-Match; everything else is the real store."""
+    from core.errors import StoreUnsafe
+
+    monkeypatch.setattr(store, "create_bytes", lambda key, data, *a: store.put_bytes(key, data) or True)
+    with pytest.raises(StoreUnsafe, match="If-None-Match"):
+        store.check_conditional_writes()
+
+
+def test_a_409_conflict_is_retried_not_taken_for_exists(store, monkeypatch):
+    """Fault injected: S3 answers 409 ConditionalRequestConflict twice (a concurrent
+    conditional write in flight), then the real server answers."""
+    from botocore.exceptions import ClientError
+
+    real = store._client.put_object
+    calls = []
+
+    def conflicted(**kwargs):
+        calls.append(kwargs["Key"])
+        if len(calls) <= 2:
+            raise ClientError({"Error": {"Code": "ConditionalRequestConflict"}, "ResponseMetadata": {"HTTPStatusCode": 409}}, "PutObject")
+        return real(**kwargs)
+
+    monkeypatch.setattr(store._client, "put_object", conflicted)
+    key = store.keys("vid4").metadata
+    assert store.create_json(key, {"v": 1}) is True, "a 409 is not 'already exists'"
+    assert len(calls) == 3 and store.get_json(key) == {"v": 1}

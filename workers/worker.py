@@ -23,9 +23,9 @@ from activities.download import download_audio
 from activities.embed import embed_speakers
 from activities.manifest import write_manifest
 from activities.music import detect_music
-from activities.upload import finalize_outputs
+from activities.upload import committed_video, finalize_outputs
 from core import metrics, pretrained, queues
-from core.errors import StorageUnavailable
+from core.errors import StorageUnavailable, StoreUnsafe
 from core.logs import configure_logging
 from core.settings import Settings
 from core.temporal import connect
@@ -37,9 +37,9 @@ from workflows.sandbox import workflow_runner
 from workflows.video import VideoWorkflow
 
 GPU_ACTIVITIES = [diarize_audio, detect_music, embed_speakers]
-# short storage work run by the workflow worker: the upload as a local activity of
-# VideoWorkflow, the others on the workflow queue, dispatched eagerly (core/queues.py)
-CPU_LIGHT_ACTIVITIES = [finalize_outputs, read_batch_page, closed_videos, write_manifest]
+# short storage work run by the workflow worker: the committed check and the upload
+# as local activities of VideoWorkflow, the others on the workflow queue, dispatched eagerly (core/queues.py)
+CPU_LIGHT_ACTIVITIES = [committed_video, finalize_outputs, read_batch_page, closed_videos, write_manifest]
 CPU_LIGHT_SLOTS = 16
 
 log = structlog.get_logger("worker")
@@ -48,7 +48,8 @@ log = structlog.get_logger("worker")
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM/SIGINT/eviction notice (exit 0) or until a poller dies
     (exit 1: let the supervisor restart the process); exit 2 when storage refuses the
-    configured credentials or bucket, or when the default backend's weights are missing."""
+    configured credentials or bucket, when it ignores conditional writes, or when the
+    default backend's weights are missing."""
     if settings.diarization_backend == "pretrained":
         try:
             pretrained.require_weights()
@@ -63,8 +64,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     prefix = settings.task_queue_prefix
     telemetry = metrics.telemetry_runtime(settings)
     client = await connect(settings, runtime=telemetry)
+    swept = runtime.sweep_scratch(settings.work_dir)
+    if swept:
+        log.info("worker.scratch_swept", folders=swept, work_dir=str(settings.work_dir))
     try:
         await asyncio.to_thread(rt.store.ensure_bucket)
+        await asyncio.to_thread(rt.store.check_conditional_writes)
+    except StoreUnsafe as error:  # the commit marker would not be safe: refuse to take any task
+        log.error("worker.storage_unsafe", error=str(error))
+        return 2
     except StorageUnavailable as error:  # an outage: serve anyway, stages retry until it ends
         log.warning("worker.storage_unavailable", error=str(error))
     except ClientError as error:  # credentials or bucket refused: a setting to fix, not a retry

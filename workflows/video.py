@@ -27,7 +27,13 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, is_cancelled_exception
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    TimeoutError,
+    TimeoutType,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from core import gpu_profiles, queues
@@ -48,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
 
 STAGES = ["download", "diarize", "music", "embed", "upload"]
+COMMITTED_CHECK = "committed-check"  # workflow.patched id: runs recorded before it replay without it
 
 
 @workflow.defn(name="VideoWorkflow")
@@ -65,6 +72,7 @@ class VideoWorkflow:
         self._failed_stage: str | None = None
         self._gpu_class = ""
         self._escalations: list[str] = []
+        self._queue = ""  # of the latest stage started
 
     @workflow.run
     async def run(self, job: VideoJob) -> VideoOutcome:
@@ -73,6 +81,16 @@ class VideoWorkflow:
         prefix = job.queue_prefix
         self._gpu_class = job.gpu_class
         try:
+            if workflow.patched(COMMITTED_CHECK):
+                committed: VideoOutcome | None = await workflow.execute_local_activity(
+                    "committed_video",
+                    spec,
+                    start_to_close_timeout=policies.UPLOAD.start_to_close,
+                    retry_policy=policies.UPLOAD.retry,
+                    result_type=VideoOutcome | None,
+                )
+                if committed is not None:  # done by an earlier run: nothing to redo or rewrite
+                    return await self._completed(committed, gpu_s=0.0)
             audio: AudioRef = await self._stage_run(
                 "download", "download_audio", spec, queues.download_queue(prefix), policies.DOWNLOAD
             )
@@ -112,6 +130,10 @@ class VideoWorkflow:
             await self._report(VideoReport(video_id=spec.video_id, state=VideoState.FAILED, error_type=failure.type))
             raise failure from err
 
+        return await self._completed(outcome, gpu_s=diarization.seconds + music.seconds + embeddings.seconds)
+
+    async def _completed(self, outcome: VideoOutcome, gpu_s: float) -> VideoOutcome:
+        spec = self._job.spec
         self._stage = "completed"
         self._show_details()
         self._upsert_results(outcome.duration_s, outcome.usable_pct, outcome.num_speakers)
@@ -121,7 +143,7 @@ class VideoWorkflow:
                 state=VideoState.COMPLETED,
                 audio_s=outcome.duration_s,
                 gpu_class=self._gpu_class,
-                gpu_s=diarization.seconds + music.seconds + embeddings.seconds,
+                gpu_s=gpu_s,
             )
         )
         return outcome.model_copy(
@@ -159,6 +181,7 @@ class VideoWorkflow:
         assert self._job is not None
         self._running.add(name)
         self._stage = name
+        self._queue = queue or "local"
         self._show_details()
         started = workflow.now()
         result_type = _RESULT_TYPES[activity]
@@ -176,6 +199,7 @@ class VideoWorkflow:
                     activity,
                     arg,
                     task_queue=queue,
+                    schedule_to_start_timeout=timedelta(seconds=self._job.queue_timeout_s),
                     start_to_close_timeout=policy.start_to_close,
                     heartbeat_timeout=timedelta(seconds=self._job.heartbeat_timeout_s),
                     retry_policy=policy.retry,
@@ -227,15 +251,19 @@ class VideoWorkflow:
 
     def _fail(self, err: ActivityError) -> ApplicationError:
         cause = err.cause
+        failed_stage = self._failed_stage or self._stage
+        message = cause.message if cause else err.message
         if isinstance(cause, ApplicationError) and cause.type:
             error_type = cause.type
+        elif isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
+            error_type = "NoWorkerForClass"  # nobody polls the stage's queue: start a worker of the class
+            message = f"no worker took it within {self._job.queue_timeout_s:.0f} s (queue {self._queue})"
         elif isinstance(cause, TimeoutError):
             error_type = f"Timeout{cause.type.name.title().replace('_', '')}" if cause.type else "Timeout"
         else:
             error_type = type(cause).__name__ if cause else "ActivityError"
-        failed_stage = self._failed_stage or self._stage
         self._error_type = error_type
-        self._error_message = f"{failed_stage}: {cause.message if cause else err.message}"
+        self._error_message = f"{failed_stage}: {message}"
         self._stage = "failed"
         self._show_details()
         workflow.upsert_search_attributes(
