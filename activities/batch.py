@@ -13,7 +13,6 @@ per finished video and no workflow at all.
 from __future__ import annotations
 
 import csv
-import io
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio import activity
@@ -22,7 +21,7 @@ from temporalio.service import RPCError
 
 from activities.runtime import runtime, stage
 from activities.upload import committed_outcome
-from core.models import BatchPage, VideoReport, VideoSpec, VideoState
+from core.models import MAX_PAGE_BYTES, BatchPage, VideoReport, VideoSpec, VideoState
 from core.temporal import connect
 from workflows import search_attributes as sa
 from workflows.batch import video_workflow_id
@@ -33,30 +32,22 @@ LOOKUP_THREADS = 16  # parallel metadata.json GETs per page
 
 @activity.defn(name="read_batch_page")
 def read_batch_page(input_key: str, offset: int, max_rows: int, batch_id: str, skip_committed: bool) -> BatchPage:
+    """At most ``max_rows`` rows, and at most MAX_PAGE_BYTES of them as JSON (long URLs
+    make short pages): the page and the batch state stay under Temporal's payload limit."""
     store = runtime().store
     with stage("read_page"):
-        want = max_rows * BYTES_PER_ROW_GUESS
+        want = min(max_rows * BYTES_PER_ROW_GUESS, MAX_PAGE_BYTES)
         while True:
             data = store.get_range(input_key, offset, want)
             at_end = len(data) < want
             lines = data.split(b"\n")
             if not at_end:
                 lines = lines[:-1]  # the last piece may be a partial row
-            if len(lines) >= max_rows or at_end:
+            specs, used, full = _take_rows(lines, max_rows, batch_id)
+            if full or at_end:
                 break
             want *= 2  # rows longer than guessed: read more
-        lines = lines[:max_rows]
-        consumed = sum(len(line) + 1 for line in lines)
-        rows = [line.decode() for line in lines if line.strip()]
-        specs = [
-            VideoSpec(
-                video_id=r[0],
-                url=r[1],
-                duration_hint_s=float(r[2]) if len(r) > 2 and r[2] else None,
-                batch_id=batch_id,
-            )
-            for r in csv.reader(io.StringIO("\n".join(rows)))
-        ]
+        consumed = sum(len(line) + 1 for line in lines[:used])
         next_offset = offset + min(consumed, len(data))
         eof = at_end and next_offset >= offset + len(data)
         committed: list[str] = []
@@ -66,6 +57,31 @@ def read_batch_page(input_key: str, offset: int, max_rows: int, batch_id: str, s
             committed = [spec.video_id for spec, d in zip(specs, done) if d]
             specs = [spec for spec, d in zip(specs, done) if not d]
         return BatchPage(specs=specs, committed=committed, next_offset=next_offset, eof=eof)
+
+
+def _take_rows(lines: list[bytes], max_rows: int, batch_id: str) -> tuple[list[VideoSpec], int, bool]:
+    """The specs of the leading rows that fit in a page, how many lines they used, and
+    whether the page is full (a limit was reached before the lines ran out)."""
+    specs: list[VideoSpec] = []
+    size = 0
+    for used, line in enumerate(lines):
+        if len(specs) >= max_rows:
+            return specs, used, True
+        if not line.strip():
+            continue
+        row = next(csv.reader([line.decode()]))
+        spec = VideoSpec(
+            video_id=row[0],
+            url=row[1],
+            duration_hint_s=float(row[2]) if len(row) > 2 and row[2] else None,
+            batch_id=batch_id,
+        )
+        cost = len(spec.model_dump_json()) + 1
+        if specs and size + cost > MAX_PAGE_BYTES:  # the first row always fits (core.models)
+            return specs, used, True
+        specs.append(spec)
+        size += cost
+    return specs, len(lines), len(specs) >= max_rows
 
 
 @activity.defn(name="closed_videos")

@@ -4,11 +4,17 @@ Temporal's visibility store says which VideoWorkflows completed that day; each v
 committed metadata.json supplies the line. A video whose workflow only found earlier
 outputs (committed by another run) is left to the manifest of the day it was made, so
 every video appears in exactly one manifest.
+
+The activity is async (the Temporal client's listing is), so it runs on the worker's
+event loop, beside workflow tasks and heartbeats: every storage call it makes runs in
+threads (``asyncio.to_thread``, a small pool for the metadata reads), never on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 from temporalio import activity
@@ -17,11 +23,14 @@ from activities.runtime import runtime
 from core.models import ManifestResult
 from core.temporal import connect
 
+LOOKUP_THREADS = 16  # parallel metadata.json GETs
+READS_PER_STEP = 200  # metadata reads between two heartbeats
+
 
 @activity.defn(name="write_manifest")
 async def write_manifest(day: str) -> ManifestResult:
     rt = runtime()
-    store = rt.store
+    store = await asyncio.to_thread(lambda: rt.store)  # the first use builds a boto3 client
     start = date.fromisoformat(day)
     end = start + timedelta(days=1)
     query = (
@@ -35,34 +44,44 @@ async def write_manifest(day: str) -> ManifestResult:
         if len(runs) % 500 == 0:
             activity.heartbeat(len(runs))
     lines = []
-    for video_id in sorted(runs):
-        keys = store.keys(video_id)
-        meta = store.get_json_or_none(keys.metadata)
-        if meta is None or meta.get("committed_by", {}).get("run_id") != runs[video_id]:
-            continue  # committed by an earlier run: in that day's manifest
-        lines.append(
-            json.dumps(
-                {
-                    "video_id": video_id,
-                    "schema_version": meta["schema_version"],
-                    "url": meta["source"]["url"],
-                    "duration_s": meta["duration_s"],
-                    "num_speakers": meta["num_speakers"],
-                    "usable_pct": meta["usable_pct"],
-                    "batch_id": meta.get("batch_id"),
-                    "outputs": {
-                        "audio": keys.original,
-                        "metadata": keys.metadata,
-                        "embeddings": keys.embeddings,
-                        "rttm": keys.rttm,
-                        "stats": keys.stats,
-                    },
-                },
-                sort_keys=True,
-            )
-        )
-        if len(lines) % 200 == 0:
+    video_ids = sorted(runs)
+    with ThreadPoolExecutor(LOOKUP_THREADS) as pool:
+
+        def read(ids: list[str]) -> list[dict | None]:  # in a thread: blocking GETs
+            return list(pool.map(lambda video_id: store.get_json_or_none(store.keys(video_id).metadata), ids))
+
+        for first in range(0, len(video_ids), READS_PER_STEP):
+            step = video_ids[first : first + READS_PER_STEP]
+            for video_id, meta in zip(step, await asyncio.to_thread(read, step)):
+                if meta is None or meta.get("committed_by", {}).get("run_id") != runs[video_id]:
+                    continue  # committed by an earlier run: in that day's manifest
+                lines.append(_line(store, video_id, meta))
             activity.heartbeat(len(lines))
     key = f"{store.prefix}manifests/manifest_{day}.jsonl"
-    store.put_bytes(key, ("\n".join(lines) + "\n" if lines else "").encode(), "application/x-ndjson")
+    body = ("\n".join(lines) + "\n" if lines else "").encode()
+    await asyncio.to_thread(store.put_bytes, key, body, "application/x-ndjson")
     return ManifestResult(date=day, key=key, videos=len(lines))
+
+
+def _line(store, video_id: str, meta: dict) -> str:
+    """The manifest line of a video committed by the run that completed that day."""
+    keys = store.keys(video_id)
+    return json.dumps(
+        {
+            "video_id": video_id,
+            "schema_version": meta["schema_version"],
+            "url": meta["source"]["url"],
+            "duration_s": meta["duration_s"],
+            "num_speakers": meta["num_speakers"],
+            "usable_pct": meta["usable_pct"],
+            "batch_id": meta.get("batch_id"),
+            "outputs": {
+                "audio": keys.original,
+                "metadata": keys.metadata,
+                "embeddings": keys.embeddings,
+                "rttm": keys.rttm,
+                "stats": keys.stats,
+            },
+        },
+        sort_keys=True,
+    )

@@ -6,12 +6,17 @@ the videos a window at a time (workflows/batch.py). Each video is workflow
 ``video-{video_id}`` with "reject if running or completed, allow again if failed", so
 re-running a batch starts nothing already done. Everything shown to the operator comes
 from Temporal: the batch's ``progress`` query and the videos' search attributes.
+
+The running batch reads its input by byte offset, so the input is written once per
+batch id (If-None-Match): a second start with the same CSV reuses it, one with another
+CSV is refused (BatchInputConflict), even when both starts run at the same moment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
@@ -25,10 +30,12 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import queues
-from core.models import BatchJob, BatchProgress, VideoStatus
+from core.gpu_profiles import PROFILES
+from core.models import MAX_WINDOW, BatchJob, BatchProgress, VideoStatus
 from core.settings import Settings
 from core.storage import ObjectStore
 from starter.csv_input import RowError, ValidRow, read_videos
@@ -38,6 +45,54 @@ from workflows.batch import batch_workflow_id, video_workflow_id
 
 def input_key(store: ObjectStore, batch_id: str, name: str = "videos.csv") -> str:
     return f"{store.prefix}_batches/{batch_id}/{name}"
+
+
+# what --gpu-class takes: a class some worker can serve (core.gpu_profiles), or auto
+GPU_CLASSES = ("auto", *PROFILES)
+
+
+class UnknownGpuClass(ValueError):
+    """A GPU class no worker serves: its videos would wait forever for a model stage."""
+
+    def __init__(self, gpu_class: str, source: str = "--gpu-class"):
+        where = f" ({source})" if source else ""
+        super().__init__(f"unknown GPU class {gpu_class!r}{where}; known classes: {', '.join(GPU_CLASSES)}")
+
+
+class BatchInputConflict(RuntimeError):
+    """The batch id's input already holds a different CSV: a concurrent or earlier start
+    wrote it, and a running batch reads it by byte offset, so it is never replaced."""
+
+
+def check_gpu_class(gpu_class: str, settings: Settings) -> str:
+    """The class the batch's videos go to: ``gpu_class``, or PIPELINE_GPU_CLASS for auto."""
+    if gpu_class not in GPU_CLASSES:
+        raise UnknownGpuClass(gpu_class)
+    resolved = settings.gpu_class if gpu_class == "auto" else gpu_class
+    if resolved not in PROFILES:
+        raise UnknownGpuClass(resolved, "PIPELINE_GPU_CLASS, used for --gpu-class auto")
+    return resolved
+
+
+def check_window(window: int) -> int:
+    """A window the batch's carried state can hold (core.models.batch_payload_bound)."""
+    if not 1 <= window <= MAX_WINDOW:
+        raise ValueError(f"window must be 1 to {MAX_WINDOW} videos in flight (got {window})")
+    return window
+
+
+def _write_input_once(store: ObjectStore, key: str, batch_id: str, data: bytes) -> None:
+    """Create the batch's input, or find the same bytes there (a repeated start):
+    If-None-Match makes two concurrent starts agree on one file."""
+    if store.create_bytes(key, data, "text/csv"):
+        return
+    existing = store.get_bytes(key)
+    if existing != data:
+        theirs, ours = (hashlib.sha256(d).hexdigest()[:12] for d in (existing, data))
+        raise BatchInputConflict(
+            f"batch {batch_id}: {key} already holds a different CSV (sha256 {theirs}, this one {ours}); "
+            "a batch's input is written once, by its first start: start this CSV under a new --batch-id"
+        )
 
 
 @dataclass
@@ -87,7 +142,13 @@ async def start_batch(
     reconcile_s: float | None = None,
 ) -> StartReport:
     """Validate, upload the valid rows, start the BatchWorkflow. Idempotent: a batch that
-    is running is left alone; one that finished runs again, skipping what is done."""
+    is running is left alone; one that finished runs again, skipping what is done.
+
+    The input is written once per batch id (conditional PUT): a start with another CSV
+    for the same id raises BatchInputConflict, and an unknown class UnknownGpuClass,
+    both before anything is written."""
+    gpu_class_ = check_gpu_class(gpu_class, settings)
+    check_window(window)
     report = StartReport(workflow_id=workflow_id_ or batch_workflow_id(batch_id))
     if await batch_is_running(client, report.workflow_id):
         report.reason = "already running"
@@ -106,31 +167,36 @@ async def start_batch(
     with tempfile.TemporaryDirectory() as tmp:
         normalised = Path(tmp) / "videos.csv"
         write_valid_rows(valid_rows(), normalised)
-        await asyncio.to_thread(store.ensure_bucket)
-        await asyncio.to_thread(store.put_file, key, normalised, "text/csv")
+        data = normalised.read_bytes()
+    await asyncio.to_thread(store.ensure_bucket)
+    await asyncio.to_thread(_write_input_once, store, key, batch_id, data)
 
     job = BatchJob(
         batch_id=batch_id,
         input_key=key,
         total=report.valid,
         window=window,
-        gpu_class=settings.gpu_class if gpu_class == "auto" else gpu_class,
+        gpu_class=gpu_class_,
         queue_prefix=settings.task_queue_prefix,
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
         dry_run=dry_run,
         **({"max_events_per_run": max_events_per_run} if max_events_per_run else {}),
         **({"reconcile_s": reconcile_s} if reconcile_s else {}),
     )
-    await client.start_workflow(
-        "BatchWorkflow",
-        job,
-        id=report.workflow_id,
-        task_queue=queues.workflow_queue(settings.task_queue_prefix),
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [SearchAttributePair(sa.BATCH_ID, batch_id), SearchAttributePair(sa.PIPELINE_STAGE, "running")]
-        ),
-    )
+    try:
+        await client.start_workflow(
+            "BatchWorkflow",
+            job,
+            id=report.workflow_id,
+            task_queue=queues.workflow_queue(settings.task_queue_prefix),
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(sa.BATCH_ID, batch_id), SearchAttributePair(sa.PIPELINE_STAGE, "running")]
+            ),
+        )
+    except WorkflowAlreadyStartedError:  # a concurrent start of the same input won
+        report.reason = "already running"
+        return report
     report.submitted = True
     return report
 

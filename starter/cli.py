@@ -21,13 +21,17 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from core.models import BatchProgress, validate_video_id
+from core.models import MAX_WINDOW, BatchProgress, validate_video_id
 from core.settings import Settings
 from core.storage import ObjectStore
 from core.temporal import connect
 from starter.batch import (
+    GPU_CLASSES,
+    BatchInputConflict,
+    UnknownGpuClass,
     batch_counts,
     batch_progress,
+    check_window,
     format_video_line,
     input_key,
     list_videos,
@@ -47,6 +51,24 @@ def _batch_id(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc).replace("video_id", "batch id")) from None
 
 
+def _gpu_class(value: str) -> str:
+    """Checked before connecting: a class no worker serves would leave videos waiting forever."""
+    if value not in GPU_CLASSES:
+        raise argparse.ArgumentTypeError(str(UnknownGpuClass(value, source="")))
+    return value
+
+
+def _window(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    try:
+        return check_window(number)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _csv_file(value: str) -> Path:
     """Checked before connecting: a missing file or a bad header needs no Temporal."""
     path = Path(value)
@@ -64,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     start = sub.add_parser("start", help="validate a CSV and start its BatchWorkflow (idempotent)")
     start.add_argument("--csv", type=_csv_file, required=True, help="columns: video_id,url[,duration_s]")
     start.add_argument("--batch-id", type=_batch_id, required=True)
-    start.add_argument("--window", type=int, default=200, help="videos in flight at most (default 200)")
-    start.add_argument("--gpu-class", default="auto", help="GPU queue class; auto = PIPELINE_GPU_CLASS")
+    start.add_argument("--window", type=_window, default=200,
+                       help=f"videos in flight at most (default 200, at most {MAX_WINDOW})")
+    start.add_argument("--gpu-class", type=_gpu_class, default="auto",
+                       help=f"GPU queue class: {', '.join(GPU_CLASSES)}; auto = PIPELINE_GPU_CLASS")
     start.add_argument("--limit", type=int, help="only the first K valid rows")
     start.add_argument("--dry-run", action="store_true", help="validate and page through, start no video")
     start.add_argument("--wait", action="store_true", help="wait for the batch and print one line per video")
@@ -101,7 +125,7 @@ async def cmd_start(args: argparse.Namespace, settings: Settings, client: Client
             client, settings, args.csv, args.batch_id, args.gpu_class,
             window=args.window, limit=args.limit, dry_run=args.dry_run,
         )  # fmt: skip
-    except CsvFormatError as exc:
+    except (CsvFormatError, UnknownGpuClass, BatchInputConflict) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for error in report.invalid:

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         BatchJob,
         BatchPage,
         BatchProgress,
+        MAX_RECENT,
         BatchState,
         ClassUsage,
         VideoJob,
@@ -117,7 +118,8 @@ class BatchWorkflow:
             list(self._s.in_flight),
             task_queue=queues.workflow_queue(self._job.queue_prefix),
             start_to_close_timeout=timedelta(minutes=5),
-            retry_policy=policies.UPLOAD.retry,
+            schedule_to_close_timeout=policies.BATCH_STORAGE.schedule_to_close,
+            retry_policy=policies.BATCH_STORAGE.retry,
             result_type=list[VideoReport],
         )
         for report in reports:
@@ -141,7 +143,8 @@ class BatchWorkflow:
         s.per_class[report.gpu_class] = ClassUsage(
             videos=usage.videos + 1, audio_s=usage.audio_s + report.audio_s, gpu_s=usage.gpu_s + report.gpu_s
         )
-        s.recent = [(t, a) for t, a in s.recent if now - t <= RATE_WINDOW_S] + [(now, report.audio_s)]
+        recent = [(t, a) for t, a in s.recent if now - t <= RATE_WINDOW_S] + [(now, report.audio_s)]
+        s.recent = recent[-MAX_RECENT:]  # carried state: bounded (core.models.batch_payload_bound)
 
     @workflow.query(name="progress")
     def progress(self) -> BatchProgress:
@@ -150,6 +153,8 @@ class BatchWorkflow:
         elapsed = max(now - s.started_at, 1e-6)
         recent = [(t, a) for t, a in s.recent if now - t <= RATE_WINDOW_S]
         span = min(RATE_WINDOW_S, elapsed)
+        if len(recent) >= MAX_RECENT:  # more completions than kept: the rate over what is kept
+            span = max(now - recent[0][0], 1.0)
         done = s.completed + s.already_completed + s.skipped + s.failed
         total = job.total if job else 0
         recent_rate = len(recent) / span * 3600
@@ -184,8 +189,9 @@ class BatchWorkflow:
             "read_batch_page",
             args=[job.input_key, s.next_offset, job.page_size, job.batch_id, not job.dry_run],
             task_queue=queues.workflow_queue(job.queue_prefix),
-            start_to_close_timeout=policies.UPLOAD.start_to_close,
-            retry_policy=policies.UPLOAD.retry,
+            start_to_close_timeout=policies.BATCH_STORAGE.start_to_close,
+            schedule_to_close_timeout=policies.BATCH_STORAGE.schedule_to_close,
+            retry_policy=policies.BATCH_STORAGE.retry,  # outlives a long storage outage
             result_type=BatchPage,
         )
         s.pending.extend(page.specs)
@@ -206,6 +212,9 @@ class BatchWorkflow:
             gpu_class=job.gpu_class if spec.gpu_class == "auto" else spec.gpu_class,
             heartbeat_timeout_s=job.heartbeat_timeout_s,
         )
+        # in flight before the start resolves: a video that ends at once can report in
+        # the very activation that resolves its start, and signal handlers run first
+        s.in_flight.append(spec.video_id)
         try:
             await workflow.start_child_workflow(
                 "VideoWorkflow",
@@ -224,10 +233,11 @@ class BatchWorkflow:
                 ),
             )
         except WorkflowAlreadyStartedError:
+            if spec.video_id in s.in_flight:
+                s.in_flight.remove(spec.video_id)  # its run reports to the batch that started it
             s.skipped += 1  # running elsewhere or completed: never twice
             return
         s.started += 1
-        s.in_flight.append(spec.video_id)
 
     def _exhausted(self) -> bool:
         return self._s.eof and not self._s.pending

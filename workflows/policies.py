@@ -39,3 +39,27 @@ def _retry(initial_s: float, max_interval_s: float, attempts: int) -> RetryPolic
 DOWNLOAD = ActivityPolicy(timedelta(hours=1), _retry(5, 600, 8))
 MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(1, 300, 20))
 UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))  # a local activity: no heartbeat
+
+
+@dataclass(frozen=True)
+class PatientPolicy(ActivityPolicy):
+    """A policy that retries without an attempt limit and gives up only after
+    ``schedule_to_close``: for work that can only wait for a dependency to come back."""
+
+    schedule_to_close: timedelta = timedelta(hours=24)
+
+
+# The batch's own reads (its pages in storage, the reconcile's look at Temporal): a
+# batch waits out an outage of storage however long it lasts, within a day, and goes
+# on at most a minute after storage is back. UPLOAD's 30 attempts end after ~48 min.
+BATCH_STORAGE = PatientPolicy(
+    timedelta(minutes=10),
+    RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=60),
+        maximum_attempts=0,  # unlimited: schedule_to_close ends it
+        non_retryable_error_types=NON_RETRYABLE_ERROR_TYPES,
+    ),
+    schedule_to_close=timedelta(hours=24),
+)
