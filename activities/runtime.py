@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from core import metrics
 from core.audio import load_wav
@@ -166,10 +166,22 @@ def stage(name: str, video_id: str | None = None) -> Iterator[StageContext]:
         raise to_application_error(exc, rt.settings.rate_limit_backoff_s) from None
     except BaseException as exc:
         error_type = exc.type if isinstance(exc, ApplicationError) and exc.type else type(exc).__name__
+        if isinstance(exc, CancelledError):  # Temporal gave this attempt up (timed out, or cancelled)
+            details = activity.cancellation_details()
+            log.warning("stage.cancelled", reason=_cancel_reason(details), seconds=round(time.perf_counter() - started, 3))
+        else:
+            log.warning("stage.failed", error_type=error_type, error=str(exc)[:300])
         metrics.record_stage_failed(name, rt.gpu_class, error_type)
         raise
     finally:
         heart.stop()
+
+
+def _cancel_reason(details: activity.ActivityCancellationDetails | None) -> str:
+    if details is None:
+        return "unknown"
+    flags = ("not_found", "cancel_requested", "paused", "timed_out", "worker_shutdown", "reset")
+    return ",".join(f for f in flags if getattr(details, f, False)) or "unknown"
 
 
 @contextlib.contextmanager

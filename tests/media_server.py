@@ -54,10 +54,13 @@ class _Handler(SimpleHTTPRequestHandler):
             if self.command == "GET":
                 pieces = 50
                 step = -(-len(data) // pieces)
-                for i in range(pieces):
-                    self.wfile.write(data[i * step : (i + 1) * step])
-                    self.wfile.flush()
-                    time.sleep(float(parts[1]) / pieces)
+                try:
+                    for i in range(pieces):
+                        self.wfile.write(data[i * step : (i + 1) * step])
+                        self.wfile.flush()
+                        time.sleep(float(parts[1]) / pieces)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up: its business
+                    self.close_connection = True
             return True
         if parts[0] == "truncated" and len(parts) == 2:
             data = (Path(self.directory) / parts[1]).read_bytes()

@@ -1,0 +1,107 @@
+"""The commit and the fence, through the real activities on real storage and real audio.
+
+The activities run in temporalio's ActivityEnvironment (the SDK's harness: it gives
+them an activity context without a server) against the embedded S3 server, with
+yt-dlp downloading from the local media server and the real models. Attempt ids come
+from the harness's activity info, set per call, as Temporal would set them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import numpy as np
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities import runtime
+from activities.diarize import diarize_audio
+from activities.download import download_audio
+from activities.embed import embed_speakers
+from activities.fencing import FencedWrites
+from activities.music import detect_music
+from activities.upload import committed_video, finalize_outputs
+from core.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
+from core.models import EmbedRequest, FinalizeRequest, VideoSpec
+
+pytestmark = pytest.mark.integration
+
+
+def run(activity_fn, arg, activity_id: str, attempt: int = 1, run_id: str = "run-one"):
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, activity_id=activity_id, attempt=attempt, workflow_run_id=run_id)
+    return env.run(activity_fn, arg)
+
+
+@pytest.fixture(scope="module")
+def rt(storage_server, tmp_path_factory):
+    settings = storage_server.settings(s3_bucket="commit", work_dir=tmp_path_factory.mktemp("scratch"))
+    configured = runtime.configure(settings)
+    configured.store.ensure_bucket()
+    return configured
+
+
+@pytest.fixture(scope="module")
+def staged(rt, media_server):
+    """One real video through every stage but the commit: its FinalizeRequest."""
+    spec = VideoSpec(video_id="fenced", url=f"{media_server.url}/ep03-three-voices.ogg", batch_id="b")
+    audio = run(download_audio, spec, "1")
+    diarization = run(diarize_audio, audio, "2")
+    music = run(detect_music, audio, "3")
+    embeddings = run(embed_speakers, EmbedRequest(audio=audio, diarization=diarization), "4")
+    return FinalizeRequest(
+        spec=spec, audio=audio, diarization=diarization, embeddings=embeddings, music=music,
+        gpu_class="cpu", stage_seconds={}, attempts={}, worker_ids={},
+    )  # fmt: skip
+
+
+def test_each_attempt_writes_under_its_own_keys_and_results_name_them(rt, staged, media_server):
+    keys = rt.store.keys("fenced")
+    assert staged.audio.original_key.startswith(keys.work_root) and staged.audio.attempt_id in staged.audio.original_key
+    assert staged.diarization.attempt_id in staged.diarization.key
+    assert staged.diarization.attempt_id in staged.embeddings.key, "embed's work is keyed by the diarization it read"
+    # a second attempt of the same stage reuses the finished result instead of rewriting it
+    again = run(diarize_audio, staged.audio, "2", attempt=2)
+    assert again.key == staged.diarization.key
+    # an id reused for another URL does not reuse this download
+    other = VideoSpec(video_id="fenced", url=f"{media_server.url}/ep05-radio-segment.ogg")
+    assert run(download_audio, other, "1", attempt=3).original_key != staged.audio.original_key
+
+
+def test_commit_refuses_intermediates_that_do_not_match_their_results(rt, staged):
+    tampered = staged.model_copy(update={"audio": staged.audio.model_copy(update={"sha256": "0" * 64})})
+    with pytest.raises(ApplicationError) as info:
+        run(finalize_outputs, tampered, "5", run_id="run-tampered")
+    assert info.value.type == IntermediateMismatch.__name__ and info.value.non_retryable
+    assert not rt.store.exists(rt.store.keys("fenced").metadata), "nothing committed"
+
+
+def test_commit_replaces_orphans_then_nothing_overwrites_it(rt, staged):
+    store = rt.store
+    keys = store.keys("fenced")
+    store.put_bytes(keys.rttm, b"half of a commit that never finished")  # an orphan, no marker
+    outcome = run(finalize_outputs, staged, "5")
+    meta = store.get_json(keys.metadata)
+    assert outcome.metadata_key == keys.metadata and meta["source"]["sha256"] == staged.audio.sha256
+    committed = {name: store.get_bytes(f"{keys.root}{name}") for name in ("metadata.json", *meta["files"])}
+    assert all(store.sha256(f"{keys.root}{n}")[0] == sha for n, sha in meta["files"].items())
+    vectors = np.load(io.BytesIO(committed["embeddings.npy"]))
+    assert vectors.shape[0] == len(meta["segments"])
+    assert store.list_keys(keys.work_root) == [], "intermediates removed on commit"
+
+    # a late finalize with other inputs (another run's) returns the commit, rewrites nothing
+    late = staged.model_copy(update={"stage_seconds": {"download": 999.0}})
+    assert run(finalize_outputs, late, "5", attempt=2, run_id="run-two").metadata_key == keys.metadata
+    # a late stage attempt cannot resurrect intermediates: its write is removed again
+    with pytest.raises(AttemptSuperseded):
+        FencedWrites(store, keys).put_bytes(f"{keys.stage_dir('diarize', 'old')}chunk-00001.npz", b"late")
+    assert store.list_keys(keys.work_root) == []
+    assert {name: store.get_bytes(f"{keys.root}{name}") for name in committed} == committed
+
+    # the check every workflow runs first: done for this URL, a conflict for another
+    assert run(committed_video, staged.spec, "0").metadata_key == keys.metadata
+    with pytest.raises(ApplicationError) as info:
+        run(committed_video, staged.spec.model_copy(update={"url": "http://127.0.0.1:1/other.ogg"}), "0")
+    assert info.value.type == VideoIdConflict.__name__ and info.value.non_retryable

@@ -1,0 +1,143 @@
+"""Long steps, paused workers and late writers, on a real stack (issue 12).
+
+Real Temporal, real storage, real worker processes. Faults are injected at the edges:
+a source that trickles its file (the media server's /slow/ path), named steps held by
+``PIPELINE_FAULT_STALL_S`` (a slow disk, GPU or link), SIGSTOP/SIGCONT to a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections import Counter
+
+import pytest
+from temporalio.client import WorkflowFailureError
+
+from activities.runtime import SCRATCH_PREFIX
+from core import queues
+from core.models import VideoJob, VideoSpec
+from core.temporal import connect
+from tests.test_resilience import (  # noqa: F401  (module fixtures: their own stack here)
+    chunk_keys,
+    events,
+    long_audio,
+    stack,
+    start_videos,
+    store_of,
+    wait_batch,
+    wait_for_event,
+    wait_until,
+    worker,
+)
+
+pytestmark = pytest.mark.integration
+
+STEP_S = 15
+
+
+def stage_events(stack, name: str, workflow_id: str, event: str) -> list[dict]:
+    return [e for e in events(stack, name) if e.get("event") == event and e.get("workflow_id") == workflow_id]
+
+
+def test_steps_longer_than_the_heartbeat_timeout_run_once(stack, media_server):
+    """Heartbeat timeout 5 s; every step takes at least 15 s: the download (the source
+    trickles the file over 15 s), each transcode, the model call, the clustering and the
+    upload (held by PIPELINE_FAULT_STALL_S). Each stage starts exactly once."""
+    name = "slow"
+    stall = f"transcode={STEP_S},model={STEP_S},cluster={STEP_S},upload={STEP_S}"
+    worker(stack, name, name, PIPELINE_FAULT_STALL_S=stall, PIPELINE_CHUNK_S="100000")
+    url = f"{media_server.url}/slow/{STEP_S}/ep03-three-voices.ogg"
+    start_videos(stack, name, name, [("slow-steps", url)], heartbeat_timeout_s=5)
+    assert wait_batch(stack, name, timeout_s=600).by_status == {"Completed": 1}
+
+    started = Counter(e["activity"] for e in stage_events(stack, name, "video-slow-steps", "stage.started"))
+    seconds = {e["activity"]: e["seconds"] for e in stage_events(stack, name, "video-slow-steps", "stage.done")}
+    print(f"\nslow steps (heartbeat timeout 5 s): attempts {dict(started)}, seconds {seconds}")
+    assert started == {"check": 1, "download": 1, "diarize": 1, "music": 1, "embed": 1, "upload": 1}
+    assert seconds["download"] >= 3 * STEP_S, "fetch + two transcodes, each at least 15 s"
+    assert seconds["diarize"] >= 2 * STEP_S, "the model call and the clustering"
+    assert min(seconds["music"], seconds["embed"], seconds["upload"]) >= STEP_S
+    assert not [e for e in events(stack, name) if e.get("event") in {"stage.cancelled", "stage.failed"}]
+    assert stack.stop_process(name) == 0
+
+
+def test_a_paused_worker_wakes_up_late_and_changes_nothing(stack, media_server, long_audio):
+    """SIGSTOP past the heartbeat timeout mid-diarization; another worker finishes and
+    commits the video; SIGCONT: the late attempt is told it was given up and stops, and
+    neither the committed files nor _work/ show any trace of it."""
+    audio_name, _ = long_audio
+    store = store_of(stack)
+    keys = store.keys("paused")
+    sleeper = worker(stack, "pause-a", "pause")
+    start_videos(stack, "pause", "pause", [("paused", f"{media_server.url}/{audio_name}")], heartbeat_timeout_s=5)
+    wait_until(lambda: len(chunk_keys(store, "paused", "diarize")) >= 2, what="2 diarize chunks")
+    os.kill(sleeper.pid, signal.SIGSTOP)
+    try:
+        worker(stack, "pause-b", "pause")
+        assert wait_batch(stack, "pause", timeout_s=600).by_status == {"Completed": 1}
+        committed = {k: store.get_bytes(k) for k in store.list_keys(keys.root)}
+    finally:
+        os.kill(sleeper.pid, signal.SIGCONT)
+    ended = wait_for_event(stack, "pause-a", "stage.cancelled", timeout_s=60)
+    print(f"\npaused worker: its diarize attempt ended with {ended.get('reason')} after SIGCONT")
+    assert ended["activity"] == "diarize" and ended["workflow_id"] == "video-paused"
+    time.sleep(3)  # anything the late attempt still had in flight has landed by now
+    assert {k: store.get_bytes(k) for k in store.list_keys(keys.root)} == committed
+    assert store.list_keys(keys.work_root) == [], "the late attempt resurrected no intermediate"
+    meta = store.get_json(keys.metadata)
+    assert all(store.sha256(f"{keys.root}{n}")[0] == sha for n, sha in meta["files"].items())
+    for name in ("pause-a", "pause-b"):
+        assert stack.stop_process(name) == 0
+
+
+def test_a_class_nobody_serves_fails_typed_after_the_queue_timeout(stack, media_server):
+    """No worker polls the a100-80 queue: the video fails NoWorkerForClass, naming the
+    queue, instead of waiting forever."""
+    worker(stack, "unserved", "unserved")
+    settings = stack.settings()
+    spec = VideoSpec(video_id="unserved", url=f"{media_server.url}/ep03-three-voices.ogg")
+    job = VideoJob(spec=spec, queue_prefix="unserved", gpu_class="a100-80", queue_timeout_s=3)
+
+    async def go():
+        client = await connect(settings)
+        handle = await client.start_workflow(
+            "VideoWorkflow", job, id="video-unserved", task_queue=queues.workflow_queue("unserved")
+        )
+        with pytest.raises(WorkflowFailureError) as info:
+            await asyncio.wait_for(handle.result(), 180)
+        return info.value.cause
+
+    cause = asyncio.run(go())
+    assert cause.type == "NoWorkerForClass"
+    assert "unserved-gpu-a100-80" in cause.message
+    assert cause.message.split(":")[0] in {"diarize", "music"}, "names the stage that waited"
+    assert stack.stop_process("unserved") == 0
+
+
+def test_worker_sweeps_scratch_left_by_a_killed_worker(stack, tmp_path):
+    """A kill skips the scratch cleanup: the next worker on the machine removes folders
+    of dead processes and leaves those of live ones."""
+    work = tmp_path / "scratch"
+    dead = subprocess_pid_that_exited()
+    stale = work / f"{SCRATCH_PREFIX}{dead}-vid-abc"
+    live = work / f"{SCRATCH_PREFIX}{os.getpid()}-vid-def"
+    for folder in (stale, live):
+        folder.mkdir(parents=True)
+        (folder / "original.wav").write_bytes(b"\0" * 1024)
+    worker(stack, "sweeper", "sweep", PIPELINE_WORK_DIR=str(work))
+    swept = wait_for_event(stack, "sweeper", "worker.scratch_swept")
+    assert swept["folders"] == [stale.name]
+    assert not stale.exists() and live.exists()
+    wait_for_event(stack, "sweeper", "worker.started")
+    assert stack.stop_process("sweeper") == 0
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
