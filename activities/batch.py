@@ -21,7 +21,9 @@ from temporalio.service import RPCError
 
 from activities.runtime import runtime, stage
 from activities.upload import committed_outcome
+from core.errors import VideoIdConflict
 from core.models import MAX_PAGE_BYTES, BatchPage, VideoReport, VideoSpec, VideoState
+from core.storage import ObjectStore
 from core.temporal import connect
 from workflows import search_attributes as sa
 from workflows.batch import video_workflow_id
@@ -53,10 +55,19 @@ def read_batch_page(input_key: str, offset: int, max_rows: int, batch_id: str, s
         committed: list[str] = []
         if skip_committed and specs:
             with ThreadPoolExecutor(min(LOOKUP_THREADS, len(specs))) as pool:
-                done = list(pool.map(lambda spec: committed_outcome(store, spec.video_id) is not None, specs))
+                done = list(pool.map(lambda spec: _committed_for_this_url(store, spec), specs))
             committed = [spec.video_id for spec, d in zip(specs, done) if d]
             specs = [spec for spec, d in zip(specs, done) if not d]
         return BatchPage(specs=specs, committed=committed, next_offset=next_offset, eof=eof)
+
+
+def _committed_for_this_url(store: ObjectStore, spec: VideoSpec) -> bool:
+    """Done, for this same URL. An id committed for another URL is started anyway: its
+    workflow fails VideoIdConflict at once, visible in the UI and ``starter status``."""
+    try:
+        return committed_outcome(store, spec.video_id, spec.url) is not None
+    except VideoIdConflict:
+        return False
 
 
 def _take_rows(lines: list[bytes], max_rows: int, batch_id: str) -> tuple[list[VideoSpec], int, bool]:

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from temporalio import activity
 
 from activities.runtime import runtime
-from core.models import ManifestResult
+from core.models import MANIFESTS_FOLDER, ManifestResult
 from core.temporal import connect
 
 LOOKUP_THREADS = 16  # parallel metadata.json GETs
@@ -57,7 +57,7 @@ async def write_manifest(day: str) -> ManifestResult:
                     continue  # committed by an earlier run: in that day's manifest
                 lines.append(_line(store, video_id, meta))
             activity.heartbeat(len(lines))
-    key = f"{store.prefix}manifests/manifest_{day}.jsonl"
+    key = f"{store.prefix}{MANIFESTS_FOLDER}/manifest_{day}.jsonl"
     body = ("\n".join(lines) + "\n" if lines else "").encode()
     await asyncio.to_thread(store.put_bytes, key, body, "application/x-ndjson")
     return ManifestResult(date=day, key=key, videos=len(lines))

@@ -32,6 +32,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The bucket's top-level folders that are not videos (core.storage lays them out). A
+# video id equal to one would put a video's files among them: such ids are refused.
+WORK_FOLDER = "_work"  # intermediates and checkpoints
+BATCHES_FOLDER = "_batches"  # each batch's validated input
+PROBE_FOLDER = "_probe"  # the start-up check of conditional writes
+MANIFESTS_FOLDER = "manifests"
+EXPORTS_FOLDER = "exports"
+RESERVED_IDS = frozenset({WORK_FOLDER, BATCHES_FOLDER, PROBE_FOLDER, MANIFESTS_FOLDER, EXPORTS_FOLDER})
+
+
 def validate_video_id(value: str) -> str:
     """A video id becomes a storage prefix and a workflow id: nothing that could escape it."""
     if not VIDEO_ID_PATTERN.fullmatch(value):
@@ -39,6 +49,8 @@ def validate_video_id(value: str) -> str:
             "video_id must be 1-64 characters of A-Z a-z 0-9 _ - "
             f"(got {value!r})"
         )
+    if value in RESERVED_IDS:
+        raise ValueError(f"{value!r} names a storage folder of the pipeline ({', '.join(sorted(RESERVED_IDS))})")
     return value
 
 
@@ -357,7 +369,17 @@ class BatchProgress(_Model):
 BatchJob.model_rebuild()
 
 
+class SweepResult(_Model):
+    """What ``sweep_work`` removed from ``_work/``: videos (and objects) by reason."""
+
+    videos_with_work: int = 0
+    expired: int = 0  # never committed, nothing written for the retention period
+    committed_leftovers: int = 0
+    objects: int = 0
+
+
 class ManifestResult(_Model):
     date: str  # YYYY-MM-DD (UTC)
     key: str
     videos: int
+    swept: SweepResult | None = None

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     rate_limit_backoff_s: float = 120.0  # wait after a 429 before the next download try
     gpu_prices: dict[str, float] = {"t4": 0.53}  # $ per GPU-hour by class, for `starter stats`
     work_dir: Path = Path("/tmp/podcast-pipeline")
+    # intermediates of a video that did not commit are kept this long for a retry, then
+    # swept daily (activities/sweep.py); longer than any video can run
+    work_retention_days: float = Field(default=7.0, ge=3.0)
     log_format: str = "auto"  # auto | json | console
     log_level: str = "INFO"
     metrics_address: str | None = None  # host:port serving Prometheus /metrics; unset: off

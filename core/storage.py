@@ -11,7 +11,9 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from core.errors import StorageUnavailable, StoreUnsafe
-from core.models import SCHEMA_VERSION
+from core.models import PROBE_FOLDER, SCHEMA_VERSION, WORK_FOLDER
 from core.settings import Settings
 
 
@@ -42,7 +44,7 @@ class VideoKeys:
         return f"{self.prefix}{self.video_id}/{folder}{name}"
 
     def _w(self, name: str) -> str:
-        return f"{self.prefix}_work/{self.video_id}/{name}"
+        return f"{self.prefix}{WORK_FOLDER}/{self.video_id}/{name}"
 
     @property
     def root(self) -> str:
@@ -171,7 +173,7 @@ class ObjectStore:
     def check_conditional_writes(self) -> None:
         """Refuse a store that ignores If-None-Match: on it the commit marker could be
         overwritten and a video committed twice. Creates one probe key twice."""
-        key = f"{self.prefix}_probe/if-none-match-{uuid.uuid4().hex}"
+        key = f"{self.prefix}{PROBE_FOLDER}/if-none-match-{uuid.uuid4().hex}"
         try:
             first = self.create_bytes(key, b"1")
             second = self.create_bytes(key, b"2")
@@ -255,16 +257,19 @@ class ObjectStore:
             return False
 
     def list_keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+        return [key for key, _modified in self.list_objects(prefix)]
+
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """Every key under ``prefix`` with its last-modified time, a page at a time."""
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
             if token:
                 kwargs["ContinuationToken"] = token
             page = self._call("list_objects_v2", **kwargs)
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+            yield from ((obj["Key"], obj["LastModified"]) for obj in page.get("Contents", []))
             if not page.get("IsTruncated"):
-                return keys
+                return
             token = page["NextContinuationToken"]
 
     def _call(self, operation: str, **kwargs: Any) -> Any:

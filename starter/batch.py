@@ -35,7 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core import queues
 from core.gpu_profiles import PROFILES
-from core.models import MAX_WINDOW, BatchJob, BatchProgress, VideoStatus
+from core.models import BATCHES_FOLDER, MAX_WINDOW, BatchJob, BatchProgress, VideoStatus
 from core.settings import Settings
 from core.storage import ObjectStore
 from starter.csv_input import RowError, ValidRow, read_videos
@@ -44,7 +44,7 @@ from workflows.batch import batch_workflow_id, video_workflow_id
 
 
 def input_key(store: ObjectStore, batch_id: str, name: str = "videos.csv") -> str:
-    return f"{store.prefix}_batches/{batch_id}/{name}"
+    return f"{store.prefix}{BATCHES_FOLDER}/{batch_id}/{name}"
 
 
 # what --gpu-class takes: a class some worker can serve (core.gpu_profiles), or auto
@@ -169,6 +169,7 @@ async def start_batch(
         write_valid_rows(valid_rows(), normalised)
         data = normalised.read_bytes()
     await asyncio.to_thread(store.ensure_bucket)
+    await asyncio.to_thread(store.check_conditional_writes)  # StoreUnsafe: no batch on such a store
     await asyncio.to_thread(_write_input_once, store, key, batch_id, data)
 
     job = BatchJob(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from core.errors import StoreUnsafe
 from core.models import MAX_WINDOW, BatchProgress, validate_video_id
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -125,7 +126,7 @@ async def cmd_start(args: argparse.Namespace, settings: Settings, client: Client
             client, settings, args.csv, args.batch_id, args.gpu_class,
             window=args.window, limit=args.limit, dry_run=args.dry_run,
         )  # fmt: skip
-    except (CsvFormatError, UnknownGpuClass, BatchInputConflict) as exc:
+    except (CsvFormatError, UnknownGpuClass, BatchInputConflict, StoreUnsafe) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for error in report.invalid:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
+import time
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from activities.download import download_audio
 from activities.embed import embed_speakers
 from activities.fencing import FencedWrites
 from activities.music import detect_music
+from activities.sweep import sweep_work
 from activities.upload import committed_video, finalize_outputs
 from core.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
 from core.models import EmbedRequest, FinalizeRequest, VideoSpec
@@ -32,7 +35,7 @@ pytestmark = pytest.mark.integration
 def run(activity_fn, arg, activity_id: str, attempt: int = 1, run_id: str = "run-one"):
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, activity_id=activity_id, attempt=attempt, workflow_run_id=run_id)
-    return env.run(activity_fn, arg)
+    return env.run(activity_fn, *([] if arg is None else [arg]))
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +108,23 @@ def test_commit_replaces_orphans_then_nothing_overwrites_it(rt, staged):
     with pytest.raises(ApplicationError) as info:
         run(committed_video, staged.spec.model_copy(update={"url": "http://127.0.0.1:1/other.ogg"}), "0")
     assert info.value.type == VideoIdConflict.__name__ and info.value.non_retryable
+
+
+def test_sweep_keeps_recent_work_and_removes_expired_work_and_committed_leftovers(rt, storage_server):
+    """Intermediates follow their declared lifecycle. Time passing is injected: the
+    expired video's objects are backdated on the storage server's disk (localbucket
+    lists a file's mtime as LastModified)."""
+    store = rt.store
+    kept, expired, leftover = store.keys("sweep-recent"), store.keys("sweep-old"), store.keys("sweep-done")
+    for keys in (kept, expired, leftover):
+        store.put_bytes(keys.attempt_key("download", "", "r1-1-1", "original.wav"), b"audio")
+        store.put_bytes(f"{keys.stage_dir('diarize', 'r1-1-1')}chunk-00000.npz", b"chunk")
+    store.create_json(leftover.metadata, {"schema_version": 2})
+    old = time.time() - (rt.settings.work_retention_days + 1) * 86400
+    for key in store.list_keys(expired.work_root):
+        os.utime(storage_server.config.data_dir / "s3" / store.bucket / key, (old, old))
+
+    result = run(sweep_work, None, "sweep")
+    assert (result.expired, result.committed_leftovers, result.objects) == (1, 1, 4)
+    assert len(store.list_keys(kept.work_root)) == 2, "a failed video's work stays for its retry"
+    assert store.list_keys(expired.work_root) == [] and store.list_keys(leftover.work_root) == []

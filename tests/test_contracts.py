@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from core.models import VideoSpec
+from core.models import RESERVED_IDS, VideoSpec
 from core.storage import VideoKeys
 
 
@@ -16,7 +16,22 @@ def test_video_id_that_could_escape_its_prefix_is_rejected(video_id):
         VideoSpec(video_id=video_id, url="http://127.0.0.1/a.ogg")
 
 
-@pytest.mark.parametrize("video_id", ["dQw4w9WgXcQ", "a", "x" * 64, "ep-01_b"])
+@pytest.mark.parametrize("video_id", sorted(RESERVED_IDS))
+def test_ids_naming_a_pipeline_folder_are_rejected(video_id):
+    with pytest.raises(ValidationError, match="names a storage folder"):
+        VideoSpec(video_id=video_id, url="http://127.0.0.1/a.ogg")
+
+
+def test_every_top_level_folder_the_store_writes_is_reserved(tmp_path):
+    """The folders the code writes outside video ids are exactly the reserved ones."""
+    from core.models import BATCHES_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, WORK_FOLDER
+
+    keys = VideoKeys(prefix="", video_id="v")
+    assert keys.work_root.split("/")[0] == WORK_FOLDER
+    assert {WORK_FOLDER, BATCHES_FOLDER, PROBE_FOLDER, MANIFESTS_FOLDER} <= RESERVED_IDS
+
+
+@pytest.mark.parametrize("video_id", ["dQw4w9WgXcQ", "a", "x" * 64, "ep-01_b", "_leadingUnd", "-leadingDsh"])
 def test_valid_video_ids_are_accepted(video_id):
     assert VideoSpec(video_id=video_id, url="https://example.org/v").video_id == video_id
 

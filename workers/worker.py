@@ -23,6 +23,7 @@ from activities.download import download_audio
 from activities.embed import embed_speakers
 from activities.manifest import write_manifest
 from activities.music import detect_music
+from activities.sweep import sweep_work
 from activities.upload import committed_video, finalize_outputs
 from core import metrics, pretrained, queues
 from core.errors import StorageUnavailable, StoreUnsafe
@@ -39,7 +40,7 @@ from workflows.video import VideoWorkflow
 GPU_ACTIVITIES = [diarize_audio, detect_music, embed_speakers]
 # short storage work run by the workflow worker: the committed check and the upload
 # as local activities of VideoWorkflow, the others on the workflow queue, dispatched eagerly (core/queues.py)
-CPU_LIGHT_ACTIVITIES = [committed_video, finalize_outputs, read_batch_page, closed_videos, write_manifest]
+CPU_LIGHT_ACTIVITIES = [committed_video, finalize_outputs, read_batch_page, closed_videos, write_manifest, sweep_work]
 CPU_LIGHT_SLOTS = 16
 
 log = structlog.get_logger("worker")
