@@ -53,21 +53,27 @@ def read_batch_page(input_key: str, offset: int, max_rows: int, batch_id: str, s
         next_offset = offset + min(consumed, len(data))
         eof = at_end and next_offset >= offset + len(data)
         committed: list[str] = []
+        conflicts: list[str] = []
         if skip_committed and specs:
             with ThreadPoolExecutor(min(LOOKUP_THREADS, len(specs))) as pool:
-                done = list(pool.map(lambda spec: _committed_for_this_url(store, spec), specs))
-            committed = [spec.video_id for spec, d in zip(specs, done) if d]
-            specs = [spec for spec, d in zip(specs, done) if not d]
-        return BatchPage(specs=specs, committed=committed, next_offset=next_offset, eof=eof)
+                done = list(pool.map(lambda spec: _committed_as(store, spec), specs))
+            committed = [spec.video_id for spec, d in zip(specs, done) if d == _SAME_URL]
+            conflicts = [spec.video_id for spec, d in zip(specs, done) if d == _OTHER_URL]
+            specs = [spec for spec, d in zip(specs, done) if d != _SAME_URL]
+        return BatchPage(specs=specs, committed=committed, conflicts=conflicts, next_offset=next_offset, eof=eof)
 
 
-def _committed_for_this_url(store: ObjectStore, spec: VideoSpec) -> bool:
-    """Done, for this same URL. An id committed for another URL is started anyway: its
-    workflow fails VideoIdConflict at once, visible in the UI and ``starter status``."""
+_SAME_URL, _OTHER_URL = "same URL", "other URL"
+
+
+def _committed_as(store: ObjectStore, spec: VideoSpec) -> str | None:
+    """Whether the video is committed, and for which URL. An id committed for another
+    URL is a conflict: the batch starts it anyway and its run fails VideoIdConflict,
+    visible in the UI, ``starter status`` and the batch's failures."""
     try:
-        return committed_outcome(store, spec.video_id, spec.url) is not None
+        return _SAME_URL if committed_outcome(store, spec.video_id, spec.url) is not None else None
     except VideoIdConflict:
-        return False
+        return _OTHER_URL
 
 
 def _take_rows(lines: list[bytes], max_rows: int, batch_id: str) -> tuple[list[VideoSpec], int, bool]:

@@ -271,6 +271,7 @@ class BatchState(BaseModel):
     eof: bool = False
     rows_read: int = 0
     pending: list[VideoSpec] = Field(default_factory=list)  # read, not started yet
+    conflicts: list[str] = Field(default_factory=list)  # pending ids committed for another URL
     in_flight: list[str] = Field(default_factory=list)  # video ids started, not reported
     started: int = 0
     skipped: int = 0  # already running in another batch, or completed in Temporal's history
@@ -290,6 +291,9 @@ class BatchState(BaseModel):
 class BatchPage(_Model):
     specs: list[VideoSpec]  # to start
     committed: list[str] = Field(default_factory=list)  # already done in storage: counted, never started
+    # ids among ``specs`` committed for another URL: started even if their last run
+    # completed, so the new run fails VideoIdConflict where the operator looks
+    conflicts: list[str] = Field(default_factory=list)
     next_offset: int
     eof: bool
 
@@ -315,11 +319,13 @@ def batch_payload_bound(window: int = MAX_WINDOW) -> int:
     """The most JSON bytes a batch payload can take: a BatchPage or the BatchJob (with its
     state) a run hands to the next. A page holds at most MAX_PAGE_BYTES of rows
     (read_batch_page stops before passing it; one row always fits), its committed ids
-    weigh less than their rows, and ``pending`` is never more than one page; the state
-    adds the in-flight ids, the recent completions and the allowance."""
+    weigh less than their rows, and ``pending`` is never more than one page; the
+    conflicting ids (page and state) are a page's ids at most; the state adds the
+    in-flight ids, the recent completions and the allowance."""
     spec = max_spec_json_bytes()
     assert spec <= MAX_PAGE_BYTES, "one row must always fit in a page"
-    page = MAX_PAGE_BYTES + 2 * _FLOAT_JSON + 64  # + next_offset, eof and the keys
+    conflicts = MAX_PAGE_SIZE * (MAX_ID_LENGTH + 3)
+    page = MAX_PAGE_BYTES + conflicts + 2 * _FLOAT_JSON + 64  # + next_offset, eof and the keys
     in_flight = window * (MAX_ID_LENGTH + 3)  # "id",
     recent = MAX_RECENT * (2 * _FLOAT_JSON + 3)  # [t,a],
     return page + in_flight + recent + BATCH_STATE_ALLOWANCE  # the state's bound; a page alone is less

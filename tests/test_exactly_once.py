@@ -18,8 +18,12 @@ from temporalio.client import WorkflowFailureError
 
 from activities.runtime import SCRATCH_PREFIX
 from core import queues
+from core.errors import StoreUnsafe
 from core.models import VideoJob, VideoSpec
+from core.storage import ObjectStore
 from core.temporal import connect
+from tests.conftest import run_cli
+from tests.s3_proxy import IgnoresIfNoneMatch
 from tests.test_resilience import (  # noqa: F401  (module fixtures: their own stack here)
     chunk_keys,
     events,
@@ -141,3 +145,35 @@ def subprocess_pid_that_exited() -> int:
 
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     return int(proc.stdout)
+
+
+def test_worker_and_starter_refuse_a_store_that_ignores_if_none_match(stack, media_server):
+    """The store is real; a proxy in front of it drops If-None-Match (tests/s3_proxy.py)."""
+    with IgnoresIfNoneMatch(stack.config.s3_port) as proxy:
+        with pytest.raises(StoreUnsafe):
+            ObjectStore(stack.settings(s3_endpoint_url=proxy.url)).check_conditional_writes()
+        ObjectStore(stack.settings()).check_conditional_writes()  # the same store, asked directly
+        proc = worker(stack, "unsafe", "unsafe", PIPELINE_S3_ENDPOINT_URL=proxy.url)
+        assert proc.wait(timeout=120) == 2
+        refused = wait_for_event(stack, "unsafe", "worker.storage_unsafe")
+        assert "If-None-Match" in refused["error"]
+        csv_path = stack.config.data_dir / "unsafe.csv"
+        csv_path.write_text(f"video_id,url\nunsafe-1,{media_server.url}/ep03-three-voices.ogg\n")
+        env = {k: str(v) for k, v in stack.env().items()} | {"PIPELINE_S3_ENDPOINT_URL": proxy.url}
+        started = run_cli("-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "unsafe", env=env)
+    assert started.returncode == 2
+    assert started.stderr.strip().splitlines()[-1].startswith("error: storage") and "If-None-Match" in started.stderr
+
+
+def test_an_id_committed_for_another_url_is_a_visible_conflict(stack, media_server):
+    worker(stack, "conflict", "conflict")
+    start_videos(stack, "conflict", "conflict-1", [("reused", f"{media_server.url}/ep03-three-voices.ogg")])
+    assert wait_batch(stack, "conflict-1").by_status == {"Completed": 1}
+    start_videos(stack, "conflict", "conflict-2", [("reused", f"{media_server.url}/ep05-radio-segment.ogg")])
+    counts = wait_batch(stack, "conflict-2")
+    assert counts.by_status == {"Failed": 1}
+    status = run_cli("-m", "starter", "status", "--batch-id", "conflict-2", env=stack.env())
+    assert "VideoIdConflict" in status.stdout, status.stdout
+    meta = store_of(stack).get_json(store_of(stack).keys("reused").metadata)
+    assert meta["source"]["url"].endswith("ep03-three-voices.ogg"), "the commit is untouched"
+    assert stack.stop_process("conflict") == 0

@@ -195,6 +195,7 @@ class BatchWorkflow:
             result_type=BatchPage,
         )
         s.pending.extend(page.specs)
+        s.conflicts.extend(page.conflicts)
         s.already_completed += len(page.committed)
         s.rows_read += len(page.specs) + len(page.committed)
         s.next_offset = page.next_offset
@@ -215,6 +216,9 @@ class BatchWorkflow:
         # in flight before the start resolves: a video that ends at once can report in
         # the very activation that resolves its start, and signal handlers run first
         s.in_flight.append(spec.video_id)
+        conflict = spec.video_id in s.conflicts
+        if conflict:
+            s.conflicts.remove(spec.video_id)
         try:
             await workflow.start_child_workflow(
                 "VideoWorkflow",
@@ -222,7 +226,10 @@ class BatchWorkflow:
                 id=video_workflow_id(spec.video_id),
                 task_queue=queues.workflow_queue(job.queue_prefix),
                 parent_close_policy=ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                # a conflict runs again to fail typed; anything else never runs twice
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                if conflict
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 search_attributes=TypedSearchAttributes(
                     [
                         SearchAttributePair(sa.BATCH_ID, job.batch_id),

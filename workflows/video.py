@@ -120,7 +120,7 @@ class VideoWorkflow:
             outcome: VideoOutcome = await self._stage_run(
                 "upload", "finalize_outputs", request, None, policies.UPLOAD
             )
-        except ActivityError as err:
+        except (ActivityError, ApplicationError) as err:  # a local activity's failure arrives unwrapped
             if is_cancelled_exception(err):  # cancelled by the operator (or its batch)
                 self._stage = "cancelled"
                 self._show_details()
@@ -205,7 +205,7 @@ class VideoWorkflow:
                     retry_policy=policy.retry,
                     result_type=result_type,
                 )
-        except ActivityError:
+        except (ActivityError, ApplicationError):
             self._failed_stage = self._failed_stage or name
             raise
         finally:
@@ -249,8 +249,8 @@ class VideoWorkflow:
         self._gpu_class = bigger
         workflow.upsert_search_attributes([sa.GPU_CLASS.value_set(bigger)])
 
-    def _fail(self, err: ActivityError) -> ApplicationError:
-        cause = err.cause
+    def _fail(self, err: ActivityError | ApplicationError) -> ApplicationError:
+        cause = err.cause if isinstance(err, ActivityError) else err
         failed_stage = self._failed_stage or self._stage
         message = cause.message if cause else err.message
         if isinstance(cause, ApplicationError) and cause.type:
