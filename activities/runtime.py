@@ -52,7 +52,7 @@ class Runtime:
 
     @cached_property
     def store(self) -> ObjectStore:
-        return ObjectStore(self.settings)
+        return ObjectStore(self.settings, ride_out_s=self.settings.storage_ride_out_s)
 
     @cached_property
     def worker_id(self) -> str:

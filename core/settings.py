@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     rate_limit_backoff_s: float = 120.0  # wait after a 429 before the next download try
     gpu_prices: dict[str, float] = {"t4": 0.53}  # $ per GPU-hour by class, for `starter stats`
     work_dir: Path = Path("/tmp/podcast-pipeline")
+    # a stage rides out a storage outage this long (retrying, heartbeating) before it
+    # fails StorageUnavailable to Temporal's retry policy
+    storage_ride_out_s: float = Field(default=1800.0, ge=0)
     # intermediates of a video that did not commit are kept this long for a retry, then
     # swept daily (activities/sweep.py); longer than any video can run
     work_retention_days: float = Field(default=7.0, ge=3.0)

@@ -7,23 +7,27 @@ duplicates, and readers never see half an object.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
+import structlog
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from core.errors import StorageUnavailable, StoreUnsafe
 from core.models import PROBE_FOLDER, SCHEMA_VERSION, WORK_FOLDER
 from core.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,37 @@ class VideoKeys:
 
 
 CONFLICT_RETRIES = 5
+OUTAGE_RETRY_MAX_S = 60.0  # longest pause between two tries while riding out an outage
+
+log = structlog.get_logger("storage")
+
+
+def _rides_out(method: Callable[..., T]) -> Callable[..., T]:
+    """Retry a storage call through an outage for up to the store's ``ride_out_s``
+    (backing off to a minute between tries), so a worker's stages wait out an hour of
+    R2 trouble instead of failing every video in flight; past it, StorageUnavailable
+    goes to Temporal's retry policy. Sleeps in short slices: a cancelled attempt
+    stops within a second."""
+
+    @functools.wraps(method)
+    def wrapper(self: ObjectStore, *args: Any, **kwargs: Any) -> T:
+        deadline = time.monotonic() + self.ride_out_s
+        delay = 1.0
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except StorageUnavailable as exc:
+                pause = min(delay, deadline - time.monotonic())
+                if pause <= 0:
+                    raise
+                log.warning("storage.unavailable_retrying", operation=method.__name__, retry_in_s=round(pause, 1),
+                            error=str(exc)[:200])  # fmt: skip
+                until = time.monotonic() + pause
+                while time.monotonic() < until:
+                    time.sleep(min(1.0, until - time.monotonic()))
+                delay = min(2 * delay, OUTAGE_RETRY_MAX_S)
+
+    return wrapper
 
 
 def _normalise_prefix(prefix: str) -> str:
@@ -96,9 +131,11 @@ def _normalise_prefix(prefix: str) -> str:
 
 
 class ObjectStore:
-    """A bucket plus prefix. Errors that mean 'try again later' become StorageUnavailable."""
+    """A bucket plus prefix. Errors that mean 'try again later' become StorageUnavailable,
+    after riding the outage out for ``ride_out_s`` (0: at once, for the operator's CLI)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, ride_out_s: float = 0.0):
+        self.ride_out_s = ride_out_s
         self.bucket = settings.s3_bucket
         self.prefix = _normalise_prefix(settings.s3_prefix)
         self._client = boto3.client(
@@ -151,6 +188,7 @@ class ObjectStore:
             CopySource={"Bucket": self.bucket, "Key": source_key}, **extra,
         )  # fmt: skip
 
+    @_rides_out
     def _create(self, operation: str, **kwargs: Any) -> bool:
         """A conditional create. 412 means the key exists; 409 (a concurrent conditional
         write in flight, S3's ConditionalRequestConflict) means "ask again", so it is
@@ -186,6 +224,7 @@ class ObjectStore:
                 "committed outputs could be overwritten; use S3, R2 or MinIO >= 2024-11"
             )
 
+    @_rides_out
     def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
         try:
             self._client.upload_file(
@@ -209,6 +248,7 @@ class ObjectStore:
     def get_bytes(self, key: str) -> bytes:
         return self._call("get_object", Bucket=self.bucket, Key=key)["Body"].read()
 
+    @_rides_out
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """Bytes [start, start+length) of an object; fewer at its end, b"" past it."""
         try:
@@ -221,11 +261,12 @@ class ObjectStore:
             raise _as_storage_error(exc, "get_object") from exc
         return response["Body"].read()
 
+    @_rides_out
     def sha256(self, key: str) -> tuple[str, str]:
         """sha256 of an object's content, streamed, and the ETag of what was hashed."""
-        response = self._call("get_object", Bucket=self.bucket, Key=key)
         digest = hashlib.sha256()
         try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
             for block in response["Body"].iter_chunks(1 << 20):
                 digest.update(block)
         except Exception as exc:
@@ -241,6 +282,7 @@ class ObjectStore:
         except KeyError:
             return None
 
+    @_rides_out
     def download_file(self, key: str, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -272,6 +314,7 @@ class ObjectStore:
                 return
             token = page["NextContinuationToken"]
 
+    @_rides_out
     def _call(self, operation: str, **kwargs: Any) -> Any:
         """Run one S3 call: a missing key/bucket is KeyError, an outage StorageUnavailable."""
         try:

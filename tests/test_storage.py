@@ -1,5 +1,7 @@
 """ObjectStore against a real S3-compatible server (localbucket) through boto3."""
 
+import time
+
 import pytest
 
 from core.errors import StorageUnavailable
@@ -43,6 +45,16 @@ def test_unreachable_storage_is_a_retryable_typed_error():
     with pytest.raises(StorageUnavailable) as info:
         store.get_json_or_none("k")
     assert info.value.retryable
+
+
+def test_an_outage_is_ridden_out_then_reported_typed():
+    from core.storage import ObjectStore
+
+    store = ObjectStore(Settings(s3_endpoint_url=f"http://127.0.0.1:{free_port()}", s3_bucket="x"), ride_out_s=3)
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable):
+        store.exists("k")
+    assert 2.5 <= time.monotonic() - started < 30, "retried for about ride_out_s, then gave up"
 
 
 def test_create_json_never_overwrites(store):

@@ -29,6 +29,7 @@ from core import metrics, pretrained, queues
 from core.errors import StorageUnavailable, StoreUnsafe
 from core.logs import configure_logging
 from core.settings import Settings
+from core.storage import ObjectStore
 from core.temporal import connect
 from workers import eviction
 from workers.gpu import detect_gpus, machine_class
@@ -68,9 +69,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     swept = runtime.sweep_scratch(settings.work_dir)
     if swept:
         log.info("worker.scratch_swept", folders=swept, work_dir=str(settings.work_dir))
+    store = ObjectStore(settings)  # fails fast: the start-up checks say what is wrong at once
     try:
-        await asyncio.to_thread(rt.store.ensure_bucket)
-        await asyncio.to_thread(rt.store.check_conditional_writes)
+        await asyncio.to_thread(store.ensure_bucket)
+        await asyncio.to_thread(store.check_conditional_writes)
     except StoreUnsafe as error:  # the commit marker would not be safe: refuse to take any task
         log.error("worker.storage_unsafe", error=str(error))
         return 2
