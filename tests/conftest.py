@@ -104,8 +104,10 @@ def metric_total(samples, name: str, **labels: str) -> float:
 
 # The Temporal SDK's native core can abort the interpreter during finalization
 # ("PyGILState_Release ... must be current"), which would turn a green run into exit
-# code -6. Once pytest has reported, leave without finalizing (see core/exit.py).
-_exit_status = {"code": 0}
+# code -6. Once pytest has reported, leave without finalizing (see core/exit.py). Until
+# pytest reports a status, the status is a failure: nothing that stops the run early
+# (a configure error, a crash before the session ends) can leave through here as 0.
+_exit_status = {"code": 1}
 
 
 def pytest_sessionfinish(session, exitstatus):
