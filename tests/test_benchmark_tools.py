@@ -107,7 +107,7 @@ def test_frame_figures_never_divide_by_zero() -> None:
 
 
 def test_speed_tool_times_both_backends_in_one_run(tmp_path: Path) -> None:
-    """The pyannote backend (random weights built locally: speed only) side by side with
+    """The pyannote backend (built locally, random embedding: speed only) side by side with
     the default one, on the same audio, each with its whole-pipeline line."""
     out = _run("benchmarks.speed", "--backend", "both", "--minutes", "0.25")
     assert "ONLY SPEED IS MEANINGFUL" in out, out

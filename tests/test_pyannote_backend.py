@@ -1,9 +1,9 @@
-"""The pyannote backend end to end on real audio, with a random-weight local model.
+"""The pyannote backend end to end on real audio, in pyannote 4's real output shape.
 
-The real weights cannot be downloaded here (see tests/pyannote_local.py), so these
-tests check the plumbing, not the quality: loading through ``Pipeline.from_pretrained``,
-in-memory waveform input, conversion to ``Segment`` and relabelling. Speakers found by
-random weights are meaningless, so no assertion is about who speaks when.
+The local model (tests/pyannote_local.py) has community-1's layout with the real
+segmentation-3.0 weights and a random speaker embedding (the real one cannot be
+downloaded here). So speech activity is real and checked against the reference; who
+is who is not, and no assertion is about it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ AUDIO = (
     / "audio"
     / "pyannote_sample.wav"
 )
+RTTM = AUDIO.parents[1] / "rttm" / "pyannote_sample.rttm"
 CLIP_S = 30.0
 TOLERANCE_S = 0.05
 LABEL = re.compile(r"^SPEAKER_\d\d$")
@@ -86,8 +87,7 @@ def test_diarize_real_audio_gives_valid_segments(backend, clip):
     print(f"pyannote backend: {cpu_s:.1f} CPU s for {duration:.0f} s of audio "
           f"({60 * cpu_s / duration:.1f} CPU s per audio minute)")
 
-    assert isinstance(segments, list)
-    assert segments, "the local model is biased towards speech: turns are expected"
+    assert segments, "real segmentation hears the speech"
     for seg in segments:
         assert isinstance(seg, Segment)
         assert 0.0 <= seg.start < seg.end <= duration + TOLERANCE_S
@@ -99,34 +99,42 @@ def test_diarize_real_audio_gives_valid_segments(backend, clip):
     assert first_seen == [f"SPEAKER_{i:02d}" for i in range(len(first_seen))]
 
 
-def test_bare_annotation_output_is_converted_and_clamped(backend, monkeypatch):
-    """pyannote 3.x (or legacy=True) returns an Annotation instead of DiarizeOutput."""
-    from pyannote.core import Annotation
-    from pyannote.core import Segment as Turn
+def test_speech_activity_matches_the_reference(backend, clip):
+    """segmentation-3.0's speech, through pyannote's pipeline and the backend's
+    conversion, against the annotated reference: measured 0.99 recall and 0.997
+    precision on this clip; the ceilings leave 0.04. Marking everything as speech
+    would score 0.75 precision here and fail."""
+    samples, rate = clip
+    hypothesis = frames([(s.start, s.end) for s in backend.diarize(samples, rate).segments])
+    reference = frames(
+        [(float(f[3]), float(f[3]) + float(f[4])) for f in (line.split() for line in RTTM.read_text().splitlines())]
+    )
+    hit = (hypothesis & reference).sum()
+    recall, precision = hit / reference.sum(), hit / hypothesis.sum()
+    print(f"pyannote backend speech: recall {recall:.3f}, precision {precision:.3f}")
+    assert recall >= 0.95 and precision >= 0.95
+    assert reference.mean() < 0.95, "the clip has silence, so precision can fail"
 
-    annotation = Annotation()
-    annotation[Turn(5.0, 7.0)] = "B"
-    annotation[Turn(0.5, 2.0)] = "A"
-    annotation[Turn(9.0, 10.4)] = "B"  # ends past the audio: clamped to 10 s
-    calls = []
 
-    def fake_pipeline(file):
-        calls.append(file)
-        return annotation
+def frames(spans: list[tuple[float, float]]) -> np.ndarray:
+    """10 ms frames of the clip covered by any of ``spans``."""
+    grid = np.zeros(int(CLIP_S * 100), dtype=bool)
+    for start, end in spans:
+        grid[int(start * 100) : int(min(end, CLIP_S) * 100)] = True
+    return grid
 
-    monkeypatch.setattr(backend, "_pipeline", fake_pipeline)
-    segments = backend.diarize(np.zeros(160000, dtype=np.float32), 16000).segments
 
-    assert segments == [
-        Segment(start=0.5, end=2.0, speaker="SPEAKER_00"),
-        Segment(start=5.0, end=7.0, speaker="SPEAKER_01"),
-        Segment(start=9.0, end=10.0, speaker="SPEAKER_01"),
-    ]
-    # the waveform goes in memory, as a (channel, sample) tensor, never as a path
-    (file,) = calls
-    assert set(file) == {"waveform", "sample_rate"}
-    assert tuple(file["waveform"].shape) == (1, 160000)
-    assert file["sample_rate"] == 16000
+def test_cuda_oom_is_raised_by_the_models_forward_on_a_too_large_batch(backend, clip, monkeypatch):
+    """PIPELINE_FAULT_OOM_ABOVE_BATCH raises CUDA's OOM error in the models' forward pass
+    on a larger batch, as a GPU would; the activity's halving (activities/chunks.py)
+    then retries with a smaller batch, which goes through."""
+    import torch
+
+    samples, rate = clip
+    monkeypatch.setenv("PIPELINE_FAULT_OOM_ABOVE_BATCH", "4")
+    with pytest.raises(torch.cuda.OutOfMemoryError, match=r"ABOVE_BATCH=4, batch [5-8]\)"):
+        backend.diarize(samples[: 12 * rate], rate, batch_size=8)
+    assert backend.diarize(samples[: 12 * rate], rate, batch_size=4).segments
 
 
 def test_diarize_empty_audio_gives_no_segments(backend):
@@ -145,10 +153,8 @@ def test_unknown_hub_model_without_token_fails_clearly(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
-    started = time.monotonic()
     with pytest.raises(PyannoteModelUnavailable) as info:
         PyannoteDiarization("pyannote/no-such-pipeline-for-tests", None)
-    assert time.monotonic() - started < 10
     message = str(info.value)
     assert "pyannote/no-such-pipeline-for-tests" in message
     assert "HF_TOKEN" in message

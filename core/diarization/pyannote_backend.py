@@ -23,6 +23,7 @@ os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
 
 import numpy as np  # noqa: E402
 
+from core import faults  # noqa: E402
 from core.diarization import DiarizationOutput, relabel  # noqa: E402
 from core.models import Segment  # noqa: E402
 
@@ -74,6 +75,10 @@ class PyannoteDiarization:
         if self.device.type == "cuda":
             self._pipeline.to(self.device)
         self._lock = threading.Lock()
+        # where a GPU runs out of memory: each model's forward pass on a batch. The fault
+        # hook is a no-op unless PIPELINE_FAULT_OOM_ABOVE_BATCH is set (core/faults.py)
+        for model in _pipeline_models(self._pipeline):
+            model.register_forward_pre_hook(lambda _module, args: faults.check_batch_memory(args[0].shape[0]))
 
     @staticmethod
     def _load(model: str, token: str | None):
@@ -118,15 +123,20 @@ class PyannoteDiarization:
                 self._pipeline.segmentation_batch_size = batch_size
                 self._pipeline.embedding_batch_size = batch_size
             output = self._pipeline({"waveform": waveform, "sample_rate": rate})
-        # pyannote 4 returns DiarizeOutput; 3.x (and legacy=True) a bare Annotation
-        annotation = getattr(output, "speaker_diarization", output)
         segments = []
-        for turn, _track, speaker in annotation.itertracks(yield_label=True):
+        for turn, _track, speaker in output.speaker_diarization.itertracks(yield_label=True):
             start = round(max(0.0, float(turn.start)), 3)
             end = round(min(duration, float(turn.end)), 3)
             if end > start:
                 segments.append(Segment(start=start, end=end, speaker=str(speaker)))
         return DiarizationOutput(relabel(segments))
+
+
+def _pipeline_models(pipeline) -> list:
+    """The torch modules of a SpeakerDiarization pipeline (segmentation, embedding)."""
+    segmentation = getattr(getattr(pipeline, "_segmentation", None), "model", None)
+    embedding = getattr(getattr(pipeline, "_embedding", None), "model_", None)
+    return [m for m in (segmentation, embedding) if m is not None]
 
 
 def _hub_hint(model: str, token: str | None, exc: Exception | None) -> str:
