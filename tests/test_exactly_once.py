@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from collections import Counter
 
 import pytest
+import soundfile as sf
 from temporalio.client import WorkflowFailureError
 
 from activities.runtime import SCRATCH_PREFIX
@@ -22,12 +24,11 @@ from core.errors import StoreUnsafe
 from core.models import VideoJob, VideoSpec
 from core.storage import ObjectStore
 from core.temporal import connect
-from tests.conftest import run_cli
+from tests.conftest import EVAL, run_cli
 from tests.s3_proxy import IgnoresIfNoneMatch
 from tests.test_resilience import (  # noqa: F401  (module fixtures: their own stack here)
     chunk_keys,
     events,
-    long_audio,
     stack,
     start_videos,
     store_of,
@@ -68,11 +69,30 @@ def test_steps_longer_than_the_heartbeat_timeout_run_once(stack, media_server):
     assert stack.stop_process(name) == 0
 
 
-def test_a_paused_worker_wakes_up_late_and_changes_nothing(stack, media_server, long_audio):
-    """SIGSTOP past the heartbeat timeout mid-diarization; another worker finishes and
-    commits the video; SIGCONT: the late attempt is told it was given up and stops, and
-    neither the committed files nor _work/ show any trace of it."""
-    audio_name, _ = long_audio
+@pytest.fixture(scope="module")
+def ten_minutes(media_dir) -> tuple[str, float]:
+    """Over ten minutes of real speech: the evaluation recordings twice, in two orders."""
+    name = "ten-minutes.wav"
+    files = sorted((EVAL / "diarization" / "audio").glob("*.wav"))
+    listing = media_dir / "ten-minutes.txt"
+    order = files + files[::-1]
+    listing.write_text("".join(f"file '{f}'\n" for f in order))
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
+         "-i", str(listing), "-ac", "1", "-ar", "16000", str(media_dir / name)],
+        check=True,
+    )  # fmt: skip
+    duration = sf.info(str(media_dir / name)).duration
+    assert duration > 600, duration
+    return name, duration
+
+
+def test_a_paused_worker_wakes_up_late_and_changes_nothing(stack, media_server, ten_minutes):
+    """A recording over ten minutes; SIGSTOP past the heartbeat timeout mid-diarization;
+    another worker finishes and commits the video; SIGCONT: the late attempt is told it
+    was given up and stops, and neither the committed files nor _work/ show any trace
+    of it."""
+    audio_name, _ = ten_minutes
     store = store_of(stack)
     keys = store.keys("paused")
     sleeper = worker(stack, "pause-a", "pause")
@@ -93,7 +113,56 @@ def test_a_paused_worker_wakes_up_late_and_changes_nothing(stack, media_server, 
     assert store.list_keys(keys.work_root) == [], "the late attempt resurrected no intermediate"
     meta = store.get_json(keys.metadata)
     assert all(store.sha256(f"{keys.root}{n}")[0] == sha for n, sha in meta["files"].items())
+    assert meta["duration_s"] > 600 and meta["num_speakers"] >= 2 and len(meta["segments"]) > 20
     for name in ("pause-a", "pause-b"):
+        assert stack.stop_process(name) == 0
+
+
+def test_sigterm_during_an_unchunked_step_hands_it_over(stack, media_server):
+    """SIGTERM while the download (one step, no chunks) is held in its transcode: the
+    worker drains for PIPELINE_GRACEFUL_SHUTDOWN_S, then the SDK cancels the attempt,
+    which stops; the worker exits 0 and another worker downloads the video again."""
+    leaving = worker(stack, "term-a", "unchunked", PIPELINE_FAULT_STALL_S="transcode=600", PIPELINE_GRACEFUL_SHUTDOWN_S="2")
+    wait_for_event(stack, "term-a", "worker.started")
+    start_videos(stack, "unchunked", "unchunked", [("unchunked", f"{media_server.url}/ep03-three-voices.ogg")])
+    wait_for_event(stack, "term-a", "stage.started", timeout_s=120)
+    wait_until(lambda: any(e.get("activity") == "download" for e in stage_events(stack, "term-a", "video-unchunked", "stage.started")),
+               what="the download on term-a")  # fmt: skip
+    leaving.send_signal(signal.SIGTERM)
+    assert leaving.wait(timeout=120) == 0
+    stopped = stage_events(stack, "term-a", "video-unchunked", "stage.cancelled")
+    assert [e["activity"] for e in stopped] == ["download"] and "worker_shutdown" in stopped[0]["reason"]
+    worker(stack, "term-b", "unchunked")
+    assert wait_batch(stack, "unchunked", timeout_s=300).by_status == {"Completed": 1}
+    redone = stage_events(stack, "term-b", "video-unchunked", "stage.started")
+    assert [e["attempt"] for e in redone if e["activity"] == "download"] == [2]
+    assert stack.stop_process("term-b") == 0
+
+
+def test_a_worker_paused_mid_finalize_commits_once(stack, media_server):
+    """SIGSTOP while the commit (a local activity of the workflow worker) is held: the
+    workflow task times out, another worker replays the workflow and commits; SIGCONT:
+    the paused commit finds the video committed and rewrites nothing."""
+    store = store_of(stack)
+    keys = store.keys("finalize-paused")
+    sleeper = worker(stack, "fin-a", "fin", PIPELINE_FAULT_STALL_S="upload=20")
+    start_videos(stack, "fin", "fin", [("finalize-paused", f"{media_server.url}/ep03-three-voices.ogg")])
+    wait_until(lambda: any(e.get("activity") == "upload" for e in stage_events(stack, "fin-a", "video-finalize-paused", "stage.started")),
+               timeout_s=300, what="the commit on fin-a")  # fmt: skip
+    os.kill(sleeper.pid, signal.SIGSTOP)
+    try:
+        worker(stack, "fin-b", "fin")
+        assert wait_batch(stack, "fin", timeout_s=300).by_status == {"Completed": 1}
+        committed = {k: store.get_bytes(k) for k in store.list_keys(keys.root)}
+    finally:
+        os.kill(sleeper.pid, signal.SIGCONT)
+    late = wait_for_event(stack, "fin-a", "upload.already_committed", timeout_s=60)
+    assert late["workflow_id"] == "video-finalize-paused"
+    assert {k: store.get_bytes(k) for k in store.list_keys(keys.root)} == committed
+    meta = store.get_json(keys.metadata)
+    assert all(store.sha256(f"{keys.root}{n}")[0] == sha for n, sha in meta["files"].items())
+    assert store.list_keys(keys.work_root) == []
+    for name in ("fin-a", "fin-b"):
         assert stack.stop_process(name) == 0
 
 
