@@ -13,7 +13,7 @@ from temporalio import activity
 from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import runtime, scratch_dir, stage
 from core.audio import sha256_file
-from core.download import fetch_audio
+from core.download import SourceLimits, fetch_audio
 from core.models import AudioRef, VideoSpec
 
 STAGE = "download"
@@ -40,6 +40,12 @@ def download_audio(spec: VideoSpec) -> AudioRef:
                 silence_dbfs=rt.settings.silence_dbfs,
                 ffmpeg=rt.settings.ffmpeg_location,
                 progress=ctx.heart.show,
+                limits=SourceLimits(
+                    max_duration_s=rt.settings.max_duration_s,
+                    max_bytes=rt.settings.max_download_mb << 20,
+                    timeout_s=rt.settings.download_timeout_s,
+                    min_bytes_per_s=rt.settings.min_download_bytes_per_s,
+                ),
             )
             sha256 = sha256_file(got.original)
             ref = AudioRef(

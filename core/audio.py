@@ -8,6 +8,7 @@ handing them file paths.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -44,6 +45,7 @@ def transcode(
     channels: int = 1,
     ffmpeg: str | None = None,
     on_progress: Callable[[float], None] | None = None,
+    max_duration_s: float | None = None,
 ) -> Path:
     """Decode any media file to 16-bit PCM WAV at ``rate``. Undecodable input -> InvalidMedia.
 
@@ -56,6 +58,7 @@ def transcode(
         ffmpeg_binary(ffmpeg), "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats",
         "-progress", "pipe:1", "-y",
         "-i", str(src), "-vn", "-ac", str(channels), "-ar", str(rate),
+        *(["-t", f"{max_duration_s:.3f}"] if max_duration_s else []),  # bounds the output
         "-c:a", "pcm_s16le", str(dst),
     ]  # fmt: skip
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
@@ -81,6 +84,31 @@ def load_wav(path: Path) -> tuple[np.ndarray, int]:
     return data.mean(axis=1), rate
 
 
+def scan_wav(path: Path, block_s: float = 60.0) -> tuple[float, float]:
+    """Duration (s) and peak level (dBFS) of a WAV, read a block at a time: memory does
+    not grow with the recording's length."""
+    info = sf.info(str(path))
+    peak = 0.0
+    for block in sf.blocks(str(path), blocksize=int(block_s * info.samplerate), dtype="float32", always_2d=True):
+        if block.size:
+            peak = max(peak, float(np.max(np.abs(block))))
+    level = 20.0 * np.log10(peak) if peak > 0 else -np.inf
+    return info.frames / info.samplerate, level
+
+
+def media_duration(src: Path, ffmpeg: str | None = None) -> float | None:
+    """The duration a container announces (its header), read by ffmpeg without decoding;
+    None when it announces none (a stream, a raw file)."""
+    proc = subprocess.run(
+        [ffmpeg_binary(ffmpeg), "-nostdin", "-hide_banner", "-i", str(src)], capture_output=True, text=True, timeout=60
+    )
+    found = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", proc.stderr)
+    if not found:
+        return None
+    hours, minutes, seconds = found.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -89,15 +117,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def peak_dbfs(samples: np.ndarray) -> float:
-    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
-    return 20.0 * np.log10(peak) if peak > 0 else -np.inf
-
-
-def check_audible(samples: np.ndarray, rate: int, silence_dbfs: float) -> None:
+def check_audible(duration_s: float, peak_dbfs: float, silence_dbfs: float) -> None:
     """Refuse recordings with nothing in them before any GPU second is spent on them."""
-    if samples.size < rate // 10:
-        raise EmptyMedia(f"decoded {samples.size} samples: no audio")
-    level = peak_dbfs(samples)
-    if level < silence_dbfs:
-        raise SilentAudio(f"peak level {level:.1f} dBFS is below {silence_dbfs:.0f} dBFS")
+    if duration_s < 0.1:
+        raise EmptyMedia(f"decoded {duration_s:.3f} s: no audio")
+    if peak_dbfs < silence_dbfs:
+        raise SilentAudio(f"peak level {peak_dbfs:.1f} dBFS is below {silence_dbfs:.0f} dBFS")

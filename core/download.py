@@ -9,6 +9,8 @@ the failure is permanent (404, 403, not media) or worth a retry (429, 5xx, cut o
 from __future__ import annotations
 
 import re
+import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,14 @@ from core import audio
 from core.errors import (
     EmptyMedia,
     InvalidMedia,
+    LiveStream,
     NetworkError,
+    NotSingleVideo,
     PipelineError,
     RateLimited,
+    ScratchFull,
+    SourceTooSlow,
+    TooLarge,
     TooLong,
     VideoPrivate,
     VideoUnavailable,
@@ -55,6 +62,23 @@ def classify_download_error(message: str) -> PipelineError:
     return NetworkError(_shorten(message))  # unknown: retry, the policy caps attempts
 
 
+@dataclass(frozen=True)
+class SourceLimits:
+    """What one download may cost, whatever the source does: the duration the pipeline
+    takes, the bytes it fetches, the time it waits, the slowest transfer it sits through."""
+
+    max_duration_s: float
+    max_bytes: int = 4 << 30
+    timeout_s: float = 3600.0
+    min_bytes_per_s: float = 8_000.0  # averaged over rate_window_s: a slow drip is cut off
+    rate_window_s: float = 60.0
+
+
+LIVE_STATUSES = {"is_live", "is_upcoming", "post_live"}
+RESTRICTED = {"needs_auth", "premium_only", "subscriber_only"}
+SCRATCH_MARGIN = 1.2  # free disk wanted, as a multiple of the WAV copies' size
+
+
 def fetch_audio(
     url: str,
     workdir: Path,
@@ -63,13 +87,21 @@ def fetch_audio(
     silence_dbfs: float,
     ffmpeg: str | None = None,
     progress: Callable[[dict[str, float | str]], None] | None = None,
+    limits: SourceLimits | None = None,
 ) -> DownloadedAudio:
     """Download ``url`` into ``workdir`` and return both WAV copies, checked for content.
 
-    ``progress`` hears where the work is (bytes fetched, then seconds transcoded): the
-    activity puts it in its heartbeat details, so a stuck step is visible as such."""
+    The source is probed first (its metadata, nothing downloaded): a playlist or feed,
+    a live or upcoming stream, a restricted video or one too long by its metadata ends
+    here, typed. The download is audio only where the source has it, and bounded in
+    bytes, time and rate; the container's own duration is read before decoding, and
+    ffmpeg never writes more than the duration limit. ``progress`` hears where the
+    work is (bytes fetched, then seconds transcoded): the activity puts it in its
+    heartbeat details, so a stuck step is visible as such."""
+    limits = limits or SourceLimits(max_duration_s=max_duration_s)
     report = progress or (lambda _details: None)
     workdir.mkdir(parents=True, exist_ok=True)
+    guard = _TransferGuard(limits, report)
     options = {
         "format": "bestaudio/best",
         "outtmpl": str(workdir / "source.%(ext)s"),
@@ -81,41 +113,107 @@ def fetch_audio(
         "socket_timeout": 30,
         "overwrites": True,
         "cachedir": False,
-        "progress_hooks": [lambda d: report({"step": "fetch", "bytes": float(d.get("downloaded_bytes") or 0)})],
+        "max_filesize": limits.max_bytes,
+        "progress_hooks": [guard.hook],
     }
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(url, download=True)
-    except yt_dlp.utils.DownloadError as exc:
-        raise classify_download_error(str(exc)) from None
+            listed = ydl.extract_info(url, download=False, process=False)  # lists entries, fetches none
+            _refuse_collection(listed)
+            info = ydl.process_ie_result(listed, download=False)
+            _refuse_collection(info)
+            check_probe(info, limits)
+            ydl.process_ie_result(info, download=True)
+    except PipelineError:
+        raise
     except yt_dlp.utils.YoutubeDLError as exc:
         raise classify_download_error(str(exc)) from None
 
-    hinted = (info or {}).get("duration")
-    if hinted and hinted > max_duration_s:
-        raise TooLong(f"{hinted:.0f} s is longer than the {max_duration_s:.0f} s limit")
     sources = [p for p in workdir.glob("source.*") if p.suffix not in {".part", ".ytdl"}]
     if not sources:
+        if guard.bytes > limits.max_bytes or (info.get("filesize") or 0) > limits.max_bytes:
+            raise TooLarge(f"the source is larger than {limits.max_bytes >> 20} MiB")
         raise NetworkError("yt-dlp reported success but wrote no file")
     source = sources[0]
     if source.stat().st_size == 0:
         raise EmptyMedia("the source file is empty (0 bytes)")
 
+    container_s = audio.media_duration(source, ffmpeg)
+    if container_s is not None and container_s > max_duration_s:
+        raise TooLong(f"{container_s:.0f} s is longer than the {max_duration_s:.0f} s limit")
+    _check_scratch(workdir, container_s or max_duration_s)
     copies = {}
-    for name, rate in (("original", audio.ORIGINAL_RATE), ("analysis_16k", audio.ANALYSIS_RATE)):
+    for name, rate in (("analysis_16k", audio.ANALYSIS_RATE), ("original", audio.ORIGINAL_RATE)):
         copies[name] = audio.transcode(
             source, workdir / f"{name}.wav", rate, 1, ffmpeg,
             on_progress=lambda t, step=f"transcode {name}": report({"step": step, "audio_s": round(t, 1)}),
+            max_duration_s=max_duration_s + 1,
         )  # fmt: skip
-    original, analysis = copies["original"], copies["analysis_16k"]
+        if name == "analysis_16k":  # checked before the larger copy is made
+            duration, level = audio.scan_wav(copies[name])
+            if duration > max_duration_s:
+                raise TooLong(f"more than the {max_duration_s:.0f} s limit of audio")
+            audio.check_audible(duration, level, silence_dbfs)
     source.unlink(missing_ok=True)
+    return DownloadedAudio(copies["original"], copies["analysis_16k"], duration, info.get("title"))
 
-    samples, rate = audio.load_wav(analysis)
-    audio.check_audible(samples, rate, silence_dbfs)
-    duration = len(samples) / rate
-    if duration > max_duration_s:
-        raise TooLong(f"{duration:.0f} s is longer than the {max_duration_s:.0f} s limit")
-    return DownloadedAudio(original, analysis, duration, (info or {}).get("title"))
+
+def _refuse_collection(info: dict | None) -> None:
+    """One row is one episode: a playlist, channel or feed would commit an arbitrary entry."""
+    kind = (info or {}).get("_type")
+    if kind in {"playlist", "multi_video"}:
+        raise NotSingleVideo(f"the URL is a {kind} ({(info or {}).get('title') or 'untitled'}), not one episode")
+
+
+def check_probe(info: dict, limits: SourceLimits) -> None:
+    """Refuse, from the source's metadata alone, what would fail or mislead later."""
+    if info.get("is_live") or info.get("live_status") in LIVE_STATUSES:
+        raise LiveStream(f"the source is {info.get('live_status') or 'live'}: only finished recordings are taken")
+    if info.get("availability") in RESTRICTED:
+        raise VideoPrivate(f"the source is {info['availability']}")
+    duration = info.get("duration")
+    if duration and duration > limits.max_duration_s:
+        raise TooLong(f"{duration:.0f} s is longer than the {limits.max_duration_s:.0f} s limit")
+    size = info.get("filesize") or info.get("filesize_approx")
+    if size and size > limits.max_bytes:
+        raise TooLarge(f"{size >> 20} MiB is more than the {limits.max_bytes >> 20} MiB limit")
+    if info.get("acodec") == "none" and not info.get("requested_formats"):
+        raise InvalidMedia("the source has no audio")
+
+
+class _TransferGuard:
+    """Ends a transfer that runs too long, too slowly or too large (yt-dlp's own checks
+    need a size the source announces; an endless stream announces none)."""
+
+    def __init__(self, limits: SourceLimits, report: Callable[[dict[str, float | str]], None]):
+        self.limits = limits
+        self.report = report
+        self.started = time.monotonic()
+        self.bytes = 0
+        self.marks: list[tuple[float, int]] = []
+
+    def hook(self, status: dict) -> None:
+        now = time.monotonic()
+        self.bytes = int(status.get("downloaded_bytes") or 0)
+        self.report({"step": "fetch", "bytes": float(self.bytes)})
+        if self.bytes > self.limits.max_bytes:
+            raise TooLarge(f"more than {self.limits.max_bytes >> 20} MiB fetched")
+        if now - self.started > self.limits.timeout_s:
+            raise SourceTooSlow(f"the download took longer than {self.limits.timeout_s:.0f} s")
+        window = self.limits.rate_window_s
+        self.marks = [(t, b) for t, b in self.marks if now - t <= window] + [(now, self.bytes)]
+        first_t, first_b = self.marks[0]
+        rate = (self.bytes - first_b) / max(now - first_t, 1e-3)
+        if now - self.started >= window and rate < self.limits.min_bytes_per_s:
+            raise SourceTooSlow(f"under {self.limits.min_bytes_per_s / 1000:.0f} kB/s for {window:.0f} s")
+
+
+def _check_scratch(workdir: Path, duration_s: float) -> None:
+    """Both WAV copies must fit on the scratch disk, or this worker is the wrong place."""
+    needed = duration_s * (audio.ORIGINAL_RATE + audio.ANALYSIS_RATE) * 2 * SCRATCH_MARGIN
+    free = shutil.disk_usage(workdir).free
+    if free < needed:
+        raise ScratchFull(f"{free >> 20} MiB free on the scratch disk, {int(needed) >> 20} MiB needed")
 
 
 def _shorten(message: str) -> str:

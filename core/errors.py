@@ -39,6 +39,18 @@ class TooLong(PipelineError):
     """Longer than settings.max_duration_s."""
 
 
+class TooLarge(PipelineError):
+    """The source is more bytes than a download may take (settings.max_download_mb)."""
+
+
+class NotSingleVideo(PipelineError):
+    """The URL is a playlist, channel or feed: one row must be one episode."""
+
+
+class LiveStream(PipelineError):
+    """A live, upcoming or just-ended stream: only finished recordings are taken."""
+
+
 class GpuMemoryExhausted(PipelineError):
     """CUDA OOM even at batch size 1: this GPU class cannot take the video; the
     workflow moves it to the next larger class."""
@@ -76,6 +88,18 @@ class NetworkError(PipelineError):
     retryable = True
 
 
+class SourceTooSlow(PipelineError):
+    """The transfer dripped under the minimum rate, or ran past its time limit."""
+
+    retryable = True
+
+
+class ScratchFull(PipelineError):
+    """The worker's scratch disk cannot hold the two WAV copies: another worker may."""
+
+    retryable = True
+
+
 class StorageUnavailable(PipelineError):
     """The object store did not answer or answered 5xx."""
 
@@ -89,6 +113,9 @@ PERMANENT_ERRORS: tuple[type[PipelineError], ...] = (
     EmptyMedia,
     SilentAudio,
     TooLong,
+    TooLarge,
+    NotSingleVideo,
+    LiveStream,
     GpuMemoryExhausted,
     VideoIdConflict,
     IntermediateMismatch,

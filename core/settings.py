@@ -71,6 +71,9 @@ class Settings(BaseSettings):
 
     # Download
     max_duration_s: float = 6 * 3600.0
+    max_download_mb: int = Field(default=4096, ge=1)  # bytes a download may fetch
+    download_timeout_s: float = Field(default=3600.0, gt=0)  # one download, start to end
+    min_download_bytes_per_s: float = Field(default=8000.0, ge=0)  # slower for a minute: cut off
     silence_dbfs: float = -60.0  # peak below this: the recording is silent
     ffmpeg_location: str | None = None  # default: PATH, then imageio-ffmpeg's binary
 

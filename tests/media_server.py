@@ -10,6 +10,11 @@ ffmpeg all run for real against it.
     /flaky/<fault>/<n>/<file>  the first n requests get <fault> (a status code or
                             "truncated"), later ones the file: a transient failure
     /slow/<seconds>/<file>  the whole file, trickled over <seconds>: a healthy, slow source
+    /endless/<file>         the file over and over, no length announced, never ending
+    /drip/<bytes_per_s>/<file>  the file at that rate, length announced: a slow drip
+    /feed/<n>.xml           an RSS feed of n episodes (enclosures /ep-<i>/<file>)
+
+Every request path is appended to ``REQUESTS`` (tests count what was fetched).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pathlib import Path
 
 _flaky_counts: dict[str, int] = {}
 _flaky_lock = threading.Lock()
+REQUESTS: list[str] = []
+FEED_EPISODE = "ep03-three-voices.ogg"
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -29,7 +36,14 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
     def _status(self) -> bool:
+        REQUESTS.append(self.path)
         parts = self.path.strip("/").split("/")
+        if parts[0] in {"endless", "drip", "feed"} and self.command == "GET":
+            try:
+                return self._stream(parts)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up
+                self.close_connection = True
+                return True
         if parts[0] == "flaky" and len(parts) == 4:
             with _flaky_lock:
                 seen = _flaky_counts.get(self.path, 0)
@@ -72,6 +86,45 @@ class _Handler(SimpleHTTPRequestHandler):
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
             self.close_connection = True
+            return True
+        return False
+
+    def _stream(self, parts: list[str]) -> bool:
+        if parts[0] == "feed" and len(parts) == 2:
+            count = int(parts[1].removesuffix(".xml"))
+            base = f"http://{self.headers['Host']}"
+            items = "".join(
+                f"<item><title>Episode {i}</title><guid>ep-{i}</guid>"
+                f'<enclosure url="{base}/ep-{i}/{FEED_EPISODE}" type="audio/ogg" length="1"/></item>'
+                for i in range(count)
+            )
+            body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed</title>'
+                    f"<link>{base}</link><description>d</description>{items}</channel></rss>").encode()  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return True
+        if parts[0] == "endless" and len(parts) == 2:
+            data = (Path(self.directory) / parts[1]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/ogg")
+            self.end_headers()
+            while True:  # until the client hangs up
+                self.wfile.write(data)
+            return True
+        if parts[0] == "drip" and len(parts) == 3:
+            data = (Path(self.directory) / parts[2]).read_bytes()
+            rate = int(parts[1])
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/ogg")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for i in range(0, len(data), max(rate // 10, 1)):
+                self.wfile.write(data[i : i + max(rate // 10, 1)])
+                self.wfile.flush()
+                time.sleep(0.1)
             return True
         return False
 

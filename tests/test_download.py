@@ -1,19 +1,26 @@
 """Real yt-dlp and ffmpeg against a real local HTTP server: good media and bad."""
 
+import subprocess
+import time
+
 import pytest
 import soundfile as sf
 
-from core.download import fetch_audio
+from core.download import SourceLimits, fetch_audio
 from core.errors import (
     EmptyMedia,
     InvalidMedia,
     NetworkError,
+    NotSingleVideo,
     RateLimited,
     SilentAudio,
+    SourceTooSlow,
+    TooLarge,
     TooLong,
     VideoPrivate,
     VideoUnavailable,
 )
+from tests.media_server import REQUESTS
 
 
 def fetch(url, tmp_path, **kw):
@@ -55,3 +62,57 @@ def test_bad_sources_become_typed_errors(media_server, tmp_path, path, error):
 def test_too_long_is_refused(media_server, tmp_path):
     with pytest.raises(TooLong):
         fetch(f"{media_server.url}/ep03-three-voices.ogg", tmp_path, max_duration_s=10.0)
+
+
+# --- hostile sources: each bounded in time, bytes or disk (issue 13) ------------------
+def test_an_endless_stream_is_cut_at_the_byte_limit(media_server, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(TooLarge):
+        fetch(f"{media_server.url}/endless/ep03-three-voices.ogg", tmp_path,
+              limits=SourceLimits(max_duration_s=3600, max_bytes=8 << 20))  # fmt: skip
+    print(f"\nendless stream: TooLarge after {time.monotonic() - started:.1f} s")
+
+
+def test_an_endless_stream_is_cut_at_the_time_limit(media_server, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(SourceTooSlow, match="longer than"):
+        fetch(f"{media_server.url}/endless/ep03-three-voices.ogg", tmp_path,
+              limits=SourceLimits(max_duration_s=3600, max_bytes=1 << 40, timeout_s=3))  # fmt: skip
+    print(f"\nendless stream: SourceTooSlow after {time.monotonic() - started:.1f} s (limit 3 s)")
+
+
+def test_a_slow_drip_is_cut_at_the_minimum_rate(media_server, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(SourceTooSlow, match="kB/s"):
+        fetch(f"{media_server.url}/drip/2000/ep03-three-voices.ogg", tmp_path,
+              limits=SourceLimits(max_duration_s=3600, min_bytes_per_s=20_000, rate_window_s=2))  # fmt: skip
+    print(f"\nslow drip (2 kB/s): SourceTooSlow after {time.monotonic() - started:.1f} s (window 2 s)")
+
+
+def test_a_feed_of_fifty_episodes_is_refused_without_fetching_them(media_server, tmp_path):
+    REQUESTS.clear()
+    with pytest.raises(NotSingleVideo):
+        fetch(f"{media_server.url}/feed/50.xml", tmp_path)
+    fetched = [r for r in REQUESTS if r.startswith("/ep-")]
+    assert len(fetched) <= 1, fetched
+    assert not list((tmp_path / "dl").glob("*.wav"))
+
+
+@pytest.fixture(scope="module")
+def silence_bomb(media_dir) -> str:
+    """Seven hours of silence as FLAC: a few hundred kB that would decode to GBs."""
+    name = "seven-hours-of-silence.flac"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "anullsrc=r=8000:cl=mono", "-t", str(7 * 3600), "-c:a", "flac", str(media_dir / name)],
+                   check=True)  # fmt: skip
+    return name
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(media_server, tmp_path, silence_bomb):
+    """The container announces 7 h: TooLong (limit 6 h) before a byte is decoded."""
+    source_kb = (media_server.directory / silence_bomb).stat().st_size >> 10
+    with pytest.raises(TooLong, match="25200 s"):
+        fetch(f"{media_server.url}/{silence_bomb}", tmp_path, max_duration_s=6 * 3600)
+    written = sum(p.stat().st_size for p in (tmp_path / "dl").rglob("*") if p.is_file())
+    print(f"\nsilence bomb: {source_kb} kB source, TooLong, {written >> 10} kB in scratch")
+    assert not list((tmp_path / "dl").glob("*.wav")) and written < 64 << 20
