@@ -116,3 +116,32 @@ def test_a_decompression_bomb_is_refused_before_decoding(media_server, tmp_path,
     written = sum(p.stat().st_size for p in (tmp_path / "dl").rglob("*") if p.is_file())
     print(f"\nsilence bomb: {source_kb} kB source, TooLong, {written >> 10} kB in scratch")
     assert not list((tmp_path / "dl").glob("*.wav")) and written < 64 << 20
+
+
+@pytest.mark.parametrize(
+    "info, error",
+    [
+        ({"live_status": "is_live"}, "LiveStream"),
+        ({"live_status": "is_upcoming"}, "LiveStream"),
+        ({"is_live": True}, "LiveStream"),
+        ({"availability": "subscriber_only"}, "VideoPrivate"),
+        ({"availability": "needs_auth"}, "VideoPrivate"),
+        ({"duration": 36_001}, "TooLong"),
+        ({"filesize_approx": 5 << 30}, "TooLarge"),
+        ({"acodec": "none"}, "InvalidMedia"),
+        ({"live_status": "was_live", "duration": 3000, "availability": "public", "acodec": "opus"}, None),
+    ],
+)
+def test_the_probe_refuses_from_metadata_alone(info, error):
+    """Fields as yt-dlp's YouTube extractor fills them (live_status, availability,
+    duration, filesize_approx, acodec): each refusal is typed, a finished public
+    recording passes."""
+    from core.download import check_probe
+
+    limits = SourceLimits(max_duration_s=36_000, max_bytes=4 << 30)
+    if error is None:
+        check_probe(info, limits)
+        return
+    with pytest.raises(Exception) as raised:
+        check_probe(info, limits)
+    assert type(raised.value).__name__ == error and not raised.value.retryable
