@@ -88,6 +88,13 @@ class NetworkError(PipelineError):
     retryable = True
 
 
+class SourceBlocked(PipelineError):
+    """The source asks for proof of being human (bot check, sign-in or consent wall):
+    fleet weather, not the video's fault. Retried after a cool-down."""
+
+    retryable = True
+
+
 class SourceTooSlow(PipelineError):
     """The transfer dripped under the minimum rate, or ran past its time limit."""
 
@@ -124,3 +131,8 @@ PERMANENT_ERRORS: tuple[type[PipelineError], ...] = (
 )
 
 NON_RETRYABLE_ERROR_TYPES: list[str] = [cls.__name__ for cls in PERMANENT_ERRORS]
+
+# the source pushing back on the fleet, not failing one video: the video waits a
+# cool-down and its batch's breaker counts them (models.SourceBreaker)
+SOURCE_SIDE_ERRORS: tuple[type[PipelineError], ...] = (RateLimited, SourceBlocked)
+SOURCE_SIDE_ERROR_TYPES: list[str] = [cls.__name__ for cls in SOURCE_SIDE_ERRORS]

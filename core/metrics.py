@@ -12,6 +12,8 @@ pipeline's sit side by side and need no second HTTP server. Pipeline metrics:
 - ``pipeline_cuda_oom_halvings_total{stage}``: batches halved after a CUDA OOM.
 - ``pipeline_gpu_utilization_percent{gpu}`` and ``pipeline_gpu_memory_used_bytes{gpu}``:
   NVML readings every ``GPU_SAMPLE_S``.
+- ``pipeline_batch_breaker_trips_total{batch_id}``: times a batch paused itself because
+  the source pushed back (served by the worker that runs the batch's workflow).
 
 Activity metrics carry the SDK's labels (namespace, task_queue, activity_type) plus
 ``gpu_class``. Without an address the SDK's meter is a no-op and nothing is served.
@@ -38,7 +40,10 @@ STAGE_FAILURES = "pipeline_stage_failures_total"
 OOM_HALVINGS = "pipeline_cuda_oom_halvings_total"
 GPU_UTILIZATION = "pipeline_gpu_utilization_percent"
 GPU_MEMORY_USED = "pipeline_gpu_memory_used_bytes"
-PIPELINE_METRICS = (AUDIO_SECONDS, REALTIME_FACTOR, STAGE_FAILURES, OOM_HALVINGS, GPU_UTILIZATION, GPU_MEMORY_USED)
+BREAKER_TRIPS = "pipeline_batch_breaker_trips_total"  # counted by the BatchWorkflow (workflow meter)
+PIPELINE_METRICS = (
+    AUDIO_SECONDS, REALTIME_FACTOR, STAGE_FAILURES, OOM_HALVINGS, GPU_UTILIZATION, GPU_MEMORY_USED, BREAKER_TRIPS,
+)  # fmt: skip
 
 GPU_SAMPLE_S = 15.0
 REALTIME_FACTOR_BUCKETS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]

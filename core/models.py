@@ -207,6 +207,21 @@ class FinalizeRequest(_Model):
     escalations: list[str] = Field(default_factory=list)
 
 
+class SourceBreaker(_Model):
+    """When the source pushes back fleet-wide (bot walls, 429s), the batch stops starting
+    videos for a cool-down instead of letting hundreds of good videos fail. It trips
+    when, among the recent download outcomes its videos report (completions and
+    source-side errors), the source-side share reaches ``threshold``. A video that
+    meets a source-side error waits ``cooldown_s`` and tries again, up to ``video_waits``
+    times, without spending its retry attempts."""
+
+    threshold: float = Field(default=0.5, gt=0, le=1)
+    min_samples: int = Field(default=8, ge=1)
+    window_s: float = Field(default=600.0, gt=0)
+    cooldown_s: float = Field(default=1800.0, gt=0)
+    video_waits: int = Field(default=8, ge=0)
+
+
 class VideoJob(_Model):
     """The VideoWorkflow's input: the CSV row plus what the starter resolved for it.
 
@@ -221,6 +236,7 @@ class VideoJob(_Model):
     # a model stage waiting longer than this for a worker of its class fails typed
     # (NoWorkerForClass): a class nobody serves must not hold a video forever
     queue_timeout_s: float = 12 * 3600.0
+    breaker: SourceBreaker = Field(default_factory=SourceBreaker)  # the per-video waits
 
 
 # --- batches -------------------------------------------------------------------------
@@ -252,6 +268,7 @@ class BatchJob(_Model):
     dry_run: bool = False
     max_events_per_run: int = 10_000  # continue-as-new well before Temporal's 50K-event limit
     reconcile_s: float = 300.0  # how often to look for videos that ended without reporting
+    breaker: SourceBreaker = Field(default_factory=SourceBreaker)
     state: BatchState | None = None  # carried across continue-as-new
 
 
@@ -286,6 +303,12 @@ class BatchState(BaseModel):
     started_at: float = 0.0  # epoch seconds (workflow time)
     paused: bool = False
     runs: int = 1  # workflow runs so far (continue-as-new count + 1)
+    # the source breaker: (time, source-side?) of recent download outcomes, at most
+    # MAX_RECENT; while workflow time is before breaker_until no video starts
+    source_outcomes: list[tuple[float, bool]] = Field(default_factory=list)
+    breaker_until: float = 0.0
+    breaker_reason: str = ""
+    breaker_trips: int = 0
 
 
 class BatchPage(_Model):
@@ -331,6 +354,14 @@ def batch_payload_bound(window: int = MAX_WINDOW) -> int:
     return page + in_flight + recent + BATCH_STATE_ALLOWANCE  # the state's bound; a page alone is less
 
 
+class SourceTrouble(_Model):
+    """What a VideoWorkflow tells its batch when its download meets a source-side error
+    (signal ``source_trouble``): the breaker's evidence."""
+
+    video_id: str
+    error_type: str
+
+
 class VideoReport(_Model):
     """What a VideoWorkflow tells its batch when it ends (signal ``video_done``)."""
 
@@ -356,6 +387,9 @@ class BatchProgress(_Model):
     running: int
     waiting: int
     paused: bool
+    paused_reason: str = ""  # set while the source breaker holds the batch
+    resumes_at: float | None = None  # epoch seconds, when the breaker lets go
+    breaker_trips: int = 0
     videos_per_h_recent: float
     videos_per_h_overall: float
     audio_h_per_h_recent: float

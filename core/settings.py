@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.models import SourceBreaker
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -54,6 +56,8 @@ class Settings(BaseSettings):
     graceful_shutdown_s: float = 20.0  # SIGTERM -> exit within this (spot notices give 30 s+)
     eviction_notice: str = "none"  # none | azure | aws: poll the cloud's eviction notice
     eviction_notice_url: str | None = None  # override the metadata endpoint (tests)
+    # the batch pauses itself when the source pushes back fleet-wide (models.SourceBreaker)
+    source_breaker: SourceBreaker = SourceBreaker()
     download_rate_per_s: float | None = None  # fleet-wide downloads/s (server-side queue limit)
     download_slots: int = 8  # downloads at once per CPU worker (network-bound, not CPU-bound)
     rate_limit_backoff_s: float = 120.0  # wait after a 429 before the next download try

@@ -187,6 +187,12 @@ async def cmd_status(args: argparse.Namespace, settings: Settings, client: Clien
         return 1
     states = ", ".join(f"{name.lower()} {n}" for name, n in sorted(counts.by_status.items()))
     print(f"batch {args.batch_id}: {counts.total} videos: {states}")
+    try:
+        progress = await batch_progress(client, args.batch_id)
+    except Exception:  # the batch's workflow is gone from history: its videos remain
+        progress = None
+    if progress and progress.paused_reason:
+        print(f"  paused: {progress.paused_reason}")
     if counts.rerun:
         print(f"  ({counts.rerun} earlier runs of videos run again are not counted)")
     for error_type, n in sorted(counts.failed_by_error.items(), key=lambda kv: -kv[1]):
@@ -209,6 +215,9 @@ def format_stats(p: BatchProgress, prices: dict[str, float]) -> str:
         f"{p.videos_per_h_overall:.1f} videos/h, {p.audio_h_per_h_overall:.2f} audio-h/h overall",
         f"  elapsed {p.elapsed_s / 3600:.2f} h, ETA {eta}, workflow runs {p.runs}",
     ]
+    if p.resumes_at:
+        resumes = time.strftime("%H:%M:%S UTC", time.gmtime(p.resumes_at))
+        lines.append(f"  PAUSED BY THE SOURCE BREAKER until {resumes}: {p.paused_reason}")
     for error_type, n in sorted(p.failed_by_error.items(), key=lambda kv: -kv[1]):
         lines.append(f"  failed {error_type}: {n}")
     if p.per_class:

@@ -24,7 +24,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from core import queues
+    from core import metrics, queues
     from core.models import (
         BatchJob,
         BatchPage,
@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         BatchState,
         ClassUsage,
         VideoJob,
+        SourceTrouble,
         VideoReport,
         VideoSpec,
         VideoState,
@@ -75,16 +76,22 @@ class BatchWorkflow:
     async def _loop(self) -> None:
         job, s = self._job, self._s
         while True:
+            armed = s.breaker_until  # a trip while waiting re-arms the wait with the cool-down's end
             try:
                 await workflow.wait_condition(
-                    lambda: (not s.paused and len(s.in_flight) < job.window and not self._exhausted())
+                    lambda: (not self._held() and len(s.in_flight) < job.window and not self._exhausted())
                     or self._finished()
-                    or self._should_continue_as_new(),
-                    timeout=timedelta(seconds=job.reconcile_s),
+                    or self._should_continue_as_new()
+                    or s.breaker_until != armed,
+                    timeout=timedelta(seconds=self._wait_s()),
                 )
             except asyncio.TimeoutError:
-                await self._reconcile()
+                if not self._cooled_down():
+                    await self._reconcile()
                 continue
+            finally:
+                if self._cooled_down():
+                    self._release_breaker()  # the cool-down is over: start videos again
             if self._finished():
                 workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("completed")])
                 return
@@ -94,7 +101,7 @@ class BatchWorkflow:
                 workflow.continue_as_new(job.model_copy(update={"state": s}))
             if not s.pending and not s.eof:
                 await self._read_page()
-            while s.pending and len(s.in_flight) < job.window and not s.paused:
+            while s.pending and len(s.in_flight) < job.window and not self._held():
                 await self._start(s.pending.pop(0))
 
     # --- operator controls ----------------------------------------------------------
@@ -105,8 +112,62 @@ class BatchWorkflow:
 
     @workflow.signal(name="resume")
     def resume(self) -> None:
+        """Also lets go of the source breaker: the operator knows the source is back."""
         self._s.paused = False
+        self._release_breaker()
         workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("running")])
+
+    @workflow.signal(name="source_trouble")
+    def source_trouble(self, trouble: SourceTrouble) -> None:
+        self._source_outcome(trouble=True, error_type=trouble.error_type)
+
+    # --- the source breaker ---------------------------------------------------------
+    def _held(self) -> bool:
+        """Paused by the operator, or by the source breaker until its cool-down ends."""
+        return self._s.paused or workflow.now().timestamp() < self._s.breaker_until
+
+    def _cooled_down(self) -> bool:
+        return bool(self._s.breaker_until) and workflow.now().timestamp() >= self._s.breaker_until
+
+    def _wait_s(self) -> float:
+        """Wake for the reconcile, or when the breaker's cool-down ends, whichever is first."""
+        left = self._s.breaker_until - workflow.now().timestamp()
+        return max(1.0, min(self._job.reconcile_s, left)) if left > 0 else self._job.reconcile_s
+
+    def _source_outcome(self, trouble: bool, error_type: str = "") -> None:
+        """One download outcome (a completion, or a source-side error); trips the breaker
+        when the recent source-side share reaches the threshold."""
+        s, breaker = self._s, self._job.breaker
+        now = workflow.now().timestamp()
+        recent = [(t, bad) for t, bad in s.source_outcomes if now - t <= breaker.window_s] + [(now, trouble)]
+        s.source_outcomes = recent[-MAX_RECENT:]
+        if not trouble or now < s.breaker_until:
+            return
+        bad = sum(1 for _, b in s.source_outcomes if b)
+        total = len(s.source_outcomes)
+        if total < breaker.min_samples or bad / total < breaker.threshold:
+            return
+        s.breaker_until = now + breaker.cooldown_s
+        s.breaker_trips += 1
+        s.breaker_reason = (
+            f"source pushed back on {bad} of the last {total} downloads (latest {error_type}): "
+            f"no new video for {breaker.cooldown_s:.0f} s; `starter resume` to go on now"
+        )
+        workflow.logger.warning("batch %s: %s", self._job.batch_id, s.breaker_reason)
+        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("paused-source")])
+        workflow.metric_meter().create_counter(
+            metrics.BREAKER_TRIPS, "times a batch paused itself because the source pushed back"
+        ).add(1, {"batch_id": self._job.batch_id})
+
+    def _release_breaker(self) -> None:
+        s = self._s
+        if not s.breaker_until:
+            return
+        s.breaker_until = 0.0
+        s.breaker_reason = ""
+        s.source_outcomes = []
+        if not s.paused:
+            workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("running")])
 
     async def _reconcile(self) -> None:
         """Videos that ended without reporting (terminated or timed out by hand) would
@@ -138,6 +199,7 @@ class BatchWorkflow:
             s.failed_by_error[key] = s.failed_by_error.get(key, 0) + 1
             return
         s.completed += 1
+        self._source_outcome(trouble=False)
         s.audio_s += report.audio_s
         usage = s.per_class.get(report.gpu_class, ClassUsage())
         s.per_class[report.gpu_class] = ClassUsage(
@@ -171,7 +233,10 @@ class BatchWorkflow:
             failed_by_error=dict(s.failed_by_error),
             running=len(s.in_flight),
             waiting=max(total - done - len(s.in_flight), 0),
-            paused=s.paused,
+            paused=s.paused or now < s.breaker_until,
+            paused_reason=s.breaker_reason if now < s.breaker_until else ("operator" if s.paused else ""),
+            resumes_at=s.breaker_until if now < s.breaker_until else None,
+            breaker_trips=s.breaker_trips,
             videos_per_h_recent=round(recent_rate, 2),
             videos_per_h_overall=round(overall_rate, 2),
             audio_h_per_h_recent=round(sum(a for _, a in recent) / span, 4),
@@ -212,6 +277,7 @@ class BatchWorkflow:
             queue_prefix=job.queue_prefix,
             gpu_class=job.gpu_class if spec.gpu_class == "auto" else spec.gpu_class,
             heartbeat_timeout_s=job.heartbeat_timeout_s,
+            breaker=job.breaker,
         )
         # in flight before the start resolves: a video that ends at once can report in
         # the very activation that resolves its start, and signal handlers run first

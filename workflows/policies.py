@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from core.errors import NON_RETRYABLE_ERROR_TYPES
+from core.errors import NON_RETRYABLE_ERROR_TYPES, SOURCE_SIDE_ERROR_TYPES
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,18 @@ def _retry(initial_s: float, max_interval_s: float, attempts: int) -> RetryPolic
 
 
 DOWNLOAD = ActivityPolicy(timedelta(hours=1), _retry(5, 600, 8))
+# the download of a video that handles source-side errors itself (waits a cool-down,
+# tells its batch's breaker): they come straight back to the workflow
+DOWNLOAD_SOURCE_AWARE = ActivityPolicy(
+    DOWNLOAD.start_to_close,
+    RetryPolicy(
+        initial_interval=DOWNLOAD.retry.initial_interval,
+        backoff_coefficient=DOWNLOAD.retry.backoff_coefficient,
+        maximum_interval=DOWNLOAD.retry.maximum_interval,
+        maximum_attempts=DOWNLOAD.retry.maximum_attempts,
+        non_retryable_error_types=[*NON_RETRYABLE_ERROR_TYPES, *SOURCE_SIDE_ERROR_TYPES],
+    ),
+)
 MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(1, 300, 20))
 UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))  # a local activity: no heartbeat
 

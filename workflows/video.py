@@ -37,6 +37,7 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from core import gpu_profiles, queues
+    from core.errors import SOURCE_SIDE_ERROR_TYPES
     from core.models import (
         AudioRef,
         DiarizationResult,
@@ -44,9 +45,11 @@ with workflow.unsafe.imports_passed_through():
         EmbedRequest,
         FinalizeRequest,
         MusicResult,
+        SourceTrouble,
         VideoJob,
         VideoOutcome,
         VideoReport,
+        VideoSpec,
         VideoState,
         VideoStatus,
     )
@@ -54,7 +57,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
 
 STAGES = ["download", "diarize", "music", "embed", "upload"]
-COMMITTED_CHECK = "committed-check"  # workflow.patched id: runs recorded before it replay without it
+# workflow.patched ids: runs recorded before each change replay without it
+COMMITTED_CHECK = "committed-check"
+SOURCE_WAITS = "source-waits"
 
 
 @workflow.defn(name="VideoWorkflow")
@@ -91,9 +96,7 @@ class VideoWorkflow:
                 )
                 if committed is not None:  # done by an earlier run: nothing to redo or rewrite
                     return await self._completed(committed, gpu_s=0.0)
-            audio: AudioRef = await self._stage_run(
-                "download", "download_audio", spec, queues.download_queue(prefix), policies.DOWNLOAD
-            )
+            audio = await self._download(spec, prefix)
             fitting = gpu_profiles.class_for_duration(self._gpu_class, audio.duration_s)
             if fitting != self._gpu_class:
                 self._escalate(fitting, f"{audio.duration_s / 3600:.1f} h of audio")
@@ -155,6 +158,28 @@ class VideoWorkflow:
                 "escalations": list(self._escalations),
             }
         )
+
+    async def _download(self, spec: VideoSpec, prefix: str) -> AudioRef:
+        """The download; when the source pushes back (429, bot wall) the video tells its
+        batch's breaker and waits a cool-down instead of spending its retries."""
+        queue = queues.download_queue(prefix)
+        if not workflow.patched(SOURCE_WAITS):
+            return await self._stage_run("download", "download_audio", spec, queue, policies.DOWNLOAD)
+        breaker = self._job.breaker
+        for waits in range(breaker.video_waits + 1):
+            try:
+                return await self._stage_run("download", "download_audio", spec, queue, policies.DOWNLOAD_SOURCE_AWARE)
+            except ActivityError as err:
+                cause = err.cause
+                kind = cause.type if isinstance(cause, ApplicationError) else None
+                if kind not in SOURCE_SIDE_ERROR_TYPES or waits == breaker.video_waits:
+                    raise
+            self._failed_stage = None
+            self._stage = f"waiting for the source ({kind})"
+            self._show_details()
+            await self._tell_batch("source_trouble", SourceTrouble(video_id=spec.video_id, error_type=kind))
+            await workflow.sleep(timedelta(seconds=breaker.cooldown_s))
+        raise AssertionError("unreachable: the last wait re-raises")
 
     @workflow.query(name="status")
     def status(self) -> VideoStatus:
@@ -272,15 +297,19 @@ class VideoWorkflow:
         return ApplicationError(self._error_message, type=error_type, non_retryable=True)
 
     async def _report(self, report: VideoReport) -> None:
-        """Tell the batch that started this video (if any) how it ended. Addressed by
-        workflow id only, so it reaches the batch's current run after continue-as-new."""
+        """Tell the batch that started this video (if any) how it ended."""
+        await self._tell_batch("video_done", report)
+
+    async def _tell_batch(self, signal: str, arg: Any) -> None:
+        """Signal the batch that started this video, if any. Addressed by workflow id
+        only, so it reaches the batch's current run after continue-as-new."""
         parent = workflow.info().parent
         if parent is None:
             return
         try:
-            await workflow.get_external_workflow_handle(parent.workflow_id).signal("video_done", report)
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(signal, arg)
         except Exception as exc:  # the batch was cancelled or finished: nothing to tell
-            workflow.logger.info("could not report to batch %s: %s", parent.workflow_id, exc)
+            workflow.logger.info("could not tell batch %s %s: %s", parent.workflow_id, signal, exc)
 
     def _upsert_results(self, audio_s: float, usable_pct: float, num_speakers: int) -> None:
         workflow.upsert_search_attributes(

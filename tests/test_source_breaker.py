@@ -1,0 +1,76 @@
+"""The source breaker on a real stack: 429s from the source make the batch pause itself,
+then resume after the cool-down, and no good video is marked failed.
+
+The fault is injected at the network edge: the media server's /flaky/429/1/ paths
+answer the first request with 429 Too Many Requests, the next ones with the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from core.metrics import BREAKER_TRIPS
+from core.models import SourceBreaker
+from core.temporal import connect
+from devstack.stack import free_port
+from starter.batch import batch_progress, start_batch
+from tests.conftest import metric_total, scrape_metrics
+from tests.test_resilience import stack, wait_batch, worker  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+COOLDOWN_S = 8.0
+
+
+def test_the_batch_pauses_for_a_cool_down_when_the_source_pushes_back(stack, media_server):
+    breaker = SourceBreaker(threshold=0.5, min_samples=3, window_s=600, cooldown_s=COOLDOWN_S, video_waits=2)
+    metrics_at = f"127.0.0.1:{free_port()}"
+    worker(stack, "breaker", "breaker", PIPELINE_METRICS_ADDRESS=metrics_at)
+    pushed = [(f"pushed-{i}", f"{media_server.url}/flaky/429/1/ep05-radio-segment.ogg?v={i}") for i in range(4)]
+    calm = [(f"calm-{i}", f"{media_server.url}/ep03-three-voices.ogg?v={i}") for i in range(3)]
+    csv_path = stack.config.data_dir / "breaker.csv"
+    csv_path.write_text("video_id,url\n" + "".join(f"{v},{u}\n" for v, u in pushed + calm))
+    settings = stack.settings(task_queue_prefix="breaker", source_breaker=breaker)
+
+    async def start():
+        report = await start_batch(await connect(settings), settings, csv_path, "breaker", window=4)
+        assert report.submitted and report.valid == 7
+
+    asyncio.run(start())
+    counts = wait_batch(stack, "breaker", timeout_s=600)
+    assert counts.by_status == {"Completed": 7}, "a source pushing back marks no video failed"
+
+    async def history():
+        client = await connect(stack.settings())
+        progress = await batch_progress(client, "breaker")
+        events = [e async for e in client.get_workflow_handle("batch-breaker").fetch_history_events()]
+        return progress, events
+
+    progress, events = asyncio.run(history())
+    assert progress.breaker_trips >= 1 and progress.failed == 0 and progress.completed == 7
+    # between the pause and the resume the batch started nothing
+    timeline = []
+    for event in events:
+        kind = event.WhichOneof("attributes")
+        if kind == "upsert_workflow_search_attributes_event_attributes":
+            stage = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields.get(
+                "PipelineStage"
+            )
+            if stage is not None:
+                timeline.append(("stage", stage.data.decode().strip('"'), event.event_time.ToSeconds()))
+        elif kind == "start_child_workflow_execution_initiated_event_attributes":
+            timeline.append(("start", event.start_child_workflow_execution_initiated_event_attributes.workflow_id,
+                             event.event_time.ToSeconds()))  # fmt: skip
+    paused = next(i for i, e in enumerate(timeline) if e[:2] == ("stage", "paused-source"))
+    resumed = next(i for i, e in enumerate(timeline) if i > paused and e[:2] == ("stage", "running"))
+    assert not [e for e in timeline[paused:resumed] if e[0] == "start"], timeline
+    held_s = timeline[resumed][2] - timeline[paused][2]
+    print(f"\nsource breaker: tripped after {sum(e[0] == 'start' for e in timeline[:paused])} starts, "
+          f"held {held_s:.0f} s (cool-down {COOLDOWN_S:.0f} s), {progress.completed} completed, 0 failed")
+    assert held_s >= COOLDOWN_S - 1
+    assert [e[1] for e in timeline[resumed:] if e[0] == "start"], "the batch went on after the cool-down"
+    trips = metric_total(scrape_metrics(metrics_at), BREAKER_TRIPS, batch_id="breaker")
+    assert trips == progress.breaker_trips, "the trip is counted where Prometheus scrapes"
+    assert stack.stop_process("breaker") == 0
