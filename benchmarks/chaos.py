@@ -1,141 +1,652 @@
-"""Run a batch while killing workers at random; count what was lost or done twice.
+"""Chaos: one batch meets every fault a fleet meets at once, then storage is audited.
 
-    python -m benchmarks.chaos --videos 30 --kill-every 15 [--workers 2] [--seed 1]
+    python -m benchmarks.chaos --videos 30 --long-videos 5 --long-minutes 10 \\
+        --kill-every 20 --pause-every 30 [--workers 2] [--seed 1] [--data-dir DIR]
 
-Starts its own embedded stack (Temporal dev server, S3-compatible store, media
-server) in a temporary folder, starts ``--workers`` worker processes, starts the
-batch, and every ``--kill-every`` seconds (jittered) kills one worker with SIGKILL and
-starts a replacement. When the batch is done it checks the storage server itself:
+Why: "nothing lost, nothing done twice" is a claim about all faults together. A
+worker killed mid-chunk, a worker paused past its heartbeat timeout that wakes up and
+goes on writing (the late writer), the Temporal server going away and coming back,
+storage refusing every call for a while: each is covered by its own test, but they
+meet in production, on long recordings whose stages checkpoint many chunks. So one
+run combines them and then reads the storage server itself, the way a consumer of the
+data would, instead of trusting what the workflows report.
 
-- lost: a video without its committed metadata.json;
-- duplicated: a video whose metadata.json was committed by a workflow run other than
-  the one that completed it (i.e. processed to the end twice). metadata.json is
-  written with If-None-Match, so the server refuses any rewrite; refused attempts
-  are counted too.
+One run:
 
-Prints ``chaos: N completed, L lost, D duplicated, K kills`` and exits 0 iff nothing
-was lost or duplicated.
+- builds its media folder: the sample clips, plus ``--long-videos`` recordings of
+  ``--long-minutes`` each, joined from real speech (the evaluation recordings and the
+  samples), each in its own seeded order and starting offset, so no two are alike;
+- starts its own embedded stack (Temporal dev server, S3-compatible store, media
+  server) in ``--data-dir`` and ``--workers`` workers, with model stages checkpointing
+  every ``--chunk-s`` seconds of audio and a heartbeat timeout of ``--heartbeat-s``;
+- starts one batch of ``--videos`` rows (the long recordings spread among the clips);
+- while it runs, every ``--kill-every`` seconds (jittered), SIGKILLs a worker that is
+  in the middle of a stage and starts a replacement (only a worker that has finished
+  some work since it started, so the batch moves forward however often the faults
+  come); every ``--pause-every`` seconds SIGSTOPs a worker that is mid-stage for two to
+  three heartbeat timeouts, then SIGCONTs it: Temporal has given its work to another
+  worker meanwhile, and the woken one is a late writer. Once a quarter of the videos
+  are completed it restarts the Temporal dev server (same database file, same port);
+  once half are, it stops the storage server for ``--outage-s`` seconds (longer than a
+  stage's first few retries), then restarts it on the same port and folder;
+- when the batch is done, wakes any paused worker, waits for late writes to land, and
+  audits every video of the CSV:
+
+  - lost: no committed ``metadata.json``, or its workflow did not complete;
+  - duplicated: ``metadata.json`` was committed by a workflow run other than the one
+    that completed the video (processed to the end twice);
+  - inconsistent: ``original.wav``'s sha256 is not ``source.sha256``, a file's sha256
+    is not the one ``files`` records, the committed folder holds other files,
+    ``embeddings.npy`` has not one row per segment, or something is left under
+    ``_work/{video}/``. Anything under ``_work/`` that belongs to no video of the
+    batch counts too.
+
+Prints one line per fault, the restart and outage timings, per-category details
+when there are any, and one summary line::
+
+    chaos: N completed, L lost, D duplicated, I inconsistent, K kills, P pauses
+
+Exits 0 iff every video completed and nothing was lost, duplicated or inconsistent.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import itertools
 import json
+import os
 import random
+import shutil
+import signal
+import subprocess
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from temporalio.service import RPCError
 
 from core.exit import exit_now
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
-from starter.batch import batch_counts, batch_is_running, start_batch
+from starter.batch import BatchCounts, batch_counts, batch_is_running, start_batch
 from workflows.batch import video_workflow_id
 
 SAMPLES = REPO_ROOT / "samples" / "audio"
+EVAL_SPEECH = REPO_ROOT.parent / "shared" / "eval" / "diarization" / "audio"
 BATCH = "chaos"
+RESTART_AT = 0.25  # fraction of the videos completed when the Temporal server restarts
+OUTAGE_AT = 0.5  # ... and when the storage outage begins
+PAUSE_TIMEOUTS = (2.0, 3.0)  # a pause lasts this many heartbeat timeouts
+MAX_HITS = 2  # faults (kills and pauses) that may land on one stage of one video
+COMMITTED_FILES = {"original.wav", "embeddings.npy", "diarization.rttm", "stats.json", "metadata.json"}
 
 
-async def run(videos: int, kill_every: float, workers: int, seed: int, timeout_s: float, data: Path) -> int:
-    rng = random.Random(seed)
-    stack = Stack(StackConfig.ephemeral(data, SAMPLES))
-    stack.start(worker=False)
+@dataclass
+class Options:
+    videos: int
+    long_videos: int
+    long_minutes: float
+    kill_every: float
+    pause_every: float
+    outage_s: float
+    heartbeat_s: float
+    chunk_s: float
+    workers: int
+    seed: int
+    timeout_s: float
+    data: Path
+
+
+# --------------------------------------------------------------------------- media
+
+
+def build_media(media: Path, opts: Options) -> list[str]:
+    """The media folder: the sample clips, then the long recordings (built once: a file
+    already there is kept). Returns the names of the long recordings."""
+    media.mkdir(parents=True, exist_ok=True)
+    for clip in SAMPLES.glob("*.ogg"):
+        if not (media / clip.name).exists():
+            shutil.copy(clip, media / clip.name)
+    names = [f"long-{k}-{opts.long_minutes:g}min.ogg" for k in range(opts.long_videos)]
+    missing = [(k, n) for k, n in enumerate(names) if not (media / n).exists()]
+    if missing:
+        sources = speech_sources(opts.data / "speech")
+        for k, name in missing:
+            build_long(sources, media / name, opts.long_minutes * 60, random.Random(opts.seed * 1000 + k))
+    return names
+
+
+def speech_sources(folder: Path) -> list[tuple[Path, float]]:
+    """Every real speech recording, decoded once to 16 kHz mono PCM (the concat demuxer
+    joins files of one format), with its duration."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for path in sorted(EVAL_SPEECH.glob("*.wav")) + sorted(SAMPLES.glob("*.ogg")):
+        out = folder / f"{path.stem}.wav"
+        if not out.exists():
+            ffmpeg("-i", str(path), "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(out))
+        sources.append((out, sf.info(str(out)).duration))
+    if not sources:
+        raise SystemExit(f"no speech recordings in {EVAL_SPEECH} or {SAMPLES}")
+    return sources
+
+
+def build_long(sources: list[tuple[Path, float]], out: Path, seconds: float, rng: random.Random) -> None:
+    """Rounds of every source in a new seeded order, entered at a seeded offset, cut at
+    ``seconds`` and encoded as Opus in Ogg (what a podcast's audio-only stream is)."""
+    listing, have = [], 0.0
+    while have < seconds:
+        order = sources[:]
+        rng.shuffle(order)
+        for path, duration in order:
+            if not listing:  # the first file, entered somewhere in its first half
+                offset = rng.uniform(0.0, duration / 2)
+                listing.append(f"file '{path}'\ninpoint {offset:.3f}\n")
+                have -= offset
+            else:
+                listing.append(f"file '{path}'\n")
+            have += duration
+    concat = out.with_suffix(".txt")
+    concat.write_text("".join(listing))
+    partial = out.with_name(f".{out.name}")
+    ffmpeg("-f", "concat", "-safe", "0", "-i", str(concat), "-t", f"{seconds:.3f}",
+           "-ac", "1", "-c:a", "libopus", "-b:a", "32k", "-f", "ogg", str(partial))  # fmt: skip
+    partial.rename(out)
+    concat.unlink()
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+
+
+def write_csv(path: Path, media_url: str, opts: Options, long_names: list[str]) -> list[str]:
+    """The batch: the long recordings spread evenly among the clips. Returns the ids."""
+    clips = sorted(p.name for p in SAMPLES.glob("*.ogg"))
+    spread = {round(k * opts.videos / max(1, len(long_names))): name for k, name in enumerate(long_names)}
+    rows, clip = [], itertools.cycle(clips)
+    for i in range(opts.videos):
+        name = spread.get(i)
+        rows.append((f"chaos-{i:04d}-long" if name else f"chaos-{i:04d}", name or next(clip)))
+    path.write_text("video_id,url\n" + "".join(f"{v},{media_url}/{name}\n" for v, name in rows))
+    return [v for v, _ in rows]
+
+
+# ------------------------------------------------------------------------ workers
+
+
+def worker_events(path: Path) -> list[dict]:
+    """The JSON log lines of one worker; a line still being written is skipped."""
+    events = []
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+    return events
+
+
+def open_stages(events: list[dict]) -> set[tuple[str, str]]:
+    """(workflow id, stage) of the attempts a worker has started and not yet ended."""
+    open_attempts: Counter = Counter()
+    for e in events:
+        attempt = (e.get("workflow_id"), e.get("activity"), e.get("attempt"))
+        if e.get("event") == "stage.started":
+            open_attempts[attempt] += 1
+        elif e.get("event") in {"stage.done", "stage.failed", "stage.cancelled"}:
+            open_attempts[attempt] -= 1
+    return {(workflow, stage) for (workflow, stage, _), n in open_attempts.items() if n > 0}
+
+
+def has_worked(events: list[dict]) -> bool:
+    return any(e.get("event") in {"chunk.computed", "stage.done"} for e in events)
+
+
+@dataclass
+class Fleet:
+    """The worker processes: killed, paused, resumed and replaced by name."""
+
+    stack: Stack
+    env: dict[str, str]
+    rng: random.Random
+    live: list[str] = field(default_factory=list)
+    paused: dict[str, float] = field(default_factory=dict)  # name -> when to SIGCONT
+    kills: int = 0
+    pauses: int = 0
+    exited: list[str] = field(default_factory=list)
+    hits: Counter = field(default_factory=Counter)  # (workflow id, stage) -> faults that hit it
+    _generation: itertools.count = field(default_factory=itertools.count)
+
+    def start(self, slot: int) -> str:
+        name = f"chaos-w{slot}-g{next(self._generation)}"
+        self.stack.start_worker(name, **self.env)
+        self.live.append(name)
+        return name
+
+    def victim(self, worked: bool = False) -> tuple[str, set] | None:
+        """A running (not paused) worker in the middle of a stage, and its open stages.
+
+        Only a stage hit fewer than ``MAX_HITS`` times: Temporal doubles the wait
+        before each retry of a stage (up to minutes), so faults that kept landing on
+        the one stage still running would stretch the run, not test anything new.
+        ``worked``: only a worker that has finished a chunk or a stage since it
+        started, so however often workers are killed, each replacement moves the
+        batch forward before its turn comes."""
+        fit = []
+        for name in self.live:
+            events = worker_events(self.stack.logs / f"{name}.log")
+            stages = open_stages(events)
+            if (name not in self.paused and stages and all(self.hits[s] < MAX_HITS for s in stages)
+                    and (not worked or has_worked(events))):  # fmt: skip
+                fit.append((name, stages))
+        return self.rng.choice(fit) if fit else None
+
+    def kill(self) -> str | None:
+        chosen = self.victim(worked=True)
+        if chosen is None:
+            return None
+        victim, stages = chosen
+        proc = self.stack.procs.pop(victim)
+        proc.kill()
+        proc.wait()
+        self.live.remove(victim)
+        self.hits.update(stages)
+        self.kills += 1
+        return f"{victim} (SIGKILL) in {describe(stages)}, replaced by {self.start(slot_of(victim))}"
+
+    def pause(self, heartbeat_s: float) -> str | None:
+        chosen = self.victim() if len(self.live) - len(self.paused) >= 2 else None  # keep one running
+        if chosen is None:
+            return None
+        victim, stages = chosen
+        seconds = heartbeat_s * self.rng.uniform(*PAUSE_TIMEOUTS)
+        os.kill(self.stack.procs[victim].pid, signal.SIGSTOP)
+        self.paused[victim] = time.monotonic() + seconds
+        self.hits.update(stages)
+        self.pauses += 1
+        return f"{victim} (SIGSTOP for {seconds:.0f} s) in {describe(stages)}"
+
+    def working(self) -> bool:
+        """Whether a running worker is in the middle of a stage (a server fault then
+        meets work in flight)."""
+        running = [w for w in self.live if w not in self.paused]
+        return any(open_stages(worker_events(self.stack.logs / f"{w}.log")) for w in running)
+
+    def resume_due(self, everyone: bool = False) -> list[str]:
+        woken = [w for w, at in self.paused.items() if everyone or time.monotonic() >= at]
+        for name in woken:
+            os.kill(self.stack.procs[name].pid, signal.SIGCONT)
+            del self.paused[name]
+        return woken
+
+    def replace_exited(self) -> list[str]:
+        """Workers that exited on their own (none should): noted and replaced."""
+        gone = [w for w in self.live if self.stack.procs[w].poll() is not None]
+        for name in gone:
+            self.exited.append(f"{name} exited with {self.stack.procs.pop(name).returncode}")
+            self.live.remove(name)
+            self.start(slot_of(name))
+        return gone
+
+    def log_paths(self) -> list[Path]:
+        return sorted(self.stack.logs.glob("chaos-w*.log"))
+
+
+def describe(stages: set[tuple[str, str]]) -> str:
+    return ", ".join(f"{workflow.removeprefix('video-')} {stage}" for workflow, stage in sorted(stages))
+
+
+def slot_of(name: str) -> int:
+    return int(name.split("-")[1].removeprefix("w"))
+
+
+# ------------------------------------------------------------------ server faults
+
+
+@dataclass
+class ServerFaults:
+    """The Temporal restart and the storage outage, each once, mid-batch."""
+
+    stack: Stack
+    restart_stopped: float | None = None
+    restart_listening: float | None = None
+    restart_answering: float | None = None
+    restart_completed: int = 0
+    outage_began: float | None = None
+    outage_ended: float | None = None
+    outage_completed: int = 0
+
+    def restart_temporal(self, completed: int) -> None:
+        self.restart_completed = completed
+        self.restart_stopped = time.monotonic()
+        self.stack.stop_process("temporal")
+        self.stack.start_temporal()
+        self.restart_listening = time.monotonic()
+
+    def begin_outage(self, completed: int) -> None:
+        self.outage_completed = completed
+        self.outage_began = time.monotonic()
+        self.stack.stop_process("storage")
+
+    def end_outage(self) -> None:
+        self.stack.start_storage()
+        self.outage_ended = time.monotonic()
+
+    def in_outage(self) -> bool:
+        return self.outage_began is not None and self.outage_ended is None
+
+    def lines(self, started: float, retried: int, failed: int) -> list[str]:
+        """The timings; ``retried``/``failed``: storage calls the workers retried in
+        place during the outage, stage attempts that failed StorageUnavailable."""
+        out = []
+        if self.restart_stopped is None:
+            out.append("temporal restart: not done (the batch finished first)")
+        else:
+            stopped = self.restart_stopped
+            answering = self.restart_answering - stopped if self.restart_answering else float("nan")
+            out.append(
+                f"temporal restart at {stopped - started:.0f} s ({self.restart_completed} completed): "
+                f"listening again after {self.restart_listening - stopped:.1f} s, "
+                f"the batch's client answered again after {answering:.1f} s"
+            )
+        if self.outage_began is None:
+            out.append("storage outage: not done (the batch finished first)")
+        else:
+            out.append(
+                f"storage outage at {self.outage_began - started:.0f} s ({self.outage_completed} completed): "
+                f"down {self.outage_ended - self.outage_began:.0f} s; "
+                f"workers retried {retried} storage calls through it; "
+                f"{failed} stage attempts failed StorageUnavailable and were retried"
+            )
+        return out
+
+
+# ------------------------------------------------------------------------- audit
+
+
+@dataclass
+class Audit:
+    completed: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    inconsistent: list[str] = field(default_factory=list)
+
+
+async def audit(client, store: ObjectStore, ids: list[str]) -> Audit:
+    """Check every video against the storage server and the workflow that completed it."""
+    result = Audit()
+    leftovers = work_leftovers(store)
+    for video_id in ids:
+        keys = store.keys(video_id)
+        metadata = store.get_json_or_none(keys.metadata)
+        try:
+            description = await client.get_workflow_handle(video_workflow_id(video_id)).describe()
+            status = description.status.name if description.status else "unknown"
+        except RPCError as error:
+            status = f"not found ({error.status.name})"
+        if metadata is None or status != "COMPLETED":
+            what = "no metadata.json" if metadata is None else "metadata.json"
+            result.lost.append(f"{video_id}: {what}, workflow {status}")
+            leftovers.pop(video_id, None)  # an unfinished video keeps its work for a retry
+            continue
+        result.completed += 1
+        committed_by = metadata.get("committed_by", {}).get("run_id")
+        if committed_by != description.run_id:
+            result.duplicated.append(
+                f"{video_id}: committed by run {committed_by}, completed by run {description.run_id}"
+            )
+        problems = consistency_problems(store, video_id, metadata) + leftovers.pop(video_id, [])
+        if problems:
+            result.inconsistent.append(f"{video_id}: " + "; ".join(problems))
+    result.inconsistent += [f"{video} (not in the batch): " + "; ".join(p) for video, p in leftovers.items()]
+    return result
+
+
+def consistency_problems(store: ObjectStore, video_id: str, metadata: dict) -> list[str]:
+    """What a committed video's files say against its metadata.json."""
+    keys = store.keys(video_id)
+    recorded = metadata.get("files", {})
+    problems = []
+    source = metadata["source"]["sha256"]
+    if (original := sha256_of(store, keys.original)) != source:
+        problems.append(f"original.wav sha256 {original[:12]} is not source.sha256 {source[:12]}")
+    for name, sha in recorded.items():
+        if (actual := sha256_of(store, f"{keys.root}{name}")) != sha:
+            problems.append(f"{name} sha256 {actual[:12]} is not the recorded {sha[:12]}")
+    present = {k.removeprefix(keys.root) for k in store.list_keys(keys.root)}
+    if present != COMMITTED_FILES or set(recorded) | {"metadata.json"} != COMMITTED_FILES:
+        problems.append(f"the committed folder holds {sorted(present)}, metadata.json {sorted(recorded)}")
+    if "embeddings.npy" in present:
+        rows = np.load(io.BytesIO(store.get_bytes(keys.embeddings))).shape[0]
+        if rows != len(metadata["segments"]):
+            problems.append(f"embeddings.npy has {rows} rows for {len(metadata['segments'])} segments")
+    return problems
+
+
+def sha256_of(store: ObjectStore, key: str) -> str:
     try:
-        env = {"PIPELINE_CHUNK_S": "10"}
-        generation = itertools.count()
-        live = [f"chaos-w{k}-g{next(generation)}" for k in range(workers)]
-        for name in live:
-            stack.start_worker(name, **env)
+        return store.sha256(key)[0]
+    except KeyError:
+        return "missing"
 
-        files = sorted(p.name for p in SAMPLES.glob("*.ogg"))
-        csv_path = data / "chaos.csv"
-        ids = [f"chaos-{i:04d}" for i in range(videos)]
-        csv_path.write_text(
-            "video_id,url\n" + "".join(f"{v},{stack.media_url}/{files[i % len(files)]}\n" for i, v in enumerate(ids))
+
+def work_leftovers(store: ObjectStore) -> dict[str, list[str]]:
+    """Everything under ``_work/``, by video: nothing should be left once videos commit."""
+    by_video: dict[str, list[str]] = {}
+    for key in store.list_keys(f"{store.prefix}_work/"):
+        by_video.setdefault(key.removeprefix(f"{store.prefix}_work/").split("/", 1)[0], []).append(key)
+    return {v: [f"{len(k)} keys left under _work/{v}/, e.g. {k[0]}"] for v, k in by_video.items()}
+
+
+# --------------------------------------------------------------------------- run
+
+
+class Batch:
+    """The batch as the benchmark sees it: polled through a client that reconnects
+    after the Temporal restart."""
+
+    def __init__(self, settings, videos: int):
+        self.settings = settings
+        self.videos = videos
+        self.client = None
+
+    async def poll(self) -> tuple[BatchCounts, bool] | None:
+        """(counts, finished), or None while Temporal does not answer."""
+        try:
+            if self.client is None:
+                self.client = await connect(self.settings, wait_s=5)
+            counts = await asyncio.wait_for(batch_counts(self.client, BATCH), 10)
+            finished = counts.total >= self.videos and counts.open == 0
+            if finished:
+                finished = not await asyncio.wait_for(batch_is_running(self.client, "batch-" + BATCH), 10)
+            return counts, finished
+        except Exception:  # the server is restarting: ask again next time
+            self.client = None
+            return None
+
+
+async def run(opts: Options) -> int:
+    rng = random.Random(opts.seed)
+    long_names = build_media(opts.data / "media", opts)
+    stack = Stack(StackConfig.ephemeral(opts.data, opts.data / "media"))
+    stack.start(worker=False)
+    fleet = Fleet(stack, {"PIPELINE_CHUNK_S": f"{opts.chunk_s:g}"}, rng)
+    servers = ServerFaults(stack)
+    try:
+        for slot in range(opts.workers):
+            fleet.start(slot)
+        ids = write_csv(opts.data / "chaos.csv", stack.media_url, opts, long_names)
+        settings = stack.settings(heartbeat_timeout_s=opts.heartbeat_s)
+        store = ObjectStore(settings)
+        store.ensure_bucket()
+        batch = Batch(settings, opts.videos)
+        batch.client = await connect(settings)
+        report = await start_batch(batch.client, settings, opts.data / "chaos.csv", BATCH)
+        assert report.submitted and report.valid == opts.videos, report
+        say(
+            f"started a batch of {opts.videos} videos ({len(long_names)} of {opts.long_minutes:g} min) on "
+            f"{opts.workers} workers, chunks of {opts.chunk_s:g} s, "
+            f"heartbeat timeout {opts.heartbeat_s:g} s; "
+            f"a kill every ~{opts.kill_every:g} s, a pause every ~{opts.pause_every:g} s"
         )
-        settings = stack.settings(heartbeat_timeout_s=10)
-        client = await connect(settings)
-        ObjectStore(settings).ensure_bucket()
-        report = await start_batch(client, settings, csv_path, BATCH)
-        assert report.submitted and report.valid == videos, report
-        print(f"chaos: started a batch of {report.valid} videos on {workers} workers, killing one every ~{kill_every:.0f} s",
-              flush=True)  # fmt: skip
 
-        kills = 0
         started = time.monotonic()
-        next_kill = started + kill_every * rng.uniform(0.5, 1.5)
-        while True:
-            counts = await batch_counts(client, BATCH)
-            if counts.total >= videos and counts.open == 0 and not await batch_is_running(client, "batch-" + BATCH):
-                break
-            if time.monotonic() - started > timeout_s:
-                print(f"chaos: timed out after {timeout_s:.0f} s with {counts.open} running", flush=True)
-                break
-            if time.monotonic() >= next_kill:
-                victim = rng.choice(live)
-                stack.procs[victim].kill()
-                stack.procs[victim].wait()
-                stack.procs.pop(victim)
-                kills += 1
-                replacement = f"{victim.rsplit('-g', 1)[0]}-g{next(generation)}"
-                live[live.index(victim)] = replacement
-                stack.start_worker(replacement, **env)
-                done = counts.by_status.get("Completed", 0)
-                print(f"chaos: kill {kills}: {victim} (SIGKILL), {done}/{videos} done", flush=True)
-                next_kill = time.monotonic() + kill_every * rng.uniform(0.5, 1.5)
-            await asyncio.sleep(1.0)
+        await drive(opts, rng, batch, fleet, servers, started)
+        if servers.in_outage():  # the run timed out during it
+            servers.end_outage()
+        for name in fleet.resume_due(everyone=True):
+            say(f"SIGCONT {name} (the batch is done)")
+        await asyncio.sleep(2 * opts.heartbeat_s + 5)  # a woken attempt's last writes land, or are removed
 
-        completed, lost, duplicated = await audit(client, ObjectStore(settings), ids)
-        refused = sum(_count_events(stack.logs, "upload.commit_exists"))
-        elapsed = time.monotonic() - started
-        print(f"chaos: {elapsed:.0f} s, {refused} refused rewrites of a committed metadata.json")
-        print(f"chaos: {completed} completed, {lost} lost, {duplicated} duplicated, {kills} kills", flush=True)
-        return 0 if lost == 0 and duplicated == 0 and completed == videos else 1
+        result = await audit(batch.client or await connect(settings), store, ids)
+        return report_result(opts, result, fleet, servers, started)
     finally:
+        fleet.resume_due(everyone=True)
         stack.stop()
 
 
-async def audit(client, store: ObjectStore, ids: list[str]) -> tuple[int, int, int]:
-    """Check every video against the storage server and the workflow that completed it."""
-    completed = lost = duplicated = 0
-    for video_id in ids:
-        keys = store.keys(video_id)
-        metadata_keys = [k for k in store.list_keys(keys.root) if k.endswith("metadata.json")]
-        if metadata_keys != [keys.metadata]:
-            lost += 1
-            continue
-        committed_by = store.get_json(keys.metadata).get("committed_by", {})
-        description = await client.get_workflow_handle(video_workflow_id(video_id)).describe()
-        if description.status is None or description.status.name != "COMPLETED":
-            lost += 1
-            continue
-        completed += 1
-        if committed_by.get("run_id") != description.run_id:
-            duplicated += 1
-    return completed, lost, duplicated
+async def drive(opts: Options, rng: random.Random, batch: Batch, fleet: Fleet, servers: ServerFaults,
+                started: float) -> None:  # fmt: skip
+    """Inject faults until the batch is done (or the timeout)."""
+    due = WorkerFaults(opts, rng)
+    completed = 0
+    while time.monotonic() - started < opts.timeout_s:
+        tend(opts, fleet, servers)
+        polled = await batch.poll()
+        if polled:
+            counts, finished = polled
+            completed = counts.by_status.get("Completed", 0)
+            if finished and not servers.in_outage():
+                return
+            server_fault(opts, completed, counts.open > 0 and fleet.working(), servers)
+        due.inject(fleet, f"{completed}/{opts.videos} completed")
+        await asyncio.sleep(1.0)
+    say(f"timed out after {opts.timeout_s:.0f} s")
 
 
-def _count_events(logs: Path, event: str):
-    for path in logs.glob("chaos-w*.log"):
-        yield sum(1 for line in path.read_text(errors="replace").splitlines()
-                  if line.startswith("{") and json.loads(line).get("event") == event)  # fmt: skip
+def tend(opts: Options, fleet: Fleet, servers: ServerFaults) -> None:
+    """What is due whatever the batch does: wake paused workers, replace ones that
+    exited on their own, end the storage outage."""
+    for name in fleet.resume_due():
+        say(f"SIGCONT {name}: it wakes up as a late writer")
+    for name in fleet.replace_exited():
+        say(f"{name} exited on its own; replaced")
+    if servers.in_outage() and time.monotonic() - servers.outage_began >= opts.outage_s:
+        servers.end_outage()
+        say(f"storage back after {servers.outage_ended - servers.outage_began:.0f} s")
+
+
+def server_fault(opts: Options, completed: int, mid_batch: bool, servers: ServerFaults) -> None:
+    """The Temporal restart, then the storage outage, each at its milestone, each only
+    while videos are open and a worker is mid-stage."""
+    if servers.restart_stopped is not None and servers.restart_answering is None:
+        servers.restart_answering = time.monotonic()  # this poll got through
+    if not mid_batch:
+        return
+    if servers.restart_stopped is None and completed >= milestone(opts.videos, RESTART_AT):
+        say(f"restarting the Temporal server, {completed}/{opts.videos} completed")
+        servers.restart_temporal(completed)
+    elif (servers.outage_began is None and servers.restart_answering
+          and completed >= milestone(opts.videos, OUTAGE_AT)):  # fmt: skip
+        say(f"storage outage begins for {opts.outage_s:g} s, {completed}/{opts.videos} completed")
+        servers.begin_outage(completed)
+
+
+class WorkerFaults:
+    """When the next kill and the next pause are due (jittered intervals). A fault
+    that finds no fitting worker is tried again a second later."""
+
+    def __init__(self, opts: Options, rng: random.Random):
+        self.opts = opts
+        self.rng = rng
+        self.next_kill = self._after(opts.kill_every)
+        self.next_pause = self._after(opts.pause_every)
+
+    def _after(self, every: float) -> float:
+        return time.monotonic() + every * self.rng.uniform(0.5, 1.5)
+
+    def inject(self, fleet: Fleet, progress: str) -> None:
+        if time.monotonic() >= self.next_kill and (what := fleet.kill()):
+            say(f"kill {fleet.kills}: {what}, {progress}")
+            self.next_kill = self._after(self.opts.kill_every)
+        elif time.monotonic() >= self.next_pause and (what := fleet.pause(self.opts.heartbeat_s)):
+            say(f"pause {fleet.pauses}: {what}, {progress}")
+            self.next_pause = self._after(self.opts.pause_every)
+
+
+def milestone(videos: int, fraction: float) -> int:
+    return max(1, round(videos * fraction))
+
+
+def report_result(opts: Options, result: Audit, fleet: Fleet, servers: ServerFaults, started: float) -> int:
+    logs = fleet.log_paths()
+
+    def count(predicate) -> int:
+        return sum(1 for path in logs for e in worker_events(path) if predicate(e))
+
+    retried = count(lambda e: e.get("event") == "storage.unavailable_retrying")
+    failed = count(lambda e: e.get("error_type") == "StorageUnavailable")
+    for line in servers.lines(started, retried, failed):
+        print(line)
+    stopped = count(lambda e: e.get("event") == "stage.cancelled")
+    removed = count(lambda e: e.get("error_type") == "AttemptSuperseded")
+    refused = count(lambda e: e.get("event") == "upload.commit_exists")
+    print(
+        f"{time.monotonic() - started:.0f} s; attempts Temporal gave up that stopped themselves: {stopped}; "
+        f"late writes removed after a commit: {removed}; "
+        f"refused rewrites of a committed metadata.json: {refused}"
+    )
+    for category in ("lost", "duplicated", "inconsistent"):
+        for line in getattr(result, category):
+            print(f"{category}: {line}")
+    for line in fleet.exited:
+        print(f"worker exit: {line}")
+    lost, duplicated, inconsistent = len(result.lost), len(result.duplicated), len(result.inconsistent)
+    print(
+        f"chaos: {result.completed} completed, {lost} lost, {duplicated} duplicated, "
+        f"{inconsistent} inconsistent, {fleet.kills} kills, {fleet.pauses} pauses",
+        flush=True,
+    )
+    return 0 if lost == duplicated == inconsistent == 0 and result.completed == opts.videos else 1
+
+
+def say(text: str) -> None:
+    """A progress line, stamped in UTC like the worker logs' timestamps."""
+    print(f"[chaos {datetime.now(timezone.utc):%H:%M:%S}] {text}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--videos", type=int, default=30)
-    parser.add_argument("--kill-every", type=float, default=15.0, help="seconds between kills (jittered)")
+    parser.add_argument("--long-videos", type=int, help="long recordings among them (default videos/6, 1-5)")
+    parser.add_argument("--long-minutes", type=float, default=10.0)
+    parser.add_argument("--kill-every", type=float, default=20.0, help="seconds between kills (jittered)")
+    parser.add_argument("--pause-every", type=float, default=30.0, help="seconds between pauses (jittered)")
+    parser.add_argument("--outage-s", type=float, default=30.0, help="how long storage is down")
+    parser.add_argument("--heartbeat-s", type=float, default=5.0, help="the batch's heartbeat timeout")
+    parser.add_argument("--chunk-s", type=float, default=30.0, help="PIPELINE_CHUNK_S of the workers")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--timeout", type=float, default=1800.0)
-    parser.add_argument("--data-dir", type=Path, help="keep the stack's files (logs, storage) here")
+    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--data-dir", type=Path, help="an empty folder for the stack's files, logs and media")
     args = parser.parse_args()
+    long_videos = args.long_videos if args.long_videos is not None else min(5, max(1, round(args.videos / 6)))
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
-        data = args.data_dir or Path(tmp)
-        code = asyncio.run(run(args.videos, args.kill_every, args.workers, args.seed, args.timeout, data))
+        opts = Options(
+            videos=args.videos, long_videos=min(long_videos, args.videos), long_minutes=args.long_minutes,
+            kill_every=args.kill_every, pause_every=args.pause_every, outage_s=args.outage_s,
+            heartbeat_s=args.heartbeat_s, chunk_s=args.chunk_s, workers=args.workers, seed=args.seed,
+            timeout_s=args.timeout, data=args.data_dir or Path(tmp),
+        )  # fmt: skip
+        code = asyncio.run(run(opts))
     exit_now(code)
 
 
