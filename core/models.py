@@ -212,13 +212,14 @@ class SourceBreaker(_Model):
     videos for a cool-down instead of letting hundreds of good videos fail. It trips
     when, among the recent download outcomes its videos report (completions and
     source-side errors), the source-side share reaches ``threshold``. A video that
-    meets a source-side error waits ``cooldown_s`` and tries again, up to ``video_waits``
-    times, without spending its retry attempts."""
+    meets a source-side error waits (``video_wait_s``, doubling, at most ``cooldown_s``)
+    and tries again, up to ``video_waits`` times, without spending its retry attempts."""
 
     threshold: float = Field(default=0.5, gt=0, le=1)
     min_samples: int = Field(default=8, ge=1)
     window_s: float = Field(default=600.0, gt=0)
     cooldown_s: float = Field(default=1800.0, gt=0)
+    video_wait_s: float = Field(default=120.0, gt=0)
     video_waits: int = Field(default=8, ge=0)
 
 

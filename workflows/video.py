@@ -178,7 +178,7 @@ class VideoWorkflow:
             self._stage = f"waiting for the source ({kind})"
             self._show_details()
             await self._tell_batch("source_trouble", SourceTrouble(video_id=spec.video_id, error_type=kind))
-            await workflow.sleep(timedelta(seconds=breaker.cooldown_s))
+            await workflow.sleep(timedelta(seconds=min(breaker.video_wait_s * 2**waits, breaker.cooldown_s)))
         raise AssertionError("unreachable: the last wait re-raises")
 
     @workflow.query(name="status")
