@@ -11,14 +11,16 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from core.errors import PipelineError, RateLimited
+from core.errors import PipelineError, RateLimited, SourceBlocked
+
+# the source pushing back (a 429, a bot check): asking again at once only digs deeper
+COOL_DOWN_ERRORS = (RateLimited, SourceBlocked)
 
 
 def to_application_error(exc: PipelineError, rate_limit_backoff_s: float) -> ApplicationError:
-    """A 429 asks for a long pause (settings.rate_limit_backoff_s), overriding the backoff."""
+    """A 429 or a bot check asks for a long pause (settings.rate_limit_backoff_s),
+    overriding the policy's backoff."""
+    cool_down = timedelta(seconds=rate_limit_backoff_s) if isinstance(exc, COOL_DOWN_ERRORS) else None
     return ApplicationError(
-        str(exc),
-        type=type(exc).__name__,
-        non_retryable=not exc.retryable,
-        next_retry_delay=timedelta(seconds=rate_limit_backoff_s) if isinstance(exc, RateLimited) else None,
+        str(exc), type=type(exc).__name__, non_retryable=not exc.retryable, next_retry_delay=cool_down
     )

@@ -21,6 +21,7 @@ from temporalio import activity
 
 from activities.runtime import runtime
 from core.models import MANIFESTS_FOLDER, ManifestResult
+from core.sources import redact_url
 from core.temporal import connect
 
 LOOKUP_THREADS = 16  # parallel metadata.json GETs
@@ -70,7 +71,7 @@ def _line(store, video_id: str, meta: dict) -> str:
         {
             "video_id": video_id,
             "schema_version": meta["schema_version"],
-            "url": meta["source"]["url"],
+            "url": redact_url(meta["source"]["url"]),  # commits before redaction stored it whole
             "duration_s": meta["duration_s"],
             "num_speakers": meta["num_speakers"],
             "usable_pct": meta["usable_pct"],

@@ -19,7 +19,7 @@ import numpy as np
 from temporalio import activity
 
 from activities.runtime import runtime, stage
-from core import faults, outputs
+from core import faults, outputs, sources
 from core.errors import AttemptSuperseded, IntermediateMismatch, StorageUnavailable, VideoIdConflict
 from core.models import (
     SCHEMA_VERSION,
@@ -53,9 +53,10 @@ def committed_outcome(store: ObjectStore, video_id: str, url: str | None = None)
     metadata = store.get_json_or_none(keys.metadata)
     if metadata is None or metadata.get("schema_version") != SCHEMA_VERSION:
         return None
-    committed_url = metadata["source"]["url"]
-    if url is not None and committed_url != url:
-        raise VideoIdConflict(f"{video_id} is committed from {committed_url}, not {url}: give this URL another id")
+    committed = metadata["source"]  # the URL redacted, and the original's sha256
+    if url is not None and not sources.same_source(committed, url):
+        raise VideoIdConflict(f"{video_id} is committed from {sources.redact_url(committed['url'])}, "
+                              f"not {sources.redact_url(url)}: give this URL another id")  # fmt: skip
     return _outcome(metadata, keys)
 
 

@@ -23,6 +23,15 @@ from core.errors import EmptyMedia, InvalidMedia, SilentAudio
 
 ORIGINAL_RATE = 48_000
 ANALYSIS_RATE = 16_000
+# What ffmpeg may open for its input: the local file it is given (no other protocol),
+# read by an audio container's demuxer. Never a playlist or other indirection (hls,
+# concat, dash, ...): remote content that names other files or URLs would make ffmpeg
+# read local files (committed as the video's audio) or connect anywhere. mpegts is
+# what yt-dlp's native HLS download writes.
+INPUT_WHITELIST = [
+    "-protocol_whitelist", "file",
+    "-format_whitelist", "mp3,mov,mp4,m4a,3gp,matroska,webm,ogg,wav,w64,flac,aac,aiff,caf,asf,mpegts",
+]  # fmt: skip
 
 
 @lru_cache(maxsize=4)
@@ -57,7 +66,7 @@ def transcode(
     cmd = [
         ffmpeg_binary(ffmpeg), "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats",
         "-progress", "pipe:1", "-y",
-        "-i", str(src), "-vn", "-ac", str(channels), "-ar", str(rate),
+        *INPUT_WHITELIST, "-i", str(src), "-vn", "-ac", str(channels), "-ar", str(rate),
         *(["-t", f"{max_duration_s:.3f}"] if max_duration_s else []),  # bounds the output
         "-c:a", "pcm_s16le", str(dst),
     ]  # fmt: skip
@@ -100,7 +109,8 @@ def media_duration(src: Path, ffmpeg: str | None = None) -> float | None:
     """The duration a container announces (its header), read by ffmpeg without decoding;
     None when it announces none (a stream, a raw file)."""
     proc = subprocess.run(
-        [ffmpeg_binary(ffmpeg), "-nostdin", "-hide_banner", "-i", str(src)], capture_output=True, text=True, timeout=60
+        [ffmpeg_binary(ffmpeg), "-nostdin", "-hide_banner", *INPUT_WHITELIST, "-i", str(src)],
+        capture_output=True, text=True, timeout=60,
     )
     found = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", proc.stderr)
     if not found:

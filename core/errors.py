@@ -23,6 +23,17 @@ class VideoPrivate(PipelineError):
     """The source refuses access (403, private, members-only, geo-blocked)."""
 
 
+class AgeRestricted(PipelineError):
+    """The source asks the viewer to sign in to confirm their age: no anonymous worker
+    will ever get it, unlike a bot check (SourceBlocked), which passes with time."""
+
+
+class UnsafeSource(PipelineError):
+    """The URL, or a redirect it answers with, leads to an address the pipeline never
+    fetches from (private, link-local, metadata, loopback outside the embedded
+    default): ``core/sources.py``. Refused before any connection is opened."""
+
+
 class InvalidMedia(PipelineError):
     """What was downloaded is not audio/video ffmpeg can decode."""
 
@@ -49,6 +60,11 @@ class NotSingleVideo(PipelineError):
 
 class LiveStream(PipelineError):
     """A live, upcoming or just-ended stream: only finished recordings are taken."""
+
+
+class ConfigurationError(PipelineError):
+    """This worker is set up wrong (a model it cannot load): no other attempt on this
+    node would do better. The worker refuses to start, so it takes no tasks."""
 
 
 class GpuMemoryExhausted(PipelineError):
@@ -123,6 +139,9 @@ PERMANENT_ERRORS: tuple[type[PipelineError], ...] = (
     TooLarge,
     NotSingleVideo,
     LiveStream,
+    AgeRestricted,
+    UnsafeSource,
+    ConfigurationError,
     GpuMemoryExhausted,
     VideoIdConflict,
     IntermediateMismatch,

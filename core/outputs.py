@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.models import SCHEMA_VERSION, FinalizeRequest, MusicRegion, Segment
+from core.sources import redact_url, url_sha256
 
 Interval = tuple[float, float]
 
@@ -120,7 +121,14 @@ def build_metadata(
         "schema_version": SCHEMA_VERSION,
         "video_id": req.spec.video_id,
         "batch_id": req.spec.batch_id,
-        "source": {"url": req.spec.url, "title": req.audio.source_title, "sha256": req.audio.sha256},
+        # the URL without credentials or query tokens, and the original's sha256 (what an
+        # id reused for another URL is compared on): the original stays in the batch input
+        "source": {
+            "url": redact_url(req.spec.url),
+            "url_sha256": url_sha256(req.spec.url),
+            "title": req.audio.source_title,
+            "sha256": req.audio.sha256,
+        },
         "duration_s": round(duration, 3),
         "num_speakers": len(speakers),
         "speakers": speakers,

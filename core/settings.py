@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     min_download_bytes_per_s: float = Field(default=8000.0, ge=0)  # slower for a minute: cut off
     silence_dbfs: float = -60.0  # peak below this: the recording is silent
     ffmpeg_location: str | None = None  # default: PATH, then imageio-ffmpeg's binary
+    # sources on loopback (127.0.0.0/8, ::1) may be fetched; unset: only when Temporal and
+    # storage are on loopback too, the embedded default (core/sources.py)
+    allow_loopback_sources: bool | None = None
 
     # Backends
     diarization_backend: str = "pretrained"  # pretrained | pyannote

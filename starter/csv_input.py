@@ -13,7 +13,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from core.errors import UnsafeSource
 from core.models import VideoSpec
+from core.sources import SourcePolicy, check_url, current_policy, redact_urls
 
 REQUIRED_COLUMNS = ("video_id", "url")
 UNDECODABLE = "\ufffd"  # what errors="replace" puts where a byte was not UTF-8
@@ -40,10 +42,15 @@ class ValidRow:
     spec: VideoSpec
 
 
-def read_videos(path: Path, batch_id: str, gpu_class: str) -> Iterator[ValidRow | RowError]:
+def read_videos(
+    path: Path, batch_id: str, gpu_class: str, policy: SourcePolicy | None = None
+) -> Iterator[ValidRow | RowError]:
     """Yield each data row as a ValidRow or a RowError, in file order. A row that is not
     UTF-8 or that the csv module cannot parse (an oversized field) is a RowError too:
-    one bad row out of 340,000 must not stop the other rows from starting."""
+    one bad row out of 340,000 must not stop the other rows from starting. A URL that
+    names an address the workers never fetch from (core/sources.py: by its literal
+    address or name; DNS is the worker's to ask) is a RowError here, not a failed video."""
+    policy = policy or current_policy()
     seen: dict[str, int] = {}
     # undecodable bytes become U+FFFD, caught per row below instead of ending the read
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
@@ -76,7 +83,12 @@ def read_videos(path: Path, batch_id: str, gpu_class: str) -> Iterator[ValidRow 
                     gpu_class=gpu_class,
                 )
             except (ValidationError, ValueError) as exc:
-                yield RowError(line, video_id, _reason(exc))
+                yield RowError(line, video_id, redact_urls(_reason(exc)))
+                continue
+            try:
+                check_url(spec.url, policy)
+            except UnsafeSource as exc:
+                yield RowError(line, video_id, f"url: {exc}")
                 continue
             if video_id in seen:
                 yield RowError(line, video_id, f"duplicate video_id (first on line {seen[video_id]})")

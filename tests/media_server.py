@@ -13,6 +13,9 @@ ffmpeg all run for real against it.
     /endless/<file>         the file over and over, no length announced, never ending
     /drip/<bytes_per_s>/<file>  the file at that rate, length announced: a slow drip
     /feed/<n>.xml           an RSS feed of n episodes (enclosures /ep-<i>/<file>)
+    /redirect/<target>      302 to the URL-encoded <target> (anywhere: the client decides)
+    /then/<code>/<n>/<file> the first n requests get the file, later ones <code>: a page
+                            that answers and media that does not (YouTube's passing 403s)
 
 Every request path is appended to ``REQUESTS`` (tests count what was fetched).
 """
@@ -24,6 +27,7 @@ import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 _flaky_counts: dict[str, int] = {}
 _flaky_lock = threading.Lock()
@@ -44,6 +48,25 @@ class _Handler(SimpleHTTPRequestHandler):
             except (BrokenPipeError, ConnectionResetError):  # the client gave up
                 self.close_connection = True
                 return True
+        if parts[0] == "redirect" and len(parts) == 2:
+            self.send_response(302)
+            self.send_header("Location", unquote(parts[1]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+        if parts[0] == "then" and len(parts) == 4:
+            with _flaky_lock:
+                seen = _flaky_counts.get(self.path, 0)
+                _flaky_counts[self.path] = seen + 1
+            if seen < int(parts[2]):
+                self.path = "/" + parts[3]
+                return False
+            parts = ["status", parts[1], parts[3]]
+        if parts[0] == "needs-cookie" and len(parts) == 2:
+            if f"session={COOKIE_VALUE}" in (self.headers.get("Cookie") or ""):
+                self.path = "/" + parts[1]
+                return False
+            parts = ["status", "403", parts[1]]
         if parts[0] == "flaky" and len(parts) == 4:
             with _flaky_lock:
                 seen = _flaky_counts.get(self.path, 0)

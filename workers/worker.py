@@ -26,7 +26,8 @@ from activities.music import detect_music
 from activities.sweep import sweep_work
 from activities.upload import committed_video, finalize_outputs
 from core import metrics, pretrained, queues
-from core.errors import StorageUnavailable, StoreUnsafe
+from core.diarization import get_diarization_backend
+from core.errors import ConfigurationError, StorageUnavailable, StoreUnsafe
 from core.logs import configure_logging
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -50,13 +51,20 @@ log = structlog.get_logger("worker")
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM/SIGINT/eviction notice (exit 0) or until a poller dies
     (exit 1: let the supervisor restart the process); exit 2 when storage refuses the
-    configured credentials or bucket, when it ignores conditional writes, or when the
-    default backend's weights are missing."""
+    configured credentials or bucket, when it ignores conditional writes, when the
+    default backend's weights are missing, or when the configured backend's model does
+    not load (before polling any queue: a node set up wrong takes no task)."""
     if settings.diarization_backend == "pretrained":
         try:
             pretrained.require_weights()
         except pretrained.PretrainedWeightsMissing as error:  # setup to fix: taking tasks would fail them all
             log.error("worker.weights_missing", error=str(error))
+            return 2
+    else:  # loaded now, once (the activities reuse it): a model that does not load takes no task
+        try:
+            await asyncio.to_thread(get_diarization_backend, settings)
+        except (ConfigurationError, ValueError) as error:  # ValueError: an unknown backend name
+            log.error("worker.backend_unavailable", backend=settings.diarization_backend, error=str(error))
             return 2
     gpus = detect_gpus()
     cls = settings.worker_gpu_class or machine_class(gpus)

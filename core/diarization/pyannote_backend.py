@@ -25,13 +25,19 @@ import numpy as np  # noqa: E402
 
 from core import faults  # noqa: E402
 from core.diarization import DiarizationOutput, relabel  # noqa: E402
+from core.errors import ConfigurationError  # noqa: E402
 from core.models import Segment  # noqa: E402
 
 PIPELINE_CONFIG = "config.yaml"
 
 
-class PyannoteModelUnavailable(RuntimeError):
-    """The pyannote pipeline could not be loaded: a configuration problem, not the input's."""
+class PyannoteModelUnavailable(ConfigurationError, ValueError):
+    """The pyannote pipeline could not be loaded: a configuration problem, not the input's.
+
+    A ConfigurationError, so an activity that meets it fails at once, non-retryable,
+    under this name; the worker loads the backend before it polls (workers/worker.py),
+    so a node set up wrong exits instead of taking tasks. A ValueError too: what was
+    configured (PIPELINE_PYANNOTE_MODEL, HF_TOKEN) is the bad value."""
 
 
 def _looks_local(model: str) -> bool:
@@ -87,13 +93,17 @@ class PyannoteDiarization:
         if _looks_local(model):
             directory = Path(model).expanduser()
             if not (directory / PIPELINE_CONFIG).is_file():
-                raise ValueError(
+                raise PyannoteModelUnavailable(
                     f"local pyannote model {str(directory)!r} has no {PIPELINE_CONFIG}: "
                     "point PIPELINE_PYANNOTE_MODEL at a directory laid out like "
                     "pyannote/speaker-diarization-community-1 (config.yaml, "
                     "segmentation/, embedding/, plda/), or at a hub id"
                 )
-            return Pipeline.from_pretrained(str(directory))
+            try:
+                return Pipeline.from_pretrained(str(directory))
+            except Exception as exc:  # a config.yaml that does not load: still the setup's fault
+                raise PyannoteModelUnavailable(f"cannot load local pyannote model {str(directory)!r}: "
+                                               f"{type(exc).__name__}: {exc}") from None  # fmt: skip
 
         try:
             pipeline = Pipeline.from_pretrained(model, token=token)

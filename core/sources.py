@@ -1,0 +1,297 @@
+"""Which source URLs the pipeline may fetch, and URLs as the pipeline may show them.
+
+A CSV row names any URL, and whatever answers it may redirect anywhere: a worker that
+fetches what it is told would read cloud metadata (169.254.169.254 hands out the
+node's credentials), cluster-internal services and its own pod's ports. So a URL is
+refused unless every address its host has is a public one:
+
+- ``check_url(url, policy, resolve=False)`` needs no DNS: the scheme, hosts named
+  after loopback or a metadata service, and literal addresses in every spelling the
+  C resolver accepts (``2852039166``, ``0xA9FEA9FE``, ``0251.0376.0251.0376`` and
+  ``169.254.43518`` all mean 169.254.169.254). The starter runs it on each row.
+- ``resolve_checked(host, port, policy)`` resolves the host once and returns its
+  addresses only if every one is allowed: the worker connects to exactly those (the
+  yt-dlp guard at the end of ``core/download.py``), so a second DNS answer
+  (rebinding) never reaches a socket.
+
+Loopback is the one class a setting can allow: the embedded default serves its media
+from 127.0.0.1. ``PIPELINE_ALLOW_LOOPBACK_SOURCES`` decides; unset, it is allowed only
+when the pipeline itself runs on loopback (Temporal and storage both on this machine,
+which is the embedded default), so a production worker refuses it without being told.
+
+``redact_url`` is the form of a URL that may be stored or logged: no userinfo, and
+query values replaced (signed-URL signatures and tokens live there). The original URL
+stays in the batch input and the workflow payload, which need it to download.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from core.errors import UnsafeSource
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+REFUSED = "refused unsafe source"  # every refusal says this: classify_download_error keys on it
+SCHEMES = {"http", "https"}
+LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+CGNAT = ipaddress.ip_network("100.64.0.0/10")  # shared address space: cloud VPC and k8s ranges use it
+UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # a NAT64 gateway routes these to the embedded IPv4
+# instance metadata services; each also falls in a refused class, named here for the message
+METADATA_ADDRESSES = {
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "169.254.169.253", "fd00:ec2::254", "100.100.100.200")
+}
+METADATA_HOSTS = {
+    "metadata", "metadata.google.internal", "metadata.goog", "metadata.azure.internal",
+    "instance-data", "instance-data.ec2.internal",
+}  # fmt: skip
+LOOPBACK_HOSTS = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+# query keys whose values are a public id or position (YouTube's watch URLs), never a
+# credential: kept so a stored URL still says what was downloaded
+PUBLIC_QUERY_KEYS = {"v", "list", "index", "t"}
+REDACTED = "REDACTED"
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    """The loopback networks sources may use (none in production)."""
+
+    loopback: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings) -> SourcePolicy:
+        return cls(LOOPBACK if loopback_allowed(settings) else ())
+
+    def allows(self, address: IPAddress) -> bool:
+        return any(address in network for network in self.loopback if network.version == address.version)
+
+
+def loopback_allowed(settings) -> bool:
+    """``settings.allow_loopback_sources``, or when unset: whether this process's Temporal
+    and object store are both on loopback (the embedded default, where the media server
+    is too). A production worker reaches them over the network, so it refuses loopback."""
+    if settings.allow_loopback_sources is not None:
+        return bool(settings.allow_loopback_sources)
+    temporal_host = settings.temporal_address.rsplit(":", 1)[0].strip("[]")
+    storage_host = urlsplit(settings.s3_endpoint_url or "https://s3.amazonaws.com").hostname or ""
+    return _is_loopback_name(temporal_host) and _is_loopback_name(storage_host)
+
+
+_override: SourcePolicy | None = None
+
+
+def current_policy() -> SourcePolicy:
+    """The policy of this process: from its settings, unless a test set one."""
+    if _override is not None:
+        return _override
+    from core.settings import get_settings
+
+    return SourcePolicy.from_settings(get_settings())
+
+
+@contextlib.contextmanager
+def use_policy(policy: SourcePolicy) -> Iterator[SourcePolicy]:
+    """Run with ``policy`` instead of the settings' (tests: a narrower loopback)."""
+    global _override
+    saved, _override = _override, policy
+    try:
+        yield policy
+    finally:
+        _override = saved
+
+
+# --- the checks -----------------------------------------------------------------------
+def check_url(url: str, policy: SourcePolicy, resolve: bool = False) -> None:
+    """Raise UnsafeSource unless ``url`` may be fetched. Without ``resolve`` no DNS is
+    asked: what a URL says by itself (scheme, names, literal addresses) is checked."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in SCHEMES:
+        raise UnsafeSource(f"{REFUSED} {redact_url(url)}: only http and https are fetched")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise UnsafeSource(f"{REFUSED} {redact_url(url)}: no host")
+    why = host_refusal(host, policy)
+    if why:
+        raise UnsafeSource(f"{REFUSED} {redact_url(url)}: {why}")
+    if resolve and literal_address(host) is None:
+        try:
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        except ValueError:
+            raise UnsafeSource(f"{REFUSED} {redact_url(url)}: the port is not a number") from None
+        with contextlib.suppress(socket.gaierror):  # unknown names fail when connecting, not here
+            resolve_checked(host, port, policy, url)
+
+
+def host_refusal(host: str, policy: SourcePolicy) -> str | None:
+    """Why ``host`` (a name or a literal address) is refused without resolving it, or None."""
+    name = host.lower().rstrip(".")
+    if name in METADATA_HOSTS:
+        return f"{name} is a cloud metadata service"
+    address = literal_address(name)
+    if address is not None:
+        why = address_refusal(address, policy)
+        return f"{host} is {why}" if why else None
+    if _is_loopback_name(name) and not policy.loopback:
+        return f"{name} is loopback"
+    return None
+
+
+def resolve_checked(host: str, port: int, policy: SourcePolicy, url: str | None = None) -> list[str]:
+    """The addresses of ``host``, each allowed by ``policy``, in the resolver's order;
+    UnsafeSource if any one is refused (a name that also points inside is not a public
+    source). Connect to these: resolving again could give another answer."""
+    shown = redact_url(url) if url else host
+    why = host_refusal(host, policy)
+    if why:
+        raise UnsafeSource(f"{REFUSED} {shown}: {why}")
+    literal = literal_address(host)
+    if literal is not None:
+        return [str(literal)]
+    found = getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = []
+    for _family, _type, _proto, _name, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        why = address_refusal(address, policy)
+        if why:
+            raise UnsafeSource(f"{REFUSED} {shown}: {host} resolves to {address}, {why}")
+        if str(address) not in addresses:
+            addresses.append(str(address))
+    return addresses
+
+
+getaddrinfo = socket.getaddrinfo  # the resolver (a test points it at a fixed table)
+
+
+def address_refusal(address: IPAddress, policy: SourcePolicy) -> str | None:
+    """What kind of non-public address this is, or None for a public (or allowed) one."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or (
+            ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in NAT64 else None
+        )
+        if embedded is not None:
+            why = address_refusal(embedded, policy)
+            return f"{why} (as {embedded} inside IPv6)" if why else None
+    if policy.allows(address):
+        return None
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    checks = (
+        (address.is_loopback, "loopback"),
+        (address.is_unspecified, "unspecified"),
+        (address.is_link_local, "link-local"),
+        (address.is_multicast, "multicast"),
+        (address.version == 4 and address in CGNAT, "carrier-grade NAT (shared) space"),
+        (address.version == 6 and address in UNIQUE_LOCAL, "unique-local"),
+        (address.is_reserved, "reserved"),
+        (address.is_private, "private"),
+        (not address.is_global, "not globally routable"),
+    )
+    return next((label for hit, label in checks if hit), None)
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """``host`` as an address if it is one in any spelling the C resolver takes (IPv6,
+    dotted quad, and inet_aton's 1- to 3-part, octal and hex forms), else None."""
+    host = host.strip("[]").split("%", 1)[0]
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host)
+    return _inet_aton(host.rstrip("."))
+
+
+_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
+
+
+def _inet_aton(text: str) -> ipaddress.IPv4Address | None:
+    """glibc inet_aton: 1-4 parts, each decimal, 0-prefixed octal or 0x hex; the last
+    part fills the bytes that remain (``127.1`` is 127.0.0.1)."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4 or not all(_PART.fullmatch(p) for p in parts):
+        return None
+    values = [_number(p) for p in parts]
+    *leading, last = values
+    if any(v > 255 for v in leading) or last >= 256 ** (5 - len(values)):
+        return None
+    number = last
+    for i, value in enumerate(leading):
+        number |= value << (8 * (3 - i))
+    return ipaddress.IPv4Address(number)
+
+
+def _number(part: str) -> int:
+    if part[:2].lower() == "0x":
+        return int(part[2:] or "0", 16)
+    return int(part, 8) if len(part) > 1 and part.startswith("0") else int(part)
+
+
+def _is_loopback_name(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    if name in LOOPBACK_HOSTS or name.endswith(".localhost"):
+        return True
+    address = literal_address(name)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address is not None and address.is_loopback
+
+
+# --- URLs as they may be stored and logged ----------------------------------------------
+def redact_url(url: str) -> str:
+    """``url`` without credentials: userinfo removed, every query and fragment value
+    replaced by REDACTED (the keys stay, and the values of PUBLIC_QUERY_KEYS)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc.rpartition("@")[2]
+    query, fragment = _redact_pairs(parts.query), _redact_pairs(parts.fragment)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def _redact_pairs(text: str) -> str:
+    if not text:
+        return text
+    pairs = []
+    for item in text.split("&"):
+        key, sep, value = item.partition("=")
+        if not sep:
+            pairs.append(REDACTED if key else key)
+        else:
+            pairs.append(f"{key}={value if key.lower() in PUBLIC_QUERY_KEYS else REDACTED}")
+    return "&".join(pairs)
+
+
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` (a log line, an error message) with every URL in it redacted."""
+    return _URL.sub(lambda m: _redact_match(m.group(0)), text)
+
+
+def _redact_match(found: str) -> str:
+    """A URL found in prose, less the punctuation that ends the sentence around it."""
+    url = found.rstrip(".,:;!?)")
+    return redact_url(url) + found[len(url) :]
+
+
+def url_sha256(url: str) -> str:
+    """Names the exact original URL without storing it: what a committed video is
+    compared on (an id reused for another URL is a conflict)."""
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def same_source(committed: dict, url: str) -> bool:
+    """Whether metadata.json's ``source`` names ``url``: by ``url_sha256`` where it is
+    stored; commits made before it existed stored the URL itself."""
+    if committed.get("url_sha256"):
+        return committed["url_sha256"] == url_sha256(url)
+    return committed.get("url") == url
