@@ -13,11 +13,26 @@ from temporalio import activity
 from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import runtime, scratch_dir, stage
 from core.audio import sha256_file
-from core.download import SourceLimits, fetch_audio
+from core.download import SourceAccess, SourceLimits, fetch_audio, pick_proxy
 from core.models import AudioRef, VideoSpec
+from core.settings import Settings
 
 STAGE = "download"
 AUDIO_REF = "audio_ref.json"  # written last: its presence means both copies are complete
+
+
+def source_access(settings: Settings, attempt: str) -> SourceAccess:
+    """The operator's cookies and this attempt's proxy, read from their files now (a
+    rotated secret is picked up without a restart)."""
+    proxies = []
+    if settings.ytdlp_proxies_file:
+        lines = settings.ytdlp_proxies_file.read_text().splitlines()
+        proxies = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return SourceAccess(
+        cookies_file=settings.ytdlp_cookies_file,
+        proxy=pick_proxy(proxies, attempt),
+        ytdlp_options=settings.ytdlp_options,
+    )
 
 
 @activity.defn(name="download_audio")
@@ -40,6 +55,7 @@ def download_audio(spec: VideoSpec) -> AudioRef:
                 silence_dbfs=rt.settings.silence_dbfs,
                 ffmpeg=rt.settings.ffmpeg_location,
                 progress=ctx.heart.show,
+                access=source_access(rt.settings, me),
                 limits=SourceLimits(
                     max_duration_s=rt.settings.max_duration_s,
                     max_bytes=rt.settings.max_download_mb << 20,

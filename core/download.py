@@ -8,12 +8,14 @@ the failure is permanent (404, 403, not media) or worth a retry (429, 5xx, cut o
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yt_dlp
 
@@ -102,6 +104,31 @@ class SourceLimits:
     rate_window_s: float = 60.0
 
 
+@dataclass(frozen=True)
+class SourceAccess:
+    """How this attempt reaches the source: the operator's cookies (a Netscape cookie
+    file) and one proxy of their list, both secrets read from files on the worker, and
+    yt-dlp options passed through settings (extractor args, player client, sleeps)."""
+
+    cookies_file: Path | None = None
+    proxy: str | None = None  # may hold credentials: never logged, never in a payload
+    ytdlp_options: dict[str, Any] = field(default_factory=dict)
+
+
+# options the pipeline owns: bounds, paths, safety; settings may not override them
+OWNED_OPTIONS = frozenset({
+    "format", "outtmpl", "paths", "noplaylist", "overwrites", "max_filesize", "progress_hooks",
+    "cookiefile", "proxy", "quiet", "no_warnings", "noprogress", "cachedir", "retries", "socket_timeout",
+})  # fmt: skip
+
+
+def pick_proxy(proxies: list[str], attempt_id: str) -> str | None:
+    """One proxy per attempt, spread over the list: a retry goes out through another."""
+    if not proxies:
+        return None
+    return proxies[int(hashlib.sha256(attempt_id.encode()).hexdigest(), 16) % len(proxies)]
+
+
 LIVE_STATUSES = {"is_live", "is_upcoming", "post_live"}
 RESTRICTED = {"needs_auth", "premium_only", "subscriber_only"}
 SCRATCH_MARGIN = 1.2  # free disk wanted, as a multiple of the WAV copies' size
@@ -116,6 +143,7 @@ def fetch_audio(
     ffmpeg: str | None = None,
     progress: Callable[[dict[str, float | str]], None] | None = None,
     limits: SourceLimits | None = None,
+    access: SourceAccess | None = None,
 ) -> DownloadedAudio:
     """Download ``url`` into ``workdir`` and return both WAV copies, checked for content.
 
@@ -144,6 +172,15 @@ def fetch_audio(
         "max_filesize": limits.max_bytes,
         "progress_hooks": [guard.hook],
     }
+    access = access or SourceAccess()
+    refused = OWNED_OPTIONS & set(access.ytdlp_options)
+    if refused:
+        raise ValueError(f"yt-dlp options {sorted(refused)} are the pipeline's own: remove them from settings")
+    options.update(access.ytdlp_options)
+    if access.cookies_file:  # a copy: yt-dlp writes the jar back, and the secret is read-only
+        options["cookiefile"] = str(shutil.copyfile(access.cookies_file, workdir / "cookies.txt"))
+    if access.proxy:
+        options["proxy"] = access.proxy
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
             listed = ydl.extract_info(url, download=False, process=False)  # lists entries, fetches none

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,12 @@ class Settings(BaseSettings):
 
     # Download
     max_duration_s: float = 6 * 3600.0
+    # secrets as files (mounted, never in a payload or a log line): a Netscape cookie file
+    # for the source, and proxies one per line (each attempt takes one, a retry another)
+    ytdlp_cookies_file: Path | None = None
+    ytdlp_proxies_file: Path | None = None
+    # passed to yt-dlp as is (extractor_args, sleep_interval, ...), not the pipeline's own
+    ytdlp_options: dict[str, Any] = {}
     max_download_mb: int = Field(default=4096, ge=1)  # bytes a download may fetch
     download_timeout_s: float = Field(default=3600.0, gt=0)  # one download, start to end
     min_download_bytes_per_s: float = Field(default=8000.0, ge=0)  # slower for a minute: cut off

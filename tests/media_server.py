@@ -13,6 +13,7 @@ ffmpeg all run for real against it.
     /endless/<file>         the file over and over, no length announced, never ending
     /drip/<bytes_per_s>/<file>  the file at that rate, length announced: a slow drip
     /feed/<n>.xml           an RSS feed of n episodes (enclosures /ep-<i>/<file>)
+    /needs-cookie/<file>    403 unless the request carries the cookie session=COOKIE_VALUE
     /redirect/<target>      302 to the URL-encoded <target> (anywhere: the client decides)
     /then/<code>/<n>/<file> the first n requests get the file, later ones <code>: a page
                             that answers and media that does not (YouTube's passing 403s)
@@ -33,6 +34,7 @@ _flaky_counts: dict[str, int] = {}
 _flaky_lock = threading.Lock()
 REQUESTS: list[str] = []
 FEED_EPISODE = "ep03-three-voices.ogg"
+COOKIE_VALUE = "operator-session-7f3a"
 
 
 class _Handler(SimpleHTTPRequestHandler):

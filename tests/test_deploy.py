@@ -1273,18 +1273,27 @@ def wait_for_event(stack: Stack, name: str, event: str, proc: subprocess.Popen, 
     raise AssertionError(f"{name}: no {event!r} (exit {proc.poll()}):\n{tail}")
 
 
-def stack_overrides(stack: Stack) -> dict[str, str]:
-    """What changes between production and this test: where Temporal, storage and the
-    metrics endpoint are."""
+@pytest.fixture(scope="module")
+def baked_model(tmp_path_factory) -> Path:
+    """What the GPU image bakes at /models/...: a pyannote pipeline (random weights, built
+    here). The worker loads its backend before it polls, and exits 2 without one."""
+    from tests.pyannote_local import build_local_pipeline
+
+    return build_local_pipeline(tmp_path_factory.mktemp("baked-model") / "model")
+
+
+def stack_overrides(stack: Stack, model: Path) -> dict[str, str]:
+    """What changes between production and this test: where Temporal, storage, the
+    metrics endpoint and the baked model are."""
     return {**stack.env(), "PIPELINE_TEMPORAL_TLS": "false", "PIPELINE_S3_REGION": "us-east-1",
             "PIPELINE_S3_ACCESS_KEY_ID": "local", "PIPELINE_S3_SECRET_ACCESS_KEY": "local",
-            "PIPELINE_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"}  # fmt: skip
+            "PIPELINE_METRICS_ADDRESS": f"127.0.0.1:{free_port()}", "PIPELINE_PYANNOTE_MODEL": str(model)}  # fmt: skip
 
 
 @pytest.mark.integration
-def test_worker_starts_with_production_settings_and_drains_on_sigterm(stack, image_app_dir):
+def test_worker_starts_with_production_settings_and_drains_on_sigterm(stack, image_app_dir, baked_model):
     production = read_env_file(WORKER_ENV)
-    overrides = stack_overrides(stack)
+    overrides = stack_overrides(stack, baked_model)
     assert set(overrides) - {"PIPELINE_S3_ACCESS_KEY_ID", "PIPELINE_S3_SECRET_ACCESS_KEY"} <= set(production)
     proc = start_worker(
         stack, image_app_dir, "prod-worker", {**production, **overrides, "PIPELINE_WORKER_ID": "prod-worker"}
@@ -1305,7 +1314,9 @@ def test_worker_starts_with_production_settings_and_drains_on_sigterm(stack, ima
 
 
 @pytest.mark.integration
-def test_gpu_deployment_environment_starts_a_worker_that_drains_on_an_eviction_notice(stack, image_app_dir):
+def test_gpu_deployment_environment_starts_a_worker_that_drains_on_an_eviction_notice(
+    stack, image_app_dir, baked_model
+):
     docs = RENDERED["base"]
     deployment = by_kind(docs, "Deployment")["podcast-worker-t4"]
     env = effective_env(
@@ -1333,7 +1344,7 @@ def test_gpu_deployment_environment_starts_a_worker_that_drains_on_an_eviction_n
             stack,
             image_app_dir,
             "t4-pod",
-            {**env, **stack_overrides(stack), "PIPELINE_EVICTION_NOTICE_URL": url},
+            {**env, **stack_overrides(stack, baked_model), "PIPELINE_EVICTION_NOTICE_URL": url},
         )
         started = wait_for_event(stack, "t4-pod", "worker.started", proc)
         assert started["gpu_class"] == "t4" and started["queues"] == ["podcast-gpu-t4"]

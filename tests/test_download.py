@@ -145,3 +145,38 @@ def test_the_probe_refuses_from_metadata_alone(info, error):
     with pytest.raises(Exception) as raised:
         check_probe(info, limits)
     assert type(raised.value).__name__ == error and not raised.value.retryable
+
+
+def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, storage_server, capsys):
+    """The operator's cookie file opens a page that refuses anyone without it; the
+    download goes through the operator's proxy (credentials checked by it); neither
+    the proxy's password nor the cookie appears in the result, the payload or the logs."""
+    import dataclasses
+
+    from temporalio.testing import ActivityEnvironment
+
+    from activities import runtime
+    from activities.download import download_audio
+    from core.models import VideoSpec
+    from tests.http_proxy import AuthProxy
+    from tests.media_server import COOKIE_VALUE
+
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\t{COOKIE_VALUE}\n")
+    cookies.chmod(0o400)  # mounted secrets are read-only: yt-dlp gets a copy
+    url = f"{media_server.url}/needs-cookie/ep03-three-voices.ogg"
+    with pytest.raises(VideoPrivate):
+        fetch(url, tmp_path / "without")
+    with AuthProxy("fleet", "proxy-pass-93b1") as proxy:
+        proxies = tmp_path / "proxies.txt"
+        proxies.write_text(f"# one per line\nhttp://fleet:proxy-pass-93b1@127.0.0.1:{proxy.port}\n")
+        settings = storage_server.settings(s3_bucket="access", work_dir=tmp_path / "scratch",
+                                           ytdlp_cookies_file=cookies, ytdlp_proxies_file=proxies)  # fmt: skip
+        runtime.configure(settings).store.ensure_bucket()
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(env.info, activity_id="1", workflow_run_id="run-access")
+        ref = env.run(download_audio, VideoSpec(video_id="cookied", url=url))
+    assert ref.duration_s > 10 and any("needs-cookie" in path for path in proxy.carried)
+    shown = capsys.readouterr()
+    for secret in ("proxy-pass-93b1", COOKIE_VALUE):
+        assert secret not in ref.model_dump_json() and secret not in shown.out + shown.err
