@@ -76,8 +76,9 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
     with stage("upload", video_id) as ctx:
         faults.stall("upload")
         committed = committed_outcome(store, video_id, req.spec.url)
-        if committed is not None:
+        if committed is not None:  # an earlier try committed; its cleanup may have been cut short
             ctx.log.info("upload.already_committed")
+            store.delete_prefix(keys.work_root)
             return committed
 
         diarization = store.get_json(req.diarization.key)
@@ -109,6 +110,7 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
                 _create(store, keys, key, _sha256(data), lambda k=key, d=data, t=content_type: store.create_bytes(k, d, t))
         except AttemptSuperseded:
             ctx.log.info("upload.committed_meanwhile")
+            store.delete_prefix(keys.work_root)
             return committed_outcome(store, video_id)
         metadata["files"] = {
             "original.wav": sha256, **{key.rsplit("/", 1)[1]: _sha256(data) for key, (data, _) in files.items()}

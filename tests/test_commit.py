@@ -94,9 +94,12 @@ def test_commit_replaces_orphans_then_nothing_overwrites_it(rt, staged):
     assert vectors.shape[0] == len(meta["segments"])
     assert store.list_keys(keys.work_root) == [], "intermediates removed on commit"
 
-    # a late finalize with other inputs (another run's) returns the commit, rewrites nothing
+    # a late finalize with other inputs (another run's) returns the commit, rewrites
+    # nothing, and finishes a cleanup the committing attempt was killed in the middle of
+    store.put_bytes(f"{keys.stage_dir('music', 'a1')}chunk-00009.npz", b"left by a kill mid-cleanup")
     late = staged.model_copy(update={"stage_seconds": {"download": 999.0}})
     assert run(finalize_outputs, late, "5", attempt=2, run_id="run-two").metadata_key == keys.metadata
+    assert store.list_keys(keys.work_root) == []
     # a late stage attempt cannot resurrect intermediates: its write is removed again
     with pytest.raises(AttemptSuperseded):
         FencedWrites(store, keys).put_bytes(f"{keys.stage_dir('diarize', 'old')}chunk-00001.npz", b"late")
