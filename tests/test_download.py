@@ -1,7 +1,9 @@
 """Real yt-dlp and ffmpeg against a real local HTTP server: good media and bad."""
 
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -180,3 +182,27 @@ def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, st
     shown = capsys.readouterr()
     for secret in ("proxy-pass-93b1", COOKIE_VALUE):
         assert secret not in ref.model_dump_json() and secret not in shown.out + shown.err
+
+
+def test_a_day_long_file_is_refused_with_little_memory(media_server, tmp_path):
+    """24 hours of audio (silent FLAC, a few MB): TooLong, and the process that fetched
+    it never held more than a small fraction of what decoding it would take."""
+    name = "one-day.flac"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "anullsrc=r=1000:cl=mono", "-t", str(24 * 3600), "-c:a", "flac",
+                    str(media_server.directory / name)], check=True)  # fmt: skip
+    code = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from core.download import fetch_audio\n"
+        "from core.errors import TooLong\n"
+        "try:\n"
+        f"    fetch_audio('{media_server.url}/{name}', Path('{tmp_path}') / 'dl', max_duration_s=21600, silence_dbfs=-60)\n"
+        "except TooLong as exc:\n"
+        "    print('TooLong', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    kind, peak_kib, *_ = (result.stdout.strip() or result.stderr).split()
+    print(f"\n24-hour file: {kind}, peak memory {int(peak_kib) >> 10} MiB")
+    assert kind == "TooLong" and int(peak_kib) < 2 << 20, result.stdout + result.stderr
