@@ -91,7 +91,9 @@ def stack(tmp_path_factory, media_dir):
     stack = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("hazards"), media_dir))
     stack.start(worker=False)
     ObjectStore(stack.settings()).ensure_bucket()
-    runtime.configure(stack.settings())  # the in-process worker's activities use this stack
+    # the in-process worker's activities use this stack; they fail at once on an outage
+    # (no ride-out), so the batch's own retry policy is what the outage test exercises
+    runtime.configure(stack.settings(storage_ride_out_s=0))
     yield stack
     stack.stop()
 
