@@ -16,6 +16,7 @@ from core.audio import sha256_file
 from core.download import SourceAccess, SourceLimits, fetch_audio, pick_proxy
 from core.models import AudioRef, VideoSpec
 from core.settings import Settings
+from core.sources import url_sha256
 
 STAGE = "download"
 AUDIO_REF = "audio_ref.json"  # written last: its presence means both copies are complete
@@ -41,7 +42,7 @@ def download_audio(spec: VideoSpec) -> AudioRef:
     keys = rt.store.keys(spec.video_id)
     with stage(STAGE, spec.video_id) as ctx:
         done = reusable_result(rt.store, keys.stage_dir(STAGE), AUDIO_REF)
-        if done is not None and done.get("url") == spec.url:  # an earlier attempt finished: reuse it
+        if done is not None and done.get("url_sha256") == url_sha256(spec.url):  # an earlier attempt finished
             ctx.log.info("download.reused", attempt_id=done["attempt_id"])
             return AudioRef.model_validate(done)
         me = attempt_id()
@@ -66,7 +67,7 @@ def download_audio(spec: VideoSpec) -> AudioRef:
             sha256 = sha256_file(got.original)
             ref = AudioRef(
                 video_id=spec.video_id,
-                url=spec.url,
+                url_sha256=url_sha256(spec.url),
                 attempt_id=me,
                 original_key=keys.attempt_key(STAGE, "", me, "original.wav"),
                 analysis_key=keys.attempt_key(STAGE, "", me, "analysis_16k.wav"),

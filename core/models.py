@@ -84,7 +84,8 @@ class AudioRef(_Model):
     """Where the downloaded audio lives (the download attempt's own keys), and what it is."""
 
     video_id: str
-    url: str = ""  # what was downloaded: an id reused for another URL is not this audio
+    # what was downloaded, by hash (a URL may hold a token): a reused id is not this audio
+    url_sha256: str = ""
     attempt_id: str = ""  # the download attempt that wrote both copies
     original_key: str  # 48 kHz PCM WAV; the commit copies it to {video_id}/v{N}/original.wav
     analysis_key: str  # 16 kHz mono WAV, an intermediate under _work/
