@@ -61,9 +61,15 @@ def stand_in_activities(wait: Wait = _instant, duration_s: Callable[[str], float
         await wait(req.audio.video_id, "embed")
         return EmbeddingResult(key="e", centroids_key="c", backend="stand-in", dim=256, num_segments=10)
 
+    @activity.defn(name="committed_video")
+    async def committed_video(spec: VideoSpec) -> VideoOutcome | None:
+        return None  # nothing is ever committed before: every video runs its stages
+
     @activity.defn(name="finalize_outputs")
     async def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
         await wait(req.spec.video_id, "upload")
         return VideoOutcome(video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED)
 
-    return StandIns([download_audio], [diarize_audio, detect_music, embed_speakers], [finalize_outputs])
+    return StandIns(
+        [download_audio], [diarize_audio, detect_music, embed_speakers], [committed_video, finalize_outputs]
+    )
