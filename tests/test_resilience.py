@@ -21,6 +21,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+from temporalio.api.enums.v1 import TimeoutType
 
 from core.models import SourceBreaker
 from core.storage import ObjectStore
@@ -136,7 +137,61 @@ def computed_chunks(stack: Stack, name: str, workflow_id: str, stage: str) -> li
     ]
 
 
+# A resumed run reuses the chunks stored before the kill and computes the rest on another
+# process; on this CPU that gives the undisturbed run's turns exactly (measured largest
+# boundary difference: 0.0 s); 0.05 s (five 10 ms frames) leaves room for another BLAS.
+SEGMENT_TOLERANCE_S = 0.05
+
+
+def speaker_mapping(a: list[dict], b: list[dict]) -> dict[str, str]:
+    """Each speaker label of ``a`` to the label of ``b`` it shares the most speech with
+    (one to one): labels are arbitrary names, so two runs that find the same speakers
+    are compared after this mapping, whatever they call them."""
+    from scipy.optimize import linear_sum_assignment
+
+    la, lb = sorted({s["speaker"] for s in a}), sorted({s["speaker"] for s in b})
+    shared = np.zeros((len(la), len(lb)))
+    for x in a:
+        for y in b:
+            shared[la.index(x["speaker"]), lb.index(y["speaker"])] += max(
+                0.0, min(x["end"], y["end"]) - max(x["start"], y["start"])
+            )
+    rows, cols = linear_sum_assignment(-shared)
+    return {la[r]: lb[c] for r, c in zip(rows, cols)}
+
+
+def max_boundary_difference(a: list[dict], b: list[dict]) -> float:
+    return max((max(abs(x["start"] - y["start"]), abs(x["end"] - y["end"])) for x, y in zip(a, b)), default=0.0)
+
+
+def diarize_attempts(stack: Stack, workflow_id: str):
+    """The diarize activity's ActivityTaskStarted attributes in the video's history: one
+    per scheduled activity, carrying the attempt that finished it and the failure of the
+    attempt before (Temporal records retries there, not as events of their own)."""
+    from temporalio.api.enums.v1 import EventType
+
+    async def go():
+        client = await connect(stack.settings())
+        return [e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()]
+
+    history = asyncio.run(go())
+    scheduled = {
+        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    return [
+        e.activity_task_started_event_attributes
+        for e in history
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == "diarize_audio"
+    ]
+
+
 def test_kill_9_mid_diarization_resumes_from_checkpoint(stack, media_server, long_audio):
+    """SIGKILL after 4 diarize chunks: another worker computes only the missing chunks
+    (after the heartbeat timeout: a killed worker says nothing), and the result equals an
+    undisturbed run of the same audio turn for turn (SEGMENT_TOLERANCE_S)."""
     name, duration = long_audio
     url = f"{media_server.url}/{name}"
     num_chunks = math.ceil(duration / float(CHUNK_S))
@@ -150,11 +205,14 @@ def test_kill_9_mid_diarization_resumes_from_checkpoint(stack, media_server, lon
     done_at_kill = len(chunk_keys(store, "long-killed", "diarize"))
 
     worker(stack, "kill-b", "kill")
-    counts = wait_batch(stack, "kill")
+    counts = wait_batch(stack, "kill", timeout_s=900)  # generous: 6.5 min of audio on a shared CPU
     assert counts.by_status == {"Completed": 1}
 
     redone = computed_chunks(stack, "kill-b", "video-long-killed", "diarize")
     assert sorted(redone) == list(range(done_at_kill, num_chunks)), "only the missing chunks are computed"
+    (finished,) = diarize_attempts(stack, "video-long-killed")
+    assert finished.attempt == 2 and finished.last_failure.HasField("timeout_failure_info"), finished.last_failure
+    assert finished.last_failure.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
     resumed = min(
         ts(e) for e in events(stack, "kill-b")
         if e.get("event") == "stage.started" and e.get("activity") == "diarize"
@@ -163,21 +221,38 @@ def test_kill_9_mid_diarization_resumes_from_checkpoint(stack, media_server, lon
     print(f"\nkill -9: {done_at_kill}/{num_chunks} chunks kept; resumed on the other worker "
           f"{resumed - killed_at:.1f} s after the kill (heartbeat timeout 5 s)")  # fmt: skip
 
-    # the same audio, undisturbed, gives outputs of identical structure
+    # the same audio, undisturbed, gives the same outputs: the same turns (start, end,
+    # speaker) within SEGMENT_TOLERANCE_S, the same speakers, the same usable share
     start_videos(stack, "kill", "kill-ref", [("long-undisturbed", url)], heartbeat_timeout_s=5)
-    assert wait_batch(stack, "kill-ref").by_status == {"Completed": 1}
+    assert wait_batch(stack, "kill-ref", timeout_s=900).by_status == {"Completed": 1}
     killed = store.get_json(store.keys("long-killed").metadata)
     calm = store.get_json(store.keys("long-undisturbed").metadata)
     assert killed.keys() == calm.keys()
-    assert [sorted(s) for s in killed["segments"]] == [sorted(s) for s in calm["segments"]]
-    assert killed["duration_s"] == calm["duration_s"] and killed["num_speakers"] >= 2
+    assert killed["num_speakers"] == calm["num_speakers"] >= 2
+    names = speaker_mapping(killed["segments"], calm["segments"])
+    same = all(k == v for k, v in names.items())
+    largest = max_boundary_difference(killed["segments"], calm["segments"])
+    print(f"kill -9: {len(killed['segments'])} segments; labels "
+          f"{'identical' if same else f'mapped by overlap {names}'}; largest boundary difference {largest:.4f} s")
+    assert len(killed["segments"]) == len(calm["segments"])
+    for a, b in zip(killed["segments"], calm["segments"]):
+        assert abs(a["start"] - b["start"]) <= SEGMENT_TOLERANCE_S, (a, b)
+        assert abs(a["end"] - b["end"]) <= SEGMENT_TOLERANCE_S, (a, b)
+        assert names[a["speaker"]] == b["speaker"], (a, b, names)
+    assert abs(killed["usable_pct"] - calm["usable_pct"]) <= 0.5, (killed["usable_pct"], calm["usable_pct"])  # measured equal
     for vid, meta in (("long-killed", killed), ("long-undisturbed", calm)):
         vectors = np.load(io.BytesIO(store.get_bytes(store.keys(vid).embeddings)))
         assert vectors.shape == (len(meta["segments"]), meta["embedding"]["dim"])
     assert stack.stop_process("kill-b") == 0
 
 
-def test_sigterm_hands_over_within_seconds(stack, media_server, long_audio):
+def test_sigterm_hands_over_at_a_chunk_boundary(stack, media_server, long_audio):
+    """SIGTERM to the worker that holds diarize: the stage stops at its next chunk
+    boundary with the retryable WorkerShutdown, the process exits 0, and the other worker
+    resumes at once. "At once" is asserted by what happened, not by a clock: the history's
+    finishing attempt is attempt 2, whose previous attempt failed WorkerShutdown (a
+    heartbeat timeout would show there as a timeout failure), and the other worker's
+    attempt started after the handover and kept the chunks already stored."""
     name, _ = long_audio
     store = store_of(stack)
     procs = {w: worker(stack, w, "term") for w in ("term-a", "term-b")}
@@ -186,9 +261,9 @@ def test_sigterm_hands_over_within_seconds(stack, media_server, long_audio):
     start_videos(stack, "term", "term", [("long-term", f"{media_server.url}/{name}")], heartbeat_timeout_s=30)
     wait_until(lambda: len(chunk_keys(store, "long-term", "diarize")) >= 2, what="2 diarize chunks")
 
-    def diarize_starts(w: str) -> list[float]:
+    def diarize_starts(w: str) -> list[dict]:
         return [
-            ts(e) for e in events(stack, w)
+            e for e in events(stack, w)
             if e.get("event") == "stage.started" and e.get("activity") == "diarize"
             and e.get("workflow_id") == "video-long-term"
         ]  # fmt: skip
@@ -197,33 +272,65 @@ def test_sigterm_hands_over_within_seconds(stack, media_server, long_audio):
     other = next(w for w in procs if w != holder)
     sent = time.time()
     procs[holder].send_signal(signal.SIGTERM)
-    assert procs[holder].wait(timeout=30) == 0
+    assert procs[holder].wait(timeout=120) == 0
     exited = time.time() - sent
-    assert wait_batch(stack, "term").by_status == {"Completed": 1}
+    assert wait_batch(stack, "term", timeout_s=900).by_status == {"Completed": 1}
 
-    handed = [e for e in events(stack, holder) if e.get("event") == "chunks.worker_shutdown"]
-    assert handed, "the activity checkpointed and gave up its slot on SIGTERM"
-    resumed = min(t for t in diarize_starts(other) if t > sent)
+    (finished,) = diarize_attempts(stack, "video-long-term")
+    assert finished.attempt == 2, "one handover, then done"
+    assert not finished.last_failure.HasField("timeout_failure_info"), f"timed out: {finished.last_failure}"
+    assert finished.last_failure.application_failure_info.type == "WorkerShutdown", finished.last_failure
+
+    handed = [e for e in events(stack, holder) if e.get("event") == "chunks.worker_shutdown"
+              and e.get("activity") == "diarize" and e.get("workflow_id") == "video-long-term"]  # fmt: skip
+    assert len(handed) == 1, "the activity checkpointed and gave up its slot on SIGTERM"
+    failed = [e for e in events(stack, holder) if e.get("event") == "stage.failed" and e.get("activity") == "diarize"]
+    assert [e["error_type"] for e in failed] == ["WorkerShutdown"]
+
+    resumed = diarize_starts(other)
+    assert [e["attempt"] for e in resumed] == [2], "the other worker ran the retry"
+    assert ts(resumed[0]) >= ts(handed[0]), "after the handover"
+    redone = computed_chunks(stack, other, "video-long-term", "diarize")
+    assert redone and min(redone) == handed[0]["chunk"], "resumed at the chunk the holder stopped before"
     print(f"\nSIGTERM: worker exited after {exited:.1f} s; diarization resumed on the other worker "
-          f"{resumed - sent:.1f} s after SIGTERM (heartbeat timeout 30 s)")  # fmt: skip
-    assert resumed - sent < 15, "handover is immediate, not the heartbeat timeout"
+          f"{ts(resumed[0]) - sent:.1f} s after SIGTERM (heartbeat timeout 30 s)")  # fmt: skip
     assert stack.stop_process(other) == 0
 
 
 SHORT = ["ep03-three-voices.ogg", "ep05-radio-segment.ogg", "ep01-jingle-and-two-hosts.ogg"]
 
 
-def test_temporal_server_restart_mid_batch(stack, media_server):
+def count_connect_attempts(monkeypatch):
+    """Count core.temporal.connect's attempts (refused or not) from here on; returns the
+    counter. The SDK's Client.connect still does the work."""
+    import core.temporal
+    from temporalio.client import Client
+
+    attempts = []
+
+    class Counting:
+        @staticmethod
+        async def connect(*args, **kwargs):
+            attempts.append(time.monotonic())
+            return await Client.connect(*args, **kwargs)
+
+    monkeypatch.setattr(core.temporal, "Client", Counting)
+    return lambda: len(attempts)
+
+
+def test_temporal_server_restart_mid_batch(stack, media_server, monkeypatch):
     worker(stack, "restart-w", "restart")
     rows = [(f"restart-{i}", f"{media_server.url}/{f}") for i, f in enumerate(SHORT)]
     start_videos(stack, "restart", "restart", rows)
     wait_for_event(stack, "restart-w", "stage.started")
     stack.stop_process("temporal")
+    refused = count_connect_attempts(monkeypatch)
     with ThreadPoolExecutor(1) as pool:
-        # a client started while the server is down waits for it instead of failing
+        # a client started while the server is down waits for it instead of failing:
+        # refused three times, it is still waiting (the event, not a number of seconds)
         waiting = pool.submit(asyncio.run, connect(stack.settings(), wait_s=60))
-        time.sleep(3)
-        assert not waiting.done()
+        wait_until(lambda: refused() >= 3 or waiting.done(), timeout_s=60, what="3 refused connection attempts")
+        assert not waiting.done(), waiting.exception()
         stack.start_temporal()
         client = waiting.result(timeout=60)
     assert client.namespace == stack.settings().temporal_namespace
@@ -235,12 +342,19 @@ def test_temporal_server_restart_mid_batch(stack, media_server):
     assert stack.stop_process("restart-w") == 0
 
 
-def test_connect_gives_up_on_a_server_that_never_comes(stack):
-    settings = stack.settings(temporal_address=f"127.0.0.1:{free_port()}")
+def test_connect_gives_up_on_a_server_that_never_comes(stack, monkeypatch):
+    """Refused, connect tries again (with backoff) until wait_s is spent, then fails
+    TemporalUnavailable naming the address and wait_s: asserted by the number of
+    attempts and the message; the seconds it took are printed."""
+    address = f"127.0.0.1:{free_port()}"
+    settings = stack.settings(temporal_address=address)
+    attempts = count_connect_attempts(monkeypatch)
     began = time.monotonic()
-    with pytest.raises(TemporalUnavailable, match="Connection refused"):
+    with pytest.raises(TemporalUnavailable, match="Connection refused") as refused:
         asyncio.run(connect(settings, wait_s=1.5))
-    assert 1.0 < time.monotonic() - began < 10, "retried for about wait_s, then gave up"
+    print(f"\nconnect gave up after {attempts()} attempts in {time.monotonic() - began:.1f} s (wait_s 1.5)")
+    assert attempts() >= 3, "retried, not failed at the first refusal"  # backoff 0.2, 0.4, 0.8 s fits in 1.5 s
+    assert f"Temporal at {address} did not answer within 1.5 s" in str(refused.value)
 
 
 def test_storage_outage_mid_batch(stack, media_server):
