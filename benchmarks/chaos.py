@@ -561,14 +561,16 @@ def server_fault(opts: Options, completed: int, mid_batch: bool, servers: Server
 
 
 class WorkerFaults:
-    """When the next kill and the next pause are due (jittered intervals). A fault
-    that finds no fitting worker is tried again a second later."""
+    """When the next kill and the next pause are due. The first of each is due at once,
+    so it lands as soon as a worker fits, however fast the machine finishes the batch;
+    later ones follow at jittered intervals. A fault that finds no fitting worker is
+    tried again a second later."""
 
     def __init__(self, opts: Options, rng: random.Random):
         self.opts = opts
         self.rng = rng
-        self.next_kill = self._after(opts.kill_every)
-        self.next_pause = self._after(opts.pause_every)
+        self.next_kill = time.monotonic()
+        self.next_pause = time.monotonic()
 
     def _after(self, every: float) -> float:
         return time.monotonic() + every * self.rng.uniform(0.5, 1.5)
