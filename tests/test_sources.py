@@ -361,8 +361,8 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
     spec = VideoSpec(video_id="secret", url=url, batch_id="b")
     req = FinalizeRequest(
         spec=spec,
-        audio=AudioRef(video_id="secret", url=url, original_key="k", analysis_key="k", duration_s=10.0,
-                       sha256="0" * 64),  # fmt: skip
+        audio=AudioRef(video_id="secret", url_sha256=sources.url_sha256(url), original_key="k", analysis_key="k",
+                       duration_s=10.0, sha256="0" * 64),  # fmt: skip
         diarization=DiarizationResult(key="d", backend="b", num_speakers=1, num_segments=1, speech_s=5.0),
         embeddings=EmbeddingResult(key="e", backend="m", centroids_key="c", dim=2, num_segments=1),
         music=MusicResult(key="m", backend="x", num_regions=0, music_s=0.0),
