@@ -33,6 +33,35 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
     return path
 
 
+def join_speech(media_dir: Path, name: str, files: list[Path]) -> tuple[str, float]:
+    """Real speech joined end to end into ``media_dir/name`` (16 kHz mono WAV): a long
+    recording built from annotated ones. Returns the name and its duration."""
+    import soundfile as sf
+
+    listing = media_dir / f"{name}.txt"
+    listing.write_text("".join(f"file '{f}'\n" for f in files))
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
+         "-i", str(listing), "-ac", "1", "-ar", "16000", str(media_dir / name)],
+        check=True,
+    )  # fmt: skip
+    return name, sf.info(str(media_dir / name)).duration
+
+
+def worker_events(stack: Stack, name: str) -> list[dict]:
+    """The JSON log lines (structlog events) a stack worker has written so far."""
+    import json
+
+    out = []
+    for line in (stack.logs / f"{name}.log").read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
 @pytest.fixture(scope="session")
 def eval_dir() -> Path:
     assert EVAL.is_dir(), f"evaluation audio missing: {EVAL}"

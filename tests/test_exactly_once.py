@@ -15,7 +15,6 @@ import time
 from collections import Counter
 
 import pytest
-import soundfile as sf
 from temporalio.client import WorkflowFailureError
 
 from activities.runtime import SCRATCH_PREFIX
@@ -24,7 +23,7 @@ from core.errors import StoreUnsafe
 from core.models import VideoJob, VideoSpec
 from core.storage import ObjectStore
 from core.temporal import connect
-from tests.conftest import EVAL, run_cli
+from tests.conftest import EVAL, join_speech, run_cli
 from tests.s3_proxy import IgnoresIfNoneMatch
 from tests.test_resilience import (  # noqa: F401  (module fixtures: their own stack here)
     chunk_keys,
@@ -72,17 +71,8 @@ def test_steps_longer_than_the_heartbeat_timeout_run_once(stack, media_server):
 @pytest.fixture(scope="module")
 def ten_minutes(media_dir) -> tuple[str, float]:
     """Over ten minutes of real speech: the evaluation recordings twice, in two orders."""
-    name = "ten-minutes.wav"
     files = sorted((EVAL / "diarization" / "audio").glob("*.wav"))
-    listing = media_dir / "ten-minutes.txt"
-    order = files + files[::-1]
-    listing.write_text("".join(f"file '{f}'\n" for f in order))
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-         "-i", str(listing), "-ac", "1", "-ar", "16000", str(media_dir / name)],
-        check=True,
-    )  # fmt: skip
-    duration = sf.info(str(media_dir / name)).duration
+    name, duration = join_speech(media_dir, "ten-minutes.wav", files + files[::-1])
     assert duration > 600, duration
     return name, duration
 

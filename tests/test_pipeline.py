@@ -22,7 +22,7 @@ from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig, free_port, temporal_cli
 from starter.batch import batch_counts, batch_progress, list_videos, wait_for_batch
-from tests.conftest import metric_total, run_cli, scrape_metrics
+from tests.conftest import metric_total, run_cli, scrape_metrics, worker_events
 
 pytestmark = pytest.mark.integration
 
@@ -307,19 +307,6 @@ def test_pyannote_backend_selected_by_settings_runs_in_the_worker(stack, media_u
     assert meta["backends"]["diarization"].startswith("pyannote-")
     assert store.get_json(store.keys("pya-radio").stats)["worker_ids"]["diarize"] == "worker-pyannote"
     assert stack.stop_process("worker-pyannote", timeout=30) == 0
-
-
-def worker_events(stack: Stack, name: str) -> list[dict]:
-    """The JSON log lines (structlog events) a worker has written so far."""
-    lines = (stack.logs / f"{name}.log").read_text(errors="replace").splitlines()
-    out = []
-    for line in lines:
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
 
 
 def wait_for_worker_event(stack: Stack, name: str, timeout_s: float = 300, **match) -> dict:

@@ -4,7 +4,9 @@ Each test uses its own task-queue prefix, so its workers only see its videos. Fa
 are injected at the edges only: signals to real processes, a server stopped and
 restarted, an HTTP server answering 429 or cutting a body short, and
 ``PIPELINE_FAULT_OOM_ABOVE_BATCH`` raising CUDA's OOM error inside the real batching
-code (there is no GPU here).
+code (there is no GPU here). The one monkeypatch (``count_connect_attempts``) injects
+no fault: it counts the starter's connection attempts around the SDK's real
+``Client.connect``, so the restart tests assert on attempts instead of seconds.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from core.storage import ObjectStore
 from core.temporal import TemporalUnavailable, connect
 from devstack.stack import Stack, StackConfig, free_port
 from starter.batch import start_batch, wait_for_batch
-from tests.conftest import EVAL, metric_total, scrape_metrics
+from tests.conftest import EVAL, join_speech, metric_total, scrape_metrics, worker_events
 
 pytestmark = pytest.mark.integration
 
@@ -47,18 +49,7 @@ def stack(tmp_path_factory, media_dir):
 @pytest.fixture(scope="module")
 def long_audio(media_dir) -> tuple[str, float]:
     """About four minutes of real speech: the eval recordings joined end to end."""
-    name = "long-podcast.wav"
-    files = sorted((EVAL / "diarization" / "audio").glob("*.wav"))
-    listing = media_dir / "concat.txt"
-    listing.write_text("".join(f"file '{f}'\n" for f in files))
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-         "-i", str(listing), "-ac", "1", "-ar", "16000", str(media_dir / name)],
-        check=True,
-    )  # fmt: skip
-    import soundfile as sf
-
-    return name, sf.info(str(media_dir / name)).duration
+    return join_speech(media_dir, "long-podcast.wav", sorted((EVAL / "diarization" / "audio").glob("*.wav")))
 
 
 def store_of(stack: Stack) -> ObjectStore:
@@ -91,15 +82,7 @@ def worker(stack: Stack, name: str, prefix: str, **env: str) -> subprocess.Popen
 
 
 def events(stack: Stack, name: str) -> list[dict]:
-    """The JSON log lines of a worker (structlog events)."""
-    out = []
-    for line in (stack.logs / f"{name}.log").read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
+    return worker_events(stack, name)
 
 
 def wait_for_event(stack: Stack, name: str, event: str, timeout_s: float = 60) -> dict:
