@@ -64,8 +64,10 @@ _ERROR_PATTERNS: list[tuple[str, type[PipelineError]]] = [
      r"Join this channel to get access", VideoPrivate),
     (r"not (?:made this video )?available in your country|not available from your location|"
      r"geo[- ]restrict", VideoPrivate),
-    (r"confirm (?:that )?you(?:['\u2019]re| are) not a bot|protect our community|captcha|Sign in to confirm",
-     SourceBlocked),
+    # YouTube's bot check and captcha, its consent redirect, a Cloudflare challenge (the
+    # generic extractor's 403 with cf-mitigated: challenge): before the 403s below
+    (r"confirm (?:that )?you(?:['\u2019]re| are) not a bot|protect our community|captcha|Sign in to confirm|"
+     r"anti-bot challenge|cookie consent", SourceBlocked),
     (r"HTTP Error 429|Too Many Requests|rate[- ]limited", RateLimited),
     (r"Did not get any data blocks|The downloaded file is empty", EmptyMedia),  # a 200 with no body
     (r"HTTP Error (?:404|410)|Video unavailable|has been removed|does not exist|is no longer available|"

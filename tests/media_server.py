@@ -5,7 +5,9 @@ This is fault injection at the network edge, not a mock: yt-dlp, its HTTP stack 
 ffmpeg all run for real against it.
 
     /<file>                 the file from the served folder
-    /status/<code>/<name>   answers <code> (404, 403, 429, 500, ...)
+    /status/<code>/<name>   answers <code> (404, 403, 429, 500, ...), or "challenge": the
+                            403 page of a Cloudflare anti-bot challenge, as a site behind
+                            one answers a client it suspects of being a bot
     /truncated/<file>       announces the full length, sends half, closes
     /flaky/<fault>/<n>/<file>  the first n requests get <fault> (a status code or
                             "truncated"), later ones the file: a transient failure
@@ -35,6 +37,7 @@ _flaky_lock = threading.Lock()
 REQUESTS: list[str] = []
 FEED_EPISODE = "ep03-three-voices.ogg"
 COOKIE_VALUE = "operator-session-7f3a"
+CHALLENGE_PAGE = "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Verifying you are human.</body></html>"
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -77,6 +80,16 @@ class _Handler(SimpleHTTPRequestHandler):
                 self.path = "/" + parts[3]
                 return False
             parts = ["truncated", parts[3]] if parts[1] == "truncated" else ["status", parts[1], parts[3]]
+        if parts[0] == "status" and len(parts) >= 2 and parts[1] == "challenge":
+            page = CHALLENGE_PAGE.encode()
+            self.send_response(403)
+            self.send_header("cf-mitigated", "challenge")
+            self.send_header("Content-Type", "text/html; charset=UTF-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            if self.command == "GET":
+                self.wfile.write(page)
+            return True
         if parts[0] == "status" and len(parts) >= 2:
             self.send_response(int(parts[1]))
             self.send_header("Content-Length", "0")

@@ -132,6 +132,8 @@ RAISE = {
     "premiere": lambda ie, vid: ie.raise_no_formats("Premieres in 2 hours", expected=True),
     "captcha": lambda ie, vid: ie.raise_no_formats("Playback paused" + in_ytdlp(
         "extractor/youtube/_video.py", ". YouTube is requiring a captcha challenge before playback"), expected=True),
+    "consent": lambda ie, vid: (_ for _ in ()).throw(ExtractorError(
+        in_ytdlp("extractor/youtube/_redirect.py", "Invalid cookie consent redirect URL"), expected=True)),
     "session_limited": lambda ie, vid: ie.raise_no_formats(
         "This content isn't available, try again later. The current session "
         + in_ytdlp("extractor/youtube/_video.py", "has been rate-limited by YouTube for up to an hour"), expected=True),
@@ -180,6 +182,7 @@ def download_message(text: str) -> str:
 EXTRACTOR_CASES = [
     ("bot", SourceBlocked),
     ("captcha", SourceBlocked),
+    ("consent", SourceBlocked),
     ("age", AgeRestricted),
     ("private", VideoPrivate),
     ("members", VideoPrivate),
@@ -288,3 +291,12 @@ def test_403_on_the_media_after_the_page_answered_is_retryable(geo_media, tmp_pa
     with pytest.raises(VideoPrivate):  # the page itself refused: permanent
         fetch_audio(f"{geo_media.url}/status/403/geo-politics-weekly.ogg", tmp_path / "p",
                     max_duration_s=3600.0, silence_dbfs=-60.0)  # fmt: skip
+
+
+def test_a_cloudflare_challenge_is_a_bot_check_not_a_private_video(geo_media, tmp_path):
+    """A site behind Cloudflare answers a client it suspects with a 403 challenge page;
+    the pinned yt-dlp's generic extractor recognises it (cf-mitigated: challenge). That
+    is fleet weather, retried after a cool-down, not the permanent 403 of a private video."""
+    url = f"{geo_media.url}/status/challenge/geo-politics-weekly.ogg"
+    with pytest.raises(SourceBlocked, match=in_ytdlp("extractor/generic.py", "caused by Cloudflare anti-bot challenge")):
+        fetch_audio(url, tmp_path / "dl", max_duration_s=3600.0, silence_dbfs=-60.0)
