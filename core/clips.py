@@ -1,0 +1,307 @@
+"""Training examples cut from a video's committed outputs: single-speaker clips and
+long multi-speaker windows.
+
+Pure functions of metadata.json (and of the original's frame levels), so an export
+can be rerun, filtered differently or extended without touching what the pipeline
+committed. All cutting is done in integer milliseconds: a region of exactly
+``min_s`` must not fall out through a float rounding, and ids built from the
+millisecond bounds must be the same on every run.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
+
+# A cut is placed in the middle of the longest run of frames within this much of the
+# quietest one: a real pause, not one quiet frame between two syllables.
+QUIET_TOLERANCE_DB = 3.0
+SILENCE_FLOOR_DB = -100.0  # what digital silence reads as (log of zero is -inf)
+LEVEL_BLOCK_S = 30.0  # FrameLevels reads the WAV this much at a time
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClipPolicy(_Frozen):
+    """How long an example may be (a setting: PIPELINE_CLIP_POLICY).
+
+    ``pause_search_s``: a cut may move this far from its ideal (even-split) point to
+    land in a pause; 2 s holds a sentence boundary in ordinary speech while keeping
+    the pieces of a long turn close to even.
+    """
+
+    min_s: float = 3.0
+    max_s: float = 30.0
+    window_s: float = 120.0
+    pause_search_s: float = 2.0
+
+    @model_validator(mode="after")
+    def _feasible(self) -> ClipPolicy:
+        # with max_s >= 2 min_s every region longer than min_s splits into valid pieces
+        if not (0.001 <= self.min_s and self.max_s >= 2 * self.min_s):
+            raise ValueError(f"need 1 ms <= min_s and max_s >= 2 * min_s (got {self.min_s}, {self.max_s})")
+        if self.window_s < self.max_s or self.pause_search_s < 0:
+            raise ValueError("need window_s >= max_s and pause_search_s >= 0")
+        return self
+
+
+class Clip(_Frozen):
+    clip_id: str  # f"{video_id}_{start_ms:09d}_{end_ms:09d}": no dots (webdataset keys split on them)
+    video_id: str
+    start: float
+    end: float
+    speaker: str
+    labels: dict[str, float | None] = {}
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class ExportFilters(_Frozen):
+    """The export's quality bar. A clip whose label was never measured (None or
+    missing) fails a filter on that label: unknown quality is not good quality."""
+
+    min_dnsmos: float | None = None  # on dnsmos_ovrl
+    min_s: float | None = None
+    max_s: float | None = None
+    min_bandwidth_hz: float | None = None
+    min_snr_db: float | None = None
+    max_music: float | None = None
+
+    def admits(self, clip: Clip) -> bool:
+        duration = round(clip.duration, 3)
+        checks = [
+            (self.min_s, duration, True),
+            (self.max_s, duration, False),
+            (self.min_dnsmos, clip.labels.get("dnsmos_ovrl"), True),
+            (self.min_bandwidth_hz, clip.labels.get("bandwidth_hz"), True),
+            (self.min_snr_db, clip.labels.get("snr_db"), True),
+            (self.max_music, clip.labels.get("music"), False),
+        ]
+        return all(_passes(bound, value, at_least) for bound, value, at_least in checks)
+
+
+def _passes(bound: float | None, value: float | None, at_least: bool) -> bool:
+    if bound is None:
+        return True
+    if value is None:
+        return False
+    return value >= bound if at_least else value <= bound
+
+
+class Turn(_Frozen):
+    start: float  # relative to the window start
+    end: float
+    speaker: str
+
+
+class Window(_Frozen):
+    """A long-context example: every speaker, overlaps kept, times relative to ``start``."""
+
+    window_id: str
+    video_id: str
+    start: float
+    end: float
+    turns: list[Turn]
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def rttm(self) -> str:
+        lines = [
+            f"SPEAKER {self.window_id} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>"
+            for t in self.turns
+        ]
+        return "\n".join(lines) + ("\n" if lines else "")
+
+
+class FrameLevels:
+    """Frame energies (dB) of a recording: all a cut needs to find pauses, at a
+    hundredth of the samples' memory, so a 6 h recording is never held in memory."""
+
+    def __init__(self, db: np.ndarray, hop_s: float) -> None:
+        self.db = np.asarray(db, dtype=np.float32)
+        self.hop_s = hop_s
+
+    @classmethod
+    def from_wav(cls, path: Path, hop_s: float = 0.01) -> FrameLevels:
+        import soundfile as sf
+
+        chunks = []
+        with sf.SoundFile(str(path)) as handle:
+            hop = max(1, round(hop_s * handle.samplerate))
+            block = hop * max(1, round(LEVEL_BLOCK_S / hop_s))  # whole frames per block
+            for samples in handle.blocks(blocksize=block, dtype="float32", always_2d=True):
+                chunks.append(_frame_db(samples.mean(axis=1), hop))
+            hop_s = hop / handle.samplerate
+        return cls(np.concatenate(chunks) if chunks else np.zeros(0, np.float32), hop_s)
+
+    def quietest(self, start: float, end: float) -> float:
+        """Time of the quietest frame in [start, end]; among frames within
+        QUIET_TOLERANCE_DB of it, the middle of the longest such run."""
+        first = max(0, math.ceil(start / self.hop_s - 0.5))
+        last = min(len(self.db) - 1, math.floor(end / self.hop_s - 0.5))
+        if last < first:
+            return (start + end) / 2
+        levels = self.db[first : last + 1]
+        quiet = levels <= levels.min() + QUIET_TOLERANCE_DB
+        run_start, run_len = _longest_run(quiet)
+        centre = first + run_start + (run_len - 1) / 2
+        return min(max((centre + 0.5) * self.hop_s, start), end)
+
+
+def _frame_db(samples: np.ndarray, hop: int) -> np.ndarray:
+    frames = -(-len(samples) // hop)
+    padded = np.zeros(frames * hop, dtype=np.float64)
+    padded[: len(samples)] = samples
+    power = np.square(padded).reshape(frames, hop).mean(axis=1)
+    return np.maximum(10 * np.log10(np.maximum(power, 1e-30)), SILENCE_FLOOR_DB).astype(np.float32)
+
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    best = int(np.argmax(ends - starts))
+    return int(starts[best]), int(ends[best] - starts[best])
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _labels(row: dict[str, Any]) -> dict[str, float | None]:
+    """The segment's numeric labels (booleans as 0/1); a value of another type is not
+    a label this export knows how to filter or store, so it is left out."""
+    out: dict[str, float | None] = {}
+    for key, value in (row.get("labels") or {}).items():
+        if value is None or isinstance(value, (int, float)):
+            out[str(key)] = None if value is None else float(value)
+    return out
+
+
+def _regions(metadata: dict[str, Any]) -> list[tuple[int, int, dict[str, Any]]]:
+    """Every usable region with its row, in time order, never overlapping: two turns of
+    one speaker may overlap in the diarization, and both would list the shared stretch."""
+    found = sorted(
+        ((_ms(s), _ms(e), i) for i, row in enumerate(metadata.get("segments", []))
+         for s, e in row.get("usable_regions", [])),
+    )  # fmt: skip
+    rows = metadata.get("segments", [])
+    out, floor = [], -1
+    for s, e, i in found:
+        s = max(s, floor)
+        if e > s:
+            out.append((s, e, rows[i]))
+            floor = e
+    return out
+
+
+def _cut_points(s: int, e: int, levels: FrameLevels | None, policy: ClipPolicy) -> list[int]:
+    """Bounds of the pieces of [s, e] (ms): n = ceil(len / max) pieces, each cut searched
+    only where both the piece before it and what remains after it can stay valid."""
+    lo_ms, hi_ms, search = _ms(policy.min_s), _ms(policy.max_s), _ms(policy.pause_search_s)
+    n = max(1, math.ceil((e - s) / hi_ms))
+    points, cursor = [s], s
+    for remaining in range(n - 1, 0, -1):
+        lo = max(cursor + lo_ms, e - remaining * hi_ms)
+        hi = min(cursor + hi_ms, e - remaining * lo_ms)
+        ideal = cursor + round((e - cursor) / (remaining + 1))
+        cut = ideal
+        if levels is not None:
+            a, b = max(lo, ideal - search), min(hi, ideal + search)
+            cut = _ms(levels.quietest(a / 1000, b / 1000))
+        cursor = min(max(cut, lo), hi)
+        points.append(cursor)
+    return points + [e]
+
+
+def cut_clips(metadata: dict[str, Any], levels: FrameLevels | None, policy: ClipPolicy) -> list[Clip]:
+    """Single-speaker clips of [min_s, max_s] inside the usable regions, in time order.
+    A long region is split at pauses (evenly when ``levels`` is None)."""
+    video_id = metadata["video_id"]
+    clips = []
+    for s, e, row in _regions(metadata):
+        if e - s < _ms(policy.min_s):
+            continue
+        points = _cut_points(s, e, levels, policy)
+        for a, b in pairwise(points):
+            clips.append(
+                Clip(
+                    clip_id=f"{video_id}_{a:09d}_{b:09d}",
+                    video_id=video_id,
+                    start=a / 1000,
+                    end=b / 1000,
+                    speaker=row["speaker"],
+                    labels=_labels(row),
+                )
+            )
+    return clips
+
+
+def _speech_blocks(turns: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    blocks: list[list[int]] = []
+    for s, e, _ in turns:
+        if blocks and s <= blocks[-1][1]:
+            blocks[-1][1] = max(blocks[-1][1], e)
+        else:
+            blocks.append([s, e])
+    return [(s, e) for s, e in blocks]
+
+
+def _window_end(
+    start: int, blocks: list[tuple[int, int]], turns: list[tuple[int, int, str]], span: int
+) -> int:
+    """Where a window opened at ``start`` closes: at the last pause that keeps it within
+    ``span``; failing that (one stretch of talk longer than the window) at the latest
+    turn end in its second half, so as few turns as possible are cut; else at ``span``."""
+    limit = start + span
+    pauses = [e for s, e in blocks if start < e <= limit]
+    if pauses:
+        return pauses[-1]
+    ends = [e for _, e, _ in turns if start + span // 2 < e <= limit]
+    return max(ends) if ends else limit
+
+
+def long_windows(metadata: dict[str, Any], policy: ClipPolicy) -> list[Window]:
+    """Consecutive windows of up to window_s over the recording's speech, each with all
+    its turns (overlaps kept; a turn crossing a forced boundary is truncated there)."""
+    video_id = metadata["video_id"]
+    turns = sorted(
+        (_ms(r["start"]), _ms(r["end"]), r["speaker"])
+        for r in metadata.get("segments", [])
+        if r["end"] > r["start"]
+    )
+    blocks = _speech_blocks(turns)
+    span = _ms(policy.window_s)
+    windows = []
+    cursor = blocks[0][0] if blocks else 0
+    for block_start, block_end in blocks:
+        cursor = max(cursor, block_start)
+        while cursor < block_end:
+            end = _window_end(cursor, blocks, turns, span)
+            inside = [
+                Turn(start=(max(s, cursor) - cursor) / 1000, end=(min(e, end) - cursor) / 1000, speaker=who)
+                for s, e, who in turns
+                if s < end and e > cursor
+            ]
+            if inside:
+                windows.append(
+                    Window(
+                        window_id=f"{video_id}_w{cursor:09d}_{end:09d}",
+                        video_id=video_id,
+                        start=cursor / 1000,
+                        end=end / 1000,
+                        turns=inside,
+                    )
+                )
+            cursor = end
+    return windows

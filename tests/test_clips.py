@@ -1,0 +1,289 @@
+"""Clips and long windows cut from a video's committed outputs (core.clips).
+
+The recording is real speech: the annotated evaluation files, at 48 kHz, one after
+another with pauses, their reference turns as the diarization, and a 90 s monologue
+with a jingle in it (its turn long enough to need splitting). The metadata rows come
+from core.outputs.annotate_segments, as in a committed metadata.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from pydantic import ValidationError
+from scipy.signal import resample_poly
+
+from core.clips import ClipPolicy, ExportFilters, FrameLevels, cut_clips, long_windows
+from core.models import MusicRegion, Segment
+from core.outputs import annotate_segments
+from tests.conftest import EVAL
+
+RATE = 48_000
+PAUSE_S = 1.5
+MONOLOGUE = ("falcon_test", "pyannote_sample", "pyaa_diarizationExample")
+JINGLE = (70.0, 74.0)  # seconds into the monologue: music, so not usable
+LABELS = {
+    "dnsmos_sig": 3.6, "dnsmos_bak": 4.0, "dnsmos_ovrl": 3.2, "bandwidth_hz": 7800.0, "snr_db": 24.5,
+    "clipping": 0.0, "loudness_lufs": -19.0, "music": 0.02, "singing": None,
+}  # fmt: skip
+
+
+def _speech(name: str) -> np.ndarray:
+    samples, rate = sf.read(EVAL / "diarization" / "audio" / f"{name}.wav", dtype="float32")
+    return resample_poly(samples, RATE // rate, 1).astype(np.float32)
+
+
+def _turns(name: str, offset: float) -> list[Segment]:
+    out = []
+    for line in (EVAL / "diarization" / "rttm" / f"{name}.rttm").read_text().splitlines():
+        f = line.split()
+        if f and f[0] == "SPEAKER":
+            start = offset + float(f[3])
+            out.append(Segment(start=start, end=start + float(f[4]), speaker=f[7]))
+    return out
+
+
+def _annotate(segments: list[Segment], music: list[MusicRegion], min_usable_s: float) -> list[dict]:
+    """annotate_segments as committed (min_usable_s) or with its usable rules (UsableRules)."""
+    if "rules" not in inspect.signature(annotate_segments).parameters:
+        return annotate_segments(segments, music, min_usable_s)
+    from core.outputs import UsableRules
+
+    return annotate_segments(segments, music, UsableRules(min_s=min_usable_s))
+
+
+def build_podcast(directory: Path, video_id: str = "pod1") -> tuple[Path, dict]:
+    """A 48 kHz mono 16-bit original.wav and its metadata (the shape build_metadata writes)."""
+    rng = np.random.default_rng(7)
+    names = sorted(p.stem for p in (EVAL / "diarization" / "audio").glob("*.wav") if p.stem not in MONOLOGUE)
+    pieces, segments, cursor = [], [], PAUSE_S
+    pieces.append(np.zeros(int(PAUSE_S * RATE), np.float32))
+    for name in names:
+        audio = _speech(name)
+        segments += _turns(name, cursor)
+        pieces += [audio, np.zeros(int(PAUSE_S * RATE), np.float32)]
+        cursor += (len(audio) + int(PAUSE_S * RATE)) / RATE
+    monologue = np.concatenate([_speech(n) for n in MONOLOGUE])
+    segments.append(Segment(start=cursor, end=cursor + len(monologue) / RATE - 0.2, speaker="HOST"))
+    music = [MusicRegion(start=cursor + JINGLE[0], end=cursor + JINGLE[1], probability=0.9)]
+    pieces += [monologue, np.zeros(RATE, np.float32)]
+    audio = np.concatenate(pieces)
+    audio += rng.normal(0, 10 ** (-70 / 20), len(audio)).astype(np.float32)  # a room's noise floor
+    path = directory / "original.wav"
+    sf.write(path, np.clip(audio, -1, 1), RATE, subtype="PCM_16")
+    rows = _annotate(segments, music, min_usable_s=1.0)
+    for i, row in enumerate(rows):
+        if i % 3 == 0:  # a third of the rows from an older commit, without labels
+            continue
+        row["labels"] = {**LABELS, "snr_db": None if i % 3 == 1 else 10.0 + i}
+    duration = len(audio) / RATE
+    metadata = {
+        "schema_version": 2, "video_id": video_id, "batch_id": "b1", "duration_s": round(duration, 3),
+        "num_speakers": len({s.speaker for s in segments}),
+        "speakers": {s.speaker: {"speech_s": 0.0, "centroid": []} for s in segments},
+        "segments": rows, "music": [m.model_dump() for m in music],
+    }  # fmt: skip
+    return path, metadata
+
+
+@pytest.fixture(scope="module")
+def podcast(tmp_path_factory) -> tuple[Path, dict, FrameLevels]:
+    path, metadata = build_podcast(tmp_path_factory.mktemp("podcast"))
+    return path, metadata, FrameLevels.from_wav(path)
+
+
+def _regions(metadata: dict) -> list[tuple[int, int, dict]]:
+    return sorted(
+        (round(s * 1000), round(e * 1000), row)
+        for row in metadata["segments"]
+        for s, e in row["usable_regions"]
+    )
+
+
+def test_clips_fill_the_usable_regions_within_bounds(podcast):
+    _, metadata, levels = podcast
+    before = copy.deepcopy(metadata)
+    policy = ClipPolicy()
+    clips = cut_clips(metadata, levels, policy)
+    regions = _regions(metadata)
+    assert all(a[1] <= b[0] for a, b in pairwise(regions)), "fixture regions overlap"
+    expected = sum(math.ceil((e - s) / 30_000) for s, e, _ in regions if e - s >= 3_000)
+    assert len(clips) == expected and expected >= 6
+    assert all(policy.min_s <= round(c.duration, 3) <= policy.max_s for c in clips)
+    for clip in clips:
+        inside = [r for s, e, r in regions if s / 1000 <= clip.start and clip.end <= e / 1000]
+        assert len(inside) == 1 and inside[0]["speaker"] == clip.speaker
+        assert clip.labels == {
+            k: None if v is None else float(v) for k, v in inside[0].get("labels", {}).items()
+        }
+    assert [c.start for c in clips] == sorted(c.start for c in clips)
+    assert all(a.end <= b.start for a, b in pairwise(clips))
+    ids = [c.clip_id for c in clips]
+    assert len(set(ids)) == len(ids) and not any("." in i for i in ids)
+    assert ids[0] == f"pod1_{round(clips[0].start * 1000):09d}_{round(clips[0].end * 1000):09d}"
+    assert metadata == before, "cut_clips rewrote the committed metadata"
+    usable = sum(e - s for s, e, _ in regions if e - s >= 3_000) / 1000
+    assert sum(c.duration for c in clips) == pytest.approx(usable, abs=1e-6)
+
+
+def test_a_long_turn_is_split_in_its_pauses(podcast):
+    _, metadata, levels = podcast
+    host = next(r for r in metadata["segments"] if r["speaker"] == "HOST")
+    (s, e), (s2, e2) = host["usable_regions"]  # the jingle cuts the monologue in two
+    assert e - s > 60 and 3 < e2 - s2 < 30
+    clips = [c for c in cut_clips(metadata, levels, ClipPolicy()) if s <= c.start < e]
+    assert len(clips) == 3 and clips[0].start == s and clips[-1].end == e
+    even = [s + (e - s) * k / 3 for k in (1, 2)]
+    for clip, ideal in zip(clips[1:], even):
+        cut = clip.start
+        frame = levels.db[int(cut / levels.hop_s)]
+        region = levels.db[int(s / levels.hop_s) : int(e / levels.hop_s)]
+        assert frame < np.median(region) - 10, f"cut at {cut:.2f} s is not in a pause"
+        assert abs(cut - ideal) <= 2 * ClipPolicy().pause_search_s
+    plain = [c for c in cut_clips(metadata, None, ClipPolicy()) if s <= c.start < e]
+    assert [round(c.duration, 3) for c in plain] == pytest.approx([(e - s) / 3] * 3, abs=0.002)
+
+
+def _one_region(length_s: float, start: float = 10.0, labels: dict | None = None) -> dict:
+    end = round(start + length_s, 3)
+    row = {"start": start, "end": end, "speaker": "A", "overlap": False, "music": False, "usable": True,
+           "usable_regions": [[start, end]]}  # fmt: skip
+    if labels is not None:
+        row["labels"] = labels
+    return {"video_id": "v", "segments": [row]}
+
+
+@pytest.mark.parametrize(
+    ("length_s", "pieces"), [(2.999, 0), (3.0, 1), (30.0, 1), (30.001, 2), (33.0, 2), (60.001, 3), (61.7, 3)]
+)
+def test_piece_arithmetic_at_the_bounds(length_s, pieces):
+    clips = cut_clips(_one_region(length_s), None, ClipPolicy())
+    assert len(clips) == pieces
+    assert all(3.0 <= round(c.duration, 3) <= 30.0 for c in clips)
+
+
+def test_every_length_splits_into_valid_pieces_wherever_the_pauses_are():
+    """Quiet frames placed at random: the search bounds alone must keep pieces valid."""
+    rng = np.random.default_rng(3)
+    levels = FrameLevels(rng.uniform(-80, -10, 60_000).astype(np.float32), 0.01)
+    for policy in (ClipPolicy(), ClipPolicy(min_s=5, max_s=10, pause_search_s=4.0)):
+        for length_s in np.arange(policy.min_s, 200.0, 0.713):
+            clips = cut_clips(_one_region(round(float(length_s), 3), start=7.3), levels, policy)
+            assert len(clips) == math.ceil(round(length_s * 1000) / round(policy.max_s * 1000))
+            assert all(policy.min_s <= round(c.duration, 3) <= policy.max_s for c in clips), length_s
+            assert all(a.end == b.start for a, b in pairwise(clips))
+
+
+def test_one_speakers_overlapping_turns_give_no_overlapping_clips():
+    rows = [
+        {
+            "start": 0.0,
+            "end": 20.0,
+            "speaker": "A",
+            "usable_regions": [[0.0, 20.0]],
+            "labels": {"snr_db": 1.0},
+        },
+        {"start": 15.0, "end": 40.0, "speaker": "A", "usable_regions": [[15.0, 40.0]]},
+        {"start": 19.0, "end": 21.0, "speaker": "A", "usable_regions": [[19.0, 21.0]]},
+    ]
+    clips = cut_clips({"video_id": "v", "segments": rows}, None, ClipPolicy())
+    assert [(c.start, c.end) for c in clips] == [(0.0, 20.0), (20.0, 40.0)]
+    assert clips[0].labels == {"snr_db": 1.0} and clips[1].labels == {}
+
+
+def test_labels_are_carried_as_numbers_or_none():
+    labels = {"snr_db": 12, "clipping": False, "singing": None, "note": "n/a"}
+    (clip,) = cut_clips(_one_region(5.0, labels=labels), None, ClipPolicy())
+    assert clip.labels == {"snr_db": 12.0, "clipping": 0.0, "singing": None}
+
+
+def test_windows_cover_the_speech_in_pauses_and_their_rttm_parses(podcast, tmp_path):
+    from pyannote.database.util import load_rttm
+
+    _, metadata, _ = podcast
+    policy = ClipPolicy(window_s=120.0)
+    windows = long_windows(metadata, policy)
+    assert len(windows) >= 3
+    assert all(0 < w.end - w.start <= policy.window_s + 1e-9 for w in windows)
+    assert all(a.end <= b.start for a, b in pairwise(windows))
+    speech = sum(r["end"] - r["start"] for r in metadata["segments"])
+    assert sum(t.end - t.start for w in windows for t in w.turns) == pytest.approx(speech, abs=0.01)
+    for w in windows[:-1]:  # the pauses between files leave room: no turn is cut
+        assert not any(r["start"] < w.end < r["end"] for r in metadata["segments"])
+    rttm = tmp_path / "windows.rttm"
+    rttm.write_text("".join(w.rttm() for w in windows))
+    parsed = load_rttm(rttm)
+    assert set(parsed) == {w.window_id for w in windows}
+    for w in windows:
+        annotation = parsed[w.window_id]
+        assert len(list(annotation.itertracks())) == len(w.turns)
+        assert annotation.get_timeline().extent().end <= w.end - w.start + 1e-6
+        assert set(annotation.labels()) == {t.speaker for t in w.turns}
+        assert len({t.speaker for t in w.turns}) >= 1
+
+
+def test_talk_longer_than_a_window_is_cut_at_turn_ends():
+    rows = []
+    for k in range(40):  # 300 s of two people taking turns, each turn overlapping the next
+        start = k * 7.5
+        rows.append({"start": start, "end": start + 8.0, "speaker": "AB"[k % 2], "usable_regions": []})
+    windows = long_windows({"video_id": "v", "segments": rows}, ClipPolicy(window_s=120.0))
+    assert windows[0].start == 0.0 and windows[-1].end == 300.5
+    assert all(w.end - w.start <= 120.0 for w in windows)
+    ends = {r["end"] for r in rows}
+    assert all(w.end in ends for w in windows)
+    total = sum(t.end - t.start for w in windows for t in w.turns)
+    assert total == pytest.approx(40 * 8.0)
+    assert all(t.start >= 0 and t.end <= w.end - w.start + 1e-9 for w in windows for t in w.turns)
+    assert long_windows({"video_id": "v", "segments": []}, ClipPolicy()) == []
+
+
+def test_frame_levels_read_in_blocks_match_the_whole_file(podcast):
+    path, _, levels = podcast
+    samples, rate = sf.read(path, dtype="float32")
+    hop = round(0.01 * rate)
+    assert len(levels.db) == math.ceil(len(samples) / hop)
+    head = samples[: hop * 5000].reshape(-1, hop)
+    expected = 10 * np.log10(np.maximum(np.mean(head.astype(np.float64) ** 2, axis=1), 1e-30))
+    np.testing.assert_allclose(levels.db[:5000], np.maximum(expected, -100), atol=1e-3)
+    silent = FrameLevels(np.array([-20, -20, -60, -61, -60, -20, -62, -20], np.float32), 0.01)
+    assert silent.quietest(0.0, 0.08) == pytest.approx(0.035)  # the middle of the longest quiet run
+    assert silent.quietest(0.06, 0.08) == pytest.approx(0.065)
+    assert silent.quietest(5.0, 6.0) == 5.5  # beyond the recording: no frame, the middle
+
+
+def test_filters_admit_and_reject_on_every_label():
+    (clip,) = cut_clips(_one_region(10.0, labels=LABELS), None, ClipPolicy())
+    assert ExportFilters().admits(clip)
+    cases = {
+        "min_dnsmos": ("dnsmos_ovrl", 3.0, 3.5),
+        "min_bandwidth_hz": ("bandwidth_hz", 7000.0, 8000.0),
+        "min_snr_db": ("snr_db", 20.0, 30.0),
+        "max_music": ("music", 0.1, 0.01),
+    }
+    for flag, (label, admits, rejects) in cases.items():
+        assert ExportFilters(**{flag: admits}).admits(clip), flag
+        assert not ExportFilters(**{flag: rejects}).admits(clip), flag
+        unmeasured = clip.model_copy(update={"labels": {**clip.labels, label: None}})
+        assert not ExportFilters(**{flag: admits}).admits(unmeasured), f"{flag}: None admitted"
+        missing = clip.model_copy(update={"labels": {}})
+        assert not ExportFilters(**{flag: admits}).admits(missing), f"{flag}: missing admitted"
+    assert ExportFilters(min_s=10.0, max_s=10.0).admits(clip)
+    assert not ExportFilters(min_s=10.5).admits(clip) and not ExportFilters(max_s=9.5).admits(clip)
+
+
+def test_policy_refuses_bounds_that_cannot_split():
+    with pytest.raises(ValidationError):
+        ClipPolicy(min_s=3.0, max_s=5.0)
+    with pytest.raises(ValidationError):
+        ClipPolicy(window_s=10.0)
+    policy = ClipPolicy.model_validate_json('{"min_s": 2, "max_s": 20, "window_s": 60}')
+    with pytest.raises(ValidationError):
+        policy.min_s = 1.0  # frozen
