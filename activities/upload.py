@@ -96,7 +96,13 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
         if sha256 != req.audio.sha256:
             raise IntermediateMismatch(f"{req.audio.original_key}: sha256 {sha256} is not the downloaded {req.audio.sha256}")
 
-        metadata = outputs.build_metadata(req, segments, music, centroids, rt.settings.min_usable_s, uncertain)
+        labels = store.get_json(req.labels.key)["labels"] if req.labels else None
+        if labels is not None and len(labels) != len(segments):
+            raise IntermediateMismatch(f"{req.labels.key} has {len(labels)} rows for {len(segments)} segments")
+        metadata = outputs.build_metadata(
+            req, segments, music, centroids, outputs.UsableRules(rt.settings.min_usable_s, rt.settings.usable_policy),
+            uncertain, labels,
+        )
         info = activity.info()
         metadata["committed_by"] = {"workflow_id": info.workflow_id, "run_id": info.workflow_run_id}
         files = {

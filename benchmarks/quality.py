@@ -258,7 +258,7 @@ def score_diarization_file(uri, samples, reference, output, scored, metric) -> D
 
     from core.embedding import embed_segments
     from core.music import detect_music
-    from core.outputs import annotate_segments
+    from core.outputs import UsableRules, annotate_segments
 
     duration = len(samples) / RATE
     n_frames = int(round(duration / HOP_S))
@@ -276,7 +276,7 @@ def score_diarization_file(uri, samples, reference, output, scored, metric) -> D
 
     in_scope = frame_mask(scored, n_frames)
     music = detect_music(samples, RATE)
-    rows = annotate_segments(hypothesis, music, MIN_USABLE_S, output.uncertain)
+    rows = annotate_segments(hypothesis, music, UsableRules(min_s=MIN_USABLE_S), output.uncertain)
     usable = frame_mask([(s, e) for row in rows for s, e in row["usable_regions"]], n_frames)
     single = speaker_count(reference, n_frames) == 1
     usable_counts = Counts.of(usable & in_scope, single & in_scope)

@@ -13,7 +13,7 @@ import argparse
 from core.settings import Settings
 from core.storage import ObjectStore
 
-STAGES = ("download", "diarize", "embed", "music")
+STAGES = ("download", "diarize", "embed", "music", "labels")  # labels: absent from older commits
 
 
 def collect(store: ObjectStore, video_ids: list[str] | None) -> list[dict]:
@@ -30,14 +30,14 @@ def report(stats: list[dict]) -> str:
     totals = {s: 0.0 for s in STAGES}
     audio = 0.0
     for st in stats:
-        per_min = st["compute_s_per_audio_min"]
+        per_min = {s: st["compute_s_per_audio_min"].get(s) or 0.0 for s in STAGES}
         lines.append(
             f"{st['video_id']:<28} {st['audio_s']:>8.1f} "
             + " ".join(f"{per_min[s]:>9.2f}" for s in STAGES)
             + f" {sum(per_min[s] for s in STAGES):>8.2f}"
         )
         for s in STAGES:
-            totals[s] += st["stage_compute_s"][s]
+            totals[s] += st["stage_compute_s"].get(s, 0.0)
         audio += st["audio_s"]
     if audio:
         minutes = audio / 60

@@ -18,6 +18,8 @@ from core.models import (
     EmbeddingResult,
     EmbedRequest,
     FinalizeRequest,
+    LabelRequest,
+    LabelResult,
     MusicResult,
     VideoOutcome,
     VideoSpec,
@@ -61,6 +63,11 @@ def stand_in_activities(wait: Wait = _instant, duration_s: Callable[[str], float
         await wait(req.audio.video_id, "embed")
         return EmbeddingResult(key="e", centroids_key="c", backend="stand-in", dim=256, num_segments=10)
 
+    @activity.defn(name="label_segments")
+    async def label_segments(req: LabelRequest) -> LabelResult:
+        await wait(req.audio.video_id, "labels")
+        return LabelResult(key="l", backend="stand-in", num_segments=10, labels_version=1, dnsmos_model="stand-in")
+
     @activity.defn(name="committed_video")
     async def committed_video(spec: VideoSpec) -> VideoOutcome | None:
         return None  # nothing is ever committed before: every video runs its stages
@@ -71,5 +78,5 @@ def stand_in_activities(wait: Wait = _instant, duration_s: Callable[[str], float
         return VideoOutcome(video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED)
 
     return StandIns(
-        [download_audio], [diarize_audio, detect_music, embed_speakers], [committed_video, finalize_outputs]
+        [download_audio], [diarize_audio, detect_music, embed_speakers, label_segments], [committed_video, finalize_outputs]
     )

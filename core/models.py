@@ -152,6 +152,20 @@ class EmbedRequest(_Model):
     diarization: DiarizationResult
 
 
+class LabelResult(StageSummary):
+    """Per-segment quality labels (core/quality.py), one row per diarized segment."""
+
+    num_segments: int
+    labels_version: int
+    dnsmos_model: str
+
+
+class LabelRequest(_Model):
+    audio: AudioRef
+    diarization: DiarizationResult
+    music: MusicResult
+
+
 class VideoState(str, Enum):
     COMPLETED = "completed"
     FAILED = "failed"
@@ -201,11 +215,41 @@ class FinalizeRequest(_Model):
     diarization: DiarizationResult
     embeddings: EmbeddingResult
     music: MusicResult
+    labels: LabelResult | None = None  # runs recorded before the labels stage have none
     gpu_class: str
     stage_seconds: dict[str, float]
     attempts: dict[str, int]
     worker_ids: dict[str, str]
     escalations: list[str] = Field(default_factory=list)
+
+
+class UsablePolicy(_Model):
+    """Which quality labels make a segment unusable (setting ``PIPELINE_USABLE_POLICY``,
+    JSON). Beyond the fixed rules (one speaker, no overlap, no music region, diarization
+    sure, ``min_usable_s``), each bound set here turns a segment with a label past it
+    unusable; None leaves that label as a label only. The defaults cut what no speech
+    corpus wants (clipped audio, music or singing over most of the turn); scores that
+    saturate or rank (DNSMOS, SNR, bandwidth) stay labels, to filter on at export."""
+
+    max_clipping: float | None = 0.01
+    max_music: float | None = 0.5
+    max_singing: float | None = 0.5
+    min_snr_db: float | None = None
+    min_bandwidth_hz: float | None = None
+    min_dnsmos_ovrl: float | None = None
+
+    def failures(self, labels: dict[str, float | None]) -> list[str]:
+        """The bounds ``labels`` break (empty: usable as far as the labels go). A label
+        that could not be measured (None) breaks no bound."""
+        broken = []
+        for name, bound in self.model_dump().items():
+            if bound is None:
+                continue
+            kind, label = name.split("_", 1)
+            value = labels.get(label)
+            if value is not None and (value > bound if kind == "max" else value < bound):
+                broken.append(name)
+        return broken
 
 
 class SourceBreaker(_Model):

@@ -6,9 +6,10 @@ and every rule here (what "usable" means, what usable_pct counts) is unit-tested
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from core.models import SCHEMA_VERSION, FinalizeRequest, MusicRegion, Segment
+from core.models import SCHEMA_VERSION, FinalizeRequest, MusicRegion, Segment, UsablePolicy
 from core.sources import redact_url, url_sha256
 
 Interval = tuple[float, float]
@@ -52,16 +53,27 @@ def overlap_of(index: int, segments: list[Segment]) -> list[Interval]:
     )
 
 
+@dataclass(frozen=True)
+class UsableRules:
+    """What "usable" means: stretches of at least ``min_s``, inside segments whose
+    quality labels pass ``policy``."""
+
+    min_s: float
+    policy: UsablePolicy = UsablePolicy()
+
+
 def annotate_segments(
     segments: list[Segment],
     music: list[MusicRegion],
-    min_usable_s: float,
+    rules: UsableRules,
     uncertain: list[Interval] | None = None,
+    labels: list[dict[str, float | None]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each diarized segment with its overlap, music and usable stretches.
+    """Each diarized segment with its overlap, music, quality labels and usable stretches.
 
     Usable = one speaker, no overlapped speech, no music, not where the diarization is
-    unsure how many people talk (``uncertain``), at least ``min_usable_s`` long. A
+    unsure how many people talk (``uncertain``), at least ``min_s`` long, and labels
+    (row i for segment i, when the labels stage ran) within the usable policy. A
     segment keeps its row (row i of embeddings.npy) and lists its usable
     sub-intervals, so one cough of music does not throw away a whole 20 s turn.
     """
@@ -73,19 +85,41 @@ def annotate_segments(
         music_hits = [(max(seg.start, s), min(seg.end, e)) for s, e in music_iv if s < seg.end and e > seg.start]
         unsure_hits = [(s, e) for s, e in unsure if s < seg.end and e > seg.start]
         clean = subtract((seg.start, seg.end), merge_intervals(overlaps + music_hits + unsure_hits))
-        usable = [(round(s, 3), round(e, 3)) for s, e in clean if e - s >= min_usable_s]
-        rows.append(
-            {
-                "start": round(seg.start, 3),
-                "end": round(seg.end, 3),
-                "speaker": seg.speaker,
-                "overlap": bool(overlaps),
-                "music": bool(music_hits),
-                "usable": bool(usable),
-                "usable_regions": [list(u) for u in usable],
-            }
-        )
+        usable = [(round(s, 3), round(e, 3)) for s, e in clean if e - s >= rules.min_s]
+        row: dict[str, Any] = {
+            "start": round(seg.start, 3),
+            "end": round(seg.end, 3),
+            "speaker": seg.speaker,
+            "overlap": bool(overlaps),
+            "music": bool(music_hits),
+        }
+        if labels is not None:
+            row["labels"] = labels[i]
+            row["unusable_by"] = rules.policy.failures(labels[i])
+            if row["unusable_by"]:
+                usable = []
+        row["usable"] = bool(usable)
+        row["usable_regions"] = [list(u) for u in usable]
+        rows.append(row)
     return rows
+
+
+def quality_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per video: each label's speech-weighted mean over the segments that have it,
+    and how many seconds each usable-policy bound removed."""
+    means: dict[str, float] = {}
+    names = sorted({name for row in rows for name in row.get("labels", {})})
+    for name in names:
+        weighted = [(row["labels"][name], row["end"] - row["start"]) for row in rows
+                    if row.get("labels", {}).get(name) is not None]  # fmt: skip
+        total = sum(w for _, w in weighted)
+        if total > 0:
+            means[name] = round(sum(v * w for v, w in weighted) / total, 3)
+    removed: dict[str, float] = {}
+    for row in rows:
+        for bound in row.get("unusable_by", []):
+            removed[bound] = round(removed.get(bound, 0.0) + row["end"] - row["start"], 3)
+    return {"mean": means, "unusable_s_by": removed}
 
 
 def usable_seconds(rows: list[dict[str, Any]]) -> float:
@@ -105,10 +139,11 @@ def build_metadata(
     segments: list[Segment],
     music: list[MusicRegion],
     centroids: dict[str, list[float]],
-    min_usable_s: float,
+    rules: UsableRules,
     uncertain: list[Interval],
+    labels: list[dict[str, float | None]] | None = None,
 ) -> dict[str, Any]:
-    rows = annotate_segments(segments, music, min_usable_s, uncertain)
+    rows = annotate_segments(segments, music, rules, uncertain, labels)
     duration = req.audio.duration_s
     speakers = {
         name: {
@@ -137,15 +172,30 @@ def build_metadata(
         "uncertain": [[round(s, 3), round(e, 3)] for s, e in merge_intervals(uncertain)],
         "usable_s": round(usable_seconds(rows), 3),
         "usable_pct": round(100.0 * usable_seconds(rows) / duration, 2) if duration > 0 else 0.0,
-        "min_usable_s": min_usable_s,
+        "min_usable_s": rules.min_s,
         "backends": {
             "diarization": req.diarization.backend,
             "embedding": req.embeddings.backend,
             "music": req.music.backend,
+            **({"labels": req.labels.backend} if req.labels else {}),
         },
         # what the vectors in embeddings.npy and speakers[*].centroid are: vectors of
         # different models or dimensions must never be compared or mixed downstream
         "embedding": {"model": req.embeddings.backend, "dim": req.embeddings.dim},
+        # present when the labels stage ran: segment rows then carry "labels" and
+        # "unusable_by"; commits made before it have neither
+        **(
+            {
+                "quality": {
+                    "labels_version": req.labels.labels_version,
+                    "dnsmos_model": req.labels.dnsmos_model,
+                    "usable_policy": rules.policy.model_dump(),
+                    **quality_summary(rows),
+                }
+            }
+            if req.labels
+            else {}
+        ),
     }
 
 
@@ -157,6 +207,7 @@ def build_stats(req: FinalizeRequest) -> dict[str, Any]:
         "diarize": req.diarization.seconds,
         "embed": req.embeddings.seconds,
         "music": req.music.seconds,
+        **({"labels": req.labels.seconds} if req.labels else {}),
     }
     return {
         "schema_version": SCHEMA_VERSION,

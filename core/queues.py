@@ -5,7 +5,8 @@ reads, manifests): an activity on the workflow's own queue is handed back with t
 workflow task that scheduled it (eager dispatch), never waiting on a poll. A video's
 upload goes further: it runs as a local activity of the workflow worker. Downloads
 have ``<prefix>-download`` (CPU): the fleet-wide rate limit lives on that queue, and
-only matching enforces it, so they must never be dispatched eagerly. The model stages
+only matching enforces it, so they must never be dispatched eagerly. Exports (cutting
+and packing shards, CPU-bound) have ``<prefix>-export``, served beside the downloads. The model stages
 run on ``<prefix>-gpu-<class>`` so a video only lands on a machine whose GPU can hold
 it. A machine without a GPU is class ``cpu``.
 """
@@ -23,3 +24,7 @@ def download_queue(prefix: str) -> str:
 
 def gpu_queue(prefix: str, gpu_class: str) -> str:
     return f"{prefix}-gpu-{gpu_class}"
+
+
+def export_queue(prefix: str) -> str:
+    return f"{prefix}-export"

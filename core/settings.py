@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.models import SourceBreaker
+from core.clips import ClipPolicy
+from core.models import SourceBreaker, UsablePolicy
 
 
 class Settings(BaseSettings):
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
     source_breaker: SourceBreaker = SourceBreaker()
     download_rate_per_s: float | None = None  # fleet-wide downloads/s (server-side queue limit)
     download_slots: int = 8  # downloads at once per CPU worker (network-bound, not CPU-bound)
+    export_slots: int = Field(default=1, ge=1)  # export pages at once per CPU worker (CPU-bound: FLAC encoding)
     rate_limit_backoff_s: float = 120.0  # wait after a 429 before the next download try
     gpu_prices: dict[str, float] = {"t4": 0.53}  # $ per GPU-hour by class, for `starter stats`
     work_dir: Path = Path("/tmp/podcast-pipeline")
@@ -104,6 +106,11 @@ class Settings(BaseSettings):
     segmentation_batch_size: int | None = None  # default: the GPU class profile
     chunk_s: float = 120.0  # model stages checkpoint after each chunk of this much audio
     min_usable_s: float = 1.0
+    # which quality labels make a segment unusable (models.UsablePolicy); the labels
+    # themselves are always kept in metadata.json
+    usable_policy: UsablePolicy = UsablePolicy()
+    # how exports cut training clips and long windows from committed outputs (core/clips.py)
+    clip_policy: ClipPolicy = ClipPolicy()
 
 
 @lru_cache(maxsize=1)

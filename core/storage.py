@@ -179,6 +179,11 @@ class ObjectStore:
             "put_object", Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*"
         )
 
+    def create_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> bool:
+        """``create_bytes`` for a file too large to hold in memory (streamed from disk)."""
+        return self._create("put_object", Bucket=self.bucket, Key=key, BodyPath=path, ContentType=content_type,
+                            IfNoneMatch="*")  # fmt: skip
+
     def copy_new(self, source_key: str, key: str, source_etag: str | None = None) -> bool:
         """Server-side copy to ``key`` only if ``key`` does not exist yet, and (given
         ``source_etag``) only if the source is still the object that was checked."""
@@ -193,9 +198,14 @@ class ObjectStore:
         """A conditional create. 412 means the key exists; 409 (a concurrent conditional
         write in flight, S3's ConditionalRequestConflict) means "ask again", so it is
         retried here and becomes StorageUnavailable (retryable) if it persists."""
+        body_path: Path | None = kwargs.pop("BodyPath", None)
         for attempt in range(CONFLICT_RETRIES):
             try:
-                getattr(self._client, operation)(**kwargs)
+                if body_path is None:
+                    getattr(self._client, operation)(**kwargs)
+                else:  # each try reads the file from its start
+                    with body_path.open("rb") as body:
+                        getattr(self._client, operation)(Body=body, **kwargs)
                 return True
             except ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code", ""))

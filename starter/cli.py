@@ -7,6 +7,8 @@
     python -m starter retry-failed --batch-id ID [--error-type T]
     python -m starter schedule-manifests [--hour H]     (daily manifest schedule, idempotent)
     python -m starter manifest [--date YYYY-MM-DD]      (build one day's manifest now)
+    python -m starter export --batch-id ID --format lhotse-shar|webdataset [filters] [--wait]
+    python -m starter report --batch-id ID [--json]     (yield report: hours, quality, cost)
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from starter.batch import (
     wait_for_batch,
     with_live_stages,
 )
+from starter import export, report
 from starter.csv_input import CsvFormatError, check_header
 from workflows.batch import batch_workflow_id
 
@@ -117,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--hour", type=int, default=0, help="UTC hour of the daily run (minute 10)")
     manifest = sub.add_parser("manifest", help="build one day's manifest now and wait for it")
     manifest.add_argument("--date", help="YYYY-MM-DD (UTC); default: yesterday")
+    export.add_parser(sub, _batch_id)
+    report.add_parser(sub, _batch_id)
     return parser
 
 
@@ -346,6 +351,8 @@ COMMANDS = {
     "resume": cmd_signal,
     "cancel": cmd_signal,
     "retry-failed": cmd_retry_failed,
+    "export": export.cmd_export,
+    "report": report.cmd_report,
 }
 
 

@@ -60,10 +60,10 @@ def test_steps_longer_than_the_heartbeat_timeout_run_once(stack, media_server):
     started = Counter(e["activity"] for e in stage_events(stack, name, "video-slow-steps", "stage.started"))
     seconds = {e["activity"]: e["seconds"] for e in stage_events(stack, name, "video-slow-steps", "stage.done")}
     print(f"\nslow steps (heartbeat timeout 5 s): attempts {dict(started)}, seconds {seconds}")
-    assert started == {"check": 1, "download": 1, "diarize": 1, "music": 1, "embed": 1, "upload": 1}
+    assert started == {"check": 1, "download": 1, "diarize": 1, "music": 1, "embed": 1, "labels": 1, "upload": 1}
     assert seconds["download"] >= 3 * STEP_S, "fetch + two transcodes, each at least 15 s"
     assert seconds["diarize"] >= 2 * STEP_S, "the model call and the clustering"
-    assert min(seconds["music"], seconds["embed"], seconds["upload"]) >= STEP_S
+    assert min(seconds["music"], seconds["embed"], seconds["labels"], seconds["upload"]) >= STEP_S
     assert not [e for e in events(stack, name) if e.get("event") in {"stage.cancelled", "stage.failed"}]
     assert stack.stop_process(name) == 0
 

@@ -1,7 +1,7 @@
 """What 'usable' means, and the shape of the committed outputs."""
 
 from core.models import MusicRegion, Segment
-from core.outputs import annotate_segments, build_rttm, subtract, usable_seconds
+from core.outputs import UsableRules, annotate_segments, build_rttm, subtract, usable_seconds
 
 
 def seg(s, e, spk):
@@ -11,7 +11,7 @@ def seg(s, e, spk):
 def test_overlap_and_music_are_cut_out_of_usable_regions():
     segments = [seg(0, 10, "A"), seg(8, 15, "B"), seg(20, 30, "A"), seg(31, 31.5, "B")]
     music = [MusicRegion(start=24, end=26, probability=0.9)]
-    rows = annotate_segments(segments, music, min_usable_s=1.0)
+    rows = annotate_segments(segments, music, UsableRules(min_s=1.0))
 
     assert rows[0]["overlap"] and not rows[0]["music"]
     assert rows[0]["usable_regions"] == [[0, 8]]
@@ -22,12 +22,12 @@ def test_overlap_and_music_are_cut_out_of_usable_regions():
 
 
 def test_uncertain_spans_are_cut_out_of_usable_regions():
-    rows = annotate_segments([seg(0, 10, "A")], [], 1.0, uncertain=[(2, 3), (2.5, 4), (9.5, 12)])
+    rows = annotate_segments([seg(0, 10, "A")], [], UsableRules(min_s=1.0), uncertain=[(2, 3), (2.5, 4), (9.5, 12)])
     assert rows[0]["usable_regions"] == [[0, 2], [4, 9.5]] and not rows[0]["overlap"]
 
 
 def test_same_speaker_overlap_is_not_overlapped_speech():
-    rows = annotate_segments([seg(0, 5, "A"), seg(4, 8, "A")], [], 1.0)
+    rows = annotate_segments([seg(0, 5, "A"), seg(4, 8, "A")], [], UsableRules(min_s=1.0))
     assert not rows[0]["overlap"] and rows[0]["usable_regions"] == [[0, 5]]
 
 
@@ -39,3 +39,32 @@ def test_subtract_handles_holes_at_edges():
 def test_rttm_lines():
     text = build_rttm("vid", [seg(1.5, 3.25, "SPEAKER_00")])
     assert text == "SPEAKER vid 1 1.500 1.750 <NA> <NA> SPEAKER_00 <NA> <NA>\n"
+
+
+def _labels(**given):
+    base = {"dnsmos_ovrl": 3.1, "snr_db": 25.0, "bandwidth_hz": 16000.0, "clipping": 0.0, "music": 0.0, "singing": 0.0}
+    return {**base, **given}
+
+
+def test_labels_are_kept_and_the_usable_policy_decides_on_them():
+    from core.models import UsablePolicy
+    from core.outputs import quality_summary
+
+    segments = [seg(0, 10, "A"), seg(12, 20, "B"), seg(22, 30, "A"), seg(32, 40, "B")]
+    labels = [_labels(), _labels(clipping=0.05), _labels(singing=0.9), _labels(snr_db=None, dnsmos_ovrl=1.2)]
+    rows = annotate_segments(segments, [], UsableRules(min_s=1.0), labels=labels)
+    assert [row["usable"] for row in rows] == [True, False, False, True]
+    assert rows[1]["unusable_by"] == ["max_clipping"] and rows[2]["unusable_by"] == ["max_singing"]
+    assert rows[3]["labels"]["snr_db"] is None, "an unmeasured label is kept as None and breaks no bound"
+    assert all(row["labels"] == labels[i] for i, row in enumerate(rows)), "labels are kept, never dropped"
+    strict = UsableRules(min_s=1.0, policy=UsablePolicy(min_dnsmos_ovrl=2.0))
+    assert not annotate_segments(segments, [], strict, labels=labels)[3]["usable"]
+    summary = quality_summary(rows)
+    assert summary["unusable_s_by"] == {"max_clipping": 8.0, "max_singing": 8.0}
+    assert summary["mean"]["snr_db"] == 25.0  # over the segments that have it
+    assert abs(summary["mean"]["dnsmos_ovrl"] - (3.1 * 26 + 1.2 * 8) / 34) < 1e-3
+
+
+def test_rows_without_labels_keep_the_old_shape():
+    rows = annotate_segments([seg(0, 10, "A")], [], UsableRules(min_s=1.0))
+    assert "labels" not in rows[0] and "unusable_by" not in rows[0] and rows[0]["usable"]

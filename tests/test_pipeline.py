@@ -163,7 +163,7 @@ def test_good_videos_complete_with_all_outputs(stack, started):
         rttm = store.get_bytes(keys.rttm).decode().splitlines()
         assert len(rttm) == len(meta["segments"]) and all(line.startswith(f"SPEAKER {vid} 1 ") for line in rttm)
         stats = store.get_json(keys.stats)
-        assert set(stats["compute_s_per_audio_min"]) == {"download", "diarize", "embed", "music"}
+        assert set(stats["compute_s_per_audio_min"]) == {"download", "diarize", "embed", "music", "labels"}
         assert stats["attempts"]["download"] >= 1 and stats["worker_ids"]["diarize"] == "worker-1"
         assert store.sha256(keys.original)[0] == meta["source"]["sha256"] == meta["files"]["original.wav"]
         assert all(store.sha256(f"{keys.root}{name}")[0] == sha for name, sha in meta["files"].items())
@@ -213,10 +213,10 @@ def test_worker_metrics_count_audio_failures_and_workflows(stack, started):
 
     audio = asyncio.run(audio_seconds())
     samples = scrape_metrics(METRICS_ADDRESS)
-    for stage in ("download", "diarize", "music", "embed", "upload"):
+    for stage in ("download", "diarize", "music", "embed", "labels", "upload"):
         counted = metric_total(samples, "pipeline_audio_seconds_total", stage=stage)
         assert abs(counted - sum(audio.values())) <= 0.5 * len(GOOD), (stage, counted, audio)
-    for stage in ("diarize", "music", "embed"):
+    for stage in ("diarize", "music", "embed", "labels"):
         assert metric_total(samples, "pipeline_stage_realtime_factor_count", stage=stage) == len(GOOD)
         assert metric_total(samples, "pipeline_stage_realtime_factor_sum", stage=stage) > 0
     for _, error_type in BAD.values():  # permanent errors: one attempt each
@@ -244,7 +244,7 @@ def test_starter_status_and_temporal_cli_query(stack, started):
     answer = json.loads(query.stdout)
     result = answer["queryResult"][0] if "queryResult" in answer else answer
     assert result["stage"] == "completed" and result["progress"] == 1.0
-    assert set(result["stages_done"]) >= {"download", "diarize", "music", "embed", "upload"}
+    assert set(result["stages_done"]) >= {"download", "diarize", "music", "embed", "labels", "upload"}
 
     metadata = subprocess.run(
         [temporal_cli(), "workflow", "metadata", "--address", stack.temporal_address, "--workflow-id", "video-three"],

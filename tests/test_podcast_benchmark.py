@@ -32,8 +32,8 @@ def test_one_minute_podcast_through_the_real_stack():
     assert result.returncode == 0, out + result.stderr
     assert "video podcast-benchmark: completed" in out, out
     stages = {m.group(1): m.groups()[1:] for m in STAGE.finditer(out)}
-    assert set(stages) == {"download", "diarize", "music", "embed", "upload"}, out
-    for name in ("download", "diarize", "music", "embed"):
+    assert set(stages) == {"download", "diarize", "music", "embed", "labels", "upload"}, out
+    for name in ("download", "diarize", "music", "embed", "labels"):
         wall, compute, per_min = (float(x) for x in stages[name])
         assert wall > 0 and compute > 0 and per_min > 0, (name, out)
         assert compute <= wall + 0.5, (name, out)  # compute happens inside the stage's wall time

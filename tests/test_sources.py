@@ -353,7 +353,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         Segment,
         VideoSpec,
     )
-    from core.outputs import build_metadata
+    from core.outputs import UsableRules, build_metadata
     from core.storage import VideoKeys
 
     secrets = ("hunter2", "t0k3n", "s1gn4ture")
@@ -369,7 +369,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         gpu_class="cpu", stage_seconds={}, attempts={}, worker_ids={},
     )
     segments = [Segment(start=0, end=5, speaker="SPEAKER_00")]
-    meta = build_metadata(req, segments, [], {"SPEAKER_00": [1.0, 0.0]}, 1.0, [])
+    meta = build_metadata(req, segments, [], {"SPEAKER_00": [1.0, 0.0]}, UsableRules(min_s=1.0), [])
     meta["committed_by"] = {"workflow_id": "video-secret", "run_id": "r"}
     stored = json.dumps(meta)
     assert meta["source"]["url"] == redact_url(url) and meta["source"]["url_sha256"] == sources.url_sha256(url)

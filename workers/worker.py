@@ -21,6 +21,8 @@ from activities.batch import closed_videos, read_batch_page
 from activities.diarize import diarize_audio
 from activities.download import download_audio
 from activities.embed import embed_speakers
+from activities.export import export_videos, write_export_index
+from activities.labels import label_segments
 from activities.manifest import write_manifest
 from activities.music import detect_music
 from activities.sweep import sweep_work
@@ -35,14 +37,17 @@ from core.temporal import connect
 from workers import eviction
 from workers.gpu import detect_gpus, machine_class
 from workflows.batch import BatchWorkflow
+from workflows.export import ExportWorkflow
 from workflows.manifest import ManifestWorkflow
 from workflows.sandbox import workflow_runner
 from workflows.video import VideoWorkflow
 
-GPU_ACTIVITIES = [diarize_audio, detect_music, embed_speakers]
+GPU_ACTIVITIES = [diarize_audio, detect_music, embed_speakers, label_segments]
 # short storage work run by the workflow worker: the committed check and the upload
 # as local activities of VideoWorkflow, the others on the workflow queue, dispatched eagerly (core/queues.py)
-CPU_LIGHT_ACTIVITIES = [committed_video, finalize_outputs, read_batch_page, closed_videos, write_manifest, sweep_work]
+CPU_LIGHT_ACTIVITIES = [
+    committed_video, finalize_outputs, read_batch_page, closed_videos, write_manifest, sweep_work, write_export_index,
+]
 CPU_LIGHT_SLOTS = 16
 
 log = structlog.get_logger("worker")
@@ -91,7 +96,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
                   error=str(error))  # fmt: skip
         return 2
     # a thread per slot: model stages, downloads, light activities and light local activities
-    executor = ThreadPoolExecutor(max_workers=slots + settings.download_slots + 2 * CPU_LIGHT_SLOTS)
+    executor = ThreadPoolExecutor(max_workers=slots + settings.download_slots + settings.export_slots + 2 * CPU_LIGHT_SLOTS)
 
     def make(queue: str, **kwargs) -> Worker:
         return Worker(
@@ -109,14 +114,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     served = [gpu_queue]
     if settings.serve_cpu_queues:
         workers += [
-            make(queues.workflow_queue(prefix), workflows=[VideoWorkflow, BatchWorkflow, ManifestWorkflow],
+            make(queues.workflow_queue(prefix), workflows=[VideoWorkflow, BatchWorkflow, ManifestWorkflow, ExportWorkflow],
                  workflow_runner=workflow_runner(), activities=CPU_LIGHT_ACTIVITIES,
                  max_concurrent_activities=CPU_LIGHT_SLOTS, max_concurrent_local_activities=CPU_LIGHT_SLOTS),
             make(queues.download_queue(prefix), activities=[download_audio],
                  max_concurrent_activities=settings.download_slots,
                  max_task_queue_activities_per_second=settings.download_rate_per_s),
+            make(queues.export_queue(prefix), activities=[export_videos], max_concurrent_activities=settings.export_slots),
         ]  # fmt: skip
-        served += [queues.workflow_queue(prefix), queues.download_queue(prefix)]
+        served += [queues.workflow_queue(prefix), queues.download_queue(prefix), queues.export_queue(prefix)]
     log.info(
         "worker.started",
         worker_id=rt.worker_id,

@@ -51,6 +51,9 @@ DOWNLOAD_SOURCE_AWARE = ActivityPolicy(
 )
 MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(1, 300, 20))
 UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))  # a local activity: no heartbeat
+# one page of an export: shards of up to a page of videos, each shard recorded when whole,
+# so a retry redoes at most the shard it was on
+EXPORT = ActivityPolicy(timedelta(hours=6), _retry(5, 300, 20))
 
 
 @dataclass(frozen=True)

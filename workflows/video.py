@@ -1,7 +1,7 @@
 """VideoWorkflow: one podcast video from its URL to committed outputs in storage.
 
-    download ──> diarize ─┬─> embed ──> upload (metadata.json last)
-                 music ───┘
+    download ──> diarize ─┬─> embed ───┬─> upload (metadata.json last)
+                 music ───┴─> labels ──┘
 
 Workflow id ``video-{video_id}``: one run per video across every batch (a batch does
 not start videos already committed in storage, and Temporal refuses a second run of a
@@ -44,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
         EmbeddingResult,
         EmbedRequest,
         FinalizeRequest,
+        LabelRequest,
+        LabelResult,
         MusicResult,
         SourceTrouble,
         VideoJob,
@@ -56,10 +58,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
     from workflows import search_attributes as sa
 
-STAGES = ["download", "diarize", "music", "embed", "upload"]
+STAGES = ["download", "diarize", "music", "embed", "labels", "upload"]
 # workflow.patched ids: runs recorded before each change replay without it
 COMMITTED_CHECK = "committed-check"
 SOURCE_WAITS = "source-waits"
+QUALITY_LABELS = "quality-labels"
 
 
 @workflow.defn(name="VideoWorkflow")
@@ -105,15 +108,24 @@ class VideoWorkflow:
                 self._gpu_stage("diarize", "diarize_audio", audio),
                 self._gpu_stage("music", "detect_music", audio),
             )
-            embeddings: EmbeddingResult = await self._gpu_stage(
-                "embed", "embed_speakers", EmbedRequest(audio=audio, diarization=diarization)
-            )
+            embed = self._gpu_stage("embed", "embed_speakers", EmbedRequest(audio=audio, diarization=diarization))
+            labels: LabelResult | None = None
+            if workflow.patched(QUALITY_LABELS):
+                embeddings, labels = await asyncio.gather(
+                    embed,
+                    self._gpu_stage(
+                        "labels", "label_segments", LabelRequest(audio=audio, diarization=diarization, music=music)
+                    ),
+                )
+            else:
+                embeddings = await embed
             request = FinalizeRequest(
                 spec=spec,
                 audio=audio,
                 diarization=diarization,
                 embeddings=embeddings,
                 music=music,
+                labels=labels,
                 gpu_class=self._gpu_class,
                 stage_seconds=dict(self._seconds),
                 attempts=dict(self._attempts),
@@ -133,7 +145,8 @@ class VideoWorkflow:
             await self._report(VideoReport(video_id=spec.video_id, state=VideoState.FAILED, error_type=failure.type))
             raise failure from err
 
-        return await self._completed(outcome, gpu_s=diarization.seconds + music.seconds + embeddings.seconds)
+        model_s = diarization.seconds + music.seconds + embeddings.seconds + (labels.seconds if labels else 0.0)
+        return await self._completed(outcome, gpu_s=model_s)
 
     async def _completed(self, outcome: VideoOutcome, gpu_s: float) -> VideoOutcome:
         spec = self._job.spec
@@ -327,5 +340,6 @@ _RESULT_TYPES: dict[str, Any] = {
     "diarize_audio": DiarizationResult,
     "detect_music": MusicResult,
     "embed_speakers": EmbeddingResult,
+    "label_segments": LabelResult,
     "finalize_outputs": VideoOutcome,
 }

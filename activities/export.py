@@ -1,0 +1,106 @@
+"""export_videos and write_export_index: committed videos -> training shards.
+
+A shard is one video's clips (or long windows), cut from its committed
+``original.wav`` and ``metadata.json``, which are only read. Each file of a shard is
+created only if absent and its record is created last, so overlapping attempts write
+nothing twice, a killed exporter resumes at the first video without a record, and a
+video whose record exists is never touched again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.runtime import runtime, scratch_dir, stage
+from core import clips, shards
+from core.exports import ExportKeys, ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
+from core.storage import ObjectStore
+
+
+@activity.defn(name="export_videos")
+def export_videos(request: ExportPageRequest) -> ExportPageResult:
+    rt = runtime()
+    spec = request.job.spec
+    keys = ExportKeys(rt.store.prefix, spec)
+    written: list[ShardRecord] = []
+    absent: list[str] = []
+    with stage("export") as ctx:
+        for done, video_id in enumerate(request.video_ids):
+            ctx.heart.show({"video": video_id, "done": done, "of": len(request.video_ids)})
+            if activity.is_worker_shutdown():  # the finished shards are recorded: the retry skips them
+                raise ApplicationError(f"export: worker shutting down before {video_id}", type="WorkerShutdown")
+            record = rt.store.get_json_or_none(keys.record(video_id))
+            if record is not None:
+                written.append(ShardRecord.model_validate(record))
+                continue
+            metadata = rt.store.get_json_or_none(rt.store.keys(video_id).metadata)
+            if metadata is None:
+                absent.append(video_id)
+                continue
+            with scratch_dir(video_id) as tmp:
+                shard = _write_shard(rt.store, keys, spec, metadata, tmp)
+            written.append(shard)
+            ctx.audio_s += shard.audio_s
+            ctx.log.info("export.shard", video_id=video_id, items=shard.items, bytes=shard.bytes)
+    return ExportPageResult(shards=written, not_committed=absent)
+
+
+def _write_shard(store: ObjectStore, keys: ExportKeys, spec: ExportSpec, metadata: dict, tmp: Path) -> ShardRecord:
+    video_id = metadata["video_id"]
+    original = store.download_file(store.keys(video_id, metadata["schema_version"]).original, tmp / "original.wav")
+    items, dropped = shard_items(metadata, original, spec)
+    info = shards.write_shard(spec.format, items, original, tmp / "shard", video_id, spec.sample_rate)
+    files = []
+    for path in info.files:
+        key = f"{keys.shard_dir(video_id)}{path.name}"
+        store.create_file(key, path)  # False: an overlapping attempt made it from the same inputs
+        files.append(key.removeprefix(keys.root))
+    record = ShardRecord(video_id=video_id, files=files, items=info.items, audio_s=round(info.audio_s, 3),
+                         bytes=info.bytes, clips_dropped=dropped)  # fmt: skip
+    if not store.create_json(keys.record(video_id), record.model_dump()):
+        record = ShardRecord.model_validate(store.get_json(keys.record(video_id)))
+    return record
+
+
+def shard_items(metadata: dict, original: Path, spec: ExportSpec) -> tuple[list[shards.ShardItem], int]:
+    """The examples of one video in the spec's view, and how many clips the filters refused."""
+    batch = {"batch_id": metadata.get("batch_id")}
+    if spec.view == "windows":
+        windows = clips.long_windows(metadata, spec.clip_policy)
+        return [_with(shards.window_item(w), batch) for w in windows], 0
+    cut = clips.cut_clips(metadata, clips.FrameLevels.from_wav(original), spec.clip_policy)
+    kept = [c for c in cut if spec.filters.admits(c)]
+    return [_with(shards.clip_item(c), batch) for c in kept], len(cut) - len(kept)
+
+
+def _with(item: shards.ShardItem, fields: dict) -> shards.ShardItem:
+    return shards.ShardItem(item.item_id, item.start, item.end, {**item.fields, **fields})
+
+
+@activity.defn(name="write_export_index")
+def write_export_index(spec: ExportSpec) -> ExportTotals:
+    """The export's spec (once) and its index: every shard whose record exists, so a
+    trainer lists the shards from one file. Rewritten by each run: a listing, not data."""
+    rt = runtime()
+    keys = ExportKeys(rt.store.prefix, spec)
+    with stage("export_index"):
+        rt.store.create_json(keys.spec, spec.model_dump())
+        records = [
+            ShardRecord.model_validate(rt.store.get_json(key))
+            for key in rt.store.list_keys(keys.records)
+            if key.endswith(".json")
+        ]
+        totals = ExportTotals(
+            videos=len(records),
+            items=sum(r.items for r in records),
+            audio_s=round(sum(r.audio_s for r in records), 3),
+            bytes=sum(r.bytes for r in records),
+        )
+        rt.store.put_json(
+            keys.index,
+            {"spec": spec.model_dump(), "totals": totals.model_dump(), "shards": [r.model_dump() for r in records]},
+        )
+        return totals

@@ -1,0 +1,110 @@
+"""label_segments: quality labels for every diarized segment, chunk by chunk.
+
+The labels (DNSMOS, bandwidth, SNR, clipping, loudness, music and singing shares:
+``core/quality.py``) are measured once, here, and stored as labels: nothing is deleted
+on them. Bandwidth, clipping and loudness need the source-rate copy, so this stage is
+the one model stage that reads ``original.wav``; it reads only the segments' samples.
+Chunks group the segments by start time (``chunk_s`` of audio each), so a kill costs
+at most one chunk of labels.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from temporalio import activity
+
+from activities.chunks import run_chunks
+from activities.fencing import FencedWrites, attempt_id, reusable_result
+from activities.runtime import load_analysis_audio, runtime, scratch_dir, stage
+from core import quality
+from core.models import LabelRequest, LabelResult, MusicRegion, Segment
+
+STAGE = "labels"
+RESULT = "labels.json"  # summary and one labels row per segment, in the diarization's order
+LABEL_FIELDS = tuple(quality.SegmentLabels.model_fields)
+
+
+@activity.defn(name="label_segments")
+def label_segments(request: LabelRequest) -> LabelResult:
+    rt = runtime()
+    audio = request.audio
+    keys = rt.store.keys(audio.video_id)
+    # the labels depend on the audio, the segments and the music regions: a new attempt
+    # of either upstream stage is new input
+    source = f"{request.diarization.attempt_id}.{request.music.attempt_id}"
+    folder = keys.stage_dir(STAGE, source)
+    with stage(STAGE, audio.video_id) as ctx:
+        done = reusable_result(rt.store, folder, RESULT)
+        if done is not None:
+            ctx.log.info("labels.reused")
+            return LabelResult.model_validate(done["summary"])
+        me = attempt_id()
+        writes = FencedWrites(rt.store, keys)
+        segments = [Segment.model_validate(s) for s in rt.store.get_json(request.diarization.key)["segments"]]
+        regions = [MusicRegion.model_validate(r) for r in rt.store.get_json(request.music.key)["regions"]]
+        music = [(r.start, r.end, r.probability) for r in regions]
+        with scratch_dir(audio.video_id) as tmp:
+            samples, rate = load_analysis_audio(audio, tmp)
+            original = rt.store.download_file(audio.original_key, tmp / "original.wav")
+            started = time.perf_counter()
+            ctx.heart.show({"step": "events"})
+            events = quality.detect_events(samples, rate)
+            models = quality.QualityModels()
+            duration = len(samples) / rate
+            chunk_s = rt.settings.chunk_s
+            chunks = _by_chunk(segments, chunk_s, max(1, math.ceil(duration / chunk_s)))
+
+            def compute(index: int, _batch: int) -> dict[str, np.ndarray]:
+                members = chunks[index]
+                spans = [(segments[i].start, segments[i].end) for i in members]
+                labels = models.label_segments(original, samples, rate, spans, music, events) if spans else []
+                return _to_arrays(members, labels)
+
+            run = run_chunks(STAGE, folder, len(chunks), compute, 1, ctx, writes)
+        rows = _rows(run.results, len(segments))
+        result = LabelResult(
+            key=keys.attempt_key(STAGE, source, me, RESULT),
+            backend=quality.DNSMOS_MODEL,
+            attempt_id=me,
+            worker_id=rt.worker_id,
+            seconds=round(time.perf_counter() - started, 3),
+            attempt=activity.info().attempt,
+            num_segments=len(rows),
+            labels_version=quality.LABELS_VERSION,
+            dnsmos_model=quality.DNSMOS_MODEL,
+            chunks_computed=len(run.computed),
+        )
+        writes.put_json(result.key, {"summary": result.model_dump(), "labels": rows})
+        ctx.audio_s = duration
+        return result
+
+
+def _by_chunk(segments: list[Segment], chunk_s: float, num_chunks: int) -> list[list[int]]:
+    """Segment indices per chunk, by start time."""
+    chunks: list[list[int]] = [[] for _ in range(num_chunks)]
+    for index, segment in enumerate(segments):
+        chunks[min(int(segment.start // chunk_s), num_chunks - 1)].append(index)
+    return chunks
+
+
+def _to_arrays(members: list[int], labels: list[quality.SegmentLabels]) -> dict[str, np.ndarray]:
+    """A chunk's labels as arrays (a checkpoint is an .npz): NaN stands for None."""
+    arrays = {"index": np.array(members, dtype=np.int64)}
+    for name in LABEL_FIELDS:
+        values = [getattr(label, name) for label in labels]
+        arrays[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return arrays
+
+
+def _rows(results: list[dict[str, np.ndarray]], count: int) -> list[dict[str, float | None]]:
+    rows: list[dict[str, float | None]] = [{} for _ in range(count)]
+    for arrays in results:
+        for position, index in enumerate(arrays["index"]):
+            rows[int(index)] = {
+                name: None if math.isnan(value := float(arrays[name][position])) else round(value, 4)
+                for name in LABEL_FIELDS
+            }
+    return rows

@@ -1,0 +1,92 @@
+"""``python -m starter export``: pack a batch's committed videos into training shards.
+
+    python -m starter export --batch-id ID --format lhotse-shar|webdataset [--view clips|windows]
+        [--min-dnsmos X] [--min-s S] [--max-s S] [--min-bandwidth-hz HZ] [--min-snr-db DB]
+        [--max-music F] [--sample-rate HZ] [--wait]
+
+Starts (or joins) the batch's ExportWorkflow for that spec. Run it again once more
+videos are committed: the export is extended, nothing already written is rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from core import queues
+from core.clips import ExportFilters
+from core.exports import ExportJob, ExportKeys, ExportSpec, ExportTotals
+from core.settings import Settings
+from core.storage import ObjectStore
+from starter.batch import input_key
+
+
+def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:
+    export = sub.add_parser("export", help="pack a batch's committed videos into shards (lhotse-shar, webdataset)")
+    export.add_argument("--batch-id", type=batch_id, required=True)
+    export.add_argument("--format", choices=["lhotse-shar", "webdataset"], required=True)
+    export.add_argument("--view", choices=["clips", "windows"], default="clips",
+                        help="single-speaker clips (default) or long multi-speaker windows with RTTM")  # fmt: skip
+    for flag, text in [
+        ("--min-dnsmos", "DNSMOS OVRL at least"),
+        ("--min-s", "clip seconds at least"),
+        ("--max-s", "clip seconds at most"),
+        ("--min-bandwidth-hz", "audio bandwidth at least"),
+        ("--min-snr-db", "estimated SNR at least"),
+        ("--max-music", "share of the clip under music at most"),
+    ]:
+        export.add_argument(flag, type=float, help=f"keep clips with {text}")
+    export.add_argument("--sample-rate", type=int, help="resample the clips (default: the committed original's)")
+    export.add_argument("--wait", action="store_true", help="wait for the export and print its totals")
+
+
+def spec_from_args(args: argparse.Namespace, settings: Settings) -> ExportSpec:
+    filters = ExportFilters(
+        min_dnsmos=args.min_dnsmos,
+        min_s=args.min_s,
+        max_s=args.max_s,
+        min_bandwidth_hz=args.min_bandwidth_hz,
+        min_snr_db=args.min_snr_db,
+        max_music=args.max_music,
+    )
+    return ExportSpec(batch_id=args.batch_id, format=args.format, view=args.view, filters=filters,
+                      clip_policy=settings.clip_policy, sample_rate=args.sample_rate)  # fmt: skip
+
+
+def export_workflow_id(spec: ExportSpec) -> str:
+    return f"export-{spec.batch_id}-{spec.name.replace('/', '-')}"
+
+
+async def cmd_export(args: argparse.Namespace, settings: Settings, client: Client) -> int:
+    spec = spec_from_args(args, settings)
+    store = ObjectStore(settings)
+    source = input_key(store, spec.batch_id)
+    if not store.exists(source):
+        print(f"batch {spec.batch_id}: no input in storage ({source}); start the batch first")
+        return 1
+    job = ExportJob(spec=spec, input_key=source, queue_prefix=settings.task_queue_prefix)
+    workflow_id = export_workflow_id(spec)
+    try:
+        handle = await client.start_workflow(
+            "ExportWorkflow", job, id=workflow_id, task_queue=queues.workflow_queue(settings.task_queue_prefix),
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,  # a later run extends the export
+            result_type=ExportTotals,
+        )  # fmt: skip
+        print(f"export {workflow_id}: started ({spec.format}, {spec.view}) -> {ExportKeys(store.prefix, spec).root}")
+    except WorkflowAlreadyStartedError:
+        handle = client.get_workflow_handle(workflow_id, result_type=ExportTotals)
+        print(f"export {workflow_id}: already running; joining it")
+    if not args.wait:
+        return 0
+    totals: ExportTotals = await handle.result()
+    described = await handle.describe()
+    ok = described.status == WorkflowExecutionStatus.COMPLETED
+    print(
+        f"export {workflow_id}: {totals.videos} videos, {totals.items} {spec.view}, "
+        f"{totals.audio_s / 3600:.2f} h, {totals.bytes / 1e6:.1f} MB in {ExportKeys(store.prefix, spec).index}"
+        + (f"; {totals.not_committed} not committed yet (run again later)" if totals.not_committed else "")
+    )
+    return 0 if ok else 1

@@ -1,0 +1,201 @@
+"""``python -m starter report``: what a batch yielded, of what quality, at what cost.
+
+    python -m starter report --batch-id ID [--json] [--out DIR]
+
+Reads the batch's videos from Temporal's visibility (states, failures by type) and,
+for each committed one, its ``metadata.json`` and ``stats.json``; adds the batch's
+exports (their indexes). Prints a summary (or the JSON), and writes ``report.json``
+and ``report.png`` to ``exports/{batch_id}/`` in the bucket (rewritten each time:
+a view of the committed data, not data), and to ``--out`` when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+from core import clips
+from core.exports import batch_exports_root
+from core.outputs import merge_intervals
+from core.settings import Settings
+from core.storage import ObjectStore
+from starter.batch import VideoRow, list_videos
+
+READ_THREADS = 16
+DNSMOS_BUCKETS = [(0.0, 2.5, "<2.5"), (2.5, 3.0, "2.5-3.0"), (3.0, 3.3, "3.0-3.3"), (3.3, 9.0, ">=3.3")]
+UNLABELLED = "unlabelled"  # committed before the labels stage, or too short to score
+
+
+def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:
+    cmd = sub.add_parser("report", help="yield report: hours in, speech, usable and exported, quality, cost")
+    cmd.add_argument("--batch-id", type=batch_id, required=True)
+    cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+    cmd.add_argument("--out", type=Path, help="also write report.json and report.png into this folder")
+
+
+async def cmd_report(args: argparse.Namespace, settings: Settings, client: Client) -> int:
+    store = ObjectStore(settings)
+    rows = await list_videos(client, args.batch_id)
+    committed = [r.video_id for r in rows if r.status == "Completed"]
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        metas = [m for m in pool.map(lambda v: store.get_json_or_none(store.keys(v).metadata), committed) if m]
+        stats = [s for s in pool.map(lambda v: store.get_json_or_none(store.keys(v).stats), committed) if s]
+    root = batch_exports_root(store.prefix, args.batch_id)
+    exports = [store.get_json(k) for k in store.list_keys(root) if k.endswith("/index.json")]
+    report = build_report(args.batch_id, rows, metas, stats, exports, settings.gpu_prices, settings.clip_policy)
+    body = json.dumps(report, indent=1).encode()
+    png = render_png(report)
+    store.put_bytes(f"{root}report.json", body, "application/json")
+    store.put_bytes(f"{root}report.png", png, "image/png")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.json").write_bytes(body)
+        (args.out / "report.png").write_bytes(png)
+    print(body.decode() if args.json else "\n".join(summary_lines(report, f"{root}report.png")))
+    return 0
+
+
+def build_report(
+    batch_id: str,
+    rows: list[VideoRow],
+    metas: list[dict[str, Any]],
+    stats: list[dict[str, Any]],
+    exports: list[dict[str, Any]],
+    prices: dict[str, float],
+    clip_policy: clips.ClipPolicy,
+) -> dict[str, Any]:
+    """The report of one batch from what is committed (pure: unit-tested)."""
+    hours_in = sum(m["duration_s"] for m in metas) / 3600
+    speech_s = sum(_speech_s(m) for m in metas)
+    usable_by_bucket: Counter[str] = Counter()
+    dnsmos: list[tuple[float, float]] = []  # (OVRL, usable seconds) per usable segment
+    for meta in metas:
+        for row in meta["segments"]:
+            seconds = sum(e - s for s, e in row["usable_regions"])
+            ovrl = (row.get("labels") or {}).get("dnsmos_ovrl")
+            usable_by_bucket[_bucket(ovrl)] += seconds
+            if ovrl is not None and seconds > 0:
+                dnsmos.append((ovrl, seconds))
+    clip_s = [c.duration for m in metas for c in clips.cut_clips(m, None, clip_policy)]
+    compute_s: Counter[str] = Counter()
+    for st in stats:
+        compute_s[st.get("gpu_class") or "cpu"] += sum((st.get("stage_compute_s") or {}).values())
+    cost = sum(seconds / 3600 * prices.get(cls, 0.0) for cls, seconds in compute_s.items())
+    usable_h = sum(usable_by_bucket.values()) / 3600
+    return {
+        "batch_id": batch_id,
+        "videos": dict(Counter(r.status for r in rows)),
+        "failures_by_type": dict(Counter(r.error_type or "unknown" for r in rows if r.status == "Failed")),
+        "hours": {
+            "in": round(hours_in, 3),
+            "speech": round(speech_s / 3600, 3),
+            "usable": round(usable_h, 3),
+            "exported": {f"{e['spec']['format']}/{e['spec']['view']}": round(e["totals"]["audio_s"] / 3600, 3)
+                         for e in exports},  # fmt: skip
+        },
+        "usable_hours_by_dnsmos": {name: round(usable_by_bucket[name] / 3600, 3)
+                                   for name in [b[2] for b in DNSMOS_BUCKETS] + [UNLABELLED]},  # fmt: skip
+        "histograms": {
+            "clip_s": _histogram(clip_s, [0, 3, 5, 10, 15, 20, 25, 30.01]),
+            "dnsmos_ovrl_usable_h": _histogram([v for v, _ in dnsmos], [1, 2, 2.5, 2.75, 3, 3.25, 3.5, 5],
+                                               [s / 3600 for _, s in dnsmos]),  # fmt: skip
+            "speakers_per_video": dict(sorted(Counter(m["num_speakers"] for m in metas).items())),
+            "music_share_pct": _histogram([_music_share(m) for m in metas], [0, 1, 5, 10, 25, 50, 100.01]),
+        },
+        "clips": {"count": len(clip_s), "hours": round(sum(clip_s) / 3600, 3), "policy": clip_policy.model_dump()},
+        "compute": {
+            "hours_by_class": {cls: round(s / 3600, 4) for cls, s in compute_s.items()},
+            "cost_usd": round(cost, 4),
+            "cost_per_usable_hour_usd": round(cost / usable_h, 4) if usable_h > 0 else None,
+            "prices_usd_per_hour": {cls: prices.get(cls, 0.0) for cls in compute_s},
+        },
+    }
+
+
+def _speech_s(meta: dict[str, Any]) -> float:
+    return sum(e - s for s, e in merge_intervals([(r["start"], r["end"]) for r in meta["segments"]]))
+
+
+def _music_share(meta: dict[str, Any]) -> float:
+    music = sum(e - s for s, e in merge_intervals([(m["start"], m["end"]) for m in meta["music"]]))
+    return 100.0 * music / meta["duration_s"] if meta["duration_s"] > 0 else 0.0
+
+
+def _bucket(ovrl: float | None) -> str:
+    if ovrl is None:
+        return UNLABELLED
+    return next(name for low, high, name in DNSMOS_BUCKETS if low <= ovrl < high)
+
+
+def _histogram(values: list[float], edges: list[float], weights: list[float] | None = None) -> dict[str, Any]:
+    counts = [0.0] * (len(edges) - 1)
+    for value, weight in zip(values, weights or [1.0] * len(values)):
+        for i in range(len(counts)):
+            if edges[i] <= value < edges[i + 1]:
+                counts[i] += weight
+                break
+    return {"edges": edges, "counts": [round(c, 4) for c in counts]}
+
+
+def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
+    hours, compute = report["hours"], report["compute"]
+    exported = ", ".join(f"{k} {v:.2f} h" for k, v in hours["exported"].items()) or "none yet"
+    per_hour = compute["cost_per_usable_hour_usd"]
+    return [
+        f"batch {report['batch_id']}: videos {report['videos']}",
+        f"  hours: in {hours['in']:.2f}, speech {hours['speech']:.2f}, usable {hours['usable']:.2f}; "
+        f"exported: {exported}",
+        "  usable hours by DNSMOS OVRL: " + ", ".join(f"{k} {v:.2f}" for k, v in report["usable_hours_by_dnsmos"].items()),
+        f"  clips (policy {report['clips']['policy']['min_s']:g}-{report['clips']['policy']['max_s']:g} s): "
+        f"{report['clips']['count']}, {report['clips']['hours']:.2f} h",
+        f"  speakers per video: {report['histograms']['speakers_per_video']}",
+        f"  failures: {report['failures_by_type'] or 'none'}",
+        f"  compute: {compute['hours_by_class']} h, ${compute['cost_usd']:.2f}"
+        + (f", ${per_hour:.2f} per usable hour" if per_hour is not None else ""),
+        f"  figure: {png_key}",
+    ]
+
+
+def render_png(report: dict[str, Any]) -> bytes:
+    """Six panels an ML data lead reads at a glance: hours, quality, clips, speakers,
+    music, failures."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    hours = report["hours"]
+    bars = {"in": hours["in"], "speech": hours["speech"], "usable": hours["usable"],
+            **{f"export\n{k}": v for k, v in hours["exported"].items()}}  # fmt: skip
+    axes[0, 0].bar(list(bars), list(bars.values()), color="#4477aa")
+    axes[0, 0].set_title("hours")
+    for ax, key, title in [
+        (axes[0, 1], "dnsmos_ovrl_usable_h", "usable hours by DNSMOS OVRL (a label, not a cut)"),
+        (axes[0, 2], "clip_s", "clip durations (s)"),
+        (axes[1, 1], "music_share_pct", "music share per video (%)"),
+    ]:
+        hist = report["histograms"][key]
+        labels = [f"{a:g}-{b:.0f}" for a, b in zip(hist["edges"], hist["edges"][1:])]
+        ax.bar(labels, hist["counts"], color="#aa7744")
+        ax.set_title(title)
+    speakers = report["histograms"]["speakers_per_video"]
+    axes[1, 0].bar([str(k) for k in speakers], list(speakers.values()), color="#8855aa")
+    axes[1, 0].set_title("speakers per video")
+    failures = report["failures_by_type"] or {"none": 0}
+    axes[1, 2].barh(list(failures), list(failures.values()), color="#cc4444")
+    axes[1, 2].set_title("failures by type")
+    fig.suptitle(f"batch {report['batch_id']}: yield report")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return buffer.getvalue()

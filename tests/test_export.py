@@ -1,0 +1,160 @@
+"""From committed videos to training shards and a yield report, on a real stack.
+
+A real batch (four minutes of joined real speech, a three-voice episode, a 404) runs
+through a real worker; then ``starter export`` packs it as WebDataset and Lhotse Shar
+on the worker's export queue, and the shards are read back by those libraries
+themselves. A second export writes nothing; ``starter report`` writes its JSON and PNG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import pytest
+import soundfile as sf
+
+from core.exports import ExportKeys, ExportSpec
+from core.temporal import connect
+from starter.batch import list_videos
+from tests.conftest import EVAL, join_speech, run_cli
+from tests.test_resilience import stack, start_videos, store_of, wait_batch, worker  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+BATCH = "exp"
+LABEL_NAMES = {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "bandwidth_hz", "snr_db", "clipping", "loudness_lufs",
+               "music", "singing"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exported_batch(stack, media_server, media_dir):
+    name, _ = join_speech(media_dir, "export-long.wav", sorted((EVAL / "diarization" / "audio").glob("*.wav")))
+    worker(stack, "exporter", BATCH)
+    rows = [("long", f"{media_server.url}/{name}"), ("three", f"{media_server.url}/ep03-three-voices.ogg"),
+            ("gone", f"{media_server.url}/status/404/gone.ogg")]  # fmt: skip
+    start_videos(stack, BATCH, BATCH, rows)
+    counts = wait_batch(stack, BATCH, timeout_s=900)
+    assert counts.by_status == {"Completed": 2, "Failed": 1}
+    return stack
+
+
+def export(stack, *flags: str):
+    env = {**stack.env(), "PIPELINE_TASK_QUEUE_PREFIX": BATCH}
+    result = run_cli("-m", "starter", "export", "--batch-id", BATCH, *flags, "--wait", env=env, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def shard_files(stack, spec: ExportSpec, tmp_path) -> tuple[dict, list]:
+    store = store_of(stack)
+    keys = ExportKeys(store.prefix, spec)
+    index = store.get_json(keys.index)
+    paths = []
+    for shard in index["shards"]:
+        for relative in shard["files"]:
+            path = tmp_path / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            paths.append(store.download_file(keys.root + relative, path))
+    return index, paths
+
+
+def test_committed_metadata_carries_quality_labels(exported_batch):
+    store = store_of(exported_batch)
+    for video_id in ("long", "three"):
+        meta = store.get_json(store.keys(video_id).metadata)
+        assert meta["segments"] and all(set(row["labels"]) == LABEL_NAMES for row in meta["segments"])
+        assert all(isinstance(row["unusable_by"], list) for row in meta["segments"])
+        quality = meta["quality"]
+        assert quality["labels_version"] >= 1 and quality["usable_policy"]["max_clipping"] is not None
+        assert 1.0 <= quality["mean"]["dnsmos_ovrl"] <= 5.0 and quality["mean"]["bandwidth_hz"] > 3000
+
+
+def test_webdataset_export_reads_back_with_webdataset(exported_batch, tmp_path):
+    import webdataset as wds
+
+    out = export(exported_batch, "--format", "webdataset")
+    spec = ExportSpec(batch_id=BATCH, format="webdataset")
+    index, paths = shard_files(exported_batch, spec, tmp_path)
+    assert f"{index['totals']['items']} clips" in out
+    assert index["totals"]["videos"] == 2 and len(paths) == 2 and all(p.suffix == ".tar" for p in paths)
+    samples = list(wds.WebDataset([str(p) for p in paths], shardshuffle=False))
+    assert len(samples) == index["totals"]["items"] > 5
+    total_s = 0.0
+    for sample in samples:
+        audio, rate = sf.read(io.BytesIO(sample["flac"]))
+        fields = json.loads(sample["json"])
+        assert rate == 48_000 and sf.info(io.BytesIO(sample["flac"])).format == "FLAC"
+        assert 3.0 - 0.02 <= len(audio) / rate <= 30.0 + 0.02
+        assert fields["video_id"] in {"long", "three"} and fields["speaker"].startswith("SPEAKER_")
+        assert set(fields["labels"]) == LABEL_NAMES
+        total_s += len(audio) / rate
+    assert abs(total_s - index["totals"]["audio_s"]) < 0.1 * len(samples)
+
+
+def test_lhotse_shar_export_reads_back_with_lhotse(exported_batch, tmp_path):
+    from lhotse import CutSet
+
+    export(exported_batch, "--format", "lhotse-shar", "--sample-rate", "16000")
+    spec = ExportSpec(batch_id=BATCH, format="lhotse-shar", sample_rate=16_000)
+    index, paths = shard_files(exported_batch, spec, tmp_path)
+    fields = {"cuts": sorted(str(p) for p in paths if ".jsonl" in p.name),
+              "recording": sorted(str(p) for p in paths if p.name.startswith("recording"))}  # fmt: skip
+    assert len(fields["cuts"]) == len(fields["recording"]) == 2
+    cuts = list(CutSet.from_shar(fields=fields))
+    assert len(cuts) == index["totals"]["items"] > 5
+    for cut in cuts:
+        audio = cut.load_audio()
+        assert cut.sampling_rate == 16_000 and audio.shape[0] == 1
+        assert abs(audio.shape[1] / 16_000 - cut.duration) < 0.01 and 2.98 <= cut.duration <= 30.02
+        assert cut.supervisions[0].speaker.startswith("SPEAKER_") and set(cut.custom["labels"]) == LABEL_NAMES
+
+
+def test_filters_keep_only_what_they_admit(exported_batch, tmp_path):
+    full = ExportSpec(batch_id=BATCH, format="webdataset")
+    export(exported_batch, "--format", "webdataset")
+    export(exported_batch, "--format", "webdataset", "--min-dnsmos", "2.8", "--max-s", "12")
+    strict = ExportSpec.model_validate({**full.model_dump(), "filters": {"min_dnsmos": 2.8, "max_s": 12.0}})
+    assert strict.name != full.name, "another spec gets its own folder"
+    import webdataset as wds
+
+    _, paths = shard_files(exported_batch, strict, tmp_path)
+    kept = [json.loads(s["json"]) for s in wds.WebDataset([str(p) for p in paths], shardshuffle=False)]
+    assert all(k["labels"]["dnsmos_ovrl"] >= 2.8 for k in kept)
+    assert all(k["labels"]["dnsmos_ovrl"] is not None for k in kept)
+    full_items = store_of(exported_batch).get_json(ExportKeys(store_of(exported_batch).prefix, full).index)["totals"]["items"]
+    assert len(kept) < full_items
+
+
+def test_a_second_export_writes_nothing(exported_batch):
+    export(exported_batch, "--format", "webdataset")
+    store = store_of(exported_batch)
+    root = ExportKeys(store.prefix, ExportSpec(batch_id=BATCH, format="webdataset")).root
+    before = {k: t for k, t in store.list_objects(root) if not k.endswith("index.json")}
+    export(exported_batch, "--format", "webdataset")
+    after = {k: t for k, t in store.list_objects(root) if not k.endswith("index.json")}
+    assert before == after and any("/shards/" in k for k in after)
+
+
+def test_report_counts_hours_failures_and_exports(exported_batch, tmp_path):
+    export(exported_batch, "--format", "webdataset")
+    env = {**exported_batch.env(), "PIPELINE_TASK_QUEUE_PREFIX": BATCH}
+    result = run_cli("-m", "starter", "report", "--batch-id", BATCH, "--json", "--out", str(tmp_path), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    store = store_of(exported_batch)
+    metas = [store.get_json(store.keys(v).metadata) for v in ("long", "three")]
+    assert abs(report["hours"]["in"] - sum(m["duration_s"] for m in metas) / 3600) < 1e-3
+    assert report["hours"]["in"] > report["hours"]["speech"] >= report["hours"]["usable"] > 0
+    assert report["hours"]["exported"]["webdataset/clips"] > 0
+    assert report["failures_by_type"] == {"VideoUnavailable": 1} and report["videos"]["Completed"] == 2
+    assert abs(sum(report["usable_hours_by_dnsmos"].values()) - report["hours"]["usable"]) < 1e-3
+    assert report["compute"]["hours_by_class"]["cpu"] > 0
+    png = (tmp_path / "report.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and store.get_bytes(f"{store.prefix}exports/{BATCH}/report.png") == png
+
+    async def statuses():
+        return {r.video_id: r.status for r in await list_videos(await connect(exported_batch.settings()), BATCH)}
+
+    assert asyncio.run(statuses())["gone"] == "Failed"
