@@ -4,8 +4,8 @@ The labels (DNSMOS, bandwidth, SNR, clipping, loudness, music and singing shares
 ``core/quality.py``) are measured once, here, and stored as labels: nothing is deleted
 on them. Bandwidth, clipping and loudness need the source-rate copy, so this stage is
 the one model stage that reads ``original.wav``; it reads only the segments' samples.
-Chunks group the segments by start time (``chunk_s`` of audio each), so a kill costs
-at most one chunk of labels.
+Chunks group the segments by start time (one DNSMOS block of audio each, else
+``chunk_s``), so a kill costs at most one chunk of labels.
 """
 
 from __future__ import annotations
@@ -52,15 +52,17 @@ def label_segments(request: LabelRequest) -> LabelResult:
             started = time.perf_counter()
             ctx.heart.show({"step": "events"})
             events = quality.detect_events(samples, rate)
-            models = quality.QualityModels()
+            block_s = rt.settings.dnsmos_block_s
+            models = quality.QualityModels(block_s=block_s)
             duration = len(samples) / rate
-            chunk_s = rt.settings.chunk_s
+            chunk_s = block_s or rt.settings.chunk_s  # whole DNSMOS blocks per chunk
             chunks = _by_chunk(segments, chunk_s, max(1, math.ceil(duration / chunk_s)))
 
             def compute(index: int, _batch: int) -> dict[str, np.ndarray]:
                 members = chunks[index]
                 spans = [(segments[i].start, segments[i].end) for i in members]
-                labels = models.label_segments(original, samples, rate, spans, music, events) if spans else []
+                speakers = [segments[i].speaker for i in members]
+                labels = models.label_segments(original, samples, rate, spans, music, events, speakers) if spans else []
                 return _to_arrays(members, labels)
 
             run = run_chunks(STAGE, folder, len(chunks), compute, 1, ctx, writes)

@@ -41,11 +41,13 @@ POLY_SIG = (-0.08397278, 1.22083953, 0.0052439)
 POLY_BAK = (-0.13166888, 1.60915514, -0.39604546)
 POLY_OVRL = (-0.06766283, 1.11546468, 0.04602535)
 # The reference averages a window at every 1 s hop. DNSMOS inference is most of the labels'
-# cost, so a span gets one centred window per started WINDOW_EVERY_S, at most MAX_WINDOWS
-# (quality rarely changes within one speaker's turn).
-MIN_DNSMOS_S = 2.0  # shorter audio repeated to 9 s is mostly the same syllables: no score
-WINDOW_EVERY_S = 20.0
-MAX_WINDOWS = 3
+# cost (a fixed 9.01 s input, whatever the span's length), so a span gets one centred
+# window per started WINDOW_EVERY_S, at most MAX_WINDOWS (quality rarely changes within
+# one speaker's turn), and spans shorter than the shortest training clip get none.
+TURN_GAP_S = 1.0  # pauses within one speaker's turn
+MIN_DNSMOS_S = 3.0  # shorter: no clip is cut from it (ClipPolicy.min_s), and repeated to 9 s it is the same syllables
+WINDOW_EVERY_S = 30.0
+MAX_WINDOWS = 2
 DNSMOS_BATCH = 8  # windows per onnxruntime call (~4.6 MB of input each)
 
 # Bandwidth: see bandwidth_hz.
@@ -86,8 +88,12 @@ class SegmentLabels(BaseModel):
 class QualityModels:
     """The DNSMOS session, loaded once per process and reused for every recording."""
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, block_s: float = 0.0) -> None:
+        """``block_s`` > 0: DNSMOS scores each speaker once per block of the recording
+        (``turns``), not each turn: a fraction of the CPU, at the price of per-turn detail."""
         import onnxruntime as ort
+
+        self.block_s = block_s
         import speechmos
 
         options = ort.SessionOptions()
@@ -105,9 +111,11 @@ class QualityModels:
         spans: list[tuple[float, float]],
         music_regions: list[tuple[float, float, float]],
         events: EventTrack,
+        speakers: list[str] | None = None,
     ) -> list[SegmentLabels]:
-        """One SegmentLabels per span, in the order given."""
-        mos = self.dnsmos(analysis, rate, spans)
+        """One SegmentLabels per span, in the order given; ``speakers`` (one per span)
+        lets DNSMOS score a speaker's turn once (``turns``)."""
+        mos = self.dnsmos(analysis, rate, spans, speakers)
         music, singing = fused_music(events, music_regions), sustained_singing(events)
         labels: list[SegmentLabels | None] = [None] * len(spans)
         with sf.SoundFile(str(original)) as wav:
@@ -126,26 +134,34 @@ class QualityModels:
         return labels  # type: ignore[return-value]  # every index was filled
 
     def dnsmos(
-        self, analysis: np.ndarray, rate: int, spans: list[tuple[float, float]]
+        self,
+        analysis: np.ndarray,
+        rate: int,
+        spans: list[tuple[float, float]],
+        speakers: list[str] | None = None,
     ) -> list[tuple[float, float, float] | None]:
-        """(SIG, BAK, OVRL) per span, the mean over its windows; None under MIN_DNSMOS_S."""
+        """(SIG, BAK, OVRL) per span: the mean over the windows of its turn (``turns``);
+        None when the turn is shorter than MIN_DNSMOS_S."""
         if rate != DNSMOS_RATE:
             raise ValueError(f"DNSMOS needs {DNSMOS_RATE} Hz audio, got {rate}")
+        groups = turns(spans, speakers, self.block_s)
         owners, windows = [], []
-        for i, (start, end) in enumerate(spans):
-            audio = analysis[_slice(start, end, rate, len(analysis))]
+        for g, members in enumerate(groups):  # a group's speech, its spans end to end
+            audio = np.concatenate([analysis[_slice(*spans[i], rate, len(analysis))] for i in sorted(members)])
             if len(audio) >= MIN_DNSMOS_S * rate:
                 for window in dnsmos_windows(audio):
-                    owners.append(i)
+                    owners.append(g)
                     windows.append(window)
         raw, owner = self._infer(windows), np.asarray(owners, dtype=np.int64)
         mos = np.stack([np.polyval(poly, raw[:, d]) for d, poly in enumerate(_POLYS)], axis=1)
-        counts = np.bincount(owner, minlength=len(spans))
-        sums = np.stack([np.bincount(owner, mos[:, d], minlength=len(spans)) for d in range(3)], axis=1)
-        return [
-            tuple(round(float(v), 3) for v in sums[i] / counts[i]) if counts[i] else None  # type: ignore[misc]
-            for i in range(len(spans))
-        ]
+        counts = np.bincount(owner, minlength=len(groups))
+        sums = np.stack([np.bincount(owner, mos[:, d], minlength=len(groups)) for d in range(3)], axis=1)
+        scores: list[tuple[float, float, float] | None] = [None] * len(spans)
+        for g, members in enumerate(groups):
+            if counts[g]:
+                for i in members:
+                    scores[i] = tuple(round(float(v), 3) for v in sums[g] / counts[g])  # type: ignore[assignment]
+        return scores
 
     def _infer(self, windows: list[np.ndarray]) -> np.ndarray:
         out = [np.zeros((0, 3), dtype=np.float32)]
@@ -156,6 +172,38 @@ class QualityModels:
 
 
 _POLYS = (POLY_SIG, POLY_BAK, POLY_OVRL)  # the model outputs SIG, BAK, OVRL in this order
+
+
+def turns(spans: list[tuple[float, float]], speakers: list[str] | None, block_s: float = 0.0) -> list[list[int]]:
+    """Span indices grouped into what DNSMOS scores once. DNSMOS costs one fixed-length
+    inference per window whatever the span's length, and a speaker's microphone and room
+    do not change between two sentences, so:
+    - ``block_s`` > 0: all spans of one speaker within one block of the recording;
+    - else a turn: one speaker's consecutive spans with pauses of at most TURN_GAP_S;
+    - without speakers, each span alone."""
+    if speakers is None:
+        return [[i] for i in range(len(spans))]
+    groups: list[list[int]] = []
+    if block_s > 0:
+        keyed: dict[tuple[str, int], int] = {}
+        for i in sorted(range(len(spans)), key=lambda k: spans[k]):
+            key = (speakers[i], int(spans[i][0] // block_s))
+            if key not in keyed:
+                keyed[key] = len(groups)
+                groups.append([])
+            groups[keyed[key]].append(i)
+        return groups
+    open_turn: dict[str, tuple[int, float]] = {}  # speaker -> (group, its end so far)
+    for i in sorted(range(len(spans)), key=lambda k: spans[k]):
+        start, end = spans[i]
+        current = open_turn.get(speakers[i])
+        if current is not None and start - current[1] <= TURN_GAP_S:
+            groups[current[0]].append(i)
+            open_turn[speakers[i]] = (current[0], max(current[1], end))
+        else:
+            groups.append([i])
+            open_turn[speakers[i]] = (len(groups) - 1, end)
+    return groups
 
 
 def dnsmos_windows(audio: np.ndarray) -> list[np.ndarray]:

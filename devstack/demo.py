@@ -14,6 +14,7 @@ import signal
 import sys
 
 from core.exit import exit_now
+from core.exports import ExportSpec
 from core.logs import configure_logging
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig, StackError
@@ -25,9 +26,12 @@ from starter.batch import (
     summarize,
     wait_for_batch,
 )
+from starter.export import run_export
+from starter.report import summary_lines, write_report
 
 SAMPLES = REPO_ROOT / "samples"
 BATCH_ID = "sample"
+REPORT_DIR = REPO_ROOT / ".data" / "report"
 
 
 async def run_batch(stack: Stack) -> int:
@@ -51,7 +55,11 @@ async def run_batch(stack: Stack) -> int:
         print(format_video_line(row, settings))
     completed, failed = summarize(rows)
     print(f"summary: {completed} completed, {failed} failed")
-    return 0 if completed == expected and not report.invalid else 1
+    # the product a trainer reads: the batch as Lhotse Shar clips, and its yield report
+    exported = await run_export(client, settings, ExportSpec(batch_id=BATCH_ID, format="lhotse-shar"), wait=True)
+    yielded, png_key = await write_report(client, settings, BATCH_ID, REPORT_DIR)
+    print("\n".join(summary_lines(yielded, png_key)) + f" (copy: {REPORT_DIR / 'report.png'})")
+    return 0 if completed == expected and not report.invalid and exported is not None else 1
 
 
 def main() -> int:

@@ -62,11 +62,26 @@ def export_workflow_id(spec: ExportSpec) -> str:
 
 async def cmd_export(args: argparse.Namespace, settings: Settings, client: Client) -> int:
     spec = spec_from_args(args, settings)
+    try:
+        totals = await run_export(client, settings, spec, wait=args.wait)
+    except ExportNotPossible as exc:
+        print(f"batch {spec.batch_id}: {exc}")
+        return 1
+    return 0 if totals is not None or not args.wait else 1
+
+
+class ExportNotPossible(Exception):
+    """The batch has no input in storage: nothing names its videos."""
+
+
+async def run_export(client: Client, settings: Settings, spec: ExportSpec, wait: bool) -> ExportTotals | None:
+    """Start (or join) the export of ``spec``; with ``wait``, its totals once it is done
+    (None if it did not complete)."""
     store = ObjectStore(settings)
     source = input_key(store, spec.batch_id)
     if not store.exists(source):
-        print(f"batch {spec.batch_id}: no input in storage ({source}); start the batch first")
-        return 1
+        raise ExportNotPossible(f"no input in storage ({source}); start the batch first")
+    keys = ExportKeys(store.prefix, spec)
     job = ExportJob(spec=spec, input_key=source, queue_prefix=settings.task_queue_prefix)
     workflow_id = export_workflow_id(spec)
     try:
@@ -75,18 +90,18 @@ async def cmd_export(args: argparse.Namespace, settings: Settings, client: Clien
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,  # a later run extends the export
             result_type=ExportTotals,
         )  # fmt: skip
-        print(f"export {workflow_id}: started ({spec.format}, {spec.view}) -> {ExportKeys(store.prefix, spec).root}")
+        print(f"export {workflow_id}: started ({spec.format}, {spec.view}) -> {keys.root}")
     except WorkflowAlreadyStartedError:
         handle = client.get_workflow_handle(workflow_id, result_type=ExportTotals)
         print(f"export {workflow_id}: already running; joining it")
-    if not args.wait:
-        return 0
+    if not wait:
+        return None
     totals: ExportTotals = await handle.result()
-    described = await handle.describe()
-    ok = described.status == WorkflowExecutionStatus.COMPLETED
+    if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
+        return None
     print(
         f"export {workflow_id}: {totals.videos} videos, {totals.items} {spec.view}, "
-        f"{totals.audio_s / 3600:.2f} h, {totals.bytes / 1e6:.1f} MB in {ExportKeys(store.prefix, spec).index}"
+        f"{totals.audio_s / 3600:.2f} h, {totals.bytes / 1e6:.1f} MB in {keys.index}"
         + (f"; {totals.not_committed} not committed yet (run again later)" if totals.not_committed else "")
     )
-    return 0 if ok else 1
+    return totals

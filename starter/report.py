@@ -40,25 +40,33 @@ def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:
 
 
 async def cmd_report(args: argparse.Namespace, settings: Settings, client: Client) -> int:
+    report, png_key = await write_report(client, settings, args.batch_id, args.out)
+    print(json.dumps(report, indent=1) if args.json else "\n".join(summary_lines(report, png_key)))
+    return 0
+
+
+async def write_report(
+    client: Client, settings: Settings, batch_id: str, out: Path | None = None
+) -> tuple[dict[str, Any], str]:
+    """Build the batch's report, store its JSON and PNG (and copy them to ``out``);
+    returns the report and the PNG's key."""
     store = ObjectStore(settings)
-    rows = await list_videos(client, args.batch_id)
+    rows = await list_videos(client, batch_id)
     committed = [r.video_id for r in rows if r.status == "Completed"]
     with ThreadPoolExecutor(READ_THREADS) as pool:
         metas = [m for m in pool.map(lambda v: store.get_json_or_none(store.keys(v).metadata), committed) if m]
         stats = [s for s in pool.map(lambda v: store.get_json_or_none(store.keys(v).stats), committed) if s]
-    root = batch_exports_root(store.prefix, args.batch_id)
+    root = batch_exports_root(store.prefix, batch_id)
     exports = [store.get_json(k) for k in store.list_keys(root) if k.endswith("/index.json")]
-    report = build_report(args.batch_id, rows, metas, stats, exports, settings.gpu_prices, settings.clip_policy)
-    body = json.dumps(report, indent=1).encode()
-    png = render_png(report)
+    report = build_report(batch_id, rows, metas, stats, exports, settings.gpu_prices, settings.clip_policy)
+    body, png = json.dumps(report, indent=1).encode(), render_png(report)
     store.put_bytes(f"{root}report.json", body, "application/json")
     store.put_bytes(f"{root}report.png", png, "image/png")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "report.json").write_bytes(body)
-        (args.out / "report.png").write_bytes(png)
-    print(body.decode() if args.json else "\n".join(summary_lines(report, f"{root}report.png")))
-    return 0
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_bytes(body)
+        (out / "report.png").write_bytes(png)
+    return report, f"{root}report.png"
 
 
 def build_report(
@@ -175,8 +183,8 @@ def render_png(report: dict[str, Any]) -> bytes:
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     hours = report["hours"]
     bars = {"in": hours["in"], "speech": hours["speech"], "usable": hours["usable"],
-            **{f"export\n{k}": v for k, v in hours["exported"].items()}}  # fmt: skip
-    axes[0, 0].bar(list(bars), list(bars.values()), color="#4477aa")
+            **{f"export {k}": v for k, v in hours["exported"].items()}}  # fmt: skip
+    axes[0, 0].barh(list(bars)[::-1], list(bars.values())[::-1], color="#4477aa")
     axes[0, 0].set_title("hours")
     for ax, key, title in [
         (axes[0, 1], "dnsmos_ovrl_usable_h", "usable hours by DNSMOS OVRL (a label, not a cut)"),
@@ -184,7 +192,7 @@ def render_png(report: dict[str, Any]) -> bytes:
         (axes[1, 1], "music_share_pct", "music share per video (%)"),
     ]:
         hist = report["histograms"][key]
-        labels = [f"{a:g}-{b:.0f}" for a, b in zip(hist["edges"], hist["edges"][1:])]
+        labels = [f"{a:g}-{round(b, 1):g}" for a, b in zip(hist["edges"], hist["edges"][1:])]
         ax.bar(labels, hist["counts"], color="#aa7744")
         ax.set_title(title)
     speakers = report["histograms"]["speakers_per_video"]

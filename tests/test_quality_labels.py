@@ -246,3 +246,20 @@ def test_events_in_blocks_equal_one_call_over_the_whole_file(monkeypatch):
     assert abs(len(whole) - len(blocked.music)) <= 1
     assert np.abs(blocked.music[:n] - whole[:n, 2]).max() < 1e-3
     assert np.abs(blocked.singing[:n] - whole[:n, 1]).max() < 1e-3
+
+
+def test_a_speakers_turn_is_scored_once_and_its_short_spans_share_the_score():
+    from core.quality import turns
+
+    spans = [(0.0, 4.0), (4.5, 6.0), (6.2, 9.0), (20.0, 21.5), (5.0, 8.0)]
+    speakers = ["A", "A", "B", "A", "B"]
+    assert turns(spans, speakers) == [[0, 1], [4, 2], [3]]  # B's overlap joins B; A's 11 s pause ends A's turn
+    assert turns(spans, None) == [[0], [1], [2], [3], [4]]
+
+
+def test_in_blocks_a_speaker_is_scored_once_per_block():
+    from core.quality import turns
+
+    spans = [(0.0, 4.0), (10.0, 14.0), (200.0, 203.0), (310.0, 320.0), (5.0, 9.0)]
+    speakers = ["A", "A", "A", "A", "B"]
+    assert turns(spans, speakers, block_s=300.0) == [[0, 1, 2], [4], [3]]
