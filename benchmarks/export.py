@@ -30,7 +30,9 @@ SAMPLES = REPO_ROOT / "samples"
 EXPORTS = [("webdataset", "clips"), ("lhotse-shar", "clips"), ("lhotse-shar", "windows")]
 
 
-async def process(stack: Stack, csv_path: Path, batch_id: str) -> int:
+async def process(stack: Stack, csv_path: Path, batch_id: str) -> tuple[int, str]:
+    """Run the batch; the number of committed videos and their pooled stage costs."""
+    from core.storage import ObjectStore
     from core.temporal import connect
     from starter.batch import list_videos, start_batch, wait_for_batch
 
@@ -38,7 +40,16 @@ async def process(stack: Stack, csv_path: Path, batch_id: str) -> int:
     client = await connect(settings)
     await start_batch(client, settings, csv_path, batch_id, window=50)
     await wait_for_batch(client, batch_id, timeout_s=3600)
-    return sum(r.status == "Completed" for r in await list_videos(client, batch_id))
+    done = [r.video_id for r in await list_videos(client, batch_id) if r.status == "Completed"]
+    store = ObjectStore(settings)
+    stats = [store.get_json(store.keys(v).stats) for v in done]
+    minutes = sum(st["audio_s"] for st in stats) / 60
+    stages: dict[str, float] = {}
+    for st in stats:
+        for stage, seconds in st["stage_compute_s"].items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    costs = ", ".join(f"{k} {v / minutes:.2f}" for k, v in stages.items()) if minutes else "-"
+    return len(done), f"{minutes:.1f} audio-min; compute s per audio-min: {costs}"
 
 
 async def export_once(stack: Stack, batch_id: str, fmt: str, view: str, worker_pid: int) -> str:
@@ -85,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_worker(stack)
             csv_path = root / "batch.csv"
             csv_path.write_text("video_id,url\n" + "".join(f"{v},{stack.media_url}/{n}\n" for v, n in rows))
-            done = asyncio.run(process(stack, csv_path, batch_id))
-            print(f"export benchmark: {what}, {done} videos committed; {os.cpu_count()} cores", flush=True)
+            done, costs = asyncio.run(process(stack, csv_path, batch_id))
+            print(f"export benchmark: {what}, {done} videos committed ({costs}); {os.cpu_count()} cores", flush=True)
             print(f"{'format':<12} {'view':<8} {'items':>6} {'audio min':>8} {'wall s':>7} {'CPU s':>7} "
                   f"{'items/s':>8} {'audio-h/CPU-h':>10} {'MB/aud-h':>9} {'MB/shard':>9}")  # fmt: skip
             for fmt, view in EXPORTS:

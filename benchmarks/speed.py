@@ -51,6 +51,7 @@ SAMPLE_AUDIO = REPO_ROOT / "samples" / "audio"
 RATE = 16_000
 SOURCE_RATE = 44_100  # the test file's rate: a typical podcast download
 WARMUP_S = 10.0
+PIPELINE_PARTS = ("decode", "diarize", "embed", "music", "labels")
 
 
 # ----------------------------------------------------------------------------- clocks
@@ -101,12 +102,32 @@ def source_recordings(audio: Path | None) -> list[Path]:
     raise SystemExit(f"no audio found in {EVAL_AUDIO} or {SAMPLE_AUDIO}; pass --audio FILE")
 
 
-def decode(path: Path, workdir: Path) -> np.ndarray:
-    """16 kHz mono analysis samples, exactly as the download activity makes them."""
+def decode(path: Path, workdir: Path, rate: int | None = None):
+    """16 kHz mono analysis samples, exactly as the download activity makes them; with
+    ``rate``, the path of that copy instead (the 48 kHz original)."""
     from core.audio import ANALYSIS_RATE, load_wav, transcode
 
+    if rate is not None:
+        return transcode(path, workdir / f"copy_{rate}.wav", rate, 1)
     samples, _ = load_wav(transcode(path, workdir / "analysis_16k.wav", ANALYSIS_RATE, 1))
     return samples
+
+
+class QualityLabeller:
+    """The labels stage's work on one recording, as activities/labels.py does it."""
+
+    def __init__(self, block_s: float):
+        from core import quality
+
+        self.models = quality.QualityModels(block_s=block_s)
+
+    def __call__(self, samples: np.ndarray, original: Path, segments: list, regions: list) -> list:
+        from core import quality
+
+        events = quality.detect_events(samples, RATE)
+        spans = [(s.start, s.end) for s in segments]
+        music = [(r.start, r.end, r.probability) for r in regions]
+        return self.models.label_segments(original, samples, RATE, spans, music, events, [s.speaker for s in segments])
 
 
 def build_test_audio(sources: list[Path], minutes: float, workdir: Path) -> tuple[Path, int]:
@@ -231,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from core import embedding, music, vad, voice
+    from core.audio import ORIGINAL_RATE
     from core.models import Segment
     from core.settings import Settings
 
@@ -294,13 +316,19 @@ def run(args: argparse.Namespace) -> int:
         # when both run): their cost follows the speech, not who found the turns
         _, t_embed = timed(embedding.embed_segments, samples, diarized[0][1], batch_size=profile.embedding_batch)
         regions, t_music = timed(music.detect_music, samples, RATE)
+        original = decode(test_file, workdir, ORIGINAL_RATE)  # the download makes it beside the 16 kHz copy
+        labeller = QualityLabeller(settings.dnsmos_block_s)
+        labeller(samples[: int(WARMUP_S * RATE)], original, [Segment(start=0.0, end=5.0, speaker="w")], [])
+        labels, t_labels = timed(labeller, samples, original, diarized[0][1], regions)
         rows += [
             Row("segment embeddings (CAM++)", str(voice.device()), t_embed,
                 f"{len(diarized[0][1])} segments, batch {profile.embedding_batch}"),
             Row("music detection", "cpu", t_music, f"{len(regions)} regions, runs its own VAD"),
+            Row("quality labels", "cpu", t_labels,
+                f"{len(labels)} segments; DNSMOS per speaker per {labeller.models.block_s:g} s block"),
         ]  # fmt: skip
         rows += [
-            Row("PIPELINE (decode+diarize+embed+music)", "", t_decode + t_diarize + t_embed + t_music,
+            Row(f"PIPELINE ({'+'.join(PIPELINE_PARTS)})", "", t_decode + t_diarize + t_embed + t_music + t_labels,
                 f"diarization: {label}")
             for label, _, t_diarize in diarized
         ]

@@ -90,7 +90,8 @@ class QualityModels:
 
     def __init__(self, threads: int = 1, block_s: float = 0.0) -> None:
         """``block_s`` > 0: DNSMOS scores each speaker once per block of the recording
-        (``turns``), not each turn: a fraction of the CPU, at the price of per-turn detail."""
+        (``turns``), on one window of their speech there, not each turn: a fraction of
+        the CPU, at the price of per-turn detail."""
         import onnxruntime as ort
 
         self.block_s = block_s
@@ -149,7 +150,7 @@ class QualityModels:
         for g, members in enumerate(groups):  # a group's speech, its spans end to end
             audio = np.concatenate([analysis[_slice(*spans[i], rate, len(analysis))] for i in sorted(members)])
             if len(audio) >= MIN_DNSMOS_S * rate:
-                for window in dnsmos_windows(audio):
+                for window in dnsmos_windows(audio, 1 if self.block_s else MAX_WINDOWS):
                     owners.append(g)
                     windows.append(window)
         raw, owner = self._infer(windows), np.asarray(owners, dtype=np.int64)
@@ -206,14 +207,14 @@ def turns(spans: list[tuple[float, float]], speakers: list[str] | None, block_s:
     return groups
 
 
-def dnsmos_windows(audio: np.ndarray) -> list[np.ndarray]:
+def dnsmos_windows(audio: np.ndarray, max_windows: int = MAX_WINDOWS) -> list[np.ndarray]:
     """DNSMOS_WINDOW-long inputs for one span: repeated end to end if shorter, as the
     reference does (it then also averages the 1 s hops through the repetition, which
     only shift the same audio: one is taken here), else one centred window per started
-    WINDOW_EVERY_S, at most MAX_WINDOWS."""
+    WINDOW_EVERY_S, at most ``max_windows``."""
     if len(audio) < DNSMOS_WINDOW:
         return [np.resize(audio, DNSMOS_WINDOW)]
-    n = min(MAX_WINDOWS, max(1, math.ceil(len(audio) / DNSMOS_RATE / WINDOW_EVERY_S)))
+    n = min(max_windows, max(1, math.ceil(len(audio) / DNSMOS_RATE / WINDOW_EVERY_S)))
     centres = (np.arange(n) + 0.5) * len(audio) / n
     starts = np.clip(centres - DNSMOS_WINDOW / 2, 0, len(audio) - DNSMOS_WINDOW).astype(int)
     return [audio[s : s + DNSMOS_WINDOW] for s in starts]

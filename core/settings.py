@@ -109,8 +109,8 @@ class Settings(BaseSettings):
     # which quality labels make a segment unusable (models.UsablePolicy); the labels
     # themselves are always kept in metadata.json
     usable_policy: UsablePolicy = UsablePolicy()
-    # DNSMOS scores each speaker once per this many seconds of the recording (at most two
-    # windows of their speech); 0: every turn on its own, several times the CPU
+    # DNSMOS scores each speaker once per this many seconds of the recording (one window
+    # of their speech there); 0: every turn on its own, several times the CPU
     dnsmos_block_s: float = Field(default=300.0, ge=0)
     # how exports cut training clips and long windows from committed outputs (core/clips.py)
     clip_policy: ClipPolicy = ClipPolicy()
