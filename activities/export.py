@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.runtime import runtime, scratch_dir, stage
-from core import clips, shards
+from core import clips, faults, shards
 from core.exports import ExportKeys, ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
 from core.storage import ObjectStore
 
@@ -27,6 +27,7 @@ def export_videos(request: ExportPageRequest) -> ExportPageResult:
     keys = ExportKeys(rt.store.prefix, spec)
     written: list[ShardRecord] = []
     absent: list[str] = []
+    failed: dict[str, str] = {}
     with stage("export") as ctx:
         for done, video_id in enumerate(request.video_ids):
             ctx.heart.show({"video": video_id, "done": done, "of": len(request.video_ids)})
@@ -40,12 +41,21 @@ def export_videos(request: ExportPageRequest) -> ExportPageResult:
             if metadata is None:
                 absent.append(video_id)
                 continue
-            with scratch_dir(video_id) as tmp:
-                shard = _write_shard(rt.store, keys, spec, metadata, tmp)
+            try:
+                with scratch_dir(video_id) as tmp:
+                    shard = _write_shard(rt.store, keys, spec, metadata, tmp)
+            except Exception as exc:  # one bad video costs its shard, not the page
+                if getattr(exc, "retryable", False) or isinstance(exc, ApplicationError):
+                    raise  # storage gone for longer than the ride-out, a shutdown: retry the page
+                ctx.log.warning("export.shard_failed", video_id=video_id, error_type=type(exc).__name__,
+                                error=str(exc)[:300])  # fmt: skip
+                failed[video_id] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                continue
             written.append(shard)
             ctx.audio_s += shard.audio_s
+            faults.stall("export")
             ctx.log.info("export.shard", video_id=video_id, items=shard.items, bytes=shard.bytes)
-    return ExportPageResult(shards=written, not_committed=absent)
+    return ExportPageResult(shards=written, not_committed=absent, failed=failed)
 
 
 def _write_shard(store: ObjectStore, keys: ExportKeys, spec: ExportSpec, metadata: dict, tmp: Path) -> ShardRecord:

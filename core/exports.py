@@ -63,11 +63,13 @@ class ShardRecord(_Model):
 class ExportPageResult(_Model):
     shards: list[ShardRecord] = Field(default_factory=list)  # written or found whole
     not_committed: list[str] = Field(default_factory=list)  # not (yet) committed: a later run takes them
+    failed: dict[str, str] = Field(default_factory=dict)  # video id -> error: its outputs could not be cut
 
 
 class ExportTotals(_Model):
     videos: int = 0
     not_committed: int = 0
+    failed: int = 0
     items: int = 0
     audio_s: float = 0.0
     bytes: int = 0
@@ -76,6 +78,7 @@ class ExportTotals(_Model):
         return ExportTotals(
             videos=self.videos + len(page.shards),
             not_committed=self.not_committed + len(page.not_committed),
+            failed=self.failed + len(page.failed),
             items=self.items + sum(s.items for s in page.shards),
             audio_s=round(self.audio_s + sum(s.audio_s for s in page.shards), 3),
             bytes=self.bytes + sum(s.bytes for s in page.shards),
@@ -90,7 +93,7 @@ class ExportJob(_Model):
     queue_prefix: str
     page_size: int = 50  # videos per export activity
     parallel: int = 4  # export activities at once
-    heartbeat_timeout_s: float = 120.0
+    heartbeat_timeout_s: float = 60.0  # the starter sets settings.heartbeat_timeout_s
     # where a continued run starts (continue-as-new carries it)
     next_offset: int = 0
     done: ExportTotals | None = None

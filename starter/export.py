@@ -82,7 +82,8 @@ async def run_export(client: Client, settings: Settings, spec: ExportSpec, wait:
     if not store.exists(source):
         raise ExportNotPossible(f"no input in storage ({source}); start the batch first")
     keys = ExportKeys(store.prefix, spec)
-    job = ExportJob(spec=spec, input_key=source, queue_prefix=settings.task_queue_prefix)
+    job = ExportJob(spec=spec, input_key=source, queue_prefix=settings.task_queue_prefix,
+                    heartbeat_timeout_s=settings.heartbeat_timeout_s)  # fmt: skip
     workflow_id = export_workflow_id(spec)
     try:
         handle = await client.start_workflow(
@@ -103,5 +104,6 @@ async def run_export(client: Client, settings: Settings, spec: ExportSpec, wait:
         f"export {workflow_id}: {totals.videos} videos, {totals.items} {spec.view}, "
         f"{totals.audio_s / 3600:.2f} h, {totals.bytes / 1e6:.1f} MB in {keys.index}"
         + (f"; {totals.not_committed} not committed yet (run again later)" if totals.not_committed else "")
+        + (f"; {totals.failed} failed (worker log: export.shard_failed)" if totals.failed else "")
     )
     return totals

@@ -15,11 +15,11 @@ import json
 import pytest
 import soundfile as sf
 
-from core.exports import ExportKeys, ExportSpec
+from core.exports import ExportKeys, ExportSpec, ExportTotals
 from core.temporal import connect
 from starter.batch import list_videos
 from tests.conftest import EVAL, join_speech, run_cli
-from tests.test_resilience import stack, start_videos, store_of, wait_batch, worker  # noqa: F401
+from tests.test_resilience import stack, start_videos, store_of, wait_batch, wait_until, worker  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +158,63 @@ def test_report_counts_hours_failures_and_exports(exported_batch, tmp_path):
         return {r.video_id: r.status for r in await list_videos(await connect(exported_batch.settings()), BATCH)}
 
     assert asyncio.run(statuses())["gone"] == "Failed"
+
+
+def test_a_killed_exporter_resumes_at_the_next_unfinished_shard(exported_batch):
+    """kill -9 the worker that holds the export, after its first shard is recorded and
+    while it is held before the second (PIPELINE_FAULT_STALL_S, a fault injected into
+    the real path): another worker finishes the page after the heartbeat timeout, skips
+    the recorded shard and writes only the other."""
+    from starter.export import export_workflow_id
+
+    spec = ExportSpec(batch_id=BATCH, format="lhotse-shar", view="windows")
+    store = store_of(exported_batch)
+    keys = ExportKeys(store.prefix, spec)
+    victim = worker(exported_batch, "export-victim", "expkill", PIPELINE_FAULT_STALL_S="export=600")
+    env = {**exported_batch.env(), "PIPELINE_TASK_QUEUE_PREFIX": "expkill", "PIPELINE_HEARTBEAT_TIMEOUT_S": "5"}
+    started = run_cli("-m", "starter", "export", "--batch-id", BATCH, "--format", "lhotse-shar", "--view", "windows",
+                      env=env)  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
+    wait_until(lambda: store.list_keys(keys.records), timeout_s=300, what="the first shard's record")
+    victim.kill()
+    victim.wait()
+    first = dict(store.list_objects(keys.root))
+    recorded = [k for k in first if k.startswith(keys.records)]
+    assert len(recorded) == 1
+    worker(exported_batch, "export-rescuer", "expkill")
+
+    async def finished():
+        client = await connect(exported_batch.settings())
+        return await client.get_workflow_handle(export_workflow_id(spec), result_type=ExportTotals).result()
+
+    assert asyncio.run(finished()).videos == 2
+    after = dict(store.list_objects(keys.root))
+    assert {k: t for k, t in after.items() if k in first} == first, "nothing written before the kill is rewritten"
+    assert len([k for k in after if k.startswith(keys.records)]) == 2
+    index = store.get_json(keys.index)
+    assert index["totals"]["videos"] == 2 and all(r["items"] > 0 for r in index["shards"])
+
+
+def test_a_video_whose_outputs_cannot_be_cut_fails_alone(exported_batch):
+    """A committed video whose original.wav is not audio (written here on purpose: the
+    fault) fails typed in the page result; the video beside it gets its shard."""
+    import dataclasses
+
+    from temporalio.testing import ActivityEnvironment
+
+    from activities import runtime
+    from activities.export import export_videos
+    from core.exports import ExportJob, ExportPageRequest
+
+    store = store_of(exported_batch)
+    meta = {**store.get_json(store.keys("three").metadata), "video_id": "broken"}
+    store.put_json(store.keys("broken").metadata, meta)
+    store.put_bytes(store.keys("broken").original, b"RIFF-not-really-a-wav" * 100)
+    runtime.configure(exported_batch.settings())
+    spec = ExportSpec(batch_id=BATCH, format="webdataset", sample_rate=8000)
+    job = ExportJob(spec=spec, input_key="unused", queue_prefix=BATCH)
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, activity_id="1", workflow_run_id="run-broken")
+    result = env.run(export_videos, ExportPageRequest(job=job, video_ids=["broken", "three"]))
+    assert list(result.failed) == ["broken"] and [s.video_id for s in result.shards] == ["three"]
+    assert not store.list_keys(ExportKeys(store.prefix, spec).record("broken"))

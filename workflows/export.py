@@ -57,7 +57,7 @@ class ExportWorkflow:
             result_type=ExportTotals,
         )
         # the index counts every shard ever written; what is not committed yet is this run's news
-        return indexed.model_copy(update={"not_committed": self._totals.not_committed})
+        return indexed.model_copy(update={"not_committed": self._totals.not_committed, "failed": self._totals.failed})
 
     @workflow.query(name="progress")
     def progress(self) -> ExportTotals:
