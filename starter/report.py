@@ -151,21 +151,30 @@ def _histogram(values: list[float], edges: list[float], weights: list[float] | N
     return {"edges": edges, "counts": [round(c, 4) for c in counts]}
 
 
+def _hours(h: float) -> str:
+    return f"{h:.2f} h" if h >= 1 else f"{h * 60:.1f} min"
+
+
 def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
     hours, compute = report["hours"], report["compute"]
-    exported = ", ".join(f"{k} {v:.2f} h" for k, v in hours["exported"].items()) or "none yet"
-    per_hour = compute["cost_per_usable_hour_usd"]
+    exported = ", ".join(f"{k} {_hours(v)}" for k, v in hours["exported"].items()) or "none yet"
+    unpriced = [cls for cls, price in compute["prices_usd_per_hour"].items() if not price]
+    cost = f"${compute['cost_usd']:.2f}"
+    if compute["cost_per_usable_hour_usd"] is not None:
+        cost += f", ${compute['cost_per_usable_hour_usd']:.2f} per usable hour"
+    if unpriced:
+        cost += f" (no price for {', '.join(unpriced)}: PIPELINE_GPU_PRICES)"
+    policy = report["clips"]["policy"]
     return [
         f"batch {report['batch_id']}: videos {report['videos']}",
-        f"  hours: in {hours['in']:.2f}, speech {hours['speech']:.2f}, usable {hours['usable']:.2f}; "
+        f"  hours: in {_hours(hours['in'])}, speech {_hours(hours['speech'])}, usable {_hours(hours['usable'])}; "
         f"exported: {exported}",
-        "  usable hours by DNSMOS OVRL: " + ", ".join(f"{k} {v:.2f}" for k, v in report["usable_hours_by_dnsmos"].items()),
-        f"  clips (policy {report['clips']['policy']['min_s']:g}-{report['clips']['policy']['max_s']:g} s): "
-        f"{report['clips']['count']}, {report['clips']['hours']:.2f} h",
+        "  usable by DNSMOS OVRL: " + ", ".join(f"{k} {_hours(v)}" for k, v in report["usable_hours_by_dnsmos"].items()),
+        f"  clips ({policy['min_s']:g}-{policy['max_s']:g} s): {report['clips']['count']}, "
+        f"{_hours(report['clips']['hours'])}",
         f"  speakers per video: {report['histograms']['speakers_per_video']}",
         f"  failures: {report['failures_by_type'] or 'none'}",
-        f"  compute: {compute['hours_by_class']} h, ${compute['cost_usd']:.2f}"
-        + (f", ${per_hour:.2f} per usable hour" if per_hour is not None else ""),
+        "  compute: " + ", ".join(f"{cls} {_hours(h)}" for cls, h in compute["hours_by_class"].items()) + f"; {cost}",
         f"  figure: {png_key}",
     ]
 
