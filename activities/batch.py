@@ -22,11 +22,11 @@ from temporalio.service import RPCError
 from activities.runtime import runtime, stage
 from activities.upload import committed_outcome
 from core.errors import VideoIdConflict
+from core.ids import video_workflow_id
 from core.models import MAX_PAGE_BYTES, BatchPage, VideoReport, VideoSpec, VideoState
 from core.storage import ObjectStore
 from core.temporal import connect
 from workflows import search_attributes as sa
-from workflows.batch import video_workflow_id
 
 BYTES_PER_ROW_GUESS = 256
 LOOKUP_THREADS = 16  # parallel metadata.json GETs per page

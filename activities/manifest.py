@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from temporalio import activity
 
 from activities.runtime import runtime
+from core.ids import video_id_of
 from core.models import MANIFESTS_FOLDER, ManifestResult
 from core.sources import redact_url
 from core.temporal import connect
@@ -41,7 +42,7 @@ async def write_manifest(day: str) -> ManifestResult:
     client = await connect(rt.settings)
     runs: dict[str, str] = {}
     async for wf in client.list_workflows(query):
-        runs[wf.id.removeprefix("video-")] = wf.run_id
+        runs[video_id_of(wf.id)] = wf.run_id
         if len(runs) % 500 == 0:
             activity.heartbeat(len(runs))
     lines = []

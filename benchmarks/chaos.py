@@ -73,11 +73,11 @@ import soundfile as sf
 from temporalio.service import RPCError
 
 from core.exit import exit_now
+from core.ids import batch_workflow_id, video_id_of, video_workflow_id
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 from starter.batch import BatchCounts, batch_counts, batch_is_running, start_batch
-from workflows.batch import video_workflow_id
 
 SAMPLES = REPO_ROOT / "samples" / "audio"
 EVAL_SPEECH = REPO_ROOT.parent / "shared" / "eval" / "diarization" / "audio"
@@ -301,7 +301,7 @@ class Fleet:
 
 
 def describe(stages: set[tuple[str, str]]) -> str:
-    return ", ".join(f"{workflow.removeprefix('video-')} {stage}" for workflow, stage in sorted(stages))
+    return ", ".join(f"{video_id_of(workflow)} {stage}" for workflow, stage in sorted(stages))
 
 
 def slot_of(name: str) -> int:
@@ -466,7 +466,7 @@ class Batch:
             counts = await asyncio.wait_for(batch_counts(self.client, BATCH), 10)
             finished = counts.total >= self.videos and counts.open == 0
             if finished:
-                finished = not await asyncio.wait_for(batch_is_running(self.client, "batch-" + BATCH), 10)
+                finished = not await asyncio.wait_for(batch_is_running(self.client, batch_workflow_id(BATCH)), 10)
             return counts, finished
         except Exception:  # the server is restarting: ask again next time
             self.client = None

@@ -314,7 +314,7 @@ async def pending_stages(client, video_id: str) -> list:
     """The video's activities now scheduled or running (none before the workflow exists)."""
     from temporalio.service import RPCError
 
-    from workflows.batch import video_workflow_id
+    from core.ids import video_workflow_id
 
     try:
         described = await client.get_workflow_handle(video_workflow_id(video_id)).describe()
@@ -362,7 +362,7 @@ async def run_video(stack, m4a: Path, seconds: float, timeout_s: float, max_atte
     from core.storage import ObjectStore
     from core.temporal import connect
     from starter.batch import list_videos, start_batch
-    from workflows.batch import video_workflow_id
+    from core.ids import video_workflow_id
 
     settings = stack.settings()
     client = await connect(settings)

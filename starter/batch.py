@@ -35,12 +35,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core import queues
 from core.gpu_profiles import PROFILES
+from core.ids import batch_workflow_id, video_id_of, video_workflow_id
 from core.models import BATCHES_FOLDER, MAX_WINDOW, BatchJob, BatchProgress, VideoStatus
 from core.settings import Settings
 from core.storage import ObjectStore
 from starter.csv_input import RowError, ValidRow, read_videos
 from workflows import search_attributes as sa
-from workflows.batch import batch_workflow_id, video_workflow_id
 
 
 def input_key(store: ObjectStore, batch_id: str, name: str = "videos.csv") -> str:
@@ -242,7 +242,7 @@ async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
         attrs = wf.typed_search_attributes
         rows.append(
             VideoRow(
-                video_id=attrs.get(sa.VIDEO_ID) or wf.id.removeprefix("video-"),
+                video_id=attrs.get(sa.VIDEO_ID) or video_id_of(wf.id),
                 status=_status_name(wf.status),
                 stage=attrs.get(sa.PIPELINE_STAGE) or "",
                 num_speakers=attrs.get(sa.NUM_SPEAKERS),

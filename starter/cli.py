@@ -24,6 +24,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from core.errors import StoreUnsafe
+from core.ids import batch_workflow_id
 from core.models import MAX_WINDOW, BatchProgress, validate_video_id
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -45,7 +46,6 @@ from starter.batch import (
 )
 from starter import export, report
 from starter.csv_input import CsvFormatError, check_header
-from workflows.batch import batch_workflow_id
 
 
 def _batch_id(value: str) -> str:

@@ -19,6 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from core import queues
 from core.clips import ExportFilters
 from core.exports import ExportJob, ExportKeys, ExportSpec, ExportTotals
+from core.ids import export_workflow_id
 from core.settings import Settings
 from core.storage import ObjectStore
 from starter.batch import input_key
@@ -56,10 +57,6 @@ def spec_from_args(args: argparse.Namespace, settings: Settings) -> ExportSpec:
                       clip_policy=settings.clip_policy, sample_rate=args.sample_rate)  # fmt: skip
 
 
-def export_workflow_id(spec: ExportSpec) -> str:
-    return f"export-{spec.batch_id}-{spec.name.replace('/', '-')}"
-
-
 async def cmd_export(args: argparse.Namespace, settings: Settings, client: Client) -> int:
     spec = spec_from_args(args, settings)
     try:
@@ -84,7 +81,7 @@ async def run_export(client: Client, settings: Settings, spec: ExportSpec, wait:
     keys = ExportKeys(store.prefix, spec)
     job = ExportJob(spec=spec, input_key=source, queue_prefix=settings.task_queue_prefix,
                     heartbeat_timeout_s=settings.heartbeat_timeout_s)  # fmt: skip
-    workflow_id = export_workflow_id(spec)
+    workflow_id = export_workflow_id(spec.batch_id, spec.name)
     try:
         handle = await client.start_workflow(
             "ExportWorkflow", job, id=workflow_id, task_queue=queues.workflow_queue(settings.task_queue_prefix),

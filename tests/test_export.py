@@ -165,7 +165,7 @@ def test_a_killed_exporter_resumes_at_the_next_unfinished_shard(exported_batch):
     while it is held before the second (PIPELINE_FAULT_STALL_S, a fault injected into
     the real path): another worker finishes the page after the heartbeat timeout, skips
     the recorded shard and writes only the other."""
-    from starter.export import export_workflow_id
+    from core.ids import export_workflow_id
 
     spec = ExportSpec(batch_id=BATCH, format="lhotse-shar", view="windows")
     store = store_of(exported_batch)
@@ -185,7 +185,7 @@ def test_a_killed_exporter_resumes_at_the_next_unfinished_shard(exported_batch):
 
     async def finished():
         client = await connect(exported_batch.settings())
-        return await client.get_workflow_handle(export_workflow_id(spec), result_type=ExportTotals).result()
+        return await client.get_workflow_handle(export_workflow_id(spec.batch_id, spec.name), result_type=ExportTotals).result()
 
     assert asyncio.run(finished()).videos == 2
     after = dict(store.list_objects(keys.root))

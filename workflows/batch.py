@@ -38,19 +38,11 @@ with workflow.unsafe.imports_passed_through():
         VideoSpec,
         VideoState,
     )
+    from core.ids import video_workflow_id
     from workflows import policies
     from workflows import search_attributes as sa
 
 RATE_WINDOW_S = 600.0  # "recent" throughput: the last 10 minutes
-
-
-def batch_workflow_id(batch_id: str) -> str:
-    return f"batch-{batch_id}"
-
-
-def video_workflow_id(video_id: str) -> str:
-    """One id per video across every batch: Temporal's id reuse policy keeps it to one run."""
-    return f"video-{video_id}"
 
 
 @workflow.defn(name="BatchWorkflow")

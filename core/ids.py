@@ -1,0 +1,27 @@
+"""Workflow ids: the one place that spells them (queues are in ``core/queues.py``).
+
+A video's id is the same in every batch, so Temporal's id reuse policy keeps a video to
+one run; a batch's and an export's ids name what the operator started.
+"""
+
+from __future__ import annotations
+
+VIDEO_PREFIX = "video-"
+
+
+def video_workflow_id(video_id: str) -> str:
+    return f"{VIDEO_PREFIX}{video_id}"
+
+
+def video_id_of(workflow_id: str) -> str:
+    """The video a VideoWorkflow's id names."""
+    return workflow_id.removeprefix(VIDEO_PREFIX)
+
+
+def batch_workflow_id(batch_id: str) -> str:
+    return f"batch-{batch_id}"
+
+
+def export_workflow_id(batch_id: str, export_name: str) -> str:
+    """``export_name``: the export's folder under its batch (``ExportSpec.name``)."""
+    return f"export-{batch_id}-{export_name.replace('/', '-')}"
