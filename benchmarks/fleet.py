@@ -463,7 +463,8 @@ def _standins():
 
     async def wait(video_id: str, stage: str) -> None:
         began = time.monotonic()
-        await asyncio.sleep(_VALIDATE["videos"][video_id].s[stage] * _VALIDATE["scale"])
+        # stages the simulation does not model (the labels stage) take no time here either
+        await asyncio.sleep(_VALIDATE["videos"][video_id].s.get(stage, 0.0) * _VALIDATE["scale"])
         if stage in ("diarize", "music", "embed"):
             _VALIDATE["gpu"].append((began, time.monotonic()))
 

@@ -16,10 +16,11 @@ from benchmarks.podcast import RATE, Piece, Speech, global_label, layout, tree_c
 from tests.conftest import run_cli
 
 NUMBER = r"(\d+(?:\.\d+)?)"
-STAGE = re.compile(rf"^  (download|diarize|music|embed|upload)\s+{NUMBER}\s+(\S+)\s+(\S+)", re.MULTILINE)
+STAGE = re.compile(rf"^  (download|diarize|music|embed|labels|upload)\s+{NUMBER}\s+(\S+)\s+(\S+)", re.MULTILINE)
 SUMMARY = re.compile(
     rf"^podcast: {NUMBER} audio-min in {NUMBER} s wall = {NUMBER}x real time; "
-    rf"stages download {NUMBER}s, diarize {NUMBER}s, music {NUMBER}s, embed {NUMBER}s, upload {NUMBER}s; "
+    rf"stages download {NUMBER}s, diarize {NUMBER}s, music {NUMBER}s, embed {NUMBER}s, labels {NUMBER}s, "
+    rf"upload {NUMBER}s; "
     rf"speakers (\d+)/(\d+); usable {NUMBER}%; worker {NUMBER} CPU-s/audio-min$",
     re.MULTILINE,
 )
@@ -40,8 +41,8 @@ def test_one_minute_podcast_through_the_real_stack():
     summary = SUMMARY.search(out)
     assert summary, out
     minutes, wall_s, times_real = (float(x) for x in summary.groups()[:3])
-    found, reference = int(summary.group(9)), int(summary.group(10))
-    usable, worker_cpu = float(summary.group(11)), float(summary.group(12))
+    found, reference = int(summary.group(10)), int(summary.group(11))
+    usable, worker_cpu = float(summary.group(12)), float(summary.group(13))
     assert abs(minutes - 1.0) < 0.05, out  # the built length survives AAC, download and decoding
     assert times_real == pytest.approx(minutes * 60 / wall_s, rel=0.1), out
     assert found >= 1 and reference >= 2 and 0 < usable <= 100 and worker_cpu > 0, out
