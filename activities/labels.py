@@ -10,6 +10,7 @@ Chunks group the segments by start time (one DNSMOS block of audio each, else
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -53,7 +54,7 @@ def label_segments(request: LabelRequest) -> LabelResult:
             ctx.heart.show({"step": "events"})
             events = quality.detect_events(samples, rate)
             block_s = rt.settings.dnsmos_block_s
-            models = quality.QualityModels(block_s=block_s)
+            models = _models(block_s)
             duration = len(samples) / rate
             chunk_s = block_s or rt.settings.chunk_s  # whole DNSMOS blocks per chunk
             chunks = _by_chunk(segments, chunk_s, max(1, math.ceil(duration / chunk_s)))
@@ -82,6 +83,12 @@ def label_segments(request: LabelRequest) -> LabelResult:
         writes.put_json(result.key, {"summary": result.model_dump(), "labels": rows})
         ctx.audio_s = duration
         return result
+
+
+@functools.lru_cache(maxsize=2)
+def _models(block_s: float) -> quality.QualityModels:
+    """One DNSMOS session per worker process, not one per video."""
+    return quality.QualityModels(block_s=block_s)
 
 
 def _by_chunk(segments: list[Segment], chunk_s: float, num_chunks: int) -> list[list[int]]:
