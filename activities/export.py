@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.runtime import runtime, scratch_dir, stage
 from core import clips, faults, shards
 from core.exports import ExportKeys, ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
+from core.metadata import Metadata
 from core.storage import ObjectStore
 
 
@@ -37,11 +38,12 @@ def export_videos(request: ExportPageRequest) -> ExportPageResult:
             if record is not None:
                 written.append(ShardRecord.model_validate(record))
                 continue
-            metadata = rt.store.get_json_or_none(rt.store.keys(video_id).metadata)
-            if metadata is None:
+            raw = rt.store.get_json_or_none(rt.store.keys(video_id).metadata)
+            if raw is None:
                 absent.append(video_id)
                 continue
-            try:
+            try:  # a marker that does not validate fails its video, as a bad original does
+                metadata = Metadata.model_validate(raw)
                 with scratch_dir(video_id) as tmp:
                     shard = _write_shard(rt.store, keys, spec, metadata, tmp)
             except Exception as exc:  # one bad video costs its shard, not the page
@@ -58,9 +60,9 @@ def export_videos(request: ExportPageRequest) -> ExportPageResult:
     return ExportPageResult(shards=written, not_committed=absent, failed=failed)
 
 
-def _write_shard(store: ObjectStore, keys: ExportKeys, spec: ExportSpec, metadata: dict, tmp: Path) -> ShardRecord:
-    video_id = metadata["video_id"]
-    original = store.download_file(store.keys(video_id, metadata["schema_version"]).original, tmp / "original.wav")
+def _write_shard(store: ObjectStore, keys: ExportKeys, spec: ExportSpec, metadata: Metadata, tmp: Path) -> ShardRecord:
+    video_id = metadata.video_id
+    original = store.download_file(store.keys(video_id, metadata.schema_version).original, tmp / "original.wav")
     items, dropped = shard_items(metadata, original, spec)
     info = shards.write_shard(spec.format, items, original, tmp / "shard", video_id, spec.sample_rate)
     files = []
@@ -75,9 +77,9 @@ def _write_shard(store: ObjectStore, keys: ExportKeys, spec: ExportSpec, metadat
     return record
 
 
-def shard_items(metadata: dict, original: Path, spec: ExportSpec) -> tuple[list[shards.ShardItem], int]:
+def shard_items(metadata: Metadata, original: Path, spec: ExportSpec) -> tuple[list[shards.ShardItem], int]:
     """The examples of one video in the spec's view, and how many clips the filters refused."""
-    batch = {"batch_id": metadata.get("batch_id")}
+    batch = {"batch_id": metadata.batch_id}
     if spec.view == "windows":
         windows = clips.long_windows(metadata, spec.clip_policy)
         return [_with(shards.window_item(w), batch) for w in windows], 0

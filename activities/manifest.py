@@ -21,6 +21,7 @@ from temporalio import activity
 
 from activities.runtime import runtime
 from core.ids import video_id_of
+from core.metadata import Metadata, as_metadata, read_metadata
 from core.models import MANIFESTS_FOLDER, ManifestResult
 from core.sources import redact_url
 from core.temporal import connect
@@ -49,13 +50,13 @@ async def write_manifest(day: str) -> ManifestResult:
     video_ids = sorted(runs)
     with ThreadPoolExecutor(LOOKUP_THREADS) as pool:
 
-        def read(ids: list[str]) -> list[dict | None]:  # in a thread: blocking GETs
-            return list(pool.map(lambda video_id: store.get_json_or_none(store.keys(video_id).metadata), ids))
+        def read(ids: list[str]) -> list[Metadata | None]:  # in a thread: blocking GETs
+            return list(pool.map(lambda video_id: read_metadata(store, video_id), ids))
 
         for first in range(0, len(video_ids), READS_PER_STEP):
             step = video_ids[first : first + READS_PER_STEP]
             for video_id, meta in zip(step, await asyncio.to_thread(read, step)):
-                if meta is None or meta.get("committed_by", {}).get("run_id") != runs[video_id]:
+                if meta is None or meta.committed_run_id != runs[video_id]:
                     continue  # committed by an earlier run: in that day's manifest
                 lines.append(_line(store, video_id, meta))
             activity.heartbeat(len(lines))
@@ -65,18 +66,20 @@ async def write_manifest(day: str) -> ManifestResult:
     return ManifestResult(date=day, key=key, videos=len(lines))
 
 
-def _line(store, video_id: str, meta: dict) -> str:
+def _line(store, video_id: str, meta: Metadata | dict) -> str:
     """The manifest line of a video committed by the run that completed that day."""
     keys = store.keys(video_id)
+    meta = as_metadata(meta)
     return json.dumps(
         {
             "video_id": video_id,
-            "schema_version": meta["schema_version"],
-            "url": redact_url(meta["source"]["url"]),  # commits before redaction stored it whole
-            "duration_s": meta["duration_s"],
-            "num_speakers": meta["num_speakers"],
-            "usable_pct": meta["usable_pct"],
-            "batch_id": meta.get("batch_id"),
+            "schema_version": meta.schema_version,
+            # commits before redaction stored the URL whole
+            "url": redact_url(meta.source.url) if meta.source else None,
+            "duration_s": meta.duration_s,
+            "num_speakers": meta.num_speakers,
+            "usable_pct": meta.usable_pct,
+            "batch_id": meta.batch_id,
             "outputs": {
                 "audio": keys.original,
                 "metadata": keys.metadata,

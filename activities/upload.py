@@ -21,6 +21,7 @@ from temporalio import activity
 from activities.runtime import runtime, stage
 from core import faults, outputs, sources
 from core.errors import AttemptSuperseded, IntermediateMismatch, StorageUnavailable, VideoIdConflict
+from core.metadata import CommittedBy, Metadata, read_metadata
 from core.models import (
     SCHEMA_VERSION,
     FinalizeRequest,
@@ -33,31 +34,31 @@ from core.models import (
 from core.storage import ObjectStore, VideoKeys
 
 
-def _outcome(metadata: dict, keys: VideoKeys) -> VideoOutcome:
+def _outcome(metadata: Metadata, keys: VideoKeys) -> VideoOutcome:
     return VideoOutcome(
-        video_id=metadata["video_id"],
-        batch_id=metadata["batch_id"],
+        video_id=metadata.video_id,
+        batch_id=metadata.batch_id or "",
         state=VideoState.COMPLETED,
         output_prefix=keys.root,
         metadata_key=keys.metadata,
-        duration_s=metadata["duration_s"],
-        num_speakers=metadata["num_speakers"],
-        usable_pct=metadata["usable_pct"],
+        duration_s=metadata.duration_s,
+        num_speakers=metadata.num_speakers,
+        usable_pct=metadata.usable_pct,
     )
 
 
 def committed_outcome(store: ObjectStore, video_id: str, url: str | None = None) -> VideoOutcome | None:
     """The committed outcome of ``video_id`` if a run (of any batch) finished it.
     Given ``url``: a video committed from another URL is a VideoIdConflict."""
-    keys = store.keys(video_id)
-    metadata = store.get_json_or_none(keys.metadata)
-    if metadata is None or metadata.get("schema_version") != SCHEMA_VERSION:
+    metadata = read_metadata(store, video_id)
+    if metadata is None or metadata.schema_version != SCHEMA_VERSION:
         return None
-    committed = metadata["source"]  # the URL redacted, and the original's sha256
-    if url is not None and not sources.same_source(committed, url):
-        raise VideoIdConflict(f"{video_id} is committed from {sources.redact_url(committed['url'])}, "
+    committed = metadata.source  # the URL redacted, and the original's sha256
+    if url is not None and (committed is None or not sources.same_source(committed.model_dump(), url)):
+        where = sources.redact_url(committed.url) if committed else "an unnamed source"
+        raise VideoIdConflict(f"{video_id} is committed from {where}, "
                               f"not {sources.redact_url(url)}: give this URL another id")  # fmt: skip
-    return _outcome(metadata, keys)
+    return _outcome(metadata, store.keys(video_id))
 
 
 @activity.defn(name="committed_video")
@@ -99,12 +100,12 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
         labels = store.get_json(req.labels.key)["labels"] if req.labels else None
         if labels is not None and len(labels) != len(segments):
             raise IntermediateMismatch(f"{req.labels.key} has {len(labels)} rows for {len(segments)} segments")
-        metadata = outputs.build_metadata(
+        metadata = outputs.metadata_model(
             req, segments, music, centroids, outputs.UsableRules(rt.settings.min_usable_s, rt.settings.usable_policy),
             uncertain, labels,
         )
         info = activity.info()
-        metadata["committed_by"] = {"workflow_id": info.workflow_id, "run_id": info.workflow_run_id}
+        committed_by = CommittedBy(workflow_id=info.workflow_id, run_id=info.workflow_run_id)
         files = {
             keys.embeddings: (vectors, "application/octet-stream"),
             keys.rttm: (outputs.build_rttm(video_id, segments).encode(), "text/plain"),
@@ -118,13 +119,12 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
             ctx.log.info("upload.committed_meanwhile")
             store.delete_prefix(keys.work_root)
             return committed_outcome(store, video_id)
-        metadata["files"] = {
-            "original.wav": sha256, **{key.rsplit("/", 1)[1]: _sha256(data) for key, (data, _) in files.items()}
-        }
+        recorded = {"original.wav": sha256, **{key.rsplit("/", 1)[1]: _sha256(data) for key, (data, _) in files.items()}}  # fmt: skip
+        metadata = metadata.model_copy(update={"committed_by": committed_by, "files": recorded})
         # last, and only if absent: the commit marker is never rewritten
-        if not store.create_json(keys.metadata, metadata):
+        if not store.create_json(keys.metadata, metadata.dump()):
             ctx.log.warning("upload.commit_exists")
-            metadata = store.get_json(keys.metadata)
+            metadata = Metadata.model_validate(store.get_json(keys.metadata))
         store.delete_prefix(keys.work_root)
         ctx.audio_s = req.audio.duration_s
         return _outcome(metadata, keys)

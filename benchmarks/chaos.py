@@ -70,10 +70,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from pydantic import ValidationError
 from temporalio.service import RPCError
 
 from core.exit import exit_now
 from core.ids import batch_workflow_id, video_id_of, video_workflow_id
+from core.metadata import Metadata
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
@@ -398,12 +400,17 @@ async def audit(client, store: ObjectStore, ids: list[str]) -> Audit:
             leftovers.pop(video_id, None)  # an unfinished video keeps its work for a retry
             continue
         result.completed += 1
-        committed_by = metadata.get("committed_by", {}).get("run_id")
+        problems = []
+        try:
+            committed_by = Metadata.model_validate(metadata).committed_run_id
+        except ValidationError as error:
+            committed_by = None
+            problems.append(f"metadata.json is no valid commit marker: {str(error)[:200]}")
         if committed_by != description.run_id:
             result.duplicated.append(
                 f"{video_id}: committed by run {committed_by}, completed by run {description.run_id}"
             )
-        problems = consistency_problems(store, video_id, metadata) + leftovers.pop(video_id, [])
+        problems += consistency_problems(store, video_id, metadata) + leftovers.pop(video_id, [])
         if problems:
             result.inconsistent.append(f"{video_id}: " + "; ".join(problems))
     result.inconsistent += [f"{video} (not in the batch): " + "; ".join(p) for video, p in leftovers.items()]
@@ -411,7 +418,8 @@ async def audit(client, store: ObjectStore, ids: list[str]) -> Audit:
 
 
 def consistency_problems(store: ObjectStore, video_id: str, metadata: dict) -> list[str]:
-    """What a committed video's files say against its metadata.json."""
+    """What a committed video's files say against its metadata.json, read as stored (a
+    dict, not core.metadata.Metadata): the audit checks the bytes, whatever their shape."""
     keys = store.keys(video_id)
     recorded = metadata.get("files", {})
     problems = []

@@ -56,6 +56,8 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no
 import numpy as np
 import soundfile as sf
 
+from core.metadata import Metadata
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVAL = REPO_ROOT.parent / "shared" / "eval"
 RATE = 16_000  # assembly rate; ffmpeg upsamples on encoding
@@ -298,7 +300,7 @@ class Run:
     status: str
     error_type: str | None
     stats: dict | None
-    metadata: dict | None
+    metadata: Metadata | None
     worker_cpu_s: float = 0.0
 
     @property
@@ -359,6 +361,7 @@ async def wait_or_fail(client, timeout_s: float, max_attempts: int) -> None:
 
 async def run_video(stack, m4a: Path, seconds: float, timeout_s: float, max_attempts: int) -> Run:
     """Start a one-row batch through the starter, as the demo does, and read the outputs back."""
+    from core.metadata import read_metadata
     from core.storage import ObjectStore
     from core.temporal import connect
     from starter.batch import list_videos, start_batch
@@ -384,7 +387,7 @@ async def run_video(stack, m4a: Path, seconds: float, timeout_s: float, max_atte
         status=row.status,
         error_type=row.error_type,
         stats=await asyncio.to_thread(store.get_json_or_none, keys.stats),
-        metadata=await asyncio.to_thread(store.get_json_or_none, keys.metadata),
+        metadata=await asyncio.to_thread(read_metadata, store, VIDEO_ID),
     )
 
 
@@ -442,7 +445,7 @@ def upload_wall_s(run: Run) -> float:
 def summary_line(minutes: float, total_s: float, run: Run, found: int, reference: int) -> str:
     wall = {**run.stats["stage_wall_s"], "upload": upload_wall_s(run)}
     stages = ", ".join(f"{s} {wall.get(s, 0.0):.1f}s" for s in (*STAGES, "upload"))
-    usable, x = run.metadata["usable_pct"], minutes * 60 / total_s
+    usable, x = run.metadata.usable_pct, minutes * 60 / total_s
     return (
         f"podcast: {minutes:.1f} audio-min in {total_s:.0f} s wall = {x:.1f}x real time; "
         f"stages {stages}; speakers {found}/{reference}; usable {usable:.1f}%; "
@@ -453,15 +456,15 @@ def summary_line(minutes: float, total_s: float, run: Run, found: int, reference
 def figure_lines(run: Run, built: Built, minutes: float, total_s: float) -> list[str]:
     """Everything but the per-stage table and the summary, one figure per line."""
     meta, x = run.metadata, minutes * 60 / total_s
-    music_found = sum(m["end"] - m["start"] for m in meta.get("music", []))
+    music_found = sum(m.end - m.start for m in meta.music)
     verdict = "met" if x >= GOAL_X else "not met"
     return [
         (
             f"wall: {total_s:.1f} s from starting the batch to the commit "
             f"(video workflow {run.workflow_s:.1f} s) = {x:.1f}x real time"
         ),
-        f"speakers: found {meta['num_speakers']}, reference {len(built.speakers)}",
-        f"usable: {meta['usable_pct']:.1f}% ({meta['usable_s']:.0f} s)",
+        f"speakers: found {meta.num_speakers}, reference {len(built.speakers)}",
+        f"usable: {meta.usable_pct:.1f}% ({meta.usable_s:.0f} s)",
         f"music: found {music_found:.0f} s, built {built.music_s:.0f} s",
         (
             f"worker process tree: {run.worker_cpu_s:.1f} CPU-s = {run.worker_cpu_s / minutes:.2f} CPU-s per "
@@ -479,11 +482,11 @@ def report(run: Run, built: Built, requested_min: float) -> int:
     if run.status != "Completed" or not run.stats or not run.metadata:
         print(f"podcast: FAILED ({run.error_type or run.status}) after {total_s:.0f} s")
         return 1
-    minutes = run.metadata["duration_s"] / 60
+    minutes = run.metadata.duration_s / 60
     print(f"audio: {minutes:.2f} min (built {built.seconds / 60:.2f}, asked {requested_min:.2f})")
     lines = figure_lines(run, built, minutes, total_s)
     print("\n".join([lines[0], *stage_lines(run, minutes), *lines[1:]]))
-    print(summary_line(minutes, total_s, run, run.metadata["num_speakers"], len(built.speakers)), flush=True)
+    print(summary_line(minutes, total_s, run, run.metadata.num_speakers, len(built.speakers)), flush=True)
     return 0
 
 

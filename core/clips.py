@@ -1,11 +1,11 @@
 """Training examples cut from a video's committed outputs: single-speaker clips and
 long multi-speaker windows.
 
-Pure functions of metadata.json (and of the original's frame levels), so an export
-can be rerun, filtered differently or extended without touching what the pipeline
-committed. All cutting is done in integer milliseconds: a region of exactly
-``min_s`` must not fall out through a float rounding, and ids built from the
-millisecond bounds must be the same on every run.
+Pure functions of metadata.json (``core.metadata.Metadata``; a parsed one is validated
+into it) and of the original's frame levels, so an export can be rerun, filtered
+differently or extended without touching what the pipeline committed. All cutting is
+done in integer milliseconds: a region of exactly ``min_s`` must not fall out through a
+float rounding, and ids built from the millisecond bounds must be the same on every run.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
+
+from core.metadata import Metadata, SegmentRow, as_metadata
 
 # A cut is placed in the middle of the longest run of frames within this much of the
 # quietest one: a real pause, not one quiet frame between two syllables.
@@ -178,24 +180,21 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-def _labels(row: dict[str, Any]) -> dict[str, float | None]:
+def _labels(row: SegmentRow) -> dict[str, float | None]:
     """The segment's numeric labels (booleans as 0/1); a value of another type is not
     a label this export knows how to filter or store, so it is left out."""
     out: dict[str, float | None] = {}
-    for key, value in (row.get("labels") or {}).items():
+    for key, value in (row.labels or {}).items():
         if value is None or isinstance(value, (int, float)):
-            out[str(key)] = None if value is None else float(value)
+            out[key] = None if value is None else float(value)
     return out
 
 
-def _regions(metadata: dict[str, Any]) -> list[tuple[int, int, dict[str, Any]]]:
+def _regions(metadata: Metadata) -> list[tuple[int, int, SegmentRow]]:
     """Every usable region with its row, in time order, never overlapping: two turns of
     one speaker may overlap in the diarization, and both would list the shared stretch."""
-    found = sorted(
-        ((_ms(s), _ms(e), i) for i, row in enumerate(metadata.get("segments", []))
-         for s, e in row.get("usable_regions", [])),
-    )  # fmt: skip
-    rows = metadata.get("segments", [])
+    rows = metadata.segments
+    found = sorted((_ms(s), _ms(e), i) for i, row in enumerate(rows) for s, e in row.usable_regions)
     out, floor = [], -1
     for s, e, i in found:
         s = max(s, floor)
@@ -224,10 +223,11 @@ def _cut_points(s: int, e: int, levels: FrameLevels | None, policy: ClipPolicy) 
     return points + [e]
 
 
-def cut_clips(metadata: dict[str, Any], levels: FrameLevels | None, policy: ClipPolicy) -> list[Clip]:
+def cut_clips(metadata: Metadata | dict[str, Any], levels: FrameLevels | None, policy: ClipPolicy) -> list[Clip]:
     """Single-speaker clips of [min_s, max_s] inside the usable regions, in time order.
     A long region is split at pauses (evenly when ``levels`` is None)."""
-    video_id = metadata["video_id"]
+    metadata = as_metadata(metadata)
+    video_id = metadata.video_id
     clips = []
     for s, e, row in _regions(metadata):
         if e - s < _ms(policy.min_s):
@@ -240,7 +240,7 @@ def cut_clips(metadata: dict[str, Any], levels: FrameLevels | None, policy: Clip
                     video_id=video_id,
                     start=a / 1000,
                     end=b / 1000,
-                    speaker=row["speaker"],
+                    speaker=row.speaker,
                     labels=_labels(row),
                 )
             )
@@ -271,15 +271,12 @@ def _window_end(
     return max(ends) if ends else limit
 
 
-def long_windows(metadata: dict[str, Any], policy: ClipPolicy) -> list[Window]:
+def long_windows(metadata: Metadata | dict[str, Any], policy: ClipPolicy) -> list[Window]:
     """Consecutive windows of up to window_s over the recording's speech, each with all
     its turns (overlaps kept; a turn crossing a forced boundary is truncated there)."""
-    video_id = metadata["video_id"]
-    turns = sorted(
-        (_ms(r["start"]), _ms(r["end"]), r["speaker"])
-        for r in metadata.get("segments", [])
-        if r["end"] > r["start"]
-    )
+    metadata = as_metadata(metadata)
+    video_id = metadata.video_id
+    turns = sorted((_ms(r.start), _ms(r.end), r.speaker) for r in metadata.segments if r.end > r.start)
     blocks = _speech_blocks(turns)
     span = _ms(policy.window_s)
     windows = []

@@ -1,4 +1,5 @@
-"""The committed outputs of one video: metadata.json, diarization.rttm, stats.json.
+"""The committed outputs of one video: metadata.json (core/metadata.py), diarization.rttm,
+stats.json.
 
 Pure functions of the stage results, so the upload activity stays a thin I/O wrapper
 and every rule here (what "usable" means, what usable_pct counts) is unit-tested.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.metadata import Backends, Embedding, Metadata, Music, Policy, Quality, SegmentRow, Source, Speaker
 from core.models import SCHEMA_VERSION, FinalizeRequest, MusicRegion, Segment, UsablePolicy
 from core.sources import redact_url, url_sha256
 
@@ -134,6 +136,67 @@ def build_rttm(video_id: str, segments: list[Segment]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+def metadata_model(
+    req: FinalizeRequest,
+    segments: list[Segment],
+    music: list[MusicRegion],
+    centroids: dict[str, list[float]],
+    rules: UsableRules,
+    uncertain: list[Interval],
+    labels: list[dict[str, float | None]] | None = None,
+) -> Metadata:
+    """The commit marker of the video (core/metadata.py), less ``committed_by`` and
+    ``files``, which the upload adds once the other files are written."""
+    rows = annotate_segments(segments, music, rules, uncertain, labels)
+    duration = req.audio.duration_s
+    speakers = {
+        name: Speaker(speech_s=round(sum(s.duration for s in segments if s.speaker == name), 3), centroid=vector)
+        for name, vector in centroids.items()
+    }
+    metadata = Metadata(
+        schema_version=SCHEMA_VERSION,
+        video_id=req.spec.video_id,
+        batch_id=req.spec.batch_id,
+        # the URL without credentials or query tokens, and the original's sha256 (what an
+        # id reused for another URL is compared on): the original stays in the batch input
+        source=Source(
+            url=redact_url(req.spec.url),
+            url_sha256=url_sha256(req.spec.url),
+            title=req.audio.source_title,
+            sha256=req.audio.sha256,
+        ),
+        duration_s=round(duration, 3),
+        num_speakers=len(speakers),
+        speakers=speakers,
+        segments=[SegmentRow.model_validate(row) for row in rows],
+        music=[Music.model_validate(m.model_dump()) for m in music],
+        uncertain=[(round(s, 3), round(e, 3)) for s, e in merge_intervals(uncertain)],
+        usable_s=round(usable_seconds(rows), 3),
+        usable_pct=round(100.0 * usable_seconds(rows) / duration, 2) if duration > 0 else 0.0,
+        min_usable_s=rules.min_s,
+        backends=Backends(
+            diarization=req.diarization.backend,
+            embedding=req.embeddings.backend,
+            music=req.music.backend,
+            **({"labels": req.labels.backend} if req.labels else {}),
+        ),
+        # what the vectors in embeddings.npy and speakers[*].centroid are: vectors of
+        # different models or dimensions must never be compared or mixed downstream
+        embedding=Embedding(model=req.embeddings.backend, dim=req.embeddings.dim),
+    )
+    if req.labels is None:
+        return metadata
+    # present when the labels stage ran: segment rows then carry "labels" and
+    # "unusable_by"; commits made before it have neither
+    quality = Quality(
+        labels_version=req.labels.labels_version,
+        dnsmos_model=req.labels.dnsmos_model,
+        usable_policy=Policy.model_validate(rules.policy.model_dump()),
+        **quality_summary(rows),
+    )
+    return metadata.model_copy(update={"quality": quality})
+
+
 def build_metadata(
     req: FinalizeRequest,
     segments: list[Segment],
@@ -143,60 +206,8 @@ def build_metadata(
     uncertain: list[Interval],
     labels: list[dict[str, float | None]] | None = None,
 ) -> dict[str, Any]:
-    rows = annotate_segments(segments, music, rules, uncertain, labels)
-    duration = req.audio.duration_s
-    speakers = {
-        name: {
-            "speech_s": round(sum(s.duration for s in segments if s.speaker == name), 3),
-            "centroid": vector,
-        }
-        for name, vector in centroids.items()
-    }
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "video_id": req.spec.video_id,
-        "batch_id": req.spec.batch_id,
-        # the URL without credentials or query tokens, and the original's sha256 (what an
-        # id reused for another URL is compared on): the original stays in the batch input
-        "source": {
-            "url": redact_url(req.spec.url),
-            "url_sha256": url_sha256(req.spec.url),
-            "title": req.audio.source_title,
-            "sha256": req.audio.sha256,
-        },
-        "duration_s": round(duration, 3),
-        "num_speakers": len(speakers),
-        "speakers": speakers,
-        "segments": rows,
-        "music": [m.model_dump() for m in music],
-        "uncertain": [[round(s, 3), round(e, 3)] for s, e in merge_intervals(uncertain)],
-        "usable_s": round(usable_seconds(rows), 3),
-        "usable_pct": round(100.0 * usable_seconds(rows) / duration, 2) if duration > 0 else 0.0,
-        "min_usable_s": rules.min_s,
-        "backends": {
-            "diarization": req.diarization.backend,
-            "embedding": req.embeddings.backend,
-            "music": req.music.backend,
-            **({"labels": req.labels.backend} if req.labels else {}),
-        },
-        # what the vectors in embeddings.npy and speakers[*].centroid are: vectors of
-        # different models or dimensions must never be compared or mixed downstream
-        "embedding": {"model": req.embeddings.backend, "dim": req.embeddings.dim},
-        # present when the labels stage ran: segment rows then carry "labels" and
-        # "unusable_by"; commits made before it have neither
-        **(
-            {
-                "quality": {
-                    "labels_version": req.labels.labels_version,
-                    "dnsmos_model": req.labels.dnsmos_model,
-                    "usable_policy": rules.policy.model_dump(),
-                    **quality_summary(rows),
-                }
-            }
-            if req.labels
-            else {}
-        ),
-    }
+    """``metadata_model`` as the JSON object it is stored as."""
+    return metadata_model(req, segments, music, centroids, rules, uncertain, labels).dump()
 
 
 def build_stats(req: FinalizeRequest) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from temporalio.client import Client
 
 from core import clips
 from core.exports import batch_exports_root
+from core.metadata import Metadata, as_metadata, read_metadata
 from core.outputs import merge_intervals
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -54,7 +56,7 @@ async def write_report(
     rows = await list_videos(client, batch_id)
     committed = [r.video_id for r in rows if r.status == "Completed"]
     with ThreadPoolExecutor(READ_THREADS) as pool:
-        metas = [m for m in pool.map(lambda v: store.get_json_or_none(store.keys(v).metadata), committed) if m]
+        metas = [m for m in pool.map(lambda v: read_metadata(store, v), committed) if m]
         stats = [s for s in pool.map(lambda v: store.get_json_or_none(store.keys(v).stats), committed) if s]
     root = batch_exports_root(store.prefix, batch_id)
     exports = [store.get_json(k) for k in store.list_keys(root) if k.endswith("/index.json")]
@@ -72,21 +74,22 @@ async def write_report(
 def build_report(
     batch_id: str,
     rows: list[VideoRow],
-    metas: list[dict[str, Any]],
+    committed: Sequence[Metadata | dict[str, Any]],
     stats: list[dict[str, Any]],
     exports: list[dict[str, Any]],
     prices: dict[str, float],
     clip_policy: clips.ClipPolicy,
 ) -> dict[str, Any]:
     """The report of one batch from what is committed (pure: unit-tested)."""
-    hours_in = sum(m["duration_s"] for m in metas) / 3600
+    metas = [as_metadata(m) for m in committed]
+    hours_in = sum(m.duration_s for m in metas) / 3600
     speech_s = sum(_speech_s(m) for m in metas)
-    usable_by_bucket: Counter[str] = Counter()
+    usable_by_bucket: defaultdict[str, float] = defaultdict(float)
     dnsmos: list[tuple[float, float]] = []  # (OVRL, usable seconds) per usable segment
     for meta in metas:
-        for row in meta["segments"]:
-            seconds = sum(e - s for s, e in row["usable_regions"])
-            ovrl = (row.get("labels") or {}).get("dnsmos_ovrl")
+        for row in meta.segments:
+            seconds = row.usable_s
+            ovrl = row.label("dnsmos_ovrl")
             usable_by_bucket[_bucket(ovrl)] += seconds
             if ovrl is not None and seconds > 0:
                 dnsmos.append((ovrl, seconds))
@@ -113,7 +116,7 @@ def build_report(
             "clip_s": _histogram(clip_s, [0, 3, 5, 10, 15, 20, 25, 30.01]),
             "dnsmos_ovrl_usable_h": _histogram([v for v, _ in dnsmos], [1, 2, 2.5, 2.75, 3, 3.25, 3.5, 5],
                                                [s / 3600 for _, s in dnsmos]),  # fmt: skip
-            "speakers_per_video": dict(sorted(Counter(m["num_speakers"] for m in metas).items())),
+            "speakers_per_video": dict(sorted(Counter(m.num_speakers for m in metas).items())),
             "music_share_pct": _histogram([_music_share(m) for m in metas], [0, 1, 5, 10, 25, 50, 100.01]),
         },
         "clips": {"count": len(clip_s), "hours": round(sum(clip_s) / 3600, 3), "policy": clip_policy.model_dump()},
@@ -126,13 +129,13 @@ def build_report(
     }
 
 
-def _speech_s(meta: dict[str, Any]) -> float:
-    return sum(e - s for s, e in merge_intervals([(r["start"], r["end"]) for r in meta["segments"]]))
+def _speech_s(meta: Metadata) -> float:
+    return sum(e - s for s, e in merge_intervals([(r.start, r.end) for r in meta.segments]))
 
 
-def _music_share(meta: dict[str, Any]) -> float:
-    music = sum(e - s for s, e in merge_intervals([(m["start"], m["end"]) for m in meta["music"]]))
-    return 100.0 * music / meta["duration_s"] if meta["duration_s"] > 0 else 0.0
+def _music_share(meta: Metadata) -> float:
+    music = sum(e - s for s, e in merge_intervals([(m.start, m.end) for m in meta.music]))
+    return 100.0 * music / meta.duration_s if meta.duration_s > 0 else 0.0
 
 
 def _bucket(ovrl: float | None) -> str:
