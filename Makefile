@@ -1,5 +1,5 @@
-# The two commands: `make demo` (embedded stack + sample batch), `make test` (suite).
-.PHONY: setup demo test clean-data
+# The two commands: `make demo` (embedded stack + sample batch), `make test` (checks, then the suite).
+.PHONY: setup demo check test clean-data
 
 export PYANNOTE_METRICS_ENABLED = 0
 export HF_HUB_DISABLE_TELEMETRY = 1
@@ -10,7 +10,13 @@ setup:
 demo: setup
 	.venv/bin/python -m devstack.demo
 
-test: setup
+# style and types (pyproject.toml: [tool.ruff], [tool.mypy]); `make test` runs them first
+check: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+test: check
 	.venv/bin/python -m pytest
 
 clean-data:

@@ -1,3 +1,3 @@
 """Temporal activities: thin wrappers (heartbeat, error mapping, storage keys) around
-the plain functions in ``core``. One module per stage; ``ALL`` is what a worker
-registers."""
+the plain functions in ``core``. One module per stage; which queue each is served on
+is the stage table's (``workflows/stages.py``), read by ``workers/worker.py``."""

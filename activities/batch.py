@@ -12,7 +12,6 @@ per finished video and no workflow at all.
 
 from __future__ import annotations
 
-import csv
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio import activity
@@ -21,21 +20,23 @@ from temporalio.service import RPCError
 
 from activities.runtime import runtime, stage
 from activities.upload import committed_outcome
+from core.batch_input import read_row
 from core.errors import VideoIdConflict
 from core.ids import video_workflow_id
-from core.models import MAX_PAGE_BYTES, BatchPage, VideoReport, VideoSpec, VideoState
+from core.models import MAX_PAGE_BYTES, BatchPage, BatchPageRequest, VideoReport, VideoSpec, VideoState
 from core.storage import ObjectStore
 from core.temporal import connect
-from workflows import search_attributes as sa
+from core import search_attributes as sa
 
 BYTES_PER_ROW_GUESS = 256
 LOOKUP_THREADS = 16  # parallel metadata.json GETs per page
 
 
 @activity.defn(name="read_batch_page")
-def read_batch_page(input_key: str, offset: int, max_rows: int, batch_id: str, skip_committed: bool) -> BatchPage:
+def read_batch_page(request: BatchPageRequest) -> BatchPage:
     """At most ``max_rows`` rows, and at most MAX_PAGE_BYTES of them as JSON (long URLs
     make short pages): the page and the batch state stay under Temporal's payload limit."""
+    input_key, offset, max_rows, batch_id = request.input_key, request.offset, request.max_rows, request.batch_id
     store = runtime().store
     with stage("read_page"):
         want = min(max_rows * BYTES_PER_ROW_GUESS, MAX_PAGE_BYTES)
@@ -54,7 +55,7 @@ def read_batch_page(input_key: str, offset: int, max_rows: int, batch_id: str, s
         eof = at_end and next_offset >= offset + len(data)
         committed: list[str] = []
         conflicts: list[str] = []
-        if skip_committed and specs:
+        if request.skip_committed and specs:
             with ThreadPoolExecutor(min(LOOKUP_THREADS, len(specs))) as pool:
                 done = list(pool.map(lambda spec: _committed_as(store, spec), specs))
             committed = [spec.video_id for spec, d in zip(specs, done) if d == _SAME_URL]
@@ -86,13 +87,7 @@ def _take_rows(lines: list[bytes], max_rows: int, batch_id: str) -> tuple[list[V
             return specs, used, True
         if not line.strip():
             continue
-        row = next(csv.reader([line.decode()]))
-        spec = VideoSpec(
-            video_id=row[0],
-            url=row[1],
-            duration_hint_s=float(row[2]) if len(row) > 2 and row[2] else None,
-            batch_id=batch_id,
-        )
+        spec = read_row(line, batch_id)
         cost = len(spec.model_dump_json()) + 1
         if specs and size + cost > MAX_PAGE_BYTES:  # the first row always fits (core.models)
             return specs, used, True

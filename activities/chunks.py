@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.fencing import FencedWrites
 from activities.runtime import StageContext, runtime
-from core import faults, metrics
-from core.errors import GpuMemoryExhausted
+from core import faults, layout, metrics
+from core.errors import CudaOutOfMemory, GpuMemoryExhausted, WorkerShutdown
 
 
 class ChunkProgress(BaseModel):
@@ -84,7 +83,7 @@ def run_chunks(
     """Compute chunks ``0..num_chunks-1`` with ``compute(index, batch_size)``, resuming
     from the chunks stored under ``prefix``, checkpointing each, heartbeating progress."""
     store = runtime().store
-    progress_key = f"{prefix}progress.json"
+    progress_key = layout.progress_key(prefix)
     gpu_class = runtime().gpu_class
     previous = previous_progress(stage, gpu_class, progress_key)
     progress = ChunkProgress(
@@ -101,7 +100,7 @@ def run_chunks(
     computed: list[int] = []
     heart, log = ctx.heart, ctx.log
     for index in range(num_chunks):
-        key = f"{prefix}chunk-{index:05d}.npz"
+        key = layout.chunk_key(prefix, index)
         if key in stored:
             results.append(_load(store.get_bytes(key)))
             continue
@@ -109,10 +108,7 @@ def run_chunks(
             progress = progress.model_copy(update={"chunk": index})
             heart.beat(progress.model_dump())
             log.warning("chunks.worker_shutdown", chunk=index, of=num_chunks)
-            raise ApplicationError(
-                f"{stage}: worker shutting down at chunk {index}/{num_chunks}; resume elsewhere",
-                type="WorkerShutdown",
-            )
+            raise WorkerShutdown(f"{stage}: worker shutting down at chunk {index}/{num_chunks}; resume elsewhere")
         if progress.batch_size not in progress.batch_sizes_tried:
             progress = progress.model_copy(
                 update={"batch_sizes_tried": [*progress.batch_sizes_tried, progress.batch_size]}
@@ -147,10 +143,9 @@ def _after_oom(
             f"{stage}: CUDA out of memory at batch size 1 (chunk {index}); needs a larger GPU class"
         )
     metrics.record_oom_halving(stage, progress.gpu_class)
-    return ApplicationError(
+    return CudaOutOfMemory(
         f"{stage}: CUDA out of memory at batch {progress.batch_size * 2}; retrying with {halved}",
-        progress.model_dump(),
-        type="CudaOutOfMemory",
+        details=progress.model_dump(),
     )
 
 

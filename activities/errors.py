@@ -11,16 +11,14 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from core.errors import PipelineError, RateLimited, SourceBlocked
-
-# the source pushing back (a 429, a bot check): asking again at once only digs deeper
-COOL_DOWN_ERRORS = (RateLimited, SourceBlocked)
+from core.errors import SOURCE_SIDE_ERRORS, PipelineError
 
 
 def to_application_error(exc: PipelineError, rate_limit_backoff_s: float) -> ApplicationError:
     """A 429 or a bot check asks for a long pause (settings.rate_limit_backoff_s),
-    overriding the policy's backoff."""
-    cool_down = timedelta(seconds=rate_limit_backoff_s) if isinstance(exc, COOL_DOWN_ERRORS) else None
+    overriding the policy's backoff: asking again at once only digs deeper."""
+    cool_down = timedelta(seconds=rate_limit_backoff_s) if isinstance(exc, SOURCE_SIDE_ERRORS) else None
+    details = () if exc.details is None else (exc.details,)
     return ApplicationError(
-        str(exc), type=type(exc).__name__, non_retryable=not exc.retryable, next_retry_delay=cool_down
+        str(exc), *details, type=type(exc).__name__, non_retryable=not exc.retryable, next_retry_delay=cool_down
     )

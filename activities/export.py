@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.runtime import runtime, scratch_dir, stage
 from core import clips, faults, shards
+from core.errors import WorkerShutdown
 from core.exports import ExportKeys, ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
 from core.metadata import Metadata
 from core.storage import ObjectStore
@@ -33,7 +34,7 @@ def export_videos(request: ExportPageRequest) -> ExportPageResult:
         for done, video_id in enumerate(request.video_ids):
             ctx.heart.show({"video": video_id, "done": done, "of": len(request.video_ids)})
             if activity.is_worker_shutdown():  # the finished shards are recorded: the retry skips them
-                raise ApplicationError(f"export: worker shutting down before {video_id}", type="WorkerShutdown")
+                raise WorkerShutdown(f"export: worker shutting down before {video_id}")
             record = rt.store.get_json_or_none(keys.record(video_id))
             if record is not None:
                 written.append(ShardRecord.model_validate(record))

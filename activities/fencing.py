@@ -23,7 +23,8 @@ from temporalio import activity
 from temporalio.exceptions import CancelledError
 
 from core.errors import AttemptSuperseded
-from core.storage import ObjectStore, VideoKeys
+from core.layout import VideoKeys
+from core.storage import ObjectStore
 
 
 def attempt_id() -> str:

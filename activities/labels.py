@@ -12,77 +12,63 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 
 import numpy as np
 from temporalio import activity
 
-from activities.chunks import run_chunks
-from activities.fencing import FencedWrites, attempt_id, reusable_result
-from activities.runtime import load_analysis_audio, runtime, scratch_dir, stage
+from activities.model_stage import StageAttempt, reuse_or_run
+from activities.runtime import scratch_dir
 from core import quality
 from core.models import LabelRequest, LabelResult, MusicRegion, Segment
+from core.stages import Stage
 
-STAGE = "labels"
+STAGE = Stage.LABELS
 RESULT = "labels.json"  # summary and one labels row per segment, in the diarization's order
 LABEL_FIELDS = tuple(quality.SegmentLabels.model_fields)
 
 
 @activity.defn(name="label_segments")
 def label_segments(request: LabelRequest) -> LabelResult:
-    rt = runtime()
-    audio = request.audio
-    keys = rt.store.keys(audio.video_id)
     # the labels depend on the audio, the segments and the music regions: a new attempt
     # of either upstream stage is new input
     source = f"{request.diarization.attempt_id}.{request.music.attempt_id}"
-    folder = keys.stage_dir(STAGE, source)
-    with stage(STAGE, audio.video_id) as ctx:
-        done = reusable_result(rt.store, folder, RESULT)
-        if done is not None:
-            ctx.log.info("labels.reused")
-            return LabelResult.model_validate(done["summary"])
-        me = attempt_id()
-        writes = FencedWrites(rt.store, keys)
-        segments = [Segment.model_validate(s) for s in rt.store.get_json(request.diarization.key)["segments"]]
-        regions = [MusicRegion.model_validate(r) for r in rt.store.get_json(request.music.key)["regions"]]
-        music = [(r.start, r.end, r.probability) for r in regions]
-        with scratch_dir(audio.video_id) as tmp:
-            samples, rate = load_analysis_audio(audio, tmp)
-            original = rt.store.download_file(audio.original_key, tmp / "original.wav")
-            started = time.perf_counter()
-            ctx.heart.show({"step": "events"})
-            events = quality.detect_events(samples, rate)
-            block_s = rt.settings.dnsmos_block_s
-            models = _models(block_s)
-            duration = len(samples) / rate
-            chunk_s = block_s or rt.settings.chunk_s  # whole DNSMOS blocks per chunk
-            chunks = _by_chunk(segments, chunk_s, max(1, math.ceil(duration / chunk_s)))
+    return reuse_or_run(STAGE, request.audio.video_id, source, RESULT, LabelResult, lambda a: _label(a, request))
 
-            def compute(index: int, _batch: int) -> dict[str, np.ndarray]:
-                members = chunks[index]
-                spans = [(segments[i].start, segments[i].end) for i in members]
-                speakers = [segments[i].speaker for i in members]
-                labels = models.label_segments(original, samples, rate, spans, music, events, speakers) if spans else []
-                return _to_arrays(members, labels)
 
-            run = run_chunks(STAGE, folder, len(chunks), compute, 1, ctx, writes)
-        rows = _rows(run.results, len(segments))
-        result = LabelResult(
-            key=keys.attempt_key(STAGE, source, me, RESULT),
-            backend=quality.DNSMOS_MODEL,
-            attempt_id=me,
-            worker_id=rt.worker_id,
-            seconds=round(time.perf_counter() - started, 3),
-            attempt=activity.info().attempt,
-            num_segments=len(rows),
-            labels_version=quality.LABELS_VERSION,
-            dnsmos_model=quality.DNSMOS_MODEL,
-            chunks_computed=len(run.computed),
-        )
-        writes.put_json(result.key, {"summary": result.model_dump(), "labels": rows})
-        ctx.audio_s = duration
-        return result
+def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
+    store, settings, audio = attempt.rt.store, attempt.rt.settings, request.audio
+    segments = [Segment.model_validate(s) for s in store.get_json(request.diarization.key)["segments"]]
+    regions = [MusicRegion.model_validate(r) for r in store.get_json(request.music.key)["regions"]]
+    music = [(r.start, r.end, r.probability) for r in regions]
+    with scratch_dir(audio.video_id) as tmp:
+        original = store.download_file(audio.original_key, tmp / "original.wav")
+        samples, rate = attempt.load_audio(audio, tmp)
+        attempt.ctx.heart.show({"step": "events"})
+        events = quality.detect_events(samples, rate)
+        block_s = settings.dnsmos_block_s
+        models = _models(block_s)
+        duration = len(samples) / rate
+        chunk_s = block_s or settings.chunk_s  # whole DNSMOS blocks per chunk
+        chunks = _by_chunk(segments, chunk_s, max(1, math.ceil(duration / chunk_s)))
+
+        def compute(index: int, _batch: int) -> dict[str, np.ndarray]:
+            members = chunks[index]
+            spans = [(segments[i].start, segments[i].end) for i in members]
+            speakers = [segments[i].speaker for i in members]
+            labels = models.label_segments(original, samples, rate, spans, music, events, speakers) if spans else []
+            return _to_arrays(members, labels)
+
+        run = attempt.chunks(len(chunks), compute, 1)
+    rows = _rows(run.results, len(segments))
+    result = LabelResult(
+        **attempt.summary(run, RESULT),
+        backend=quality.DNSMOS_MODEL,
+        num_segments=len(rows),
+        labels_version=quality.LABELS_VERSION,
+        dnsmos_model=quality.DNSMOS_MODEL,
+    )
+    attempt.writes.put_json(result.key, {"summary": result.model_dump(), "labels": rows})
+    return result
 
 
 @functools.lru_cache(maxsize=2)

@@ -20,9 +20,10 @@ from datetime import date, timedelta
 from temporalio import activity
 
 from activities.runtime import runtime
-from core.ids import video_id_of
+from core.ids import VIDEO_WORKFLOW, video_id_of
 from core.metadata import Metadata, as_metadata, read_metadata
-from core.models import MANIFESTS_FOLDER, ManifestResult
+from core.layout import manifest_key
+from core.models import ManifestResult
 from core.sources import redact_url
 from core.temporal import connect
 
@@ -37,7 +38,7 @@ async def write_manifest(day: str) -> ManifestResult:
     start = date.fromisoformat(day)
     end = start + timedelta(days=1)
     query = (
-        f'WorkflowType = "VideoWorkflow" AND ExecutionStatus = "Completed" '
+        f'WorkflowType = "{VIDEO_WORKFLOW}" AND ExecutionStatus = "Completed" '
         f'AND CloseTime >= "{start.isoformat()}T00:00:00Z" AND CloseTime < "{end.isoformat()}T00:00:00Z"'
     )
     client = await connect(rt.settings)
@@ -60,7 +61,7 @@ async def write_manifest(day: str) -> ManifestResult:
                     continue  # committed by an earlier run: in that day's manifest
                 lines.append(_line(store, video_id, meta))
             activity.heartbeat(len(lines))
-    key = f"{store.prefix}{MANIFESTS_FOLDER}/manifest_{day}.jsonl"
+    key = manifest_key(store.prefix, day)
     body = ("\n".join(lines) + "\n" if lines else "").encode()
     await asyncio.to_thread(store.put_bytes, key, body, "application/x-ndjson")
     return ManifestResult(date=day, key=key, videos=len(lines))

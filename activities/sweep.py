@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 
 from activities.runtime import runtime, stage
-from core.models import WORK_FOLDER, SweepResult
+from core.layout import work_folder
+from core.models import SweepResult
 
 BEAT_EVERY = 1000  # objects listed between two heartbeats
 
@@ -26,7 +27,7 @@ BEAT_EVERY = 1000  # objects listed between two heartbeats
 def sweep_work() -> SweepResult:
     rt = runtime()
     store = rt.store
-    root = f"{store.prefix}{WORK_FOLDER}/"
+    root = work_folder(store.prefix)
     cutoff = datetime.now(UTC) - timedelta(days=rt.settings.work_retention_days)
     with stage("sweep") as ctx:
         newest: dict[str, datetime] = {}

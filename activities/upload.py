@@ -21,6 +21,7 @@ from temporalio import activity
 from activities.runtime import runtime, stage
 from core import faults, outputs, sources
 from core.errors import AttemptSuperseded, IntermediateMismatch, StorageUnavailable, VideoIdConflict
+from core.stages import Stage
 from core.metadata import CommittedBy, Metadata, read_metadata
 from core.models import (
     SCHEMA_VERSION,
@@ -31,7 +32,8 @@ from core.models import (
     VideoSpec,
     VideoState,
 )
-from core.storage import ObjectStore, VideoKeys
+from core.layout import VideoKeys
+from core.storage import ObjectStore
 
 
 def _outcome(metadata: Metadata, keys: VideoKeys) -> VideoOutcome:
@@ -74,7 +76,7 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
     store = rt.store
     video_id = req.spec.video_id
     keys = store.keys(video_id)
-    with stage("upload", video_id) as ctx:
+    with stage(Stage.UPLOAD, video_id) as ctx:
         faults.stall("upload")
         committed = committed_outcome(store, video_id, req.spec.url)
         if committed is not None:  # an earlier try committed; its cleanup may have been cut short

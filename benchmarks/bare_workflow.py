@@ -30,7 +30,7 @@ class BareWorkflow:
     @workflow.run
     async def run(self, n: int) -> int:
         for step in range(5):
-            await workflow.execute_activity("noop", step, start_to_close_timeout=TIMEOUT)
+            await workflow.execute_activity(noop, step, start_to_close_timeout=TIMEOUT)
         return n
 
 
@@ -41,6 +41,6 @@ class BareQueuedWorkflow:
         queue = workflow.info().task_queue + ACTIVITY_QUEUE_SUFFIX
         for step in range(5):
             await workflow.execute_activity(
-                "noop", step, task_queue=queue, start_to_close_timeout=TIMEOUT
+                noop, step, task_queue=queue, start_to_close_timeout=TIMEOUT
             )
         return n

@@ -69,6 +69,7 @@ from pathlib import Path
 from benchmarks.stand_ins import stand_in_activities
 from core import gpu_profiles
 from core.settings import Settings
+from core.stages import Stage
 
 CPU_WORKER_MANIFEST = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "base" / "worker-cpu.yaml"
 
@@ -92,13 +93,13 @@ JOB_MEAN_H = JOB_AUDIO_H / JOB_VIDEOS  # 0.830 h = 49.8 min
 # ASSUMED seconds of GPU time per audio hour on a T4, per stage, until benchmarks.speed
 # measures them on CUDA (pyannote-class segmentation + clustering, WeSpeaker-class
 # embeddings, a small music classifier).
-T4_STAGE_S_PER_H = {"diarize": 120.0, "music": 30.0, "embed": 60.0}
+T4_STAGE_S_PER_H = {Stage.DIARIZE: 120.0, Stage.MUSIC: 30.0, Stage.EMBED: 60.0}
 # ASSUMED speed of one slot of each class relative to a T4 (>1: faster).
 CLASS_SPEED = {"cpu": 1.0, "t4": 1.0, "l4": 1.6, "a10": 1.8, "a100-40": 2.5, "a100-80": 2.5, "h100": 4.0}
 # MEASURED: the pretrained backend on 2 CPU cores (benchmarks.speed --step 2.5), CPU s
 # per audio minute x 60 = s per audio hour.
-CPU_STAGE_S_PER_H = {"diarize": 3.83 * 60, "music": 0.27 * 60, "embed": 1.95 * 60}
-GPU_STAGES = ("diarize", "music", "embed")
+CPU_STAGE_S_PER_H = {Stage.DIARIZE: 3.83 * 60, Stage.MUSIC: 0.27 * 60, Stage.EMBED: 1.95 * 60}
+GPU_STAGES = (Stage.DIARIZE, Stage.MUSIC, Stage.EMBED)
 
 
 @dataclass
@@ -162,8 +163,8 @@ def draw_videos(n: int, p: Params, rng: random.Random, sigma: float, lo_h: float
     for i, x in enumerate(z):
         h = min(max(math.exp(mu + sigma * x), lo_h), hi_h)
         s = {
-            "download": (p.download_overhead_s + p.download_s_per_h * h) * jit(),
-            "upload": (p.upload_overhead_s + p.upload_s_per_h * h) * jit(),
+            Stage.DOWNLOAD: (p.download_overhead_s + p.download_s_per_h * h) * jit(),
+            Stage.UPLOAD: (p.upload_overhead_s + p.upload_s_per_h * h) * jit(),
         }
         for stage in GPU_STAGES:
             s[stage] = p.stage_s_per_h[stage] * h * jit()
@@ -267,7 +268,7 @@ def simulate_pipelined(p: Params, videos: list[Video], seed: int = 0) -> Result:
             dl_free -= 1
             if p.download_rate:
                 dl_next_allowed = max(now, dl_next_allowed) + 1 / p.download_rate
-            push(now + v.s["download"], "dl_done", v)
+            push(now + v.s[Stage.DOWNLOAD], "dl_done", v)
         while gpu_queue and free_slots:
             task = gpu_queue.popleft()
             slot = free_slots.pop()
@@ -277,7 +278,7 @@ def simulate_pipelined(p: Params, videos: list[Video], seed: int = 0) -> Result:
         while up_queue and up_free > 0:
             v = up_queue.popleft()
             up_free -= 1
-            push(now + v.s["upload"], "up_done", v)
+            push(now + v.s[Stage.UPLOAD], "up_done", v)
 
     now = 0.0
     pump(now)
@@ -288,8 +289,8 @@ def simulate_pipelined(p: Params, videos: list[Video], seed: int = 0) -> Result:
         elif kind == "dl_done":
             dl_free += 1
             joins[data.vid] = 2
-            gpu_queue.append(_Task(data, "diarize"))
-            gpu_queue.append(_Task(data, "music"))
+            gpu_queue.append(_Task(data, Stage.DIARIZE))
+            gpu_queue.append(_Task(data, Stage.MUSIC))
         elif kind == "gpu_done":
             slot, ver = data
             if ver != version[slot] or slot not in running:
@@ -299,13 +300,13 @@ def simulate_pipelined(p: Params, videos: list[Video], seed: int = 0) -> Result:
             if machine_up[slot // spg]:
                 free_slots.append(slot)
             v = task.video
-            if task.stage == "embed":
+            if task.stage == Stage.EMBED:
                 up_queue.append(v)
             else:
                 joins[v.vid] -= 1
                 if joins[v.vid] == 0:
                     del joins[v.vid]
-                    gpu_queue.append(_Task(v, "embed"))
+                    gpu_queue.append(_Task(v, Stage.EMBED))
         elif kind == "up_done":
             up_free += 1
             in_flight -= 1
@@ -359,10 +360,10 @@ def simulate_serial(p: Params, videos: list[Video]) -> Result:
         if p.download_rate:
             t = max(t, dl_next_allowed)
             dl_next_allowed = t + 1 / p.download_rate
-        gpu_start = t + v.s["download"]
+        gpu_start = t + v.s[Stage.DOWNLOAD]
         gpu_end = gpu_start + sum(v.s[stage] for stage in GPU_STAGES)
         intervals.append((gpu_start, gpu_end))
-        finished = gpu_end + v.s["upload"]
+        finished = gpu_end + v.s[Stage.UPLOAD]
         done.append((finished, v.audio_h))
         end = max(end, finished)
         heapq.heappush(heap, (finished, slot))
@@ -413,11 +414,11 @@ def describe(p: Params, videos: list[Video], lo_h: float, hi_h: float, figures: 
         ),
     ]
     n = len(videos)
-    mean = {k: sum(v.s[k] for v in videos) / n for k in ("download", "upload", *GPU_STAGES)}
+    mean = {k: sum(v.s[k] for v in videos) / n for k in (Stage.DOWNLOAD, Stage.UPLOAD, *GPU_STAGES)}
     capacity = {
-        "downloads": p.download_slots * 3600 / mean["download"],
+        "downloads": p.download_slots * 3600 / mean[Stage.DOWNLOAD],
         "GPU": p.slots * 3600 / sum(mean[k] for k in GPU_STAGES),
-        "uploads": p.upload_slots * 3600 / mean["upload"],
+        "uploads": p.upload_slots * 3600 / mean[Stage.UPLOAD],
     }
     if p.download_rate:
         capacity["downloads"] = min(capacity["downloads"], p.download_rate * 3600)
@@ -461,11 +462,11 @@ def _standins():
     """The pipeline's activities as sleeps of each video's simulated stage durations
     (scaled); GPU stages record when they ran, for the measured busy fraction."""
 
-    async def wait(video_id: str, stage: str) -> None:
+    async def wait(video_id: str, stage: Stage) -> None:
         began = time.monotonic()
         # stages the simulation does not model (the labels stage) take no time here either
         await asyncio.sleep(_VALIDATE["videos"][video_id].s.get(stage, 0.0) * _VALIDATE["scale"])
-        if stage in ("diarize", "music", "embed"):
+        if stage in GPU_STAGES:
             _VALIDATE["gpu"].append((began, time.monotonic()))
 
     def duration(video_id: str) -> float:  # capped: no escalation in the simulation
@@ -516,7 +517,7 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
                 spec = VideoSpec(video_id=f"fleet-{v.vid}", url="http://127.0.0.1/x.ogg", batch_id="fleet")
                 job = VideoJob(spec=spec, queue_prefix=prefix, gpu_class=p.gpu_class)
                 handle = await client.start_workflow(
-                    "VideoWorkflow",
+                    VideoWorkflow.run,
                     job,
                     id=f"video-fleet-{v.vid}-{began}",
                     task_queue=queues.workflow_queue(prefix),

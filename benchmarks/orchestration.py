@@ -82,12 +82,12 @@ async def run_round(client, kind: str, count: int, tag: str) -> None:
     async def start(i: int):
         async with semaphore:
             if kind == "bare":
-                return await client.start_workflow("BareWorkflow", i, id=f"bare-{tag}-{i}", task_queue=queue)
+                return await client.start_workflow(BareWorkflow.run, i, id=f"bare-{tag}-{i}", task_queue=queue)
             if kind == "bare-queued":
-                return await client.start_workflow("BareQueuedWorkflow", i, id=f"bareq-{tag}-{i}", task_queue=queue)
+                return await client.start_workflow(BareQueuedWorkflow.run, i, id=f"bareq-{tag}-{i}", task_queue=queue)
             spec = VideoSpec(video_id=f"orch-{tag}-{i}", url="http://127.0.0.1/x.ogg", batch_id="orch")
             job = VideoJob(spec=spec, queue_prefix=PREFIX, gpu_class="cpu", heartbeat_timeout_s=TIMEOUT.total_seconds())
-            return await client.start_workflow("VideoWorkflow", job, id=f"video-orch-{tag}-{i}", task_queue=queue)
+            return await client.start_workflow(VideoWorkflow.run, job, id=f"video-orch-{tag}-{i}", task_queue=queue)
 
     handles = await asyncio.gather(*(start(i) for i in range(count)))
     for handle in handles:  # awaited one at a time: never thousands of long polls at once

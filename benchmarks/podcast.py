@@ -57,6 +57,7 @@ import numpy as np
 import soundfile as sf
 
 from core.metadata import Metadata
+from core.stages import Stage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVAL = REPO_ROOT.parent / "shared" / "eval"
@@ -68,7 +69,7 @@ MUSIC_S = (4.0, 12.0)  # one music excerpt
 MUSIC_CHANCE = 0.4  # a music break between two speech pieces
 FADE_S = 0.02  # a cut mid-waveform clicks
 GOAL_X = 60.0  # the goal: x real time on 2 cores for 60 minutes
-STAGES = ("download", "diarize", "music", "embed", "labels")
+STAGES = (Stage.DOWNLOAD, Stage.DIARIZE, Stage.MUSIC, Stage.EMBED, Stage.LABELS)
 VIDEO_ID = "podcast-benchmark"
 BATCH_ID = "podcast-benchmark"
 
@@ -435,16 +436,16 @@ def stage_lines(run: Run, minutes: float) -> list[str]:
 def upload_wall_s(run: Run) -> float:
     wall = run.stats["stage_wall_s"]
     before = (
-        wall.get("download", 0)
-        + max(wall.get("diarize", 0), wall.get("music", 0))
-        + max(wall.get("embed", 0), wall.get("labels", 0))
+        wall.get(Stage.DOWNLOAD, 0)
+        + max(wall.get(Stage.DIARIZE, 0), wall.get(Stage.MUSIC, 0))
+        + max(wall.get(Stage.EMBED, 0), wall.get(Stage.LABELS, 0))
     )
     return max(0.0, run.workflow_s - before)
 
 
 def summary_line(minutes: float, total_s: float, run: Run, found: int, reference: int) -> str:
-    wall = {**run.stats["stage_wall_s"], "upload": upload_wall_s(run)}
-    stages = ", ".join(f"{s} {wall.get(s, 0.0):.1f}s" for s in (*STAGES, "upload"))
+    wall = {**run.stats["stage_wall_s"], Stage.UPLOAD: upload_wall_s(run)}
+    stages = ", ".join(f"{s} {wall.get(s, 0.0):.1f}s" for s in (*STAGES, Stage.UPLOAD))
     usable, x = run.metadata.usable_pct, minutes * 60 / total_s
     return (
         f"podcast: {minutes:.1f} audio-min in {total_s:.0f} s wall = {x:.1f}x real time; "

@@ -1,82 +1,98 @@
 """Stand-ins for the pipeline's activities, for benchmarks that measure orchestration.
 
-Registered under the real activity names and returning valid results, so the real
-VideoWorkflow runs unchanged around them; ``wait(video_id, stage)`` decides how long
-each one takes (nothing: instant). Never used by the pipeline or its tests.
+Built from the stage table (``workflows/stages.py``): each stand-in has its stage's real
+activity name and signature and returns a valid result, so the real VideoWorkflow runs
+unchanged around them; ``wait(video_id, stage)`` decides how long each one takes
+(nothing: instant). Never used by the pipeline or its tests.
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from temporalio import activity
 
+from activities.upload import committed_video
 from core.models import (
     AudioRef,
     DiarizationResult,
     EmbeddingResult,
-    EmbedRequest,
     FinalizeRequest,
-    LabelRequest,
     LabelResult,
     MusicResult,
     VideoOutcome,
     VideoSpec,
     VideoState,
 )
+from core.stages import Stage
+from workflows.stages import STAGES, QueueKind, StageSpec
 
-Wait = Callable[[str, str], Awaitable[None]]
+Wait = Callable[[str, Stage], Awaitable[None]]
 
 
 @dataclass
 class StandIns:
-    download: list[Callable]
-    gpu: list[Callable]
-    upload: list[Callable]
+    download: list[Callable[..., Any]]
+    gpu: list[Callable[..., Any]]
+    upload: list[Callable[..., Any]]  # the local activities of the workflow worker
 
 
-async def _instant(video_id: str, stage: str) -> None:
+async def _instant(video_id: str, stage: Stage) -> None:
     return None
 
 
-def stand_in_activities(wait: Wait = _instant, duration_s: Callable[[str], float] = lambda _v: 60.0) -> StandIns:
-    @activity.defn(name="download_audio")
-    async def download_audio(spec: VideoSpec) -> AudioRef:
-        await wait(spec.video_id, "download")
-        return AudioRef(
+def _video_id(arg: Any) -> str:
+    """The video a stage's input is about (a spec, an audio reference, or a request holding one)."""
+    for holder in (arg, getattr(arg, "audio", None), getattr(arg, "spec", None)):
+        if isinstance(getattr(holder, "video_id", None), str):
+            return holder.video_id
+    raise TypeError(f"no video id in {type(arg).__name__}")
+
+
+def _results(duration_s: Callable[[str], float]) -> dict[Stage, Callable[[Any], Any]]:
+    return {
+        Stage.DOWNLOAD: lambda spec: AudioRef(
             video_id=spec.video_id, original_key="o", analysis_key="a", duration_s=duration_s(spec.video_id), sha256="0"
-        )
+        ),
+        Stage.DIARIZE: lambda _: DiarizationResult(
+            key="d", backend="stand-in", num_speakers=2, num_segments=10, speech_s=50.0
+        ),
+        Stage.MUSIC: lambda _: MusicResult(key="m", backend="stand-in", num_regions=0, music_s=0.0),
+        Stage.EMBED: lambda _: EmbeddingResult(key="e", centroids_key="c", backend="stand-in", dim=256, num_segments=10),
+        Stage.LABELS: lambda _: LabelResult(
+            key="l", backend="stand-in", num_segments=10, labels_version=1, dnsmos_model="stand-in"
+        ),
+        Stage.UPLOAD: lambda req: _completed(req),
+    }
 
-    @activity.defn(name="diarize_audio")
-    async def diarize_audio(audio: AudioRef) -> DiarizationResult:
-        await wait(audio.video_id, "diarize")
-        return DiarizationResult(key="d", backend="stand-in", num_speakers=2, num_segments=10, speech_s=50.0)
 
-    @activity.defn(name="detect_music")
-    async def detect_music(audio: AudioRef) -> MusicResult:
-        await wait(audio.video_id, "music")
-        return MusicResult(key="m", backend="stand-in", num_regions=0, music_s=0.0)
+def _completed(req: FinalizeRequest) -> VideoOutcome:
+    return VideoOutcome(video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED)
 
-    @activity.defn(name="embed_speakers")
-    async def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
-        await wait(req.audio.video_id, "embed")
-        return EmbeddingResult(key="e", centroids_key="c", backend="stand-in", dim=256, num_segments=10)
 
-    @activity.defn(name="label_segments")
-    async def label_segments(req: LabelRequest) -> LabelResult:
-        await wait(req.audio.video_id, "labels")
-        return LabelResult(key="l", backend="stand-in", num_segments=10, labels_version=1, dnsmos_model="stand-in")
+def _stand_in(spec: StageSpec[Any, Any], wait: Wait, result: Callable[[Any], Any]) -> Callable[..., Any]:
+    hints = typing.get_type_hints(spec.activity)
+    (input_type,) = [hint for name, hint in hints.items() if name != "return"]
 
-    @activity.defn(name="committed_video")
-    async def committed_video(spec: VideoSpec) -> VideoOutcome | None:
-        return None  # nothing is ever committed before: every video runs its stages
+    async def stand_in(arg: Any) -> Any:
+        await wait(_video_id(arg), spec.stage)
+        return result(arg)
 
-    @activity.defn(name="finalize_outputs")
-    async def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
-        await wait(req.spec.video_id, "upload")
-        return VideoOutcome(video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED)
+    stand_in.__annotations__ = {"arg": input_type, "return": hints["return"]}  # the real signature
+    return activity.defn(name=activity._Definition.must_from_callable(spec.activity).name)(stand_in)
 
-    return StandIns(
-        [download_audio], [diarize_audio, detect_music, embed_speakers, label_segments], [committed_video, finalize_outputs]
-    )
+
+@activity.defn(name=activity._Definition.must_from_callable(committed_video).name)
+async def _nothing_committed(spec: VideoSpec) -> VideoOutcome | None:
+    return None  # nothing is ever committed before: every video runs its stages
+
+
+def stand_in_activities(wait: Wait = _instant, duration_s: Callable[[str], float] = lambda _v: 60.0) -> StandIns:
+    results = _results(duration_s)
+    by_kind: dict[QueueKind, list[Callable[..., Any]]] = {kind: [] for kind in QueueKind}
+    for spec in STAGES:
+        by_kind[spec.queue].append(_stand_in(spec, wait, results[spec.stage]))
+    return StandIns(by_kind[QueueKind.DOWNLOAD], by_kind[QueueKind.GPU], [_nothing_committed, *by_kind[QueueKind.LOCAL]])

@@ -4,14 +4,20 @@ Each class name becomes the Temporal ``ApplicationError.type`` (see
 ``activities/errors.py``), the ErrorType search attribute and the key in
 ``starter status``. ``retryable`` is the one place that decides whether a failure is
 worth another attempt; the retry policies in ``workflows/policies.py`` list the
-non-retryable names from here.
+non-retryable names derived from it here.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PipelineError(Exception):
     retryable = False
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.details = details  # JSON-able, carried in the ApplicationError (e.g. a chunk run's progress)
 
 
 # --- permanent: the input itself is bad -------------------------------------------
@@ -72,6 +78,11 @@ class GpuMemoryExhausted(PipelineError):
     workflow moves it to the next larger class."""
 
 
+class NoWorkerForClass(PipelineError):
+    """No worker took a stage from its queue within the job's queue timeout: nobody
+    serves the video's GPU class (start a worker of that class). Raised by the workflow."""
+
+
 class VideoIdConflict(PipelineError):
     """The video id is already committed for a different URL: ids name one video."""
 
@@ -129,25 +140,29 @@ class StorageUnavailable(PipelineError):
     retryable = True
 
 
-PERMANENT_ERRORS: tuple[type[PipelineError], ...] = (
-    VideoUnavailable,
-    VideoPrivate,
-    InvalidMedia,
-    EmptyMedia,
-    SilentAudio,
-    TooLong,
-    TooLarge,
-    NotSingleVideo,
-    LiveStream,
-    AgeRestricted,
-    UnsafeSource,
-    ConfigurationError,
-    GpuMemoryExhausted,
-    VideoIdConflict,
-    IntermediateMismatch,
-    StoreUnsafe,
-    AttemptSuperseded,
-)
+class WorkerShutdown(PipelineError):
+    """The worker is draining (SIGTERM, spot eviction): the stage stopped at a
+    checkpoint and another worker resumes it from there."""
+
+    retryable = True
+
+
+class CudaOutOfMemory(PipelineError):
+    """CUDA OOM at a batch size above 1: the stage recorded the halved batch in its
+    progress and the retry resumes with it (``GpuMemoryExhausted`` at batch 1)."""
+
+    retryable = True
+
+
+def _concrete_errors(base: type[PipelineError] = PipelineError) -> list[type[PipelineError]]:
+    found: list[type[PipelineError]] = []
+    for cls in base.__subclasses__():
+        found += [cls, *_concrete_errors(cls)]
+    return found
+
+
+PERMANENT_ERRORS: tuple[type[PipelineError], ...] = tuple(c for c in _concrete_errors() if not c.retryable)
+
 
 NON_RETRYABLE_ERROR_TYPES: list[str] = [cls.__name__ for cls in PERMANENT_ERRORS]
 

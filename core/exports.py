@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.clips import ClipPolicy, ExportFilters
-from core.models import EXPORTS_FOLDER
+from core.models import DEFAULT_HEARTBEAT_TIMEOUT_S, EXPORTS_FOLDER
 
 Format = Literal["lhotse-shar", "webdataset"]
 View = Literal["clips", "windows"]  # single-speaker clips, or long multi-speaker windows with RTTM
@@ -89,11 +89,11 @@ class ExportJob(_Model):
     """ExportWorkflow input."""
 
     spec: ExportSpec
-    input_key: str  # the batch's validated CSV (starter.batch.input_key)
+    input_key: str  # the batch's validated rows (core.layout.batch_input_key)
     queue_prefix: str
     page_size: int = 50  # videos per export activity
     parallel: int = 4  # export activities at once
-    heartbeat_timeout_s: float = 60.0  # the starter sets settings.heartbeat_timeout_s
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S  # the starter sets settings.heartbeat_timeout_s
     # where a continued run starts (continue-as-new carries it)
     next_offset: int = 0
     done: ExportTotals | None = None

@@ -2,7 +2,7 @@
 
 Pure data, so the workflow (deterministic code) can use the escalation ladder and the
 duration limits, and the worker can size its batches. Batch sizes scale with memory
-from the T4 figures (16 GB: embedding 128, music 32) to the 80 GB class (754, 150).
+from the T4's to the 80 GB class's.
 ``max_audio_h`` is the longest recording a class takes: longer audio goes up the
 ladder before it can run out of memory.
 
@@ -22,7 +22,6 @@ class GpuProfile(BaseModel):
     gpu_class: str
     min_memory_gib: float
     embedding_batch: int
-    music_batch: int
     segmentation_batch: int
     gpu_slots: int  # activities run at once on this GPU
     max_audio_h: float
@@ -31,19 +30,19 @@ class GpuProfile(BaseModel):
 PROFILES: dict[str, GpuProfile] = {
     p.gpu_class: p
     for p in [
-        GpuProfile(gpu_class="cpu", min_memory_gib=0, embedding_batch=32, music_batch=8,
+        GpuProfile(gpu_class="cpu", min_memory_gib=0, embedding_batch=32,
                    segmentation_batch=8, gpu_slots=2, max_audio_h=6),
-        GpuProfile(gpu_class="t4", min_memory_gib=15, embedding_batch=128, music_batch=32,
+        GpuProfile(gpu_class="t4", min_memory_gib=15, embedding_batch=128,
                    segmentation_batch=32, gpu_slots=1, max_audio_h=4),
-        GpuProfile(gpu_class="l4", min_memory_gib=22, embedding_batch=192, music_batch=48,
+        GpuProfile(gpu_class="l4", min_memory_gib=22, embedding_batch=192,
                    segmentation_batch=48, gpu_slots=1, max_audio_h=6),
-        GpuProfile(gpu_class="a10", min_memory_gib=22, embedding_batch=192, music_batch=48,
+        GpuProfile(gpu_class="a10", min_memory_gib=22, embedding_batch=192,
                    segmentation_batch=48, gpu_slots=1, max_audio_h=6),
-        GpuProfile(gpu_class="a100-40", min_memory_gib=39, embedding_batch=377, music_batch=75,
+        GpuProfile(gpu_class="a100-40", min_memory_gib=39, embedding_batch=377,
                    segmentation_batch=96, gpu_slots=2, max_audio_h=10),
-        GpuProfile(gpu_class="a100-80", min_memory_gib=79, embedding_batch=754, music_batch=150,
+        GpuProfile(gpu_class="a100-80", min_memory_gib=79, embedding_batch=754,
                    segmentation_batch=192, gpu_slots=2, max_audio_h=24),
-        GpuProfile(gpu_class="h100", min_memory_gib=79, embedding_batch=754, music_batch=150,
+        GpuProfile(gpu_class="h100", min_memory_gib=79, embedding_batch=754,
                    segmentation_batch=192, gpu_slots=2, max_audio_h=24),
     ]
 }  # fmt: skip

@@ -1,10 +1,17 @@
-"""Workflow ids: the one place that spells them (queues are in ``core/queues.py``).
+"""Workflow ids and workflow type names: the one place that spells them (queues are in
+``core/queues.py``, search attributes in ``core/search_attributes.py``).
 
 A video's id is the same in every batch, so Temporal's id reuse policy keeps a video to
-one run; a batch's and an export's ids name what the operator started.
+one run; a batch's and an export's ids name what the operator started. The type names
+are what visibility queries filter on (``WorkflowType = "VideoWorkflow"``).
 """
 
 from __future__ import annotations
+
+VIDEO_WORKFLOW = "VideoWorkflow"
+BATCH_WORKFLOW = "BatchWorkflow"
+EXPORT_WORKFLOW = "ExportWorkflow"
+MANIFEST_WORKFLOW = "ManifestWorkflow"
 
 VIDEO_PREFIX = "video-"
 

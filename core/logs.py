@@ -1,7 +1,7 @@
 """structlog set-up: JSON for machines, console for a terminal.
 
 Activities bind workflow id, video id, activity, attempt and worker id to every line
-(``activities/context.py``). Nothing secret is ever passed to a logger: settings hold
+(``activities/runtime.py``, ``stage``). Nothing secret is ever passed to a logger: settings hold
 secrets as SecretStr, which renders as '**********'.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import cast
 
 import structlog
 
@@ -38,5 +39,6 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     )
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    # configure_logging's wrapper class (make_filtering_bound_logger), as structlog's default is
+    return cast(structlog.typing.FilteringBoundLogger, structlog.get_logger(name))

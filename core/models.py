@@ -25,7 +25,11 @@ MAX_ID_LENGTH = 64  # video and batch ids (VIDEO_ID_PATTERN)
 # weigh (see ``batch_payload_bound``); a longer URL is an invalid row, reported with its
 # line by the starter.
 MAX_URL_LENGTH = 8192
-MAX_CLASS_LENGTH = 32  # a GPU class name
+
+
+# a stage that has not heartbeaten for this long is given up and retried elsewhere
+# (settings.heartbeat_timeout_s; the starter puts it in each job)
+DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
 
 
 class _Model(BaseModel):
@@ -57,11 +61,14 @@ def validate_video_id(value: str) -> str:
 class VideoSpec(_Model):
     """One row of the operator's CSV, as the workflow receives it."""
 
+    # a field since removed (gpu_class: the batch's class is what counts) may still be
+    # in a recorded history: ignored, so those runs replay
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
     video_id: str
     url: str
     duration_hint_s: float | None = Field(default=None, ge=0)
     batch_id: str = "default"
-    gpu_class: str = Field(default="auto", max_length=MAX_CLASS_LENGTH)
 
     _check_id = field_validator("video_id")(validate_video_id)
 
@@ -278,7 +285,7 @@ class VideoJob(_Model):
     spec: VideoSpec
     queue_prefix: str
     gpu_class: str
-    heartbeat_timeout_s: float = 60.0
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     # a model stage waiting longer than this for a worker of its class fails typed
     # (NoWorkerForClass): a class nobody serves must not hold a video forever
     queue_timeout_s: float = 12 * 3600.0
@@ -291,6 +298,7 @@ class VideoJob(_Model):
 # whatever the CSV: ``batch_payload_bound`` computes the worst case from them.
 TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024  # bytes: the server's default blob size limit
 MAX_WINDOW = 2000  # videos in flight per batch (their ids are carried state)
+DEFAULT_WINDOW = 200
 MAX_PAGE_SIZE = 1000  # rows per page
 MAX_PAGE_BYTES = 256 * 1024  # JSON bytes of one page's rows: read_batch_page ends a page there
 MAX_RECENT = 2000  # completions kept for the recent rate (the last 10 minutes, at most this many)
@@ -306,11 +314,11 @@ class BatchJob(_Model):
     batch_id: str
     input_key: str
     total: int  # valid rows in the input
-    window: int = Field(default=200, ge=1, le=MAX_WINDOW)  # videos in flight at most
+    window: int = Field(default=DEFAULT_WINDOW, ge=1, le=MAX_WINDOW)  # videos in flight at most
     page_size: int = Field(default=500, ge=1, le=MAX_PAGE_SIZE)  # rows; a page also ends at MAX_PAGE_BYTES
     gpu_class: str
     queue_prefix: str
-    heartbeat_timeout_s: float = 60.0
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     dry_run: bool = False
     max_events_per_run: int = 10_000  # continue-as-new well before Temporal's 50K-event limit
     reconcile_s: float = 300.0  # how often to look for videos that ended without reporting
@@ -328,11 +336,11 @@ class BatchState(BaseModel):
     """Everything a BatchWorkflow run hands to the next (continue-as-new). Mutable: the
     workflow updates it in place as videos start and report."""
 
-    model_config = ConfigDict(extra="forbid")
+    # fields since removed (rows_read) may still be in a recorded history: ignored
+    model_config = ConfigDict(extra="ignore")
 
     next_offset: int = 0  # byte offset of the next unread row in the input CSV
     eof: bool = False
-    rows_read: int = 0
     pending: list[VideoSpec] = Field(default_factory=list)  # read, not started yet
     conflicts: list[str] = Field(default_factory=list)  # pending ids committed for another URL
     in_flight: list[str] = Field(default_factory=list)  # video ids started, not reported
@@ -357,6 +365,16 @@ class BatchState(BaseModel):
     breaker_trips: int = 0
 
 
+class BatchPageRequest(_Model):
+    """One page of a batch's stored input (``core/batch_input.py``), from a byte offset."""
+
+    input_key: str
+    offset: int
+    max_rows: int
+    batch_id: str
+    skip_committed: bool  # look each row up in storage: committed ones are counted, not started
+
+
 class BatchPage(_Model):
     specs: list[VideoSpec]  # to start
     committed: list[str] = Field(default_factory=list)  # already done in storage: counted, never started
@@ -372,16 +390,15 @@ _FLOAT_JSON = 24  # the longest JSON a float takes ("-2.2250738585072014e-308")
 
 def max_spec_json_bytes() -> int:
     """The most JSON bytes one VideoSpec can take: a spec at every cap, plus 5 more bytes
-    for each character of a URL or class that JSON escapes (a control character becomes
+    for each character of a URL that JSON escapes (a control character becomes
     \\u00XX, 6 bytes; any other character takes at most 4 bytes of UTF-8)."""
     at_caps = VideoSpec(
         video_id="x" * MAX_ID_LENGTH,
         url="http://" + "x" * (MAX_URL_LENGTH - 7),
         duration_hint_s=float.fromhex("0x1.fffffffffffffp+1023"),
         batch_id="x" * MAX_ID_LENGTH,
-        gpu_class="x" * MAX_CLASS_LENGTH,
     )
-    return len(at_caps.model_dump_json()) + 5 * (MAX_URL_LENGTH + MAX_CLASS_LENGTH) + 2 * _FLOAT_JSON
+    return len(at_caps.model_dump_json()) + 5 * MAX_URL_LENGTH + 2 * _FLOAT_JSON
 
 
 def batch_payload_bound(window: int = MAX_WINDOW) -> int:

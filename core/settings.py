@@ -16,7 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.clips import ClipPolicy
-from core.models import SourceBreaker, UsablePolicy
+from core.models import DEFAULT_HEARTBEAT_TIMEOUT_S, SourceBreaker, UsablePolicy
 
 
 class Settings(BaseSettings):
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     worker_gpu_class: str | None = None  # the queue class this worker serves; default: detected
     serve_cpu_queues: bool = True
     max_concurrent_activities: int | None = None  # model-stage slots; default: GPU profile
-    heartbeat_timeout_s: float = 60.0
+    heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     graceful_shutdown_s: float = 20.0  # SIGTERM -> exit within this (spot notices give 30 s+)
     eviction_notice: str = "none"  # none | azure | aws: poll the cloud's eviction notice
     eviction_notice_url: str | None = None  # override the metadata endpoint (tests)

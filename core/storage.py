@@ -1,7 +1,7 @@
 """Object storage through boto3 (R2, S3, or the embedded S3-compatible server).
 
-Keys follow the layout in DESIGN.md; ``keys`` below is the only place that spells
-them. Every write is a whole-object PUT, so a retried activity overwrites rather than
+Keys are spelled in ``core/layout.py`` (``ObjectStore.keys`` hands out a video's).
+Every write is a whole-object PUT, so a retried activity overwrites rather than
 duplicates, and readers never see half an object.
 """
 
@@ -13,10 +13,9 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import boto3
 import structlog
@@ -24,71 +23,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from core.errors import StorageUnavailable, StoreUnsafe
-from core.models import PROBE_FOLDER, SCHEMA_VERSION, WORK_FOLDER
+from core.layout import VideoKeys, probe_key
+from core.models import SCHEMA_VERSION
 from core.settings import Settings
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class VideoKeys:
-    """The storage layout of one video, for one output schema.
-
-    Each schema version commits into its own folder, ``{video_id}/v{N}/`` (schema 1,
-    from before versioned folders, sits at ``{video_id}/``): re-processing a video after
-    a schema bump writes a fresh, consistent set of files and never overwrites or mixes
-    with what an older schema committed, which stays readable where it was."""
-
-    prefix: str
-    video_id: str
-    schema_version: int = SCHEMA_VERSION
-
-    def _k(self, name: str) -> str:
-        folder = "" if self.schema_version == 1 else f"v{self.schema_version}/"
-        return f"{self.prefix}{self.video_id}/{folder}{name}"
-
-    def _w(self, name: str) -> str:
-        return f"{self.prefix}{WORK_FOLDER}/{self.video_id}/{name}"
-
-    @property
-    def root(self) -> str:
-        return self._k("")
-
-    @property
-    def original(self) -> str:
-        return self._k("original.wav")
-
-    @property
-    def metadata(self) -> str:
-        return self._k("metadata.json")
-
-    @property
-    def embeddings(self) -> str:
-        return self._k("embeddings.npy")
-
-    @property
-    def rttm(self) -> str:
-        return self._k("diarization.rttm")
-
-    @property
-    def stats(self) -> str:
-        return self._k("stats.json")
-
-    # --- intermediates, under _work/{video_id}/ ---------------------------------------
-    # Attempts of a stage can overlap (a retry starts while a paused attempt lives on),
-    # so each attempt writes its results under its own id and the stage result names
-    # them. Chunk checkpoints are shared by the attempts working on one input (the
-    # attempt id of the stage that made it): a chunk is a function of that input only.
-    @property
-    def work_root(self) -> str:
-        return self._w("")
-
-    def stage_dir(self, stage: str, source: str = "") -> str:
-        """One stage's work on one input: chunk checkpoints, then one folder per attempt."""
-        return self._w(f"{stage}/{source}/" if source else f"{stage}/")
-
-    def attempt_key(self, stage: str, source: str, attempt_id: str, name: str) -> str:
-        return f"{self.stage_dir(stage, source)}{attempt_id}/{name}"
 
 
 CONFLICT_RETRIES = 5
@@ -221,7 +160,7 @@ class ObjectStore:
     def check_conditional_writes(self) -> None:
         """Refuse a store that ignores If-None-Match: on it the commit marker could be
         overwritten and a video committed twice. Creates one probe key twice."""
-        key = f"{self.prefix}{PROBE_FOLDER}/if-none-match-{uuid.uuid4().hex}"
+        key = probe_key(self.prefix, uuid.uuid4().hex)
         try:
             first = self.create_bytes(key, b"1")
             second = self.create_bytes(key, b"2")
@@ -256,7 +195,7 @@ class ObjectStore:
 
     # --- reads --------------------------------------------------------------------
     def get_bytes(self, key: str) -> bytes:
-        return self._call("get_object", Bucket=self.bucket, Key=key)["Body"].read()
+        return cast(bytes, self._call("get_object", Bucket=self.bucket, Key=key)["Body"].read())
 
     @_rides_out
     def get_range(self, key: str, start: int, length: int) -> bytes:
@@ -269,7 +208,7 @@ class ObjectStore:
             raise _as_storage_error(exc, "get_object") from exc
         except Exception as exc:
             raise _as_storage_error(exc, "get_object") from exc
-        return response["Body"].read()
+        return cast(bytes, response["Body"].read())
 
     @_rides_out
     def sha256(self, key: str) -> tuple[str, str]:
@@ -340,5 +279,5 @@ def _as_storage_error(exc: Exception, operation: str) -> Exception:
             return KeyError(f"{operation}: {code}")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if status and status < 500 and code not in {"SlowDown", "RequestTimeout", "429"}:
-            return exc  # a client error (bad credentials, bad request): not an outage
+            return cast(Exception, exc)  # a client error (bad credentials, bad request): not an outage
     return StorageUnavailable(f"storage {operation} failed: {type(exc).__name__}: {exc}")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.settings import Settings
-from workflows.search_attributes import cli_definitions
+from core.search_attributes import cli_definitions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,11 +15,10 @@ CSV is refused (BatchInputConflict), even when both starts run at the same momen
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -33,18 +32,15 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core import queues
+from core import batch_input, queues
 from core.gpu_profiles import PROFILES
-from core.ids import batch_workflow_id, video_id_of, video_workflow_id
-from core.models import BATCHES_FOLDER, MAX_WINDOW, BatchJob, BatchProgress, VideoStatus
+from core.ids import VIDEO_WORKFLOW, batch_workflow_id, video_id_of, video_workflow_id
+from core.layout import batch_input_key
+from core.models import DEFAULT_WINDOW, MAX_WINDOW, BatchJob, BatchProgress, VideoSpec, VideoStatus
 from core.settings import Settings
 from core.storage import ObjectStore
-from starter.csv_input import RowError, ValidRow, read_videos
-from workflows import search_attributes as sa
-
-
-def input_key(store: ObjectStore, batch_id: str, name: str = "videos.csv") -> str:
-    return f"{store.prefix}{BATCHES_FOLDER}/{batch_id}/{name}"
+from starter.csv_input import RowError, read_videos
+from core import search_attributes as sa
 
 
 # what --gpu-class takes: a class some worker can serve (core.gpu_profiles), or auto
@@ -114,18 +110,6 @@ async def batch_is_running(client: Client, workflow_id_: str) -> bool:
     return description.status == WorkflowExecutionStatus.RUNNING
 
 
-def write_valid_rows(rows: Iterable[ValidRow], path: Path) -> int:
-    """The normalised input the BatchWorkflow pages through: video_id,url,duration_s."""
-    count = 0
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        for row in rows:
-            spec = row.spec
-            writer.writerow([spec.video_id, spec.url, "" if spec.duration_hint_s is None else spec.duration_hint_s])
-            count += 1
-    return count
-
-
 async def start_batch(
     client: Client,
     settings: Settings,
@@ -133,7 +117,7 @@ async def start_batch(
     batch_id: str,
     gpu_class: str = "auto",
     *,
-    window: int = 200,
+    window: int = DEFAULT_WINDOW,
     limit: int | None = None,
     dry_run: bool = False,
     input_name: str = "videos.csv",
@@ -154,19 +138,19 @@ async def start_batch(
         report.reason = "already running"
         return report
     store = ObjectStore(settings)
-    key = input_key(store, batch_id, input_name)
+    key = batch_input_key(store.prefix, batch_id, input_name)
 
-    def valid_rows():
-        for item in read_videos(csv_path, batch_id, gpu_class):
+    def valid_specs() -> Iterator[VideoSpec]:
+        for item in read_videos(csv_path, batch_id):
             if isinstance(item, RowError):
                 report.invalid.append(item)
             elif limit is None or report.valid < limit:
                 report.valid += 1
-                yield item
+                yield item.spec
 
     with tempfile.TemporaryDirectory() as tmp:
         normalised = Path(tmp) / "videos.csv"
-        write_valid_rows(valid_rows(), normalised)
+        batch_input.write_rows(valid_specs(), normalised)
         data = normalised.read_bytes()
     await asyncio.to_thread(store.ensure_bucket)
     await asyncio.to_thread(store.check_conditional_writes)  # StoreUnsafe: no batch on such a store
@@ -185,15 +169,17 @@ async def start_batch(
         **({"max_events_per_run": max_events_per_run} if max_events_per_run else {}),
         **({"reconcile_s": reconcile_s} if reconcile_s else {}),
     )
+    from workflows.batch import BatchWorkflow  # imports the pipeline's activities: only the commands that start a workflow pay for it
+
     try:
         await client.start_workflow(
-            "BatchWorkflow",
+            BatchWorkflow.run,
             job,
             id=report.workflow_id,
             task_queue=queues.workflow_queue(settings.task_queue_prefix),
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(sa.BATCH_ID, batch_id), SearchAttributePair(sa.PIPELINE_STAGE, "running")]
+                [SearchAttributePair(sa.BATCH_ID, batch_id), SearchAttributePair(sa.PIPELINE_STAGE, sa.Outcome.RUNNING)]
             ),
         )
     except WorkflowAlreadyStartedError:  # a concurrent start of the same input won
@@ -222,7 +208,7 @@ class VideoRow:
 
 
 def _query(batch_id: str) -> str:
-    return f'BatchId = "{batch_id}" AND WorkflowType = "VideoWorkflow"'
+    return f'{sa.BATCH_ID.name} = "{batch_id}" AND WorkflowType = "{VIDEO_WORKFLOW}"'
 
 
 async def _latest_runs(client: Client, query: str) -> dict[str, WorkflowExecution]:

@@ -23,9 +23,11 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from core import batch_input
 from core.errors import StoreUnsafe
+from core.layout import batch_input_key
 from core.ids import batch_workflow_id
-from core.models import MAX_WINDOW, BatchProgress, validate_video_id
+from core.models import DEFAULT_WINDOW, MAX_WINDOW, BatchProgress, validate_video_id
 from core.settings import Settings
 from core.storage import ObjectStore
 from core.temporal import connect
@@ -37,7 +39,6 @@ from starter.batch import (
     batch_progress,
     check_window,
     format_video_line,
-    input_key,
     list_videos,
     start_batch,
     summarize,
@@ -90,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     start = sub.add_parser("start", help="validate a CSV and start its BatchWorkflow (idempotent)")
     start.add_argument("--csv", type=_csv_file, required=True, help="columns: video_id,url[,duration_s]")
     start.add_argument("--batch-id", type=_batch_id, required=True)
-    start.add_argument("--window", type=_window, default=200,
-                       help=f"videos in flight at most (default 200, at most {MAX_WINDOW})")
+    start.add_argument("--window", type=_window, default=DEFAULT_WINDOW,
+                       help=f"videos in flight at most (default {DEFAULT_WINDOW}, at most {MAX_WINDOW})")
     start.add_argument("--gpu-class", type=_gpu_class, default="auto",
                        help=f"GPU queue class: {', '.join(GPU_CLASSES)}; auto = PIPELINE_GPU_CLASS")
     start.add_argument("--limit", type=int, help="only the first K valid rows")
@@ -273,11 +274,9 @@ async def cmd_retry_failed(args: argparse.Namespace, settings: Settings, client:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "input.csv"
-        store.download_file(input_key(store, args.batch_id), source)
+        store.download_file(batch_input_key(store.prefix, args.batch_id), source)
         retry_csv = Path(tmp) / "retry.csv"
-        with source.open() as src, retry_csv.open("w") as dst:
-            dst.write("video_id,url,duration_s\n")
-            dst.writelines(line for line in src if line.split(",", 1)[0] in failed)
+        retry_csv.write_text(batch_input.as_operator_csv(source.read_bytes().splitlines(), failed))
         report = await start_batch(
             client, settings, retry_csv, args.batch_id,
             input_name=f"retry-{stamp}.csv", workflow_id_=f"{batch_workflow_id(args.batch_id)}-retry-{stamp}",
@@ -304,10 +303,11 @@ async def cmd_schedule_manifests(args: argparse.Namespace, settings: Settings, c
     )
 
     from core import queues
+    from workflows.manifest import ManifestWorkflow  # imports the pipeline's activities: only the commands that start a workflow pay for it
 
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
-            "ManifestWorkflow",
+            ManifestWorkflow.run,
             args=[settings.task_queue_prefix, None],
             id="manifest",
             task_queue=queues.workflow_queue(settings.task_queue_prefix),
@@ -328,14 +328,13 @@ async def cmd_schedule_manifests(args: argparse.Namespace, settings: Settings, c
 
 async def cmd_manifest(args: argparse.Namespace, settings: Settings, client: Client) -> int:
     from core import queues
-    from core.models import ManifestResult
+    from workflows.manifest import ManifestWorkflow  # imports the pipeline's activities: only the commands that start a workflow pay for it
 
     result = await client.execute_workflow(
-        "ManifestWorkflow",
+        ManifestWorkflow.run,
         args=[settings.task_queue_prefix, args.date],
         id=f"manifest-{args.date or 'yesterday'}-{int(time.time())}",
         task_queue=queues.workflow_queue(settings.task_queue_prefix),
-        result_type=ManifestResult,
     )
     print(f"manifest {result.date}: {result.videos} videos -> s3://{settings.s3_bucket}/{result.key}")
     return 0

@@ -43,7 +43,7 @@ class ValidRow:
 
 
 def read_videos(
-    path: Path, batch_id: str, gpu_class: str, policy: SourcePolicy | None = None
+    path: Path, batch_id: str, policy: SourcePolicy | None = None
 ) -> Iterator[ValidRow | RowError]:
     """Yield each data row as a ValidRow or a RowError, in file order. A row that is not
     UTF-8 or that the csv module cannot parse (an oversized field) is a RowError too:
@@ -80,7 +80,6 @@ def read_videos(
                     url=values.get("url", ""),
                     duration_hint_s=float(values["duration_s"]) if values.get("duration_s") else None,
                     batch_id=batch_id,
-                    gpu_class=gpu_class,
                 )
             except (ValidationError, ValueError) as exc:
                 yield RowError(line, video_id, redact_urls(_reason(exc)))

@@ -18,11 +18,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core import queues
 from core.clips import ExportFilters
+from core.layout import batch_input_key
 from core.exports import ExportJob, ExportKeys, ExportSpec, ExportTotals
 from core.ids import export_workflow_id
 from core.settings import Settings
 from core.storage import ObjectStore
-from starter.batch import input_key
 
 
 def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:
@@ -75,22 +75,23 @@ async def run_export(client: Client, settings: Settings, spec: ExportSpec, wait:
     """Start (or join) the export of ``spec``; with ``wait``, its totals once it is done
     (None if it did not complete)."""
     store = ObjectStore(settings)
-    source = input_key(store, spec.batch_id)
+    source = batch_input_key(store.prefix, spec.batch_id)
     if not store.exists(source):
         raise ExportNotPossible(f"no input in storage ({source}); start the batch first")
     keys = ExportKeys(store.prefix, spec)
     job = ExportJob(spec=spec, input_key=source, queue_prefix=settings.task_queue_prefix,
                     heartbeat_timeout_s=settings.heartbeat_timeout_s)  # fmt: skip
     workflow_id = export_workflow_id(spec.batch_id, spec.name)
+    from workflows.export import ExportWorkflow  # imports the pipeline's activities: only the commands that start a workflow pay for it
+
     try:
         handle = await client.start_workflow(
-            "ExportWorkflow", job, id=workflow_id, task_queue=queues.workflow_queue(settings.task_queue_prefix),
+            ExportWorkflow.run, job, id=workflow_id, task_queue=queues.workflow_queue(settings.task_queue_prefix),
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,  # a later run extends the export
-            result_type=ExportTotals,
         )  # fmt: skip
         print(f"export {workflow_id}: started ({spec.format}, {spec.view}) -> {keys.root}")
     except WorkflowAlreadyStartedError:
-        handle = client.get_workflow_handle(workflow_id, result_type=ExportTotals)
+        handle = client.get_workflow_handle_for(ExportWorkflow.run, workflow_id)
         print(f"export {workflow_id}: already running; joining it")
     if not wait:
         return None

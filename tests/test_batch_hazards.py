@@ -51,6 +51,7 @@ from activities.manifest import write_manifest
 from core import queues
 from core.gpu_profiles import PROFILES
 from core.models import (
+    BatchPageRequest,
     MAX_ID_LENGTH,
     MAX_PAGE_BYTES,
     MAX_PAGE_SIZE,
@@ -68,6 +69,7 @@ from core.models import (
     VideoState,
     batch_payload_bound,
 )
+from core.layout import batch_input_key
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig, free_port
@@ -76,7 +78,6 @@ from starter.batch import (
     StartReport,
     UnknownGpuClass,
     batch_progress,
-    input_key,
     start_batch,
 )
 from tests.conftest import run_cli
@@ -223,7 +224,7 @@ def worst_url(length: int = MAX_URL_LENGTH) -> str:
 
 def worst_spec(i: int) -> VideoSpec:
     return VideoSpec(video_id=f"{i:0{MAX_ID_LENGTH}d}", url=worst_url(), duration_hint_s=1e308,
-                     batch_id="b" * MAX_ID_LENGTH, gpu_class="\x01" * 32)  # fmt: skip
+                     batch_id="b" * MAX_ID_LENGTH)  # fmt: skip
 
 
 def test_worst_case_batch_state_and_page_fit_well_under_the_payload_limit():
@@ -244,7 +245,7 @@ def test_worst_case_batch_state_and_page_fit_well_under_the_payload_limit():
         failed_by_error={f"SomeTypedError{i:02d}": 10**9 for i in range(40)},
         per_class={c: ClassUsage(videos=10**9, audio_s=1e308, gpu_s=1e308) for c in PROFILES},
         recent=[(1.7976931348623157e308, -2.2250738585072014e-308)] * MAX_RECENT,
-        next_offset=2**62, rows_read=2**62, started=2**62, audio_s=1e308, started_at=1e308,
+        next_offset=2**62, started=2**62, audio_s=1e308, started_at=1e308,
     )  # fmt: skip
     job = BatchJob(batch_id="b" * MAX_ID_LENGTH, input_key=f"some/prefix/_batches/{'b' * 64}/videos.csv",
                    total=2**62, window=MAX_WINDOW, page_size=MAX_PAGE_SIZE, gpu_class="a100-80",
@@ -277,7 +278,7 @@ def test_pages_of_urls_at_the_cap_stay_under_the_payload_limit(stack):
     env = ActivityEnvironment()
     seen, offset, sizes = [], 0, []
     while True:
-        page = env.run(read_batch_page, key, offset, 500, "long-page", False)
+        page = env.run(read_batch_page, BatchPageRequest(input_key=key, offset=offset, max_rows=500, batch_id="long-page", skip_committed=False))
         sizes.append(payload_bytes(page))
         seen += [spec.video_id for spec in page.specs]
         assert all(spec.url == worst_url() for spec in page.specs)
@@ -411,7 +412,7 @@ def test_an_unknown_gpu_class_is_refused_before_anything_starts(stack):
 
     asyncio.run(go())
     store = ObjectStore(stack.settings())
-    assert not store.exists(input_key(store, "gpu")), "nothing uploaded"
+    assert not store.exists(batch_input_key(store.prefix, "gpu")), "nothing uploaded"
 
 
 # --- 5. two starts of one batch id --------------------------------------------------------
@@ -423,7 +424,7 @@ def test_two_starts_of_one_batch_id_never_overwrite_its_input(stack):
     first = write_rows(stack, "dup-first", ["dup-1", "dup-2"])
     second = write_rows(stack, "dup-second", ["dup-3"])
     store = ObjectStore(stack.settings())
-    key = input_key(store, "dup")
+    key = batch_input_key(store.prefix, "dup")
 
     async def go():
         settings = stack.settings(task_queue_prefix=prefix)

@@ -17,7 +17,7 @@ from core.temporal import connect
 from devstack.stack import Stack, StackConfig
 from starter.batch import batch_counts, batch_progress, list_videos, start_batch, wait_for_batch
 from tests.conftest import run_cli
-from workflows import search_attributes as sa
+from core import search_attributes as sa
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.models import RESERVED_IDS, VideoSpec
-from core.storage import VideoKeys
+from core.layout import VideoKeys
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from starter.csv_input import CsvFormatError, RowError, ValidRow, read_videos
 def _read(tmp_path: Path, text: str):
     path = tmp_path / "batch.csv"
     path.write_text(text)
-    return list(read_videos(path, "b1", "auto"))
+    return list(read_videos(path, "b1"))
 
 
 def test_good_and_bad_rows_in_file_order(tmp_path):
@@ -58,7 +58,7 @@ def test_bad_bytes_and_unparseable_rows_cost_only_their_row(tmp_path):
         b"huge," + b"x" * 200_000 + b"\n"  # beyond the csv module's field limit
         b"ok2,http://127.0.0.1:1/b.ogg\n"
     )
-    rows = list(read_videos(path, "b1", "auto"))
+    rows = list(read_videos(path, "b1"))
     assert [r.spec.video_id for r in rows if isinstance(r, ValidRow)] == ["ok1", "ok2"]
     errors = {r.line: r for r in rows if isinstance(r, RowError)}
     assert sorted(errors) == [3, 4]
@@ -70,7 +70,7 @@ def test_binary_garbage_is_a_file_error(tmp_path):
     path = tmp_path / "batch.csv"
     path.write_bytes(bytes(range(256)) * 8)
     with pytest.raises(CsvFormatError, match="header must name|not a CSV"):
-        list(read_videos(path, "b1", "auto"))
+        list(read_videos(path, "b1"))
 
 
 def test_starter_rejects_a_bad_csv_before_reaching_for_temporal(tmp_path):

@@ -43,7 +43,7 @@ from core.gpu_profiles import ESCALATION, PROFILES
 from core.settings import Settings
 from devstack.stack import REPO_ROOT, Stack, StackConfig, free_port
 from tests.conftest import metric_total, scrape_metrics
-from workflows.search_attributes import cli_definitions
+from core.search_attributes import cli_definitions
 
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = REPO_ROOT / "docker-compose.temporal.yml"

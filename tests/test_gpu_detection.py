@@ -71,9 +71,9 @@ def test_single_gpu_class_and_profile(devices, expected):
 
 def test_t4_profile_and_a100_80_profile():
     t4 = profile_for(machine_class(detect_gpus(FakeNvml([T4]))))
-    assert (t4.embedding_batch, t4.music_batch, t4.gpu_slots) == (128, 32, 1)
+    assert (t4.embedding_batch, t4.gpu_slots) == (128, 1)
     big = profile_for(machine_class(detect_gpus(FakeNvml([A100_80]))))
-    assert (big.embedding_batch, big.music_batch, big.gpu_slots) == (754, 150, 2)
+    assert (big.embedding_batch, big.gpu_slots) == (754, 2)
 
 
 def test_two_mixed_gpus_take_the_smaller_class():

@@ -180,7 +180,7 @@ def test_starter_refuses_internal_urls_with_line_numbers(tmp_path):
         "cluster,http://10.0.0.7:9000/bucket/x.mp3?X-Amz-Signature=s3cr3t\n"
         "local,http://user:hunter2@127.0.0.1:8765/a.ogg\n"
     )
-    rows = list(read_videos(path, "b", "auto", policy=SourcePolicy()))
+    rows = list(read_videos(path, "b", policy=SourcePolicy()))
     valid = [r.spec.video_id for r in rows if isinstance(r, ValidRow)]
     errors = {r.line: str(r) for r in rows if isinstance(r, RowError)}
     assert valid == ["good"]
@@ -190,7 +190,7 @@ def test_starter_refuses_internal_urls_with_line_numbers(tmp_path):
     assert "private" in errors[5] and "s3cr3t" not in errors[5] and "X-Amz-Signature=REDACTED" in errors[5]
     assert "loopback" in errors[6] and "hunter2" not in errors[6]
     # with the embedded default's policy the loopback row is a good row
-    rows = list(read_videos(path, "b", "auto", policy=SourcePolicy(LOOPBACK)))
+    rows = list(read_videos(path, "b", policy=SourcePolicy(LOOPBACK)))
     assert [r.spec.video_id for r in rows if isinstance(r, ValidRow)] == ["good", "local"]
 
 
@@ -354,7 +354,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         VideoSpec,
     )
     from core.outputs import UsableRules, build_metadata
-    from core.storage import VideoKeys
+    from core.layout import VideoKeys
 
     secrets = ("hunter2", "t0k3n", "s1gn4ture")
     url = f"http://podcaster:hunter2@127.0.0.1:{own_media.httpd.server_address[1]}/ep03.ogg?token=t0k3n&sig=s1gn4ture"

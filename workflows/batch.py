@@ -24,28 +24,31 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.batch import closed_videos, read_batch_page
     from core import metrics, queues
+    from core import search_attributes as sa
+    from core.ids import BATCH_WORKFLOW, video_workflow_id
     from core.models import (
-        BatchJob,
-        BatchPage,
-        BatchProgress,
         MAX_RECENT,
+        BatchJob,
+        BatchPageRequest,
+        BatchProgress,
         BatchState,
         ClassUsage,
-        VideoJob,
         SourceTrouble,
+        VideoJob,
         VideoReport,
         VideoSpec,
         VideoState,
     )
-    from core.ids import video_workflow_id
+    from core.search_attributes import Outcome
     from workflows import policies
-    from workflows import search_attributes as sa
+    from workflows.video import VideoWorkflow
 
 RATE_WINDOW_S = 600.0  # "recent" throughput: the last 10 minutes
 
 
-@workflow.defn(name="BatchWorkflow")
+@workflow.defn(name=BATCH_WORKFLOW)
 class BatchWorkflow:
     @workflow.init
     def __init__(self, job: BatchJob) -> None:
@@ -60,7 +63,7 @@ class BatchWorkflow:
         try:
             await self._loop()
         except asyncio.CancelledError:
-            workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("cancelled")])
+            workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.CANCELLED)])
             await cancel_children(list(s.in_flight))
             raise
         return self.progress()
@@ -85,7 +88,7 @@ class BatchWorkflow:
                 if self._cooled_down():
                     self._release_breaker()  # the cool-down is over: start videos again
             if self._finished():
-                workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("completed")])
+                workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.COMPLETED)])
                 return
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -100,14 +103,14 @@ class BatchWorkflow:
     @workflow.signal(name="pause")
     def pause(self) -> None:
         self._s.paused = True
-        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("paused")])
+        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.PAUSED)])
 
     @workflow.signal(name="resume")
     def resume(self) -> None:
         """Also lets go of the source breaker: the operator knows the source is back."""
         self._s.paused = False
         self._release_breaker()
-        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("running")])
+        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.RUNNING)])
 
     @workflow.signal(name="source_trouble")
     def source_trouble(self, trouble: SourceTrouble) -> None:
@@ -146,7 +149,7 @@ class BatchWorkflow:
             f"no new video for {breaker.cooldown_s:.0f} s; `starter resume` to go on now"
         )
         workflow.logger.warning("batch %s: %s", self._job.batch_id, s.breaker_reason)
-        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("paused-source")])
+        workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.PAUSED_SOURCE)])
         workflow.metric_meter().create_counter(
             metrics.BREAKER_TRIPS, "times a batch paused itself because the source pushed back"
         ).add(1, {"batch_id": self._job.batch_id})
@@ -159,21 +162,18 @@ class BatchWorkflow:
         s.breaker_reason = ""
         s.source_outcomes = []
         if not s.paused:
-            workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("running")])
+            workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.RUNNING)])
 
     async def _reconcile(self) -> None:
         """Videos that ended without reporting (terminated or timed out by hand) would
         hold their window slot forever: ask Temporal which in-flight videos are closed."""
         if not self._s.in_flight:
             return
-        reports: list[VideoReport] = await workflow.execute_activity(
-            "closed_videos",
+        reports = await workflow.execute_activity(
+            closed_videos,
             list(self._s.in_flight),
             task_queue=queues.workflow_queue(self._job.queue_prefix),
-            start_to_close_timeout=timedelta(minutes=5),
-            schedule_to_close_timeout=policies.BATCH_STORAGE.schedule_to_close,
-            retry_policy=policies.BATCH_STORAGE.retry,
-            result_type=list[VideoReport],
+            **policies.BATCH_RECONCILE.options(),
         )
         for report in reports:
             self.video_done(report)
@@ -242,19 +242,22 @@ class BatchWorkflow:
     # --- steps ----------------------------------------------------------------------
     async def _read_page(self) -> None:
         job, s = self._job, self._s
-        page: BatchPage = await workflow.execute_activity(
-            "read_batch_page",
-            args=[job.input_key, s.next_offset, job.page_size, job.batch_id, not job.dry_run],
+        request = BatchPageRequest(
+            input_key=job.input_key,
+            offset=s.next_offset,
+            max_rows=job.page_size,
+            batch_id=job.batch_id,
+            skip_committed=not job.dry_run,
+        )
+        page = await workflow.execute_activity(
+            read_batch_page,
+            request,
             task_queue=queues.workflow_queue(job.queue_prefix),
-            start_to_close_timeout=policies.BATCH_STORAGE.start_to_close,
-            schedule_to_close_timeout=policies.BATCH_STORAGE.schedule_to_close,
-            retry_policy=policies.BATCH_STORAGE.retry,  # outlives a long storage outage
-            result_type=BatchPage,
+            **policies.BATCH_STORAGE.options(),  # outlives a long storage outage
         )
         s.pending.extend(page.specs)
         s.conflicts.extend(page.conflicts)
         s.already_completed += len(page.committed)
-        s.rows_read += len(page.specs) + len(page.committed)
         s.next_offset = page.next_offset
         s.eof = page.eof
 
@@ -267,7 +270,7 @@ class BatchWorkflow:
         video_job = VideoJob(
             spec=spec,
             queue_prefix=job.queue_prefix,
-            gpu_class=job.gpu_class if spec.gpu_class == "auto" else spec.gpu_class,
+            gpu_class=job.gpu_class,
             heartbeat_timeout_s=job.heartbeat_timeout_s,
             breaker=job.breaker,
         )
@@ -279,7 +282,7 @@ class BatchWorkflow:
             s.conflicts.remove(spec.video_id)
         try:
             await workflow.start_child_workflow(
-                "VideoWorkflow",
+                VideoWorkflow.run,
                 video_job,
                 id=video_workflow_id(spec.video_id),
                 task_queue=queues.workflow_queue(job.queue_prefix),
@@ -293,7 +296,7 @@ class BatchWorkflow:
                         SearchAttributePair(sa.BATCH_ID, job.batch_id),
                         SearchAttributePair(sa.VIDEO_ID, spec.video_id),
                         SearchAttributePair(sa.GPU_CLASS, video_job.gpu_class),
-                        SearchAttributePair(sa.PIPELINE_STAGE, "running"),  # then its outcome
+                        SearchAttributePair(sa.PIPELINE_STAGE, Outcome.RUNNING),  # then its outcome
                     ]
                 ),
             )

@@ -16,15 +16,18 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.batch import read_batch_page
+    from activities.export import export_videos, write_export_index
     from core import queues
     from core.exports import ExportJob, ExportPageRequest, ExportPageResult, ExportTotals
-    from core.models import BatchPage
+    from core.ids import EXPORT_WORKFLOW
+    from core.models import BatchPage, BatchPageRequest
     from workflows import policies
 
 PAGES_PER_RUN = 500  # then continue-as-new, so the history stays small for any batch size
 
 
-@workflow.defn(name="ExportWorkflow")
+@workflow.defn(name=EXPORT_WORKFLOW)
 class ExportWorkflow:
     def __init__(self) -> None:
         self._totals = ExportTotals()
@@ -48,13 +51,11 @@ class ExportWorkflow:
                 running.add(task)
                 task.add_done_callback(running.discard)
         await asyncio.gather(*running)
-        indexed: ExportTotals = await workflow.execute_activity(
-            "write_export_index",
+        indexed = await workflow.execute_activity(
+            write_export_index,
             job.spec,
             task_queue=queues.workflow_queue(job.queue_prefix),
-            start_to_close_timeout=policies.UPLOAD.start_to_close,
-            retry_policy=policies.UPLOAD.retry,
-            result_type=ExportTotals,
+            **policies.EXPORT_INDEX.options(),
         )
         # the index counts every shard ever written; what is not committed yet is this run's news
         return indexed.model_copy(update={"not_committed": self._totals.not_committed, "failed": self._totals.failed})
@@ -65,24 +66,21 @@ class ExportWorkflow:
         return self._totals
 
     async def _read_page(self, job: ExportJob, offset: int) -> BatchPage:
+        request = BatchPageRequest(
+            input_key=job.input_key, offset=offset, max_rows=job.page_size, batch_id=job.spec.batch_id, skip_committed=True
+        )
         return await workflow.execute_activity(
-            "read_batch_page",
-            args=[job.input_key, offset, job.page_size, job.spec.batch_id, True],
+            read_batch_page,
+            request,
             task_queue=queues.workflow_queue(job.queue_prefix),
-            start_to_close_timeout=policies.BATCH_STORAGE.start_to_close,
-            schedule_to_close_timeout=policies.BATCH_STORAGE.schedule_to_close,
-            retry_policy=policies.BATCH_STORAGE.retry,
-            result_type=BatchPage,
+            **policies.BATCH_STORAGE.options(),
         )
 
     async def _export(self, job: ExportJob, video_ids: list[str]) -> None:
-        result: ExportPageResult = await workflow.execute_activity(
-            "export_videos",
+        result = await workflow.execute_activity(
+            export_videos,
             ExportPageRequest(job=job, video_ids=video_ids),
             task_queue=queues.export_queue(job.queue_prefix),
-            start_to_close_timeout=policies.EXPORT.start_to_close,
-            heartbeat_timeout=timedelta(seconds=job.heartbeat_timeout_s),
-            retry_policy=policies.EXPORT.retry,
-            result_type=ExportPageResult,
+            **policies.EXPORT.options(heartbeat=timedelta(seconds=job.heartbeat_timeout_s)),
         )
         self._totals = self._totals.plus(result)

@@ -13,37 +13,29 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.manifest import write_manifest
+    from activities.sweep import sweep_work
     from core import queues
-    from core.models import ManifestResult, SweepResult
+    from core.ids import MANIFEST_WORKFLOW
+    from core.models import ManifestResult
     from workflows import policies
 
 
 SWEEP = "sweep-work"  # workflow.patched id: runs recorded before it replay without the sweep
 
 
-@workflow.defn(name="ManifestWorkflow")
+@workflow.defn(name=MANIFEST_WORKFLOW)
 class ManifestWorkflow:
     @workflow.run
     async def run(self, queue_prefix: str, date: str | None = None) -> ManifestResult:
         # a scheduled run just after midnight writes the day that just ended
         day = date or (workflow.now() - timedelta(days=1)).date().isoformat()
-        result: ManifestResult = await workflow.execute_activity(
-            "write_manifest",
-            day,
-            task_queue=queues.workflow_queue(queue_prefix),
-            start_to_close_timeout=timedelta(hours=2),
-            heartbeat_timeout=timedelta(minutes=2),
-            retry_policy=policies.UPLOAD.retry,
-            result_type=ManifestResult,
+        result = await workflow.execute_activity(
+            write_manifest, day, task_queue=queues.workflow_queue(queue_prefix), **policies.MANIFEST.options()
         )
         if not workflow.patched(SWEEP):
             return result
-        swept: SweepResult = await workflow.execute_activity(
-            "sweep_work",
-            task_queue=queues.workflow_queue(queue_prefix),
-            start_to_close_timeout=timedelta(hours=2),
-            heartbeat_timeout=timedelta(minutes=2),
-            retry_policy=policies.UPLOAD.retry,
-            result_type=SweepResult,
+        swept = await workflow.execute_activity(
+            sweep_work, task_queue=queues.workflow_queue(queue_prefix), **policies.SWEEP.options()
         )
         return result.model_copy(update={"swept": swept})

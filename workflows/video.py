@@ -3,13 +3,13 @@
     download ──> diarize ─┬─> embed ───┬─> upload (metadata.json last)
                  music ───┴─> labels ──┘
 
+Each stage's activity, queue and policy are its entry in ``workflows/stages.py``.
 Workflow id ``video-{video_id}``: one run per video across every batch (a batch does
 not start videos already committed in storage, and Temporal refuses a second run of a
 running or completed id; finalizing an already committed video returns the committed
 outcome and rewrites nothing). The download and the model stages run on the queue of
 their kind (CPU download, GPU class for the models); the upload, a few storage calls,
-runs as a local activity in the worker that runs the workflow. Policies are declared
-in ``workflows/policies.py``.
+runs as a local activity in the worker that runs the workflow.
 
 An operator finds a video's stage in the ``status`` query and in its current details
 (``temporal workflow metadata``, the Web UI's page of a running workflow), both
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import (
@@ -36,17 +36,18 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.upload import committed_video
     from core import gpu_profiles, queues
-    from core.errors import SOURCE_SIDE_ERROR_TYPES
+    from core import search_attributes as sa
+    from core.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted, NoWorkerForClass
+    from core.ids import VIDEO_WORKFLOW
     from core.models import (
         AudioRef,
-        DiarizationResult,
-        EmbeddingResult,
         EmbedRequest,
         FinalizeRequest,
+        StageSummary,
         LabelRequest,
         LabelResult,
-        MusicResult,
         SourceTrouble,
         VideoJob,
         VideoOutcome,
@@ -55,20 +56,23 @@ with workflow.unsafe.imports_passed_through():
         VideoState,
         VideoStatus,
     )
-    from workflows import policies
-    from workflows import search_attributes as sa
+    from core.search_attributes import Outcome
+    from workflows import policies, stages
+    from workflows.stages import QueueKind, StageSpec
 
-STAGES = ["download", "diarize", "music", "embed", "labels", "upload"]
+In = TypeVar("In")
+Out = TypeVar("Out")
 # workflow.patched ids: runs recorded before each change replay without it
 COMMITTED_CHECK = "committed-check"
 SOURCE_WAITS = "source-waits"
 QUALITY_LABELS = "quality-labels"
 
 
-@workflow.defn(name="VideoWorkflow")
+@workflow.defn(name=VIDEO_WORKFLOW)
 class VideoWorkflow:
-    def __init__(self) -> None:
-        self._job: VideoJob | None = None
+    @workflow.init
+    def __init__(self, job: VideoJob) -> None:
+        self._job = job
         self._stage = "starting"
         self._running: set[str] = set()
         self._done: list[str] = []
@@ -78,45 +82,34 @@ class VideoWorkflow:
         self._error_type: str | None = None
         self._error_message: str | None = None
         self._failed_stage: str | None = None
-        self._gpu_class = ""
+        self._gpu_class = job.gpu_class
         self._escalations: list[str] = []
         self._queue = ""  # of the latest stage started
 
     @workflow.run
     async def run(self, job: VideoJob) -> VideoOutcome:
-        self._job = job
         spec = job.spec
-        prefix = job.queue_prefix
-        self._gpu_class = job.gpu_class
         try:
             if workflow.patched(COMMITTED_CHECK):
-                committed: VideoOutcome | None = await workflow.execute_local_activity(
-                    "committed_video",
-                    spec,
-                    start_to_close_timeout=policies.UPLOAD.start_to_close,
-                    retry_policy=policies.UPLOAD.retry,
-                    result_type=VideoOutcome | None,
+                committed = await workflow.execute_local_activity(
+                    committed_video, spec, **policies.UPLOAD.local_options()
                 )
                 if committed is not None:  # done by an earlier run: nothing to redo or rewrite
                     return await self._completed(committed, gpu_s=0.0)
-            audio = await self._download(spec, prefix)
+            audio = await self._download(spec)
             fitting = gpu_profiles.class_for_duration(self._gpu_class, audio.duration_s)
             if fitting != self._gpu_class:
                 self._escalate(fitting, f"{audio.duration_s / 3600:.1f} h of audio")
 
             diarization, music = await asyncio.gather(
-                self._gpu_stage("diarize", "diarize_audio", audio),
-                self._gpu_stage("music", "detect_music", audio),
+                self._gpu_stage(stages.DIARIZE, audio), self._gpu_stage(stages.MUSIC, audio)
             )
-            embed = self._gpu_stage("embed", "embed_speakers", EmbedRequest(audio=audio, diarization=diarization))
+            embed = self._gpu_stage(stages.EMBED, EmbedRequest(audio=audio, diarization=diarization))
             labels: LabelResult | None = None
             if workflow.patched(QUALITY_LABELS):
-                embeddings, labels = await asyncio.gather(
-                    embed,
-                    self._gpu_stage(
-                        "labels", "label_segments", LabelRequest(audio=audio, diarization=diarization, music=music)
-                    ),
-                )
+                label = LabelRequest(audio=audio, diarization=diarization, music=music)
+                embeddings, labeled = await asyncio.gather(embed, self._gpu_stage(stages.LABELS, label))
+                labels = labeled
             else:
                 embeddings = await embed
             request = FinalizeRequest(
@@ -132,14 +125,12 @@ class VideoWorkflow:
                 worker_ids=dict(self._workers),
                 escalations=list(self._escalations),
             )
-            outcome: VideoOutcome = await self._stage_run(
-                "upload", "finalize_outputs", request, None, policies.UPLOAD
-            )
+            outcome = await self._stage_run(stages.UPLOAD, request)
         except (ActivityError, ApplicationError) as err:  # a local activity's failure arrives unwrapped
             if is_cancelled_exception(err):  # cancelled by the operator (or its batch)
-                self._stage = "cancelled"
+                self._stage = Outcome.CANCELLED
                 self._show_details()
-                workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set("cancelled")])
+                workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.CANCELLED)])
                 raise
             failure = self._fail(err)
             await self._report(VideoReport(video_id=spec.video_id, state=VideoState.FAILED, error_type=failure.type))
@@ -150,7 +141,7 @@ class VideoWorkflow:
 
     async def _completed(self, outcome: VideoOutcome, gpu_s: float) -> VideoOutcome:
         spec = self._job.spec
-        self._stage = "completed"
+        self._stage = Outcome.COMPLETED
         self._show_details()
         self._upsert_results(outcome.duration_s, outcome.usable_pct, outcome.num_speakers)
         await self._report(
@@ -172,16 +163,15 @@ class VideoWorkflow:
             }
         )
 
-    async def _download(self, spec: VideoSpec, prefix: str) -> AudioRef:
+    async def _download(self, spec: VideoSpec) -> AudioRef:
         """The download; when the source pushes back (429, bot wall) the video tells its
         batch's breaker and waits a cool-down instead of spending its retries."""
-        queue = queues.download_queue(prefix)
         if not workflow.patched(SOURCE_WAITS):
-            return await self._stage_run("download", "download_audio", spec, queue, policies.DOWNLOAD)
+            return await self._stage_run(stages.DOWNLOAD, spec)
         breaker = self._job.breaker
         for waits in range(breaker.video_waits + 1):
             try:
-                return await self._stage_run("download", "download_audio", spec, queue, policies.DOWNLOAD_SOURCE_AWARE)
+                return await self._stage_run(stages.DOWNLOAD, spec, policies.DOWNLOAD_SOURCE_AWARE)
             except ActivityError as err:
                 cause = err.cause
                 kind = cause.type if isinstance(cause, ApplicationError) else None
@@ -196,13 +186,12 @@ class VideoWorkflow:
 
     @workflow.query(name="status")
     def status(self) -> VideoStatus:
-        job = self._job
         return VideoStatus(
-            video_id=job.spec.video_id if job else "",
-            batch_id=job.spec.batch_id if job else "",
+            video_id=self._job.spec.video_id,
+            batch_id=self._job.spec.batch_id,
             stage=self._current_stage(),
             stages_done=list(self._done),
-            progress=round(len(self._done) / len(STAGES), 3) if self._stage != "completed" else 1.0,
+            progress=round(len(self._done) / len(stages.STAGES), 3) if self._stage != Outcome.COMPLETED else 1.0,
             gpu_class=self._gpu_class,
             attempts=dict(self._attempts),
             worker_ids=dict(self._workers),
@@ -212,36 +201,27 @@ class VideoWorkflow:
         )
 
     async def _stage_run(
-        self, name: str, activity: str, arg: Any, queue: str | None, policy: policies.ActivityPolicy
-    ) -> Any:
-        """Run one stage's activity (on ``queue``, or locally in this worker if None)
-        and record its timing, attempt and worker."""
+        self, spec: StageSpec[In, Out], arg: In, policy: policies.ActivityPolicy | None = None
+    ) -> Out:
+        """Run one stage's activity (on its queue, or locally in this worker) under its
+        policy (or ``policy``), and record its timing, attempt and worker."""
         assert self._job is not None
+        name, policy = spec.stage, policy or spec.policy
         self._running.add(name)
         self._stage = name
-        self._queue = queue or "local"
+        self._queue = self._queue_of(spec.queue)
         self._show_details()
         started = workflow.now()
-        result_type = _RESULT_TYPES[activity]
         try:
-            if queue is None:
-                result = await workflow.execute_local_activity(
-                    activity,
-                    arg,
-                    start_to_close_timeout=policy.start_to_close,
-                    retry_policy=policy.retry,
-                    result_type=result_type,
-                )
+            if spec.queue is QueueKind.LOCAL:
+                result = await workflow.execute_local_activity(spec.activity, arg, **policy.local_options())
             else:
                 result = await workflow.execute_activity(
-                    activity,
+                    spec.activity,
                     arg,
-                    task_queue=queue,
+                    task_queue=self._queue,
                     schedule_to_start_timeout=timedelta(seconds=self._job.queue_timeout_s),
-                    start_to_close_timeout=policy.start_to_close,
-                    heartbeat_timeout=timedelta(seconds=self._job.heartbeat_timeout_s),
-                    retry_policy=policy.retry,
-                    result_type=result_type,
+                    **policy.options(heartbeat=timedelta(seconds=self._job.heartbeat_timeout_s)),
                 )
         except (ActivityError, ApplicationError):
             self._failed_stage = self._failed_stage or name
@@ -251,10 +231,18 @@ class VideoWorkflow:
         self._seconds[name] = round((workflow.now() - started).total_seconds(), 3)
         self._done.append(name)
         self._show_details()
-        if result is not None and hasattr(result, "attempt"):
+        if isinstance(result, AudioRef | StageSummary):  # what the stage's attempt and worker were
             self._attempts[name] = result.attempt
             self._workers[name] = result.worker_id
         return result
+
+    def _queue_of(self, kind: QueueKind) -> str:
+        prefix = self._job.queue_prefix
+        if kind is QueueKind.DOWNLOAD:
+            return queues.download_queue(prefix)
+        if kind is QueueKind.GPU:
+            return queues.gpu_queue(prefix, self._gpu_class)
+        return "local"
 
     def _current_stage(self) -> str:
         return "+".join(sorted(self._running)) if self._running else self._stage
@@ -264,20 +252,19 @@ class VideoWorkflow:
         done = ", ".join(self._done) or "nothing yet"
         workflow.set_current_details(f"**{self._current_stage()}** on `{self._gpu_class}` (done: {done})")
 
-    async def _gpu_stage(self, name: str, activity: str, arg: Any) -> Any:
+    async def _gpu_stage(self, spec: StageSpec[In, Out], arg: In) -> Out:
         """A model stage on the queue of the video's GPU class. If the class cannot hold
         it (OOM at batch 1), move the video to the next larger class and run it there."""
         while True:
-            queue = queues.gpu_queue(self._job.queue_prefix, self._gpu_class)
             try:
-                return await self._stage_run(name, activity, arg, queue, policies.MODEL_STAGE)
+                return await self._stage_run(spec, arg)
             except ActivityError as err:
                 cause = err.cause
                 bigger = gpu_profiles.next_class(self._gpu_class)
-                if not (isinstance(cause, ApplicationError) and cause.type == "GpuMemoryExhausted" and bigger):
+                if not (isinstance(cause, ApplicationError) and cause.type == GpuMemoryExhausted.__name__ and bigger):
                     raise
                 self._failed_stage = None
-                self._escalate(bigger, f"{name}: out of GPU memory at batch 1")
+                self._escalate(bigger, f"{spec.stage}: out of GPU memory at batch 1")
 
     def _escalate(self, bigger: str, reason: str) -> None:
         if self._gpu_class == bigger:
@@ -290,11 +277,11 @@ class VideoWorkflow:
     def _fail(self, err: ActivityError | ApplicationError) -> ApplicationError:
         cause = err.cause if isinstance(err, ActivityError) else err
         failed_stage = self._failed_stage or self._stage
-        message = cause.message if cause else err.message
+        message = str(cause) if cause else err.message
         if isinstance(cause, ApplicationError) and cause.type:
             error_type = cause.type
         elif isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
-            error_type = "NoWorkerForClass"  # nobody polls the stage's queue: start a worker of the class
+            error_type = NoWorkerForClass.__name__  # nobody polls the stage's queue
             message = f"no worker took it within {self._job.queue_timeout_s:.0f} s (queue {self._queue})"
         elif isinstance(cause, TimeoutError):
             error_type = f"Timeout{cause.type.name.title().replace('_', '')}" if cause.type else "Timeout"
@@ -302,10 +289,10 @@ class VideoWorkflow:
             error_type = type(cause).__name__ if cause else "ActivityError"
         self._error_type = error_type
         self._error_message = f"{failed_stage}: {message}"
-        self._stage = "failed"
+        self._stage = Outcome.FAILED
         self._show_details()
         workflow.upsert_search_attributes(
-            [sa.ERROR_TYPE.value_set(error_type), sa.PIPELINE_STAGE.value_set("failed")]
+            [sa.ERROR_TYPE.value_set(error_type), sa.PIPELINE_STAGE.value_set(Outcome.FAILED)]
         )
         return ApplicationError(self._error_message, type=error_type, non_retryable=True)
 
@@ -327,19 +314,10 @@ class VideoWorkflow:
     def _upsert_results(self, audio_s: float, usable_pct: float, num_speakers: int) -> None:
         workflow.upsert_search_attributes(
             [
-                sa.PIPELINE_STAGE.value_set("completed"),
+                sa.PIPELINE_STAGE.value_set(Outcome.COMPLETED),
                 sa.AUDIO_SECONDS.value_set(audio_s),
                 sa.USABLE_PCT.value_set(usable_pct),
                 sa.NUM_SPEAKERS.value_set(num_speakers),
             ]
         )
 
-
-_RESULT_TYPES: dict[str, Any] = {
-    "download_audio": AudioRef,
-    "diarize_audio": DiarizationResult,
-    "detect_music": MusicResult,
-    "embed_speakers": EmbeddingResult,
-    "label_segments": LabelResult,
-    "finalize_outputs": VideoOutcome,
-}

@@ -1,7 +1,10 @@
-"""Search attributes the Web UI filters on. Registered by the dev server at start
-(devstack) or once per cluster (deploy/)."""
+"""Search attributes the Web UI filters on, and the values ``PipelineStage`` takes.
+Registered by the dev server at start (devstack) or once per cluster (deploy/)."""
 
 from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
 
 from temporalio.common import SearchAttributeKey
 
@@ -14,7 +17,22 @@ AUDIO_SECONDS = SearchAttributeKey.for_float("AudioSeconds")
 USABLE_PCT = SearchAttributeKey.for_float("UsablePct")
 NUM_SPEAKERS = SearchAttributeKey.for_int("NumSpeakers")
 
-ALL = [BATCH_ID, VIDEO_ID, PIPELINE_STAGE, GPU_CLASS, ERROR_TYPE, AUDIO_SECONDS, USABLE_PCT, NUM_SPEAKERS]
+
+
+class Outcome(StrEnum):
+    """``PipelineStage`` of a batch or a video once started: where it stands, then how it ended."""
+
+    RUNNING = "running"
+    PAUSED = "paused"  # a batch, by the operator
+    PAUSED_SOURCE = "paused-source"  # a batch, by its source breaker
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ALL: list[SearchAttributeKey[Any]] = [
+    BATCH_ID, VIDEO_ID, PIPELINE_STAGE, GPU_CLASS, ERROR_TYPE, AUDIO_SECONDS, USABLE_PCT, NUM_SPEAKERS,
+]  # fmt: skip
 
 _CLI_TYPES = {str: "Keyword", float: "Double", int: "Int"}
 

@@ -1,0 +1,102 @@
+"""What every model stage does around its own work: reuse or run in chunks.
+
+A model stage (diarize, music, embed, labels) works on one input, named by the attempt
+ids of the stages it reads. If an earlier attempt already stored its result for that
+input (its reply to the workflow may have been lost), that result is returned as it is.
+Otherwise this attempt computes in checkpointed chunks (``activities/chunks.py``),
+writes its result under its own attempt id through fenced writes
+(``activities/fencing.py``), and returns the summary. A stage module keeps only what is
+its own: what one chunk computes and what its result holds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from pydantic import BaseModel
+from temporalio import activity
+
+from activities.chunks import ChunkRun, run_chunks
+from activities.fencing import FencedWrites, attempt_id, reusable_result
+from activities.runtime import Runtime, StageContext, load_analysis_audio, runtime, stage
+from core.layout import VideoKeys
+from core.models import AudioRef
+from core.stages import Stage
+
+Result = TypeVar("Result", bound=BaseModel)
+
+
+@dataclass
+class StageAttempt:
+    """One attempt of a model stage that has work to do."""
+
+    stage: Stage
+    source: str  # what the input is: the attempt ids of the results it reads
+    ctx: StageContext
+    rt: Runtime
+    keys: VideoKeys
+    writes: FencedWrites
+    attempt_id: str = field(default_factory=attempt_id)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def folder(self) -> str:
+        """Where this input's chunk checkpoints and every attempt's results live."""
+        return self.keys.stage_dir(self.stage, self.source)
+
+    def key(self, name: str) -> str:
+        """A result file of this attempt (its own key: overlapping attempts never share one)."""
+        return self.keys.attempt_key(self.stage, self.source, self.attempt_id, name)
+
+    def load_audio(self, audio: AudioRef, scratch: Path) -> tuple[np.ndarray, int]:
+        """The 16 kHz analysis audio; the stage's seconds count from here (its compute)."""
+        samples, rate = load_analysis_audio(audio, scratch)
+        self.started = time.perf_counter()
+        self.ctx.audio_s = len(samples) / rate
+        return samples, rate
+
+    def chunks(
+        self, num_chunks: int, compute: Callable[[int, int], dict[str, np.ndarray]], initial_batch: int
+    ) -> ChunkRun:
+        """``compute(index, batch_size)`` for each chunk, resumed from the stored ones."""
+        return run_chunks(self.stage, self.folder, num_chunks, compute, initial_batch, self.ctx, self.writes)
+
+    def summary(self, run: ChunkRun, key: str) -> dict[str, Any]:
+        """The fields every stage result carries (``core.models.StageSummary``)."""
+        progress = run.progress
+        return {
+            "key": self.key(key),
+            "attempt_id": self.attempt_id,
+            "worker_id": self.rt.worker_id,
+            "seconds": round(time.perf_counter() - self.started, 3),
+            "attempt": activity.info().attempt,
+            "batch_sizes": progress.batch_sizes_tried if progress else [],
+            "oom_count": progress.oom_count if progress else 0,
+            "chunks_computed": len(run.computed),
+        }
+
+
+def reuse_or_run(
+    name: Stage,
+    video_id: str,
+    source: str,
+    result_file: str,
+    result_type: type[Result],
+    work: Callable[[StageAttempt], Result],
+) -> Result:
+    """The stored result for this input (``result_file``, written last by an attempt
+    that finished), or ``work``'s. ``source`` names the input: a new attempt of an
+    upstream stage is new input, so nothing stale is reused."""
+    rt = runtime()
+    keys = rt.store.keys(video_id)
+    with stage(name, video_id) as ctx:
+        done = reusable_result(rt.store, keys.stage_dir(name, source), result_file)
+        if done is not None:
+            ctx.log.info(f"{name}.reused")
+            return result_type.model_validate(done["summary"])
+        return work(StageAttempt(name, source, ctx, rt, keys, FencedWrites(rt.store, keys)))

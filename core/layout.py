@@ -1,0 +1,105 @@
+"""The bucket's layout: every key the pipeline reads or writes is spelled here.
+
+    {video_id}/v{N}/            a committed video (metadata.json last: its commit marker)
+    _work/{video_id}/{stage}/   intermediates: chunk checkpoints, one folder per attempt
+    _batches/{batch_id}/        each batch's validated input (core/batch_input.py)
+    manifests/                  one JSONL per UTC day of completed videos
+    exports/{batch_id}/{name}/  training shards, their records and index
+    _probe/                     the start-up check of conditional writes
+
+The folder names are ``core.models``' (a video id may not take one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.models import BATCHES_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, SCHEMA_VERSION, WORK_FOLDER
+
+
+@dataclass(frozen=True)
+class VideoKeys:
+    """The storage layout of one video, for one output schema.
+
+    Each schema version commits into its own folder, ``{video_id}/v{N}/`` (schema 1,
+    from before versioned folders, sits at ``{video_id}/``): re-processing a video after
+    a schema bump writes a fresh, consistent set of files and never overwrites or mixes
+    with what an older schema committed, which stays readable where it was."""
+
+    prefix: str
+    video_id: str
+    schema_version: int = SCHEMA_VERSION
+
+    def _k(self, name: str) -> str:
+        folder = "" if self.schema_version == 1 else f"v{self.schema_version}/"
+        return f"{self.prefix}{self.video_id}/{folder}{name}"
+
+    def _w(self, name: str) -> str:
+        return f"{self.prefix}{WORK_FOLDER}/{self.video_id}/{name}"
+
+    @property
+    def root(self) -> str:
+        return self._k("")
+
+    @property
+    def original(self) -> str:
+        return self._k("original.wav")
+
+    @property
+    def metadata(self) -> str:
+        return self._k("metadata.json")
+
+    @property
+    def embeddings(self) -> str:
+        return self._k("embeddings.npy")
+
+    @property
+    def rttm(self) -> str:
+        return self._k("diarization.rttm")
+
+    @property
+    def stats(self) -> str:
+        return self._k("stats.json")
+
+    # --- intermediates, under _work/{video_id}/ ---------------------------------------
+    # Attempts of a stage can overlap (a retry starts while a paused attempt lives on),
+    # so each attempt writes its results under its own id and the stage result names
+    # them. Chunk checkpoints are shared by the attempts working on one input (the
+    # attempt id of the stage that made it): a chunk is a function of that input only.
+    @property
+    def work_root(self) -> str:
+        return self._w("")
+
+    def stage_dir(self, stage: str, source: str = "") -> str:
+        """One stage's work on one input: chunk checkpoints, then one folder per attempt."""
+        return self._w(f"{stage}/{source}/" if source else f"{stage}/")
+
+    def attempt_key(self, stage: str, source: str, attempt_id: str, name: str) -> str:
+        return f"{self.stage_dir(stage, source)}{attempt_id}/{name}"
+
+
+def chunk_key(stage_dir: str, index: int) -> str:
+    """One chunk's checkpoint in a stage's folder (``VideoKeys.stage_dir``)."""
+    return f"{stage_dir}chunk-{index:05d}.npz"
+
+
+def progress_key(stage_dir: str) -> str:
+    """A chunked stage's progress (batch size after an OOM), beside its chunks."""
+    return f"{stage_dir}progress.json"
+
+
+def work_folder(prefix: str) -> str:
+    """Where every video's intermediates live: what the sweep walks."""
+    return f"{prefix}{WORK_FOLDER}/"
+
+
+def batch_input_key(prefix: str, batch_id: str, name: str = "videos.csv") -> str:
+    return f"{prefix}{BATCHES_FOLDER}/{batch_id}/{name}"
+
+
+def manifest_key(prefix: str, day: str) -> str:
+    return f"{prefix}{MANIFESTS_FOLDER}/manifest_{day}.jsonl"
+
+
+def probe_key(prefix: str, token: str) -> str:
+    return f"{prefix}{PROBE_FOLDER}/if-none-match-{token}"

@@ -1,0 +1,34 @@
+"""The stage table is the one description of a video's stages: every stage has exactly
+one entry, each entry's activity takes one typed input, and the worker registers each
+activity on the queue kind its entry names."""
+
+from __future__ import annotations
+
+import typing
+
+from temporalio import activity
+
+from core.stages import MODEL_STAGES, Stage
+from workers.worker import CPU_LIGHT_ACTIVITIES
+from workflows.stages import STAGES, QueueKind, activities_on
+
+
+def test_every_stage_has_one_entry_in_pipeline_order():
+    assert [spec.stage for spec in STAGES] == list(Stage)
+    assert {spec.stage for spec in STAGES if spec.queue is QueueKind.GPU} == set(MODEL_STAGES)
+
+
+def test_each_activity_takes_one_typed_input_and_returns_a_typed_result():
+    for spec in STAGES:
+        definition = activity._Definition.must_from_callable(spec.activity)
+        hints = typing.get_type_hints(spec.activity)
+        assert len(definition.arg_types or []) == 1, spec.stage
+        assert hints["return"] is not typing.Any and definition.ret_type is not None, spec.stage
+
+
+def test_queue_kinds_partition_the_stages():
+    by_kind = [activities_on(kind) for kind in QueueKind]
+    assert sum(len(group) for group in by_kind) == len(STAGES)
+    assert all(a in CPU_LIGHT_ACTIVITIES for a in activities_on(QueueKind.LOCAL)), "local ones run on the workflow worker"
+    names = [activity._Definition.must_from_callable(spec.activity).name for spec in STAGES]
+    assert len(set(names)) == len(names)
