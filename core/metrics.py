@@ -94,7 +94,9 @@ async def sample_gpus(meter: MetricMeter, nvml: ModuleType | None = None, every_
     on a machine without NVML. ``nvml`` is a parameter so tests can inject a device."""
     try:
         if nvml is None:
-            import pynvml as nvml
+            import pynvml
+
+            nvml = pynvml
         nvml.nvmlInit()
     except Exception:
         return

@@ -17,6 +17,8 @@ one 1024-point FFT per 31 ms and a few running min/max filters.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 
@@ -76,13 +78,14 @@ def _sustained_peaks(log_power: np.ndarray, rate: int) -> np.ndarray:
     held = minimum_filter1d(maximum_filter1d(band, DRIFT_BINS, axis=1), frames, axis=0)
     contrast = held - uniform_filter1d(held, NEIGHBOURHOOD_BINS, axis=1)
     is_peak = (held == maximum_filter1d(held, PEAK_BINS, axis=1)) & (contrast > CONTRAST_DB)
-    return is_peak.sum(axis=1).astype(np.float64)
+    return cast(np.ndarray, is_peak.sum(axis=1).astype(np.float64))
 
 
 def _frame_level_dbfs(log_power: np.ndarray) -> np.ndarray:
     """Frame level in dB relative to a full-scale sine (0 dBFS)."""
     full_scale = (N_FFT * np.hanning(N_FFT).mean() / 2) ** 2
-    return 10.0 * np.log10(np.power(10.0, log_power / 10.0).max(axis=1) / full_scale + 1e-12)
+    peak = np.power(10.0, log_power / 10.0).max(axis=1)
+    return cast(np.ndarray, 10.0 * np.log10(peak / full_scale + 1e-12))
 
 
 def _per_block(values: np.ndarray, n_blocks: int, step_s: float) -> np.ndarray:
@@ -100,7 +103,8 @@ def _per_block(values: np.ndarray, n_blocks: int, step_s: float) -> np.ndarray:
 
 def smooth(scores: np.ndarray) -> np.ndarray:
     """Music probability per block: scores averaged over ~2 s."""
-    return np.clip(uniform_filter1d(scores.astype(np.float64), SMOOTH_BLOCKS, mode="nearest"), 0.0, 1.0)
+    smoothed = uniform_filter1d(scores.astype(np.float64), SMOOTH_BLOCKS, mode="nearest")
+    return cast(np.ndarray, np.clip(smoothed, 0.0, 1.0))
 
 
 def detect_music(samples: np.ndarray, rate: int) -> list[MusicRegion]:
@@ -125,4 +129,4 @@ def regions_from_scores(scores: np.ndarray, total: float) -> list[MusicRegion]:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return cast(np.ndarray, 1.0 / (1.0 + np.exp(-x)))

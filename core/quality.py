@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import numpy as np
 import soundfile as sf
@@ -23,6 +24,9 @@ from pydantic import BaseModel, ConfigDict
 from scipy.ndimage import median_filter
 
 from core.events import EventTrack, detect_events, fused_music, span_share, sustained_singing
+
+if TYPE_CHECKING:
+    import pyloudnorm
 
 __all__ = [
     "DNSMOS_MODEL", "LABELS_VERSION", "MIN_DNSMOS_S", "EventTrack", "QualityModels", "SegmentLabels",
@@ -124,10 +128,11 @@ class QualityModels:
                 start, end = spans[i]
                 pcm = read_span(wav, start, end)
                 signal = signal_labels(pcm, wav.samplerate, analysis[_slice(start, end, rate, len(analysis))])
+                score = mos[i]
                 labels[i] = SegmentLabels(
-                    dnsmos_sig=None if mos[i] is None else mos[i][0],
-                    dnsmos_bak=None if mos[i] is None else mos[i][1],
-                    dnsmos_ovrl=None if mos[i] is None else mos[i][2],
+                    dnsmos_sig=None if score is None else score[0],
+                    dnsmos_bak=None if score is None else score[1],
+                    dnsmos_ovrl=None if score is None else score[2],
                     music=round(span_share(music, events.frame_s, start, end), 4),
                     singing=round(span_share(singing, events.frame_s, start, end), 4),
                     **signal,
@@ -225,10 +230,17 @@ def read_span(wav: sf.SoundFile, start: float, end: float) -> np.ndarray:
     a = min(max(0, round(start * wav.samplerate)), wav.frames)
     b = min(max(a, round(end * wav.samplerate)), wav.frames)
     wav.seek(a)
-    return wav.read(b - a, dtype="int16", always_2d=True)
+    return cast(np.ndarray, wav.read(b - a, dtype="int16", always_2d=True))
 
 
-def signal_labels(pcm: np.ndarray, rate: int, analysis_span: np.ndarray) -> dict:
+class SignalLabels(TypedDict):
+    bandwidth_hz: float
+    snr_db: float | None
+    clipping: float
+    loudness_lufs: float | None
+
+
+def signal_labels(pcm: np.ndarray, rate: int, analysis_span: np.ndarray) -> SignalLabels:
     """The labels measured on samples alone: bandwidth, clipping and loudness on the
     original's int16 ``pcm``, SNR on the analysis copy."""
     samples = pcm.mean(axis=1) / 32768.0 if pcm.size else np.zeros(0)
@@ -340,7 +352,7 @@ def loudness_lufs(samples: np.ndarray, rate: int) -> float | None:
 
 
 @lru_cache(maxsize=4)
-def _meter(rate: int):
+def _meter(rate: int) -> pyloudnorm.Meter:
     import pyloudnorm
 
     return pyloudnorm.Meter(rate)

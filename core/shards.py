@@ -29,13 +29,17 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.clips import Clip, Window
+
+if TYPE_CHECKING:
+    from lhotse import SupervisionSegment
 
 FORMATS = ("lhotse-shar", "webdataset")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # no dots: both formats split names on them
@@ -49,7 +53,11 @@ class ShardItem:
     item_id: str
     start: float
     end: float
-    fields: dict
+    fields: dict[str, Any]
+
+
+# what _spans yields per item: the item, its int16 mono samples and their rate
+Span = tuple[ShardItem, np.ndarray, int]
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ def _check_names(shard_name: str, item_ids: list[str]) -> None:
         raise ValueError("item ids must be unique within a shard")
 
 
-def _spans(items: list[ShardItem], original: Path, sample_rate: int | None):
+def _spans(items: list[ShardItem], original: Path, sample_rate: int | None) -> Iterator[Span]:
     """(item, int16 samples, rate) per item, reading only each item's span."""
     import soundfile as sf
 
@@ -169,7 +177,7 @@ def _encode(samples: np.ndarray, rate: int, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def _supervisions(item: ShardItem, duration: float) -> list:
+def _supervisions(item: ShardItem, duration: float) -> list[SupervisionSegment]:
     from lhotse import SupervisionSegment
 
     def supervision(index: int, start: float, end: float, speaker: str) -> SupervisionSegment:
@@ -198,7 +206,7 @@ def _rttm_turns(text: str) -> list[dict[str, Any]]:
     return turns
 
 
-def _write_shar(spans, staging: Path, shard_name: str) -> tuple[list[str], float]:
+def _write_shar(spans: Iterable[Span], staging: Path, shard_name: str) -> tuple[list[str], float]:
     """Through Lhotse's own SharWriter, so the shard is what ``CutSet.from_shar`` reads.
     Each cut holds its span as an in-memory WAV recording: the writer decodes it (a
     copy) and encodes the FLAC, as it does for any cut."""
@@ -220,7 +228,7 @@ def _write_shar(spans, staging: Path, shard_name: str) -> tuple[list[str], float
     return [f"recording.{shard_name}.tar", f"cuts.{shard_name}.jsonl.gz"], audio_s
 
 
-def _write_webdataset(spans, staging: Path, shard_name: str) -> tuple[list[str], float]:
+def _write_webdataset(spans: Iterable[Span], staging: Path, shard_name: str) -> tuple[list[str], float]:
     import webdataset as wds
 
     name = f"{shard_name}.tar"

@@ -31,11 +31,15 @@ import hashlib
 import ipaddress
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import UnsafeSource
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -69,14 +73,14 @@ class SourcePolicy:
     loopback: tuple[IPNetwork, ...] = ()
 
     @classmethod
-    def from_settings(cls, settings) -> SourcePolicy:
+    def from_settings(cls, settings: Settings) -> SourcePolicy:
         return cls(LOOPBACK if loopback_allowed(settings) else ())
 
     def allows(self, address: IPAddress) -> bool:
         return any(address in network for network in self.loopback if network.version == address.version)
 
 
-def loopback_allowed(settings) -> bool:
+def loopback_allowed(settings: Settings) -> bool:
     """``settings.allow_loopback_sources``, or when unset: whether this process's Temporal
     and object store are both on loopback (the embedded default, where the media server
     is too). A production worker reaches them over the network, so it refuses loopback."""
@@ -289,7 +293,7 @@ def url_sha256(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()
 
 
-def same_source(committed: dict, url: str) -> bool:
+def same_source(committed: Mapping[str, object], url: str) -> bool:
     """Whether metadata.json's ``source`` names ``url``: by ``url_sha256`` where it is
     stored; commits made before it existed stored the URL itself."""
     if committed.get("url_sha256"):

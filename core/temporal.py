@@ -66,7 +66,12 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
             pem[field] = Path(path).read_bytes() if path else None
         except OSError as error:
             raise ValueError(f"PIPELINE_TEMPORAL_TLS_{name}: cannot read {path}: {error.strerror}") from None
-    return TLSConfig(domain=settings.temporal_tls_server_name or None, **pem)
+    return TLSConfig(
+        domain=settings.temporal_tls_server_name or None,
+        server_root_ca_cert=pem["server_root_ca_cert"],
+        client_cert=pem["client_cert"],
+        client_private_key=pem["client_private_key"],
+    )
 
 
 async def connect(settings: Settings, wait_s: float = 60.0, runtime: Runtime | None = None) -> Client:
@@ -98,3 +103,4 @@ async def connect(settings: Settings, wait_s: float = 60.0, runtime: Runtime | N
                 log.warning("temporal.not_ready", address=settings.temporal_address, waiting_s=wait_s)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable: itertools.count never ends")

@@ -28,16 +28,16 @@ ENCODER_BATCH = 4096  # steps (~2 min) per encoder call: bounds memory on long a
 class _BatchedSilero:
     """silero-vad's 16 kHz network, split so that only the LSTM runs step by step."""
 
-    def __init__(self, jit_model) -> None:
+    def __init__(self, jit_model: torch.jit.ScriptModule) -> None:
         net = jit_model._model
         self.stft, self.encoder, self.head = net.stft, net.encoder, net.decoder.decoder
         cell = net.decoder.rnn
         self.lstm = torch.nn.LSTM(cell.weight_ih.shape[1], cell.weight_hh.shape[1], batch_first=True)
         with torch.no_grad():
-            self.lstm.weight_ih_l0.copy_(cell.weight_ih)
-            self.lstm.weight_hh_l0.copy_(cell.weight_hh)
-            self.lstm.bias_ih_l0.copy_(cell.bias_ih)
-            self.lstm.bias_hh_l0.copy_(cell.bias_hh)
+            self.lstm.get_parameter("weight_ih_l0").copy_(cell.weight_ih)
+            self.lstm.get_parameter("weight_hh_l0").copy_(cell.weight_hh)
+            self.lstm.get_parameter("bias_ih_l0").copy_(cell.bias_ih)
+            self.lstm.get_parameter("bias_hh_l0").copy_(cell.bias_hh)
         self.lstm.eval()
 
     def __call__(self, audio: torch.Tensor) -> torch.Tensor:

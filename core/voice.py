@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import torch
@@ -44,9 +45,10 @@ Item = tuple[int, np.ndarray]
 @lru_cache(maxsize=1)
 def encoder() -> torch.nn.Module:
     spec = importlib.util.spec_from_file_location("campplus_model", pretrained.campplus_source())
+    assert spec is not None and spec.loader is not None  # a .py path always has a loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    model = module.CAMPPlus(feat_dim=80, embedding_size=DIM)
+    model: torch.nn.Module = module.CAMPPlus(feat_dim=80, embedding_size=DIM)
     state = torch.load(pretrained.campplus_state_dict(), map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     model.eval()
@@ -65,8 +67,8 @@ def num_frames(num_samples: int) -> int:
 
 def _trunk(model: torch.nn.Module, fbank: torch.Tensor) -> torch.Tensor:
     """(B, T, 80) -> (B, C, ceil(T / 2)) frame features, before statistics pooling."""
-    x = model.head(fbank.permute(0, 2, 1))
-    for name, layer in model.xvector.named_children():
+    x: torch.Tensor = model.get_submodule("head")(fbank.permute(0, 2, 1))
+    for name, layer in model.get_submodule("xvector").named_children():
         if name == "stats":
             break
         x = layer(x)
@@ -77,7 +79,7 @@ def _fbank(block: np.ndarray) -> torch.Tensor:
     import torchaudio.compliance.kaldi as kaldi
 
     wav = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).unsqueeze(0)
-    feats = kaldi.fbank(wav, num_mel_bins=80, sample_frequency=RATE, dither=0.0)
+    feats: torch.Tensor = kaldi.fbank(wav, num_mel_bins=80, sample_frequency=RATE, dither=0.0)
     return feats - feats.mean(dim=0, keepdim=True)
 
 
@@ -107,6 +109,7 @@ def frame_features(samples: np.ndarray, start: int, end: int, batch_size: int = 
         with torch.inference_mode():
             outputs = _run_grouped([f for *_, f in feats])
         for (a, e, lo, _), out in zip(feats, outputs):
+            assert out is not None  # every block has an fbank
             first = (a - lo) // FRAME
             # every block but the recording's last has CONTEXT after it: all its frames
             parts.append(out[:, first : first + num_frames(e - a)])
@@ -152,13 +155,13 @@ def span_statistics(samples: np.ndarray, items: list[Item], batch_size: int = 8)
 def _run_grouped(fbanks: list[torch.Tensor | None]) -> list[np.ndarray | None]:
     """Trunk frames of each fbank; equal lengths share one batched pass."""
     out: list[np.ndarray | None] = [None] * len(fbanks)
+    present = {i: f for i, f in enumerate(fbanks) if f is not None}
     by_len: dict[int, list[int]] = {}
-    for i, f in enumerate(fbanks):
-        if f is not None:
-            by_len.setdefault(len(f), []).append(i)
+    for i, f in present.items():
+        by_len.setdefault(len(f), []).append(i)
     dev = device()
     for idx in by_len.values():
-        batch = torch.stack([fbanks[i] for i in idx]).to(dev)
+        batch = torch.stack([present[i] for i in idx]).to(dev)
         frames = _trunk(encoder(), batch).float().cpu().numpy()
         for i, f in zip(idx, frames):
             out[i] = f
@@ -166,7 +169,7 @@ def _run_grouped(fbanks: list[torch.Tensor | None]) -> list[np.ndarray | None]:
 
 
 def _channels() -> int:
-    return encoder().xvector.dense.linear.in_channels // 2
+    return cast(torch.nn.Conv1d, encoder().get_submodule("xvector.dense.linear")).in_channels // 2
 
 
 def pool_statistics(frames: np.ndarray, first: int, items: list[Item]) -> np.ndarray:
@@ -205,7 +208,7 @@ def embeddings_from_statistics(stats: np.ndarray) -> np.ndarray:
     std = np.sqrt(np.maximum(var, 0.0))
     pooled = torch.from_numpy(np.concatenate([mean, std], axis=1).astype(np.float32)).to(device())
     with torch.inference_mode():
-        emb = encoder().xvector.dense(pooled).float().cpu().numpy()
+        emb = encoder().get_submodule("xvector.dense")(pooled).float().cpu().numpy()
     out[valid] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-8)
     return out
 

@@ -26,6 +26,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, cast
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no network
 
@@ -37,6 +38,10 @@ from scipy.optimize import linear_sum_assignment  # noqa: E402
 from core import faults, pretrained, voice  # noqa: E402
 from core.diarization import DiarizationOutput, relabel  # noqa: E402
 from core.models import Segment  # noqa: E402
+
+if TYPE_CHECKING:
+    from pyannote.audio.models.segmentation import PyanNet
+    from pyannote.audio.utils.powerset import Powerset
 
 WINDOW_S = 10.0  # segmentation-3.0's training window
 LOCAL_SPEAKERS = 3
@@ -80,12 +85,13 @@ class PretrainedDiarization:
 
     # ------------------------------------------------------------------ models
     @cached_property
-    def model(self):
+    def model(self) -> PyanNet:
         from pyannote.audio import Model
 
         model = Model.from_pretrained(str(pretrained.segmentation_checkpoint()))
+        assert model is not None  # a local checkpoint loads or raises
         model.eval()
-        return model.to(voice.device())
+        return cast("PyanNet", model.to(voice.device()))  # segmentation-3.0's class (num_frames is its own)
 
     @cached_property
     def frames(self) -> tuple[int, float, float]:
@@ -94,7 +100,7 @@ class PretrainedDiarization:
         return int(self.model.num_frames(int(WINDOW_S * voice.RATE))), float(rf.step), float(rf.duration)
 
     @cached_property
-    def powerset(self):
+    def powerset(self) -> Powerset:
         from pyannote.audio.utils.powerset import Powerset
 
         return Powerset(LOCAL_SPEAKERS, 2)
@@ -141,7 +147,7 @@ class PretrainedDiarization:
         probability that exactly one speaker talks (float16)."""
         window = int(WINDOW_S * voice.RATE)
         out, single = [], []
-        single_class = self.powerset.mapping.sum(dim=1) == 1
+        single_class = self.powerset.get_buffer("mapping").sum(dim=1) == 1
         for b in range(0, len(starts), max(1, batch_size)):
             batch = np.zeros((len(starts[b : b + batch_size]), 1, window), dtype=np.float32)
             for i, s in enumerate(starts[b : b + batch_size]):
@@ -154,11 +160,14 @@ class PretrainedDiarization:
             single.append(log_probs.exp()[..., single_class].sum(dim=-1).numpy().astype(np.float16))
         return np.concatenate(out), np.concatenate(single)
 
-    def _embedding_items(self, segmentation: np.ndarray, starts: np.ndarray, num_samples: int):
+    def _embedding_items(
+        self, segmentation: np.ndarray, starts: np.ndarray, num_samples: int
+    ) -> tuple[list[voice.Item], list[tuple[int, int]]]:
         """One pooling item per active local speaker: its clean frames, else all its frames."""
         _, step, duration = self.frames
         total = voice.num_frames(num_samples)
-        items, owners = [], []
+        items: list[voice.Item] = []
+        owners: list[tuple[int, int]] = []
         single = segmentation.sum(axis=2) == 1
         for w, start in enumerate(starts):
             first = int(start / voice.FRAME_S)
@@ -196,7 +205,8 @@ class PretrainedDiarization:
 
     def cluster(self, segmentation: np.ndarray, emb: np.ndarray) -> np.ndarray:
         """Cluster index of each (window, local speaker); -1 where the speaker is silent."""
-        return assign_clusters(emb, _clean_seconds(segmentation, self.frames[1]), segmentation.any(axis=1))
+        active = np.asarray(segmentation.any(axis=1))  # an array already: typed as one
+        return assign_clusters(emb, _clean_seconds(segmentation, self.frames[1]), active)
 
     def _grid(self, starts: np.ndarray, duration_s: float) -> tuple[int, np.ndarray]:
         """Frames of the recording's grid, and each window's first frame on it."""
@@ -215,7 +225,9 @@ class PretrainedDiarization:
         unsure = (summed / np.maximum(seen, 1) < SINGLE_SPEAKER_MIN_PROB)[:, None]
         return [(t.start, t.end) for t in _frames_to_turns(unsure, step, duration / 2, duration_s)]
 
-    def _turns(self, starts, segmentation, clusters, duration_s) -> list[Segment]:
+    def _turns(
+        self, starts: np.ndarray, segmentation: np.ndarray, clusters: np.ndarray, duration_s: float
+    ) -> list[Segment]:
         n_frames, step, duration = self.frames
         total, offsets = self._grid(starts, duration_s)
         num_clusters = int(clusters.max()) + 1
@@ -274,13 +286,13 @@ def _big_cluster_centroids(train: np.ndarray, labels: np.ndarray) -> np.ndarray:
     if not len(big):
         big = np.arange(len(sizes))
     centroids = np.stack([train[labels == c].mean(axis=0) for c in big])
-    return centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
+    return cast(np.ndarray, centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8))
 
 
 def _clean_seconds(segmentation: np.ndarray, step: float) -> np.ndarray:
     """Seconds each local speaker talks alone in each window: (windows, 3)."""
     single = segmentation.sum(axis=2, keepdims=True) == 1
-    return (segmentation.astype(bool) & single).sum(axis=1) * step
+    return cast(np.ndarray, (segmentation.astype(bool) & single).sum(axis=1) * step)
 
 
 def _frames_to_turns(active: np.ndarray, step: float, centre: float, duration_s: float) -> list[Segment]:

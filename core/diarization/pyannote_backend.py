@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 # pyannote.audio 4.x sends usage telemetry unless this is "0": on an offline worker
 # each load would wait on the network. It must be set before pyannote is imported.
@@ -27,6 +28,11 @@ from core import faults  # noqa: E402
 from core.diarization import DiarizationOutput, relabel  # noqa: E402
 from core.errors import ConfigurationError  # noqa: E402
 from core.models import Segment  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
+    from pyannote.audio import Pipeline
+    from pyannote.audio.pipelines.speaker_diarization import DiarizeOutput
 
 PIPELINE_CONFIG = "config.yaml"
 
@@ -83,11 +89,11 @@ class PyannoteDiarization:
         self._lock = threading.Lock()
         # where a GPU runs out of memory: each model's forward pass on a batch. The fault
         # hook is a no-op unless PIPELINE_FAULT_OOM_ABOVE_BATCH is set (core/faults.py)
-        for model in _pipeline_models(self._pipeline):
-            model.register_forward_pre_hook(lambda _module, args: faults.check_batch_memory(args[0].shape[0]))
+        for net in _pipeline_models(self._pipeline):
+            net.register_forward_pre_hook(lambda _module, args: faults.check_batch_memory(args[0].shape[0]))
 
     @staticmethod
-    def _load(model: str, token: str | None):
+    def _load(model: str, token: str | None) -> Pipeline:
         from pyannote.audio import Pipeline
 
         if _looks_local(model):
@@ -100,10 +106,12 @@ class PyannoteDiarization:
                     "segmentation/, embedding/, plda/), or at a hub id"
                 )
             try:
-                return Pipeline.from_pretrained(str(directory))
+                local = Pipeline.from_pretrained(str(directory))
             except Exception as exc:  # a config.yaml that does not load: still the setup's fault
                 raise PyannoteModelUnavailable(f"cannot load local pyannote model {str(directory)!r}: "
                                                f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+            assert local is not None  # from_pretrained returns None only for a hub id
+            return local
 
         try:
             pipeline = Pipeline.from_pretrained(model, token=token)
@@ -132,7 +140,8 @@ class PyannoteDiarization:
             if batch_size:  # the activity halves it after a CUDA OOM
                 self._pipeline.segmentation_batch_size = batch_size
                 self._pipeline.embedding_batch_size = batch_size
-            output = self._pipeline({"waveform": waveform, "sample_rate": rate})
+            # one file in, one SpeakerDiarization output out (a list would give an iterator)
+            output = cast("DiarizeOutput", self._pipeline({"waveform": waveform, "sample_rate": rate}))
         segments = []
         for turn, _track, speaker in output.speaker_diarization.itertracks(yield_label=True):
             start = round(max(0.0, float(turn.start)), 3)
@@ -142,7 +151,7 @@ class PyannoteDiarization:
         return DiarizationOutput(relabel(segments))
 
 
-def _pipeline_models(pipeline) -> list:
+def _pipeline_models(pipeline: object) -> list[torch.nn.Module]:
     """The torch modules of a SpeakerDiarization pipeline (segmentation, embedding)."""
     segmentation = getattr(getattr(pipeline, "_segmentation", None), "model", None)
     embedding = getattr(getattr(pipeline, "_embedding", None), "model_", None)
