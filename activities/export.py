@@ -17,7 +17,8 @@ from temporalio.exceptions import ApplicationError
 from activities.runtime import runtime, scratch_dir, stage
 from core import clips, faults, shards
 from core.errors import WorkerShutdown
-from core.exports import ExportKeys, ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
+from core.exports import ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
+from core.layout import ExportKeys
 from core.metadata import Metadata
 from core.storage import ObjectStore
 

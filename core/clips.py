@@ -166,7 +166,8 @@ def _frame_db(samples: np.ndarray, hop: int) -> np.ndarray:
     padded = np.zeros(frames * hop, dtype=np.float64)
     padded[: len(samples)] = samples
     power = np.square(padded).reshape(frames, hop).mean(axis=1)
-    return np.maximum(10 * np.log10(np.maximum(power, 1e-30)), SILENCE_FLOOR_DB).astype(np.float32)
+    levels: np.ndarray = np.maximum(10 * np.log10(np.maximum(power, 1e-30)), SILENCE_FLOOR_DB).astype(np.float32)
+    return levels
 
 
 def _longest_run(mask: np.ndarray) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.clips import ClipPolicy, ExportFilters
-from core.models import DEFAULT_HEARTBEAT_TIMEOUT_S, EXPORTS_FOLDER
+from core.models import DEFAULT_HEARTBEAT_TIMEOUT_S
 
 Format = Literal["lhotse-shar", "webdataset"]
 View = Literal["clips", "windows"]  # single-speaker clips, or long multi-speaker windows with RTTM
@@ -102,34 +102,3 @@ class ExportJob(_Model):
 class ExportPageRequest(_Model):
     job: ExportJob
     video_ids: list[str]
-
-
-class ExportKeys:
-    """Every key of one export, under ``{prefix}exports/{batch_id}/{spec.name}/``."""
-
-    def __init__(self, store_prefix: str, spec: ExportSpec):
-        self.root = f"{store_prefix}{EXPORTS_FOLDER}/{spec.batch_id}/{spec.name}/"
-
-    @property
-    def spec(self) -> str:
-        return f"{self.root}export.json"
-
-    @property
-    def index(self) -> str:
-        """The list of whole shards (rewritten by each run: a view of the records)."""
-        return f"{self.root}index.json"
-
-    def shard_dir(self, video_id: str) -> str:
-        return f"{self.root}shards/{video_id}/"
-
-    def record(self, video_id: str) -> str:
-        return f"{self.root}records/{video_id}.json"
-
-    @property
-    def records(self) -> str:
-        return f"{self.root}records/"
-
-
-def batch_exports_root(store_prefix: str, batch_id: str) -> str:
-    """Where a batch's exports and its yield report live."""
-    return f"{store_prefix}{EXPORTS_FOLDER}/{batch_id}/"

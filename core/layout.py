@@ -13,8 +13,12 @@ The folder names are ``core.models``' (a video id may not take one).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from core.models import BATCHES_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, SCHEMA_VERSION, WORK_FOLDER
+from core.models import BATCHES_FOLDER, EXPORTS_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, SCHEMA_VERSION, WORK_FOLDER
+
+if TYPE_CHECKING:
+    from core.exports import ExportSpec
 
 
 @dataclass(frozen=True)
@@ -103,3 +107,34 @@ def manifest_key(prefix: str, day: str) -> str:
 
 def probe_key(prefix: str, token: str) -> str:
     return f"{prefix}{PROBE_FOLDER}/if-none-match-{token}"
+
+
+class ExportKeys:
+    """Every key of one export, under ``{prefix}exports/{batch_id}/{spec.name}/``."""
+
+    def __init__(self, store_prefix: str, spec: ExportSpec) -> None:
+        self.root = f"{store_prefix}{EXPORTS_FOLDER}/{spec.batch_id}/{spec.name}/"
+
+    @property
+    def spec(self) -> str:
+        return f"{self.root}export.json"
+
+    @property
+    def index(self) -> str:
+        """The list of whole shards (rewritten by each run: a view of the records)."""
+        return f"{self.root}index.json"
+
+    def shard_dir(self, video_id: str) -> str:
+        return f"{self.root}shards/{video_id}/"
+
+    def record(self, video_id: str) -> str:
+        return f"{self.root}records/{video_id}.json"
+
+    @property
+    def records(self) -> str:
+        return f"{self.root}records/"
+
+
+def batch_exports_root(store_prefix: str, batch_id: str) -> str:
+    """Where a batch's exports and its yield report live."""
+    return f"{store_prefix}{EXPORTS_FOLDER}/{batch_id}/"

@@ -125,7 +125,7 @@ def quality_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def usable_seconds(rows: list[dict[str, Any]]) -> float:
-    return sum(e - s for row in rows for s, e in row["usable_regions"])
+    return float(sum(e - s for row in rows for s, e in row["usable_regions"]))
 
 
 def build_rttm(video_id: str, segments: list[Segment]) -> str:

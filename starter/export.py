@@ -19,7 +19,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from core import queues
 from core.clips import ExportFilters
 from core.layout import batch_input_key
-from core.exports import ExportJob, ExportKeys, ExportSpec, ExportTotals
+from core.exports import ExportJob, ExportSpec, ExportTotals
+from core.layout import ExportKeys
 from core.ids import export_workflow_id
 from core.settings import Settings
 from core.storage import ObjectStore

@@ -22,7 +22,7 @@ from typing import Any
 from temporalio.client import Client
 
 from core import clips
-from core.exports import batch_exports_root
+from core.layout import batch_exports_root
 from core.metadata import Metadata, as_metadata, read_metadata
 from core.outputs import merge_intervals
 from core.settings import Settings

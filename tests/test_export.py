@@ -15,7 +15,8 @@ import json
 import pytest
 import soundfile as sf
 
-from core.exports import ExportKeys, ExportSpec, ExportTotals
+from core.exports import ExportSpec, ExportTotals
+from core.layout import ExportKeys
 from core.temporal import connect
 from starter.batch import list_videos
 from tests.conftest import EVAL, join_speech, run_cli
