@@ -20,13 +20,13 @@ from temporalio.service import RPCError
 
 from activities.runtime import runtime, stage
 from activities.upload import committed_outcome
+from core import search_attributes as sa
 from core.batch_input import read_row
 from core.errors import VideoIdConflict
 from core.ids import video_workflow_id
 from core.models import MAX_PAGE_BYTES, BatchPage, BatchPageRequest, VideoReport, VideoSpec, VideoState
 from core.storage import ObjectStore
 from core.temporal import connect
-from core import search_attributes as sa
 
 BYTES_PER_ROW_GUESS = 256
 LOOKUP_THREADS = 16  # parallel metadata.json GETs per page
@@ -36,7 +36,12 @@ LOOKUP_THREADS = 16  # parallel metadata.json GETs per page
 def read_batch_page(request: BatchPageRequest) -> BatchPage:
     """At most ``max_rows`` rows, and at most MAX_PAGE_BYTES of them as JSON (long URLs
     make short pages): the page and the batch state stay under Temporal's payload limit."""
-    input_key, offset, max_rows, batch_id = request.input_key, request.offset, request.max_rows, request.batch_id
+    input_key, offset, max_rows, batch_id = (
+        request.input_key,
+        request.offset,
+        request.max_rows,
+        request.batch_id,
+    )
     store = runtime().store
     with stage("read_page"):
         want = min(max_rows * BYTES_PER_ROW_GUESS, MAX_PAGE_BYTES)
@@ -61,7 +66,9 @@ def read_batch_page(request: BatchPageRequest) -> BatchPage:
             committed = [spec.video_id for spec, d in zip(specs, done) if d == _SAME_URL]
             conflicts = [spec.video_id for spec, d in zip(specs, done) if d == _OTHER_URL]
             specs = [spec for spec, d in zip(specs, done) if d != _SAME_URL]
-        return BatchPage(specs=specs, committed=committed, conflicts=conflicts, next_offset=next_offset, eof=eof)
+        return BatchPage(
+            specs=specs, committed=committed, conflicts=conflicts, next_offset=next_offset, eof=eof
+        )
 
 
 _SAME_URL, _OTHER_URL = "same URL", "other URL"
@@ -112,9 +119,14 @@ async def closed_videos(video_ids: list[str]) -> list[VideoReport]:
             continue
         if status == WorkflowExecutionStatus.COMPLETED:
             attrs = description.typed_search_attributes
-            reports.append(VideoReport(video_id=video_id, state=VideoState.COMPLETED,
-                                       audio_s=attrs.get(sa.AUDIO_SECONDS) or 0.0,
-                                       gpu_class=attrs.get(sa.GPU_CLASS) or ""))  # fmt: skip
+            reports.append(
+                VideoReport(
+                    video_id=video_id,
+                    state=VideoState.COMPLETED,
+                    audio_s=attrs.get(sa.AUDIO_SECONDS) or 0.0,
+                    gpu_class=attrs.get(sa.GPU_CLASS) or "",
+                )
+            )
         else:
             error = description.typed_search_attributes.get(sa.ERROR_TYPE) or f"Workflow{status.name.title()}"
             reports.append(VideoReport(video_id=video_id, state=VideoState.FAILED, error_type=error))

@@ -108,7 +108,9 @@ def run_chunks(
             progress = progress.model_copy(update={"chunk": index})
             heart.beat(progress.model_dump())
             log.warning("chunks.worker_shutdown", chunk=index, of=num_chunks)
-            raise WorkerShutdown(f"{stage}: worker shutting down at chunk {index}/{num_chunks}; resume elsewhere")
+            raise WorkerShutdown(
+                f"{stage}: worker shutting down at chunk {index}/{num_chunks}; resume elsewhere"
+            )
         if progress.batch_size not in progress.batch_sizes_tried:
             progress = progress.model_copy(
                 update={"batch_sizes_tried": [*progress.batch_sizes_tried, progress.batch_size]}
@@ -130,14 +132,23 @@ def run_chunks(
 
 
 def _after_oom(
-    stage: str, index: int, progress: ChunkProgress, progress_key: str, ctx: StageContext, writes: FencedWrites
+    stage: str,
+    index: int,
+    progress: ChunkProgress,
+    progress_key: str,
+    ctx: StageContext,
+    writes: FencedWrites,
 ) -> Exception:
     _free_gpu_memory()
     halved = progress.batch_size // 2
-    progress = progress.model_copy(update={"chunk": index, "batch_size": halved, "oom_count": progress.oom_count + 1})
+    progress = progress.model_copy(
+        update={"chunk": index, "batch_size": halved, "oom_count": progress.oom_count + 1}
+    )
     writes.put_json(progress_key, progress.model_dump())
     ctx.heart.beat(progress.model_dump())
-    ctx.log.warning("chunks.cuda_oom", stage=stage, chunk=index, next_batch_size=halved, oom_count=progress.oom_count)
+    ctx.log.warning(
+        "chunks.cuda_oom", stage=stage, chunk=index, next_batch_size=halved, oom_count=progress.oom_count
+    )
     if halved < 1:
         return GpuMemoryExhausted(
             f"{stage}: CUDA out of memory at batch size 1 (chunk {index}); needs a larger GPU class"

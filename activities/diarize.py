@@ -18,8 +18,8 @@ from activities.model_stage import StageAttempt, reuse_or_run
 from activities.runtime import scratch_dir
 from core import faults
 from core.diarization import DiarizationOutput, get_diarization_backend
-from core.stages import Stage
 from core.models import AudioRef, DiarizationResult, Segment
+from core.stages import Stage
 
 STAGE = Stage.DIARIZE
 RESULT = "diarization.json"  # summary, segments and uncertain spans of one attempt
@@ -27,7 +27,9 @@ RESULT = "diarization.json"  # summary, segments and uncertain spans of one atte
 
 @activity.defn(name="diarize_audio")
 def diarize_audio(audio: AudioRef) -> DiarizationResult:
-    return reuse_or_run(STAGE, audio.video_id, audio.attempt_id, RESULT, DiarizationResult, lambda a: _diarize(a, audio))
+    return reuse_or_run(
+        STAGE, audio.video_id, audio.attempt_id, RESULT, DiarizationResult, lambda a: _diarize(a, audio)
+    )
 
 
 def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
@@ -47,7 +49,9 @@ def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
         faults.stall("cluster")
         output = backend.finish(run.results, duration)
     else:  # the whole recording at once: one chunk
-        run = attempt.chunks(1, lambda _i, size: _to_arrays(backend.diarize(samples, rate, batch_size=size)), batch)
+        run = attempt.chunks(
+            1, lambda _i, size: _to_arrays(backend.diarize(samples, rate, batch_size=size)), batch
+        )
         output = _from_arrays(run.results[0])
     segments = output.segments
     result = DiarizationResult(

@@ -14,10 +14,10 @@ from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import runtime, scratch_dir, stage
 from core.audio import sha256_file
 from core.download import SourceAccess, SourceLimits, fetch_audio, pick_proxy
-from core.stages import Stage
 from core.models import AudioRef, VideoSpec
 from core.settings import Settings
 from core.sources import url_sha256
+from core.stages import Stage
 
 STAGE = Stage.DOWNLOAD
 AUDIO_REF = "audio_ref.json"  # written last: its presence means both copies are complete

@@ -44,7 +44,9 @@ def _embed(attempt: StageAttempt, req: EmbedRequest) -> EmbeddingResult:
 
     run = attempt.chunks(len(groups), compute, attempt.rt.profile.embedding_batch)
     vectors = (
-        np.concatenate([r["vectors"] for r in run.results]) if run.results else np.zeros((0, embedding.DIM), np.float32)
+        np.concatenate([r["vectors"] for r in run.results])
+        if run.results
+        else np.zeros((0, embedding.DIM), np.float32)
     )
     centroids = embedding.speaker_centroids(segments, vectors)
     result = EmbeddingResult(

@@ -20,5 +20,9 @@ def to_application_error(exc: PipelineError, rate_limit_backoff_s: float) -> App
     cool_down = timedelta(seconds=rate_limit_backoff_s) if isinstance(exc, SOURCE_SIDE_ERRORS) else None
     details = () if exc.details is None else (exc.details,)
     return ApplicationError(
-        str(exc), *details, type=type(exc).__name__, non_retryable=not exc.retryable, next_retry_delay=cool_down
+        str(exc),
+        *details,
+        type=type(exc).__name__,
+        non_retryable=not exc.retryable,
+        next_retry_delay=cool_down,
     )

@@ -51,8 +51,12 @@ def export_videos(request: ExportPageRequest) -> ExportPageResult:
             except Exception as exc:  # one bad video costs its shard, not the page
                 if getattr(exc, "retryable", False) or isinstance(exc, ApplicationError):
                     raise  # storage gone for longer than the ride-out, a shutdown: retry the page
-                ctx.log.warning("export.shard_failed", video_id=video_id, error_type=type(exc).__name__,
-                                error=str(exc)[:300])  # fmt: skip
+                ctx.log.warning(
+                    "export.shard_failed",
+                    video_id=video_id,
+                    error_type=type(exc).__name__,
+                    error=str(exc)[:300],
+                )
                 failed[video_id] = f"{type(exc).__name__}: {str(exc)[:200]}"
                 continue
             written.append(shard)
@@ -62,9 +66,13 @@ def export_videos(request: ExportPageRequest) -> ExportPageResult:
     return ExportPageResult(shards=written, not_committed=absent, failed=failed)
 
 
-def _write_shard(store: ObjectStore, keys: ExportKeys, spec: ExportSpec, metadata: Metadata, tmp: Path) -> ShardRecord:
+def _write_shard(
+    store: ObjectStore, keys: ExportKeys, spec: ExportSpec, metadata: Metadata, tmp: Path
+) -> ShardRecord:
     video_id = metadata.video_id
-    original = store.download_file(store.keys(video_id, metadata.schema_version).original, tmp / "original.wav")
+    original = store.download_file(
+        store.keys(video_id, metadata.schema_version).original, tmp / "original.wav"
+    )
     items, dropped = shard_items(metadata, original, spec)
     info = shards.write_shard(spec.format, items, original, tmp / "shard", video_id, spec.sample_rate)
     files = []
@@ -72,8 +80,14 @@ def _write_shard(store: ObjectStore, keys: ExportKeys, spec: ExportSpec, metadat
         key = f"{keys.shard_dir(video_id)}{path.name}"
         store.create_file(key, path)  # False: an overlapping attempt made it from the same inputs
         files.append(key.removeprefix(keys.root))
-    record = ShardRecord(video_id=video_id, files=files, items=info.items, audio_s=round(info.audio_s, 3),
-                         bytes=info.bytes, clips_dropped=dropped)  # fmt: skip
+    record = ShardRecord(
+        video_id=video_id,
+        files=files,
+        items=info.items,
+        audio_s=round(info.audio_s, 3),
+        bytes=info.bytes,
+        clips_dropped=dropped,
+    )
     if not store.create_json(keys.record(video_id), record.model_dump()):
         record = ShardRecord.model_validate(store.get_json(keys.record(video_id)))
     return record
@@ -115,6 +129,10 @@ def write_export_index(spec: ExportSpec) -> ExportTotals:
         )
         rt.store.put_json(
             keys.index,
-            {"spec": spec.model_dump(), "totals": totals.model_dump(), "shards": [r.model_dump() for r in records]},
+            {
+                "spec": spec.model_dump(),
+                "totals": totals.model_dump(),
+                "shards": [r.model_dump() for r in records],
+            },
         )
         return totals

@@ -32,7 +32,9 @@ def label_segments(request: LabelRequest) -> LabelResult:
     # the labels depend on the audio, the segments and the music regions: a new attempt
     # of either upstream stage is new input
     source = f"{request.diarization.attempt_id}.{request.music.attempt_id}"
-    return reuse_or_run(STAGE, request.audio.video_id, source, RESULT, LabelResult, lambda a: _label(a, request))
+    return reuse_or_run(
+        STAGE, request.audio.video_id, source, RESULT, LabelResult, lambda a: _label(a, request)
+    )
 
 
 def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
@@ -55,7 +57,11 @@ def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
             members = chunks[index]
             spans = [(segments[i].start, segments[i].end) for i in members]
             speakers = [segments[i].speaker for i in members]
-            labels = models.label_segments(original, samples, rate, spans, music, events, speakers) if spans else []
+            labels = (
+                models.label_segments(original, samples, rate, spans, music, events, speakers)
+                if spans
+                else []
+            )
             return _to_arrays(members, labels)
 
         run = attempt.chunks(len(chunks), compute, 1)

@@ -19,7 +19,9 @@ RESULT = "music.json"
 
 @activity.defn(name="detect_music")
 def detect_music(audio: AudioRef) -> MusicResult:
-    return reuse_or_run(STAGE, audio.video_id, audio.attempt_id, RESULT, MusicResult, lambda a: _detect(a, audio))
+    return reuse_or_run(
+        STAGE, audio.video_id, audio.attempt_id, RESULT, MusicResult, lambda a: _detect(a, audio)
+    )
 
 
 def _detect(attempt: StageAttempt, audio: AudioRef) -> MusicResult:
@@ -41,5 +43,7 @@ def _detect(attempt: StageAttempt, audio: AudioRef) -> MusicResult:
         num_regions=len(regions),
         music_s=round(sum(r.end - r.start for r in regions), 3),
     )
-    attempt.writes.put_json(result.key, {"summary": result.model_dump(), "regions": [r.model_dump() for r in regions]})
+    attempt.writes.put_json(
+        result.key, {"summary": result.model_dump(), "regions": [r.model_dump() for r in regions]}
+    )
     return result

@@ -168,7 +168,11 @@ def stage(name: str, video_id: str | None = None) -> Iterator[StageContext]:
         error_type = exc.type if isinstance(exc, ApplicationError) and exc.type else type(exc).__name__
         if isinstance(exc, CancelledError):  # Temporal gave this attempt up (timed out, or cancelled)
             details = activity.cancellation_details()
-            log.warning("stage.cancelled", reason=_cancel_reason(details), seconds=round(time.perf_counter() - started, 3))
+            log.warning(
+                "stage.cancelled",
+                reason=_cancel_reason(details),
+                seconds=round(time.perf_counter() - started, 3),
+            )
         else:
             log.warning("stage.failed", error_type=error_type, error=str(exc)[:300])
         metrics.record_stage_failed(name, rt.gpu_class, error_type)

@@ -46,6 +46,8 @@ def sweep_work() -> SweepResult:
             for key in video_keys:
                 store.delete(key)
             field = "committed_leftovers" if committed else "expired"
-            result = result.model_copy(update={field: getattr(result, field) + 1, "objects": result.objects + len(video_keys)})
+            result = result.model_copy(
+                update={field: getattr(result, field) + 1, "objects": result.objects + len(video_keys)}
+            )
         ctx.log.info("sweep.done", **result.model_dump())
         return result

@@ -21,7 +21,7 @@ from temporalio import activity
 from activities.runtime import runtime, stage
 from core import faults, outputs, sources
 from core.errors import AttemptSuperseded, IntermediateMismatch, StorageUnavailable, VideoIdConflict
-from core.stages import Stage
+from core.layout import VideoKeys
 from core.metadata import CommittedBy, Metadata, read_metadata
 from core.models import (
     SCHEMA_VERSION,
@@ -32,7 +32,7 @@ from core.models import (
     VideoSpec,
     VideoState,
 )
-from core.layout import VideoKeys
+from core.stages import Stage
 from core.storage import ObjectStore
 
 
@@ -58,8 +58,9 @@ def committed_outcome(store: ObjectStore, video_id: str, url: str | None = None)
     committed = metadata.source  # the URL redacted, and the original's sha256
     if url is not None and (committed is None or not sources.same_source(committed.model_dump(), url)):
         where = sources.redact_url(committed.url) if committed else "an unnamed source"
-        raise VideoIdConflict(f"{video_id} is committed from {where}, "
-                              f"not {sources.redact_url(url)}: give this URL another id")  # fmt: skip
+        raise VideoIdConflict(
+            f"{video_id} is committed from {where}, not {sources.redact_url(url)}: give this URL another id"
+        )
     return _outcome(metadata, store.keys(video_id))
 
 
@@ -97,14 +98,23 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
             )
         sha256, etag = store.sha256(req.audio.original_key)
         if sha256 != req.audio.sha256:
-            raise IntermediateMismatch(f"{req.audio.original_key}: sha256 {sha256} is not the downloaded {req.audio.sha256}")
+            raise IntermediateMismatch(
+                f"{req.audio.original_key}: sha256 {sha256} is not the downloaded {req.audio.sha256}"
+            )
 
         labels = store.get_json(req.labels.key)["labels"] if req.labels else None
         if labels is not None and len(labels) != len(segments):
-            raise IntermediateMismatch(f"{req.labels.key} has {len(labels)} rows for {len(segments)} segments")
+            raise IntermediateMismatch(
+                f"{req.labels.key} has {len(labels)} rows for {len(segments)} segments"
+            )
         metadata = outputs.metadata_model(
-            req, segments, music, centroids, outputs.UsableRules(rt.settings.min_usable_s, rt.settings.usable_policy),
-            uncertain, labels,
+            req,
+            segments,
+            music,
+            centroids,
+            outputs.UsableRules(rt.settings.min_usable_s, rt.settings.usable_policy),
+            uncertain,
+            labels,
         )
         info = activity.info()
         committed_by = CommittedBy(workflow_id=info.workflow_id, run_id=info.workflow_run_id)
@@ -114,14 +124,29 @@ def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
             keys.stats: (json.dumps(outputs.build_stats(req), indent=1).encode(), "application/json"),
         }
         try:
-            _create(store, keys, keys.original, sha256, lambda: store.copy_new(req.audio.original_key, keys.original, etag))
+            _create(
+                store,
+                keys,
+                keys.original,
+                sha256,
+                lambda: store.copy_new(req.audio.original_key, keys.original, etag),
+            )
             for key, (data, content_type) in files.items():
-                _create(store, keys, key, _sha256(data), lambda k=key, d=data, t=content_type: store.create_bytes(k, d, t))
+                _create(
+                    store,
+                    keys,
+                    key,
+                    _sha256(data),
+                    lambda k=key, d=data, t=content_type: store.create_bytes(k, d, t),
+                )
         except AttemptSuperseded:
             ctx.log.info("upload.committed_meanwhile")
             store.delete_prefix(keys.work_root)
             return committed_outcome(store, video_id)
-        recorded = {"original.wav": sha256, **{key.rsplit("/", 1)[1]: _sha256(data) for key, (data, _) in files.items()}}  # fmt: skip
+        recorded = {
+            "original.wav": sha256,
+            **{key.rsplit("/", 1)[1]: _sha256(data) for key, (data, _) in files.items()},
+        }
         metadata = metadata.model_copy(update={"committed_by": committed_by, "files": recorded})
         # last, and only if absent: the commit marker is never rewritten
         if not store.create_json(keys.metadata, metadata.dump()):

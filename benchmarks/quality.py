@@ -245,7 +245,9 @@ def single_speaker_stretches(reference: list[Segment], duration: float) -> list[
                 for part in ((s, min(e, other.start)), (max(s, other.end), e))
                 if part[1] > part[0]
             ]
-        stretches += [Segment(start=s, end=e, speaker=turn.speaker) for s, e in pieces if e - s > MIN_EMBED_TURN_S]
+        stretches += [
+            Segment(start=s, end=e, speaker=turn.speaker) for s, e in pieces if e - s > MIN_EMBED_TURN_S
+        ]
     return stretches
 
 
@@ -311,9 +313,7 @@ def overlap_counts(reference: list[Segment], hypothesis: list[Segment], in_scope
     return Counts.of(hyp & in_scope, ref & in_scope)
 
 
-def evaluate_diarization(
-    folder: Path, backend, out: Path, limit: int | None, longform: bool = False
-) -> None:
+def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None, longform: bool = False) -> None:
     """Diarize every file of ``folder``, write hypothesis RTTMs to ``out`` and print the tables.
 
     ``longform`` adds the relative speaker-count error per file (its goal on long

@@ -22,9 +22,10 @@ pyannote backend is timed side by side at its own default batch sizes, at the wo
 profile's, and at 16 and 32; ``--backend both`` times the default backend too, in the
 same run on the same audio, with a whole-pipeline line for each. ``--step`` times the
 default backend at several segmentation steps (its speed/quality operating points;
-benchmarks.quality gives the DER of each with PIPELINE_DIARIZATION_STEP_S). Without ``--pyannote-model`` a local model (real segmentation, random embedding) with
-the community-1 layout is built (tests/pyannote_local.py): its speed is
-representative, its output is not.
+benchmarks.quality gives the DER of each with PIPELINE_DIARIZATION_STEP_S). Without
+``--pyannote-model`` a local model (real segmentation, random embedding) with the
+community-1 layout is built (tests/pyannote_local.py): its speed is representative, its
+output is not.
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ class QualityLabeller:
         events = quality.detect_events(samples, RATE)
         spans = [(s.start, s.end) for s in segments]
         music = [(r.start, r.end, r.probability) for r in regions]
-        return self.models.label_segments(original, samples, RATE, spans, music, events, [s.speaker for s in segments])
+        return self.models.label_segments(
+            original, samples, RATE, spans, music, events, [s.speaker for s in segments]
+        )
 
 
 def build_test_audio(sources: list[Path], minutes: float, workdir: Path) -> tuple[Path, int]:
@@ -192,12 +195,16 @@ def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: f
     segments = output.segments
     device = str(voice.device())
     rows = [
-        Row("  local segmentation (segmentation-3.0)", device, t_segment,
-            f"{len(starts)} windows of 10 s every {step_s:g} s, batch {batch}"),
+        Row(
+            "  local segmentation (segmentation-3.0)",
+            device,
+            t_segment,
+            f"{len(starts)} windows of 10 s every {step_s:g} s, batch {batch}",
+        ),
         Row("  segmentation + CAM++ local embeddings", device, t_extract, "one CAM++ pass over the audio"),
         Row("  clustering (agglomerative)", "cpu", t_cluster, f"{int(clusters.max()) + 1} clusters"),
         Row(f"diarization, step {step_s:g} s (whole)", device, t_whole, speakers(segments)),
-    ]  # fmt: skip
+    ]
     return rows, segments, t_whole
 
 
@@ -242,7 +249,11 @@ def pyannote_model(arg: str | None, workdir: Path) -> tuple[str, str | None, str
     from tests.pyannote_local import build_local_pipeline
 
     path = build_local_pipeline(workdir / "pyannote-random")
-    return str(path), None, "local model with a random embedding (tests/pyannote_local.py): ONLY SPEED IS MEANINGFUL"
+    return (
+        str(path),
+        None,
+        "local model with a random embedding (tests/pyannote_local.py): ONLY SPEED IS MEANINGFUL",
+    )
 
 
 # ------------------------------------------------------------------------------- main
@@ -288,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
         rows = [
             Row("decode/resample -> 16 kHz mono", "cpu", t_decode, "ffmpeg, 44.1 kHz stereo WAV in"),
             Row("speech activity (silero-vad)", "cpu", t_vad, "part of music"),
-        ]  # fmt: skip
+        ]
         diarized = []  # (backend label, segments, Timing) per backend
         for name in backends:
             if name == "pretrained":
@@ -314,22 +325,36 @@ def run(args: argparse.Namespace) -> int:
 
         # segment embeddings are timed on the first backend's turns (the default one's
         # when both run): their cost follows the speech, not who found the turns
-        _, t_embed = timed(embedding.embed_segments, samples, diarized[0][1], batch_size=profile.embedding_batch)
+        _, t_embed = timed(
+            embedding.embed_segments, samples, diarized[0][1], batch_size=profile.embedding_batch
+        )
         regions, t_music = timed(music.detect_music, samples, RATE)
         original = decode(test_file, workdir, ORIGINAL_RATE)  # the download makes it beside the 16 kHz copy
         labeller = QualityLabeller(settings.dnsmos_block_s)
         labeller(samples[: int(WARMUP_S * RATE)], original, [Segment(start=0.0, end=5.0, speaker="w")], [])
         labels, t_labels = timed(labeller, samples, original, diarized[0][1], regions)
         rows += [
-            Row("segment embeddings (CAM++)", str(voice.device()), t_embed,
-                f"{len(diarized[0][1])} segments, batch {profile.embedding_batch}"),
+            Row(
+                "segment embeddings (CAM++)",
+                str(voice.device()),
+                t_embed,
+                f"{len(diarized[0][1])} segments, batch {profile.embedding_batch}",
+            ),
             Row("music detection", "cpu", t_music, f"{len(regions)} regions, runs its own VAD"),
-            Row("quality labels", "cpu", t_labels,
-                f"{len(labels)} segments; DNSMOS per speaker per {labeller.models.block_s:g} s block"),
-        ]  # fmt: skip
+            Row(
+                "quality labels",
+                "cpu",
+                t_labels,
+                f"{len(labels)} segments; DNSMOS per speaker per {labeller.models.block_s:g} s block",
+            ),
+        ]
         rows += [
-            Row(f"PIPELINE ({'+'.join(PIPELINE_PARTS)})", "", t_decode + t_diarize + t_embed + t_music + t_labels,
-                f"diarization: {label}")
+            Row(
+                f"PIPELINE ({'+'.join(PIPELINE_PARTS)})",
+                "",
+                t_decode + t_diarize + t_embed + t_music + t_labels,
+                f"diarization: {label}",
+            )
             for label, _, t_diarize in diarized
         ]
 
@@ -351,8 +376,12 @@ def report(rows: list[Row], minutes: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=("pretrained", "pyannote", "both"), default="pretrained")
-    parser.add_argument("--step", type=float, action="append",
-                        help="segmentation step of the default backend, s (repeatable; default: settings)")
+    parser.add_argument(
+        "--step",
+        type=float,
+        action="append",
+        help="segmentation step of the default backend, s (repeatable; default: settings)",
+    )
     parser.add_argument("--minutes", type=float, default=2.0, help="length of the test audio (default 2)")
     parser.add_argument("--audio", type=Path, help="build the test audio from this recording instead")
     parser.add_argument("--pyannote-model", help="hub id or local directory (default: random weights)")

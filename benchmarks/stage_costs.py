@@ -14,7 +14,13 @@ from core.settings import Settings
 from core.stages import Stage
 from core.storage import ObjectStore
 
-STAGES = (Stage.DOWNLOAD, Stage.DIARIZE, Stage.EMBED, Stage.MUSIC, Stage.LABELS)  # labels: absent from older commits
+STAGES = (
+    Stage.DOWNLOAD,
+    Stage.DIARIZE,
+    Stage.EMBED,
+    Stage.MUSIC,
+    Stage.LABELS,
+)  # labels: absent from older commits
 
 
 def collect(store: ObjectStore, video_ids: list[str] | None) -> list[dict]:

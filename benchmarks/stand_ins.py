@@ -55,13 +55,19 @@ def _video_id(arg: Any) -> str:
 def _results(duration_s: Callable[[str], float]) -> dict[Stage, Callable[[Any], Any]]:
     return {
         Stage.DOWNLOAD: lambda spec: AudioRef(
-            video_id=spec.video_id, original_key="o", analysis_key="a", duration_s=duration_s(spec.video_id), sha256="0"
+            video_id=spec.video_id,
+            original_key="o",
+            analysis_key="a",
+            duration_s=duration_s(spec.video_id),
+            sha256="0",
         ),
         Stage.DIARIZE: lambda _: DiarizationResult(
             key="d", backend="stand-in", num_speakers=2, num_segments=10, speech_s=50.0
         ),
         Stage.MUSIC: lambda _: MusicResult(key="m", backend="stand-in", num_regions=0, music_s=0.0),
-        Stage.EMBED: lambda _: EmbeddingResult(key="e", centroids_key="c", backend="stand-in", dim=256, num_segments=10),
+        Stage.EMBED: lambda _: EmbeddingResult(
+            key="e", centroids_key="c", backend="stand-in", dim=256, num_segments=10
+        ),
         Stage.LABELS: lambda _: LabelResult(
             key="l", backend="stand-in", num_segments=10, labels_version=1, dnsmos_model="stand-in"
         ),
@@ -90,9 +96,13 @@ async def _nothing_committed(spec: VideoSpec) -> VideoOutcome | None:
     return None  # nothing is ever committed before: every video runs its stages
 
 
-def stand_in_activities(wait: Wait = _instant, duration_s: Callable[[str], float] = lambda _v: 60.0) -> StandIns:
+def stand_in_activities(
+    wait: Wait = _instant, duration_s: Callable[[str], float] = lambda _v: 60.0
+) -> StandIns:
     results = _results(duration_s)
     by_kind: dict[QueueKind, list[Callable[..., Any]]] = {kind: [] for kind in QueueKind}
     for spec in STAGES:
         by_kind[spec.queue].append(_stand_in(spec, wait, results[spec.stage]))
-    return StandIns(by_kind[QueueKind.DOWNLOAD], by_kind[QueueKind.GPU], [_nothing_committed, *by_kind[QueueKind.LOCAL]])
+    return StandIns(
+        by_kind[QueueKind.DOWNLOAD], by_kind[QueueKind.GPU], [_nothing_committed, *by_kind[QueueKind.LOCAL]]
+    )

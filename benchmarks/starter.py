@@ -65,16 +65,23 @@ async def run(rows: int, page_through: bool, data: Path) -> int:
         report = await start_batch(client, settings, csv_path, "bench", dry_run=True, window=1000)
         started = time.perf_counter() - t1
         print(f"starter: {rows} rows ({size_mb:.0f} MB CSV, generated in {generated:.1f} s)")
-        print(f"  validate + upload + start batch: {started:.1f} s ({rows / started:,.0f} rows/s), "
-              f"{report.valid} valid, {len(report.invalid)} invalid (expected {bad})")  # fmt: skip
-        print(f"  peak memory of the starter process: {peak_rss_mb():.0f} MB (before starting: {rss_before:.0f} MB)")
+        print(
+            f"  validate + upload + start batch: {started:.1f} s ({rows / started:,.0f} rows/s), "
+            f"{report.valid} valid, {len(report.invalid)} invalid (expected {bad})"
+        )
+        print(
+            f"  peak memory of the starter process: {peak_rss_mb():.0f} MB (before starting: "
+            f"{rss_before:.0f} MB)"
+        )
         if page_through:
             t2 = time.perf_counter()
             while await batch_is_running(client, "batch-bench"):
                 await asyncio.sleep(1)
             progress = await batch_progress(client, "bench")
-            print(f"  dry-run batch paged through {progress.done} rows in {time.perf_counter() - t2:.1f} s "
-                  f"({progress.runs} workflow runs via continue-as-new)")  # fmt: skip
+            print(
+                f"  dry-run batch paged through {progress.done} rows in {time.perf_counter() - t2:.1f} s "
+                f"({progress.runs} workflow runs via continue-as-new)"
+            )
         return 0 if len(report.invalid) == bad and report.valid == rows - bad else 1
     finally:
         stack.stop()

@@ -30,9 +30,11 @@ ANALYSIS_RATE = 16_000
 # read local files (committed as the video's audio) or connect anywhere. mpegts is
 # what yt-dlp's native HLS download writes.
 INPUT_WHITELIST = [
-    "-protocol_whitelist", "file",
-    "-format_whitelist", "mp3,mov,mp4,m4a,3gp,matroska,webm,ogg,wav,w64,flac,aac,aiff,caf,asf,mpegts",
-]  # fmt: skip
+    "-protocol_whitelist",
+    "file",
+    "-format_whitelist",
+    "mp3,mov,mp4,m4a,3gp,matroska,webm,ogg,wav,w64,flac,aac,aiff,caf,asf,mpegts",
+]
 
 
 @lru_cache(maxsize=4)
@@ -65,12 +67,28 @@ def transcode(
     the whole file."""
     faults.stall("transcode")
     cmd = [
-        ffmpeg_binary(ffmpeg), "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats",
-        "-progress", "pipe:1", "-y",
-        *INPUT_WHITELIST, "-i", str(src), "-vn", "-ac", str(channels), "-ar", str(rate),
+        ffmpeg_binary(ffmpeg),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostats",
+        "-progress",
+        "pipe:1",
+        "-y",
+        *INPUT_WHITELIST,
+        "-i",
+        str(src),
+        "-vn",
+        "-ac",
+        str(channels),
+        "-ar",
+        str(rate),
         *(["-t", f"{max_duration_s:.3f}"] if max_duration_s else []),  # bounds the output
-        "-c:a", "pcm_s16le", str(dst),
-    ]  # fmt: skip
+        "-c:a",
+        "pcm_s16le",
+        str(dst),
+    ]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout is not None and proc.stderr is not None
@@ -99,7 +117,9 @@ def scan_wav(path: Path, block_s: float = 60.0) -> tuple[float, float]:
     not grow with the recording's length."""
     info = sf.info(str(path))
     peak = 0.0
-    for block in sf.blocks(str(path), blocksize=int(block_s * info.samplerate), dtype="float32", always_2d=True):
+    for block in sf.blocks(
+        str(path), blocksize=int(block_s * info.samplerate), dtype="float32", always_2d=True
+    ):
         if block.size:
             peak = max(peak, float(np.max(np.abs(block))))
     level = 20.0 * np.log10(peak) if peak > 0 else -np.inf
@@ -111,7 +131,9 @@ def media_duration(src: Path, ffmpeg: str | None = None) -> float | None:
     None when it announces none (a stream, a raw file)."""
     proc = subprocess.run(
         [ffmpeg_binary(ffmpeg), "-nostdin", "-hide_banner", *INPUT_WHITELIST, "-i", str(src)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     found = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", proc.stderr)
     if not found:

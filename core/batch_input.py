@@ -24,14 +24,18 @@ def write_rows(specs: Iterable[VideoSpec], path: Path) -> int:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         for spec in specs:
-            writer.writerow([spec.video_id, spec.url, "" if spec.duration_hint_s is None else spec.duration_hint_s])
+            writer.writerow(
+                [spec.video_id, spec.url, "" if spec.duration_hint_s is None else spec.duration_hint_s]
+            )
             count += 1
     return count
 
 
 def read_row(line: bytes, batch_id: str) -> VideoSpec:
     video_id, url, duration = next(csv.reader([line.decode()]))
-    return VideoSpec(video_id=video_id, url=url, duration_hint_s=float(duration) if duration else None, batch_id=batch_id)
+    return VideoSpec(
+        video_id=video_id, url=url, duration_hint_s=float(duration) if duration else None, batch_id=batch_id
+    )
 
 
 def as_operator_csv(lines: Iterable[bytes], keep: set[str]) -> str:

@@ -166,7 +166,9 @@ def _frame_db(samples: np.ndarray, hop: int) -> np.ndarray:
     padded = np.zeros(frames * hop, dtype=np.float64)
     padded[: len(samples)] = samples
     power = np.square(padded).reshape(frames, hop).mean(axis=1)
-    levels: np.ndarray = np.maximum(10 * np.log10(np.maximum(power, 1e-30)), SILENCE_FLOOR_DB).astype(np.float32)
+    levels: np.ndarray = np.maximum(10 * np.log10(np.maximum(power, 1e-30)), SILENCE_FLOOR_DB).astype(
+        np.float32
+    )
     return levels
 
 
@@ -224,7 +226,9 @@ def _cut_points(s: int, e: int, levels: FrameLevels | None, policy: ClipPolicy) 
     return points + [e]
 
 
-def cut_clips(metadata: Metadata | dict[str, Any], levels: FrameLevels | None, policy: ClipPolicy) -> list[Clip]:
+def cut_clips(
+    metadata: Metadata | dict[str, Any], levels: FrameLevels | None, policy: ClipPolicy
+) -> list[Clip]:
     """Single-speaker clips of [min_s, max_s] inside the usable regions, in time order.
     A long region is split at pauses (evenly when ``levels`` is None)."""
     metadata = as_metadata(metadata)

@@ -55,33 +55,61 @@ class DownloadedAudio:
 # messages, taken from the pinned yt-dlp's code.
 _ERROR_PATTERNS: list[tuple[str, type[PipelineError]]] = [
     (re.escape(sources.REFUSED), UnsafeSource),  # core/sources.py, from inside yt-dlp's networking
-    (r"live event will begin|Premieres? in \d|Premiere will begin|will begin shortly|"
-     r"\bis_(?:live|upcoming)\b|is not currently live|Waiting for scheduled stream", LiveStream),
+    (
+        r"live event will begin|Premieres? in \d|Premiere will begin|will begin shortly|"
+        r"\bis_(?:live|upcoming)\b|is not currently live|Waiting for scheduled stream",
+        LiveStream,
+    ),
     # before the bot check: the age gate also says "Sign in to confirm"
-    (r"confirm your age|age[- ]restricted|age_(?:verification|check)_required|"
-     r"inappropriate for some users", AgeRestricted),
-    (r"Private video|This video is private|members[- ]only|available to this channel's members|"
-     r"Join this channel to get access", VideoPrivate),
-    (r"not (?:made this video )?available in your country|not available from your location|"
-     r"geo[- ]restrict", VideoPrivate),
+    (
+        r"confirm your age|age[- ]restricted|age_(?:verification|check)_required|"
+        r"inappropriate for some users",
+        AgeRestricted,
+    ),
+    (
+        r"Private video|This video is private|members[- ]only|available to this channel's members|"
+        r"Join this channel to get access",
+        VideoPrivate,
+    ),
+    (
+        r"not (?:made this video )?available in your country|not available from your location|"
+        r"geo[- ]restrict",
+        VideoPrivate,
+    ),
     # YouTube's bot check and captcha, its consent redirect, a Cloudflare challenge (the
     # generic extractor's 403 with cf-mitigated: challenge): before the 403s below
-    (r"confirm (?:that )?you(?:['\u2019]re| are) not a bot|protect our community|captcha|Sign in to confirm|"
-     r"anti-bot challenge|cookie consent", SourceBlocked),
+    (
+        r"confirm (?:that )?you(?:['\u2019]re| are) not a bot|protect our community|captcha|Sign in to "
+        r"confirm|"
+        r"anti-bot challenge|cookie consent",
+        SourceBlocked,
+    ),
     (r"HTTP Error 429|Too Many Requests|rate[- ]limited", RateLimited),
     (r"Did not get any data blocks|The downloaded file is empty", EmptyMedia),  # a 200 with no body
-    (r"HTTP Error (?:404|410)|Video unavailable|has been removed|does not exist|is no longer available|"
-     r"This video is not available", VideoUnavailable),
+    (
+        r"HTTP Error (?:404|410)|Video unavailable|has been removed|does not exist|is no longer available|"
+        r"This video is not available",
+        VideoUnavailable,
+    ),
     # a 403 on the media itself, after the page answered: YouTube's pass with time
-    (r"unable to download video data: HTTP Error 403|fragment \d+ not found|Got error: HTTP Error 403",
-     NetworkError),
+    (
+        r"unable to download video data: HTTP Error 403|fragment \d+ not found|Got error: HTTP Error 403",
+        NetworkError,
+    ),
     (r"HTTP Error (?:401|403)|only available for registered users|Login details are needed", VideoPrivate),
-    (r"HTTP Error 5\d\d|timed out|Connection (?:refused|reset|aborted)|reset by peer|RemoteDisconnected|"
-     r"Remote end closed|content too short|IncompleteRead|bytes read, \d+ more expected|"
-     r"Temporary failure in name resolution|giving up after", NetworkError),
-    (r"Unsupported URL|No video formats found|no (?:video|audio) formats|Requested format is not available|"
-     r"DRM protected", InvalidMedia),
-]  # fmt: skip
+    (
+        r"HTTP Error 5\d\d|timed out|Connection (?:refused|reset|aborted)|reset by peer|RemoteDisconnected|"
+        r"Remote end closed|content too short|IncompleteRead|bytes read, \d+ more expected|"
+        r"Temporary failure in name resolution|giving up after",
+        NetworkError,
+    ),
+    (
+        r"Unsupported URL|No video formats found|no (?:video|audio) formats|Requested format is not "
+        r"available|"
+        r"DRM protected",
+        InvalidMedia,
+    ),
+]
 
 
 def classify_download_error(message: str) -> PipelineError:
@@ -118,10 +146,25 @@ class SourceAccess:
 
 
 # options the pipeline owns: bounds, paths, safety; settings may not override them
-OWNED_OPTIONS = frozenset({
-    "format", "outtmpl", "paths", "noplaylist", "overwrites", "max_filesize", "progress_hooks",
-    "cookiefile", "proxy", "quiet", "no_warnings", "noprogress", "cachedir", "retries", "socket_timeout",
-})  # fmt: skip
+OWNED_OPTIONS = frozenset(
+    {
+        "format",
+        "outtmpl",
+        "paths",
+        "noplaylist",
+        "overwrites",
+        "max_filesize",
+        "progress_hooks",
+        "cookiefile",
+        "proxy",
+        "quiet",
+        "no_warnings",
+        "noprogress",
+        "cachedir",
+        "retries",
+        "socket_timeout",
+    }
+)
 
 
 def pick_proxy(proxies: list[str], attempt_id: str) -> str | None:
@@ -177,7 +220,9 @@ def fetch_audio(
     access = access or SourceAccess()
     refused = OWNED_OPTIONS & set(access.ytdlp_options)
     if refused:
-        raise ValueError(f"yt-dlp options {sorted(refused)} are the pipeline's own: remove them from settings")
+        raise ValueError(
+            f"yt-dlp options {sorted(refused)} are the pipeline's own: remove them from settings"
+        )
     options.update(access.ytdlp_options)
     if access.cookies_file:  # a copy: yt-dlp writes the jar back, and the secret is read-only
         options["cookiefile"] = str(shutil.copyfile(access.cookies_file, workdir / "cookies.txt"))
@@ -216,10 +261,14 @@ def fetch_audio(
             report({"step": step, "audio_s": round(t, 1)})
 
         copies[name] = audio.transcode(
-            source, workdir / f"{name}.wav", rate, 1, ffmpeg,
+            source,
+            workdir / f"{name}.wav",
+            rate,
+            1,
+            ffmpeg,
             on_progress=on_progress,
             max_duration_s=max_duration_s + 1,
-        )  # fmt: skip
+        )
         if name == "analysis_16k":  # checked before the larger copy is made
             duration, level = audio.scan_wav(copies[name])
             if duration > max_duration_s:
@@ -233,13 +282,17 @@ def _refuse_collection(info: dict[str, Any] | None) -> None:
     """One row is one episode: a playlist, channel or feed would commit an arbitrary entry."""
     kind = (info or {}).get("_type")
     if kind in {"playlist", "multi_video"}:
-        raise NotSingleVideo(f"the URL is a {kind} ({(info or {}).get('title') or 'untitled'}), not one episode")
+        raise NotSingleVideo(
+            f"the URL is a {kind} ({(info or {}).get('title') or 'untitled'}), not one episode"
+        )
 
 
 def check_probe(info: dict[str, Any], limits: SourceLimits) -> None:
     """Refuse, from the source's metadata alone, what would fail or mislead later."""
     if info.get("is_live") or info.get("live_status") in LIVE_STATUSES:
-        raise LiveStream(f"the source is {info.get('live_status') or 'live'}: only finished recordings are taken")
+        raise LiveStream(
+            f"the source is {info.get('live_status') or 'live'}: only finished recordings are taken"
+        )
     if info.get("availability") in RESTRICTED:
         raise VideoPrivate(f"the source is {info['availability']}")
     duration = info.get("duration")
@@ -362,9 +415,11 @@ def install_network_guard() -> None:
             for address in addresses:
                 try:
                     return create_connection(
-                        (address, self.port), self.timeout,
-                        source_address=self.source_address, socket_options=self.socket_options,
-                    )  # fmt: skip
+                        (address, self.port),
+                        self.timeout,
+                        source_address=self.source_address,
+                        socket_options=self.socket_options,
+                    )
                 except TimeoutError as exc:
                     raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from exc
                 except OSError as exc:
@@ -420,8 +475,10 @@ def install_network_guard() -> None:
 
     def refuse_external(self: object, filename: str, info_dict: dict[str, Any]) -> NoReturn:
         protocol = info_dict.get("protocol") or "stream"
-        raise _Refused(f"{sources.REFUSED}: its {protocol} format would be fetched by {type(self).__name__}, "
-                       "outside the pipeline's address checks")  # fmt: skip
+        raise _Refused(
+            f"{sources.REFUSED}: its {protocol} format would be fetched by {type(self).__name__}, "
+            "outside the pipeline's address checks"
+        )
 
     _REQUEST_HANDLERS.clear()  # a handler without these checks must not be chosen
     _REQUEST_HANDLERS.update({"Requests": CheckedRequestsRH, "Urllib": DataOnlyUrllibRH})

@@ -30,22 +30,64 @@ class GpuProfile(BaseModel):
 PROFILES: dict[str, GpuProfile] = {
     p.gpu_class: p
     for p in [
-        GpuProfile(gpu_class="cpu", min_memory_gib=0, embedding_batch=32,
-                   segmentation_batch=8, gpu_slots=2, max_audio_h=6),
-        GpuProfile(gpu_class="t4", min_memory_gib=15, embedding_batch=128,
-                   segmentation_batch=32, gpu_slots=1, max_audio_h=4),
-        GpuProfile(gpu_class="l4", min_memory_gib=22, embedding_batch=192,
-                   segmentation_batch=48, gpu_slots=1, max_audio_h=6),
-        GpuProfile(gpu_class="a10", min_memory_gib=22, embedding_batch=192,
-                   segmentation_batch=48, gpu_slots=1, max_audio_h=6),
-        GpuProfile(gpu_class="a100-40", min_memory_gib=39, embedding_batch=377,
-                   segmentation_batch=96, gpu_slots=2, max_audio_h=10),
-        GpuProfile(gpu_class="a100-80", min_memory_gib=79, embedding_batch=754,
-                   segmentation_batch=192, gpu_slots=2, max_audio_h=24),
-        GpuProfile(gpu_class="h100", min_memory_gib=79, embedding_batch=754,
-                   segmentation_batch=192, gpu_slots=2, max_audio_h=24),
+        GpuProfile(
+            gpu_class="cpu",
+            min_memory_gib=0,
+            embedding_batch=32,
+            segmentation_batch=8,
+            gpu_slots=2,
+            max_audio_h=6,
+        ),
+        GpuProfile(
+            gpu_class="t4",
+            min_memory_gib=15,
+            embedding_batch=128,
+            segmentation_batch=32,
+            gpu_slots=1,
+            max_audio_h=4,
+        ),
+        GpuProfile(
+            gpu_class="l4",
+            min_memory_gib=22,
+            embedding_batch=192,
+            segmentation_batch=48,
+            gpu_slots=1,
+            max_audio_h=6,
+        ),
+        GpuProfile(
+            gpu_class="a10",
+            min_memory_gib=22,
+            embedding_batch=192,
+            segmentation_batch=48,
+            gpu_slots=1,
+            max_audio_h=6,
+        ),
+        GpuProfile(
+            gpu_class="a100-40",
+            min_memory_gib=39,
+            embedding_batch=377,
+            segmentation_batch=96,
+            gpu_slots=2,
+            max_audio_h=10,
+        ),
+        GpuProfile(
+            gpu_class="a100-80",
+            min_memory_gib=79,
+            embedding_batch=754,
+            segmentation_batch=192,
+            gpu_slots=2,
+            max_audio_h=24,
+        ),
+        GpuProfile(
+            gpu_class="h100",
+            min_memory_gib=79,
+            embedding_batch=754,
+            segmentation_batch=192,
+            gpu_slots=2,
+            max_audio_h=24,
+        ),
     ]
-}  # fmt: skip
+}
 
 # Where a video goes when it does not fit: the next class with more memory.
 ESCALATION: dict[str, str | None] = {

@@ -15,7 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.models import BATCHES_FOLDER, EXPORTS_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, SCHEMA_VERSION, WORK_FOLDER
+from core.models import (
+    BATCHES_FOLDER,
+    EXPORTS_FOLDER,
+    MANIFESTS_FOLDER,
+    PROBE_FOLDER,
+    SCHEMA_VERSION,
+    WORK_FOLDER,
+)
 
 if TYPE_CHECKING:
     from core.exports import ExportSpec

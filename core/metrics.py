@@ -42,8 +42,14 @@ GPU_UTILIZATION = "pipeline_gpu_utilization_percent"
 GPU_MEMORY_USED = "pipeline_gpu_memory_used_bytes"
 BREAKER_TRIPS = "pipeline_batch_breaker_trips_total"  # counted by the BatchWorkflow (workflow meter)
 PIPELINE_METRICS = (
-    AUDIO_SECONDS, REALTIME_FACTOR, STAGE_FAILURES, OOM_HALVINGS, GPU_UTILIZATION, GPU_MEMORY_USED, BREAKER_TRIPS,
-)  # fmt: skip
+    AUDIO_SECONDS,
+    REALTIME_FACTOR,
+    STAGE_FAILURES,
+    OOM_HALVINGS,
+    GPU_UTILIZATION,
+    GPU_MEMORY_USED,
+    BREAKER_TRIPS,
+)
 
 GPU_SAMPLE_S = 15.0
 REALTIME_FACTOR_BUCKETS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
@@ -76,7 +82,9 @@ def record_stage_done(stage: str, gpu_class: str, audio_s: float, wall_s: float)
     meter = _stage_meter(stage, gpu_class)
     meter.create_counter(AUDIO_SECONDS, "audio processed", "s").add(round(audio_s))
     if audio_s > 0:
-        meter.create_histogram_float(REALTIME_FACTOR, "stage wall seconds per audio second").record(wall_s / audio_s)
+        meter.create_histogram_float(REALTIME_FACTOR, "stage wall seconds per audio second").record(
+            wall_s / audio_s
+        )
 
 
 def record_stage_failed(stage: str, gpu_class: str, error_type: str) -> None:
@@ -86,10 +94,14 @@ def record_stage_failed(stage: str, gpu_class: str, error_type: str) -> None:
 
 
 def record_oom_halving(stage: str, gpu_class: str) -> None:
-    _stage_meter(stage, gpu_class).create_counter(OOM_HALVINGS, "batch sizes halved after CUDA out of memory").add(1)
+    _stage_meter(stage, gpu_class).create_counter(
+        OOM_HALVINGS, "batch sizes halved after CUDA out of memory"
+    ).add(1)
 
 
-async def sample_gpus(meter: MetricMeter, nvml: ModuleType | None = None, every_s: float = GPU_SAMPLE_S) -> None:
+async def sample_gpus(
+    meter: MetricMeter, nvml: ModuleType | None = None, every_s: float = GPU_SAMPLE_S
+) -> None:
     """Publish each GPU's utilisation and memory in use until cancelled; returns at once
     on a machine without NVML. ``nvml`` is a parameter so tests can inject a device."""
     try:

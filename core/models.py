@@ -9,7 +9,7 @@ video counts as done only when its metadata.json carries the current version.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -49,12 +49,11 @@ RESERVED_IDS = frozenset({WORK_FOLDER, BATCHES_FOLDER, PROBE_FOLDER, MANIFESTS_F
 def validate_video_id(value: str) -> str:
     """A video id becomes a storage prefix and a workflow id: nothing that could escape it."""
     if not VIDEO_ID_PATTERN.fullmatch(value):
-        raise ValueError(
-            "video_id must be 1-64 characters of A-Z a-z 0-9 _ - "
-            f"(got {value!r})"
-        )
+        raise ValueError(f"video_id must be 1-64 characters of A-Z a-z 0-9 _ - (got {value!r})")
     if value in RESERVED_IDS:
-        raise ValueError(f"{value!r} names a storage folder of the pipeline ({', '.join(sorted(RESERVED_IDS))})")
+        raise ValueError(
+            f"{value!r} names a storage folder of the pipeline ({', '.join(sorted(RESERVED_IDS))})"
+        )
     return value
 
 
@@ -173,7 +172,7 @@ class LabelRequest(_Model):
     music: MusicResult
 
 
-class VideoState(str, Enum):
+class VideoState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
 

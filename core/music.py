@@ -122,7 +122,9 @@ def regions_from_scores(scores: np.ndarray, total: float) -> list[MusicRegion]:
             s, e = start * BLOCK_S, min(i * BLOCK_S, total)
             if e - s >= MIN_REGION_S:
                 regions.append(
-                    MusicRegion(start=round(s, 2), end=round(e, 2), probability=round(float(probs[start:i].mean()), 3))
+                    MusicRegion(
+                        start=round(s, 2), end=round(e, 2), probability=round(float(probs[start:i].mean()), 3)
+                    )
                 )
             start = None
     return regions

@@ -84,7 +84,9 @@ def annotate_segments(
     rows = []
     for i, seg in enumerate(segments):
         overlaps = overlap_of(i, segments)
-        music_hits = [(max(seg.start, s), min(seg.end, e)) for s, e in music_iv if s < seg.end and e > seg.start]
+        music_hits = [
+            (max(seg.start, s), min(seg.end, e)) for s, e in music_iv if s < seg.end and e > seg.start
+        ]
         unsure_hits = [(s, e) for s, e in unsure if s < seg.end and e > seg.start]
         clean = subtract((seg.start, seg.end), merge_intervals(overlaps + music_hits + unsure_hits))
         usable = [(round(s, 3), round(e, 3)) for s, e in clean if e - s >= rules.min_s]
@@ -112,8 +114,11 @@ def quality_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     means: dict[str, float] = {}
     names = sorted({name for row in rows for name in row.get("labels", {})})
     for name in names:
-        weighted = [(row["labels"][name], row["end"] - row["start"]) for row in rows
-                    if row.get("labels", {}).get(name) is not None]  # fmt: skip
+        weighted = [
+            (row["labels"][name], row["end"] - row["start"])
+            for row in rows
+            if row.get("labels", {}).get(name) is not None
+        ]
         total = sum(w for _, w in weighted)
         if total > 0:
             means[name] = round(sum(v * w for v, w in weighted) / total, 3)
@@ -150,7 +155,9 @@ def metadata_model(
     rows = annotate_segments(segments, music, rules, uncertain, labels)
     duration = req.audio.duration_s
     speakers = {
-        name: Speaker(speech_s=round(sum(s.duration for s in segments if s.speaker == name), 3), centroid=vector)
+        name: Speaker(
+            speech_s=round(sum(s.duration for s in segments if s.speaker == name), 3), centroid=vector
+        )
         for name, vector in centroids.items()
     }
     metadata = Metadata(

@@ -29,9 +29,18 @@ if TYPE_CHECKING:
     import pyloudnorm
 
 __all__ = [
-    "DNSMOS_MODEL", "LABELS_VERSION", "MIN_DNSMOS_S", "EventTrack", "QualityModels", "SegmentLabels",
-    "bandwidth_hz", "clipping", "detect_events", "loudness_lufs", "wada_snr",
-]  # fmt: skip
+    "DNSMOS_MODEL",
+    "LABELS_VERSION",
+    "MIN_DNSMOS_S",
+    "EventTrack",
+    "QualityModels",
+    "SegmentLabels",
+    "bandwidth_hz",
+    "clipping",
+    "detect_events",
+    "loudness_lufs",
+    "wada_snr",
+]
 
 LABELS_VERSION = 1
 DNSMOS_MODEL = "dnsmos-p835-sig_bak_ovr"
@@ -49,7 +58,9 @@ POLY_OVRL = (-0.06766283, 1.11546468, 0.04602535)
 # window per started WINDOW_EVERY_S, at most MAX_WINDOWS (quality rarely changes within
 # one speaker's turn), and spans shorter than the shortest training clip get none.
 TURN_GAP_S = 1.0  # pauses within one speaker's turn
-MIN_DNSMOS_S = 3.0  # shorter: no clip is cut from it (ClipPolicy.min_s), and repeated to 9 s it is the same syllables
+MIN_DNSMOS_S = (
+    3.0  # shorter: no clip is cut from it (ClipPolicy.min_s), and repeated to 9 s it is the same syllables
+)
 WINDOW_EVERY_S = 30.0
 MAX_WINDOWS = 2
 DNSMOS_BATCH = 8  # windows per onnxruntime call (~4.6 MB of input each)
@@ -153,7 +164,9 @@ class QualityModels:
         groups = turns(spans, speakers, self.block_s)
         owners, windows = [], []
         for g, members in enumerate(groups):  # a group's speech, its spans end to end
-            audio = np.concatenate([analysis[_slice(*spans[i], rate, len(analysis))] for i in sorted(members)])
+            audio = np.concatenate(
+                [analysis[_slice(*spans[i], rate, len(analysis))] for i in sorted(members)]
+            )
             if len(audio) >= MIN_DNSMOS_S * rate:
                 for window in dnsmos_windows(audio, 1 if self.block_s else MAX_WINDOWS):
                     owners.append(g)
@@ -180,7 +193,9 @@ class QualityModels:
 _POLYS = (POLY_SIG, POLY_BAK, POLY_OVRL)  # the model outputs SIG, BAK, OVRL in this order
 
 
-def turns(spans: list[tuple[float, float]], speakers: list[str] | None, block_s: float = 0.0) -> list[list[int]]:
+def turns(
+    spans: list[tuple[float, float]], speakers: list[str] | None, block_s: float = 0.0
+) -> list[list[int]]:
     """Span indices grouped into what DNSMOS scores once. DNSMOS costs one fixed-length
     inference per window whatever the span's length, and a speaker's microphone and room
     do not change between two sentences, so:

@@ -18,7 +18,6 @@ USABLE_PCT = SearchAttributeKey.for_float("UsablePct")
 NUM_SPEAKERS = SearchAttributeKey.for_int("NumSpeakers")
 
 
-
 class Outcome(StrEnum):
     """``PipelineStage`` of a batch or a video once started: where it stands, then how it ended."""
 
@@ -31,8 +30,15 @@ class Outcome(StrEnum):
 
 
 ALL: list[SearchAttributeKey[Any]] = [
-    BATCH_ID, VIDEO_ID, PIPELINE_STAGE, GPU_CLASS, ERROR_TYPE, AUDIO_SECONDS, USABLE_PCT, NUM_SPEAKERS,
-]  # fmt: skip
+    BATCH_ID,
+    VIDEO_ID,
+    PIPELINE_STAGE,
+    GPU_CLASS,
+    ERROR_TYPE,
+    AUDIO_SECONDS,
+    USABLE_PCT,
+    NUM_SPEAKERS,
+]
 
 _CLI_TYPES = {str: "Keyword", float: "Double", int: "Int"}
 

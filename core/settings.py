@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     source_breaker: SourceBreaker = SourceBreaker()
     download_rate_per_s: float | None = None  # fleet-wide downloads/s (server-side queue limit)
     download_slots: int = 8  # downloads at once per CPU worker (network-bound, not CPU-bound)
-    export_slots: int = Field(default=1, ge=1)  # export pages at once per CPU worker (CPU-bound: FLAC encoding)
+    export_slots: int = Field(
+        default=1, ge=1
+    )  # export pages at once per CPU worker (CPU-bound: FLAC encoding)
     rate_limit_backoff_s: float = 120.0  # wait after a 429 before the next download try
     gpu_prices: dict[str, float] = {"t4": 0.53}  # $ per GPU-hour by class, for `starter stats`
     work_dir: Path = Path("/tmp/podcast-pipeline")

@@ -183,9 +183,13 @@ def _supervisions(item: ShardItem, duration: float) -> list[SupervisionSegment]:
     def supervision(index: int, start: float, end: float, speaker: str) -> SupervisionSegment:
         start, end = max(0.0, start), min(duration, end)
         return SupervisionSegment(
-            id=f"{item.item_id}-{index:04d}", recording_id=item.item_id, start=start,
-            duration=round(end - start, 6), channel=0, speaker=speaker,
-        )  # fmt: skip
+            id=f"{item.item_id}-{index:04d}",
+            recording_id=item.item_id,
+            start=start,
+            duration=round(end - start, 6),
+            channel=0,
+            speaker=speaker,
+        )
 
     turns = item.fields.get("turns")
     if turns is None and "rttm" in item.fields:
@@ -220,9 +224,14 @@ def _write_shar(spans: Iterable[Span], staging: Path, shard_name: str) -> tuple[
         for item, samples, rate in spans:
             recording = Recording.from_bytes(_encode(samples, rate, "WAV"), item.item_id)
             cut = MonoCut(
-                id=item.item_id, start=0.0, duration=recording.duration, channel=0, recording=recording,
-                supervisions=_supervisions(item, recording.duration), custom=dict(item.fields),
-            )  # fmt: skip
+                id=item.item_id,
+                start=0.0,
+                duration=recording.duration,
+                channel=0,
+                recording=recording,
+                supervisions=_supervisions(item, recording.duration),
+                custom=dict(item.fields),
+            )
             w.write(cut)
             audio_s += recording.duration
     return [f"recording.{shard_name}.tar", f"cuts.{shard_name}.jsonl.gz"], audio_s

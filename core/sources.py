@@ -56,9 +56,13 @@ METADATA_ADDRESSES = {
     for a in ("169.254.169.254", "169.254.170.2", "169.254.169.253", "fd00:ec2::254", "100.100.100.200")
 }
 METADATA_HOSTS = {
-    "metadata", "metadata.google.internal", "metadata.goog", "metadata.azure.internal",
-    "instance-data", "instance-data.ec2.internal",
-}  # fmt: skip
+    "metadata",
+    "metadata.google.internal",
+    "metadata.goog",
+    "metadata.azure.internal",
+    "instance-data",
+    "instance-data.ec2.internal",
+}
 LOOPBACK_HOSTS = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 # query keys whose values are a public id or position (YouTube's watch URLs), never a
 # credential: kept so a stored URL still says what was downloaded
@@ -179,8 +183,10 @@ getaddrinfo = socket.getaddrinfo  # the resolver (a test points it at a fixed ta
 def address_refusal(address: IPAddress, policy: SourcePolicy) -> str | None:
     """What kind of non-public address this is, or None for a public (or allowed) one."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour or (
-            ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in NAT64 else None
+        embedded = (
+            address.ipv4_mapped
+            or address.sixtofour
+            or (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in NAT64 else None)
         )
         if embedded is not None:
             why = address_refusal(embedded, policy)

@@ -54,8 +54,12 @@ def _rides_out(method: Callable[..., T]) -> Callable[..., T]:
                 pause = min(delay, deadline - time.monotonic())
                 if pause <= 0:
                     raise
-                log.warning("storage.unavailable_retrying", operation=method.__name__, retry_in_s=round(pause, 1),
-                            error=str(exc)[:200])  # fmt: skip
+                log.warning(
+                    "storage.unavailable_retrying",
+                    operation=method.__name__,
+                    retry_in_s=round(pause, 1),
+                    error=str(exc)[:200],
+                )
                 until = time.monotonic() + pause
                 while time.monotonic() < until:
                     time.sleep(min(1.0, until - time.monotonic()))
@@ -109,7 +113,9 @@ class ObjectStore:
         self.put_bytes(key, body, "application/json")
 
     def create_json(self, key: str, value: Any) -> bool:
-        return self.create_bytes(key, json.dumps(value, indent=1, sort_keys=False).encode(), "application/json")
+        return self.create_bytes(
+            key, json.dumps(value, indent=1, sort_keys=False).encode(), "application/json"
+        )
 
     def create_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
         """Write ``key`` only if it does not exist yet (If-None-Match: *, honoured by S3,
@@ -120,17 +126,27 @@ class ObjectStore:
 
     def create_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> bool:
         """``create_bytes`` for a file too large to hold in memory (streamed from disk)."""
-        return self._create("put_object", Bucket=self.bucket, Key=key, BodyPath=path, ContentType=content_type,
-                            IfNoneMatch="*")  # fmt: skip
+        return self._create(
+            "put_object",
+            Bucket=self.bucket,
+            Key=key,
+            BodyPath=path,
+            ContentType=content_type,
+            IfNoneMatch="*",
+        )
 
     def copy_new(self, source_key: str, key: str, source_etag: str | None = None) -> bool:
         """Server-side copy to ``key`` only if ``key`` does not exist yet, and (given
         ``source_etag``) only if the source is still the object that was checked."""
         extra = {"CopySourceIfMatch": source_etag} if source_etag else {}
         return self._create(
-            "copy_object", Bucket=self.bucket, Key=key, IfNoneMatch="*",
-            CopySource={"Bucket": self.bucket, "Key": source_key}, **extra,
-        )  # fmt: skip
+            "copy_object",
+            Bucket=self.bucket,
+            Key=key,
+            IfNoneMatch="*",
+            CopySource={"Bucket": self.bucket, "Key": source_key},
+            **extra,
+        )
 
     @_rides_out
     def _create(self, operation: str, **kwargs: Any) -> bool:
@@ -155,7 +171,9 @@ class ObjectStore:
                 time.sleep(0.2 * 2**attempt)
             except Exception as exc:
                 raise _as_storage_error(exc, operation) from exc
-        raise StorageUnavailable(f"storage {operation} {kwargs.get('Key')}: conflicting writes did not settle")
+        raise StorageUnavailable(
+            f"storage {operation} {kwargs.get('Key')}: conflicting writes did not settle"
+        )
 
     def check_conditional_writes(self) -> None:
         """Refuse a store that ignores If-None-Match: on it the commit marker could be
@@ -176,9 +194,7 @@ class ObjectStore:
     @_rides_out
     def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
         try:
-            self._client.upload_file(
-                str(path), self.bucket, key, ExtraArgs={"ContentType": content_type}
-            )
+            self._client.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
         except Exception as exc:  # boto3's transfer manager wraps ClientError
             raise _as_storage_error(exc, "upload_file") from exc
 
@@ -201,7 +217,9 @@ class ObjectStore:
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """Bytes [start, start+length) of an object; fewer at its end, b"" past it."""
         try:
-            response = self._client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+            response = self._client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 return b""

@@ -112,8 +112,4 @@ def regions_from_probabilities(
             merged[-1][1] = e
         else:
             merged.append([s, e])
-    return [
-        (max(0.0, s - pad_s), min(total_s, e + pad_s))
-        for s, e in merged
-        if e - s >= min_speech_s
-    ]
+    return [(max(0.0, s - pad_s), min(total_s, e + pad_s)) for s, e in merged if e - s >= min_speech_s]

@@ -56,7 +56,9 @@ async def run_batch(stack: Stack) -> int:
     completed, failed = summarize(rows)
     print(f"summary: {completed} completed, {failed} failed")
     # the product a trainer reads: the batch as Lhotse Shar clips, and its yield report
-    exported = await run_export(client, settings, ExportSpec(batch_id=BATCH_ID, format="lhotse-shar"), wait=True)
+    exported = await run_export(
+        client, settings, ExportSpec(batch_id=BATCH_ID, format="lhotse-shar"), wait=True
+    )
     yielded, png_key = await write_report(client, settings, BATCH_ID, REPORT_DIR)
     print("\n".join(summary_lines(yielded, png_key)) + f" (copy: {REPORT_DIR / 'report.png'})")
     return 0 if completed == expected and not report.invalid and exported is not None else 1
@@ -72,7 +74,9 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        print(f"Temporal {stack.temporal_address}, Web UI {stack.ui_url}, S3 {stack.s3_url}, logs {stack.logs}")
+        print(
+            f"Temporal {stack.temporal_address}, Web UI {stack.ui_url}, S3 {stack.s3_url}, logs {stack.logs}"
+        )
         code = asyncio.run(run_batch(stack))
         print(f"Web UI: {stack.ui_url}/namespaces/default/workflows?query=BatchId%3D%22{BATCH_ID}%22")
         print(

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.settings import Settings
 from core.search_attributes import cli_definitions
+from core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,9 +67,7 @@ class StackConfig:
     @classmethod
     def ephemeral(cls, data_dir: Path, media_dir: Path, **overrides) -> StackConfig:
         """Free ports for everything and no UI: for tests running beside a demo."""
-        values = dict(
-            temporal_port=free_port(), ui_port=None, s3_port=free_port(), media_port=free_port()
-        )
+        values = dict(temporal_port=free_port(), ui_port=None, s3_port=free_port(), media_port=free_port())
         values.update(overrides)
         return cls(data_dir=data_dir, media_dir=media_dir, **values)
 
@@ -120,13 +118,26 @@ class Stack:
         cfg = self.config
         db = cfg.data_dir / "temporal.db"
         cmd = [
-            temporal_cli(), "server", "start-dev",
-            "--ip", "127.0.0.1", "--port", str(cfg.temporal_port),
-            "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-            "--db-filename", str(db),
-            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-            "--log-level", "warn",
-        ]  # fmt: skip
+            temporal_cli(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(cfg.temporal_port),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--db-filename",
+            str(db),
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
+            "--log-level",
+            "warn",
+        ]
         for definition in cli_definitions():
             cmd += ["--search-attribute", definition]
         if cfg.ui_port:
@@ -140,15 +151,25 @@ class Stack:
         storage_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             str(Path(sys.executable).parent / "localbucket"),
-            "--host", "127.0.0.1", "--port", str(self.config.s3_port), str(storage_dir),
-        ]  # fmt: skip
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.config.s3_port),
+            str(storage_dir),
+        ]
         self._spawn("storage", cmd, self.config.s3_port)
 
     def start_media(self) -> None:
         cmd = [
-            sys.executable, "-m", "http.server", str(self.config.media_port),
-            "--bind", "127.0.0.1", "--directory", str(self.config.media_dir),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "http.server",
+            str(self.config.media_port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(self.config.media_dir),
+        ]
         self._spawn("media", cmd, self.config.media_port)
 
     def start_worker(self, name: str = "worker", **env: str) -> subprocess.Popen:
@@ -196,9 +217,7 @@ class Stack:
     # --- helpers -----------------------------------------------------------------
     def _spawn(self, name: str, cmd: list[str], port: int | None, env: dict[str, str] | None = None):
         if port is not None and port_open(port):
-            raise StackError(
-                f"{name}: port 127.0.0.1:{port} is already in use (another demo still running?)"
-            )
+            raise StackError(f"{name}: port 127.0.0.1:{port} is already in use (another demo still running?)")
         self.logs.mkdir(parents=True, exist_ok=True)
         log_file = (self.logs / f"{name}.log").open("ab")
         self._log_files.append(log_file)

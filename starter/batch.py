@@ -33,6 +33,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import batch_input, queues
+from core import search_attributes as sa
 from core.gpu_profiles import PROFILES
 from core.ids import VIDEO_WORKFLOW, batch_workflow_id, video_id_of, video_workflow_id
 from core.layout import batch_input_key
@@ -40,8 +41,6 @@ from core.models import DEFAULT_WINDOW, MAX_WINDOW, BatchJob, BatchProgress, Vid
 from core.settings import Settings
 from core.storage import ObjectStore
 from starter.csv_input import RowError, read_videos
-from core import search_attributes as sa
-
 
 # what --gpu-class takes: a class some worker can serve (core.gpu_profiles), or auto
 GPU_CLASSES = ("auto", *PROFILES)
@@ -169,7 +168,8 @@ async def start_batch(
         **({"max_events_per_run": max_events_per_run} if max_events_per_run else {}),
         **({"reconcile_s": reconcile_s} if reconcile_s else {}),
     )
-    from workflows.batch import BatchWorkflow  # imports the pipeline's activities: only the commands that start a workflow pay for it
+    # imports the pipeline's activities: only the commands that start a workflow pay for it
+    from workflows.batch import BatchWorkflow
 
     try:
         await client.start_workflow(
@@ -179,7 +179,10 @@ async def start_batch(
             task_queue=queues.workflow_queue(settings.task_queue_prefix),
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(sa.BATCH_ID, batch_id), SearchAttributePair(sa.PIPELINE_STAGE, sa.Outcome.RUNNING)]
+                [
+                    SearchAttributePair(sa.BATCH_ID, batch_id),
+                    SearchAttributePair(sa.PIPELINE_STAGE, sa.Outcome.RUNNING),
+                ]
             ),
         )
     except WorkflowAlreadyStartedError:  # a concurrent start of the same input won
@@ -317,7 +320,11 @@ async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
 
 
 async def wait_for_batch(
-    client: Client, batch_id: str, poll_s: float = 1.0, timeout_s: float = 3600, workflow_id_: str | None = None
+    client: Client,
+    batch_id: str,
+    poll_s: float = 1.0,
+    timeout_s: float = 3600,
+    workflow_id_: str | None = None,
 ) -> BatchCounts:
     """Wait until the BatchWorkflow is done and no video of the batch is running,
     polling (never awaiting thousands of results)."""
@@ -332,7 +339,9 @@ async def wait_for_batch(
         if counts.open == 0:
             return counts
         if loop.time() > deadline:
-            raise TimeoutError(f"batch {batch_id}: {counts.open} videos still running after {timeout_s:.0f} s")
+            raise TimeoutError(
+                f"batch {batch_id}: {counts.open} videos still running after {timeout_s:.0f} s"
+            )
         await asyncio.sleep(poll_s)
 
 

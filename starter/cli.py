@@ -1,14 +1,15 @@
 """``python -m starter``: start a batch from a CSV, watch it, steer it.
 
-    python -m starter start  --csv FILE --batch-id ID [--window N] [--gpu-class C] [--limit K] [--dry-run] [--wait]
-    python -m starter status --batch-id ID [--videos]
-    python -m starter stats  --batch-id ID [--json]
-    python -m starter pause|resume|cancel --batch-id ID
-    python -m starter retry-failed --batch-id ID [--error-type T]
-    python -m starter schedule-manifests [--hour H]     (daily manifest schedule, idempotent)
-    python -m starter manifest [--date YYYY-MM-DD]      (build one day's manifest now)
-    python -m starter export --batch-id ID --format lhotse-shar|webdataset [filters] [--wait]
-    python -m starter report --batch-id ID [--json]     (yield report: hours, quality, cost)
+python -m starter start  --csv FILE --batch-id ID [--window N] [--gpu-class C] [--limit K]
+                         [--dry-run] [--wait]
+python -m starter status --batch-id ID [--videos]
+python -m starter stats  --batch-id ID [--json]
+python -m starter pause|resume|cancel --batch-id ID
+python -m starter retry-failed --batch-id ID [--error-type T]
+python -m starter schedule-manifests [--hour H]     (daily manifest schedule, idempotent)
+python -m starter manifest [--date YYYY-MM-DD]      (build one day's manifest now)
+python -m starter export --batch-id ID --format lhotse-shar|webdataset [filters] [--wait]
+python -m starter report --batch-id ID [--json]     (yield report: hours, quality, cost)
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from temporalio.client import Client
 
 from core import batch_input
 from core.errors import StoreUnsafe
-from core.layout import batch_input_key
 from core.ids import batch_workflow_id
+from core.layout import batch_input_key
 from core.models import DEFAULT_WINDOW, MAX_WINDOW, BatchProgress, validate_video_id
 from core.settings import Settings
 from core.storage import ObjectStore
 from core.temporal import connect
+from starter import export, report
 from starter.batch import (
     GPU_CLASSES,
     BatchInputConflict,
@@ -45,7 +47,6 @@ from starter.batch import (
     wait_for_batch,
     with_live_stages,
 )
-from starter import export, report
 from starter.csv_input import CsvFormatError, check_header
 
 
@@ -85,16 +86,26 @@ def _csv_file(value: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m starter", description="Start a batch from a CSV, watch it, steer it.")
+    parser = argparse.ArgumentParser(
+        prog="python -m starter", description="Start a batch from a CSV, watch it, steer it."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     start = sub.add_parser("start", help="validate a CSV and start its BatchWorkflow (idempotent)")
     start.add_argument("--csv", type=_csv_file, required=True, help="columns: video_id,url[,duration_s]")
     start.add_argument("--batch-id", type=_batch_id, required=True)
-    start.add_argument("--window", type=_window, default=DEFAULT_WINDOW,
-                       help=f"videos in flight at most (default {DEFAULT_WINDOW}, at most {MAX_WINDOW})")
-    start.add_argument("--gpu-class", type=_gpu_class, default="auto",
-                       help=f"GPU queue class: {', '.join(GPU_CLASSES)}; auto = PIPELINE_GPU_CLASS")
+    start.add_argument(
+        "--window",
+        type=_window,
+        default=DEFAULT_WINDOW,
+        help=f"videos in flight at most (default {DEFAULT_WINDOW}, at most {MAX_WINDOW})",
+    )
+    start.add_argument(
+        "--gpu-class",
+        type=_gpu_class,
+        default="auto",
+        help=f"GPU queue class: {', '.join(GPU_CLASSES)}; auto = PIPELINE_GPU_CLASS",
+    )
     start.add_argument("--limit", type=int, help="only the first K valid rows")
     start.add_argument("--dry-run", action="store_true", help="validate and page through, start no video")
     start.add_argument("--wait", action="store_true", help="wait for the batch and print one line per video")
@@ -129,19 +140,30 @@ def build_parser() -> argparse.ArgumentParser:
 async def cmd_start(args: argparse.Namespace, settings: Settings, client: Client) -> int:
     try:
         report = await start_batch(
-            client, settings, args.csv, args.batch_id, args.gpu_class,
-            window=args.window, limit=args.limit, dry_run=args.dry_run,
-        )  # fmt: skip
+            client,
+            settings,
+            args.csv,
+            args.batch_id,
+            args.gpu_class,
+            window=args.window,
+            limit=args.limit,
+            dry_run=args.dry_run,
+        )
     except (CsvFormatError, UnknownGpuClass, BatchInputConflict, StoreUnsafe) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for error in report.invalid:
         print(f"invalid row: {error}", file=sys.stderr)
     if not report.submitted:
-        print(f"batch {args.batch_id}: {report.reason}; see `python -m starter stats --batch-id {args.batch_id}`")
+        print(
+            f"batch {args.batch_id}: {report.reason}; see `python -m starter stats --batch-id "
+            f"{args.batch_id}`"
+        )
         return 0
-    print(f"batch {args.batch_id}: {report.valid} valid rows, {len(report.invalid)} invalid; "
-          f"workflow {report.workflow_id}{' (dry run)' if args.dry_run else ''}")  # fmt: skip
+    print(
+        f"batch {args.batch_id}: {report.valid} valid rows, {len(report.invalid)} invalid; "
+        f"workflow {report.workflow_id}{' (dry run)' if args.dry_run else ''}"
+    )
     if args.wait:
         return await _wait_and_report(client, settings, args.batch_id)
     return 0
@@ -173,8 +195,12 @@ async def _show_progress(client: Client, batch_id: str, every_s: float = 10.0) -
         bar = "#" * filled + "." * (30 - filled)
         eta = f"{p.eta_s / 60:.0f} min" if p.eta_s else "n/a"
         end = "\r" if sys.stderr.isatty() else "\n"
-        print(f"[{bar}] {p.done}/{p.total} done, {p.running} running, {p.failed} failed, ETA {eta}",
-              end=end, file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"[{bar}] {p.done}/{p.total} done, {p.running} running, {p.failed} failed, ETA {eta}",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def print_videos(client: Client, settings: Settings, batch_id: str) -> int:
@@ -215,9 +241,11 @@ def format_stats(p: BatchProgress, prices: dict[str, float]) -> str:
     lines = [
         f"batch {p.batch_id}: {p.done}/{p.total} done ({100 * p.done / max(p.total, 1):.1f}%)"
         f"{'  PAUSED' if p.paused else ''}",
-        f"  completed {p.completed}, already done {p.already_completed}, skipped {p.skipped}, failed {p.failed}, "
+        f"  completed {p.completed}, already done {p.already_completed}, skipped {p.skipped}, failed "
+        f"{p.failed}, "
         f"running {p.running}, waiting {p.waiting}",
-        f"  rate: {p.videos_per_h_recent:.1f} videos/h and {p.audio_h_per_h_recent:.2f} audio-h/h (last 10 min); "
+        f"  rate: {p.videos_per_h_recent:.1f} videos/h and {p.audio_h_per_h_recent:.2f} audio-h/h (last 10 "
+        "min); "
         f"{p.videos_per_h_overall:.1f} videos/h, {p.audio_h_per_h_overall:.2f} audio-h/h overall",
         f"  elapsed {p.elapsed_s / 3600:.2f} h, ETA {eta}, workflow runs {p.runs}",
     ]
@@ -227,15 +255,20 @@ def format_stats(p: BatchProgress, prices: dict[str, float]) -> str:
     for error_type, n in sorted(p.failed_by_error.items(), key=lambda kv: -kv[1]):
         lines.append(f"  failed {error_type}: {n}")
     if p.per_class:
-        lines.append(f"  {'class':<10} {'videos':>7} {'audio h':>8} {'gpu h':>7} {'$/gpu-h':>8} {'cost $':>8} {'audio-h/gpu-h':>14}")
+        lines.append(
+            f"  {'class':<10} {'videos':>7} {'audio h':>8} {'gpu h':>7} {'$/gpu-h':>8} {'cost $':>8} "
+            f"{'audio-h/gpu-h':>14}"
+        )
         total_cost = 0.0
         for cls, use in sorted(p.per_class.items()):
             gpu_h = use.gpu_s / 3600
             price = prices.get(cls, 0.0)
             total_cost += gpu_h * price
             ratio = (use.audio_s / 3600) / gpu_h if gpu_h else 0.0
-            lines.append(f"  {cls:<10} {use.videos:>7} {use.audio_s / 3600:>8.2f} {gpu_h:>7.3f} "
-                         f"{price:>8.2f} {gpu_h * price:>8.2f} {ratio:>14.1f}")  # fmt: skip
+            lines.append(
+                f"  {cls:<10} {use.videos:>7} {use.audio_s / 3600:>8.2f} {gpu_h:>7.3f} "
+                f"{price:>8.2f} {gpu_h * price:>8.2f} {ratio:>14.1f}"
+            )
         lines.append(f"  total cost so far ${total_cost:.2f} (GPU compute seconds x PIPELINE_GPU_PRICES)")
     return "\n".join(lines)
 
@@ -278,9 +311,13 @@ async def cmd_retry_failed(args: argparse.Namespace, settings: Settings, client:
         retry_csv = Path(tmp) / "retry.csv"
         retry_csv.write_text(batch_input.as_operator_csv(source.read_bytes().splitlines(), failed))
         report = await start_batch(
-            client, settings, retry_csv, args.batch_id,
-            input_name=f"retry-{stamp}.csv", workflow_id_=f"{batch_workflow_id(args.batch_id)}-retry-{stamp}",
-        )  # fmt: skip
+            client,
+            settings,
+            retry_csv,
+            args.batch_id,
+            input_name=f"retry-{stamp}.csv",
+            workflow_id_=f"{batch_workflow_id(args.batch_id)}-retry-{stamp}",
+        )
     print(f"batch {args.batch_id}: retrying {report.valid} failed videos as {report.workflow_id}")
     if args.wait:
         await wait_for_batch(client, args.batch_id, workflow_id_=report.workflow_id)
@@ -303,7 +340,9 @@ async def cmd_schedule_manifests(args: argparse.Namespace, settings: Settings, c
     )
 
     from core import queues
-    from workflows.manifest import ManifestWorkflow  # imports the pipeline's activities: only the commands that start a workflow pay for it
+
+    # imports the pipeline's activities: only the commands that start a workflow pay for it
+    from workflows.manifest import ManifestWorkflow
 
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
@@ -320,15 +359,22 @@ async def cmd_schedule_manifests(args: argparse.Namespace, settings: Settings, c
         await client.create_schedule(MANIFEST_SCHEDULE_ID, schedule)
         verb = "created"
     except ScheduleAlreadyRunningError:
-        await client.get_schedule_handle(MANIFEST_SCHEDULE_ID).update(lambda _: ScheduleUpdate(schedule=schedule))
+        await client.get_schedule_handle(MANIFEST_SCHEDULE_ID).update(
+            lambda _: ScheduleUpdate(schedule=schedule)
+        )
         verb = "updated"
-    print(f"schedule {MANIFEST_SCHEDULE_ID} {verb}: daily at {args.hour:02d}:10 UTC, writes manifests/manifest_<day>.jsonl")
+    print(
+        f"schedule {MANIFEST_SCHEDULE_ID} {verb}: daily at {args.hour:02d}:10 UTC, writes "
+        "manifests/manifest_<day>.jsonl"
+    )
     return 0
 
 
 async def cmd_manifest(args: argparse.Namespace, settings: Settings, client: Client) -> int:
     from core import queues
-    from workflows.manifest import ManifestWorkflow  # imports the pipeline's activities: only the commands that start a workflow pay for it
+
+    # imports the pipeline's activities: only the commands that start a workflow pay for it
+    from workflows.manifest import ManifestWorkflow
 
     result = await client.execute_workflow(
         ManifestWorkflow.run,

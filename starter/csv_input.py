@@ -72,7 +72,9 @@ def read_videos(
                 continue  # a blank line is not a row
             video_id = values.get("video_id", "")
             if any(UNDECODABLE in v for v in values.values()):
-                yield RowError(line, video_id.replace(UNDECODABLE, "?"), "not UTF-8 text (save the CSV as UTF-8)")
+                yield RowError(
+                    line, video_id.replace(UNDECODABLE, "?"), "not UTF-8 text (save the CSV as UTF-8)"
+                )
                 continue
             try:
                 spec = VideoSpec(
@@ -114,7 +116,9 @@ def _reader(handle, path: Path) -> csv.DictReader:
         raise CsvFormatError(f"{path}: not a CSV file ({exc})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise CsvFormatError(f"{path}: header must name {', '.join(REQUIRED_COLUMNS)}; missing {', '.join(missing)}")
+        raise CsvFormatError(
+            f"{path}: header must name {', '.join(REQUIRED_COLUMNS)}; missing {', '.join(missing)}"
+        )
     reader.fieldnames = header
     return reader
 

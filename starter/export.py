@@ -18,20 +18,25 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core import queues
 from core.clips import ExportFilters
-from core.layout import batch_input_key
 from core.exports import ExportJob, ExportSpec, ExportTotals
-from core.layout import ExportKeys
 from core.ids import export_workflow_id
+from core.layout import ExportKeys, batch_input_key
 from core.settings import Settings
 from core.storage import ObjectStore
 
 
 def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:
-    export = sub.add_parser("export", help="pack a batch's committed videos into shards (lhotse-shar, webdataset)")
+    export = sub.add_parser(
+        "export", help="pack a batch's committed videos into shards (lhotse-shar, webdataset)"
+    )
     export.add_argument("--batch-id", type=batch_id, required=True)
     export.add_argument("--format", choices=["lhotse-shar", "webdataset"], required=True)
-    export.add_argument("--view", choices=["clips", "windows"], default="clips",
-                        help="single-speaker clips (default) or long multi-speaker windows with RTTM")  # fmt: skip
+    export.add_argument(
+        "--view",
+        choices=["clips", "windows"],
+        default="clips",
+        help="single-speaker clips (default) or long multi-speaker windows with RTTM",
+    )
     for flag, text in [
         ("--min-dnsmos", "DNSMOS OVRL at least"),
         ("--min-s", "clip seconds at least"),
@@ -41,7 +46,9 @@ def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:
         ("--max-music", "share of the clip under music at most"),
     ]:
         export.add_argument(flag, type=float, help=f"keep clips with {text}")
-    export.add_argument("--sample-rate", type=int, help="resample the clips (default: the committed original's)")
+    export.add_argument(
+        "--sample-rate", type=int, help="resample the clips (default: the committed original's)"
+    )
     export.add_argument("--wait", action="store_true", help="wait for the export and print its totals")
 
 
@@ -54,8 +61,14 @@ def spec_from_args(args: argparse.Namespace, settings: Settings) -> ExportSpec:
         min_snr_db=args.min_snr_db,
         max_music=args.max_music,
     )
-    return ExportSpec(batch_id=args.batch_id, format=args.format, view=args.view, filters=filters,
-                      clip_policy=settings.clip_policy, sample_rate=args.sample_rate)  # fmt: skip
+    return ExportSpec(
+        batch_id=args.batch_id,
+        format=args.format,
+        view=args.view,
+        filters=filters,
+        clip_policy=settings.clip_policy,
+        sample_rate=args.sample_rate,
+    )
 
 
 async def cmd_export(args: argparse.Namespace, settings: Settings, client: Client) -> int:
@@ -80,16 +93,24 @@ async def run_export(client: Client, settings: Settings, spec: ExportSpec, wait:
     if not store.exists(source):
         raise ExportNotPossible(f"no input in storage ({source}); start the batch first")
     keys = ExportKeys(store.prefix, spec)
-    job = ExportJob(spec=spec, input_key=source, queue_prefix=settings.task_queue_prefix,
-                    heartbeat_timeout_s=settings.heartbeat_timeout_s)  # fmt: skip
+    job = ExportJob(
+        spec=spec,
+        input_key=source,
+        queue_prefix=settings.task_queue_prefix,
+        heartbeat_timeout_s=settings.heartbeat_timeout_s,
+    )
     workflow_id = export_workflow_id(spec.batch_id, spec.name)
-    from workflows.export import ExportWorkflow  # imports the pipeline's activities: only the commands that start a workflow pay for it
+    # imports the pipeline's activities: only the commands that start a workflow pay for it
+    from workflows.export import ExportWorkflow
 
     try:
         handle = await client.start_workflow(
-            ExportWorkflow.run, job, id=workflow_id, task_queue=queues.workflow_queue(settings.task_queue_prefix),
+            ExportWorkflow.run,
+            job,
+            id=workflow_id,
+            task_queue=queues.workflow_queue(settings.task_queue_prefix),
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,  # a later run extends the export
-        )  # fmt: skip
+        )
         print(f"export {workflow_id}: started ({spec.format}, {spec.view}) -> {keys.root}")
     except WorkflowAlreadyStartedError:
         handle = client.get_workflow_handle_for(ExportWorkflow.run, workflow_id)

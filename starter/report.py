@@ -107,19 +107,28 @@ def build_report(
             "in": round(hours_in, 3),
             "speech": round(speech_s / 3600, 3),
             "usable": round(usable_h, 3),
-            "exported": {f"{e['spec']['format']}/{e['spec']['view']}": round(e["totals"]["audio_s"] / 3600, 3)
-                         for e in exports},  # fmt: skip
+            "exported": {
+                f"{e['spec']['format']}/{e['spec']['view']}": round(e["totals"]["audio_s"] / 3600, 3)
+                for e in exports
+            },
         },
-        "usable_hours_by_dnsmos": {name: round(usable_by_bucket[name] / 3600, 3)
-                                   for name in [b[2] for b in DNSMOS_BUCKETS] + [UNLABELLED]},  # fmt: skip
+        "usable_hours_by_dnsmos": {
+            name: round(usable_by_bucket[name] / 3600, 3)
+            for name in [b[2] for b in DNSMOS_BUCKETS] + [UNLABELLED]
+        },
         "histograms": {
             "clip_s": _histogram(clip_s, [0, 3, 5, 10, 15, 20, 25, 30.01]),
-            "dnsmos_ovrl_usable_h": _histogram([v for v, _ in dnsmos], [1, 2, 2.5, 2.75, 3, 3.25, 3.5, 5],
-                                               [s / 3600 for _, s in dnsmos]),  # fmt: skip
+            "dnsmos_ovrl_usable_h": _histogram(
+                [v for v, _ in dnsmos], [1, 2, 2.5, 2.75, 3, 3.25, 3.5, 5], [s / 3600 for _, s in dnsmos]
+            ),
             "speakers_per_video": dict(sorted(Counter(m.num_speakers for m in metas).items())),
             "music_share_pct": _histogram([_music_share(m) for m in metas], [0, 1, 5, 10, 25, 50, 100.01]),
         },
-        "clips": {"count": len(clip_s), "hours": round(sum(clip_s) / 3600, 3), "policy": clip_policy.model_dump()},
+        "clips": {
+            "count": len(clip_s),
+            "hours": round(sum(clip_s) / 3600, 3),
+            "policy": clip_policy.model_dump(),
+        },
         "compute": {
             "hours_by_class": {cls: round(s / 3600, 4) for cls, s in compute_s.items()},
             "cost_usd": round(cost, 4),
@@ -170,14 +179,18 @@ def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
     policy = report["clips"]["policy"]
     return [
         f"batch {report['batch_id']}: videos {report['videos']}",
-        f"  hours: in {_hours(hours['in'])}, speech {_hours(hours['speech'])}, usable {_hours(hours['usable'])}; "
+        f"  hours: in {_hours(hours['in'])}, speech {_hours(hours['speech'])}, usable "
+        f"{_hours(hours['usable'])}; "
         f"exported: {exported}",
-        "  usable by DNSMOS OVRL: " + ", ".join(f"{k} {_hours(v)}" for k, v in report["usable_hours_by_dnsmos"].items()),
+        "  usable by DNSMOS OVRL: "
+        + ", ".join(f"{k} {_hours(v)}" for k, v in report["usable_hours_by_dnsmos"].items()),
         f"  clips ({policy['min_s']:g}-{policy['max_s']:g} s): {report['clips']['count']}, "
         f"{_hours(report['clips']['hours'])}",
         f"  speakers per video: {report['histograms']['speakers_per_video']}",
         f"  failures: {report['failures_by_type'] or 'none'}",
-        "  compute: " + ", ".join(f"{cls} {_hours(h)}" for cls, h in compute["hours_by_class"].items()) + f"; {cost}",
+        "  compute: "
+        + ", ".join(f"{cls} {_hours(h)}" for cls, h in compute["hours_by_class"].items())
+        + f"; {cost}",
         f"  figure: {png_key}",
     ]
 
@@ -194,8 +207,12 @@ def render_png(report: dict[str, Any]) -> bytes:
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     hours = report["hours"]
-    bars = {"in": hours["in"], "speech": hours["speech"], "usable": hours["usable"],
-            **{f"export {k}": v for k, v in hours["exported"].items()}}  # fmt: skip
+    bars = {
+        "in": hours["in"],
+        "speech": hours["speech"],
+        "usable": hours["usable"],
+        **{f"export {k}": v for k, v in hours["exported"].items()},
+    }
     axes[0, 0].barh(list(bars)[::-1], list(bars.values())[::-1], color="#4477aa")
     axes[0, 0].set_title("hours")
     for ax, key, title in [

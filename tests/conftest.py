@@ -41,10 +41,26 @@ def join_speech(media_dir: Path, name: str, files: list[Path]) -> tuple[str, flo
     listing = media_dir / f"{name}.txt"
     listing.write_text("".join(f"file '{f}'\n" for f in files))
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-         "-i", str(listing), "-ac", "1", "-ar", "16000", str(media_dir / name)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(listing),
+            "-ac",
+            "1",
+            "-ar",
+            "16000",
+            str(media_dir / name),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return name, sf.info(str(media_dir / name)).duration
 
 
@@ -96,7 +112,9 @@ def storage_server(tmp_path_factory):
     stack.stop()
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     import os
     import sys
 

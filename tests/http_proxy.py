@@ -28,7 +28,11 @@ class _Proxy(BaseHTTPRequestHandler):
         target = urlsplit(self.path)
         assert target.hostname == "127.0.0.1", "this proxy forwards to loopback only"
         self.carried.append(self.path)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in {"proxy-authorization", "proxy-connection"}}
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() not in {"proxy-authorization", "proxy-connection"}
+        }
         conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
         conn.request("GET", target.path + (f"?{target.query}" if target.query else ""), headers=headers)
         answer = conn.getresponse()

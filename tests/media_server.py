@@ -37,7 +37,10 @@ _flaky_lock = threading.Lock()
 REQUESTS: list[str] = []
 FEED_EPISODE = "ep03-three-voices.ogg"
 COOKIE_VALUE = "operator-session-7f3a"
-CHALLENGE_PAGE = "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Verifying you are human.</body></html>"
+CHALLENGE_PAGE = (
+    "<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
+    "<body>Verifying you are human.</body></html>"
+)
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -136,8 +139,10 @@ class _Handler(SimpleHTTPRequestHandler):
                 f'<enclosure url="{base}/ep-{i}/{FEED_EPISODE}" type="audio/ogg" length="1"/></item>'
                 for i in range(count)
             )
-            body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed</title>'
-                    f"<link>{base}</link><description>d</description>{items}</channel></rss>").encode()  # fmt: skip
+            body = (
+                f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed</title>'
+                f"<link>{base}</link><description>d</description>{items}</channel></rss>"
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/rss+xml")
             self.send_header("Content-Length", str(len(body)))

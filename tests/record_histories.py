@@ -42,7 +42,10 @@ async def record(stack: Stack, media: Path) -> list[Path]:
     today = datetime.now(UTC).date().isoformat()
     prefix = stack.settings().task_queue_prefix
     await client.execute_workflow(
-        "ManifestWorkflow", args=[prefix, today], id=f"manifest-{today}", task_queue=queues.workflow_queue(prefix)
+        "ManifestWorkflow",
+        args=[prefix, today],
+        id=f"manifest-{today}",
+        task_queue=queues.workflow_queue(prefix),
     )
 
     written = []

@@ -32,8 +32,12 @@ def reference_turns(rttm: Path) -> list[Segment]:
     return turns
 
 
-def der(reference: list[Segment], hypothesis: list[Segment], scored: list[tuple[float, float]] | None = None,
-        metric=None) -> float:  # fmt: skip
+def der(
+    reference: list[Segment],
+    hypothesis: list[Segment],
+    scored: list[tuple[float, float]] | None = None,
+    metric=None,
+) -> float:
     """DER as the benchmarks score it (pyannote.metrics, 0.5 s collar, overlap scored),
     over the ``scored`` regions (a UEM; None: everything). With ``metric``, the file is
     also accumulated into it (abs(metric) is then the pooled DER)."""
@@ -151,7 +155,9 @@ def test_default_diarization_holds_its_measured_quality_on_the_dev_set(dev_set):
 
     assert set(dev_set) == set(DEV_MEASURED), "the shared dev set changed: measure it again"
     pooled = DiarizationErrorRate(collar=0.5, skip_overlap=False)
-    pooled_degenerate = {p: DiarizationErrorRate(collar=0.5, skip_overlap=False) for p in DEGENERATE_PERIODS_S}
+    pooled_degenerate = {
+        p: DiarizationErrorRate(collar=0.5, skip_overlap=False) for p in DEGENERATE_PERIODS_S
+    }
     report = []
     for uri, dev in dev_set.items():
         measured_der, measured_count = DEV_MEASURED[uri]
@@ -161,14 +167,18 @@ def test_default_diarization_holds_its_measured_quality_on_the_dev_set(dev_set):
             for p in DEGENERATE_PERIODS_S
         )
         count, ref_count = len({s.speaker for s in dev.segments}), len({t.speaker for t in dev.reference})
-        report.append(f"{uri}: DER {found:.2f} % (measured {measured_der:.2f}, degenerate {degenerate:.1f}), "
-                      f"speakers {count}/{ref_count} (measured {measured_count})")  # fmt: skip
+        report.append(
+            f"{uri}: DER {found:.2f} % (measured {measured_der:.2f}, degenerate {degenerate:.1f}), "
+            f"speakers {count}/{ref_count} (measured {measured_count})"
+        )
         assert found <= measured_der + DER_MARGIN_FILE, report[-1]
         assert found <= degenerate - BEAT_DEGENERATE_FILE, report[-1]
         assert abs(count - ref_count) <= max(1, abs(measured_count - ref_count)), report[-1]
     total = 100 * abs(pooled)
     degenerate_total = min(100 * abs(m) for m in pooled_degenerate.values())
-    print("\n" + "\n".join(report) + f"\nTOTAL DER {total:.2f} % (degenerate at best {degenerate_total:.2f} %)")
+    print(
+        "\n" + "\n".join(report) + f"\nTOTAL DER {total:.2f} % (degenerate at best {degenerate_total:.2f} %)"
+    )
     assert total <= DEV_TOTAL_DER + DER_MARGIN_TOTAL, total
     assert total <= degenerate_total - BEAT_DEGENERATE_TOTAL, (total, degenerate_total)
 
@@ -203,7 +213,9 @@ def test_chunked_extraction_gives_the_whole_recording_result(eval_dir, tmp_path)
 def test_embeddings_separate_speakers_on_reference_turns(eval_dir, tmp_path):
     name = "pyaa_diarizationExample"  # four speakers in clean turns
     samples = load16k(eval_dir / "diarization" / "audio" / f"{name}.wav", tmp_path)
-    turns = [t for t in reference_turns(eval_dir / "diarization" / "rttm" / f"{name}.rttm") if t.duration > 1.0]
+    turns = [
+        t for t in reference_turns(eval_dir / "diarization" / "rttm" / f"{name}.rttm") if t.duration > 1.0
+    ]
     vectors = embed_segments(samples, turns)
 
     assert vectors.shape == (len(turns), 192)

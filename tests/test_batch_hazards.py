@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -50,8 +50,8 @@ from activities.batch import closed_videos, read_batch_page
 from activities.manifest import write_manifest
 from core import queues
 from core.gpu_profiles import PROFILES
+from core.layout import batch_input_key
 from core.models import (
-    BatchPageRequest,
     MAX_ID_LENGTH,
     MAX_PAGE_BYTES,
     MAX_PAGE_SIZE,
@@ -61,6 +61,7 @@ from core.models import (
     TEMPORAL_PAYLOAD_LIMIT,
     BatchJob,
     BatchPage,
+    BatchPageRequest,
     BatchState,
     ClassUsage,
     VideoJob,
@@ -69,7 +70,6 @@ from core.models import (
     VideoState,
     batch_payload_bound,
 )
-from core.layout import batch_input_key
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig, free_port
@@ -223,8 +223,12 @@ def worst_url(length: int = MAX_URL_LENGTH) -> str:
 
 
 def worst_spec(i: int) -> VideoSpec:
-    return VideoSpec(video_id=f"{i:0{MAX_ID_LENGTH}d}", url=worst_url(), duration_hint_s=1e308,
-                     batch_id="b" * MAX_ID_LENGTH)  # fmt: skip
+    return VideoSpec(
+        video_id=f"{i:0{MAX_ID_LENGTH}d}",
+        url=worst_url(),
+        duration_hint_s=1e308,
+        batch_id="b" * MAX_ID_LENGTH,
+    )
 
 
 def test_worst_case_batch_state_and_page_fit_well_under_the_payload_limit():
@@ -245,11 +249,21 @@ def test_worst_case_batch_state_and_page_fit_well_under_the_payload_limit():
         failed_by_error={f"SomeTypedError{i:02d}": 10**9 for i in range(40)},
         per_class={c: ClassUsage(videos=10**9, audio_s=1e308, gpu_s=1e308) for c in PROFILES},
         recent=[(1.7976931348623157e308, -2.2250738585072014e-308)] * MAX_RECENT,
-        next_offset=2**62, started=2**62, audio_s=1e308, started_at=1e308,
-    )  # fmt: skip
-    job = BatchJob(batch_id="b" * MAX_ID_LENGTH, input_key=f"some/prefix/_batches/{'b' * 64}/videos.csv",
-                   total=2**62, window=MAX_WINDOW, page_size=MAX_PAGE_SIZE, gpu_class="a100-80",
-                   queue_prefix="p" * 64, state=state)  # fmt: skip
+        next_offset=2**62,
+        started=2**62,
+        audio_s=1e308,
+        started_at=1e308,
+    )
+    job = BatchJob(
+        batch_id="b" * MAX_ID_LENGTH,
+        input_key=f"some/prefix/_batches/{'b' * 64}/videos.csv",
+        total=2**62,
+        window=MAX_WINDOW,
+        page_size=MAX_PAGE_SIZE,
+        gpu_class="a100-80",
+        queue_prefix="p" * 64,
+        state=state,
+    )
     sizes = payload_bytes(page), payload_bytes(job)
     assert max(sizes) <= bound, sizes
     for too_wide in ({"window": MAX_WINDOW + 1}, {"page_size": MAX_PAGE_SIZE + 1}):
@@ -278,7 +292,12 @@ def test_pages_of_urls_at_the_cap_stay_under_the_payload_limit(stack):
     env = ActivityEnvironment()
     seen, offset, sizes = [], 0, []
     while True:
-        page = env.run(read_batch_page, BatchPageRequest(input_key=key, offset=offset, max_rows=500, batch_id="long-page", skip_committed=False))
+        page = env.run(
+            read_batch_page,
+            BatchPageRequest(
+                input_key=key, offset=offset, max_rows=500, batch_id="long-page", skip_committed=False
+            ),
+        )
         sizes.append(payload_bytes(page))
         seen += [spec.video_id for spec in page.specs]
         assert all(spec.url == worst_url() for spec in page.specs)
@@ -393,8 +412,19 @@ def test_the_batch_waits_out_a_storage_outage(stack):
 def test_an_unknown_gpu_class_is_refused_before_anything_starts(stack):
     csv_path = write_rows(stack, "gpu", ["gpu-0"])
     nowhere = {"PIPELINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
-    result = run_cli("-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "gpu",
-                     "--gpu-class", "x100", env=nowhere, timeout=60)  # fmt: skip
+    result = run_cli(
+        "-m",
+        "starter",
+        "start",
+        "--csv",
+        str(csv_path),
+        "--batch-id",
+        "gpu",
+        "--gpu-class",
+        "x100",
+        env=nowhere,
+        timeout=60,
+    )
     assert result.returncode == 2, result.stderr
     error = result.stderr.strip().splitlines()[-1]
     assert "unknown GPU class 'x100'" in error and all(c in error for c in PROFILES), error
@@ -431,9 +461,10 @@ def test_two_starts_of_one_batch_id_never_overwrite_its_input(stack):
         client = await connect(settings)
         handle = client.get_workflow_handle("batch-dup")
         results = await asyncio.gather(
-            start_batch(client, settings, first, "dup"), start_batch(client, settings, second, "dup"),
+            start_batch(client, settings, first, "dup"),
+            start_batch(client, settings, second, "dup"),
             return_exceptions=True,
-        )  # fmt: skip
+        )
         won = [i for i, r in enumerate(results) if isinstance(r, StartReport) and r.submitted]
         refused = [r for r in results if isinstance(r, BatchInputConflict)]
         assert len(won) == 1 and len(refused) == 1, results
@@ -444,8 +475,9 @@ def test_two_starts_of_one_batch_id_never_overwrite_its_input(stack):
         assert winner_ids == [line.split(",")[0] for line in winner.read_text().splitlines()[1:]]
         assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING  # and reads that very file
 
-        same = await asyncio.gather(start_batch(client, settings, winner, "dup"),
-                                    start_batch(client, settings, winner, "dup"))  # fmt: skip
+        same = await asyncio.gather(
+            start_batch(client, settings, winner, "dup"), start_batch(client, settings, winner, "dup")
+        )
         assert [r.reason for r in same] == ["already running"] * 2, same
         await handle.terminate("test: the batch ended")
         again = await start_batch(client, settings, winner, "dup")
@@ -522,7 +554,7 @@ def test_write_manifest_leaves_the_event_loop_free(stack):
     running meanwhile. Before the fix each blocking GET stalled the loop, back to back."""
     prefix = f"h6-{uuid.uuid4().hex[:6]}"
     ids = [f"manifest-{i}" for i in range(8)]
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     store = ObjectStore(stack.settings())
 
     async def go():
@@ -539,10 +571,18 @@ def test_write_manifest_leaves_the_event_loop_free(stack):
                 )
                 assert run is None
                 desc = await client.get_workflow_handle(f"video-{video_id}").describe()
-                store.put_json(store.keys(video_id).metadata, {
-                    "schema_version": 2, "source": {"url": spec.url}, "duration_s": 10.0, "num_speakers": 2,
-                    "usable_pct": 50.0, "batch_id": "m", "committed_by": {"run_id": desc.run_id},
-                })  # fmt: skip
+                store.put_json(
+                    store.keys(video_id).metadata,
+                    {
+                        "schema_version": 2,
+                        "source": {"url": spec.url},
+                        "duration_s": 10.0,
+                        "num_speakers": 2,
+                        "usable_pct": 50.0,
+                        "batch_id": "m",
+                        "committed_by": {"run_id": desc.run_id},
+                    },
+                )
         query = 'WorkflowType = "VideoWorkflow" AND WorkflowId STARTS_WITH "video-manifest-"'
         while (await client.count_workflows(query)).count < len(ids):
             await asyncio.sleep(0.2)

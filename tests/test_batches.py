@@ -7,17 +7,18 @@ import asyncio
 import json
 import subprocess
 import time
+from datetime import UTC
 
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from core import search_attributes as sa
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig
 from starter.batch import batch_counts, batch_progress, list_videos, start_batch, wait_for_batch
 from tests.conftest import run_cli
-from core import search_attributes as sa
 
 pytestmark = pytest.mark.integration
 
@@ -62,9 +63,7 @@ async def client_of(stack):
 def between_runs(error: Exception) -> bool:
     """The one query failure a batch may answer while it continues as new: the next run
     exists but has not run its first workflow task yet, so it cannot answer yet."""
-    return isinstance(error, RPCError) and any(
-        text in str(error) for text in BETWEEN_RUNS
-    )
+    return isinstance(error, RPCError) and any(text in str(error) for text in BETWEEN_RUNS)
 
 
 BETWEEN_RUNS = (
@@ -102,8 +101,10 @@ def test_sliding_window_survives_continue_as_new(stack):
         return running, refused, await batch_progress(client, "win")
 
     running, refused, progress = run(go())
-    print(f"\nwindow: {len(running)} answered queries, peak {max(running, default=0)}, "
-          f"{len(refused)} refused between runs")
+    print(
+        f"\nwindow: {len(running)} answered queries, peak {max(running, default=0)}, "
+        f"{len(refused)} refused between runs"
+    )
     assert len(running) >= 10 and len(running) > len(refused), (running, refused)
     assert max(running) == 2, f"the window of 2 fills and is never exceeded: {running}"
     assert progress.runs >= 2, "the batch continued as new at least once"
@@ -124,12 +125,16 @@ def test_same_video_in_two_batches_runs_once(stack):
     async def go():
         client = await client_of(stack)
         await asyncio.gather(
-            start_batch(client, stack.settings(), a, "two-a"), start_batch(client, stack.settings(), b, "two-b")
+            start_batch(client, stack.settings(), a, "two-a"),
+            start_batch(client, stack.settings(), b, "two-b"),
         )
         await wait_for_batch(client, "two-a")
         await wait_for_batch(client, "two-b")
         runs = {
-            vid: [wf async for wf in client.list_workflows(f'VideoId = "{vid}" AND WorkflowType = "VideoWorkflow"')]
+            vid: [
+                wf
+                async for wf in client.list_workflows(f'VideoId = "{vid}" AND WorkflowType = "VideoWorkflow"')
+            ]
             for vid in ("both-2", "both-1", "both-3")  # the shared one first
         }
         return runs, await batch_progress(client, "two-a"), await batch_progress(client, "two-b")
@@ -137,9 +142,9 @@ def test_same_video_in_two_batches_runs_once(stack):
     runs, pa, pb = run(go())
     store = ObjectStore(stack.settings())
     for vid, found in runs.items():
-        assert [(wf.id, wf.status) for wf in found] == [(f"video-{vid}", WorkflowExecutionStatus.COMPLETED)], (
-            f"{vid}: one run, completed: {[(wf.id, wf.run_id, wf.status) for wf in found]}"
-        )
+        assert [(wf.id, wf.status) for wf in found] == [
+            (f"video-{vid}", WorkflowExecutionStatus.COMPLETED)
+        ], f"{vid}: one run, completed: {[(wf.id, wf.run_id, wf.status) for wf in found]}"
         committed_by = store.get_json(store.keys(vid).metadata)["committed_by"]
         assert committed_by == {"workflow_id": f"video-{vid}", "run_id": found[0].run_id}, vid
     assert runs["both-2"][0].typed_search_attributes.get(sa.BATCH_ID) in ("two-a", "two-b")
@@ -155,7 +160,9 @@ async def wait_for_progress(client, batch_id: str, until, what: str, timeout_s: 
         progress = await batch_progress(client, batch_id)
         if until(progress):
             return progress
-        assert time.monotonic() < deadline, f"batch {batch_id}: {what} not seen within {timeout_s:.0f} s: {progress}"
+        assert time.monotonic() < deadline, (
+            f"batch {batch_id}: {what} not seen within {timeout_s:.0f} s: {progress}"
+        )
         await asyncio.sleep(0.2)
 
 
@@ -205,9 +212,15 @@ def test_pause_and_resume(stack):
         elif event.HasField("start_child_workflow_execution_initiated_event_attributes"):
             order.append(event.start_child_workflow_execution_initiated_event_attributes.workflow_id)
     assert order == [
-        "video-pause-0", "pause", "video_done",  # the running video finished while paused
-        "resume", "video-pause-1", "video_done", "video-pause-2", "video_done",
-    ], order  # fmt: skip
+        "video-pause-0",
+        "pause",
+        "video_done",  # the running video finished while paused
+        "resume",
+        "video-pause-1",
+        "video_done",
+        "video-pause-2",
+        "video_done",
+    ], order
 
 
 def long_media(stack: Stack) -> str:
@@ -215,19 +228,42 @@ def long_media(stack: Stack) -> str:
     name = "batch-long.wav"
     if not (stack.config.media_dir / name).exists():
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "4", "-i",
-             str(stack.config.media_dir / "ep01-jingle-and-two-hosts.ogg"), "-ac", "1", "-ar", "16000",
-             str(stack.config.media_dir / name)],
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-stream_loop",
+                "4",
+                "-i",
+                str(stack.config.media_dir / "ep01-jingle-and-two-hosts.ogg"),
+                "-ac",
+                "1",
+                "-ar",
+                "16000",
+                str(stack.config.media_dir / name),
+            ],
             check=True,
-        )  # fmt: skip
+        )
     return name
 
 
 def test_cancel_stops_the_batch_and_its_running_video(stack):
     long_name = long_media(stack)
     rows = [(f"cancel-{i}", long_name) for i in range(3)]
-    result = run_cli("-m", "starter", "start", "--csv", str(write_csv(stack, "cancel", rows)),
-                     "--batch-id", "cancel", "--window", "1", env=stack.env())  # fmt: skip
+    result = run_cli(
+        "-m",
+        "starter",
+        "start",
+        "--csv",
+        str(write_csv(stack, "cancel", rows)),
+        "--batch-id",
+        "cancel",
+        "--window",
+        "1",
+        env=stack.env(),
+    )
     assert result.returncode == 0, result.stderr
 
     async def go():
@@ -236,21 +272,28 @@ def test_cancel_stops_the_batch_and_its_running_video(stack):
         await started(handle)
         status = run_cli("-m", "starter", "status", "--batch-id", "cancel", "--videos", env=stack.env())
         line = next(x for x in status.stdout.splitlines() if x.startswith("cancel-0 "))
-        assert line.split()[1:] in (["running", f"stage={s}"] for s in ("download", "diarize+music", "diarize",
-                                                                          "music", "embed", "embed+labels",
-                                                                          "labels")), status.stdout
+        assert line.split()[1:] in (
+            ["running", f"stage={s}"]
+            for s in ("download", "diarize+music", "diarize", "music", "embed", "embed+labels", "labels")
+        ), status.stdout
         cancel = run_cli("-m", "starter", "cancel", "--batch-id", "cancel", env=stack.env())
         assert cancel.returncode == 0 and "cancel sent" in cancel.stdout
         for _ in range(100):
             batch = await client.get_workflow_handle("batch-cancel").describe()
             video = await handle.describe()
-            if batch.status != WorkflowExecutionStatus.RUNNING and video.status != WorkflowExecutionStatus.RUNNING:
+            if (
+                batch.status != WorkflowExecutionStatus.RUNNING
+                and video.status != WorkflowExecutionStatus.RUNNING
+            ):
                 break
             await asyncio.sleep(0.2)
         return batch.status, video.status, await batch_counts(client, "cancel")
 
     batch_status, video_status, counts = run(go())
-    assert (batch_status, video_status) == (WorkflowExecutionStatus.CANCELED, WorkflowExecutionStatus.CANCELED)
+    assert (batch_status, video_status) == (
+        WorkflowExecutionStatus.CANCELED,
+        WorkflowExecutionStatus.CANCELED,
+    )
     assert counts.total == 1, "the videos after the window were never started"
 
 
@@ -275,11 +318,31 @@ def test_a_video_terminated_by_hand_frees_its_slot(stack):
 def test_retry_failed_by_error_type(stack):
     rows = [("retry-ok", SHORT), ("retry-silent", "silent.wav"), ("retry-gone", "status/404/gone.ogg")]
     csv_path = write_csv(stack, "retry", rows)
-    first = run_cli("-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "retry", "--wait",
-                    env=stack.env(), timeout=300)  # fmt: skip
+    first = run_cli(
+        "-m",
+        "starter",
+        "start",
+        "--csv",
+        str(csv_path),
+        "--batch-id",
+        "retry",
+        "--wait",
+        env=stack.env(),
+        timeout=300,
+    )
     assert "summary: 1 completed, 2 failed" in first.stdout, first.stdout + first.stderr
-    retry = run_cli("-m", "starter", "retry-failed", "--batch-id", "retry", "--error-type", "SilentAudio",
-                    "--wait", env=stack.env(), timeout=300)  # fmt: skip
+    retry = run_cli(
+        "-m",
+        "starter",
+        "retry-failed",
+        "--batch-id",
+        "retry",
+        "--error-type",
+        "SilentAudio",
+        "--wait",
+        env=stack.env(),
+        timeout=300,
+    )
     assert "retrying 1 failed videos" in retry.stdout, retry.stdout + retry.stderr
 
     async def go():
@@ -302,14 +365,29 @@ def test_retry_failed_by_error_type(stack):
 def test_stats_dry_run_and_limit(stack):
     rows = [(f"dry-{i}", SHORT) for i in range(5)]
     csv_path = write_csv(stack, "dry", rows)
-    result = run_cli("-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "dry", "--dry-run",
-                     "--limit", "3", env=stack.env())  # fmt: skip
-    assert result.returncode == 0 and "3 valid rows" in result.stdout and "(dry run)" in result.stdout, result.stdout
+    result = run_cli(
+        "-m",
+        "starter",
+        "start",
+        "--csv",
+        str(csv_path),
+        "--batch-id",
+        "dry",
+        "--dry-run",
+        "--limit",
+        "3",
+        env=stack.env(),
+    )
+    assert result.returncode == 0 and "3 valid rows" in result.stdout and "(dry run)" in result.stdout, (
+        result.stdout
+    )
 
     async def go():
         client = await client_of(stack)
         deadline = time.monotonic() + 60
-        while (await client.get_workflow_handle("batch-dry").describe()).status == WorkflowExecutionStatus.RUNNING:
+        while (
+            await client.get_workflow_handle("batch-dry").describe()
+        ).status == WorkflowExecutionStatus.RUNNING:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.2)
         return await batch_progress(client, "dry"), await batch_counts(client, "dry")
@@ -320,16 +398,18 @@ def test_stats_dry_run_and_limit(stack):
     stats = run_cli("-m", "starter", "stats", "--batch-id", "win", env=stack.env())
     assert stats.returncode == 0, stats.stderr
     assert "batch win: 6/6 done (100.0%)" in stats.stdout and "cpu" in stats.stdout and "ETA" in stats.stdout
-    as_json = json.loads(run_cli("-m", "starter", "stats", "--batch-id", "win", "--json", env=stack.env()).stdout)
+    as_json = json.loads(
+        run_cli("-m", "starter", "stats", "--batch-id", "win", "--json", env=stack.env()).stdout
+    )
     assert as_json["completed"] == 6 and as_json["per_class"]["cpu"]["videos"] == 6
 
 
 def test_daily_manifest_lists_each_video_once_and_is_idempotent(stack):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from core.models import SCHEMA_VERSION
 
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     first = run_cli("-m", "starter", "manifest", "--date", today, env=stack.env(), timeout=120)
     assert first.returncode == 0, first.stdout + first.stderr
     store = ObjectStore(stack.settings())
@@ -341,7 +421,9 @@ def test_daily_manifest_lists_each_video_once_and_is_idempotent(stack):
     assert {f"win-{i}" for i in range(6)} <= set(ids) and "both-2" in ids
     assert f"manifest {today}: {len(ids)} videos" in first.stdout
     sample = next(line for line in lines if line["video_id"] == "win-0")
-    assert sample["outputs"]["metadata"] == f"win-0/v{SCHEMA_VERSION}/metadata.json" and sample["duration_s"] > 0
+    assert (
+        sample["outputs"]["metadata"] == f"win-0/v{SCHEMA_VERSION}/metadata.json" and sample["duration_s"] > 0
+    )
     assert sample["schema_version"] == SCHEMA_VERSION
     assert {"url", "num_speakers", "usable_pct"} <= set(sample)
 
@@ -358,4 +440,6 @@ def test_daily_manifest_lists_each_video_once_and_is_idempotent(stack):
 
     description = run(describe())
     calendar = description.schedule.spec.calendars[0]
-    assert [r.start for r in calendar.hour] == [4] and description.schedule.action.workflow == "ManifestWorkflow"
+    assert [r.start for r in calendar.hour] == [
+        4
+    ] and description.schedule.action.workflow == "ManifestWorkflow"

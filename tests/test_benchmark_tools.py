@@ -77,7 +77,9 @@ def rescore(diar: Path, hyp: Path) -> tuple[dict[str, float], float]:
     for uri in DIARIZATION_FILES:
         uem = diar / "uem" / f"{uri}.uem"
         if uem.is_file():
-            regions = [tuple(map(float, line.split()[2:4])) for line in uem.read_text().splitlines() if line.strip()]
+            regions = [
+                tuple(map(float, line.split()[2:4])) for line in uem.read_text().splitlines() if line.strip()
+            ]
         else:
             regions = [(0.0, sf.info(str(diar / "audio" / f"{uri}.wav")).duration)]
         scored = Timeline([PSegment(s, e) for s, e in regions])
@@ -125,8 +127,17 @@ def test_quality_tool_prints_per_file_and_pooled_figures(tmp_path: Path) -> None
 def test_speed_tool_prints_every_stage(tmp_path: Path) -> None:
     out = _run("benchmarks.speed", "--minutes", "0.5")
     assert re.search(r"\d+ intra-op", out) and re.search(r"embedding batch \d+", out), out
-    for stage in ("decode/resample", "speech activity", "local segmentation", "segmentation + CAM++",
-                  "clustering", "diarization, step", "segment embeddings", "music detection", "PIPELINE"):  # fmt: skip
+    for stage in (
+        "decode/resample",
+        "speech activity",
+        "local segmentation",
+        "segmentation + CAM++",
+        "clustering",
+        "diarization, step",
+        "segment embeddings",
+        "music detection",
+        "PIPELINE",
+    ):
         line = next((ln for ln in out.splitlines() if ln.strip().startswith(stage)), None)
         assert line is not None, f"no {stage!r} row:\n{out}"
         numbers = re.findall(r"\s(\d+\.\d{3})\s", line + " ")
@@ -154,6 +165,10 @@ def test_speed_tool_times_both_backends_in_one_run(tmp_path: Path) -> None:
     assert any("(backend default)" in ln for ln in pyannote_rows) and len(pyannote_rows) >= 2, out
     pipelines = [ln for ln in out.splitlines() if ln.startswith("PIPELINE")]
     assert [ln.split("diarization: ")[1].split(",")[0] for ln in pipelines] == ["pretrained", "pyannote"], out
-    for line in pyannote_rows + pipelines + [next(ln for ln in out.splitlines() if ln.startswith("diarization, step"))]:
+    for line in (
+        pyannote_rows
+        + pipelines
+        + [next(ln for ln in out.splitlines() if ln.startswith("diarization, step"))]
+    ):
         numbers = re.findall(r"\s(\d+\.\d{3})\s", line + " ")
         assert len(numbers) == 2 and all(float(n) > 0 for n in numbers), line

@@ -74,10 +74,26 @@ def test_the_audit_finds_damage_that_a_late_writer_could_leave(storage_server):
 
 def test_chaos_loses_duplicates_and_corrupts_nothing(tmp_path):
     result = run_cli(
-        "-m", "benchmarks.chaos", "--videos", str(VIDEOS), "--long-videos", "1", "--long-minutes", "2.5",
-        "--kill-every", "20", "--pause-every", "25", "--outage-s", "20", "--data-dir", str(tmp_path),
-        "--timeout", "420", timeout=600,
-    )  # fmt: skip
+        "-m",
+        "benchmarks.chaos",
+        "--videos",
+        str(VIDEOS),
+        "--long-videos",
+        "1",
+        "--long-minutes",
+        "2.5",
+        "--kill-every",
+        "20",
+        "--pause-every",
+        "25",
+        "--outage-s",
+        "20",
+        "--data-dir",
+        str(tmp_path),
+        "--timeout",
+        "420",
+        timeout=600,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     lines = SUMMARY.findall(result.stdout)

@@ -30,9 +30,16 @@ PAUSE_S = 1.5
 MONOLOGUE = ("falcon_test", "pyannote_sample", "pyaa_diarizationExample")
 JINGLE = (70.0, 74.0)  # seconds into the monologue: music, so not usable
 LABELS = {
-    "dnsmos_sig": 3.6, "dnsmos_bak": 4.0, "dnsmos_ovrl": 3.2, "bandwidth_hz": 7800.0, "snr_db": 24.5,
-    "clipping": 0.0, "loudness_lufs": -19.0, "music": 0.02, "singing": None,
-}  # fmt: skip
+    "dnsmos_sig": 3.6,
+    "dnsmos_bak": 4.0,
+    "dnsmos_ovrl": 3.2,
+    "bandwidth_hz": 7800.0,
+    "snr_db": 24.5,
+    "clipping": 0.0,
+    "loudness_lufs": -19.0,
+    "music": 0.02,
+    "singing": None,
+}
 
 
 def _speech(name: str) -> np.ndarray:
@@ -85,11 +92,15 @@ def build_podcast(directory: Path, video_id: str = "pod1") -> tuple[Path, dict]:
         row["labels"] = {**LABELS, "snr_db": None if i % 3 == 1 else 10.0 + i}
     duration = len(audio) / RATE
     metadata = {
-        "schema_version": 2, "video_id": video_id, "batch_id": "b1", "duration_s": round(duration, 3),
+        "schema_version": 2,
+        "video_id": video_id,
+        "batch_id": "b1",
+        "duration_s": round(duration, 3),
         "num_speakers": len({s.speaker for s in segments}),
         "speakers": {s.speaker: {"speech_s": 0.0, "centroid": []} for s in segments},
-        "segments": rows, "music": [m.model_dump() for m in music],
-    }  # fmt: skip
+        "segments": rows,
+        "music": [m.model_dump() for m in music],
+    }
     return path, metadata
 
 
@@ -153,8 +164,15 @@ def test_a_long_turn_is_split_in_its_pauses(podcast):
 
 def _one_region(length_s: float, start: float = 10.0, labels: dict | None = None) -> dict:
     end = round(start + length_s, 3)
-    row = {"start": start, "end": end, "speaker": "A", "overlap": False, "music": False, "usable": True,
-           "usable_regions": [[start, end]]}  # fmt: skip
+    row = {
+        "start": start,
+        "end": end,
+        "speaker": "A",
+        "overlap": False,
+        "music": False,
+        "usable": True,
+        "usable_regions": [[start, end]],
+    }
     if labels is not None:
         row["labels"] = labels
     return {"video_id": "v", "segments": [row]}

@@ -55,16 +55,28 @@ def staged(rt, media_server):
     music = run(detect_music, audio, "3")
     embeddings = run(embed_speakers, EmbedRequest(audio=audio, diarization=diarization), "4")
     return FinalizeRequest(
-        spec=spec, audio=audio, diarization=diarization, embeddings=embeddings, music=music,
-        gpu_class="cpu", stage_seconds={}, attempts={}, worker_ids={},
-    )  # fmt: skip
+        spec=spec,
+        audio=audio,
+        diarization=diarization,
+        embeddings=embeddings,
+        music=music,
+        gpu_class="cpu",
+        stage_seconds={},
+        attempts={},
+        worker_ids={},
+    )
 
 
 def test_each_attempt_writes_under_its_own_keys_and_results_name_them(rt, staged, media_server):
     keys = rt.store.keys("fenced")
-    assert staged.audio.original_key.startswith(keys.work_root) and staged.audio.attempt_id in staged.audio.original_key
+    assert (
+        staged.audio.original_key.startswith(keys.work_root)
+        and staged.audio.attempt_id in staged.audio.original_key
+    )
     assert staged.diarization.attempt_id in staged.diarization.key
-    assert staged.diarization.attempt_id in staged.embeddings.key, "embed's work is keyed by the diarization it read"
+    assert staged.diarization.attempt_id in staged.embeddings.key, (
+        "embed's work is keyed by the diarization it read"
+    )
     # a second attempt of the same stage reuses the finished result instead of rewriting it
     again = run(diarize_audio, staged.audio, "2", attempt=2)
     assert again.key == staged.diarization.key

@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from core.models import RESERVED_IDS, VideoSpec
 from core.layout import VideoKeys
+from core.models import RESERVED_IDS, VideoSpec
 
 
 @pytest.mark.parametrize(
@@ -48,4 +48,6 @@ def test_storage_keys_stay_under_the_video_prefix():
     assert all(k.startswith("data/abc/") for k in finals)
     work = [keys.stage_dir("diarize", "a1"), keys.attempt_key("download", "", "a1", "original.wav")]
     assert all(k.startswith("data/_work/abc/") for k in work)
-    assert keys.attempt_key("embed", "d1", "e1", "vectors.npy") != keys.attempt_key("embed", "d1", "e2", "vectors.npy")
+    assert keys.attempt_key("embed", "d1", "e1", "vectors.npy") != keys.attempt_key(
+        "embed", "d1", "e2", "vectors.npy"
+    )

@@ -80,8 +80,13 @@ def test_starter_rejects_a_bad_csv_before_reaching_for_temporal(tmp_path):
     garbage = tmp_path / "garbage.csv"
     garbage.write_bytes(bytes(range(256)) * 8)
     nowhere = {"PIPELINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}  # nothing listens there
-    for path, message in [(garbage, "header must name video_id, url"), (tmp_path / "absent.csv", "no such file")]:
-        result = run_cli("-m", "starter", "start", "--csv", str(path), "--batch-id", "b1", env=nowhere, timeout=60)
+    for path, message in [
+        (garbage, "header must name video_id, url"),
+        (tmp_path / "absent.csv", "no such file"),
+    ]:
+        result = run_cli(
+            "-m", "starter", "start", "--csv", str(path), "--batch-id", "b1", env=nowhere, timeout=60
+        )
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "temporal" not in result.stderr.lower(), "no connection was attempted"
 

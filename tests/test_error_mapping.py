@@ -87,7 +87,9 @@ def _sign_in(ie, reason: str) -> str:
 
 def _http_error(status: int, reason: str) -> HTTPError:
     in_ytdlp("networking/exceptions.py", "msg = f'HTTP Error {response.status}: {response.reason}'")
-    return HTTPError(Response(io.BytesIO(b""), "https://www.youtube.com/youtubei/v1/player", {}, status, reason))
+    return HTTPError(
+        Response(io.BytesIO(b""), "https://www.youtube.com/youtubei/v1/player", {}, status, reason)
+    )
 
 
 def _page_error(errnote: str, error: Exception):
@@ -111,56 +113,102 @@ def _refused(url: str):
 
 RAISE = {
     "bot": lambda ie, vid: ie.raise_no_formats(
-        _sign_in(ie, "Sign in to confirm you’re not a bot. This helps protect our community. Learn more"), expected=True),
+        _sign_in(ie, "Sign in to confirm you’re not a bot. This helps protect our community. Learn more"),
+        expected=True,
+    ),
     "age": lambda ie, vid: ie.raise_no_formats(
-        _sign_in(ie, "Sign in to confirm your age. This video may be inappropriate for some users."), expected=True),
+        _sign_in(ie, "Sign in to confirm your age. This video may be inappropriate for some users."),
+        expected=True,
+    ),
     "private": lambda ie, vid: ie.raise_no_formats(
-        _sign_in(ie, "Private video. Sign in if you've been granted access to this video"), expected=True),
+        _sign_in(ie, "Private video. Sign in if you've been granted access to this video"), expected=True
+    ),
     "members": lambda ie, vid: ie.raise_no_formats(
         "Join this channel to get access to members-only content like this video, and other exclusive perks.",
-        expected=True),
+        expected=True,
+    ),
     "members_level": lambda ie, vid: ie.raise_no_formats(
         "This video is available to this channel's members on level: Sponsor (or any higher level). "
-        "Join this channel to get access to members-only content and other exclusive perks.", expected=True),
+        "Join this channel to get access to members-only content and other exclusive perks.",
+        expected=True,
+    ),
     "geo_youtube": lambda ie, vid: ie.raise_geo_restricted(
-        in_ytdlp("extractor/youtube/_video.py", "The uploader has not made this video available in your country"),
-        ["US"], metadata_available=True),
+        in_ytdlp(
+            "extractor/youtube/_video.py", "The uploader has not made this video available in your country"
+        ),
+        ["US"],
+        metadata_available=True,
+    ),
     "geo_default": lambda ie, vid: ie.raise_geo_restricted(),
     "login": lambda ie, vid: ie.raise_login_required(),
     "live": lambda ie, vid: ie.raise_no_formats("This live event will begin in 3 hours.", expected=True),
-    "live_soon": lambda ie, vid: ie.raise_no_formats("This live event will begin in a few moments.", expected=True),
+    "live_soon": lambda ie, vid: ie.raise_no_formats(
+        "This live event will begin in a few moments.", expected=True
+    ),
     "premiere": lambda ie, vid: ie.raise_no_formats("Premieres in 2 hours", expected=True),
-    "captcha": lambda ie, vid: ie.raise_no_formats("Playback paused" + in_ytdlp(
-        "extractor/youtube/_video.py", ". YouTube is requiring a captcha challenge before playback"), expected=True),
-    "consent": lambda ie, vid: (_ for _ in ()).throw(ExtractorError(
-        in_ytdlp("extractor/youtube/_redirect.py", "Invalid cookie consent redirect URL"), expected=True)),
+    "captcha": lambda ie, vid: ie.raise_no_formats(
+        "Playback paused"
+        + in_ytdlp(
+            "extractor/youtube/_video.py", ". YouTube is requiring a captcha challenge before playback"
+        ),
+        expected=True,
+    ),
+    "consent": lambda ie, vid: (_ for _ in ()).throw(
+        ExtractorError(
+            in_ytdlp("extractor/youtube/_redirect.py", "Invalid cookie consent redirect URL"), expected=True
+        )
+    ),
     "session_limited": lambda ie, vid: ie.raise_no_formats(
         "This content isn't available, try again later. The current session "
-        + in_ytdlp("extractor/youtube/_video.py", "has been rate-limited by YouTube for up to an hour"), expected=True),
+        + in_ytdlp("extractor/youtube/_video.py", "has been rate-limited by YouTube for up to an hour"),
+        expected=True,
+    ),
     "removed": lambda ie, vid: ie.raise_no_formats(
-        "Video unavailable. This video has been removed by the uploader", expected=True),
+        "Video unavailable. This video has been removed by the uploader", expected=True
+    ),
     "unavailable": lambda ie, vid: ie.raise_no_formats(
-        in_ytdlp("extractor/youtube/_video.py", "Video unavailable"), expected=True),
+        in_ytdlp("extractor/youtube/_video.py", "Video unavailable"), expected=True
+    ),
     "api_503": lambda ie, vid: _page_error(
-        in_ytdlp("extractor/youtube/_base.py", "Unable to download API page"), _http_error(503, "Service Unavailable")),
-    "api_500": lambda ie, vid: _page_error("Unable to download API page", _http_error(500, "Internal Server Error")),
-    "api_429": lambda ie, vid: _page_error("Unable to download API page", _http_error(429, "Too Many Requests")),
+        in_ytdlp("extractor/youtube/_base.py", "Unable to download API page"),
+        _http_error(503, "Service Unavailable"),
+    ),
+    "api_500": lambda ie, vid: _page_error(
+        "Unable to download API page", _http_error(500, "Internal Server Error")
+    ),
+    "api_429": lambda ie, vid: _page_error(
+        "Unable to download API page", _http_error(429, "Too Many Requests")
+    ),
     "page_403": lambda ie, vid: _page_error(
-        in_ytdlp("extractor/common.py", "Unable to download webpage"), _http_error(403, "Forbidden")),
+        in_ytdlp("extractor/common.py", "Unable to download webpage"), _http_error(403, "Forbidden")
+    ),
     "page_401": lambda ie, vid: _page_error("Unable to download webpage", _http_error(401, "Unauthorized")),
     "page_404": lambda ie, vid: _page_error("Unable to download webpage", _http_error(404, "Not Found")),
     "page_410": lambda ie, vid: _page_error("Unable to download webpage", _http_error(410, "Gone")),
-    "reset": lambda ie, vid: _page_error("Unable to download webpage", TransportError(
-        "('Connection aborted.', RemoteDisconnected('Remote end closed connection without response'))")),
-    "refused": lambda ie, vid: _page_error("Unable to download webpage", TransportError(
-        "HTTPSConnectionPool(host='www.youtube.com', port=443): Max retries exceeded with url: /watch?v=x "
-        "(Caused by NewConnectionError('Failed to establish a new connection: [Errno 111] Connection refused'))")),
-    "drm": lambda ie, vid: ie.raise_no_formats(in_ytdlp("YoutubeDL.py", "This video is DRM protected"), expected=True),
+    "reset": lambda ie, vid: _page_error(
+        "Unable to download webpage",
+        TransportError(
+            "('Connection aborted.', RemoteDisconnected('Remote end closed connection without response'))"
+        ),
+    ),
+    "refused": lambda ie, vid: _page_error(
+        "Unable to download webpage",
+        TransportError(
+            "HTTPSConnectionPool(host='www.youtube.com', port=443): Max retries exceeded with url: "
+            "/watch?v=x "
+            "(Caused by NewConnectionError('Failed to establish a new connection: [Errno 111] Connection "
+            "refused'))"
+        ),
+    ),
+    "drm": lambda ie, vid: ie.raise_no_formats(
+        in_ytdlp("YoutubeDL.py", "This video is DRM protected"), expected=True
+    ),
     "no_formats": lambda ie, vid: ie.raise_no_formats(in_ytdlp("YoutubeDL.py", "No video formats found!")),
     "unsupported": lambda ie, vid: (_ for _ in ()).throw(
-        UnsupportedError("https://feeds.example.com/show/episode?token=s3cr3t")),
+        UnsupportedError("https://feeds.example.com/show/episode?token=s3cr3t")
+    ),
     "unsafe": lambda ie, vid: _refused("http://0xA9FEA9FE/latest/meta-data/"),
-}  # fmt: skip
+}
 
 
 def extractor_message(case: str, video_id: str = GEO_ID) -> str:
@@ -213,17 +261,25 @@ EXTRACTOR_CASES = [
 
 DOWNLOAD_CASES = [  # (what the download step says, type): formats from YoutubeDL.py and downloader/
     (f"{in_ytdlp('YoutubeDL.py', 'unable to download video data: ')}HTTP Error 403: Forbidden", NetworkError),
-    ("\r" + in_ytdlp("downloader/common.py", "[download] Got error: ") + "HTTP Error 403: Forbidden", NetworkError),
+    (
+        "\r" + in_ytdlp("downloader/common.py", "[download] Got error: ") + "HTTP Error 403: Forbidden",
+        NetworkError,
+    ),
     ("fragment 3 not found, unable to continue", NetworkError),
     (f"unable to download video data: {IncompleteRead(partial=4096, expected=90000)}", NetworkError),
     ("content too short (expected 90000 bytes and served 4096)", NetworkError),
     (in_ytdlp("downloader/http.py", "Did not get any data blocks"), EmptyMedia),
-    (in_ytdlp("YoutubeDL.py", "Requested format is not available. Use --list-formats for a list of available formats"),
-     InvalidMedia),
+    (
+        in_ytdlp(
+            "YoutubeDL.py",
+            "Requested format is not available. Use --list-formats for a list of available formats",
+        ),
+        InvalidMedia,
+    ),
     ("unable to download video data: HTTP Error 429: Too Many Requests", RateLimited),
     ("unable to download video data: HTTP Error 502: Bad Gateway", NetworkError),
     ("something yt-dlp has never said", NetworkError),  # unknown: retried, the policy caps attempts
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("case", "expected"), EXTRACTOR_CASES, ids=[c for c, _ in EXTRACTOR_CASES])
@@ -236,7 +292,9 @@ def test_extractor_messages_map_to_their_type_and_retryability(case, expected):
     application = to_application_error(error, rate_limit_backoff_s=120)
     assert application.type == expected.__name__ and application.non_retryable is not expected.retryable
     if expected in (SourceBlocked, RateLimited):  # a cool-down, not the policy's quick retry
-        assert application.next_retry_delay is not None and application.next_retry_delay.total_seconds() == 120
+        assert (
+            application.next_retry_delay is not None and application.next_retry_delay.total_seconds() == 120
+        )
 
 
 @pytest.mark.parametrize(("text", "expected"), DOWNLOAD_CASES, ids=[t[:40] for t, _ in DOWNLOAD_CASES])
@@ -250,7 +308,10 @@ def test_the_video_id_and_urls_never_decide_the_type():
     CSV's words, not the source's: "Private video", "geo" or "404" in them changes nothing."""
     for video_id in (GEO_ID, "Private video", "HTTP Error 404", "members-only-ep1"):
         assert type(classify_download_error(extractor_message("api_503", video_id))) is NetworkError
-    url_503 = "ERROR: [generic] x: Unable to download webpage: https://geo.example/Private%20video/404 HTTP Error 503"
+    url_503 = (
+        "ERROR: [generic] x: Unable to download webpage: "
+        "https://geo.example/Private%20video/404 HTTP Error 503"
+    )
     assert type(classify_download_error(url_503)) is NetworkError
 
 
@@ -289,8 +350,12 @@ def test_403_on_the_media_after_the_page_answered_is_retryable(geo_media, tmp_pa
         fetch_audio(url, tmp_path / "dl", max_duration_s=3600.0, silence_dbfs=-60.0)
     assert failed.value.retryable
     with pytest.raises(VideoPrivate):  # the page itself refused: permanent
-        fetch_audio(f"{geo_media.url}/status/403/geo-politics-weekly.ogg", tmp_path / "p",
-                    max_duration_s=3600.0, silence_dbfs=-60.0)  # fmt: skip
+        fetch_audio(
+            f"{geo_media.url}/status/403/geo-politics-weekly.ogg",
+            tmp_path / "p",
+            max_duration_s=3600.0,
+            silence_dbfs=-60.0,
+        )
 
 
 def test_a_cloudflare_challenge_is_a_bot_check_not_a_private_video(geo_media, tmp_path):
@@ -298,5 +363,7 @@ def test_a_cloudflare_challenge_is_a_bot_check_not_a_private_video(geo_media, tm
     the pinned yt-dlp's generic extractor recognises it (cf-mitigated: challenge). That
     is fleet weather, retried after a cool-down, not the permanent 403 of a private video."""
     url = f"{geo_media.url}/status/challenge/geo-politics-weekly.ogg"
-    with pytest.raises(SourceBlocked, match=in_ytdlp("extractor/generic.py", "caused by Cloudflare anti-bot challenge")):
+    with pytest.raises(
+        SourceBlocked, match=in_ytdlp("extractor/generic.py", "caused by Cloudflare anti-bot challenge")
+    ):
         fetch_audio(url, tmp_path / "dl", max_duration_s=3600.0, silence_dbfs=-60.0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from collections import Counter
 
@@ -58,9 +57,19 @@ def test_steps_longer_than_the_heartbeat_timeout_run_once(stack, media_server):
     assert wait_batch(stack, name, timeout_s=600).by_status == {"Completed": 1}
 
     started = Counter(e["activity"] for e in stage_events(stack, name, "video-slow-steps", "stage.started"))
-    seconds = {e["activity"]: e["seconds"] for e in stage_events(stack, name, "video-slow-steps", "stage.done")}
+    seconds = {
+        e["activity"]: e["seconds"] for e in stage_events(stack, name, "video-slow-steps", "stage.done")
+    }
     print(f"\nslow steps (heartbeat timeout 5 s): attempts {dict(started)}, seconds {seconds}")
-    assert started == {"check": 1, "download": 1, "diarize": 1, "music": 1, "embed": 1, "labels": 1, "upload": 1}
+    assert started == {
+        "check": 1,
+        "download": 1,
+        "diarize": 1,
+        "music": 1,
+        "embed": 1,
+        "labels": 1,
+        "upload": 1,
+    }
     assert seconds["download"] >= 3 * STEP_S, "fetch + two transcodes, each at least 15 s"
     assert seconds["diarize"] >= 2 * STEP_S, "the model call and the clustering"
     assert min(seconds["music"], seconds["embed"], seconds["labels"], seconds["upload"]) >= STEP_S
@@ -86,7 +95,9 @@ def test_a_paused_worker_wakes_up_late_and_changes_nothing(stack, media_server, 
     store = store_of(stack)
     keys = store.keys("paused")
     sleeper = worker(stack, "pause-a", "pause")
-    start_videos(stack, "pause", "pause", [("paused", f"{media_server.url}/{audio_name}")], heartbeat_timeout_s=5)
+    start_videos(
+        stack, "pause", "pause", [("paused", f"{media_server.url}/{audio_name}")], heartbeat_timeout_s=5
+    )
     wait_until(lambda: len(chunk_keys(store, "paused", "diarize")) >= 2, what="2 diarize chunks")
     os.kill(sleeper.pid, signal.SIGSTOP)
     try:
@@ -96,9 +107,19 @@ def test_a_paused_worker_wakes_up_late_and_changes_nothing(stack, media_server, 
     finally:
         os.kill(sleeper.pid, signal.SIGCONT)
     # music may have been in flight beside diarize; each late attempt reports on its own
-    wait_until(lambda: any(e["activity"] == "diarize" for e in stage_events(stack, "pause-a", "video-paused", "stage.cancelled")),
-               timeout_s=60, what="the paused diarize attempt to stop")  # fmt: skip
-    ended = next(e for e in stage_events(stack, "pause-a", "video-paused", "stage.cancelled") if e["activity"] == "diarize")
+    wait_until(
+        lambda: any(
+            e["activity"] == "diarize"
+            for e in stage_events(stack, "pause-a", "video-paused", "stage.cancelled")
+        ),
+        timeout_s=60,
+        what="the paused diarize attempt to stop",
+    )
+    ended = next(
+        e
+        for e in stage_events(stack, "pause-a", "video-paused", "stage.cancelled")
+        if e["activity"] == "diarize"
+    )
     print(f"\npaused worker: its diarize attempt ended with {ended.get('reason')} after SIGCONT")
     time.sleep(3)  # anything the late attempt still had in flight has landed by now
     assert {k: store.get_bytes(k) for k in store.list_keys(keys.root)} == committed
@@ -114,12 +135,21 @@ def test_sigterm_during_an_unchunked_step_hands_it_over(stack, media_server):
     """SIGTERM while the download (one step, no chunks) is held in its transcode: the
     worker drains for PIPELINE_GRACEFUL_SHUTDOWN_S, then the SDK cancels the attempt,
     which stops; the worker exits 0 and another worker downloads the video again."""
-    leaving = worker(stack, "term-a", "unchunked", PIPELINE_FAULT_STALL_S="transcode=600", PIPELINE_GRACEFUL_SHUTDOWN_S="2")
+    leaving = worker(
+        stack, "term-a", "unchunked", PIPELINE_FAULT_STALL_S="transcode=600", PIPELINE_GRACEFUL_SHUTDOWN_S="2"
+    )
     wait_for_event(stack, "term-a", "worker.started")
-    start_videos(stack, "unchunked", "unchunked", [("unchunked", f"{media_server.url}/ep03-three-voices.ogg")])
+    start_videos(
+        stack, "unchunked", "unchunked", [("unchunked", f"{media_server.url}/ep03-three-voices.ogg")]
+    )
     wait_for_event(stack, "term-a", "stage.started", timeout_s=120)
-    wait_until(lambda: any(e.get("activity") == "download" for e in stage_events(stack, "term-a", "video-unchunked", "stage.started")),
-               what="the download on term-a")  # fmt: skip
+    wait_until(
+        lambda: any(
+            e.get("activity") == "download"
+            for e in stage_events(stack, "term-a", "video-unchunked", "stage.started")
+        ),
+        what="the download on term-a",
+    )
     leaving.send_signal(signal.SIGTERM)
     assert leaving.wait(timeout=120) == 0
     stopped = stage_events(stack, "term-a", "video-unchunked", "stage.cancelled")
@@ -139,8 +169,14 @@ def test_a_worker_paused_mid_finalize_commits_once(stack, media_server):
     keys = store.keys("finalize-paused")
     sleeper = worker(stack, "fin-a", "fin", PIPELINE_FAULT_STALL_S="upload=20")
     start_videos(stack, "fin", "fin", [("finalize-paused", f"{media_server.url}/ep03-three-voices.ogg")])
-    wait_until(lambda: any(e.get("activity") == "upload" for e in stage_events(stack, "fin-a", "video-finalize-paused", "stage.started")),
-               timeout_s=300, what="the commit on fin-a")  # fmt: skip
+    wait_until(
+        lambda: any(
+            e.get("activity") == "upload"
+            for e in stage_events(stack, "fin-a", "video-finalize-paused", "stage.started")
+        ),
+        timeout_s=300,
+        what="the commit on fin-a",
+    )
     os.kill(sleeper.pid, signal.SIGSTOP)
     try:
         worker(stack, "fin-b", "fin")
@@ -204,7 +240,9 @@ def subprocess_pid_that_exited() -> int:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     return int(proc.stdout)
 
 
@@ -223,7 +261,10 @@ def test_worker_and_starter_refuse_a_store_that_ignores_if_none_match(stack, med
         env = {k: str(v) for k, v in stack.env().items()} | {"PIPELINE_S3_ENDPOINT_URL": proxy.url}
         started = run_cli("-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "unsafe", env=env)
     assert started.returncode == 2
-    assert started.stderr.strip().splitlines()[-1].startswith("error: storage") and "If-None-Match" in started.stderr
+    assert (
+        started.stderr.strip().splitlines()[-1].startswith("error: storage")
+        and "If-None-Match" in started.stderr
+    )
 
 
 def test_an_id_committed_for_another_url_is_a_visible_conflict(stack, media_server):

@@ -25,16 +25,30 @@ from tests.test_resilience import stack, start_videos, store_of, wait_batch, wai
 pytestmark = pytest.mark.integration
 
 BATCH = "exp"
-LABEL_NAMES = {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "bandwidth_hz", "snr_db", "clipping", "loudness_lufs",
-               "music", "singing"}  # fmt: skip
+LABEL_NAMES = {
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
+    "bandwidth_hz",
+    "snr_db",
+    "clipping",
+    "loudness_lufs",
+    "music",
+    "singing",
+}
 
 
 @pytest.fixture(scope="module")
 def exported_batch(stack, media_server, media_dir):
-    name, _ = join_speech(media_dir, "export-long.wav", sorted((EVAL / "diarization" / "audio").glob("*.wav")))
+    name, _ = join_speech(
+        media_dir, "export-long.wav", sorted((EVAL / "diarization" / "audio").glob("*.wav"))
+    )
     worker(stack, "exporter", BATCH)
-    rows = [("long", f"{media_server.url}/{name}"), ("three", f"{media_server.url}/ep03-three-voices.ogg"),
-            ("gone", f"{media_server.url}/status/404/gone.ogg")]  # fmt: skip
+    rows = [
+        ("long", f"{media_server.url}/{name}"),
+        ("three", f"{media_server.url}/ep03-three-voices.ogg"),
+        ("gone", f"{media_server.url}/status/404/gone.ogg"),
+    ]
     start_videos(stack, BATCH, BATCH, rows)
     counts = wait_batch(stack, BATCH, timeout_s=900)
     assert counts.by_status == {"Completed": 2, "Failed": 1}
@@ -100,8 +114,10 @@ def test_lhotse_shar_export_reads_back_with_lhotse(exported_batch, tmp_path):
     export(exported_batch, "--format", "lhotse-shar", "--sample-rate", "16000")
     spec = ExportSpec(batch_id=BATCH, format="lhotse-shar", sample_rate=16_000)
     index, paths = shard_files(exported_batch, spec, tmp_path)
-    fields = {"cuts": sorted(str(p) for p in paths if ".jsonl" in p.name),
-              "recording": sorted(str(p) for p in paths if p.name.startswith("recording"))}  # fmt: skip
+    fields = {
+        "cuts": sorted(str(p) for p in paths if ".jsonl" in p.name),
+        "recording": sorted(str(p) for p in paths if p.name.startswith("recording")),
+    }
     assert len(fields["cuts"]) == len(fields["recording"]) == 2
     cuts = list(CutSet.from_shar(fields=fields))
     assert len(cuts) == index["totals"]["items"] > 5
@@ -124,7 +140,9 @@ def test_filters_keep_only_what_they_admit(exported_batch, tmp_path):
     kept = [json.loads(s["json"]) for s in wds.WebDataset([str(p) for p in paths], shardshuffle=False)]
     assert all(k["labels"]["dnsmos_ovrl"] >= 2.8 for k in kept)
     assert all(k["labels"]["dnsmos_ovrl"] is not None for k in kept)
-    full_items = store_of(exported_batch).get_json(ExportKeys(store_of(exported_batch).prefix, full).index)["totals"]["items"]
+    full_items = store_of(exported_batch).get_json(ExportKeys(store_of(exported_batch).prefix, full).index)[
+        "totals"
+    ]["items"]
     assert len(kept) < full_items
 
 
@@ -141,7 +159,9 @@ def test_a_second_export_writes_nothing(exported_batch):
 def test_report_counts_hours_failures_and_exports(exported_batch, tmp_path):
     export(exported_batch, "--format", "webdataset")
     env = {**exported_batch.env(), "PIPELINE_TASK_QUEUE_PREFIX": BATCH}
-    result = run_cli("-m", "starter", "report", "--batch-id", BATCH, "--json", "--out", str(tmp_path), env=env)
+    result = run_cli(
+        "-m", "starter", "report", "--batch-id", BATCH, "--json", "--out", str(tmp_path), env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     store = store_of(exported_batch)
@@ -156,7 +176,9 @@ def test_report_counts_hours_failures_and_exports(exported_batch, tmp_path):
     assert png.startswith(b"\x89PNG") and store.get_bytes(f"{store.prefix}exports/{BATCH}/report.png") == png
 
     async def statuses():
-        return {r.video_id: r.status for r in await list_videos(await connect(exported_batch.settings()), BATCH)}
+        return {
+            r.video_id: r.status for r in await list_videos(await connect(exported_batch.settings()), BATCH)
+        }
 
     assert asyncio.run(statuses())["gone"] == "Failed"
 
@@ -172,9 +194,23 @@ def test_a_killed_exporter_resumes_at_the_next_unfinished_shard(exported_batch):
     store = store_of(exported_batch)
     keys = ExportKeys(store.prefix, spec)
     victim = worker(exported_batch, "export-victim", "expkill", PIPELINE_FAULT_STALL_S="export=600")
-    env = {**exported_batch.env(), "PIPELINE_TASK_QUEUE_PREFIX": "expkill", "PIPELINE_HEARTBEAT_TIMEOUT_S": "5"}
-    started = run_cli("-m", "starter", "export", "--batch-id", BATCH, "--format", "lhotse-shar", "--view", "windows",
-                      env=env)  # fmt: skip
+    env = {
+        **exported_batch.env(),
+        "PIPELINE_TASK_QUEUE_PREFIX": "expkill",
+        "PIPELINE_HEARTBEAT_TIMEOUT_S": "5",
+    }
+    started = run_cli(
+        "-m",
+        "starter",
+        "export",
+        "--batch-id",
+        BATCH,
+        "--format",
+        "lhotse-shar",
+        "--view",
+        "windows",
+        env=env,
+    )
     assert started.returncode == 0, started.stdout + started.stderr
     wait_until(lambda: store.list_keys(keys.records), timeout_s=300, what="the first shard's record")
     victim.kill()
@@ -186,11 +222,15 @@ def test_a_killed_exporter_resumes_at_the_next_unfinished_shard(exported_batch):
 
     async def finished():
         client = await connect(exported_batch.settings())
-        return await client.get_workflow_handle(export_workflow_id(spec.batch_id, spec.name), result_type=ExportTotals).result()
+        return await client.get_workflow_handle(
+            export_workflow_id(spec.batch_id, spec.name), result_type=ExportTotals
+        ).result()
 
     assert asyncio.run(finished()).videos == 2
     after = dict(store.list_objects(keys.root))
-    assert {k: t for k, t in after.items() if k in first} == first, "nothing written before the kill is rewritten"
+    assert {k: t for k, t in after.items() if k in first} == first, (
+        "nothing written before the kill is rewritten"
+    )
     assert len([k for k in after if k.startswith(keys.records)]) == 2
     index = store.get_json(keys.index)
     assert index["totals"]["videos"] == 2 and all(r["items"] > 0 for r in index["shards"])

@@ -16,8 +16,23 @@ BUSY = re.compile(
 
 
 def test_simulation_prints_both_designs_and_projection():
-    result = run_cli("-m", "benchmarks.fleet", "--gpus", "8", "--videos", "300", "--window", "40",
-                     "--download-slots", "8", "--upload-slots", "4", "--preempt-per-gpu-hour", "0.2", timeout=60)  # fmt: skip
+    result = run_cli(
+        "-m",
+        "benchmarks.fleet",
+        "--gpus",
+        "8",
+        "--videos",
+        "300",
+        "--window",
+        "40",
+        "--download-slots",
+        "8",
+        "--upload-slots",
+        "4",
+        "--preempt-per-gpu-hour",
+        "0.2",
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {m.group(1): [float(x) for x in m.groups()[1:]] for m in BUSY.finditer(result.stdout)}
     assert set(rows) == {"pipelined", "serial"}, result.stdout

@@ -98,8 +98,10 @@ def test_escalation_ladder_and_duration_rule():
     assert class_for_duration("t4", 3600) == "t4"
     assert class_for_duration("t4", 5 * 3600) == "a10"  # longer than a T4 takes
     assert class_for_duration("t4", 30 * 3600) == "a100-80"  # top of the ladder
-    assert all(profile_for(c).max_audio_h <= profile_for(n).max_audio_h
-               for c, n in [("t4", "a10"), ("a10", "a100-40"), ("a100-40", "a100-80")])  # fmt: skip
+    assert all(
+        profile_for(c).max_audio_h <= profile_for(n).max_audio_h
+        for c, n in [("t4", "a10"), ("a10", "a100-40"), ("a100-40", "a100-80")]
+    )
     assert set(PROFILES) >= {"cpu", "t4", "a10", "l4", "a100-40", "a100-80", "h100"}
 
 
@@ -114,7 +116,9 @@ class BusyNvml(FakeNvml):
         return SimpleNamespace(gpu=self.utilization[h], memory=0)
 
     def nvmlDeviceGetMemoryInfo(self, h):
-        return SimpleNamespace(total=self.devices[h][1], free=self.devices[h][1] - self.used[h], used=self.used[h])
+        return SimpleNamespace(
+            total=self.devices[h][1], free=self.devices[h][1] - self.used[h], used=self.used[h]
+        )
 
 
 def test_gpu_utilization_and_memory_reach_the_metrics_endpoint():

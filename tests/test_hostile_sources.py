@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_resilience import stack, start_videos, wait_batch, worker  # noqa: F401
 from tests.conftest import run_cli
+from tests.test_resilience import stack, start_videos, wait_batch, worker  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

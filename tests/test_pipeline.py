@@ -26,7 +26,11 @@ from tests.conftest import metric_total, run_cli, scrape_metrics, worker_events
 
 pytestmark = pytest.mark.integration
 
-GOOD = {"radio": "ep05-radio-segment.ogg", "three": "ep03-three-voices.ogg", "jingle": "ep01-jingle-and-two-hosts.ogg"}
+GOOD = {
+    "radio": "ep05-radio-segment.ogg",
+    "three": "ep03-three-voices.ogg",
+    "jingle": "ep01-jingle-and-two-hosts.ogg",
+}
 BAD = {
     "gone": ("status/404/gone.ogg", "VideoUnavailable"),
     "private": ("status/403/private.ogg", "VideoPrivate"),
@@ -139,7 +143,9 @@ async def current_details(handle) -> str:
 def test_current_details_show_the_outcome(stack, started):
     async def go():
         client = await connect(stack.settings())
-        return [await current_details(client.get_workflow_handle(f"video-{vid}")) for vid in ("three", "silent")]
+        return [
+            await current_details(client.get_workflow_handle(f"video-{vid}")) for vid in ("three", "silent")
+        ]
 
     three, silent = asyncio.run(go())
     assert three.startswith("**completed** on `cpu` (done: download, ") and "upload" in three, three
@@ -161,7 +167,9 @@ def test_good_videos_complete_with_all_outputs(stack, started):
         assert all(len(s["centroid"]) == meta["embedding"]["dim"] for s in meta["speakers"].values())
         assert keys.metadata == f"{vid}/v{SCHEMA_VERSION}/metadata.json"  # each schema its own folder
         rttm = store.get_bytes(keys.rttm).decode().splitlines()
-        assert len(rttm) == len(meta["segments"]) and all(line.startswith(f"SPEAKER {vid} 1 ") for line in rttm)
+        assert len(rttm) == len(meta["segments"]) and all(
+            line.startswith(f"SPEAKER {vid} 1 ") for line in rttm
+        )
         stats = store.get_json(keys.stats)
         assert set(stats["compute_s_per_audio_min"]) == {"download", "diarize", "embed", "music", "labels"}
         assert stats["attempts"]["download"] >= 1 and stats["worker_ids"]["diarize"] == "worker-1"
@@ -220,7 +228,10 @@ def test_worker_metrics_count_audio_failures_and_workflows(stack, started):
         assert metric_total(samples, "pipeline_stage_realtime_factor_count", stage=stage) == len(GOOD)
         assert metric_total(samples, "pipeline_stage_realtime_factor_sum", stage=stage) > 0
     for _, error_type in BAD.values():  # permanent errors: one attempt each
-        assert metric_total(samples, "pipeline_stage_failures_total", stage="download", error_type=error_type) == 1
+        assert (
+            metric_total(samples, "pipeline_stage_failures_total", stage="download", error_type=error_type)
+            == 1
+        )
     video = {"workflow_type": "VideoWorkflow"}
     assert metric_total(samples, "temporal_workflow_completed", **video) == len(GOOD)
     assert metric_total(samples, "temporal_workflow_failed", **video) == len(BAD)
@@ -229,17 +240,33 @@ def test_worker_metrics_count_audio_failures_and_workflows(stack, started):
 def test_starter_status_and_temporal_cli_query(stack, started):
     status = run_cli("-m", "starter", "status", "--batch-id", BATCH, "--videos", env=stack.env())
     assert status.returncode == 0, status.stderr
-    assert f"batch {BATCH}: {len(GOOD) + len(BAD)} videos: completed {len(GOOD)}, failed {len(BAD)}" in status.stdout
+    assert (
+        f"batch {BATCH}: {len(GOOD) + len(BAD)} videos: completed {len(GOOD)}, failed {len(BAD)}"
+        in status.stdout
+    )
     assert "failed SilentAudio: 1" in status.stdout
     assert f"summary: {len(GOOD)} completed, {len(BAD)} failed" in status.stdout
 
     import subprocess
 
     query = subprocess.run(
-        [temporal_cli(), "workflow", "query", "--address", stack.temporal_address,
-         "--workflow-id", "video-three", "--name", "status", "--output", "json"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            temporal_cli(),
+            "workflow",
+            "query",
+            "--address",
+            stack.temporal_address,
+            "--workflow-id",
+            "video-three",
+            "--name",
+            "status",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert query.returncode == 0, query.stderr
     answer = json.loads(query.stdout)
     result = answer["queryResult"][0] if "queryResult" in answer else answer
@@ -247,9 +274,19 @@ def test_starter_status_and_temporal_cli_query(stack, started):
     assert set(result["stages_done"]) >= {"download", "diarize", "music", "embed", "labels", "upload"}
 
     metadata = subprocess.run(
-        [temporal_cli(), "workflow", "metadata", "--address", stack.temporal_address, "--workflow-id", "video-three"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            temporal_cli(),
+            "workflow",
+            "metadata",
+            "--address",
+            stack.temporal_address,
+            "--workflow-id",
+            "video-three",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert metadata.returncode == 0, metadata.stderr
     assert "**completed** on `cpu`" in metadata.stdout, metadata.stdout
 
@@ -267,8 +304,18 @@ def test_stage_cost_benchmark_reads_the_committed_stats(stack, started):
 def test_second_start_starts_nothing_already_completed(stack, batch_csv, started):
     store = ObjectStore(stack.settings())
     before = store.get_json(store.keys("three").metadata)
-    again = run_cli("-m", "starter", "start", "--csv", str(batch_csv), "--batch-id", BATCH, "--wait",
-                    env=stack.env(), timeout=300)  # fmt: skip
+    again = run_cli(
+        "-m",
+        "starter",
+        "start",
+        "--csv",
+        str(batch_csv),
+        "--batch-id",
+        BATCH,
+        "--wait",
+        env=stack.env(),
+        timeout=300,
+    )
     # completed videos are skipped; failed ones run again (and fail the same way)
     assert f"started {len(BAD)}, skipped {len(GOOD)}" in again.stdout, again.stdout + again.stderr
     assert f"summary: {len(GOOD)} completed, {len(BAD)} failed" in again.stdout
@@ -298,8 +345,18 @@ def test_pyannote_backend_selected_by_settings_runs_in_the_worker(stack, media_u
     )
     csv_path = tmp_path / "pya.csv"
     csv_path.write_text(f"video_id,url\npya-radio,{media_url}/{GOOD['radio']}\n")
-    result = run_cli("-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "it-pya", "--wait",
-                     env={**stack.env(), **env}, timeout=300)  # fmt: skip
+    result = run_cli(
+        "-m",
+        "starter",
+        "start",
+        "--csv",
+        str(csv_path),
+        "--batch-id",
+        "it-pya",
+        "--wait",
+        env={**stack.env(), **env},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pya-radio" in result.stdout and "summary: 1 completed, 0 failed" in result.stdout
     store = ObjectStore(stack.settings())
@@ -333,12 +390,30 @@ def long_recording(media_dir) -> str:
     name = "drain-long.wav"
     if not (media_dir / name).exists():
         listing = media_dir / "drain-concat.txt"
-        listing.write_text("".join(f"file '{f}'\n" for f in sorted((EVAL / "diarization" / "audio").glob("*.wav"))))
+        listing.write_text(
+            "".join(f"file '{f}'\n" for f in sorted((EVAL / "diarization" / "audio").glob("*.wav")))
+        )
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
-             "-ac", "1", "-ar", "16000", str(media_dir / name)],
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-i",
+                str(listing),
+                "-ac",
+                "1",
+                "-ar",
+                "16000",
+                str(media_dir / name),
+            ],
             check=True,
-        )  # fmt: skip
+        )
     return name
 
 
@@ -358,11 +433,14 @@ def test_worker_drains_and_exits_cleanly_on_sigterm(stack, media_url, media_dir,
     draining = stack.start_worker("worker-drain", **env)
     csv_path = tmp_path / "drain.csv"
     csv_path.write_text(f"video_id,url\ndrain-long,{media_url}/{long_recording(media_dir)}\n")
-    result = run_cli("-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "it-drain",
-                     env={**stack.env(), **env})  # fmt: skip
+    result = run_cli(
+        "-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "it-drain", env={**stack.env(), **env}
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     workflow_id = "video-drain-long"
-    wait_for_worker_event(stack, "worker-drain", event="chunk.computed", stage="diarize", workflow_id=workflow_id)
+    wait_for_worker_event(
+        stack, "worker-drain", event="chunk.computed", stage="diarize", workflow_id=workflow_id
+    )
 
     sent = time.monotonic()
     draining.send_signal(signal.SIGTERM)
@@ -373,16 +451,21 @@ def test_worker_drains_and_exits_cleanly_on_sigterm(stack, media_url, media_dir,
     ours = [e for e in log if e.get("workflow_id") == workflow_id]
     began = [e["activity"] for e in ours if e.get("event") == "stage.started"]
     ended = {
-        e["activity"]: {"stage.done": "done", "stage.cancelled": "cancelled"}.get(e["event"], e.get("error_type"))
+        e["activity"]: {"stage.done": "done", "stage.cancelled": "cancelled"}.get(
+            e["event"], e.get("error_type")
+        )
         for e in ours
         if e.get("event") in ("stage.done", "stage.failed", "stage.cancelled")
     }
     assert set(began) == set(ended), f"every stage the worker started ended before it exited: {began} {ended}"
     assert all(outcome in ("done", "WorkerShutdown") for outcome in ended.values()), ended
-    assert ended["diarize"] == "WorkerShutdown", "diarize was mid-way (a chunk done, more to go): it handed over"
+    assert ended["diarize"] == "WorkerShutdown", (
+        "diarize was mid-way (a chunk done, more to go): it handed over"
+    )
     assert [e["event"] for e in log if e.get("event") in ("worker.draining", "worker.stopped")] == [
-        "worker.draining", "worker.stopped"
-    ]  # fmt: skip
+        "worker.draining",
+        "worker.stopped",
+    ]
 
     stack.start_worker("worker-after", **env)
 
@@ -390,7 +473,9 @@ def test_worker_drains_and_exits_cleanly_on_sigterm(stack, media_url, media_dir,
         client = await connect(stack.settings())
         await wait_for_batch(client, "it-drain", timeout_s=600)
         handle = client.get_workflow_handle(workflow_id)
-        return await batch_counts(client, "it-drain"), [event async for event in handle.fetch_history_events()]
+        return await batch_counts(client, "it-drain"), [
+            event async for event in handle.fetch_history_events()
+        ]
 
     counts, history = asyncio.run(finish())
     assert counts.by_status == {"Completed": 1}

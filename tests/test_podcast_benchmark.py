@@ -16,7 +16,9 @@ from benchmarks.podcast import RATE, Piece, Speech, global_label, layout, tree_c
 from tests.conftest import run_cli
 
 NUMBER = r"(\d+(?:\.\d+)?)"
-STAGE = re.compile(rf"^  (download|diarize|music|embed|labels|upload)\s+{NUMBER}\s+(\S+)\s+(\S+)", re.MULTILINE)
+STAGE = re.compile(
+    rf"^  (download|diarize|music|embed|labels|upload)\s+{NUMBER}\s+(\S+)\s+(\S+)", re.MULTILINE
+)
 SUMMARY = re.compile(
     rf"^podcast: {NUMBER} audio-min in {NUMBER} s wall = {NUMBER}x real time; "
     rf"stages download {NUMBER}s, diarize {NUMBER}s, music {NUMBER}s, embed {NUMBER}s, labels {NUMBER}s, "

@@ -21,12 +21,7 @@ from core.models import Segment
 from tests.pyannote_local import build_local_pipeline
 
 AUDIO = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "eval"
-    / "diarization"
-    / "audio"
-    / "pyannote_sample.wav"
+    Path(__file__).resolve().parents[2] / "shared" / "eval" / "diarization" / "audio" / "pyannote_sample.wav"
 )
 RTTM = AUDIO.parents[1] / "rttm" / "pyannote_sample.rttm"
 CLIP_S = 30.0
@@ -64,9 +59,7 @@ def backend(local_model):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield PyannoteDiarization(
-            str(local_model), None, segmentation_batch_size=16, embedding_batch_size=16
-        )
+        yield PyannoteDiarization(str(local_model), None, segmentation_batch_size=16, embedding_batch_size=16)
     finally:
         torch.set_num_threads(threads)
 
@@ -84,8 +77,10 @@ def test_diarize_real_audio_gives_valid_segments(backend, clip):
     started = time.process_time()
     segments = backend.diarize(samples, rate).segments
     cpu_s = time.process_time() - started
-    print(f"pyannote backend: {cpu_s:.1f} CPU s for {duration:.0f} s of audio "
-          f"({60 * cpu_s / duration:.1f} CPU s per audio minute)")
+    print(
+        f"pyannote backend: {cpu_s:.1f} CPU s for {duration:.0f} s of audio "
+        f"({60 * cpu_s / duration:.1f} CPU s per audio minute)"
+    )
 
     assert segments, "real segmentation hears the speech"
     for seg in segments:
@@ -107,7 +102,10 @@ def test_speech_activity_matches_the_reference(backend, clip):
     samples, rate = clip
     hypothesis = frames([(s.start, s.end) for s in backend.diarize(samples, rate).segments])
     reference = frames(
-        [(float(f[3]), float(f[3]) + float(f[4])) for f in (line.split() for line in RTTM.read_text().splitlines())]
+        [
+            (float(f[3]), float(f[3]) + float(f[4]))
+            for f in (line.split() for line in RTTM.read_text().splitlines())
+        ]
     )
     hit = (hypothesis & reference).sum()
     recall, precision = hit / reference.sum(), hit / hypothesis.sum()

@@ -203,12 +203,30 @@ def test_empty_and_out_of_range_spans_get_neutral_labels(models, speech_variants
     empty, past_end, before_start = label(
         models, speech_variants["clean"], [(3.0, 3.0), (17.5, 40.0), (-1.0, 0.2)], work
     )
-    assert empty == SegmentLabels(dnsmos_sig=None, dnsmos_bak=None, dnsmos_ovrl=None, bandwidth_hz=0.0, snr_db=None,
-                                  clipping=0.0, loudness_lufs=None, music=0.0, singing=0.0)  # fmt: skip
+    assert empty == SegmentLabels(
+        dnsmos_sig=None,
+        dnsmos_bak=None,
+        dnsmos_ovrl=None,
+        bandwidth_hz=0.0,
+        snr_db=None,
+        clipping=0.0,
+        loudness_lufs=None,
+        music=0.0,
+        singing=0.0,
+    )
     assert past_end.dnsmos_ovrl is None  # only ~1.1 s of it is inside the recording
     assert past_end.loudness_lufs is not None and before_start.loudness_lufs is None
-    assert models.label_segments(speech_variants["clean"], np.zeros(0, np.float32), RATE, [], [],
-                                 detect_events(np.zeros(0, np.float32))) == []  # fmt: skip
+    assert (
+        models.label_segments(
+            speech_variants["clean"],
+            np.zeros(0, np.float32),
+            RATE,
+            [],
+            [],
+            detect_events(np.zeros(0, np.float32)),
+        )
+        == []
+    )
 
 
 def test_music_share_on_instrumental_music_and_on_speech_only_clips(models, work):
@@ -253,7 +271,11 @@ def test_a_speakers_turn_is_scored_once_and_its_short_spans_share_the_score():
 
     spans = [(0.0, 4.0), (4.5, 6.0), (6.2, 9.0), (20.0, 21.5), (5.0, 8.0)]
     speakers = ["A", "A", "B", "A", "B"]
-    assert turns(spans, speakers) == [[0, 1], [4, 2], [3]]  # B's overlap joins B; A's 11 s pause ends A's turn
+    assert turns(spans, speakers) == [
+        [0, 1],
+        [4, 2],
+        [3],
+    ]  # B's overlap joins B; A's 11 s pause ends A's turn
     assert turns(spans, None) == [[0], [1], [2], [3], [4]]
 
 

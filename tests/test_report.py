@@ -8,10 +8,27 @@ from starter.report import build_report, render_png
 
 
 def meta(video_id: str, duration_s: float, segments: list[tuple[float, float, str, float | None]], music=()):
-    rows = [{"start": s, "end": e, "speaker": spk, "overlap": False, "music": False, "usable": True,
-             "usable_regions": [[s, e]], "labels": {"dnsmos_ovrl": ovrl}} for s, e, spk, ovrl in segments]  # fmt: skip
-    return {"video_id": video_id, "batch_id": "b", "duration_s": duration_s, "num_speakers": len({r[2] for r in segments}),
-            "segments": rows, "music": [{"start": s, "end": e, "probability": 0.9} for s, e in music]}  # fmt: skip
+    rows = [
+        {
+            "start": s,
+            "end": e,
+            "speaker": spk,
+            "overlap": False,
+            "music": False,
+            "usable": True,
+            "usable_regions": [[s, e]],
+            "labels": {"dnsmos_ovrl": ovrl},
+        }
+        for s, e, spk, ovrl in segments
+    ]
+    return {
+        "video_id": video_id,
+        "batch_id": "b",
+        "duration_s": duration_s,
+        "num_speakers": len({r[2] for r in segments}),
+        "segments": rows,
+        "music": [{"start": s, "end": e, "probability": 0.9} for s, e in music],
+    }
 
 
 def row(video_id: str, status: str, error_type: str | None = None) -> VideoRow:
@@ -23,17 +40,29 @@ def test_hours_buckets_failures_and_cost():
         meta("a", 3600.0, [(0, 1800, "S0", 3.4), (1800, 2700, "S1", 2.0)], music=[(2700, 3600)]),
         meta("b", 1800.0, [(0, 900, "S0", None), (600, 1200, "S1", 3.1)]),  # overlapping turns
     ]
-    stats = [{"gpu_class": "t4", "stage_compute_s": {"diarize": 1800.0, "embed": 1800.0}},
-             {"gpu_class": "cpu", "stage_compute_s": {"download": 360.0}}]  # fmt: skip
-    rows = [row("a", "Completed"), row("b", "Completed"), row("c", "Failed", "TooLong"), row("d", "Failed", "TooLong")]
+    stats = [
+        {"gpu_class": "t4", "stage_compute_s": {"diarize": 1800.0, "embed": 1800.0}},
+        {"gpu_class": "cpu", "stage_compute_s": {"download": 360.0}},
+    ]
+    rows = [
+        row("a", "Completed"),
+        row("b", "Completed"),
+        row("c", "Failed", "TooLong"),
+        row("d", "Failed", "TooLong"),
+    ]
     exports = [{"spec": {"format": "webdataset", "view": "clips"}, "totals": {"audio_s": 1800.0}}]
     report = build_report("b", rows, metas, stats, exports, {"t4": 0.5}, ClipPolicy())
     assert report["hours"]["in"] == 1.5
     assert report["hours"]["speech"] == round(0.75 + 1200 / 3600, 3)  # overlapping turns counted once
     assert report["hours"]["usable"] == round((2700 + 900 + 600) / 3600, 3)
     assert report["hours"]["exported"] == {"webdataset/clips": 0.5}
-    assert report["usable_hours_by_dnsmos"] == {"<2.5": 0.25, "2.5-3.0": 0.0, "3.0-3.3": round(600 / 3600, 3),
-                                                ">=3.3": 0.5, "unlabelled": 0.25}  # fmt: skip
+    assert report["usable_hours_by_dnsmos"] == {
+        "<2.5": 0.25,
+        "2.5-3.0": 0.0,
+        "3.0-3.3": round(600 / 3600, 3),
+        ">=3.3": 0.5,
+        "unlabelled": 0.25,
+    }
     assert report["failures_by_type"] == {"TooLong": 2} and report["videos"] == {"Completed": 2, "Failed": 2}
     assert report["compute"]["cost_usd"] == 0.5  # 1 t4-hour at $0.50; CPU hours are priced 0 here
     assert abs(report["compute"]["cost_per_usable_hour_usd"] - 0.5 / report["hours"]["usable"]) < 1e-3

@@ -78,7 +78,9 @@ def wait_batch(stack: Stack, batch: str, timeout_s: float = 300):
 
 
 def worker(stack: Stack, name: str, prefix: str, **env: str) -> subprocess.Popen:
-    return stack.start_worker(name, **{"PIPELINE_TASK_QUEUE_PREFIX": prefix, "PIPELINE_CHUNK_S": CHUNK_S, **env})
+    return stack.start_worker(
+        name, **{"PIPELINE_TASK_QUEUE_PREFIX": prefix, "PIPELINE_CHUNK_S": CHUNK_S, **env}
+    )
 
 
 def events(stack: Stack, name: str) -> list[dict]:
@@ -116,7 +118,9 @@ def computed_chunks(stack: Stack, name: str, workflow_id: str, stage: str) -> li
     return [
         e["chunk"]
         for e in events(stack, name)
-        if e.get("event") == "chunk.computed" and e.get("stage") == stage and e.get("workflow_id") == workflow_id
+        if e.get("event") == "chunk.computed"
+        and e.get("stage") == stage
+        and e.get("workflow_id") == workflow_id
     ]
 
 
@@ -144,7 +148,9 @@ def speaker_mapping(a: list[dict], b: list[dict]) -> dict[str, str]:
 
 
 def max_boundary_difference(a: list[dict], b: list[dict]) -> float:
-    return max((max(abs(x["start"] - y["start"]), abs(x["end"] - y["end"])) for x, y in zip(a, b)), default=0.0)
+    return max(
+        (max(abs(x["start"] - y["start"]), abs(x["end"] - y["end"])) for x, y in zip(a, b)), default=0.0
+    )
 
 
 def diarize_attempts(stack: Stack, workflow_id: str):
@@ -194,15 +200,21 @@ def test_kill_9_mid_diarization_resumes_from_checkpoint(stack, media_server, lon
     redone = computed_chunks(stack, "kill-b", "video-long-killed", "diarize")
     assert sorted(redone) == list(range(done_at_kill, num_chunks)), "only the missing chunks are computed"
     (finished,) = diarize_attempts(stack, "video-long-killed")
-    assert finished.attempt == 2 and finished.last_failure.HasField("timeout_failure_info"), finished.last_failure
+    assert finished.attempt == 2 and finished.last_failure.HasField("timeout_failure_info"), (
+        finished.last_failure
+    )
     assert finished.last_failure.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
     resumed = min(
-        ts(e) for e in events(stack, "kill-b")
-        if e.get("event") == "stage.started" and e.get("activity") == "diarize"
+        ts(e)
+        for e in events(stack, "kill-b")
+        if e.get("event") == "stage.started"
+        and e.get("activity") == "diarize"
         and e.get("workflow_id") == "video-long-killed"
-    )  # fmt: skip
-    print(f"\nkill -9: {done_at_kill}/{num_chunks} chunks kept; resumed on the other worker "
-          f"{resumed - killed_at:.1f} s after the kill (heartbeat timeout 5 s)")  # fmt: skip
+    )
+    print(
+        f"\nkill -9: {done_at_kill}/{num_chunks} chunks kept; resumed on the other worker "
+        f"{resumed - killed_at:.1f} s after the kill (heartbeat timeout 5 s)"
+    )
 
     # the same audio, undisturbed, gives the same outputs: the same turns (start, end,
     # speaker) within SEGMENT_TOLERANCE_S, the same speakers, the same usable share
@@ -215,14 +227,20 @@ def test_kill_9_mid_diarization_resumes_from_checkpoint(stack, media_server, lon
     names = speaker_mapping(killed["segments"], calm["segments"])
     same = all(k == v for k, v in names.items())
     largest = max_boundary_difference(killed["segments"], calm["segments"])
-    print(f"kill -9: {len(killed['segments'])} segments; labels "
-          f"{'identical' if same else f'mapped by overlap {names}'}; largest boundary difference {largest:.4f} s")
+    print(
+        f"kill -9: {len(killed['segments'])} segments; labels "
+        f"{'identical' if same else f'mapped by overlap {names}'}; largest boundary difference {largest:.4f} "
+        "s"
+    )
     assert len(killed["segments"]) == len(calm["segments"])
     for a, b in zip(killed["segments"], calm["segments"]):
         assert abs(a["start"] - b["start"]) <= SEGMENT_TOLERANCE_S, (a, b)
         assert abs(a["end"] - b["end"]) <= SEGMENT_TOLERANCE_S, (a, b)
         assert names[a["speaker"]] == b["speaker"], (a, b, names)
-    assert abs(killed["usable_pct"] - calm["usable_pct"]) <= 0.5, (killed["usable_pct"], calm["usable_pct"])  # measured equal
+    assert abs(killed["usable_pct"] - calm["usable_pct"]) <= 0.5, (
+        killed["usable_pct"],
+        calm["usable_pct"],
+    )  # measured equal
     for vid, meta in (("long-killed", killed), ("long-undisturbed", calm)):
         vectors = np.load(io.BytesIO(store.get_bytes(store.keys(vid).embeddings)))
         assert vectors.shape == (len(meta["segments"]), meta["embedding"]["dim"])
@@ -246,10 +264,12 @@ def test_sigterm_hands_over_at_a_chunk_boundary(stack, media_server, long_audio)
 
     def diarize_starts(w: str) -> list[dict]:
         return [
-            e for e in events(stack, w)
-            if e.get("event") == "stage.started" and e.get("activity") == "diarize"
+            e
+            for e in events(stack, w)
+            if e.get("event") == "stage.started"
+            and e.get("activity") == "diarize"
             and e.get("workflow_id") == "video-long-term"
-        ]  # fmt: skip
+        ]
 
     holder = next(w for w in procs if diarize_starts(w))
     other = next(w for w in procs if w != holder)
@@ -264,10 +284,19 @@ def test_sigterm_hands_over_at_a_chunk_boundary(stack, media_server, long_audio)
     assert not finished.last_failure.HasField("timeout_failure_info"), f"timed out: {finished.last_failure}"
     assert finished.last_failure.application_failure_info.type == "WorkerShutdown", finished.last_failure
 
-    handed = [e for e in events(stack, holder) if e.get("event") == "chunks.worker_shutdown"
-              and e.get("activity") == "diarize" and e.get("workflow_id") == "video-long-term"]  # fmt: skip
+    handed = [
+        e
+        for e in events(stack, holder)
+        if e.get("event") == "chunks.worker_shutdown"
+        and e.get("activity") == "diarize"
+        and e.get("workflow_id") == "video-long-term"
+    ]
     assert len(handed) == 1, "the activity checkpointed and gave up its slot on SIGTERM"
-    failed = [e for e in events(stack, holder) if e.get("event") == "stage.failed" and e.get("activity") == "diarize"]
+    failed = [
+        e
+        for e in events(stack, holder)
+        if e.get("event") == "stage.failed" and e.get("activity") == "diarize"
+    ]
     assert [e["error_type"] for e in failed] == ["WorkerShutdown"]
 
     resumed = diarize_starts(other)
@@ -275,8 +304,10 @@ def test_sigterm_hands_over_at_a_chunk_boundary(stack, media_server, long_audio)
     assert ts(resumed[0]) >= ts(handed[0]), "after the handover"
     redone = computed_chunks(stack, other, "video-long-term", "diarize")
     assert redone and min(redone) == handed[0]["chunk"], "resumed at the chunk the holder stopped before"
-    print(f"\nSIGTERM: worker exited after {exited:.1f} s; diarization resumed on the other worker "
-          f"{ts(resumed[0]) - sent:.1f} s after SIGTERM (heartbeat timeout 30 s)")  # fmt: skip
+    print(
+        f"\nSIGTERM: worker exited after {exited:.1f} s; diarization resumed on the other worker "
+        f"{ts(resumed[0]) - sent:.1f} s after SIGTERM (heartbeat timeout 30 s)"
+    )
     assert stack.stop_process(other) == 0
 
 
@@ -286,8 +317,9 @@ SHORT = ["ep03-three-voices.ogg", "ep05-radio-segment.ogg", "ep01-jingle-and-two
 def count_connect_attempts(monkeypatch):
     """Count core.temporal.connect's attempts (refused or not) from here on; returns the
     counter. The SDK's Client.connect still does the work."""
-    import core.temporal
     from temporalio.client import Client
+
+    import core.temporal
 
     attempts = []
 
@@ -312,7 +344,9 @@ def test_temporal_server_restart_mid_batch(stack, media_server, monkeypatch):
         # a client started while the server is down waits for it instead of failing:
         # refused three times, it is still waiting (the event, not a number of seconds)
         waiting = pool.submit(asyncio.run, connect(stack.settings(), wait_s=60))
-        wait_until(lambda: refused() >= 3 or waiting.done(), timeout_s=60, what="3 refused connection attempts")
+        wait_until(
+            lambda: refused() >= 3 or waiting.done(), timeout_s=60, what="3 refused connection attempts"
+        )
         assert not waiting.done(), waiting.exception()
         stack.start_temporal()
         client = waiting.result(timeout=60)
@@ -336,7 +370,9 @@ def test_connect_gives_up_on_a_server_that_never_comes(stack, monkeypatch):
     with pytest.raises(TemporalUnavailable, match="Connection refused") as refused:
         asyncio.run(connect(settings, wait_s=1.5))
     print(f"\nconnect gave up after {attempts()} attempts in {time.monotonic() - began:.1f} s (wait_s 1.5)")
-    assert attempts() >= 3, "retried, not failed at the first refusal"  # backoff 0.2, 0.4, 0.8 s fits in 1.5 s
+    assert attempts() >= 3, (
+        "retried, not failed at the first refusal"
+    )  # backoff 0.2, 0.4, 0.8 s fits in 1.5 s
     assert f"Temporal at {address} did not answer within 1.5 s" in str(refused.value)
 
 
@@ -386,8 +422,13 @@ def test_rate_limit_and_truncated_body_are_retried(stack, media_server):
     # the cut body is retried by the policy (attempt 2); the 429 makes the video wait
     # and download again in a new activity (attempt 1 again, no retry spent)
     assert store.get_json(store.keys("flaky-cut").stats)["attempts"]["download"] == 2
-    downloads = [e for e in events(stack, "flaky-w") if e.get("event") == "stage.started"
-                 and e.get("activity") == "download" and e.get("workflow_id") == "video-flaky-429"]  # fmt: skip
+    downloads = [
+        e
+        for e in events(stack, "flaky-w")
+        if e.get("event") == "stage.started"
+        and e.get("activity") == "download"
+        and e.get("workflow_id") == "video-flaky-429"
+    ]
     assert [e["attempt"] for e in downloads] == [1, 1]
     failed = {e["error_type"] for e in events(stack, "flaky-w") if e.get("event") == "stage.failed"}
     assert failed == {"RateLimited", "NetworkError"}
@@ -398,8 +439,15 @@ def test_cuda_oom_halves_the_batch_until_it_fits(stack, media_server, long_audio
     """A batch of more than 16 windows runs out of memory (injected fault): the long
     recording's 120 s chunks hold 48 segmentation windows, so 64 and 32 fail, 16 fits."""
     metrics = f"127.0.0.1:{free_port()}"
-    worker(stack, "oom-w", "oom", PIPELINE_FAULT_OOM_ABOVE_BATCH="16", PIPELINE_SEGMENTATION_BATCH_SIZE="64",
-           PIPELINE_CHUNK_S="120", PIPELINE_METRICS_ADDRESS=metrics)  # fmt: skip
+    worker(
+        stack,
+        "oom-w",
+        "oom",
+        PIPELINE_FAULT_OOM_ABOVE_BATCH="16",
+        PIPELINE_SEGMENTATION_BATCH_SIZE="64",
+        PIPELINE_CHUNK_S="120",
+        PIPELINE_METRICS_ADDRESS=metrics,
+    )
     start_videos(stack, "oom", "oom", [("oom-1", f"{media_server.url}/{long_audio[0]}")])
     assert wait_batch(stack, "oom").by_status == {"Completed": 1}
     stats = store_of(stack).get_json(store_of(stack).keys("oom-1").stats)
@@ -409,17 +457,29 @@ def test_cuda_oom_halves_the_batch_until_it_fits(stack, media_server, long_audio
     samples = scrape_metrics(metrics)
     assert metric_total(samples, "pipeline_cuda_oom_halvings_total") == stats["oom_halvings"]
     assert metric_total(samples, "pipeline_cuda_oom_halvings_total", stage="diarize") == 2
-    failed = metric_total(samples, "pipeline_stage_failures_total", stage="diarize", error_type="CudaOutOfMemory")
+    failed = metric_total(
+        samples, "pipeline_stage_failures_total", stage="diarize", error_type="CudaOutOfMemory"
+    )
     assert failed == 2, "each halving fails the attempt; the retry runs with the smaller batch"
-    print(f"\nOOM: diarize batch sizes {stats['batch_sizes']['diarize']}, embed {stats['batch_sizes']['embed']}")
+    print(
+        f"\nOOM: diarize batch sizes {stats['batch_sizes']['diarize']}, embed {stats['batch_sizes']['embed']}"
+    )
     assert stack.stop_process("oom-w") == 0
 
 
 def test_oom_at_batch_1_escalates_to_the_next_gpu_class(stack, media_server):
-    worker(stack, "esc-t4", "esc", PIPELINE_WORKER_GPU_CLASS="t4", PIPELINE_FAULT_OOM_ABOVE_BATCH="0",
-           PIPELINE_SEGMENTATION_BATCH_SIZE="4")  # fmt: skip
+    worker(
+        stack,
+        "esc-t4",
+        "esc",
+        PIPELINE_WORKER_GPU_CLASS="t4",
+        PIPELINE_FAULT_OOM_ABOVE_BATCH="0",
+        PIPELINE_SEGMENTATION_BATCH_SIZE="4",
+    )
     worker(stack, "esc-a10", "esc", PIPELINE_WORKER_GPU_CLASS="a10", PIPELINE_SERVE_CPU_QUEUES="false")
-    start_videos(stack, "esc", "esc", [("esc-1", f"{media_server.url}/ep05-radio-segment.ogg")], gpu_class="t4")
+    start_videos(
+        stack, "esc", "esc", [("esc-1", f"{media_server.url}/ep05-radio-segment.ogg")], gpu_class="t4"
+    )
     assert wait_batch(stack, "esc").by_status == {"Completed": 1}
     store = store_of(stack)
     stats = store.get_json(store.keys("esc-1").stats)
@@ -428,6 +488,8 @@ def test_oom_at_batch_1_escalates_to_the_next_gpu_class(stack, media_server):
     assert stats["worker_ids"]["diarize"] == "esc-a10"
     ooms = [e for e in events(stack, "esc-t4") if e.get("event") == "chunks.cuda_oom"]
     assert [e["next_batch_size"] for e in ooms if e["stage"] == "diarize"] == [2, 1, 0]
-    assert {(e["video_id"], e["workflow_id"]) for e in ooms} == {("esc-1", "video-esc-1")}, "log lines name the video"
+    assert {(e["video_id"], e["workflow_id"]) for e in ooms} == {("esc-1", "video-esc-1")}, (
+        "log lines name the video"
+    )
     for name in ("esc-t4", "esc-a10"):
         assert stack.stop_process(name) == 0

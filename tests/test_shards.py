@@ -91,8 +91,11 @@ def test_shar_shards_of_two_calls_read_together_and_from_one_folder(podcast, tmp
     write_shard("lhotse-shar", [clip_item(c) for c in clips[:half]], original, tmp_path / "one", "pod1-0")
     write_shard("lhotse-shar", [clip_item(c) for c in clips[half:]], original, tmp_path / "one", "pod1-1")
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == [
-        "cuts.pod1-0.jsonl.gz", "cuts.pod1-1.jsonl.gz", "recording.pod1-0.tar", "recording.pod1-1.tar",
-    ]  # fmt: skip
+        "cuts.pod1-0.jsonl.gz",
+        "cuts.pod1-1.jsonl.gz",
+        "recording.pod1-0.tar",
+        "recording.pod1-1.tar",
+    ]
     together = CutSet.from_shar(in_dir=tmp_path / "one")
     assert [c.id for c in together] == [c.clip_id for c in clips]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a staging folder was left behind"

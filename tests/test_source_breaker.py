@@ -34,8 +34,10 @@ def test_the_batch_pauses_for_a_cool_down_when_the_source_pushes_back(stack, med
     breaker = SourceBreaker(threshold=0.5, min_samples=3, window_s=600, cooldown_s=COOLDOWN_S, video_waits=2)
     metrics_at = f"127.0.0.1:{free_port()}"
     worker(stack, batch_id, batch_id, PIPELINE_METRICS_ADDRESS=metrics_at)
-    pushed = [(f"{fault}-pushed-{i}", f"{media_server.url}/flaky/{fault}/1/ep05-radio-segment.ogg?v={i}")
-              for i in range(4)]  # fmt: skip
+    pushed = [
+        (f"{fault}-pushed-{i}", f"{media_server.url}/flaky/{fault}/1/ep05-radio-segment.ogg?v={i}")
+        for i in range(4)
+    ]
     calm = [(f"{fault}-calm-{i}", f"{media_server.url}/ep03-three-voices.ogg?v={fault}{i}") for i in range(3)]
     csv_path = stack.config.data_dir / f"{batch_id}.csv"
     csv_path.write_text("video_id,url\n" + "".join(f"{v},{u}\n" for v, u in pushed + calm))
@@ -66,21 +68,31 @@ def test_the_batch_pauses_for_a_cool_down_when_the_source_pushes_back(stack, med
             if signal.signal_name == "source_trouble":
                 troubles.append(json.loads(signal.input.payloads[0].data)["error_type"])
         elif kind == "upsert_workflow_search_attributes_event_attributes":
-            stage = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields.get(
-                "PipelineStage"
+            stage = (
+                event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields.get(
+                    "PipelineStage"
+                )
             )
             if stage is not None:
                 timeline.append(("stage", stage.data.decode().strip('"'), event.event_time.ToSeconds()))
         elif kind == "start_child_workflow_execution_initiated_event_attributes":
-            timeline.append(("start", event.start_child_workflow_execution_initiated_event_attributes.workflow_id,
-                             event.event_time.ToSeconds()))  # fmt: skip
+            timeline.append(
+                (
+                    "start",
+                    event.start_child_workflow_execution_initiated_event_attributes.workflow_id,
+                    event.event_time.ToSeconds(),
+                )
+            )
     assert troubles and set(troubles) == {error_type}, "the breaker counted the source's own error type"
     paused = next(i for i, e in enumerate(timeline) if e[:2] == ("stage", "paused-source"))
     resumed = next(i for i, e in enumerate(timeline) if i > paused and e[:2] == ("stage", "running"))
     assert not [e for e in timeline[paused:resumed] if e[0] == "start"], timeline
     held_s = timeline[resumed][2] - timeline[paused][2]
-    print(f"\nsource breaker ({error_type}): tripped after {sum(e[0] == 'start' for e in timeline[:paused])} starts, "
-          f"held {held_s:.0f} s (cool-down {COOLDOWN_S:.0f} s), {progress.completed} completed, 0 failed")
+    print(
+        f"\nsource breaker ({error_type}): tripped after {sum(e[0] == 'start' for e in timeline[:paused])} "
+        "starts, "
+        f"held {held_s:.0f} s (cool-down {COOLDOWN_S:.0f} s), {progress.completed} completed, 0 failed"
+    )
     assert held_s >= COOLDOWN_S - 1
     assert [e[1] for e in timeline[resumed:] if e[0] == "start"], "the batch went on after the cool-down"
     trips = metric_total(scrape_metrics(metrics_at), BREAKER_TRIPS, batch_id=batch_id)

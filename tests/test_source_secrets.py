@@ -9,7 +9,7 @@ committed from the same URL (compared by the original's sha256), not a conflict.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -38,12 +38,22 @@ def test_a_url_with_credentials_and_tokens_leaves_no_trace(stack, tmp_path):
     bad = f"{with_secrets}/no-such-episode.ogg?token=t0k3n"
     csv_path = tmp_path / "secrets.csv"
     csv_path.write_text(f"video_id,url\nsecret-good,{good}\nsecret-bad,{bad}\n")
-    started = run_cli("-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "secrets", "--wait",
-                      env=stack.env(), timeout=600)  # fmt: skip
+    started = run_cli(
+        "-m",
+        "starter",
+        "start",
+        "--csv",
+        str(csv_path),
+        "--batch-id",
+        "secrets",
+        "--wait",
+        env=stack.env(),
+        timeout=600,
+    )
     assert "summary: 1 completed, 1 failed" in started.stdout, started.stdout + started.stderr
     status = run_cli("-m", "starter", "status", "--batch-id", "secrets", "--videos", env=stack.env())
     assert "VideoUnavailable" in status.stdout, status.stdout
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     manifest = run_cli("-m", "starter", "manifest", "--date", today, env=stack.env(), timeout=120)
     assert manifest.returncode == 0, manifest.stdout + manifest.stderr
 
@@ -56,14 +66,28 @@ def test_a_url_with_credentials_and_tokens_leaves_no_trace(stack, tmp_path):
     logs = "\n".join(p.read_text(errors="replace") for p in stack.logs.glob("secrets-worker*.log"))
     assert "secret-good" in logs and "secret-bad" in logs, "the worker's log covers both videos"
 
-    again = run_cli("-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "secrets-again", "--wait",
-                    env=stack.env(), timeout=600)  # fmt: skip
+    again = run_cli(
+        "-m",
+        "starter",
+        "start",
+        "--csv",
+        str(csv_path),
+        "--batch-id",
+        "secrets-again",
+        "--wait",
+        env=stack.env(),
+        timeout=600,
+    )
     assert "VideoIdConflict" not in again.stdout + again.stderr, again.stdout
     assert json.loads(store.get_bytes(store.keys("secret-good").metadata)) == json.loads(metadata)
 
-    outputs = {"metadata.json": metadata, "manifest": lines, "worker log": logs,
-               "starter": started.stdout + started.stderr + again.stdout + again.stderr,
-               "status": status.stdout + status.stderr}  # fmt: skip
+    outputs = {
+        "metadata.json": metadata,
+        "manifest": lines,
+        "worker log": logs,
+        "starter": started.stdout + started.stderr + again.stdout + again.stderr,
+        "status": status.stdout + status.stderr,
+    }
     for secret in SECRETS:
         for where, text in outputs.items():
             assert secret not in text, f"{secret!r} in the {where}"

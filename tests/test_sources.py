@@ -144,7 +144,11 @@ def test_internal_addresses_in_every_spelling_are_refused_without_dns(url, says)
 
 
 def test_public_addresses_and_allowed_loopback_pass():
-    for url in ("http://93.184.216.34/a.mp3", "https://[2606:4700::1]/a.m4a", "https://www.youtube.com/watch?v=x"):
+    for url in (
+        "http://93.184.216.34/a.mp3",
+        "https://[2606:4700::1]/a.m4a",
+        "https://www.youtube.com/watch?v=x",
+    ):
         check_url(url, SourcePolicy())
     for url in ("http://127.0.0.1:8765/a.ogg", "http://localhost:8765/a.ogg", "http://[::1]:1/a"):
         check_url(url, SourcePolicy(LOOPBACK))
@@ -237,6 +241,7 @@ def test_connections_go_to_the_checked_address(own_media, listener, monkeypatch,
     port, accepted = listener
     media_port = own_media.httpd.server_address[1]
     table = {"media.test": "127.0.0.1", "rebound.test": OTHER_LOOPBACK}
+
     def resolver(host, port, *args, **kwargs):
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (table[host], port))]
 
@@ -268,15 +273,33 @@ def test_downloaders_that_would_connect_unchecked_are_refused():
     with yt_dlp.YoutubeDL({"quiet": True}) as ydl:
         for downloader in (FFmpegFD, RtmpFD):
             with pytest.raises(yt_dlp.utils.YoutubeDLError) as refused:
-                downloader(ydl, {}).real_download("x", {"url": "http://127.0.0.1:9/live.m3u8", "protocol": "m3u8"})
+                downloader(ydl, {}).real_download(
+                    "x", {"url": "http://127.0.0.1:9/live.m3u8", "protocol": "m3u8"}
+                )
             assert isinstance(classify_download_error(str(refused.value)), UnsafeSource)
 
 
 # --- ffmpeg reads only the file it is given ---------------------------------------------
 def _old_transcode_command(src: Path, dst: Path) -> list[str]:
     """core.audio.transcode's command before the input whitelist (the hole)."""
-    return [audio.ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-i", str(src), "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(dst)]  # fmt: skip
+    return [
+        audio.ffmpeg_binary(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(src),
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        "16000",
+        "-c:a",
+        "pcm_s16le",
+        str(dst),
+    ]
 
 
 def test_hls_playlist_naming_a_local_file_is_invalid_media_and_reads_nothing(own_media, tmp_path):
@@ -289,8 +312,19 @@ def test_hls_playlist_naming_a_local_file_is_invalid_media_and_reads_nothing(own
     tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(3 * 16_000) / 16_000)
     write_wav(secret_dir / "tone.wav", tone.astype(np.float32))
     secret = secret_dir / "secret.mp3"  # a segment format hls takes from a local playlist
-    subprocess.run([audio.ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i", str(secret_dir / "tone.wav"),
-                    str(secret)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            audio.ffmpeg_binary(),
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(secret_dir / "tone.wav"),
+            str(secret),
+        ],
+        check=True,
+    )
     playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3.0,\nfile://{secret}\n#EXT-X-ENDLIST\n"
     (own_media.directory / "episode.mp3").write_text(playlist)  # served as audio/mpeg
 
@@ -311,8 +345,21 @@ def test_hls_playlist_naming_a_local_file_is_invalid_media_and_reads_nothing(own
 def test_every_podcast_container_still_decodes(tmp_path):
     for suffix in ("mp3", "m4a", "ogg", "opus", "webm", "flac", "wav", "aac", "ts"):
         src = tmp_path / f"clip.{suffix}"
-        subprocess.run([audio.ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i",
-                        str(SAMPLES / "ep03-three-voices.ogg"), "-t", "2", str(src)], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                audio.ffmpeg_binary(),
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(SAMPLES / "ep03-three-voices.ogg"),
+                "-t",
+                "2",
+                str(src),
+            ],
+            check=True,
+        )
         out = audio.transcode(src, tmp_path / f"{suffix}.wav", audio.ANALYSIS_RATE)
         assert sf.info(str(out)).duration == pytest.approx(2.0, abs=0.1), suffix
 
@@ -321,16 +368,23 @@ def test_every_podcast_container_still_decodes(tmp_path):
 @pytest.mark.parametrize(
     "url, stored",
     [
-        ("https://user:pass@cdn.example.com/a/b.mp3?sig=abc&Expires=1&v=vid",
-         "https://cdn.example.com/a/b.mp3?sig=REDACTED&Expires=REDACTED&v=vid"),
-        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42&si=tracking",
-         "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42&si=REDACTED"),
+        (
+            "https://user:pass@cdn.example.com/a/b.mp3?sig=abc&Expires=1&v=vid",
+            "https://cdn.example.com/a/b.mp3?sig=REDACTED&Expires=REDACTED&v=vid",
+        ),
+        (
+            "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42&si=tracking",
+            "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42&si=REDACTED",
+        ),
         ("https://h.example/x.mp3?apikeyonly", "https://h.example/x.mp3?REDACTED"),
-        ("https://h.example/cb#access_token=zz&state=1", "https://h.example/cb#access_token=REDACTED&state=REDACTED"),
+        (
+            "https://h.example/cb#access_token=zz&state=1",
+            "https://h.example/cb#access_token=REDACTED&state=REDACTED",
+        ),
         ("http://[::1]:8765/a.ogg", "http://[::1]:8765/a.ogg"),
         ("https://h.example/plain.mp3", "https://h.example/plain.mp3"),
     ],
-)  # fmt: skip
+)
 def test_redact_url_drops_userinfo_and_query_values(url, stored):
     assert redact_url(url) == stored
     assert redact_url(stored) == stored, "redacting twice changes nothing"
@@ -344,6 +398,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
     from activities.manifest import _line
     from activities.upload import committed_outcome
     from core.errors import VideoIdConflict
+    from core.layout import VideoKeys
     from core.models import (
         AudioRef,
         DiarizationResult,
@@ -354,25 +409,35 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         VideoSpec,
     )
     from core.outputs import UsableRules, build_metadata
-    from core.layout import VideoKeys
 
     secrets = ("hunter2", "t0k3n", "s1gn4ture")
     url = f"http://podcaster:hunter2@127.0.0.1:{own_media.httpd.server_address[1]}/ep03.ogg?token=t0k3n&sig=s1gn4ture"
     spec = VideoSpec(video_id="secret", url=url, batch_id="b")
     req = FinalizeRequest(
         spec=spec,
-        audio=AudioRef(video_id="secret", url_sha256=sources.url_sha256(url), original_key="k", analysis_key="k",
-                       duration_s=10.0, sha256="0" * 64),  # fmt: skip
+        audio=AudioRef(
+            video_id="secret",
+            url_sha256=sources.url_sha256(url),
+            original_key="k",
+            analysis_key="k",
+            duration_s=10.0,
+            sha256="0" * 64,
+        ),
         diarization=DiarizationResult(key="d", backend="b", num_speakers=1, num_segments=1, speech_s=5.0),
         embeddings=EmbeddingResult(key="e", backend="m", centroids_key="c", dim=2, num_segments=1),
         music=MusicResult(key="m", backend="x", num_regions=0, music_s=0.0),
-        gpu_class="cpu", stage_seconds={}, attempts={}, worker_ids={},
+        gpu_class="cpu",
+        stage_seconds={},
+        attempts={},
+        worker_ids={},
     )
     segments = [Segment(start=0, end=5, speaker="SPEAKER_00")]
     meta = build_metadata(req, segments, [], {"SPEAKER_00": [1.0, 0.0]}, UsableRules(min_s=1.0), [])
     meta["committed_by"] = {"workflow_id": "video-secret", "run_id": "r"}
     stored = json.dumps(meta)
-    assert meta["source"]["url"] == redact_url(url) and meta["source"]["url_sha256"] == sources.url_sha256(url)
+    assert meta["source"]["url"] == redact_url(url) and meta["source"]["url_sha256"] == sources.url_sha256(
+        url
+    )
 
     class Store:  # the manifest line and the committed check read metadata.json only
         prefix = ""
@@ -400,7 +465,12 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
     errors.append(str(classify_download_error(f"ERROR: Unsupported URL: {url}")))
     logged = capfd.readouterr()
     for secret in secrets:
-        for where, text in [("metadata.json", stored), ("manifest", line), ("conflict", str(conflict.value)),
-                            ("errors", "\n".join(errors)), ("stderr", logged.err + logged.out)]:  # fmt: skip
+        for where, text in [
+            ("metadata.json", stored),
+            ("manifest", line),
+            ("conflict", str(conflict.value)),
+            ("errors", "\n".join(errors)),
+            ("stderr", logged.err + logged.out),
+        ]:
             assert secret not in text, f"{secret} in {where}"
     assert redact_urls(f"see {url}.") == f"see {redact_url(url)}."

@@ -29,6 +29,8 @@ def test_each_activity_takes_one_typed_input_and_returns_a_typed_result():
 def test_queue_kinds_partition_the_stages():
     by_kind = [activities_on(kind) for kind in QueueKind]
     assert sum(len(group) for group in by_kind) == len(STAGES)
-    assert all(a in CPU_LIGHT_ACTIVITIES for a in activities_on(QueueKind.LOCAL)), "local ones run on the workflow worker"
+    assert all(a in CPU_LIGHT_ACTIVITIES for a in activities_on(QueueKind.LOCAL)), (
+        "local ones run on the workflow worker"
+    )
     names = [activity._Definition.must_from_callable(spec.activity).name for spec in STAGES]
     assert len(set(names)) == len(names)

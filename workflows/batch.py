@@ -74,13 +74,15 @@ class BatchWorkflow:
             armed = s.breaker_until  # a trip while waiting re-arms the wait with the cool-down's end
             try:
                 await workflow.wait_condition(
-                    lambda: (not self._held() and len(s.in_flight) < job.window and not self._exhausted())
-                    or self._finished()
-                    or self._should_continue_as_new()
-                    or s.breaker_until != armed,
+                    lambda armed=armed: (  # type: ignore[misc]  # bound now: the loop rebinds it
+                        (not self._held() and len(s.in_flight) < job.window and not self._exhausted())
+                        or self._finished()
+                        or self._should_continue_as_new()
+                        or s.breaker_until != armed
+                    ),
                     timeout=timedelta(seconds=self._wait_s()),
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if not self._cooled_down():
                     await self._reconcile()
                 continue
@@ -233,7 +235,9 @@ class BatchWorkflow:
             videos_per_h_overall=round(overall_rate, 2),
             audio_h_per_h_recent=round(sum(a for _, a in recent) / span, 4),
             audio_h_per_h_overall=round(s.audio_s / elapsed, 4),
-            eta_s=round((total - done) / rate * 3600, 1) if rate > 0 and total > done else (0.0 if total <= done else None),
+            eta_s=round((total - done) / rate * 3600, 1)
+            if rate > 0 and total > done
+            else (0.0 if total <= done else None),
             per_class=dict(s.per_class),
             elapsed_s=round(elapsed, 1),
             runs=s.runs,
@@ -315,7 +319,10 @@ class BatchWorkflow:
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > self._job.max_events_per_run
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > self._job.max_events_per_run
+        )
 
 
 async def cancel_children(video_ids: list[str]) -> None:
@@ -324,4 +331,3 @@ async def cancel_children(video_ids: list[str]) -> None:
         *(workflow.get_external_workflow_handle(video_workflow_id(v)).cancel() for v in video_ids),
         return_exceptions=True,
     )
-

@@ -58,7 +58,9 @@ class ExportWorkflow:
             **policies.EXPORT_INDEX.options(),
         )
         # the index counts every shard ever written; what is not committed yet is this run's news
-        return indexed.model_copy(update={"not_committed": self._totals.not_committed, "failed": self._totals.failed})
+        return indexed.model_copy(
+            update={"not_committed": self._totals.not_committed, "failed": self._totals.failed}
+        )
 
     @workflow.query(name="progress")
     def progress(self) -> ExportTotals:
@@ -67,7 +69,11 @@ class ExportWorkflow:
 
     async def _read_page(self, job: ExportJob, offset: int) -> BatchPage:
         request = BatchPageRequest(
-            input_key=job.input_key, offset=offset, max_rows=job.page_size, batch_id=job.spec.batch_id, skip_committed=True
+            input_key=job.input_key,
+            offset=offset,
+            max_rows=job.page_size,
+            batch_id=job.spec.batch_id,
+            skip_committed=True,
         )
         return await workflow.execute_activity(
             read_batch_page,

@@ -76,9 +76,7 @@ UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))
 # --- a batch's own reads ---------------------------------------------------------------
 # its pages in storage: a batch waits out an outage of storage however long it lasts,
 # within a day, and goes on at most a minute after storage is back
-BATCH_STORAGE = ActivityPolicy(
-    timedelta(minutes=10), _retry(2, 60, 0), schedule_to_close=timedelta(hours=24)
-)
+BATCH_STORAGE = ActivityPolicy(timedelta(minutes=10), _retry(2, 60, 0), schedule_to_close=timedelta(hours=24))
 # its look at Temporal for videos that ended without reporting, as patient
 BATCH_RECONCILE = ActivityPolicy(
     timedelta(minutes=5), BATCH_STORAGE.retry, schedule_to_close=BATCH_STORAGE.schedule_to_close

@@ -45,10 +45,10 @@ with workflow.unsafe.imports_passed_through():
         AudioRef,
         EmbedRequest,
         FinalizeRequest,
-        StageSummary,
         LabelRequest,
         LabelResult,
         SourceTrouble,
+        StageSummary,
         VideoJob,
         VideoOutcome,
         VideoReport,
@@ -133,10 +133,14 @@ class VideoWorkflow:
                 workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.CANCELLED)])
                 raise
             failure = self._fail(err)
-            await self._report(VideoReport(video_id=spec.video_id, state=VideoState.FAILED, error_type=failure.type))
+            await self._report(
+                VideoReport(video_id=spec.video_id, state=VideoState.FAILED, error_type=failure.type)
+            )
             raise failure from err
 
-        model_s = diarization.seconds + music.seconds + embeddings.seconds + (labels.seconds if labels else 0.0)
+        model_s = (
+            diarization.seconds + music.seconds + embeddings.seconds + (labels.seconds if labels else 0.0)
+        )
         return await self._completed(outcome, gpu_s=model_s)
 
     async def _completed(self, outcome: VideoOutcome, gpu_s: float) -> VideoOutcome:
@@ -191,7 +195,9 @@ class VideoWorkflow:
             batch_id=self._job.spec.batch_id,
             stage=self._current_stage(),
             stages_done=list(self._done),
-            progress=round(len(self._done) / len(stages.STAGES), 3) if self._stage != Outcome.COMPLETED else 1.0,
+            progress=round(len(self._done) / len(stages.STAGES), 3)
+            if self._stage != Outcome.COMPLETED
+            else 1.0,
             gpu_class=self._gpu_class,
             attempts=dict(self._attempts),
             worker_ids=dict(self._workers),
@@ -261,7 +267,11 @@ class VideoWorkflow:
             except ActivityError as err:
                 cause = err.cause
                 bigger = gpu_profiles.next_class(self._gpu_class)
-                if not (isinstance(cause, ApplicationError) and cause.type == GpuMemoryExhausted.__name__ and bigger):
+                if not (
+                    isinstance(cause, ApplicationError)
+                    and cause.type == GpuMemoryExhausted.__name__
+                    and bigger
+                ):
                     raise
                 self._failed_stage = None
                 self._escalate(bigger, f"{spec.stage}: out of GPU memory at batch 1")
@@ -320,4 +330,3 @@ class VideoWorkflow:
                 sa.NUM_SPEAKERS.value_set(num_speakers),
             ]
         )
-

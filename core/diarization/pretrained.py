@@ -142,7 +142,9 @@ class PretrainedDiarization:
             "embeddings": emb,
         }
 
-    def _segment(self, samples: np.ndarray, starts: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    def _segment(
+        self, samples: np.ndarray, starts: np.ndarray, batch_size: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(windows, frames, 3) hard local-speaker activity (uint8), and (windows, frames)
         probability that exactly one speaker talks (float16)."""
         window = int(WINDOW_S * voice.RATE)
@@ -173,7 +175,9 @@ class PretrainedDiarization:
             first = int(start / voice.FRAME_S)
             last = min(total, int((start + WINDOW_S) / voice.FRAME_S))
             centres = (np.arange(first, last) + 0.5) * voice.FRAME_S - start
-            seg_index = np.clip(np.round((centres - duration / 2) / step).astype(int), 0, segmentation.shape[1] - 1)
+            seg_index = np.clip(
+                np.round((centres - duration / 2) / step).astype(int), 0, segmentation.shape[1] - 1
+            )
             for k in range(LOCAL_SPEAKERS):
                 active = segmentation[w, :, k].astype(bool)
                 if not active.any():
@@ -213,7 +217,9 @@ class PretrainedDiarization:
         step = self.frames[1]
         return int(np.ceil(duration_s / step)), np.round(starts / step).astype(int)
 
-    def _uncertain(self, starts: np.ndarray, single: np.ndarray, duration_s: float) -> list[tuple[float, float]]:
+    def _uncertain(
+        self, starts: np.ndarray, single: np.ndarray, duration_s: float
+    ) -> list[tuple[float, float]]:
         """Spans where the windows' mean probability of exactly one speaker is low."""
         n_frames, step, duration = self.frames
         total, offsets = self._grid(starts, duration_s)
@@ -270,7 +276,9 @@ def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> n
     for w in np.flatnonzero(active.any(axis=1)):
         speakers = np.flatnonzero(active[w])
         vectors = emb[w, speakers]
-        sim = np.where(np.isnan(vectors).any(axis=1, keepdims=True), 0.0, np.nan_to_num(vectors) @ centroids.T)
+        sim = np.where(
+            np.isnan(vectors).any(axis=1, keepdims=True), 0.0, np.nan_to_num(vectors) @ centroids.T
+        )
         if len(speakers) <= len(centroids):
             rows, cols = linear_sum_assignment(-sim)
             out[w, speakers[rows]] = cols

@@ -108,8 +108,9 @@ class PyannoteDiarization:
             try:
                 local = Pipeline.from_pretrained(str(directory))
             except Exception as exc:  # a config.yaml that does not load: still the setup's fault
-                raise PyannoteModelUnavailable(f"cannot load local pyannote model {str(directory)!r}: "
-                                               f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+                raise PyannoteModelUnavailable(
+                    f"cannot load local pyannote model {str(directory)!r}: {type(exc).__name__}: {exc}"
+                ) from None
             assert local is not None  # from_pretrained returns None only for a hub id
             return local
 
