@@ -22,9 +22,10 @@ from activities.runtime import runtime, stage
 from activities.upload import committed_outcome
 from core import search_attributes as sa
 from core.batch_input import read_row
+from core.batches import MAX_PAGE_BYTES, BatchPage, BatchPageRequest
 from core.errors import VideoIdConflict
 from core.ids import video_workflow_id
-from core.models import MAX_PAGE_BYTES, BatchPage, BatchPageRequest, VideoReport, VideoSpec, VideoState
+from core.models import VideoReport, VideoSpec, VideoState
 from core.storage import ObjectStore
 from core.temporal import connect
 
@@ -96,7 +97,7 @@ def _take_rows(lines: list[bytes], max_rows: int, batch_id: str) -> tuple[list[V
             continue
         spec = read_row(line, batch_id)
         cost = len(spec.model_dump_json()) + 1
-        if specs and size + cost > MAX_PAGE_BYTES:  # the first row always fits (core.models)
+        if specs and size + cost > MAX_PAGE_BYTES:  # the first row always fits (core.batches)
             return specs, used, True
         specs.append(spec)
         size += cost

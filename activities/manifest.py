@@ -22,8 +22,8 @@ from temporalio import activity
 from activities.runtime import runtime
 from core.ids import VIDEO_WORKFLOW, video_id_of
 from core.layout import manifest_key
+from core.manifests import ManifestResult
 from core.metadata import Metadata, as_metadata, read_metadata
-from core.models import ManifestResult
 from core.sources import redact_url
 from core.temporal import connect
 

@@ -18,7 +18,7 @@ from temporalio import activity
 
 from activities.runtime import runtime, stage
 from core.layout import work_folder
-from core.models import SweepResult
+from core.manifests import SweepResult
 
 BEAT_EVERY = 1000  # objects listed between two heartbeats
 

@@ -1,6 +1,6 @@
 """One way to connect to Temporal, for workers, the starter and the embedded stack.
 
-The pydantic data converter lets the typed contracts in core.models cross the wire
+The pydantic data converter lets the typed contracts (core.models, core.batches, ...) cross the wire
 as JSON. An API key (Temporal Cloud) comes from settings, never from a payload; so do
 the TLS files of a self-hosted cluster that requires mutual TLS (``tls_config``).
 

@@ -34,10 +34,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core import batch_input, queues
 from core import search_attributes as sa
+from core.batches import DEFAULT_WINDOW, MAX_WINDOW, BatchJob, BatchProgress
 from core.gpu_profiles import PROFILES
 from core.ids import VIDEO_WORKFLOW, batch_workflow_id, video_id_of, video_workflow_id
 from core.layout import batch_input_key
-from core.models import DEFAULT_WINDOW, MAX_WINDOW, BatchJob, BatchProgress, VideoSpec, VideoStatus
+from core.models import VideoSpec, VideoStatus
 from core.settings import Settings
 from core.storage import ObjectStore
 from starter.csv_input import RowError, read_videos
@@ -70,7 +71,7 @@ def check_gpu_class(gpu_class: str, settings: Settings) -> str:
 
 
 def check_window(window: int) -> int:
-    """A window the batch's carried state can hold (core.models.batch_payload_bound)."""
+    """A window the batch's carried state can hold (core.batches.batch_payload_bound)."""
     if not 1 <= window <= MAX_WINDOW:
         raise ValueError(f"window must be 1 to {MAX_WINDOW} videos in flight (got {window})")
     return window

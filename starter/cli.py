@@ -25,10 +25,11 @@ from pathlib import Path
 from temporalio.client import Client
 
 from core import batch_input
+from core.batches import DEFAULT_WINDOW, MAX_WINDOW, BatchProgress
 from core.errors import StoreUnsafe
 from core.ids import batch_workflow_id
 from core.layout import batch_input_key
-from core.models import DEFAULT_WINDOW, MAX_WINDOW, BatchProgress, validate_video_id
+from core.models import validate_video_id
 from core.settings import Settings
 from core.storage import ObjectStore
 from core.temporal import connect

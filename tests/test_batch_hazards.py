@@ -49,14 +49,10 @@ from activities import runtime
 from activities.batch import closed_videos, read_batch_page
 from activities.manifest import write_manifest
 from core import queues
-from core.gpu_profiles import PROFILES
-from core.layout import batch_input_key
-from core.models import (
-    MAX_ID_LENGTH,
+from core.batches import (
     MAX_PAGE_BYTES,
     MAX_PAGE_SIZE,
     MAX_RECENT,
-    MAX_URL_LENGTH,
     MAX_WINDOW,
     TEMPORAL_PAYLOAD_LIMIT,
     BatchJob,
@@ -64,12 +60,11 @@ from core.models import (
     BatchPageRequest,
     BatchState,
     ClassUsage,
-    VideoJob,
-    VideoReport,
-    VideoSpec,
-    VideoState,
     batch_payload_bound,
 )
+from core.gpu_profiles import PROFILES
+from core.layout import batch_input_key
+from core.models import MAX_ID_LENGTH, MAX_URL_LENGTH, VideoJob, VideoReport, VideoSpec, VideoState
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig, free_port

@@ -27,20 +27,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.batch import closed_videos, read_batch_page
     from core import metrics, queues
     from core import search_attributes as sa
+    from core.batches import MAX_RECENT, BatchJob, BatchPageRequest, BatchProgress, BatchState, ClassUsage
     from core.ids import BATCH_WORKFLOW, video_workflow_id
-    from core.models import (
-        MAX_RECENT,
-        BatchJob,
-        BatchPageRequest,
-        BatchProgress,
-        BatchState,
-        ClassUsage,
-        SourceTrouble,
-        VideoJob,
-        VideoReport,
-        VideoSpec,
-        VideoState,
-    )
+    from core.models import SourceTrouble, VideoJob, VideoReport, VideoSpec, VideoState
     from core.search_attributes import Outcome
     from workflows import policies
     from workflows.video import VideoWorkflow
@@ -200,7 +189,7 @@ class BatchWorkflow:
             videos=usage.videos + 1, audio_s=usage.audio_s + report.audio_s, gpu_s=usage.gpu_s + report.gpu_s
         )
         recent = [(t, a) for t, a in s.recent if now - t <= RATE_WINDOW_S] + [(now, report.audio_s)]
-        s.recent = recent[-MAX_RECENT:]  # carried state: bounded (core.models.batch_payload_bound)
+        s.recent = recent[-MAX_RECENT:]  # carried state: bounded (core.batches.batch_payload_bound)
 
     @workflow.query(name="progress")
     def progress(self) -> BatchProgress:

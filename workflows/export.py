@@ -19,9 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.batch import read_batch_page
     from activities.export import export_videos, write_export_index
     from core import queues
+    from core.batches import BatchPage, BatchPageRequest
     from core.exports import ExportJob, ExportPageRequest, ExportPageResult, ExportTotals
     from core.ids import EXPORT_WORKFLOW
-    from core.models import BatchPage, BatchPageRequest
     from workflows import policies
 
 PAGES_PER_RUN = 500  # then continue-as-new, so the history stays small for any batch size

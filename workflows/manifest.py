@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.sweep import sweep_work
     from core import queues
     from core.ids import MANIFEST_WORKFLOW
-    from core.models import ManifestResult
+    from core.manifests import ManifestResult
     from workflows import policies
 
 
