@@ -27,66 +27,26 @@ class GpuProfile(BaseModel):
     max_audio_h: float
 
 
+# class, min memory GiB, embedding batch, segmentation batch, GPU slots, max audio h
+_TABLE: list[tuple[str, float, int, int, int, float]] = [
+    ("cpu", 0, 32, 8, 2, 6),
+    ("t4", 15, 128, 32, 1, 4),
+    ("l4", 22, 192, 48, 1, 6),
+    ("a10", 22, 192, 48, 1, 6),
+    ("a100-40", 39, 377, 96, 2, 10),
+    ("a100-80", 79, 754, 192, 2, 24),
+    ("h100", 79, 754, 192, 2, 24),
+]
 PROFILES: dict[str, GpuProfile] = {
-    p.gpu_class: p
-    for p in [
-        GpuProfile(
-            gpu_class="cpu",
-            min_memory_gib=0,
-            embedding_batch=32,
-            segmentation_batch=8,
-            gpu_slots=2,
-            max_audio_h=6,
-        ),
-        GpuProfile(
-            gpu_class="t4",
-            min_memory_gib=15,
-            embedding_batch=128,
-            segmentation_batch=32,
-            gpu_slots=1,
-            max_audio_h=4,
-        ),
-        GpuProfile(
-            gpu_class="l4",
-            min_memory_gib=22,
-            embedding_batch=192,
-            segmentation_batch=48,
-            gpu_slots=1,
-            max_audio_h=6,
-        ),
-        GpuProfile(
-            gpu_class="a10",
-            min_memory_gib=22,
-            embedding_batch=192,
-            segmentation_batch=48,
-            gpu_slots=1,
-            max_audio_h=6,
-        ),
-        GpuProfile(
-            gpu_class="a100-40",
-            min_memory_gib=39,
-            embedding_batch=377,
-            segmentation_batch=96,
-            gpu_slots=2,
-            max_audio_h=10,
-        ),
-        GpuProfile(
-            gpu_class="a100-80",
-            min_memory_gib=79,
-            embedding_batch=754,
-            segmentation_batch=192,
-            gpu_slots=2,
-            max_audio_h=24,
-        ),
-        GpuProfile(
-            gpu_class="h100",
-            min_memory_gib=79,
-            embedding_batch=754,
-            segmentation_batch=192,
-            gpu_slots=2,
-            max_audio_h=24,
-        ),
-    ]
+    name: GpuProfile(
+        gpu_class=name,
+        min_memory_gib=memory,
+        embedding_batch=embedding,
+        segmentation_batch=segmentation,
+        gpu_slots=slots,
+        max_audio_h=hours,
+    )
+    for name, memory, embedding, segmentation, slots, hours in _TABLE
 }
 
 # Where a video goes when it does not fit: the next class with more memory.

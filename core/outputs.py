@@ -204,19 +204,6 @@ def metadata_model(
     return metadata.model_copy(update={"quality": quality})
 
 
-def build_metadata(
-    req: FinalizeRequest,
-    segments: list[Segment],
-    music: list[MusicRegion],
-    centroids: dict[str, list[float]],
-    rules: UsableRules,
-    uncertain: list[Interval],
-    labels: list[dict[str, float | None]] | None = None,
-) -> dict[str, Any]:
-    """``metadata_model`` as the JSON object it is stored as."""
-    return metadata_model(req, segments, music, centroids, rules, uncertain, labels).dump()
-
-
 def build_stats(req: FinalizeRequest) -> dict[str, Any]:
     minutes = req.audio.duration_s / 60.0
     stage_seconds = dict(req.stage_seconds)

@@ -67,7 +67,7 @@ def _annotate(segments: list[Segment], music: list[MusicRegion], min_usable_s: f
 
 
 def build_podcast(directory: Path, video_id: str = "pod1") -> tuple[Path, dict]:
-    """A 48 kHz mono 16-bit original.wav and its metadata (the shape build_metadata writes)."""
+    """A 48 kHz mono 16-bit original.wav and its metadata (the shape metadata_model writes)."""
     rng = np.random.default_rng(7)
     names = sorted(p.stem for p in (EVAL / "diarization" / "audio").glob("*.wav") if p.stem not in MONOLOGUE)
     pieces, segments, cursor = [], [], PAUSE_S

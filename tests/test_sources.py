@@ -391,7 +391,7 @@ def test_redact_url_drops_userinfo_and_query_values(url, stored):
 
 
 def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_media, tmp_path, capfd):
-    """A URL with user:password@ and ?token= through build_metadata, the manifest line,
+    """A URL with user:password@ and ?token= through metadata_model, the manifest line,
     the VideoIdConflict check and a failed download: the secrets appear in none of
     them, nor on stderr (where yt-dlp writes its errors), while the committed URL still
     matches the original exactly."""
@@ -408,7 +408,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         Segment,
         VideoSpec,
     )
-    from core.outputs import UsableRules, build_metadata
+    from core.outputs import UsableRules, metadata_model
 
     secrets = ("hunter2", "t0k3n", "s1gn4ture")
     url = f"http://podcaster:hunter2@127.0.0.1:{own_media.httpd.server_address[1]}/ep03.ogg?token=t0k3n&sig=s1gn4ture"
@@ -432,7 +432,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         worker_ids={},
     )
     segments = [Segment(start=0, end=5, speaker="SPEAKER_00")]
-    meta = build_metadata(req, segments, [], {"SPEAKER_00": [1.0, 0.0]}, UsableRules(min_s=1.0), [])
+    meta = metadata_model(req, segments, [], {"SPEAKER_00": [1.0, 0.0]}, UsableRules(min_s=1.0), []).dump()
     meta["committed_by"] = {"workflow_id": "video-secret", "run_id": "r"}
     stored = json.dumps(meta)
     assert meta["source"]["url"] == redact_url(url) and meta["source"]["url_sha256"] == sources.url_sha256(
