@@ -181,3 +181,47 @@ class BatchProgress(_Model):
 
 
 BatchJob.model_rebuild()
+
+
+RATE_WINDOW_S = 600.0  # "recent" throughput: the last 10 minutes
+
+
+def progress_of(job: BatchJob, s: BatchState, now: float) -> BatchProgress:
+    """What the ``progress`` query answers, from the batch's state at workflow time ``now``
+    (epoch seconds): pure, so the workflow stays deterministic."""
+    elapsed = max(now - s.started_at, 1e-6)
+    recent = [(t, a) for t, a in s.recent if now - t <= RATE_WINDOW_S]
+    span = min(RATE_WINDOW_S, elapsed)
+    if len(recent) >= MAX_RECENT:  # more completions than kept: the rate over what is kept
+        span = max(now - recent[0][0], 1.0)
+    done = s.completed + s.already_completed + s.skipped + s.failed
+    total = job.total
+    recent_rate = len(recent) / span * 3600
+    overall_rate = s.completed / elapsed * 3600
+    rate = recent_rate or overall_rate
+    return BatchProgress(
+        batch_id=job.batch_id,
+        total=total,
+        done=done,
+        completed=s.completed,
+        already_completed=s.already_completed,
+        skipped=s.skipped,
+        failed=s.failed,
+        failed_by_error=dict(s.failed_by_error),
+        running=len(s.in_flight),
+        waiting=max(total - done - len(s.in_flight), 0),
+        paused=s.paused or now < s.breaker_until,
+        paused_reason=s.breaker_reason if now < s.breaker_until else ("operator" if s.paused else ""),
+        resumes_at=s.breaker_until if now < s.breaker_until else None,
+        breaker_trips=s.breaker_trips,
+        videos_per_h_recent=round(recent_rate, 2),
+        videos_per_h_overall=round(overall_rate, 2),
+        audio_h_per_h_recent=round(sum(a for _, a in recent) / span, 4),
+        audio_h_per_h_overall=round(s.audio_s / elapsed, 4),
+        eta_s=round((total - done) / rate * 3600, 1)
+        if rate > 0 and total > done
+        else (0.0 if total <= done else None),
+        per_class=dict(s.per_class),
+        elapsed_s=round(elapsed, 1),
+        runs=s.runs,
+    )

@@ -4,7 +4,7 @@ only reads loaded once per process, and the workflow modules loaded from bytecod
 The sandbox re-imports a workflow's module for every workflow it loads, so that runs
 never share state. Modules imported under ``imports_passed_through`` are shared with
 the host, except siblings inside this package: ``workflows`` itself is re-imported,
-and so would its policies and stage table be. Each re-import compiles the
+and so would its policies, stage table and failure naming be. Each re-import compiles the
 module from source when no bytecode is on disk (``PYTHONDONTWRITEBYTECODE``, set here
 and in the images): ~3 ms of worker CPU per workflow for ``workflows/video.py``
 (``python -m benchmarks.orchestration``). So the shared modules are passed through by
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-PASSTHROUGH_MODULES = ("core", "activities", "workflows.policies", "workflows.stages")
+PASSTHROUGH_MODULES = ("core", "activities", "workflows.policies", "workflows.stages", "workflows.failures")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

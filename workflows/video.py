@@ -16,8 +16,8 @@ An operator finds a video's stage in the ``status`` query and in its current det
 answered by the worker, free for the server; the search attributes
 carry only what lists are filtered on: set at start, then the outcome (a failure ends
 the workflow as Failed with the typed error, ErrorType, that caused it). Each upsert
-is a history event and a visibility write: one for the stage half-way cost ~8 % of
-the orchestration's throughput (``python -m benchmarks.orchestration``).
+is a history event and a visibility write, so the stage is not one
+(``python -m benchmarks.orchestration`` measures what one costs).
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from temporalio import workflow
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
-    TimeoutError,
-    TimeoutType,
     is_cancelled_exception,
 )
 
@@ -39,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.upload import committed_video
     from core import gpu_profiles, queues
     from core import search_attributes as sa
-    from core.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted, NoWorkerForClass
+    from core.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted
     from core.ids import VIDEO_WORKFLOW
     from core.models import (
         AudioRef,
@@ -58,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.search_attributes import Outcome
     from workflows import policies, stages
+    from workflows.failures import failure_of
     from workflows.stages import QueueKind, StageSpec
 
 In = TypeVar("In")
@@ -133,8 +132,9 @@ class VideoWorkflow:
                 workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.CANCELLED)])
                 raise
             failure = self._fail(err)
-            await self._report(
-                VideoReport(video_id=spec.video_id, state=VideoState.FAILED, error_type=failure.type)
+            await self._tell_batch(
+                "video_done",
+                VideoReport(video_id=spec.video_id, state=VideoState.FAILED, error_type=failure.type),
             )
             raise failure from err
 
@@ -147,15 +147,23 @@ class VideoWorkflow:
         spec = self._job.spec
         self._stage = Outcome.COMPLETED
         self._show_details()
-        self._upsert_results(outcome.duration_s, outcome.usable_pct, outcome.num_speakers)
-        await self._report(
+        workflow.upsert_search_attributes(
+            [
+                sa.PIPELINE_STAGE.value_set(Outcome.COMPLETED),
+                sa.AUDIO_SECONDS.value_set(outcome.duration_s),
+                sa.USABLE_PCT.value_set(outcome.usable_pct),
+                sa.NUM_SPEAKERS.value_set(outcome.num_speakers),
+            ]
+        )
+        await self._tell_batch(
+            "video_done",
             VideoReport(
                 video_id=spec.video_id,
                 state=VideoState.COMPLETED,
                 audio_s=outcome.duration_s,
                 gpu_class=self._gpu_class,
                 gpu_s=gpu_s,
-            )
+            ),
         )
         return outcome.model_copy(
             update={
@@ -285,30 +293,15 @@ class VideoWorkflow:
         workflow.upsert_search_attributes([sa.GPU_CLASS.value_set(bigger)])
 
     def _fail(self, err: ActivityError | ApplicationError) -> ApplicationError:
-        cause = err.cause if isinstance(err, ActivityError) else err
-        failed_stage = self._failed_stage or self._stage
-        message = str(cause) if cause else err.message
-        if isinstance(cause, ApplicationError) and cause.type:
-            error_type = cause.type
-        elif isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
-            error_type = NoWorkerForClass.__name__  # nobody polls the stage's queue
-            message = f"no worker took it within {self._job.queue_timeout_s:.0f} s (queue {self._queue})"
-        elif isinstance(cause, TimeoutError):
-            error_type = f"Timeout{cause.type.name.title().replace('_', '')}" if cause.type else "Timeout"
-        else:
-            error_type = type(cause).__name__ if cause else "ActivityError"
+        error_type, message = failure_of(err, self._job.queue_timeout_s, self._queue)
         self._error_type = error_type
-        self._error_message = f"{failed_stage}: {message}"
+        self._error_message = f"{self._failed_stage or self._stage}: {message}"
         self._stage = Outcome.FAILED
         self._show_details()
         workflow.upsert_search_attributes(
             [sa.ERROR_TYPE.value_set(error_type), sa.PIPELINE_STAGE.value_set(Outcome.FAILED)]
         )
         return ApplicationError(self._error_message, type=error_type, non_retryable=True)
-
-    async def _report(self, report: VideoReport) -> None:
-        """Tell the batch that started this video (if any) how it ended."""
-        await self._tell_batch("video_done", report)
 
     async def _tell_batch(self, signal: str, arg: Any) -> None:
         """Signal the batch that started this video, if any. Addressed by workflow id
@@ -320,13 +313,3 @@ class VideoWorkflow:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(signal, arg)
         except Exception as exc:  # the batch was cancelled or finished: nothing to tell
             workflow.logger.info("could not tell batch %s %s: %s", parent.workflow_id, signal, exc)
-
-    def _upsert_results(self, audio_s: float, usable_pct: float, num_speakers: int) -> None:
-        workflow.upsert_search_attributes(
-            [
-                sa.PIPELINE_STAGE.value_set(Outcome.COMPLETED),
-                sa.AUDIO_SECONDS.value_set(audio_s),
-                sa.USABLE_PCT.value_set(usable_pct),
-                sa.NUM_SPEAKERS.value_set(num_speakers),
-            ]
-        )
