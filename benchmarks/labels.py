@@ -102,6 +102,7 @@ def long_recording(
 
 def cost_table(eval_dir: Path, copies: int, models, tmp: Path) -> None:
     from core import quality
+    from core.dnsmos import MIN_DNSMOS_S, dnsmos_windows
     from core.events import fused_music, span_share, sustained_singing
     from core.music import detect_music
     from core.settings import Settings
@@ -139,9 +140,9 @@ def cost_table(eval_dir: Path, copies: int, models, tmp: Path) -> None:
 
     timed("music/singing fusion", shares)
     windows = sum(
-        len(quality.dnsmos_windows(analysis[int(s * RATE) : int(e * RATE)]))
+        len(dnsmos_windows(analysis[int(s * RATE) : int(e * RATE)]))
         for s, e in spans
-        if e - s >= quality.MIN_DNSMOS_S
+        if e - s >= MIN_DNSMOS_S
     )
     reference = reference_dnsmos_cost(eval_dir / "diarization" / "audio" / "pyannote_sample.wav")
     labelled = sum(e - s for s, e in spans) / 60

@@ -2,42 +2,40 @@
 
 yt-dlp fetches the best audio stream as is; ffmpeg then writes the 48 kHz original and
 the 16 kHz mono analysis copy, so every container goes through one decoder. yt-dlp's
-errors are mapped to the pipeline's typed errors: the source's answer decides whether
-the failure is permanent (404, 403, not media) or worth a retry (429, 5xx, cut off).
+errors are mapped to the pipeline's typed errors (core/download_errors.py): the source's
+answer decides whether the failure is permanent (404, 403, not media) or worth a retry
+(429, 5xx, cut off). Every connection yt-dlp makes is checked first
+(core/network_guard.py, installed when this module is imported).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any
 
 import yt_dlp
 
-from core import audio, sources
+from core import audio
+from core.download_errors import classify_download_error
 from core.errors import (
-    AgeRestricted,
     EmptyMedia,
     InvalidMedia,
     LiveStream,
     NetworkError,
     NotSingleVideo,
     PipelineError,
-    RateLimited,
     ScratchFull,
-    SourceBlocked,
     SourceTooSlow,
     TooLarge,
     TooLong,
-    UnsafeSource,
     VideoPrivate,
-    VideoUnavailable,
 )
+from core.network_guard import install_network_guard
 
 
 @dataclass(frozen=True)
@@ -46,80 +44,6 @@ class DownloadedAudio:
     analysis: Path  # 16 kHz mono PCM WAV
     duration_s: float
     title: str | None
-
-
-# Order matters: the first pattern that matches wins. Patterns are yt-dlp's (and
-# YouTube's, as yt-dlp relays them) phrases, never bare words, and they see the message
-# without its "[extractor] <video id>: " prefix and without URLs (_matchable): a 503 on
-# a video whose id contains "geo" is a 503. tests/test_error_mapping.py holds the real
-# messages, taken from the pinned yt-dlp's code.
-_ERROR_PATTERNS: list[tuple[str, type[PipelineError]]] = [
-    (re.escape(sources.REFUSED), UnsafeSource),  # core/sources.py, from inside yt-dlp's networking
-    (
-        r"live event will begin|Premieres? in \d|Premiere will begin|will begin shortly|"
-        r"\bis_(?:live|upcoming)\b|is not currently live|Waiting for scheduled stream",
-        LiveStream,
-    ),
-    # before the bot check: the age gate also says "Sign in to confirm"
-    (
-        r"confirm your age|age[- ]restricted|age_(?:verification|check)_required|"
-        r"inappropriate for some users",
-        AgeRestricted,
-    ),
-    (
-        r"Private video|This video is private|members[- ]only|available to this channel's members|"
-        r"Join this channel to get access",
-        VideoPrivate,
-    ),
-    (
-        r"not (?:made this video )?available in your country|not available from your location|"
-        r"geo[- ]restrict",
-        VideoPrivate,
-    ),
-    # YouTube's bot check and captcha, its consent redirect, a Cloudflare challenge (the
-    # generic extractor's 403 with cf-mitigated: challenge): before the 403s below
-    (
-        r"confirm (?:that )?you(?:['\u2019]re| are) not a bot|protect our community|captcha|Sign in to "
-        r"confirm|"
-        r"anti-bot challenge|cookie consent",
-        SourceBlocked,
-    ),
-    (r"HTTP Error 429|Too Many Requests|rate[- ]limited", RateLimited),
-    (r"Did not get any data blocks|The downloaded file is empty", EmptyMedia),  # a 200 with no body
-    (
-        r"HTTP Error (?:404|410)|Video unavailable|has been removed|does not exist|is no longer available|"
-        r"This video is not available",
-        VideoUnavailable,
-    ),
-    # a 403 on the media itself, after the page answered: YouTube's pass with time
-    (
-        r"unable to download video data: HTTP Error 403|fragment \d+ not found|Got error: HTTP Error 403",
-        NetworkError,
-    ),
-    (r"HTTP Error (?:401|403)|only available for registered users|Login details are needed", VideoPrivate),
-    (
-        r"HTTP Error 5\d\d|timed out|Connection (?:refused|reset|aborted)|reset by peer|RemoteDisconnected|"
-        r"Remote end closed|content too short|IncompleteRead|bytes read, \d+ more expected|"
-        r"Temporary failure in name resolution|giving up after",
-        NetworkError,
-    ),
-    (
-        r"Unsupported URL|No video formats found|no (?:video|audio) formats|Requested format is not "
-        r"available|"
-        r"DRM protected",
-        InvalidMedia,
-    ),
-]
-
-
-def classify_download_error(message: str) -> PipelineError:
-    """The typed error for a yt-dlp message; its text is the message, shortened, with
-    every URL in it redacted (it goes into logs, the Web UI and search attributes)."""
-    text = _matchable(message)
-    for pattern, error in _ERROR_PATTERNS:
-        if re.search(pattern, text, flags=re.IGNORECASE):
-            return error(_shorten(message))
-    return NetworkError(_shorten(message))  # unknown: retry, the policy caps attempts
 
 
 @dataclass(frozen=True)
@@ -340,156 +264,4 @@ def _check_scratch(workdir: Path, duration_s: float) -> None:
         raise ScratchFull(f"{free >> 20} MiB free on the scratch disk, {int(needed) >> 20} MiB needed")
 
 
-def _shorten(message: str) -> str:
-    message = re.sub(r"\x1b\[[0-9;]*m", "", message).replace("ERROR: ", "")
-    return sources.redact_urls(message).strip()[:300]
-
-
-def _matchable(message: str) -> str:
-    """What the patterns see: no colour codes, no "ERROR: [extractor] <video id>: "
-    prefix and no URLs, the parts of a message the source or the CSV chose."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", message).strip()
-    text = re.sub(r"^ERROR: ", "", text)
-    text = re.sub(r"^\[(?!download\])[^\]\s]+\] .*?: ", "", text)
-    return sources._URL.sub("<url>", text)
-
-
-# --- the network guard ---------------------------------------------------------------
-# yt-dlp opens every connection of a download (the page, each redirect, the media, each
-# fragment) through its request handlers. install_network_guard() makes the only
-# handler that reaches the network one that checks before connecting:
-# - each request's URL and each redirect target by what it says (core/sources.check_url):
-#   a redirect to a refused host ends there, before any connection to it;
-# - each new connection by what its host resolves to: it connects to exactly the
-#   addresses it checked (no second DNS answer reaches a socket);
-# - downloaders that hand the URL to another program (ffmpeg, rtmpdump, aria2c...) are
-#   refused, since those would connect unchecked.
-# A refusal is a RequestError (yt-dlp re-raises those instead of trying another
-# handler) whose message carries sources.REFUSED: it ends as UnsafeSource. And
-# yt-dlp's own error lines (written to stderr even when quiet) have their URLs redacted.
-
-
-class _Refused(yt_dlp.networking.exceptions.RequestError):  # type: ignore[misc]  # yt-dlp is untyped
-    """A source refused inside yt-dlp's networking (message: UnsafeSource's)."""
-
-
-def _checked(url: str, resolve: bool) -> None:
-    try:
-        sources.check_url(url, sources.current_policy(), resolve=resolve)
-    except UnsafeSource as exc:
-        raise _Refused(str(exc)) from None
-
-
-def install_network_guard() -> None:
-    """Idempotent; run on import of this module, so every download in the process is guarded."""
-    import socket
-    from urllib.parse import urljoin
-
-    import requests
-    import urllib3
-    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-    from urllib3.util.connection import create_connection
-    from yt_dlp.downloader.external import ExternalFD
-    from yt_dlp.downloader.rtmp import RtmpFD
-    from yt_dlp.networking._requests import RequestsRH
-    from yt_dlp.networking._urllib import UrllibRH
-    from yt_dlp.networking.common import _REQUEST_HANDLERS
-
-    if getattr(_REQUEST_HANDLERS.get("Requests"), "_pipeline_guard", False):
-        return
-
-    class CheckedConnection(urllib3.connection.HTTPConnection):
-        """Connects only to the addresses of its host that the policy allows (listed first,
-        before urllib3's HTTP or HTTPS class, in the two classes below)."""
-
-        def _new_conn(self) -> socket.socket:
-            if self.proxy is not None:  # the operator's proxy; the URL was checked by name
-                return super()._new_conn()
-            try:
-                addresses = sources.resolve_checked(self._dns_host, self.port, sources.current_policy())
-            except UnsafeSource as exc:
-                raise _Refused(str(exc)) from None
-            except socket.gaierror as exc:
-                raise NameResolutionError(self.host, self, exc) from exc
-            error: OSError | None = None
-            for address in addresses:
-                try:
-                    return create_connection(
-                        (address, self.port),
-                        self.timeout,
-                        source_address=self.source_address,
-                        socket_options=self.socket_options,
-                    )
-                except TimeoutError as exc:
-                    raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from exc
-                except OSError as exc:
-                    error = exc
-            raise NewConnectionError(self, f"Failed to establish a new connection: {error}")
-
-    class CheckedHTTPConnection(CheckedConnection, urllib3.connection.HTTPConnection):
-        pass
-
-    class CheckedHTTPSConnection(CheckedConnection, urllib3.connection.HTTPSConnection):
-        pass
-
-    class CheckedHTTPPool(urllib3.HTTPConnectionPool):
-        ConnectionCls = CheckedHTTPConnection
-
-    class CheckedHTTPSPool(urllib3.HTTPSConnectionPool):
-        ConnectionCls = CheckedHTTPSConnection
-
-    def check_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-        """A requests response hook: it runs on every answer, before a redirect is followed."""
-        if response.is_redirect:
-            target = urljoin(response.url, response.headers["location"])  # requests.compat's urljoin
-            _checked(target, resolve=True)
-        return response
-
-    class CheckedRequestsRH(RequestsRH):  # type: ignore[misc]  # yt-dlp is untyped
-        RH_KEY = "Requests"
-        _pipeline_guard = True
-
-        def _create_instance(self, *args: Any, **kwargs: Any) -> requests.Session:
-            session: requests.Session = super()._create_instance(*args, **kwargs)
-            pools = {"http": CheckedHTTPPool, "https": CheckedHTTPSPool}
-            for adapter in session.adapters.values():
-                # yt-dlp mounts its own HTTPAdapter subclass
-                cast(requests.adapters.HTTPAdapter, adapter).poolmanager.pool_classes_by_scheme = pools
-            session.hooks["response"].append(check_redirect)
-            return session
-
-        def _send(self, request: Any) -> Any:  # yt-dlp's Request and Response
-            _checked(request.url, resolve=bool(self._get_proxies(request)))
-            return super()._send(request)
-
-    class DataOnlyUrllibRH(UrllibRH):  # type: ignore[misc]  # yt-dlp is untyped
-        """yt-dlp's urllib handler for data: URLs only: it has no connection hook, so it
-        must never reach the network (nor file: URLs)."""
-
-        RH_KEY = "Urllib"
-        _SUPPORTED_URL_SCHEMES = ("data",)
-
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**{**kwargs, "enable_file_urls": False})
-            self._SUPPORTED_URL_SCHEMES = ("data",)
-
-    def refuse_external(self: object, filename: str, info_dict: dict[str, Any]) -> NoReturn:
-        protocol = info_dict.get("protocol") or "stream"
-        raise _Refused(
-            f"{sources.REFUSED}: its {protocol} format would be fetched by {type(self).__name__}, "
-            "outside the pipeline's address checks"
-        )
-
-    _REQUEST_HANDLERS.clear()  # a handler without these checks must not be chosen
-    _REQUEST_HANDLERS.update({"Requests": CheckedRequestsRH, "Urllib": DataOnlyUrllibRH})
-    ExternalFD.real_download = refuse_external
-    RtmpFD.real_download = refuse_external
-    to_stderr = yt_dlp.YoutubeDL.to_stderr
-
-    def redacted_to_stderr(ydl: yt_dlp.YoutubeDL, message: str, *args: Any, **kwargs: Any) -> Any:
-        return to_stderr(ydl, sources.redact_urls(message), *args, **kwargs)
-
-    yt_dlp.YoutubeDL.to_stderr = redacted_to_stderr
-
-
-install_network_guard()
+install_network_guard()  # core/network_guard.py: before any download

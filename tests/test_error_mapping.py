@@ -29,7 +29,8 @@ from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError, remove
 
 from activities.errors import to_application_error
 from core import sources
-from core.download import classify_download_error, fetch_audio
+from core.download import fetch_audio
+from core.download_errors import classify_download_error
 from core.errors import (
     AgeRestricted,
     EmptyMedia,
@@ -102,8 +103,8 @@ def _page_error(errnote: str, error: Exception):
 
 
 def _refused(url: str):
-    """What the network guard raises inside yt-dlp (core/download.py) for a refused URL."""
-    from core.download import _Refused
+    """What the network guard raises inside yt-dlp (core/network_guard.py) for a refused URL."""
+    from core.network_guard import _Refused
 
     try:
         sources.check_url(url, sources.SourcePolicy())
@@ -316,7 +317,7 @@ def test_the_video_id_and_urls_never_decide_the_type():
 
 
 def test_every_type_the_mapping_names_is_a_pipeline_error():
-    from core.download import _ERROR_PATTERNS
+    from core.download_errors import _ERROR_PATTERNS
 
     assert all(issubclass(error, PipelineError) for _, error in _ERROR_PATTERNS)
     assert {SourceBlocked, AgeRestricted, UnsafeSource, LiveStream} <= {error for _, error in _ERROR_PATTERNS}

@@ -20,8 +20,9 @@ import soundfile as sf
 
 from core import events as events_module
 from core.audio import ffmpeg_binary
+from core.dnsmos import DNSMOS_WINDOW
 from core.music import detect_music
-from core.quality import DNSMOS_WINDOW, QualityModels, SegmentLabels, bandwidth_hz, detect_events
+from core.quality import QualityModels, SegmentLabels, bandwidth_hz, detect_events
 from tests.conftest import EVAL
 
 pytestmark = pytest.mark.skipif(not EVAL.is_dir(), reason=f"evaluation audio missing: {EVAL}")
@@ -267,7 +268,7 @@ def test_events_in_blocks_equal_one_call_over_the_whole_file(monkeypatch):
 
 
 def test_a_speakers_turn_is_scored_once_and_its_short_spans_share_the_score():
-    from core.quality import turns
+    from core.dnsmos import turns
 
     spans = [(0.0, 4.0), (4.5, 6.0), (6.2, 9.0), (20.0, 21.5), (5.0, 8.0)]
     speakers = ["A", "A", "B", "A", "B"]
@@ -280,7 +281,7 @@ def test_a_speakers_turn_is_scored_once_and_its_short_spans_share_the_score():
 
 
 def test_in_blocks_a_speaker_is_scored_once_per_block():
-    from core.quality import turns
+    from core.dnsmos import turns
 
     spans = [(0.0, 4.0), (10.0, 14.0), (200.0, 203.0), (310.0, 320.0), (5.0, 9.0)]
     speakers = ["A", "A", "A", "A", "B"]

@@ -25,7 +25,8 @@ import pytest
 import soundfile as sf
 
 from core import audio, sources
-from core.download import classify_download_error, fetch_audio
+from core.download import fetch_audio
+from core.download_errors import classify_download_error
 from core.errors import InvalidMedia, NetworkError, UnsafeSource
 from core.settings import Settings
 from core.sources import LOOPBACK, SourcePolicy, check_url, redact_url, redact_urls, use_policy

