@@ -11,7 +11,7 @@ refused unless every address its host has is a public one:
   ``169.254.43518`` all mean 169.254.169.254). The starter runs it on each row.
 - ``resolve_checked(host, port, policy)`` resolves the host once and returns its
   addresses only if every one is allowed: the worker connects to exactly those (the
-  yt-dlp guard at the end of ``core/download.py``), so a second DNS answer
+  yt-dlp guard, ``core/network_guard.py``), so a second DNS answer
   (rebinding) never reaches a socket.
 
 Loopback is the one class a setting can allow: the embedded default serves its media
