@@ -79,7 +79,8 @@ from core.metadata import Metadata
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
-from starter.batch import BatchCounts, batch_counts, batch_is_running, start_batch
+from starter.batch import start_batch
+from starter.status import BatchCounts, batch_counts, batch_is_running
 
 SAMPLES = REPO_ROOT / "samples" / "audio"
 EVAL_SPEECH = REPO_ROOT.parent / "shared" / "eval" / "diarization" / "audio"

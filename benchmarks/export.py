@@ -34,7 +34,8 @@ async def process(stack: Stack, csv_path: Path, batch_id: str) -> tuple[int, str
     """Run the batch; the number of committed videos and their pooled stage costs."""
     from core.storage import ObjectStore
     from core.temporal import connect
-    from starter.batch import list_videos, start_batch, wait_for_batch
+    from starter.batch import start_batch
+    from starter.status import list_videos, wait_for_batch
 
     settings = stack.settings()
     client = await connect(settings)

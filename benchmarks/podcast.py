@@ -364,7 +364,7 @@ async def watch(client, max_attempts: int, every_s: float = 5.0, report_s: float
 
 async def wait_or_fail(client, timeout_s: float, max_attempts: int) -> None:
     """The batch's end or the first stage failing for good, whichever comes first."""
-    from starter.batch import wait_for_batch
+    from starter.status import wait_for_batch
 
     waiting = asyncio.create_task(wait_for_batch(client, BATCH_ID, poll_s=0.5, timeout_s=timeout_s))
     watching = asyncio.create_task(watch(client, max_attempts))
@@ -382,7 +382,8 @@ async def run_video(stack, m4a: Path, seconds: float, timeout_s: float, max_atte
     from core.metadata import read_metadata
     from core.storage import ObjectStore
     from core.temporal import connect
-    from starter.batch import list_videos, start_batch
+    from starter.batch import start_batch
+    from starter.status import list_videos
 
     settings = stack.settings()
     client = await connect(settings)

@@ -24,7 +24,8 @@ from pathlib import Path
 from core.exit import exit_now
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
-from starter.batch import batch_is_running, batch_progress, start_batch
+from starter.batch import start_batch
+from starter.status import batch_is_running, batch_progress
 
 ALPHABET = string.ascii_letters + string.digits + "-_"
 

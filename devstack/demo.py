@@ -18,16 +18,16 @@ from core.exports import ExportSpec
 from core.logs import configure_logging
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig, StackError
-from starter.batch import (
+from starter.batch import start_batch
+from starter.export import run_export
+from starter.report import summary_lines, write_report
+from starter.status import (
     batch_progress,
     format_video_line,
     list_videos,
-    start_batch,
     summarize,
     wait_for_batch,
 )
-from starter.export import run_export
-from starter.report import summary_lines, write_report
 
 SAMPLES = REPO_ROOT / "samples"
 BATCH_ID = "sample"

@@ -1,11 +1,11 @@
-"""Start a batch and read its state back from Temporal.
+"""Start a batch: validate its CSV, write its input once, start its BatchWorkflow.
 
 ``start_batch`` validates the CSV (every bad row reported with its line), uploads the
 valid rows to storage and starts one BatchWorkflow, ``batch-{batch_id}``, which starts
 the videos a window at a time (workflows/batch.py). Each video is workflow
 ``video-{video_id}`` with "reject if running or completed, allow again if failed", so
-re-running a batch starts nothing already done. Everything shown to the operator comes
-from Temporal: the batch's ``progress`` query and the videos' search attributes.
+re-running a batch starts nothing already done. Reading a batch back (progress,
+videos, counts) is starter/status.py.
 
 The running batch reads its input by byte offset, so the input is written once per
 batch id (If-None-Match): a second start with the same CSV reuses it, one with another
@@ -17,31 +17,29 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import tempfile
-from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from core import batch_input, queues
 from core import search_attributes as sa
-from core.batches import DEFAULT_WINDOW, MAX_WINDOW, BatchJob, BatchProgress
+from core.batches import DEFAULT_WINDOW, MAX_WINDOW, BatchJob
 from core.gpu_profiles import PROFILES
-from core.ids import VIDEO_WORKFLOW, batch_workflow_id, video_id_of, video_workflow_id
+from core.ids import batch_workflow_id
 from core.layout import batch_input_key
-from core.models import VideoSpec, VideoStatus
+from core.models import VideoSpec
 from core.settings import Settings
 from core.storage import ObjectStore
 from starter.csv_input import RowError, read_videos
+from starter.status import batch_is_running
 
 # what --gpu-class takes: a class some worker can serve (core.gpu_profiles), or auto
 GPU_CLASSES = ("auto", *PROFILES)
@@ -98,16 +96,6 @@ class StartReport:
     workflow_id: str = ""
     submitted: bool = False
     reason: str = ""
-
-
-async def batch_is_running(client: Client, workflow_id_: str) -> bool:
-    try:
-        description = await client.get_workflow_handle(workflow_id_).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return description.status == WorkflowExecutionStatus.RUNNING
 
 
 async def start_batch(
@@ -191,184 +179,3 @@ async def start_batch(
         return report
     report.submitted = True
     return report
-
-
-async def batch_progress(client: Client, batch_id: str, workflow_id_: str | None = None) -> BatchProgress:
-    handle = client.get_workflow_handle(workflow_id_ or batch_workflow_id(batch_id))
-    return await handle.query("progress", result_type=BatchProgress)
-
-
-@dataclass(frozen=True)
-class VideoRow:
-    """One video of a batch as visibility shows it."""
-
-    video_id: str
-    status: str  # Running, Completed, Failed, ...
-    stage: str
-    num_speakers: int | None
-    usable_pct: float | None
-    audio_s: float | None
-    error_type: str | None
-
-
-def _query(batch_id: str) -> str:
-    return f'{sa.BATCH_ID.name} = "{batch_id}" AND WorkflowType = "{VIDEO_WORKFLOW}"'
-
-
-async def _latest_runs(client: Client, query: str) -> dict[str, WorkflowExecution]:
-    """The most recently started run of each workflow the query matches (a video run
-    again after failing has several)."""
-    latest: dict[str, WorkflowExecution] = {}
-    async for wf in client.list_workflows(query):
-        if wf.id not in latest or latest[wf.id].start_time < wf.start_time:
-            latest[wf.id] = wf
-    return latest
-
-
-async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
-    """The latest run of each video of the batch."""
-    rows = []
-    for wf in (await _latest_runs(client, _query(batch_id))).values():
-        attrs = wf.typed_search_attributes
-        rows.append(
-            VideoRow(
-                video_id=attrs.get(sa.VIDEO_ID) or video_id_of(wf.id),
-                status=_status_name(wf.status),
-                stage=attrs.get(sa.PIPELINE_STAGE) or "",
-                num_speakers=attrs.get(sa.NUM_SPEAKERS),
-                usable_pct=attrs.get(sa.USABLE_PCT),
-                audio_s=attrs.get(sa.AUDIO_SECONDS),
-                error_type=attrs.get(sa.ERROR_TYPE),
-            )
-        )
-    return sorted(rows, key=lambda r: r.video_id)
-
-
-async def with_live_stages(client: Client, rows: list[VideoRow], concurrency: int = 32) -> list[VideoRow]:
-    """Running videos with the stage their ``status`` query reports (their search
-    attributes only say ``running``); a video no worker answers for keeps that."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def live(row: VideoRow) -> VideoRow:
-        if row.status != "Running":
-            return row
-        async with gate:
-            try:
-                status = await client.get_workflow_handle(video_workflow_id(row.video_id)).query(
-                    "status", result_type=VideoStatus, rpc_timeout=timedelta(seconds=5)
-                )
-            except (RPCError, WorkflowQueryFailedError):
-                return row
-        return replace(row, stage=status.stage)
-
-    return list(await asyncio.gather(*(live(row) for row in rows)))
-
-
-@dataclass(frozen=True)
-class BatchCounts:
-    """Videos by the status of their latest run. ``rerun`` counts earlier runs that
-    ended unsuccessfully and were run again (retry-failed): not counted as videos."""
-
-    by_status: dict[str, int]
-    failed_by_error: dict[str, int]
-    rerun: int = 0
-
-    @property
-    def open(self) -> int:
-        return self.by_status.get("Running", 0)
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_status.values())
-
-
-# A video's id can run again only after a run that ended in one of these (the id reuse
-# policy refuses a second run of a running or completed id).
-_RERUNNABLE_ENDS = ("Failed", "Terminated", "Canceled", "TimedOut")
-
-
-async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
-    """Counts runs by status with one server-side GROUP BY, then corrects for videos
-    run again: only the unsuccessful runs (few, and the only ones that can have a
-    successor) are listed and matched against each video's latest run."""
-    grouped = await client.count_workflows(f"{_query(batch_id)} GROUP BY ExecutionStatus")
-    by_status: Counter[str] = Counter()
-    for group in grouped.groups:
-        by_status[str(group.group_values[0])] += group.count
-    ended = [status for status in _RERUNNABLE_ENDS if by_status.get(status)]
-    if not ended:
-        return BatchCounts(dict(by_status), {})
-    runs: dict[str, list] = {}
-    statuses = " OR ".join(f'ExecutionStatus = "{status}"' for status in ended)
-    async for wf in client.list_workflows(f"{_query(batch_id)} AND ({statuses})"):
-        runs.setdefault(wf.id, []).append(wf)
-    latest: dict[str, str] = {}
-    ids = list(runs)
-    for i in range(0, len(ids), 200):  # the latest run of each of these videos, 200 per query
-        in_ids = ", ".join(f'"{wid}"' for wid in ids[i : i + 200])
-        found = await _latest_runs(client, f"{_query(batch_id)} AND WorkflowId IN ({in_ids})")
-        latest.update({wid: wf.run_id for wid, wf in found.items()})
-    failed: Counter[str] = Counter()
-    rerun = 0
-    for workflow_id, video_runs in runs.items():
-        for wf in video_runs:
-            if wf.run_id != latest.get(workflow_id, wf.run_id):
-                by_status[_status_name(wf.status)] -= 1
-                rerun += 1
-            elif wf.status == WorkflowExecutionStatus.FAILED:
-                failed[wf.typed_search_attributes.get(sa.ERROR_TYPE) or "unknown"] += 1
-    return BatchCounts({k: n for k, n in by_status.items() if n}, dict(failed), rerun)
-
-
-async def wait_for_batch(
-    client: Client,
-    batch_id: str,
-    poll_s: float = 1.0,
-    timeout_s: float = 3600,
-    workflow_id_: str | None = None,
-) -> BatchCounts:
-    """Wait until the BatchWorkflow is done and no video of the batch is running,
-    polling (never awaiting thousands of results)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while await batch_is_running(client, workflow_id_ or batch_workflow_id(batch_id)):
-        if loop.time() > deadline:
-            raise TimeoutError(f"batch {batch_id}: still running after {timeout_s:.0f} s")
-        await asyncio.sleep(poll_s)
-    while True:
-        counts = await batch_counts(client, batch_id)
-        if counts.open == 0:
-            return counts
-        if loop.time() > deadline:
-            raise TimeoutError(
-                f"batch {batch_id}: {counts.open} videos still running after {timeout_s:.0f} s"
-            )
-        await asyncio.sleep(poll_s)
-
-
-def _status_name(status: WorkflowExecutionStatus | None) -> str:
-    return status.name.replace("_", " ").title().replace(" ", "") if status else "Unknown"
-
-
-def format_video_line(row: VideoRow, settings: Settings) -> str:
-    location = f"s3://{settings.s3_bucket}/{_prefix(settings)}{row.video_id}/"
-    if row.status == "Completed":
-        return (
-            f"{row.video_id:<28} completed  speakers={row.num_speakers}  "
-            f"usable={row.usable_pct:5.1f}%  duration={row.audio_s:7.1f}s  {location}"
-        )
-    detail = f"error={row.error_type}" if row.error_type else f"stage={row.stage}"
-    return f"{row.video_id:<28} {row.status.lower():<10} {detail}"
-
-
-def _prefix(settings: Settings) -> str:
-    prefix = settings.s3_prefix.strip("/")
-    return f"{prefix}/" if prefix else ""
-
-
-def summarize(rows: Iterable[VideoRow]) -> tuple[int, int]:
-    rows = list(rows)
-    return (
-        sum(r.status == "Completed" for r in rows),
-        sum(r.status in {"Failed", "TimedOut", "Terminated", "Canceled"} for r in rows),
-    )

@@ -27,7 +27,7 @@ from core.metadata import Metadata, as_metadata, read_metadata
 from core.outputs import merge_intervals
 from core.settings import Settings
 from core.storage import ObjectStore
-from starter.batch import VideoRow, list_videos
+from starter.status import VideoRow, list_videos
 
 READ_THREADS = 16
 DNSMOS_BUCKETS = [(0.0, 2.5, "<2.5"), (2.5, 3.0, "2.5-3.0"), (3.0, 3.3, "3.0-3.3"), (3.3, 9.0, ">=3.3")]

@@ -24,7 +24,8 @@ from core import queues
 from core.exit import exit_now
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
-from starter.batch import start_batch, wait_for_batch
+from starter.batch import start_batch
+from starter.status import wait_for_batch
 from tests.conftest import SAMPLES, write_wav
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -68,13 +68,8 @@ from core.models import MAX_ID_LENGTH, MAX_URL_LENGTH, VideoJob, VideoReport, Vi
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig, free_port
-from starter.batch import (
-    BatchInputConflict,
-    StartReport,
-    UnknownGpuClass,
-    batch_progress,
-    start_batch,
-)
+from starter.batch import BatchInputConflict, StartReport, UnknownGpuClass, start_batch
+from starter.status import batch_progress
 from tests.conftest import run_cli
 from workflows import policies
 from workflows.batch import BatchWorkflow

@@ -17,7 +17,8 @@ from core import search_attributes as sa
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig
-from starter.batch import batch_counts, batch_progress, list_videos, start_batch, wait_for_batch
+from starter.batch import start_batch
+from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ import soundfile as sf
 from core.exports import ExportSpec, ExportTotals
 from core.layout import ExportKeys
 from core.temporal import connect
-from starter.batch import list_videos
+from starter.status import list_videos
 from tests.conftest import EVAL, join_speech, run_cli
 from tests.test_resilience import stack, start_videos, store_of, wait_batch, wait_until, worker  # noqa: F401
 

@@ -21,7 +21,7 @@ from core.models import SCHEMA_VERSION
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig, free_port, temporal_cli
-from starter.batch import batch_counts, batch_progress, list_videos, wait_for_batch
+from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
 from tests.conftest import metric_total, run_cli, scrape_metrics, worker_events
 
 pytestmark = pytest.mark.integration

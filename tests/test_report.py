@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core.clips import ClipPolicy
-from starter.batch import VideoRow
 from starter.report import build_report, render_png
+from starter.status import VideoRow
 
 
 def meta(video_id: str, duration_s: float, segments: list[tuple[float, float, str, float | None]], music=()):

@@ -29,7 +29,8 @@ from core.models import SourceBreaker
 from core.storage import ObjectStore
 from core.temporal import TemporalUnavailable, connect
 from devstack.stack import Stack, StackConfig, free_port
-from starter.batch import start_batch, wait_for_batch
+from starter.batch import start_batch
+from starter.status import wait_for_batch
 from tests.conftest import EVAL, join_speech, metric_total, scrape_metrics, worker_events
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,8 @@ from core.metrics import BREAKER_TRIPS
 from core.models import SourceBreaker
 from core.temporal import connect
 from devstack.stack import free_port
-from starter.batch import batch_progress, start_batch
+from starter.batch import start_batch
+from starter.status import batch_progress
 from tests.conftest import metric_total, scrape_metrics
 from tests.test_resilience import stack, wait_batch, worker  # noqa: F401
 

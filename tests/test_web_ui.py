@@ -14,7 +14,8 @@ import pytest
 
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig, free_port, temporal_cli
-from starter.batch import start_batch, wait_for_batch
+from starter.batch import start_batch
+from starter.status import wait_for_batch
 
 pytestmark = pytest.mark.integration
 
