@@ -22,7 +22,7 @@ from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import Stack, StackConfig, free_port, temporal_cli
 from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
-from tests.conftest import metric_total, run_cli, scrape_metrics, worker_events
+from tests.conftest import EVAL, join_speech, metric_total, run_cli, scrape_metrics, worker_events
 
 pytestmark = pytest.mark.integration
 
@@ -383,37 +383,9 @@ def wait_for_worker_event(stack: Stack, name: str, timeout_s: float = 300, **mat
 def long_recording(media_dir) -> str:
     """About four minutes of real speech (the eval recordings end to end): with 10 s
     chunks a model stage runs for many chunk boundaries, so SIGTERM meets it mid-way."""
-    import subprocess
-
-    from tests.conftest import EVAL
-
     name = "drain-long.wav"
     if not (media_dir / name).exists():
-        listing = media_dir / "drain-concat.txt"
-        listing.write_text(
-            "".join(f"file '{f}'\n" for f in sorted((EVAL / "diarization" / "audio").glob("*.wav")))
-        )
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "concat",
-                "-safe",
-                "0",
-                "-i",
-                str(listing),
-                "-ac",
-                "1",
-                "-ar",
-                "16000",
-                str(media_dir / name),
-            ],
-            check=True,
-        )
+        join_speech(media_dir, name, sorted((EVAL / "diarization" / "audio").glob("*.wav")))
     return name
 
 
