@@ -19,7 +19,7 @@ from core.exports import ExportSpec, ExportTotals
 from core.layout import ExportKeys
 from core.temporal import connect
 from starter.status import list_videos
-from tests.conftest import EVAL, join_speech, run_cli
+from tests.conftest import EVAL, join_speech, run_cli, worker_events
 from tests.test_resilience import stack, start_videos, store_of, wait_batch, wait_until, worker  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -234,6 +234,31 @@ def test_a_killed_exporter_resumes_at_the_next_unfinished_shard(exported_batch):
     assert len([k for k in after if k.startswith(keys.records)]) == 2
     index = store.get_json(keys.index)
     assert index["totals"]["videos"] == 2 and all(r["items"] > 0 for r in index["shards"])
+
+
+def test_an_export_step_longer_than_the_heartbeat_timeout_runs_once(exported_batch):
+    """Heartbeat timeout 5 s; the export is held 15 s before each of its two shards
+    (PIPELINE_FAULT_STALL_S, a fault injected into the real path): the stage's own
+    heartbeats carry it through, so one attempt exports the page and none is retried."""
+    spec = ExportSpec(batch_id=BATCH, format="webdataset", view="windows")
+    worker(exported_batch, "export-slow", "expslow", PIPELINE_FAULT_STALL_S="export=15")
+    env = {
+        **exported_batch.env(),
+        "PIPELINE_TASK_QUEUE_PREFIX": "expslow",
+        "PIPELINE_HEARTBEAT_TIMEOUT_S": "5",
+    }
+    flags = ("--format", "webdataset", "--view", "windows", "--wait")
+    done = run_cli("-m", "starter", "export", "--batch-id", BATCH, *flags, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    started = [
+        e
+        for e in worker_events(exported_batch, "export-slow")
+        if e.get("event") == "stage.started" and e.get("activity") == "export"
+    ]
+    assert [e["attempt"] for e in started] == [1], started
+    store = store_of(exported_batch)
+    assert store.get_json(ExportKeys(store.prefix, spec).index)["totals"]["videos"] == 2
+    print("\nexport: 2 shards held 15 s each under a 5 s heartbeat timeout, 1 attempt")
 
 
 def test_a_video_whose_outputs_cannot_be_cut_fails_alone(exported_batch):
