@@ -13,6 +13,15 @@ BATCH_WORKFLOW = "BatchWorkflow"
 EXPORT_WORKFLOW = "ExportWorkflow"
 MANIFEST_WORKFLOW = "ManifestWorkflow"
 
+# signals and queries by name: the workflows declare them, the video, the starter and
+# the `temporal` CLI send them
+VIDEO_DONE_SIGNAL = "video_done"  # a video tells its batch how it ended
+SOURCE_TROUBLE_SIGNAL = "source_trouble"  # a video tells its batch the source pushed back
+PAUSE_SIGNAL = "pause"
+RESUME_SIGNAL = "resume"
+PROGRESS_QUERY = "progress"  # a batch's or an export's
+STATUS_QUERY = "status"  # a video's
+
 VIDEO_PREFIX = "video-"
 
 

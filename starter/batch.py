@@ -127,19 +127,7 @@ async def start_batch(
         return report
     store = ObjectStore(settings)
     key = batch_input_key(store.prefix, batch_id, input_name)
-
-    def valid_specs() -> Iterator[VideoSpec]:
-        for item in read_videos(csv_path, batch_id):
-            if isinstance(item, RowError):
-                report.invalid.append(item)
-            elif limit is None or report.valid < limit:
-                report.valid += 1
-                yield item.spec
-
-    with tempfile.TemporaryDirectory() as tmp:
-        normalised = Path(tmp) / "videos.csv"
-        batch_input.write_rows(valid_specs(), normalised)
-        data = normalised.read_bytes()
+    data = _valid_rows(csv_path, batch_id, limit, report)
     await asyncio.to_thread(store.ensure_bucket)
     await asyncio.to_thread(store.check_conditional_writes)  # StoreUnsafe: no batch on such a store
     await asyncio.to_thread(_write_input_once, store, key, batch_id, data)
@@ -157,6 +145,29 @@ async def start_batch(
         **({"max_events_per_run": max_events_per_run} if max_events_per_run else {}),
         **({"reconcile_s": reconcile_s} if reconcile_s else {}),
     )
+    await _start_workflow(client, job, report)
+    return report
+
+
+def _valid_rows(csv_path: Path, batch_id: str, limit: int | None, report: StartReport) -> bytes:
+    """The normalised input (core/batch_input.py) of the CSV's valid rows, at most
+    ``limit``; the invalid ones and the count go into ``report``."""
+
+    def valid_specs() -> Iterator[VideoSpec]:
+        for item in read_videos(csv_path, batch_id):
+            if isinstance(item, RowError):
+                report.invalid.append(item)
+            elif limit is None or report.valid < limit:
+                report.valid += 1
+                yield item.spec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        normalised = Path(tmp) / "videos.csv"
+        batch_input.write_rows(valid_specs(), normalised)
+        return normalised.read_bytes()
+
+
+async def _start_workflow(client: Client, job: BatchJob, report: StartReport) -> None:
     # imports the pipeline's activities: only the commands that start a workflow pay for it
     from workflows.batch import BatchWorkflow
 
@@ -165,17 +176,16 @@ async def start_batch(
             BatchWorkflow.run,
             job,
             id=report.workflow_id,
-            task_queue=queues.workflow_queue(settings.task_queue_prefix),
+            task_queue=queues.workflow_queue(job.queue_prefix),
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [
-                    SearchAttributePair(sa.BATCH_ID, batch_id),
+                    SearchAttributePair(sa.BATCH_ID, job.batch_id),
                     SearchAttributePair(sa.PIPELINE_STAGE, sa.Outcome.RUNNING),
                 ]
             ),
         )
     except WorkflowAlreadyStartedError:  # a concurrent start of the same input won
         report.reason = "already running"
-        return report
+        return
     report.submitted = True
-    return report

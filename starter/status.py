@@ -21,7 +21,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
 from core.batches import BatchProgress
-from core.ids import VIDEO_WORKFLOW, batch_workflow_id, video_id_of, video_workflow_id
+from core.ids import (
+    PROGRESS_QUERY,
+    STATUS_QUERY,
+    VIDEO_WORKFLOW,
+    batch_workflow_id,
+    video_id_of,
+    video_workflow_id,
+)
 from core.models import VideoStatus
 from core.settings import Settings
 
@@ -38,7 +45,7 @@ async def batch_is_running(client: Client, workflow_id_: str) -> bool:
 
 async def batch_progress(client: Client, batch_id: str, workflow_id_: str | None = None) -> BatchProgress:
     handle = client.get_workflow_handle(workflow_id_ or batch_workflow_id(batch_id))
-    return await handle.query("progress", result_type=BatchProgress)
+    return await handle.query(PROGRESS_QUERY, result_type=BatchProgress)
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ async def with_live_stages(client: Client, rows: list[VideoRow], concurrency: in
         async with gate:
             try:
                 status = await client.get_workflow_handle(video_workflow_id(row.video_id)).query(
-                    "status", result_type=VideoStatus, rpc_timeout=timedelta(seconds=5)
+                    STATUS_QUERY, result_type=VideoStatus, rpc_timeout=timedelta(seconds=5)
                 )
             except (RPCError, WorkflowQueryFailedError):
                 return row

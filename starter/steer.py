@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from core import batch_input
 from core.errors import StoreUnsafe
-from core.ids import batch_workflow_id
+from core.ids import PAUSE_SIGNAL, RESUME_SIGNAL, batch_workflow_id
 from core.layout import batch_input_key
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -63,7 +63,7 @@ async def cmd_signal(args: argparse.Namespace, settings: Settings, client: Clien
     if args.command == "cancel":
         await handle.cancel()
     else:
-        await handle.signal(args.command)
+        await handle.signal({"pause": PAUSE_SIGNAL, "resume": RESUME_SIGNAL}[args.command])
     print(f"batch {args.batch_id}: {args.command} sent")
     return 0
 

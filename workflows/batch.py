@@ -37,7 +37,15 @@ with workflow.unsafe.imports_passed_through():
         ClassUsage,
         progress_of,
     )
-    from core.ids import BATCH_WORKFLOW, video_workflow_id
+    from core.ids import (
+        BATCH_WORKFLOW,
+        PAUSE_SIGNAL,
+        PROGRESS_QUERY,
+        RESUME_SIGNAL,
+        SOURCE_TROUBLE_SIGNAL,
+        VIDEO_DONE_SIGNAL,
+        video_workflow_id,
+    )
     from core.models import SourceTrouble, VideoJob, VideoReport, VideoSpec, VideoState
     from core.search_attributes import Outcome
     from workflows import policies
@@ -98,19 +106,19 @@ class BatchWorkflow:
                 await self._start(s.pending.pop(0))
 
     # --- operator controls ----------------------------------------------------------
-    @workflow.signal(name="pause")
+    @workflow.signal(name=PAUSE_SIGNAL)
     def pause(self) -> None:
         self._s.paused = True
         workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.PAUSED)])
 
-    @workflow.signal(name="resume")
+    @workflow.signal(name=RESUME_SIGNAL)
     def resume(self) -> None:
         """Also lets go of the source breaker: the operator knows the source is back."""
         self._s.paused = False
         self._release_breaker()
         workflow.upsert_search_attributes([sa.PIPELINE_STAGE.value_set(Outcome.RUNNING)])
 
-    @workflow.signal(name="source_trouble")
+    @workflow.signal(name=SOURCE_TROUBLE_SIGNAL)
     def source_trouble(self, trouble: SourceTrouble) -> None:
         self._source_outcome(trouble=True, error_type=trouble.error_type)
 
@@ -176,7 +184,7 @@ class BatchWorkflow:
         for report in reports:
             self.video_done(report)
 
-    @workflow.signal(name="video_done")
+    @workflow.signal(name=VIDEO_DONE_SIGNAL)
     def video_done(self, report: VideoReport) -> None:
         s = self._s
         if report.video_id not in s.in_flight:
@@ -198,7 +206,7 @@ class BatchWorkflow:
         recent = [(t, a) for t, a in s.recent if now - t <= RATE_WINDOW_S] + [(now, report.audio_s)]
         s.recent = recent[-MAX_RECENT:]  # carried state: bounded (core.batches.batch_payload_bound)
 
-    @workflow.query(name="progress")
+    @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> BatchProgress:
         return progress_of(self._job, self._s, workflow.now().timestamp())
 

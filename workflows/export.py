@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from core import queues
     from core.batches import BatchPage, BatchPageRequest
     from core.exports import ExportJob, ExportPageRequest, ExportPageResult, ExportTotals
-    from core.ids import EXPORT_WORKFLOW
+    from core.ids import EXPORT_WORKFLOW, PROGRESS_QUERY
     from workflows import policies
 
 PAGES_PER_RUN = 500  # then continue-as-new, so the history stays small for any batch size
@@ -62,7 +62,7 @@ class ExportWorkflow:
             update={"not_committed": self._totals.not_committed, "failed": self._totals.failed}
         )
 
-    @workflow.query(name="progress")
+    @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> ExportTotals:
         """What this run (and the runs before it) exported so far."""
         return self._totals

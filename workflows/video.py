@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from core import gpu_profiles, queues
     from core import search_attributes as sa
     from core.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted
-    from core.ids import VIDEO_WORKFLOW
+    from core.ids import SOURCE_TROUBLE_SIGNAL, STATUS_QUERY, VIDEO_DONE_SIGNAL, VIDEO_WORKFLOW
     from core.models import (
         AudioRef,
         EmbedRequest,
@@ -133,7 +133,7 @@ class VideoWorkflow:
                 raise
             failure = self._fail(err)
             await self._tell_batch(
-                "video_done",
+                VIDEO_DONE_SIGNAL,
                 VideoReport(video_id=spec.video_id, state=VideoState.FAILED, error_type=failure.type),
             )
             raise failure from err
@@ -156,7 +156,7 @@ class VideoWorkflow:
             ]
         )
         await self._tell_batch(
-            "video_done",
+            VIDEO_DONE_SIGNAL,
             VideoReport(
                 video_id=spec.video_id,
                 state=VideoState.COMPLETED,
@@ -192,11 +192,13 @@ class VideoWorkflow:
             self._failed_stage = None
             self._stage = f"waiting for the source ({kind})"
             self._show_details()
-            await self._tell_batch("source_trouble", SourceTrouble(video_id=spec.video_id, error_type=kind))
+            await self._tell_batch(
+                SOURCE_TROUBLE_SIGNAL, SourceTrouble(video_id=spec.video_id, error_type=kind)
+            )
             await workflow.sleep(timedelta(seconds=min(breaker.video_wait_s * 2**waits, breaker.cooldown_s)))
         raise AssertionError("unreachable: the last wait re-raises")
 
-    @workflow.query(name="status")
+    @workflow.query(name=STATUS_QUERY)
     def status(self) -> VideoStatus:
         return VideoStatus(
             video_id=self._job.spec.video_id,
