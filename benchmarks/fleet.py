@@ -219,141 +219,197 @@ class _Task:
         return self.video.s[self.stage]
 
 
-def simulate_pipelined(p: Params, videos: list[Video], seed: int = 0) -> Result:
-    rng = random.Random(seed)
-    slots, spg = p.slots, p.slots_per_gpu
-    heap: list = []
-    seq = 0
+class _PipelinedRun:
+    """The state of one pipelined simulation, with one handler per event kind. A handler
+    returns False for an event that is to be dropped: the queues are then not pumped."""
 
-    def push(t: float, kind: str, data=None) -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(heap, (t, seq, kind, data))
+    def __init__(self, p: Params, videos: list[Video], seed: int):
+        self.p, self.videos = p, videos
+        self.rng = random.Random(seed)
+        self.spg = p.slots_per_gpu
+        self.heap: list = []
+        self.seq = 0
+        self.next_video = 0
+        self.in_flight = 0
+        self.dl_queue: deque[Video] = deque()
+        self.dl_free = p.download_slots
+        self.dl_next_allowed = 0.0
+        self.dl_wakeup_pending = False
+        self.gpu_queue: deque[_Task] = deque()
+        self.free_slots = list(range(p.slots - 1, -1, -1))
+        self.running: dict[int, tuple[_Task, float, int]] = {}  # slot -> (task, started, version)
+        self.version = [0] * p.slots
+        self.machine_up = [True] * p.gpus
+        self.up_queue: deque[Video] = deque()
+        self.up_free = p.upload_slots
+        self.joins: dict[int, int] = {}
+        self.intervals: list[tuple[float, float]] = []
+        self.done: list[tuple[float, float]] = []
+        self.lost = 0.0
+        self.evictions = 0
+        self.rate_per_s = p.preempt_per_gpu_h / 3600
+        self.handlers = {
+            "dl_wakeup": self._on_dl_wakeup,
+            "dl_done": self._on_dl_done,
+            "gpu_done": self._on_gpu_done,
+            "up_done": self._on_up_done,
+            "requeue": self._on_requeue,
+            "evict": self._on_evict,
+            "machine_up": self._on_machine_up,
+        }
 
-    next_video = 0
-    in_flight = 0
-    dl_queue: deque[Video] = deque()
-    dl_free = p.download_slots
-    dl_next_allowed = 0.0
-    dl_wakeup_pending = False
-    gpu_queue: deque[_Task] = deque()
-    free_slots = list(range(slots - 1, -1, -1))
-    running: dict[int, tuple[_Task, float, int]] = {}  # slot -> (task, started, version)
-    version = [0] * slots
-    machine_up = [True] * p.gpus
-    up_queue: deque[Video] = deque()
-    up_free = p.upload_slots
-    joins: dict[int, int] = {}
-    intervals: list[tuple[float, float]] = []
-    done: list[tuple[float, float]] = []
-    lost = 0.0
-    evictions = 0
-    rate_per_s = p.preempt_per_gpu_h / 3600
-    if rate_per_s > 0:
-        for m in range(p.gpus):
-            push(rng.expovariate(rate_per_s), "evict", m)
+    def push(self, t: float, kind: str, data=None) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind, data))
 
-    def pump(now: float) -> None:
-        nonlocal next_video, in_flight, dl_free, dl_next_allowed, dl_wakeup_pending, up_free
-        while in_flight < p.window and next_video < len(videos):
-            dl_queue.append(videos[next_video])
-            next_video += 1
-            in_flight += 1
-        while dl_queue and dl_free > 0:
-            if p.download_rate and now < dl_next_allowed - 1e-9:
-                if not dl_wakeup_pending:
-                    dl_wakeup_pending = True
-                    push(dl_next_allowed, "dl_wakeup")
-                break
-            v = dl_queue.popleft()
-            dl_free -= 1
-            if p.download_rate:
-                dl_next_allowed = max(now, dl_next_allowed) + 1 / p.download_rate
-            push(now + v.s[Stage.DOWNLOAD], "dl_done", v)
-        while gpu_queue and free_slots:
-            task = gpu_queue.popleft()
-            slot = free_slots.pop()
-            version[slot] += 1
-            running[slot] = (task, now, version[slot])
-            push(now + task.work - task.kept, "gpu_done", (slot, version[slot]))
-        while up_queue and up_free > 0:
-            v = up_queue.popleft()
-            up_free -= 1
-            push(now + v.s[Stage.UPLOAD], "up_done", v)
+    def finished(self) -> bool:
+        return self.next_video >= len(self.videos) and self.in_flight == 0
 
-    now = 0.0
-    pump(now)
-    while heap:
-        now, _, kind, data = heapq.heappop(heap)
-        if kind == "dl_wakeup":
-            dl_wakeup_pending = False
-        elif kind == "dl_done":
-            dl_free += 1
-            joins[data.vid] = 2
-            gpu_queue.append(_Task(data, Stage.DIARIZE))
-            gpu_queue.append(_Task(data, Stage.MUSIC))
-        elif kind == "gpu_done":
-            slot, ver = data
-            if ver != version[slot] or slot not in running:
-                continue  # the machine was evicted meanwhile
-            task, started, _ = running.pop(slot)
-            intervals.append((started, now))
-            if machine_up[slot // spg]:
-                free_slots.append(slot)
-            v = task.video
-            if task.stage == Stage.EMBED:
-                up_queue.append(v)
-            else:
-                joins[v.vid] -= 1
-                if joins[v.vid] == 0:
-                    del joins[v.vid]
-                    gpu_queue.append(_Task(v, Stage.EMBED))
-        elif kind == "up_done":
-            up_free += 1
-            in_flight -= 1
-            done.append((now, data.audio_h))
-        elif kind == "requeue":
-            gpu_queue.append(data)
-        elif kind == "evict":
-            m = data
-            if next_video >= len(videos) and in_flight == 0:
+    # --- starting work from the queues ---
+    def pump(self, now: float) -> None:
+        self._admit()
+        self._start_downloads(now)
+        self._start_gpu_tasks(now)
+        self._start_uploads(now)
+
+    def _admit(self) -> None:
+        """Fill the batch window from the videos not yet started."""
+        while self.in_flight < self.p.window and self.next_video < len(self.videos):
+            self.dl_queue.append(self.videos[self.next_video])
+            self.next_video += 1
+            self.in_flight += 1
+
+    def _start_downloads(self, now: float) -> None:
+        rate = self.p.download_rate
+        while self.dl_queue and self.dl_free > 0:
+            if rate and now < self.dl_next_allowed - 1e-9:
+                if not self.dl_wakeup_pending:
+                    self.dl_wakeup_pending = True
+                    self.push(self.dl_next_allowed, "dl_wakeup")
+                return
+            v = self.dl_queue.popleft()
+            self.dl_free -= 1
+            if rate:
+                self.dl_next_allowed = max(now, self.dl_next_allowed) + 1 / rate
+            self.push(now + v.s[Stage.DOWNLOAD], "dl_done", v)
+
+    def _start_gpu_tasks(self, now: float) -> None:
+        while self.gpu_queue and self.free_slots:
+            task = self.gpu_queue.popleft()
+            slot = self.free_slots.pop()
+            self.version[slot] += 1
+            self.running[slot] = (task, now, self.version[slot])
+            self.push(now + task.work - task.kept, "gpu_done", (slot, self.version[slot]))
+
+    def _start_uploads(self, now: float) -> None:
+        while self.up_queue and self.up_free > 0:
+            v = self.up_queue.popleft()
+            self.up_free -= 1
+            self.push(now + v.s[Stage.UPLOAD], "up_done", v)
+
+    # --- event handlers ---
+    def _on_dl_wakeup(self, now: float, data: None) -> bool:
+        self.dl_wakeup_pending = False
+        return True
+
+    def _on_dl_done(self, now: float, v: Video) -> bool:
+        self.dl_free += 1
+        self.joins[v.vid] = 2
+        self.gpu_queue.append(_Task(v, Stage.DIARIZE))
+        self.gpu_queue.append(_Task(v, Stage.MUSIC))
+        return True
+
+    def _on_gpu_done(self, now: float, data: tuple[int, int]) -> bool:
+        slot, ver = data
+        if ver != self.version[slot] or slot not in self.running:
+            return False  # the machine was evicted meanwhile
+        task, started, _ = self.running.pop(slot)
+        self.intervals.append((started, now))
+        if self.machine_up[slot // self.spg]:
+            self.free_slots.append(slot)
+        v = task.video
+        if task.stage == Stage.EMBED:
+            self.up_queue.append(v)
+        else:
+            self.joins[v.vid] -= 1
+            if self.joins[v.vid] == 0:
+                del self.joins[v.vid]
+                self.gpu_queue.append(_Task(v, Stage.EMBED))
+        return True
+
+    def _on_up_done(self, now: float, v: Video) -> bool:
+        self.up_free += 1
+        self.in_flight -= 1
+        self.done.append((now, v.audio_h))
+        return True
+
+    def _on_requeue(self, now: float, task: _Task) -> bool:
+        self.gpu_queue.append(task)
+        return True
+
+    def _on_evict(self, now: float, m: int) -> bool:
+        if self.finished():
+            return False
+        self.evictions += 1
+        self.machine_up[m] = False
+        machine_slots = set(range(m * self.spg, (m + 1) * self.spg))
+        self.free_slots[:] = [s for s in self.free_slots if s not in machine_slots]
+        for slot in machine_slots:
+            if slot in self.running:
+                self._interrupt(slot, now)
+        self.push(now + self.p.replace_s, "machine_up", m)
+        return True
+
+    def _interrupt(self, slot: int, now: float) -> None:
+        """Stop the task on an evicted slot, keep its finished chunks, and hand it over."""
+        task, started, _ = self.running.pop(slot)
+        self.version[slot] += 1
+        self.intervals.append((started, now))
+        chunk_work = task.work * self.p.chunk_s / (task.video.audio_h * 3600)
+        progress = task.kept + (now - started)
+        task.kept = math.floor(progress / chunk_work) * chunk_work
+        self.lost += progress - task.kept
+        self.push(now + self.p.handover_s, "requeue", task)
+
+    def _on_machine_up(self, now: float, m: int) -> bool:
+        self.machine_up[m] = True
+        self.free_slots.extend(range(m * self.spg, (m + 1) * self.spg))
+        self.push(now + self.rng.expovariate(self.rate_per_s), "evict", m)
+        return True
+
+    # --- the run ---
+    def run(self) -> Result:
+        if self.rate_per_s > 0:
+            for m in range(self.p.gpus):
+                self.push(self.rng.expovariate(self.rate_per_s), "evict", m)
+        now = 0.0
+        self.pump(now)
+        while self.heap:
+            now, _, kind, data = heapq.heappop(self.heap)
+            if not self.handlers[kind](now, data):
                 continue
-            evictions += 1
-            machine_up[m] = False
-            machine_slots = set(range(m * spg, (m + 1) * spg))
-            free_slots[:] = [s for s in free_slots if s not in machine_slots]
-            for slot in machine_slots:
-                if slot not in running:
-                    continue
-                task, started, _ = running.pop(slot)
-                version[slot] += 1
-                intervals.append((started, now))
-                chunk_work = task.work * p.chunk_s / (task.video.audio_h * 3600)
-                progress = task.kept + (now - started)
-                task.kept = math.floor(progress / chunk_work) * chunk_work
-                lost += progress - task.kept
-                push(now + p.handover_s, "requeue", task)
-            push(now + p.replace_s, "machine_up", m)
-        elif kind == "machine_up":
-            m = data
-            machine_up[m] = True
-            free_slots.extend(range(m * spg, (m + 1) * spg))
-            push(now + rng.expovariate(rate_per_s), "evict", m)
-        pump(now)
-        if next_video >= len(videos) and in_flight == 0:
-            break
-    busy, busy_warm = busy_fractions(intervals, slots, now)
-    return Result(
-        "pipelined",
-        now,
-        busy,
-        busy_warm,
-        len(done),
-        sum(h for _, h in done),
-        lost,
-        evictions,
-        warm_rate(done, now),
-    )
+            self.pump(now)
+            if self.finished():
+                break
+        return self._result(now)
+
+    def _result(self, end: float) -> Result:
+        busy, busy_warm = busy_fractions(self.intervals, self.p.slots, end)
+        return Result(
+            "pipelined",
+            end,
+            busy,
+            busy_warm,
+            len(self.done),
+            sum(h for _, h in self.done),
+            self.lost,
+            self.evictions,
+            warm_rate(self.done, end),
+        )
+
+
+def simulate_pipelined(p: Params, videos: list[Video], seed: int = 0) -> Result:
+    return _PipelinedRun(p, videos, seed).run()
 
 
 def simulate_serial(p: Params, videos: list[Video]) -> Result:
@@ -502,85 +558,89 @@ def _standins():
     return stand_in_activities(wait, duration)
 
 
-async def validate(p: Params, videos: list[Video], target_s: float, data: Path) -> int:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from temporalio.worker import Worker
-
-    from core import queues
-    from core.models import VideoJob, VideoSpec
-    from core.temporal import connect
-    from devstack.stack import REPO_ROOT, Stack, StackConfig
-    from workflows.sandbox import workflow_runner
-    from workflows.video import VideoWorkflow
-
+def _prepare_validation(p: Params, videos: list[Video], target_s: float) -> tuple[Result, float]:
+    """The simulation's prediction and the time scale that makes it last ``target_s``; sets
+    the stand-ins' shared state for this batch."""
     predicted = simulate_pipelined(p, videos)
     scale = target_s / predicted.makespan_s
-    prefix = "fleet"
     _VALIDATE.update(
         videos={f"fleet-{v.vid}": v for v in videos},
         scale=scale,
         gpu=[],
         max_s=gpu_profiles.profile_for(p.gpu_class).max_audio_h * 3600,
     )
-    stand_ins = _standins()
-    stack = Stack(StackConfig.ephemeral(data, REPO_ROOT / "samples" / "audio"))
-    stack.start_temporal()
-    try:
-        client = await connect(stack.settings())
-        executor = ThreadPoolExecutor(8)
-        rate = p.download_rate / scale if p.download_rate else None
-        workers = [
-            Worker(
-                client,
+    return predicted, scale
+
+
+def _validation_workers(client, p: Params, stand_ins, prefix: str, scale: float) -> list:
+    """The workflow, download and GPU workers of the fleet, sized as ``p`` (not started)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from temporalio.worker import Worker
+
+    from core import queues
+    from workflows.sandbox import workflow_runner
+    from workflows.video import VideoWorkflow
+
+    executor = ThreadPoolExecutor(8)
+    rate = p.download_rate / scale if p.download_rate else None
+    return [
+        Worker(
+            client,
+            task_queue=queues.workflow_queue(prefix),
+            workflows=[VideoWorkflow],
+            workflow_runner=workflow_runner(),
+            max_concurrent_workflow_tasks=64,
+            activities=stand_ins.upload,
+            activity_executor=executor,
+            max_concurrent_local_activities=p.upload_slots,
+        ),
+        Worker(
+            client,
+            task_queue=queues.download_queue(prefix),
+            activities=stand_ins.download,
+            activity_executor=executor,
+            max_concurrent_activities=p.download_slots,
+            max_task_queue_activities_per_second=rate,
+        ),
+        Worker(
+            client,
+            task_queue=queues.gpu_queue(prefix, p.gpu_class),
+            activities=stand_ins.gpu,
+            activity_executor=executor,
+            max_concurrent_activities=p.slots,
+        ),
+    ]
+
+
+async def _run_videos(client, p: Params, videos: list[Video], prefix: str) -> float:
+    """Run every video's VideoWorkflow, at most ``p.window`` at once; the wall seconds taken."""
+    from core import queues
+    from core.models import VideoJob, VideoSpec
+    from workflows.video import VideoWorkflow
+
+    window = asyncio.Semaphore(p.window)
+    began = time.monotonic()
+
+    async def one(v: Video) -> None:
+        async with window:
+            spec = VideoSpec(video_id=f"fleet-{v.vid}", url="http://127.0.0.1/x.ogg", batch_id="fleet")
+            job = VideoJob(spec=spec, queue_prefix=prefix, gpu_class=p.gpu_class)
+            handle = await client.start_workflow(
+                VideoWorkflow.run,
+                job,
+                id=f"video-fleet-{v.vid}-{began}",
                 task_queue=queues.workflow_queue(prefix),
-                workflows=[VideoWorkflow],
-                workflow_runner=workflow_runner(),
-                max_concurrent_workflow_tasks=64,
-                activities=stand_ins.upload,
-                activity_executor=executor,
-                max_concurrent_local_activities=p.upload_slots,
-            ),
-            Worker(
-                client,
-                task_queue=queues.download_queue(prefix),
-                activities=stand_ins.download,
-                activity_executor=executor,
-                max_concurrent_activities=p.download_slots,
-                max_task_queue_activities_per_second=rate,
-            ),
-            Worker(
-                client,
-                task_queue=queues.gpu_queue(prefix, p.gpu_class),
-                activities=stand_ins.gpu,
-                activity_executor=executor,
-                max_concurrent_activities=p.slots,
-            ),
-        ]
-        tasks = [asyncio.create_task(w.run()) for w in workers]
-        window = asyncio.Semaphore(p.window)
-        began = time.monotonic()
+            )
+            await handle.result()
 
-        async def one(v: Video) -> None:
-            async with window:
-                spec = VideoSpec(video_id=f"fleet-{v.vid}", url="http://127.0.0.1/x.ogg", batch_id="fleet")
-                job = VideoJob(spec=spec, queue_prefix=prefix, gpu_class=p.gpu_class)
-                handle = await client.start_workflow(
-                    VideoWorkflow.run,
-                    job,
-                    id=f"video-fleet-{v.vid}-{began}",
-                    task_queue=queues.workflow_queue(prefix),
-                )
-                await handle.result()
+    await asyncio.gather(*(one(v) for v in videos))
+    return time.monotonic() - began
 
-        await asyncio.gather(*(one(v) for v in videos))
-        makespan = time.monotonic() - began
-        busy = sum(e - s for s, e in _VALIDATE["gpu"]) / (p.slots * makespan)
-        for w in workers:
-            await w.shutdown()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        stack.stop()
+
+def _print_validation(
+    p: Params, videos: list[Video], predicted: Result, scale: float, busy: float, makespan: float
+) -> None:
     print(
         f"validate: {len(videos)} videos on the embedded Temporal stack, real VideoWorkflow, stand-in "
         "activities "
@@ -600,10 +660,33 @@ async def validate(p: Params, videos: list[Video], target_s: float, data: Path) 
         f"~{extra_idle / gpu_tasks * 1000:.0f} ms "
         f"of extra idle slot time per GPU activity (dispatch latency, real seconds, not scaled)"
     )
+
+
+async def validate(p: Params, videos: list[Video], target_s: float, data: Path) -> int:
+    from core.temporal import connect
+    from devstack.stack import REPO_ROOT, Stack, StackConfig
+
+    predicted, scale = _prepare_validation(p, videos, target_s)
+    prefix = "fleet"
+    stand_ins = _standins()
+    stack = Stack(StackConfig.ephemeral(data, REPO_ROOT / "samples" / "audio"))
+    stack.start_temporal()
+    try:
+        client = await connect(stack.settings())
+        workers = _validation_workers(client, p, stand_ins, prefix, scale)
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        makespan = await _run_videos(client, p, videos, prefix)
+        busy = sum(e - s for s, e in _VALIDATE["gpu"]) / (p.slots * makespan)
+        for w in workers:
+            await w.shutdown()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        stack.stop()
+    _print_validation(p, videos, predicted, scale, busy, makespan)
     return 0
 
 
-def main() -> None:
+def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gpus", type=int, help="GPU machines (default 150; 2 with --validate)")
     parser.add_argument("--videos", type=int, help="videos simulated (default 20000; 40 with --validate)")
@@ -651,9 +734,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--validate", action="store_true", help="check the model on the real Temporal stack")
     parser.add_argument("--validate-seconds", type=float, default=25.0, help="target wall time of --validate")
-    a = parser.parse_args()
+    return parser
 
-    small = a.validate
+
+def _stage_costs(a: argparse.Namespace) -> tuple[dict[str, float], str]:
+    """GPU seconds per audio hour of each model stage, and where the figures come from."""
     if a.cpu_figures:
         base, figures = dict(CPU_STAGE_S_PER_H), "MEASURED pretrained backend on 2 CPU cores"
     else:
@@ -664,15 +749,21 @@ def main() -> None:
         override = getattr(a, f"{stage}_s_per_h")
         if override is not None:
             base[stage] = override
+    return base, figures
+
+
+def _params(a: argparse.Namespace, stage_s_per_h: dict[str, float]) -> Params:
+    """The fleet the flags describe; unset sizes default small with --validate."""
+    small = a.validate
     deployed_downloads, deployed_uploads = deployed_cpu_slots()
-    p = Params(
+    return Params(
         gpus=a.gpus or (2 if small else 150),
         gpu_class=a.gpu_class,
         window=a.window or (8 if small else 2000),
         download_slots=a.download_slots or (2 if small else deployed_downloads),
         download_rate=a.download_rate,
         upload_slots=a.upload_slots or (2 if small else deployed_uploads),
-        stage_s_per_h=base,
+        stage_s_per_h=stage_s_per_h,
         download_overhead_s=a.download_overhead_s,
         download_s_per_h=a.download_s_per_h,
         upload_overhead_s=a.upload_overhead_s,
@@ -683,22 +774,38 @@ def main() -> None:
         replace_s=a.replace_s,
         chunk_s=a.chunk_s,
     )
-    price = a.price if a.price is not None else Settings().gpu_prices.get(a.gpu_class, 0.0)
-    lo_h, hi_h = a.min_min / 60, a.max_h
-    videos = draw_videos(a.videos or (40 if small else 20000), p, random.Random(a.seed), a.sigma, lo_h, hi_h)
-    for line in describe(p, videos, lo_h, hi_h, figures):
-        print(line)
-    if a.validate:
-        from core.exit import exit_now
 
-        with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
-            code = asyncio.run(validate(p, videos, a.validate_seconds, Path(tmp)))
-        exit_now(code)
+
+def _run_validation(p: Params, videos: list[Video], target_s: float) -> None:
+    from core.exit import exit_now
+
+    with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
+        code = asyncio.run(validate(p, videos, target_s, Path(tmp)))
+    exit_now(code)
+
+
+def _run_simulation(p: Params, videos: list[Video], price: float, seed: int) -> None:
     began = time.perf_counter()
-    results = [simulate_pipelined(p, videos, a.seed), simulate_serial(p, videos)]
+    results = [simulate_pipelined(p, videos, seed), simulate_serial(p, videos)]
     for line in report(p, results, price):
         print(line)
     print(f"simulated in {time.perf_counter() - began:.1f} s")
+
+
+def main() -> None:
+    a = _build_parser().parse_args()
+    base, figures = _stage_costs(a)
+    p = _params(a, base)
+    price = a.price if a.price is not None else Settings().gpu_prices.get(a.gpu_class, 0.0)
+    lo_h, hi_h = a.min_min / 60, a.max_h
+    videos = draw_videos(
+        a.videos or (40 if a.validate else 20000), p, random.Random(a.seed), a.sigma, lo_h, hi_h
+    )
+    for line in describe(p, videos, lo_h, hi_h, figures):
+        print(line)
+    if a.validate:
+        _run_validation(p, videos, a.validate_seconds)
+    _run_simulation(p, videos, price, a.seed)
 
 
 if __name__ == "__main__":
