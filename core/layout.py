@@ -46,7 +46,7 @@ class VideoKeys:
         return f"{self.prefix}{self.video_id}/{folder}{name}"
 
     def _w(self, name: str) -> str:
-        return f"{self.prefix}{WORK_FOLDER}/{self.video_id}/{name}"
+        return f"{work_folder(self.prefix)}{self.video_id}/{name}"
 
     @property
     def root(self) -> str:
