@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.models import (
     DEFAULT_HEARTBEAT_TIMEOUT_S,
-    MAX_ID_LENGTH,
     MAX_URL_LENGTH,
     SourceBreaker,
     VideoSpec,
     _Model,
 )
+from core.video_ids import MAX_ID_LENGTH
 
 # Caps that keep every batch payload (a page read by ``read_batch_page``, the state a
 # run hands to the next through continue-as-new) well under Temporal's payload limit,

@@ -7,7 +7,7 @@
     exports/{batch_id}/{name}/  training shards, their records and index
     _probe/                     the start-up check of conditional writes
 
-The folder names are ``core.models``' (a video id may not take one).
+The folder names are ``core.video_ids``' (a video id may not take one).
 """
 
 from __future__ import annotations
@@ -15,14 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.models import (
-    BATCHES_FOLDER,
-    EXPORTS_FOLDER,
-    MANIFESTS_FOLDER,
-    PROBE_FOLDER,
-    SCHEMA_VERSION,
-    WORK_FOLDER,
-)
+from core.models import SCHEMA_VERSION
+from core.video_ids import BATCHES_FOLDER, EXPORTS_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, WORK_FOLDER
 
 if TYPE_CHECKING:
     from core.exports import ExportSpec

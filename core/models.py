@@ -1,8 +1,8 @@
 """Typed contracts of one video that cross a boundary: starter -> workflow -> activities -> storage.
 
-Its ids, stage results, what its VideoWorkflow takes, returns and tells its batch, and the
-policies it carries. Batch payloads and their caps are in core.batches; the daily
-manifest's results in core.manifests.
+Its stage results, what its VideoWorkflow takes, returns and tells its batch, and the
+policies it carries. What an id may be is in core.video_ids; batch payloads and their
+caps are in core.batches; the daily manifest's results in core.manifests.
 
 Payloads between activities carry object keys and small summaries, never audio or
 vectors, so a workflow history stays a few KB per video whatever the audio length.
@@ -17,12 +17,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.video_ids import validate_video_id
+
 # 2: speaker embeddings from CAM++ (192-d; schema 1 held 256-d Resemblyzer vectors),
 # metadata.json names the embedding model and dimension; outputs in {video_id}/v2/.
 SCHEMA_VERSION = 2
-
-VIDEO_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_ID_LENGTH = 64  # video and batch ids (VIDEO_ID_PATTERN)
 
 # The longest URL a row may have: a signed URL with its token (a few KB) fits. The cap
 # bounds what a page of rows, and the batch state carried across continue-as-new, can
@@ -38,27 +37,6 @@ DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# The bucket's top-level folders that are not videos (core.storage lays them out). A
-# video id equal to one would put a video's files among them: such ids are refused.
-WORK_FOLDER = "_work"  # intermediates and checkpoints
-BATCHES_FOLDER = "_batches"  # each batch's validated input
-PROBE_FOLDER = "_probe"  # the start-up check of conditional writes
-MANIFESTS_FOLDER = "manifests"
-EXPORTS_FOLDER = "exports"
-RESERVED_IDS = frozenset({WORK_FOLDER, BATCHES_FOLDER, PROBE_FOLDER, MANIFESTS_FOLDER, EXPORTS_FOLDER})
-
-
-def validate_video_id(value: str) -> str:
-    """A video id becomes a storage prefix and a workflow id: nothing that could escape it."""
-    if not VIDEO_ID_PATTERN.fullmatch(value):
-        raise ValueError(f"video_id must be 1-64 characters of A-Z a-z 0-9 _ - (got {value!r})")
-    if value in RESERVED_IDS:
-        raise ValueError(
-            f"{value!r} names a storage folder of the pipeline ({', '.join(sorted(RESERVED_IDS))})"
-        )
-    return value
 
 
 class VideoSpec(_Model):

@@ -26,9 +26,9 @@ import sys
 from pathlib import Path
 
 from core.batches import DEFAULT_WINDOW, MAX_WINDOW
-from core.models import validate_video_id
 from core.settings import Settings
 from core.temporal import connect
+from core.video_ids import validate_video_id
 from starter import export, manifests, report, steer, watch
 from starter.batch import GPU_CLASSES, UnknownGpuClass, check_window
 from starter.csv_input import CsvFormatError, check_header

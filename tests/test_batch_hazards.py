@@ -64,9 +64,10 @@ from core.batches import (
 )
 from core.gpu_profiles import PROFILES
 from core.layout import batch_input_key
-from core.models import MAX_ID_LENGTH, MAX_URL_LENGTH, VideoJob, VideoReport, VideoSpec, VideoState
+from core.models import MAX_URL_LENGTH, VideoJob, VideoReport, VideoSpec, VideoState
 from core.storage import ObjectStore
 from core.temporal import connect
+from core.video_ids import MAX_ID_LENGTH
 from devstack.stack import Stack, StackConfig, free_port
 from starter.batch import BatchInputConflict, StartReport, UnknownGpuClass, start_batch
 from starter.status import batch_progress

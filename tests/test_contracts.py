@@ -4,7 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from core.layout import VideoKeys
-from core.models import RESERVED_IDS, VideoSpec
+from core.models import VideoSpec
+from core.video_ids import RESERVED_IDS
 
 
 @pytest.mark.parametrize(
@@ -24,7 +25,7 @@ def test_ids_naming_a_pipeline_folder_are_rejected(video_id):
 
 def test_every_top_level_folder_the_store_writes_is_reserved(tmp_path):
     """The folders the code writes outside video ids are exactly the reserved ones."""
-    from core.models import BATCHES_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, WORK_FOLDER
+    from core.video_ids import BATCHES_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, WORK_FOLDER
 
     keys = VideoKeys(prefix="", video_id="v")
     assert keys.work_root.split("/")[0] == WORK_FOLDER
