@@ -67,38 +67,6 @@ class Clip(_Frozen):
         return self.end - self.start
 
 
-class ExportFilters(_Frozen):
-    """The export's quality bar. A clip whose label was never measured (None or
-    missing) fails a filter on that label: unknown quality is not good quality."""
-
-    min_dnsmos: float | None = None  # on dnsmos_ovrl
-    min_s: float | None = None
-    max_s: float | None = None
-    min_bandwidth_hz: float | None = None
-    min_snr_db: float | None = None
-    max_music: float | None = None
-
-    def admits(self, clip: Clip) -> bool:
-        duration = round(clip.duration, 3)
-        checks = [
-            (self.min_s, duration, True),
-            (self.max_s, duration, False),
-            (self.min_dnsmos, clip.labels.get("dnsmos_ovrl"), True),
-            (self.min_bandwidth_hz, clip.labels.get("bandwidth_hz"), True),
-            (self.min_snr_db, clip.labels.get("snr_db"), True),
-            (self.max_music, clip.labels.get("music"), False),
-        ]
-        return all(_passes(bound, value, at_least) for bound, value, at_least in checks)
-
-
-def _passes(bound: float | None, value: float | None, at_least: bool) -> bool:
-    if bound is None:
-        return True
-    if value is None:
-        return False
-    return value >= bound if at_least else value <= bound
-
-
 class Turn(_Frozen):
     start: float  # relative to the window start
     end: float

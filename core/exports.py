@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.clips import ClipPolicy, ExportFilters
+from core.clips import Clip, ClipPolicy
 from core.models import DEFAULT_HEARTBEAT_TIMEOUT_S
 
 Format = Literal["lhotse-shar", "webdataset"]
@@ -25,6 +25,38 @@ View = Literal["clips", "windows"]  # single-speaker clips, or long multi-speake
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExportFilters(_Model):
+    """The export's quality bar. A clip whose label was never measured (None or
+    missing) fails a filter on that label: unknown quality is not good quality."""
+
+    min_dnsmos: float | None = None  # on dnsmos_ovrl
+    min_s: float | None = None
+    max_s: float | None = None
+    min_bandwidth_hz: float | None = None
+    min_snr_db: float | None = None
+    max_music: float | None = None
+
+    def admits(self, clip: Clip) -> bool:
+        duration = round(clip.duration, 3)
+        checks = [
+            (self.min_s, duration, True),
+            (self.max_s, duration, False),
+            (self.min_dnsmos, clip.labels.get("dnsmos_ovrl"), True),
+            (self.min_bandwidth_hz, clip.labels.get("bandwidth_hz"), True),
+            (self.min_snr_db, clip.labels.get("snr_db"), True),
+            (self.max_music, clip.labels.get("music"), False),
+        ]
+        return all(_passes(bound, value, at_least) for bound, value, at_least in checks)
+
+
+def _passes(bound: float | None, value: float | None, at_least: bool) -> bool:
+    if bound is None:
+        return True
+    if value is None:
+        return False
+    return value >= bound if at_least else value <= bound
 
 
 class ExportSpec(_Model):

@@ -17,8 +17,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core import queues
-from core.clips import ExportFilters
-from core.exports import ExportJob, ExportSpec, ExportTotals
+from core.exports import ExportFilters, ExportJob, ExportSpec, ExportTotals
 from core.ids import export_workflow_id
 from core.layout import ExportKeys, batch_input_key
 from core.settings import Settings

@@ -20,7 +20,8 @@ import soundfile as sf
 from pydantic import ValidationError
 from scipy.signal import resample_poly
 
-from core.clips import ClipPolicy, ExportFilters, FrameLevels, cut_clips, long_windows
+from core.clips import ClipPolicy, FrameLevels, cut_clips, long_windows
+from core.exports import ExportFilters
 from core.models import MusicRegion, Segment
 from core.outputs import annotate_segments
 from tests.conftest import EVAL
