@@ -8,7 +8,8 @@ refused unless every address its host has is a public one:
 - ``check_url(url, policy, resolve=False)`` needs no DNS: the scheme, hosts named
   after loopback or a metadata service, and literal addresses in every spelling the
   C resolver accepts (``2852039166``, ``0xA9FEA9FE``, ``0251.0376.0251.0376`` and
-  ``169.254.43518`` all mean 169.254.169.254). The starter runs it on each row.
+  ``169.254.43518`` all mean 169.254.169.254; ``core/literal_addresses.py`` reads
+  them). The starter runs it on each row.
 - ``resolve_checked(host, port, policy)`` resolves the host once and returns its
   addresses only if every one is allowed: the worker connects to exactly those (the
   yt-dlp guard, ``core/network_guard.py``), so a second DNS answer
@@ -37,11 +38,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import UnsafeSource
+from core.literal_addresses import IPAddress, literal_address
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 REFUSED = "refused unsafe source"  # every refusal says this: classify_download_error keys on it
@@ -207,40 +208,6 @@ def address_refusal(address: IPAddress, policy: SourcePolicy) -> str | None:
         (not address.is_global, "not globally routable"),
     )
     return next((label for hit, label in checks if hit), None)
-
-
-def literal_address(host: str) -> IPAddress | None:
-    """``host`` as an address if it is one in any spelling the C resolver takes (IPv6,
-    dotted quad, and inet_aton's 1- to 3-part, octal and hex forms), else None."""
-    host = host.strip("[]").split("%", 1)[0]
-    with contextlib.suppress(ValueError):
-        return ipaddress.ip_address(host)
-    return _inet_aton(host.rstrip("."))
-
-
-_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
-
-
-def _inet_aton(text: str) -> ipaddress.IPv4Address | None:
-    """glibc inet_aton: 1-4 parts, each decimal, 0-prefixed octal or 0x hex; the last
-    part fills the bytes that remain (``127.1`` is 127.0.0.1)."""
-    parts = text.split(".")
-    if not 1 <= len(parts) <= 4 or not all(_PART.fullmatch(p) for p in parts):
-        return None
-    values = [_number(p) for p in parts]
-    *leading, last = values
-    if any(v > 255 for v in leading) or last >= 256 ** (5 - len(values)):
-        return None
-    number = last
-    for i, value in enumerate(leading):
-        number |= value << (8 * (3 - i))
-    return ipaddress.IPv4Address(number)
-
-
-def _number(part: str) -> int:
-    if part[:2].lower() == "0x":
-        return int(part[2:] or "0", 16)
-    return int(part, 8) if len(part) > 1 and part.startswith("0") else int(part)
 
 
 def _is_loopback_name(host: str) -> bool:

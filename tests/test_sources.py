@@ -28,6 +28,7 @@ from core import audio, sources
 from core.download import fetch_audio
 from core.download_errors import classify_download_error
 from core.errors import InvalidMedia, NetworkError, UnsafeSource
+from core.literal_addresses import literal_address
 from core.settings import Settings
 from core.sources import LOOPBACK, SourcePolicy, check_url, redact_url, redact_urls, use_policy
 from starter.csv_input import RowError, ValidRow, read_videos
@@ -59,7 +60,7 @@ def only_loopback(monkeypatch):
         return real_connect_ex(sock, address)
 
     def getaddrinfo(host, *args, **kwargs):
-        if host is not None and sources.literal_address(str(host)) is None and host != "localhost":
+        if host is not None and literal_address(str(host)) is None and host != "localhost":
             raise socket.gaierror(socket.EAI_NONAME, f"DNS is off in this test ({host})")
         return real_getaddrinfo(host, *args, **kwargs)
 
