@@ -1,24 +1,23 @@
 """Object storage through boto3 (R2, S3, or the embedded S3-compatible server).
 
-Keys are spelled in ``core/layout.py`` (``ObjectStore.keys`` hands out a video's).
+Keys are spelled in ``core/layout.py`` (``ObjectStore.keys`` hands out a video's);
+what a failed call means, and how an outage is ridden out, in ``core/storage_errors.py``.
 Every write is a whole-object PUT, so a retried activity overwrites rather than
 duplicates, and readers never see half an object.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import boto3
-import structlog
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -26,46 +25,9 @@ from core.errors import StorageUnavailable, StoreUnsafe
 from core.layout import VideoKeys, probe_key
 from core.models import SCHEMA_VERSION
 from core.settings import Settings
-
-T = TypeVar("T")
-
+from core.storage_errors import as_storage_error, rides_out
 
 CONFLICT_RETRIES = 5
-OUTAGE_RETRY_MAX_S = 60.0  # longest pause between two tries while riding out an outage
-
-log = structlog.get_logger("storage")
-
-
-def _rides_out(method: Callable[..., T]) -> Callable[..., T]:
-    """Retry a storage call through an outage for up to the store's ``ride_out_s``
-    (backing off to a minute between tries), so a worker's stages wait out an hour of
-    R2 trouble instead of failing every video in flight; past it, StorageUnavailable
-    goes to Temporal's retry policy. Sleeps in short slices: a cancelled attempt
-    stops within a second."""
-
-    @functools.wraps(method)
-    def wrapper(self: ObjectStore, *args: Any, **kwargs: Any) -> T:
-        deadline = time.monotonic() + self.ride_out_s
-        delay = 1.0
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except StorageUnavailable as exc:
-                pause = min(delay, deadline - time.monotonic())
-                if pause <= 0:
-                    raise
-                log.warning(
-                    "storage.unavailable_retrying",
-                    operation=method.__name__,
-                    retry_in_s=round(pause, 1),
-                    error=str(exc)[:200],
-                )
-                until = time.monotonic() + pause
-                while time.monotonic() < until:
-                    time.sleep(min(1.0, until - time.monotonic()))
-                delay = min(2 * delay, OUTAGE_RETRY_MAX_S)
-
-    return wrapper
 
 
 def _normalise_prefix(prefix: str) -> str:
@@ -148,7 +110,7 @@ class ObjectStore:
             **extra,
         )
 
-    @_rides_out
+    @rides_out
     def _create(self, operation: str, **kwargs: Any) -> bool:
         """A conditional create. 412 means the key exists; 409 (a concurrent conditional
         write in flight, S3's ConditionalRequestConflict) means "ask again", so it is
@@ -167,10 +129,10 @@ class ObjectStore:
                 if code in {"PreconditionFailed", "412"}:
                     return False
                 if code not in {"ConditionalRequestConflict", "409"}:
-                    raise _as_storage_error(exc, operation) from exc
+                    raise as_storage_error(exc, operation) from exc
                 time.sleep(0.2 * 2**attempt)
             except Exception as exc:
-                raise _as_storage_error(exc, operation) from exc
+                raise as_storage_error(exc, operation) from exc
         raise StorageUnavailable(
             f"storage {operation} {kwargs.get('Key')}: conflicting writes did not settle"
         )
@@ -191,12 +153,12 @@ class ObjectStore:
                 "committed outputs could be overwritten; use S3, R2 or MinIO >= 2024-11"
             )
 
-    @_rides_out
+    @rides_out
     def put_file(self, key: str, path: Path, content_type: str = "application/octet-stream") -> None:
         try:
             self._client.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
         except Exception as exc:  # boto3's transfer manager wraps ClientError
-            raise _as_storage_error(exc, "upload_file") from exc
+            raise as_storage_error(exc, "upload_file") from exc
 
     def delete(self, key: str) -> None:
         self._call("delete_object", Bucket=self.bucket, Key=key)
@@ -213,7 +175,7 @@ class ObjectStore:
     def get_bytes(self, key: str) -> bytes:
         return cast(bytes, self._call("get_object", Bucket=self.bucket, Key=key)["Body"].read())
 
-    @_rides_out
+    @rides_out
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """Bytes [start, start+length) of an object; fewer at its end, b"" past it."""
         try:
@@ -223,12 +185,12 @@ class ObjectStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 return b""
-            raise _as_storage_error(exc, "get_object") from exc
+            raise as_storage_error(exc, "get_object") from exc
         except Exception as exc:
-            raise _as_storage_error(exc, "get_object") from exc
+            raise as_storage_error(exc, "get_object") from exc
         return cast(bytes, response["Body"].read())
 
-    @_rides_out
+    @rides_out
     def sha256(self, key: str) -> tuple[str, str]:
         """sha256 of an object's content, streamed, and the ETag of what was hashed."""
         digest = hashlib.sha256()
@@ -237,7 +199,7 @@ class ObjectStore:
             for block in response["Body"].iter_chunks(1 << 20):
                 digest.update(block)
         except Exception as exc:
-            raise _as_storage_error(exc, "get_object") from exc
+            raise as_storage_error(exc, "get_object") from exc
         return digest.hexdigest(), response["ETag"]
 
     def get_json(self, key: str) -> Any:
@@ -249,13 +211,13 @@ class ObjectStore:
         except KeyError:
             return None
 
-    @_rides_out
+    @rides_out
     def download_file(self, key: str, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._client.download_file(self.bucket, key, str(path))
         except Exception as exc:
-            raise _as_storage_error(exc, "download_file") from exc
+            raise as_storage_error(exc, "download_file") from exc
         return path
 
     def exists(self, key: str) -> bool:
@@ -281,21 +243,10 @@ class ObjectStore:
                 return
             token = page["NextContinuationToken"]
 
-    @_rides_out
+    @rides_out
     def _call(self, operation: str, **kwargs: Any) -> Any:
         """Run one S3 call: a missing key/bucket is KeyError, an outage StorageUnavailable."""
         try:
             return getattr(self._client, operation)(**kwargs)
         except Exception as exc:
-            raise _as_storage_error(exc, operation) from exc
-
-
-def _as_storage_error(exc: Exception, operation: str) -> Exception:
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}:
-            return KeyError(f"{operation}: {code}")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status and status < 500 and code not in {"SlowDown", "RequestTimeout", "429"}:
-            return cast(Exception, exc)  # a client error (bad credentials, bad request): not an outage
-    return StorageUnavailable(f"storage {operation} failed: {type(exc).__name__}: {exc}")
+            raise as_storage_error(exc, operation) from exc

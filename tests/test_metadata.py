@@ -9,6 +9,7 @@ import json
 import pytest
 
 from core.clips import ClipPolicy, cut_clips, long_windows
+from core.layout import VideoKeys
 from core.metadata import Metadata, read_metadata
 from core.models import (
     SCHEMA_VERSION,
@@ -23,7 +24,6 @@ from core.models import (
     VideoSpec,
 )
 from core.outputs import UsableRules, metadata_model
-from core.storage import VideoKeys
 
 URL = "https://example.com/ep1.mp3"
 
