@@ -55,12 +55,10 @@ import argparse
 import asyncio
 import io
 import itertools
-import json
 import os
 import random
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -78,7 +76,8 @@ from core.ids import batch_workflow_id, video_id_of, video_workflow_id
 from core.metadata import Metadata
 from core.storage import ObjectStore
 from core.temporal import connect
-from devstack.stack import REPO_ROOT, Stack, StackConfig
+from devstack.media import concat, ffmpeg
+from devstack.stack import REPO_ROOT, Stack, StackConfig, log_events
 from starter.batch import start_batch
 from starter.status import BatchCounts, batch_counts, batch_is_running
 
@@ -157,16 +156,11 @@ def build_long(sources: list[tuple[Path, float]], out: Path, seconds: float, rng
             else:
                 listing.append(f"file '{path}'\n")
             have += duration
-    concat = out.with_suffix(".txt")
-    concat.write_text("".join(listing))
+    joined = out.with_suffix(".txt")
+    joined.write_text("".join(listing))
     partial = out.with_name(f".{out.name}")
-    ffmpeg(
-        "-f",
-        "concat",
-        "-safe",
-        "0",
-        "-i",
-        str(concat),
+    concat(
+        joined,
         "-t",
         f"{seconds:.3f}",
         "-ac",
@@ -180,11 +174,7 @@ def build_long(sources: list[tuple[Path, float]], out: Path, seconds: float, rng
         str(partial),
     )
     partial.rename(out)
-    concat.unlink()
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
+    joined.unlink()
 
 
 def write_csv(path: Path, media_url: str, opts: Options, long_names: list[str]) -> list[str]:
@@ -203,15 +193,8 @@ def write_csv(path: Path, media_url: str, opts: Options, long_names: list[str]) 
 
 
 def worker_events(path: Path) -> list[dict]:
-    """The JSON log lines of one worker; a line still being written is skipped."""
-    events = []
-    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                pass
-    return events
+    """The JSON log lines of one worker, none before it has logged."""
+    return log_events(path) if path.exists() else []
 
 
 def open_stages(events: list[dict]) -> set[tuple[str, str]]:

@@ -23,7 +23,6 @@ claims to. Four tables, all on the shared eval set (or any folder laid out like 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,8 @@ import soundfile as sf
 
 from benchmarks.quality import HOP_S, Counts, decode, find_audio, fmt, frame_mask, read_labels, read_rttm
 from core.audio import ANALYSIS_RATE as RATE
-from core.audio import ORIGINAL_RATE, ffmpeg_binary
+from core.audio import ORIGINAL_RATE
+from devstack.media import concat, ffmpeg
 
 DEFAULT_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 SPAN_S = 3.0  # the short spans of the bandwidth table
@@ -45,10 +45,6 @@ BANDWIDTH_SOURCES = (
 )
 FAR_FIELD = "pyannote_debug_"  # the AMI meeting excerpts
 CLOSE_TALK = ("librosa_libri1", "librosa_libri2", "falcon_test", "pyannote_sample")  # read or studio speech
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", *args], check=True)
 
 
 def to_wav(src: Path, dst: Path, rate: int, *extra: str) -> Path:
@@ -76,13 +72,8 @@ def long_recording(
     listing = tmp / "join.txt"
     listing.write_text("".join(f"file '{same_format[f]}'\n" for f in files))
     original = tmp / "long.48k.wav"
-    ffmpeg(
-        "-f",
-        "concat",
-        "-safe",
-        "0",
-        "-i",
-        str(listing),
+    concat(
+        listing,
         "-ac",
         "1",
         "-ar",

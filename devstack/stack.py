@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -244,3 +245,16 @@ class Stack:
                 return
             time.sleep(0.05)
         raise StackError(f"{name} did not open 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+def log_events(path: Path) -> list[dict]:
+    """The JSON lines (structlog events) a stack process has logged so far: how a test
+    or a benchmark sees what a worker did. A line still being written is skipped."""
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+    return events

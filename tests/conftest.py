@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devstack.stack import REPO_ROOT, Stack, StackConfig
+from devstack.media import concat
+from devstack.stack import REPO_ROOT, Stack, StackConfig, log_events
 from tests.media_server import MediaServer
 
 SAMPLES = REPO_ROOT / "samples" / "audio"
@@ -40,42 +41,13 @@ def join_speech(media_dir: Path, name: str, files: list[Path]) -> tuple[str, flo
 
     listing = media_dir / f"{name}.txt"
     listing.write_text("".join(f"file '{f}'\n" for f in files))
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-i",
-            str(listing),
-            "-ac",
-            "1",
-            "-ar",
-            "16000",
-            str(media_dir / name),
-        ],
-        check=True,
-    )
+    concat(listing, "-ac", "1", "-ar", "16000", str(media_dir / name))
     return name, sf.info(str(media_dir / name)).duration
 
 
 def worker_events(stack: Stack, name: str) -> list[dict]:
     """The JSON log lines (structlog events) a stack worker has written so far."""
-    import json
-
-    out = []
-    for line in (stack.logs / f"{name}.log").read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
+    return log_events(stack.logs / f"{name}.log")
 
 
 @pytest.fixture(scope="session")
