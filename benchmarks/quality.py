@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,22 @@ def decode(path: Path, workdir: Path) -> np.ndarray | None:
     samples, _ = load_wav(wav)
     wav.unlink(missing_ok=True)
     return samples
+
+
+def annotated_samples(
+    folder: Path, annotations: str, suffix: str, limit: int | None, workdir: Path
+) -> Iterator[tuple[str, Path, np.ndarray]]:
+    """(stem, annotation file, samples) of each file under ``folder/audio`` that has its
+    ``folder/<annotations>/<stem><suffix>`` and decodes; any other is named and skipped,
+    so a half-annotated folder still gives a table."""
+    for audio in find_audio(folder / "audio", limit):
+        annotation = folder / annotations / f"{audio.stem}{suffix}"
+        if not annotation.is_file():
+            print(f"   {audio.stem}: no {annotations}/{audio.stem}{suffix}, skipped")
+            continue
+        samples = decode(audio, workdir)
+        if samples is not None:
+            yield audio.stem, annotation, samples
 
 
 # --------------------------------------------------------------------- frame scoring
@@ -329,15 +346,7 @@ def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None, lo
     print(f"== diarization: {backend.name} on {folder}")
     print(f"   hypotheses -> {out}")
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
-        for audio in find_audio(folder / "audio", limit):
-            uri = audio.stem
-            rttm = folder / "rttm" / f"{uri}.rttm"
-            if not rttm.is_file():
-                print(f"   {uri}: no rttm/{uri}.rttm, skipped")
-                continue
-            samples = decode(audio, Path(tmp))
-            if samples is None:
-                continue
+        for uri, rttm, samples in annotated_samples(folder, "rttm", ".rttm", limit, Path(tmp)):
             duration = len(samples) / RATE
             uem_path = folder / "uem" / f"{uri}.uem"
             scored = read_uem(uem_path) if uem_path.is_file() else [(0.0, duration)]
@@ -487,17 +496,10 @@ def evaluate_music(folder: Path, limit: int | None) -> None:
     started = time.perf_counter()
     print(f"== music: {music.BACKEND_NAME} on {folder}")
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
-        for audio in find_audio(folder / "audio", limit):
-            labels_path = folder / "labels" / f"{audio.stem}.csv"
-            if not labels_path.is_file():
-                print(f"   {audio.stem}: no labels/{audio.stem}.csv, skipped")
-                continue
-            samples = decode(audio, Path(tmp))
-            if samples is None:
-                continue
+        for name, labels_path, samples in annotated_samples(folder, "labels", ".csv", limit, Path(tmp)):
             n_frames = int(round(len(samples) / RATE / HOP_S))
             regions = music.detect_music(samples, RATE)
-            results.append(score_music_file(audio.stem, n_frames, regions, read_labels(labels_path)))
+            results.append(score_music_file(name, n_frames, regions, read_labels(labels_path)))
     if not results:
         print("   no files scored")
         return
