@@ -60,7 +60,6 @@ import heapq
 import math
 import random
 import re
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -777,11 +776,9 @@ def _params(a: argparse.Namespace, stage_s_per_h: dict[str, float]) -> Params:
 
 
 def _run_validation(p: Params, videos: list[Video], target_s: float) -> None:
-    from core.exit import exit_now
+    from benchmarks.scratch import run_in_scratch
 
-    with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
-        code = asyncio.run(validate(p, videos, target_s, Path(tmp)))
-    exit_now(code)
+    run_in_scratch("fleet-", lambda tmp: validate(p, videos, target_s, tmp))
 
 
 def _run_simulation(p: Params, videos: list[Video], price: float, seed: int) -> None:

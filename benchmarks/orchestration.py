@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import os
 import resource
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,9 +37,9 @@ from temporalio.worker import Worker
 
 from benchmarks import bare_workflow
 from benchmarks.bare_workflow import ACTIVITY_QUEUE_SUFFIX, TIMEOUT, BareQueuedWorkflow, BareWorkflow, noop
+from benchmarks.scratch import run_in_scratch
 from benchmarks.stand_ins import stand_in_activities
 from core import queues
-from core.exit import exit_now
 from core.models import VideoJob, VideoSpec
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
@@ -176,9 +175,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=500, help="workflows of each kind")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="orchestration-") as tmp:
-        code = asyncio.run(run(args.videos, args.rounds, Path(tmp)))
-    exit_now(code)
+    run_in_scratch("orchestration-", lambda tmp: run(args.videos, args.rounds, tmp))
 
 
 if __name__ == "__main__":

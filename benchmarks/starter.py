@@ -17,11 +17,10 @@ import asyncio
 import random
 import resource
 import string
-import tempfile
 import time
 from pathlib import Path
 
-from core.exit import exit_now
+from benchmarks.scratch import run_in_scratch
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 from starter.batch import start_batch
@@ -93,9 +92,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=340_000)
     parser.add_argument("--page-through", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-starter-") as tmp:
-        code = asyncio.run(run(args.rows, args.page_through, Path(tmp)))
-    exit_now(code)
+    run_in_scratch("bench-starter-", lambda tmp: run(args.rows, args.page_through, tmp))
 
 
 if __name__ == "__main__":
