@@ -18,7 +18,7 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from activities.runtime import runtime, stage
+from activities.runtime import Activities, Runtime, stage
 from activities.upload import committed_outcome
 from core import search_attributes as sa
 from core.batch_input import read_row
@@ -33,18 +33,29 @@ BYTES_PER_ROW_GUESS = 256
 LOOKUP_THREADS = 16  # parallel metadata.json GETs per page
 
 
-@activity.defn(name="read_batch_page")
-def read_batch_page(request: BatchPageRequest) -> BatchPage:
-    """At most ``max_rows`` rows, and at most MAX_PAGE_BYTES of them as JSON (long URLs
-    make short pages): the page and the batch state stay under Temporal's payload limit."""
+class BatchActivities(Activities):
+    @activity.defn
+    def read_batch_page(self, request: BatchPageRequest) -> BatchPage:
+        """At most ``max_rows`` rows, and at most MAX_PAGE_BYTES of them as JSON (long URLs
+        make short pages): the page and the batch state stay under Temporal's payload limit."""
+        return _read_batch_page(self.rt, request)
+
+    @activity.defn
+    async def closed_videos(self, video_ids: list[str]) -> list[VideoReport]:
+        """Reports for the given in-flight videos whose workflows are no longer running
+        (terminated, timed out, or ended without reaching their batch)."""
+        return await _closed_videos(self.rt, video_ids)
+
+
+def _read_batch_page(rt: Runtime, request: BatchPageRequest) -> BatchPage:
     input_key, offset, max_rows, batch_id = (
         request.input_key,
         request.offset,
         request.max_rows,
         request.batch_id,
     )
-    store = runtime().store
-    with stage("read_page"):
+    store = rt.store
+    with stage(rt, "read_page"):
         want = min(max_rows * BYTES_PER_ROW_GUESS, MAX_PAGE_BYTES)
         while True:
             data = store.get_range(input_key, offset, want)
@@ -104,11 +115,8 @@ def _take_rows(lines: list[bytes], max_rows: int, batch_id: str) -> tuple[list[V
     return specs, len(lines), len(specs) >= max_rows
 
 
-@activity.defn(name="closed_videos")
-async def closed_videos(video_ids: list[str]) -> list[VideoReport]:
-    """Reports for the given in-flight videos whose workflows are no longer running
-    (terminated, timed out, or ended without reaching their batch)."""
-    client = await connect(runtime().settings)
+async def _closed_videos(rt: Runtime, video_ids: list[str]) -> list[VideoReport]:
+    client = await connect(rt.settings)
     reports = []
     for video_id in video_ids:
         try:

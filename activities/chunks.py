@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities.fencing import FencedWrites
-from activities.runtime import StageContext, runtime
+from activities.runtime import Runtime, StageContext
 from core import faults, layout, metrics
 from core.errors import CudaOutOfMemory, GpuMemoryExhausted, WorkerShutdown
 
@@ -55,10 +55,10 @@ class ChunkRun:
     progress: ChunkProgress | None = None
 
 
-def previous_progress(stage: str, gpu_class: str, progress_key: str) -> ChunkProgress | None:
+def previous_progress(rt: Runtime, stage: str, progress_key: str) -> ChunkProgress | None:
     """What an earlier attempt on this GPU class learnt about batch sizes: the progress
     it stored at its last OOM (authoritative), else its last heartbeat details."""
-    stored = runtime().store.get_json_or_none(progress_key)
+    stored = rt.store.get_json_or_none(progress_key)
     details = activity.info().heartbeat_details
     for candidate in (stored, details[0] if details else None):
         if isinstance(candidate, dict):
@@ -66,12 +66,13 @@ def previous_progress(stage: str, gpu_class: str, progress_key: str) -> ChunkPro
                 progress = ChunkProgress.model_validate(candidate)
             except ValueError:
                 continue
-            if progress.stage == stage and progress.gpu_class == gpu_class and progress.batch_size >= 1:
+            if progress.stage == stage and progress.gpu_class == rt.gpu_class and progress.batch_size >= 1:
                 return progress
     return None
 
 
 def run_chunks(
+    rt: Runtime,
     stage: str,
     prefix: str,
     num_chunks: int,
@@ -82,13 +83,12 @@ def run_chunks(
 ) -> ChunkRun:
     """Compute chunks ``0..num_chunks-1`` with ``compute(index, batch_size)``, resuming
     from the chunks stored under ``prefix``, checkpointing each, heartbeating progress."""
-    store = runtime().store
+    store = rt.store
     progress_key = layout.progress_key(prefix)
-    gpu_class = runtime().gpu_class
-    previous = previous_progress(stage, gpu_class, progress_key)
+    previous = previous_progress(rt, stage, progress_key)
     progress = ChunkProgress(
         stage=stage,
-        gpu_class=gpu_class,
+        gpu_class=rt.gpu_class,
         num_chunks=num_chunks,
         partial_prefix=prefix,
         batch_size=previous.batch_size if previous else initial_batch,

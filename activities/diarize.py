@@ -14,7 +14,7 @@ import math
 import numpy as np
 from temporalio import activity
 
-from activities.model_stage import StageAttempt, reuse_or_run
+from activities.model_stage import ModelStage, StageAttempt
 from activities.runtime import scratch_dir
 from core import faults
 from core.diarization import DiarizationOutput, get_diarization_backend
@@ -25,17 +25,18 @@ STAGE = Stage.DIARIZE
 RESULT = "diarization.json"  # summary, segments and uncertain spans of one attempt
 
 
-@activity.defn(name="diarize_audio")
-def diarize_audio(audio: AudioRef) -> DiarizationResult:
-    return reuse_or_run(
-        STAGE, audio.video_id, audio.attempt_id, RESULT, DiarizationResult, lambda a: _diarize(a, audio)
-    )
+class DiarizeActivities(ModelStage[DiarizationResult]):
+    stage, result_file, result_type = STAGE, RESULT, DiarizationResult
+
+    @activity.defn
+    def diarize_audio(self, audio: AudioRef) -> DiarizationResult:
+        return self.reuse_or_run(audio.video_id, audio.attempt_id, lambda a: _diarize(a, audio))
 
 
 def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
     settings, batch = attempt.rt.settings, attempt.rt.profile.segmentation_batch
     backend = get_diarization_backend(settings)
-    with scratch_dir(audio.video_id) as tmp:
+    with scratch_dir(attempt.rt, audio.video_id) as tmp:
         samples, rate = attempt.load_audio(audio, tmp)
     duration = len(samples) / rate
     if hasattr(backend, "extract"):  # per-chunk features, then one global step

@@ -11,7 +11,7 @@ import time
 from temporalio import activity
 
 from activities.fencing import FencedWrites, attempt_id, reusable_result
-from activities.runtime import runtime, scratch_dir, stage
+from activities.runtime import Activities, Runtime, scratch_dir, stage
 from core.audio import sha256_file
 from core.download import SourceAccess, SourceLimits, fetch_audio, pick_proxy
 from core.models import AudioRef, VideoSpec
@@ -37,11 +37,15 @@ def source_access(settings: Settings, attempt: str) -> SourceAccess:
     )
 
 
-@activity.defn(name="download_audio")
-def download_audio(spec: VideoSpec) -> AudioRef:
-    rt = runtime()
+class DownloadActivities(Activities):
+    @activity.defn
+    def download_audio(self, spec: VideoSpec) -> AudioRef:
+        return _download(self.rt, spec)
+
+
+def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
     keys = rt.store.keys(spec.video_id)
-    with stage(STAGE, spec.video_id) as ctx:
+    with stage(rt, STAGE, spec.video_id) as ctx:
         done = reusable_result(rt.store, keys.stage_dir(STAGE), AUDIO_REF)
         if done is not None and done.get("url_sha256") == url_sha256(spec.url):  # an earlier attempt finished
             ctx.log.info("download.reused", attempt_id=done["attempt_id"])
@@ -49,7 +53,7 @@ def download_audio(spec: VideoSpec) -> AudioRef:
         me = attempt_id()
         writes = FencedWrites(rt.store, keys)
         started = time.perf_counter()
-        with scratch_dir(spec.video_id) as tmp:
+        with scratch_dir(rt, spec.video_id) as tmp:
             got = fetch_audio(
                 spec.url,
                 tmp,

@@ -11,7 +11,7 @@ import io
 import numpy as np
 from temporalio import activity
 
-from activities.model_stage import StageAttempt, reuse_or_run
+from activities.model_stage import ModelStage, StageAttempt
 from activities.runtime import scratch_dir
 from core import embedding
 from core.models import EmbeddingResult, EmbedRequest, Segment
@@ -22,15 +22,18 @@ VECTORS = "vectors.npy"  # row i = segment i of the diarization this stage read
 RESULT = "centroids.json"  # written after the vectors: its presence means both are complete
 
 
-@activity.defn(name="embed_speakers")
-def embed_speakers(req: EmbedRequest) -> EmbeddingResult:
-    source = req.diarization.attempt_id
-    return reuse_or_run(STAGE, req.audio.video_id, source, RESULT, EmbeddingResult, lambda a: _embed(a, req))
+class EmbedActivities(ModelStage[EmbeddingResult]):
+    stage, result_file, result_type = STAGE, RESULT, EmbeddingResult
+
+    @activity.defn
+    def embed_speakers(self, req: EmbedRequest) -> EmbeddingResult:
+        source = req.diarization.attempt_id
+        return self.reuse_or_run(req.audio.video_id, source, lambda a: _embed(a, req))
 
 
 def _embed(attempt: StageAttempt, req: EmbedRequest) -> EmbeddingResult:
     segments = [Segment(**s) for s in attempt.rt.store.get_json(req.diarization.key)["segments"]]
-    with scratch_dir(req.audio.video_id) as tmp:
+    with scratch_dir(attempt.rt, req.audio.video_id) as tmp:
         samples, rate = attempt.load_audio(req.audio, tmp)
     groups = _group_by_time(segments, attempt.rt.settings.chunk_s)
 

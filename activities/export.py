@@ -14,7 +14,7 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.runtime import runtime, scratch_dir, stage
+from activities.runtime import Activities, Runtime, scratch_dir, stage
 from core import clips, faults, shards
 from core.errors import WorkerShutdown
 from core.exports import ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
@@ -23,15 +23,25 @@ from core.metadata import Metadata
 from core.storage import ObjectStore
 
 
-@activity.defn(name="export_videos")
-def export_videos(request: ExportPageRequest) -> ExportPageResult:
-    rt = runtime()
+class ExportActivities(Activities):
+    @activity.defn
+    def export_videos(self, request: ExportPageRequest) -> ExportPageResult:
+        return _export_videos(self.rt, request)
+
+    @activity.defn
+    def write_export_index(self, spec: ExportSpec) -> ExportTotals:
+        """The export's spec (once) and its index: every shard whose record exists, so a
+        trainer lists the shards from one file. Rewritten by each run: a listing, not data."""
+        return _write_export_index(self.rt, spec)
+
+
+def _export_videos(rt: Runtime, request: ExportPageRequest) -> ExportPageResult:
     spec = request.job.spec
     keys = ExportKeys(rt.store.prefix, spec)
     written: list[ShardRecord] = []
     absent: list[str] = []
     failed: dict[str, str] = {}
-    with stage("export") as ctx:
+    with stage(rt, "export") as ctx:
         for done, video_id in enumerate(request.video_ids):
             ctx.heart.show({"video": video_id, "done": done, "of": len(request.video_ids)})
             if activity.is_worker_shutdown():  # the finished shards are recorded: the retry skips them
@@ -46,7 +56,7 @@ def export_videos(request: ExportPageRequest) -> ExportPageResult:
                 continue
             try:  # a marker that does not validate fails its video, as a bad original does
                 metadata = Metadata.model_validate(raw)
-                with scratch_dir(video_id) as tmp:
+                with scratch_dir(rt, video_id) as tmp:
                     shard = _write_shard(rt.store, keys, spec, metadata, tmp)
             except Exception as exc:  # one bad video costs its shard, not the page
                 if getattr(exc, "retryable", False) or isinstance(exc, ApplicationError):
@@ -108,13 +118,9 @@ def _with(item: shards.ShardItem, fields: dict) -> shards.ShardItem:
     return shards.ShardItem(item.item_id, item.start, item.end, {**item.fields, **fields})
 
 
-@activity.defn(name="write_export_index")
-def write_export_index(spec: ExportSpec) -> ExportTotals:
-    """The export's spec (once) and its index: every shard whose record exists, so a
-    trainer lists the shards from one file. Rewritten by each run: a listing, not data."""
-    rt = runtime()
+def _write_export_index(rt: Runtime, spec: ExportSpec) -> ExportTotals:
     keys = ExportKeys(rt.store.prefix, spec)
-    with stage("export_index"):
+    with stage(rt, "export_index"):
         rt.store.create_json(keys.spec, spec.model_dump())
         records = [
             ShardRecord.model_validate(rt.store.get_json(key))

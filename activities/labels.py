@@ -16,7 +16,7 @@ import math
 import numpy as np
 from temporalio import activity
 
-from activities.model_stage import StageAttempt, reuse_or_run
+from activities.model_stage import ModelStage, StageAttempt
 from activities.runtime import scratch_dir
 from core import quality
 from core.models import LabelRequest, LabelResult, MusicRegion, Segment
@@ -27,14 +27,15 @@ RESULT = "labels.json"  # summary and one labels row per segment, in the diariza
 LABEL_FIELDS = tuple(quality.SegmentLabels.model_fields)
 
 
-@activity.defn(name="label_segments")
-def label_segments(request: LabelRequest) -> LabelResult:
-    # the labels depend on the audio, the segments and the music regions: a new attempt
-    # of either upstream stage is new input
-    source = f"{request.diarization.attempt_id}.{request.music.attempt_id}"
-    return reuse_or_run(
-        STAGE, request.audio.video_id, source, RESULT, LabelResult, lambda a: _label(a, request)
-    )
+class LabelActivities(ModelStage[LabelResult]):
+    stage, result_file, result_type = STAGE, RESULT, LabelResult
+
+    @activity.defn
+    def label_segments(self, request: LabelRequest) -> LabelResult:
+        # the labels depend on the audio, the segments and the music regions: a new attempt
+        # of either upstream stage is new input
+        source = f"{request.diarization.attempt_id}.{request.music.attempt_id}"
+        return self.reuse_or_run(request.audio.video_id, source, lambda a: _label(a, request))
 
 
 def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
@@ -42,7 +43,7 @@ def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
     segments = [Segment.model_validate(s) for s in store.get_json(request.diarization.key)["segments"]]
     regions = [MusicRegion.model_validate(r) for r in store.get_json(request.music.key)["regions"]]
     music = [(r.start, r.end, r.probability) for r in regions]
-    with scratch_dir(audio.video_id) as tmp:
+    with scratch_dir(attempt.rt, audio.video_id) as tmp:
         original = store.download_file(audio.original_key, tmp / "original.wav")
         samples, rate = attempt.load_audio(audio, tmp)
         attempt.ctx.heart.show({"step": "events"})

@@ -19,11 +19,11 @@ from datetime import date, timedelta
 
 from temporalio import activity
 
-from activities.runtime import runtime
+from activities.runtime import Activities, Runtime
 from core.ids import VIDEO_WORKFLOW, video_id_of
 from core.layout import manifest_key
 from core.manifests import ManifestResult
-from core.metadata import Metadata, as_metadata, read_metadata
+from core.metadata import Metadata, read_metadata
 from core.sources import redact_url
 from core.temporal import connect
 
@@ -31,9 +31,13 @@ LOOKUP_THREADS = 16  # parallel metadata.json GETs
 READS_PER_STEP = 200  # metadata reads between two heartbeats
 
 
-@activity.defn(name="write_manifest")
-async def write_manifest(day: str) -> ManifestResult:
-    rt = runtime()
+class ManifestActivities(Activities):
+    @activity.defn
+    async def write_manifest(self, day: str) -> ManifestResult:
+        return await _write_manifest(self.rt, day)
+
+
+async def _write_manifest(rt: Runtime, day: str) -> ManifestResult:
     store = await asyncio.to_thread(lambda: rt.store)  # the first use builds a boto3 client
     start = date.fromisoformat(day)
     end = start + timedelta(days=1)
@@ -67,10 +71,9 @@ async def write_manifest(day: str) -> ManifestResult:
     return ManifestResult(date=day, key=key, videos=len(lines))
 
 
-def _line(store, video_id: str, meta: Metadata | dict) -> str:
+def _line(store, video_id: str, meta: Metadata) -> str:
     """The manifest line of a video committed by the run that completed that day."""
     keys = store.keys(video_id)
-    meta = as_metadata(meta)
     return json.dumps(
         {
             "video_id": video_id,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -23,7 +23,7 @@ from temporalio import activity
 
 from activities.chunks import ChunkRun, run_chunks
 from activities.fencing import FencedWrites, attempt_id, reusable_result
-from activities.runtime import Runtime, StageContext, load_analysis_audio, runtime, stage
+from activities.runtime import Activities, Runtime, StageContext, load_analysis_audio, stage
 from core.layout import VideoKeys
 from core.models import AudioRef
 from core.stages import Stage
@@ -55,7 +55,7 @@ class StageAttempt:
 
     def load_audio(self, audio: AudioRef, scratch: Path) -> tuple[np.ndarray, int]:
         """The 16 kHz analysis audio; the stage's seconds count from here (its compute)."""
-        samples, rate = load_analysis_audio(audio, scratch)
+        samples, rate = load_analysis_audio(self.rt, audio, scratch)
         self.started = time.perf_counter()
         self.ctx.audio_s = len(samples) / rate
         return samples, rate
@@ -64,7 +64,9 @@ class StageAttempt:
         self, num_chunks: int, compute: Callable[[int, int], dict[str, np.ndarray]], initial_batch: int
     ) -> ChunkRun:
         """``compute(index, batch_size)`` for each chunk, resumed from the stored ones."""
-        return run_chunks(self.stage, self.folder, num_chunks, compute, initial_batch, self.ctx, self.writes)
+        return run_chunks(
+            self.rt, self.stage, self.folder, num_chunks, compute, initial_batch, self.ctx, self.writes
+        )
 
     def summary(self, run: ChunkRun, key: str) -> dict[str, Any]:
         """The fields every stage result carries (``core.models.StageSummary``)."""
@@ -81,22 +83,24 @@ class StageAttempt:
         }
 
 
-def reuse_or_run(
-    name: Stage,
-    video_id: str,
-    source: str,
-    result_file: str,
-    result_type: type[Result],
-    work: Callable[[StageAttempt], Result],
-) -> Result:
-    """The stored result for this input (``result_file``, written last by an attempt
-    that finished), or ``work``'s. ``source`` names the input: a new attempt of an
-    upstream stage is new input, so nothing stale is reused."""
-    rt = runtime()
-    keys = rt.store.keys(video_id)
-    with stage(name, video_id) as ctx:
-        done = reusable_result(rt.store, keys.stage_dir(name, source), result_file)
-        if done is not None:
-            ctx.log.info(f"{name}.reused")
-            return result_type.model_validate(done["summary"])
-        return work(StageAttempt(name, source, ctx, rt, keys, FencedWrites(rt.store, keys)))
+class ModelStage(Activities, Generic[Result]):
+    """A model stage's activities: ``reuse_or_run`` around what the stage computes.
+    A subclass names its stage, the file its finished attempt writes last, and that
+    file's summary type."""
+
+    stage: Stage
+    result_file: str
+    result_type: type[Result]
+
+    def reuse_or_run(self, video_id: str, source: str, work: Callable[[StageAttempt], Result]) -> Result:
+        """The stored result for this input (``result_file``, written last by an
+        attempt that finished), or ``work``'s. ``source`` names the input: a new
+        attempt of an upstream stage is new input, so nothing stale is reused."""
+        rt, name = self.rt, self.stage
+        keys = rt.store.keys(video_id)
+        with stage(rt, name, video_id) as ctx:
+            done = reusable_result(rt.store, keys.stage_dir(name, source), self.result_file)
+            if done is not None:
+                ctx.log.info(f"{name}.reused")
+                return self.result_type.model_validate(done["summary"])
+            return work(StageAttempt(name, source, ctx, rt, keys, FencedWrites(rt.store, keys)))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from temporalio import activity
 
-from activities.model_stage import StageAttempt, reuse_or_run
+from activities.model_stage import ModelStage, StageAttempt
 from activities.runtime import scratch_dir
 from core import music
 from core.models import AudioRef, MusicResult
@@ -17,15 +17,16 @@ STAGE = Stage.MUSIC
 RESULT = "music.json"
 
 
-@activity.defn(name="detect_music")
-def detect_music(audio: AudioRef) -> MusicResult:
-    return reuse_or_run(
-        STAGE, audio.video_id, audio.attempt_id, RESULT, MusicResult, lambda a: _detect(a, audio)
-    )
+class MusicActivities(ModelStage[MusicResult]):
+    stage, result_file, result_type = STAGE, RESULT, MusicResult
+
+    @activity.defn
+    def detect_music(self, audio: AudioRef) -> MusicResult:
+        return self.reuse_or_run(audio.video_id, audio.attempt_id, lambda a: _detect(a, audio))
 
 
 def _detect(attempt: StageAttempt, audio: AudioRef) -> MusicResult:
-    with scratch_dir(audio.video_id) as tmp:
+    with scratch_dir(attempt.rt, audio.video_id) as tmp:
         samples, rate = attempt.load_audio(audio, tmp)
     # whole blocks per chunk, so chunk scores concatenate into the recording's
     blocks_per_chunk = max(1, round(attempt.rt.settings.chunk_s / music.BLOCK_S))

@@ -1,8 +1,10 @@
 """What every activity needs from its worker process: settings, storage, identity.
 
-Built once per process from the environment (``configure`` lets a worker pass its
-own settings). Activities never receive secrets in their payloads; they read them
-here, on the machine that runs them.
+The worker builds one ``Runtime`` from its settings and hands it to each activity
+class it registers (``Activities``), as the SDK samples inject a database client: an
+activity reads nothing from module globals, and a test builds its own. Activities
+never receive secrets in their payloads; they read them here, on the machine that
+runs them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -31,7 +33,7 @@ from core.audio import load_wav
 from core.errors import PipelineError
 from core.gpu_profiles import GpuProfile, profile_for
 from core.models import AudioRef
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from core.storage import ObjectStore
 
 
@@ -59,20 +61,21 @@ class Runtime:
         return self.settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
-_runtime: Runtime | None = None
+class Activities:
+    """Base of the activity classes: each is built by the worker with its ``Runtime``.
+    Their ``@activity.defn`` methods are called by reference from the workflows
+    (``workflow.execute_activity_method``); the worker registers them bound."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
 
 
-def configure(settings: Settings, gpu_class: str = "cpu") -> Runtime:
-    global _runtime
-    _runtime = Runtime(settings, gpu_class)
-    return _runtime
-
-
-def runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        _runtime = Runtime(get_settings())
-    return _runtime
+def bind(method: Callable[..., Any], instances: Iterable[Activities]) -> Callable[..., Any]:
+    """``method`` (as the workflows name it, on its class) bound to the instance of its class."""
+    for instance in instances:
+        if vars(type(instance)).get(method.__name__) is method:
+            return getattr(instance, method.__name__)  # type: ignore[no-any-return]
+    raise LookupError(f"no activity instance defines {method.__qualname__}")
 
 
 class Heartbeater:
@@ -131,14 +134,13 @@ class StageContext:
 
 
 @contextlib.contextmanager
-def stage(name: str, video_id: str | None = None) -> Iterator[StageContext]:
+def stage(rt: Runtime, name: str, video_id: str | None = None) -> Iterator[StageContext]:
     """Bind log context, keep the activity heartbeating, and map typed errors.
 
     Typed pipeline errors become ApplicationErrors whose ``type`` is the class name
     (the ErrorType the operator sees). Each outcome lands in the worker's metrics.
     """
     info = activity.info()
-    rt = runtime()
     log = structlog.get_logger("activity").bind(
         workflow_id=info.workflow_id,
         **({"video_id": video_id} if video_id else {}),
@@ -189,9 +191,9 @@ def _cancel_reason(details: activity.ActivityCancellationDetails | None) -> str:
 
 
 @contextlib.contextmanager
-def scratch_dir(video_id: str) -> Iterator[Path]:
+def scratch_dir(rt: Runtime, video_id: str) -> Iterator[Path]:
     """A per-attempt local folder, removed whatever happens (but a kill: see sweep_scratch)."""
-    base = runtime().settings.work_dir
+    base = rt.settings.work_dir
     base.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-{video_id}-", dir=base))
     try:
@@ -226,7 +228,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def load_analysis_audio(audio: AudioRef, workdir: Path) -> tuple[np.ndarray, int]:
+def load_analysis_audio(rt: Runtime, audio: AudioRef, workdir: Path) -> tuple[np.ndarray, int]:
     """Fetch the 16 kHz analysis copy from storage into memory."""
-    path = runtime().store.download_file(audio.analysis_key, workdir / "analysis_16k.wav")
+    path = rt.store.download_file(audio.analysis_key, workdir / "analysis_16k.wav")
     return load_wav(path)

@@ -16,20 +16,24 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
-from activities.runtime import runtime, stage
+from activities.runtime import Activities, Runtime, stage
 from core.layout import work_folder
 from core.manifests import SweepResult
 
 BEAT_EVERY = 1000  # objects listed between two heartbeats
 
 
-@activity.defn(name="sweep_work")
-def sweep_work() -> SweepResult:
-    rt = runtime()
+class SweepActivities(Activities):
+    @activity.defn
+    def sweep_work(self) -> SweepResult:
+        return _sweep_work(self.rt)
+
+
+def _sweep_work(rt: Runtime) -> SweepResult:
     store = rt.store
     root = work_folder(store.prefix)
     cutoff = datetime.now(UTC) - timedelta(days=rt.settings.work_retention_days)
-    with stage("sweep") as ctx:
+    with stage(rt, "sweep") as ctx:
         newest: dict[str, datetime] = {}
         keys: dict[str, list[str]] = {}
         for count, (key, modified) in enumerate(store.list_objects(root), 1):

@@ -18,7 +18,7 @@ import json
 import numpy as np
 from temporalio import activity
 
-from activities.runtime import runtime, stage
+from activities.runtime import Activities, Runtime, stage
 from core import faults, outputs, sources
 from core.errors import AttemptSuperseded, IntermediateMismatch, StorageUnavailable, VideoIdConflict
 from core.layout import VideoKeys
@@ -64,20 +64,23 @@ def committed_outcome(store: ObjectStore, video_id: str, url: str | None = None)
     return _outcome(metadata, store.keys(video_id))
 
 
-@activity.defn(name="committed_video")
-def committed_video(spec: VideoSpec) -> VideoOutcome | None:
-    """Asked first by every VideoWorkflow: a video committed earlier is not redone."""
-    with stage("check", spec.video_id):
-        return committed_outcome(runtime().store, spec.video_id, spec.url)
+class CommitActivities(Activities):
+    @activity.defn
+    def committed_video(self, spec: VideoSpec) -> VideoOutcome | None:
+        """Asked first by every VideoWorkflow: a video committed earlier is not redone."""
+        with stage(self.rt, "check", spec.video_id):
+            return committed_outcome(self.rt.store, spec.video_id, spec.url)
+
+    @activity.defn
+    def finalize_outputs(self, req: FinalizeRequest) -> VideoOutcome:
+        return _finalize_outputs(self.rt, req)
 
 
-@activity.defn(name="finalize_outputs")
-def finalize_outputs(req: FinalizeRequest) -> VideoOutcome:
-    rt = runtime()
+def _finalize_outputs(rt: Runtime, req: FinalizeRequest) -> VideoOutcome:
     store = rt.store
     video_id = req.spec.video_id
     keys = store.keys(video_id)
-    with stage(Stage.UPLOAD, video_id) as ctx:
+    with stage(rt, Stage.UPLOAD, video_id) as ctx:
         faults.stall("upload")
         committed = committed_outcome(store, video_id, req.spec.url)
         if committed is not None:  # an earlier try committed; its cleanup may have been cut short

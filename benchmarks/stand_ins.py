@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.upload import committed_video
+from activities.upload import CommitActivities
 from core.models import (
     AudioRef,
     DiarizationResult,
@@ -80,7 +80,7 @@ def _completed(req: FinalizeRequest) -> VideoOutcome:
 
 
 def _stand_in(spec: StageSpec[Any, Any], wait: Wait, result: Callable[[Any], Any]) -> Callable[..., Any]:
-    hints = typing.get_type_hints(spec.activity)
+    hints = typing.get_type_hints(spec.activity)  # self has no hint: the input's and the result's
     (input_type,) = [hint for name, hint in hints.items() if name != "return"]
 
     async def stand_in(arg: Any) -> Any:
@@ -88,10 +88,10 @@ def _stand_in(spec: StageSpec[Any, Any], wait: Wait, result: Callable[[Any], Any
         return result(arg)
 
     stand_in.__annotations__ = {"arg": input_type, "return": hints["return"]}  # the real signature
-    return activity.defn(name=activity._Definition.must_from_callable(spec.activity).name)(stand_in)
+    return activity.defn(name=spec.activity.__name__)(stand_in)  # activities are named after their method
 
 
-@activity.defn(name=activity._Definition.must_from_callable(committed_video).name)
+@activity.defn(name=CommitActivities.committed_video.__name__)
 async def _nothing_committed(spec: VideoSpec) -> VideoOutcome | None:
     return None  # nothing is ever committed before: every video runs its stages
 

@@ -191,6 +191,7 @@ class VideoStatus(_Model):
     attempts: dict[str, int]
     worker_ids: dict[str, str]
     escalations: list[str] = Field(default_factory=list)
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
     error_type: str | None = None
     error_message: str | None = None
 

@@ -45,9 +45,9 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from activities import runtime
-from activities.batch import closed_videos, read_batch_page
-from activities.manifest import write_manifest
+from activities.batch import BatchActivities
+from activities.manifest import ManifestActivities
+from activities.runtime import Runtime
 from core import queues
 from core.batches import (
     MAX_PAGE_BYTES,
@@ -83,9 +83,6 @@ def stack(tmp_path_factory, media_dir):
     stack = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("hazards"), media_dir))
     stack.start(worker=False)
     ObjectStore(stack.settings()).ensure_bucket()
-    # the in-process worker's activities use this stack; they fail at once on an outage
-    # (no ride-out), so the batch's own retry policy is what the outage test exercises
-    runtime.configure(stack.settings(storage_ride_out_s=0))
     yield stack
     stack.stop()
 
@@ -106,14 +103,17 @@ class InstantVideo:
 
 
 @contextlib.asynccontextmanager
-async def batch_worker(client: Client, prefix: str, interceptors=()):
-    """The real BatchWorkflow and batch activities, plus the instant child, on ``prefix``."""
+async def batch_worker(client: Client, prefix: str, stack: Stack, interceptors=()):
+    """The real BatchWorkflow and batch activities, plus the instant child, on ``prefix``.
+    The activities use the stack, and fail at once on an outage (no ride-out), so the
+    batch's own retry policy is what the outage test exercises."""
+    batch = BatchActivities(Runtime(stack.settings(storage_ride_out_s=0)))
     with ThreadPoolExecutor(8) as executor:
         worker = Worker(
             client,
             task_queue=queues.workflow_queue(prefix),
             workflows=[BatchWorkflow, InstantVideo],
-            activities=[read_batch_page, closed_videos],
+            activities=[batch.read_batch_page, batch.closed_videos],
             activity_executor=executor,
             workflow_runner=UnsandboxedWorkflowRunner(),
             interceptors=list(interceptors),
@@ -188,7 +188,7 @@ def test_report_in_the_same_activation_as_the_start_frees_the_slot(stack):
     async def go():
         settings = stack.settings(task_queue_prefix=prefix)
         client = await connect(settings)
-        async with batch_worker(client, prefix, [_ReportArrivesWithStart()]):
+        async with batch_worker(client, prefix, stack, [_ReportArrivesWithStart()]):
             report = await start_batch(client, settings, csv_path, "same-act", window=1, reconcile_s=300)
             assert report.submitted and report.valid == 3
             status = await wait_closed(client, "batch-same-act", timeout_s=30)
@@ -284,7 +284,7 @@ def test_pages_of_urls_at_the_cap_stay_under_the_payload_limit(stack):
     seen, offset, sizes = [], 0, []
     while True:
         page = env.run(
-            read_batch_page,
+            BatchActivities(Runtime(stack.settings())).read_batch_page,
             BatchPageRequest(
                 input_key=key, offset=offset, max_rows=500, batch_id="long-page", skip_committed=False
             ),
@@ -312,7 +312,7 @@ def test_a_batch_of_600_signed_urls_runs_through(stack):
     async def go():
         settings = stack.settings(task_queue_prefix=prefix)
         client = await connect(settings)
-        async with batch_worker(client, prefix):
+        async with batch_worker(client, prefix, stack):
             report = await start_batch(
                 client, settings, csv_path, "signed", dry_run=True, max_events_per_run=40
             )
@@ -367,7 +367,7 @@ def test_the_batch_waits_out_a_storage_outage(stack):
         handle = client.get_workflow_handle("batch-outage")
         stack.stop_process("storage")
         try:
-            async with batch_worker(client, prefix):
+            async with batch_worker(client, prefix, stack):
                 deadline = time.monotonic() + 60
                 while True:
                     pending = (await handle.describe()).raw_description.pending_activities
@@ -551,7 +551,7 @@ def test_write_manifest_leaves_the_event_loop_free(stack):
     async def go():
         settings = stack.settings(task_queue_prefix=prefix)
         client = await connect(settings)
-        async with batch_worker(client, prefix):
+        async with batch_worker(client, prefix, stack):
             for video_id in ids:
                 spec = VideoSpec(video_id=video_id, url="http://h/a")
                 run = await client.execute_workflow(
@@ -578,13 +578,12 @@ def test_write_manifest_leaves_the_event_loop_free(stack):
         while (await client.count_workflows(query)).count < len(ids):
             await asyncio.sleep(0.2)
         link = SlowStorageLink(stack.config.s3_port, delay_s=0.2)
-        runtime.configure(stack.settings(s3_endpoint_url=f"http://127.0.0.1:{link.port}"))
+        slow = ManifestActivities(Runtime(stack.settings(s3_endpoint_url=f"http://127.0.0.1:{link.port}")))
         try:
             began = time.monotonic()
-            result, lag = await run_measuring_loop_lag(ActivityEnvironment().run(write_manifest, today))
+            result, lag = await run_measuring_loop_lag(ActivityEnvironment().run(slow.write_manifest, today))
             took = time.monotonic() - began
         finally:
-            runtime.configure(stack.settings())
             link.close()
         return result, lag, took
 

@@ -18,14 +18,14 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import runtime
-from activities.diarize import diarize_audio
-from activities.download import download_audio
-from activities.embed import embed_speakers
+from activities.diarize import DiarizeActivities
+from activities.download import DownloadActivities
+from activities.embed import EmbedActivities
 from activities.fencing import FencedWrites
-from activities.music import detect_music
-from activities.sweep import sweep_work
-from activities.upload import committed_video, finalize_outputs
+from activities.music import MusicActivities
+from activities.runtime import Runtime
+from activities.sweep import SweepActivities
+from activities.upload import CommitActivities
 from core.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
 from core.models import EmbedRequest, FinalizeRequest, VideoSpec
 
@@ -41,7 +41,7 @@ def run(activity_fn, arg, activity_id: str, attempt: int = 1, run_id: str = "run
 @pytest.fixture(scope="module")
 def rt(storage_server, tmp_path_factory):
     settings = storage_server.settings(s3_bucket="commit", work_dir=tmp_path_factory.mktemp("scratch"))
-    configured = runtime.configure(settings)
+    configured = Runtime(settings)
     configured.store.ensure_bucket()
     return configured
 
@@ -50,10 +50,12 @@ def rt(storage_server, tmp_path_factory):
 def staged(rt, media_server):
     """One real video through every stage but the commit: its FinalizeRequest."""
     spec = VideoSpec(video_id="fenced", url=f"{media_server.url}/ep03-three-voices.ogg", batch_id="b")
-    audio = run(download_audio, spec, "1")
-    diarization = run(diarize_audio, audio, "2")
-    music = run(detect_music, audio, "3")
-    embeddings = run(embed_speakers, EmbedRequest(audio=audio, diarization=diarization), "4")
+    audio = run(DownloadActivities(rt).download_audio, spec, "1")
+    diarization = run(DiarizeActivities(rt).diarize_audio, audio, "2")
+    music = run(MusicActivities(rt).detect_music, audio, "3")
+    embeddings = run(
+        EmbedActivities(rt).embed_speakers, EmbedRequest(audio=audio, diarization=diarization), "4"
+    )
     return FinalizeRequest(
         spec=spec,
         audio=audio,
@@ -78,17 +80,20 @@ def test_each_attempt_writes_under_its_own_keys_and_results_name_them(rt, staged
         "embed's work is keyed by the diarization it read"
     )
     # a second attempt of the same stage reuses the finished result instead of rewriting it
-    again = run(diarize_audio, staged.audio, "2", attempt=2)
+    again = run(DiarizeActivities(rt).diarize_audio, staged.audio, "2", attempt=2)
     assert again.key == staged.diarization.key
     # an id reused for another URL does not reuse this download
     other = VideoSpec(video_id="fenced", url=f"{media_server.url}/ep05-radio-segment.ogg")
-    assert run(download_audio, other, "1", attempt=3).original_key != staged.audio.original_key
+    assert (
+        run(DownloadActivities(rt).download_audio, other, "1", attempt=3).original_key
+        != staged.audio.original_key
+    )
 
 
 def test_commit_refuses_intermediates_that_do_not_match_their_results(rt, staged):
     tampered = staged.model_copy(update={"audio": staged.audio.model_copy(update={"sha256": "0" * 64})})
     with pytest.raises(ApplicationError) as info:
-        run(finalize_outputs, tampered, "5", run_id="run-tampered")
+        run(CommitActivities(rt).finalize_outputs, tampered, "5", run_id="run-tampered")
     assert info.value.type == IntermediateMismatch.__name__ and info.value.non_retryable
     assert not rt.store.exists(rt.store.keys("fenced").metadata), "nothing committed"
 
@@ -97,7 +102,7 @@ def test_commit_replaces_orphans_then_nothing_overwrites_it(rt, staged):
     store = rt.store
     keys = store.keys("fenced")
     store.put_bytes(keys.rttm, b"half of a commit that never finished")  # an orphan, no marker
-    outcome = run(finalize_outputs, staged, "5")
+    outcome = run(CommitActivities(rt).finalize_outputs, staged, "5")
     meta = store.get_json(keys.metadata)
     assert outcome.metadata_key == keys.metadata and meta["source"]["sha256"] == staged.audio.sha256
     committed = {name: store.get_bytes(f"{keys.root}{name}") for name in ("metadata.json", *meta["files"])}
@@ -110,7 +115,10 @@ def test_commit_replaces_orphans_then_nothing_overwrites_it(rt, staged):
     # nothing, and finishes a cleanup the committing attempt was killed in the middle of
     store.put_bytes(f"{keys.stage_dir('music', 'a1')}chunk-00009.npz", b"left by a kill mid-cleanup")
     late = staged.model_copy(update={"stage_seconds": {"download": 999.0}})
-    assert run(finalize_outputs, late, "5", attempt=2, run_id="run-two").metadata_key == keys.metadata
+    assert (
+        run(CommitActivities(rt).finalize_outputs, late, "5", attempt=2, run_id="run-two").metadata_key
+        == keys.metadata
+    )
     assert store.list_keys(keys.work_root) == []
     # a late stage attempt cannot resurrect intermediates: its write is removed again
     with pytest.raises(AttemptSuperseded):
@@ -119,9 +127,13 @@ def test_commit_replaces_orphans_then_nothing_overwrites_it(rt, staged):
     assert {name: store.get_bytes(f"{keys.root}{name}") for name in committed} == committed
 
     # the check every workflow runs first: done for this URL, a conflict for another
-    assert run(committed_video, staged.spec, "0").metadata_key == keys.metadata
+    assert run(CommitActivities(rt).committed_video, staged.spec, "0").metadata_key == keys.metadata
     with pytest.raises(ApplicationError) as info:
-        run(committed_video, staged.spec.model_copy(update={"url": "http://127.0.0.1:1/other.ogg"}), "0")
+        run(
+            CommitActivities(rt).committed_video,
+            staged.spec.model_copy(update={"url": "http://127.0.0.1:1/other.ogg"}),
+            "0",
+        )
     assert info.value.type == VideoIdConflict.__name__ and info.value.non_retryable
 
 
@@ -139,7 +151,7 @@ def test_sweep_keeps_recent_work_and_removes_expired_work_and_committed_leftover
     for key in store.list_keys(expired.work_root):
         os.utime(storage_server.config.data_dir / "s3" / store.bucket / key, (old, old))
 
-    result = run(sweep_work, None, "sweep")
+    result = run(SweepActivities(rt).sweep_work, None, "sweep")
     assert (result.expired, result.committed_leftovers, result.objects) == (1, 1, 4)
     assert len(store.list_keys(kept.work_root)) == 2, "a failed video's work stays for its retry"
     assert store.list_keys(expired.work_root) == [] and store.list_keys(leftover.work_root) == []

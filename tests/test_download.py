@@ -182,8 +182,8 @@ def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, st
 
     from temporalio.testing import ActivityEnvironment
 
-    from activities import runtime
-    from activities.download import download_audio
+    from activities.download import DownloadActivities
+    from activities.runtime import Runtime
     from core.models import VideoSpec
     from tests.http_proxy import AuthProxy
     from tests.media_server import COOKIE_VALUE
@@ -205,10 +205,11 @@ def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, st
             ytdlp_cookies_file=cookies,
             ytdlp_proxies_file=proxies,
         )
-        runtime.configure(settings).store.ensure_bucket()
+        rt = Runtime(settings)
+        rt.store.ensure_bucket()
         env = ActivityEnvironment()
         env.info = dataclasses.replace(env.info, activity_id="1", workflow_run_id="run-access")
-        ref = env.run(download_audio, VideoSpec(video_id="cookied", url=url))
+        ref = env.run(DownloadActivities(rt).download_audio, VideoSpec(video_id="cookied", url=url))
     assert ref.duration_s > 10 and any("needs-cookie" in path for path in proxy.carried)
     shown = capsys.readouterr()
     for secret in ("proxy-pass-93b1", COOKIE_VALUE):

@@ -268,19 +268,19 @@ def test_a_video_whose_outputs_cannot_be_cut_fails_alone(exported_batch):
 
     from temporalio.testing import ActivityEnvironment
 
-    from activities import runtime
-    from activities.export import export_videos
+    from activities.export import ExportActivities
+    from activities.runtime import Runtime
     from core.exports import ExportJob, ExportPageRequest
 
     store = store_of(exported_batch)
     meta = {**store.get_json(store.keys("three").metadata), "video_id": "broken"}
     store.put_json(store.keys("broken").metadata, meta)
     store.put_bytes(store.keys("broken").original, b"RIFF-not-really-a-wav" * 100)
-    runtime.configure(exported_batch.settings())
+    exporter = ExportActivities(Runtime(exported_batch.settings()))
     spec = ExportSpec(batch_id=BATCH, format="webdataset", sample_rate=8000)
     job = ExportJob(spec=spec, input_key="unused", queue_prefix=BATCH)
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, activity_id="1", workflow_run_id="run-broken")
-    result = env.run(export_videos, ExportPageRequest(job=job, video_ids=["broken", "three"]))
+    result = env.run(exporter.export_videos, ExportPageRequest(job=job, video_ids=["broken", "three"]))
     assert list(result.failed) == ["broken"] and [s.video_id for s in result.shards] == ["three"]
     assert not store.list_keys(ExportKeys(store.prefix, spec).record("broken"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import typing
 
+import pytest
 from temporalio import activity
 
 from core.stages import MODEL_STAGES, Stage
@@ -34,3 +35,25 @@ def test_queue_kinds_partition_the_stages():
     )
     names = [activity._Definition.must_from_callable(spec.activity).name for spec in STAGES]
     assert len(set(names)) == len(names)
+
+
+def test_the_worker_binds_every_activity_to_its_runtime():
+    """Activities read settings and storage from the Runtime the worker injects, not from
+    a module global: every registered method is bound to an instance holding it."""
+    from activities.runtime import Runtime, bind
+    from core.settings import Settings
+    from workers.worker import ACTIVITY_CLASSES
+
+    rt = Runtime(Settings(), "cpu")
+    instances = [cls(rt) for cls in ACTIVITY_CLASSES]
+    for method in [*CPU_LIGHT_ACTIVITIES, *(spec.activity for spec in STAGES)]:
+        bound = bind(method, instances)
+        assert bound.__self__.rt is rt and bound.__func__ is method, method.__qualname__
+
+    class Unregistered:
+        @activity.defn
+        def nowhere(self, arg: str) -> str:
+            return arg
+
+    with pytest.raises(LookupError, match="nowhere"):
+        bind(Unregistered.nowhere, instances)

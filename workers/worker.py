@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -19,11 +20,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import runtime
-from activities.batch import closed_videos, read_batch_page
-from activities.export import export_videos, write_export_index
-from activities.manifest import write_manifest
-from activities.sweep import sweep_work
-from activities.upload import committed_video
+from activities.batch import BatchActivities
+from activities.diarize import DiarizeActivities
+from activities.download import DownloadActivities
+from activities.embed import EmbedActivities
+from activities.export import ExportActivities
+from activities.labels import LabelActivities
+from activities.manifest import ManifestActivities
+from activities.music import MusicActivities
+from activities.sweep import SweepActivities
+from activities.upload import CommitActivities
 from core import metrics, pretrained, queues
 from core.diarization import get_diarization_backend
 from core.errors import ConfigurationError, StorageUnavailable, StoreUnsafe
@@ -41,16 +47,29 @@ from workflows.stages import QueueKind, activities_on
 from workflows.video import VideoWorkflow
 
 WORKFLOWS = [VideoWorkflow, BatchWorkflow, ManifestWorkflow, ExportWorkflow]
+# each built once per process with the worker's Runtime (activities/runtime.py)
+ACTIVITY_CLASSES = (
+    DownloadActivities,
+    DiarizeActivities,
+    MusicActivities,
+    EmbedActivities,
+    LabelActivities,
+    CommitActivities,
+    BatchActivities,
+    ManifestActivities,
+    SweepActivities,
+    ExportActivities,
+)
 # short storage work run by the workflow worker: the committed check and the upload
 # as local activities of VideoWorkflow, the others on the workflow queue, dispatched eagerly (core/queues.py)
 CPU_LIGHT_ACTIVITIES = [
-    committed_video,
+    CommitActivities.committed_video,
     *activities_on(QueueKind.LOCAL),
-    read_batch_page,
-    closed_videos,
-    write_manifest,
-    sweep_work,
-    write_export_index,
+    BatchActivities.read_batch_page,
+    BatchActivities.closed_videos,
+    ManifestActivities.write_manifest,
+    SweepActivities.sweep_work,
+    ExportActivities.write_export_index,
 ]
 CPU_LIGHT_SLOTS = 16
 
@@ -95,7 +114,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     if not await _models_load(settings):
         return 2
     gpus = detect_gpus()
-    rt = runtime.configure(settings, settings.worker_gpu_class or machine_class(gpus))
+    rt = runtime.Runtime(settings, settings.worker_gpu_class or machine_class(gpus))
     telemetry = metrics.telemetry_runtime(settings)
     client = await connect(settings, runtime=telemetry)
     swept = runtime.sweep_scratch(settings.work_dir)
@@ -108,7 +127,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     executor = ThreadPoolExecutor(
         max_workers=slots + settings.download_slots + settings.export_slots + 2 * CPU_LIGHT_SLOTS
     )
-    workers, served = _workers(client, settings, rt.gpu_class, slots, executor)
+    workers, served = _workers(client, rt, slots, executor)
     log.info(
         "worker.started",
         worker_id=rt.worker_id,
@@ -124,7 +143,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         diarization_backend=settings.diarization_backend,
         metrics=settings.metrics_address if telemetry else "off",
     )
-    failed = await _serve(workers, settings, stop or asyncio.Event(), telemetry, gpus)
+    failed = await _serve(workers, rt, stop or asyncio.Event(), telemetry, gpus)
     executor.shutdown(wait=False, cancel_futures=True)
     log.info("worker.stopped", worker_id=rt.worker_id)
     return 1 if failed else 0
@@ -170,10 +189,16 @@ async def _storage_usable(settings: Settings) -> bool:
 
 
 def _workers(
-    client: Client, settings: Settings, gpu_class: str, slots: int, executor: ThreadPoolExecutor
+    client: Client, rt: runtime.Runtime, slots: int, executor: ThreadPoolExecutor
 ) -> tuple[list[Worker], list[str]]:
     """The GPU class's queue, and with ``serve_cpu_queues`` the workflow, download and
-    export queues; each queue's activities come from the stage table."""
+    export queues; each queue's activities come from the stage table, bound to this
+    worker's runtime."""
+    settings = rt.settings
+    instances = [cls(rt) for cls in ACTIVITY_CLASSES]
+
+    def bound(methods: list[Callable[..., Any]]) -> list[Callable[..., Any]]:
+        return [runtime.bind(method, instances) for method in methods]
 
     def make(queue: str, **kwargs: Any) -> Worker:
         return Worker(
@@ -187,8 +212,10 @@ def _workers(
         )
 
     prefix = settings.task_queue_prefix
-    gpu_queue = queues.gpu_queue(prefix, gpu_class)
-    workers = [make(gpu_queue, activities=activities_on(QueueKind.GPU), max_concurrent_activities=slots)]
+    gpu_queue = queues.gpu_queue(prefix, rt.gpu_class)
+    workers = [
+        make(gpu_queue, activities=bound(activities_on(QueueKind.GPU)), max_concurrent_activities=slots)
+    ]
     if not settings.serve_cpu_queues:
         return workers, [gpu_queue]
     workers += [
@@ -196,19 +223,19 @@ def _workers(
             queues.workflow_queue(prefix),
             workflows=WORKFLOWS,
             workflow_runner=workflow_runner(),
-            activities=CPU_LIGHT_ACTIVITIES,
+            activities=bound(CPU_LIGHT_ACTIVITIES),
             max_concurrent_activities=CPU_LIGHT_SLOTS,
             max_concurrent_local_activities=CPU_LIGHT_SLOTS,
         ),
         make(
             queues.download_queue(prefix),
-            activities=activities_on(QueueKind.DOWNLOAD),
+            activities=bound(activities_on(QueueKind.DOWNLOAD)),
             max_concurrent_activities=settings.download_slots,
             max_task_queue_activities_per_second=settings.download_rate_per_s,
         ),
         make(
             queues.export_queue(prefix),
-            activities=[export_videos],
+            activities=bound([ExportActivities.export_videos]),
             max_concurrent_activities=settings.export_slots,
         ),
     ]
@@ -221,10 +248,11 @@ def _workers(
 
 
 async def _serve(
-    workers: list[Worker], settings: Settings, stop: asyncio.Event, telemetry: Any, gpus: list[GpuInfo]
+    workers: list[Worker], rt: runtime.Runtime, stop: asyncio.Event, telemetry: Any, gpus: list[GpuInfo]
 ) -> list[asyncio.Task[None]]:
     """Poll until ``stop`` (a signal, an eviction notice) or until a poller dies; the
     pollers that died."""
+    settings = rt.settings
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -241,7 +269,7 @@ async def _serve(
         failed = [t for t in running.tasks if t.done() and t.exception()]
         for task in failed:
             log.error("worker.poller_failed", error=repr(task.exception()))
-        log.info("worker.draining", worker_id=runtime.runtime().worker_id)
+        log.info("worker.draining", worker_id=rt.worker_id)
     for watcher in watchers:
         watcher.cancel()
     return failed

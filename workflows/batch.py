@@ -24,7 +24,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.batch import closed_videos, read_batch_page
+    from activities.batch import BatchActivities
     from core import metrics, queues
     from core import search_attributes as sa
     from core.batches import (
@@ -175,8 +175,8 @@ class BatchWorkflow:
         hold their window slot forever: ask Temporal which in-flight videos are closed."""
         if not self._s.in_flight:
             return
-        reports = await workflow.execute_activity(
-            closed_videos,
+        reports = await workflow.execute_activity_method(
+            BatchActivities.closed_videos,
             list(self._s.in_flight),
             task_queue=queues.workflow_queue(self._job.queue_prefix),
             **policies.BATCH_RECONCILE.options(),
@@ -220,8 +220,8 @@ class BatchWorkflow:
             batch_id=job.batch_id,
             skip_committed=not job.dry_run,
         )
-        page = await workflow.execute_activity(
-            read_batch_page,
+        page = await workflow.execute_activity_method(
+            BatchActivities.read_batch_page,
             request,
             task_queue=queues.workflow_queue(job.queue_prefix),
             **policies.BATCH_STORAGE.options(),  # outlives a long storage outage

@@ -16,8 +16,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.batch import read_batch_page
-    from activities.export import export_videos, write_export_index
+    from activities.batch import BatchActivities
+    from activities.export import ExportActivities
     from core import queues
     from core.batches import BatchPage, BatchPageRequest
     from core.exports import ExportJob, ExportPageRequest, ExportPageResult, ExportTotals
@@ -51,8 +51,8 @@ class ExportWorkflow:
                 running.add(task)
                 task.add_done_callback(running.discard)
         await asyncio.gather(*running)
-        indexed = await workflow.execute_activity(
-            write_export_index,
+        indexed = await workflow.execute_activity_method(
+            ExportActivities.write_export_index,
             job.spec,
             task_queue=queues.workflow_queue(job.queue_prefix),
             **policies.EXPORT_INDEX.options(),
@@ -75,16 +75,16 @@ class ExportWorkflow:
             batch_id=job.spec.batch_id,
             skip_committed=True,
         )
-        return await workflow.execute_activity(
-            read_batch_page,
+        return await workflow.execute_activity_method(
+            BatchActivities.read_batch_page,
             request,
             task_queue=queues.workflow_queue(job.queue_prefix),
             **policies.BATCH_STORAGE.options(),
         )
 
     async def _export(self, job: ExportJob, video_ids: list[str]) -> None:
-        result = await workflow.execute_activity(
-            export_videos,
+        result = await workflow.execute_activity_method(
+            ExportActivities.export_videos,
             ExportPageRequest(job=job, video_ids=video_ids),
             task_queue=queues.export_queue(job.queue_prefix),
             **policies.EXPORT.options(heartbeat=timedelta(seconds=job.heartbeat_timeout_s)),

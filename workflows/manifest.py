@@ -13,8 +13,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.manifest import write_manifest
-    from activities.sweep import sweep_work
+    from activities.manifest import ManifestActivities
+    from activities.sweep import SweepActivities
     from core import queues
     from core.ids import MANIFEST_WORKFLOW
     from core.manifests import ManifestResult
@@ -30,12 +30,17 @@ class ManifestWorkflow:
     async def run(self, queue_prefix: str, date: str | None = None) -> ManifestResult:
         # a scheduled run just after midnight writes the day that just ended
         day = date or (workflow.now() - timedelta(days=1)).date().isoformat()
-        result = await workflow.execute_activity(
-            write_manifest, day, task_queue=queues.workflow_queue(queue_prefix), **policies.MANIFEST.options()
+        result = await workflow.execute_activity_method(
+            ManifestActivities.write_manifest,
+            day,
+            task_queue=queues.workflow_queue(queue_prefix),
+            **policies.MANIFEST.options(),
         )
         if not workflow.patched(SWEEP):
             return result
-        swept = await workflow.execute_activity(
-            sweep_work, task_queue=queues.workflow_queue(queue_prefix), **policies.SWEEP.options()
+        swept = await workflow.execute_activity_method(
+            SweepActivities.sweep_work,
+            task_queue=queues.workflow_queue(queue_prefix),
+            **policies.SWEEP.options(),
         )
         return result.model_copy(update={"swept": swept})

@@ -19,12 +19,13 @@ from typing import Any, Generic, TypeVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.diarize import diarize_audio
-    from activities.download import download_audio
-    from activities.embed import embed_speakers
-    from activities.labels import label_segments
-    from activities.music import detect_music
-    from activities.upload import finalize_outputs
+    from activities.diarize import DiarizeActivities
+    from activities.download import DownloadActivities
+    from activities.embed import EmbedActivities
+    from activities.labels import LabelActivities
+    from activities.music import MusicActivities
+    from activities.upload import CommitActivities
+    from core import queues
     from core.stages import Stage
     from workflows import policies
 
@@ -41,21 +42,30 @@ class QueueKind(Enum):
 @dataclass(frozen=True)
 class StageSpec(Generic[In, Out]):
     stage: Stage
-    activity: Callable[[In], Out]
+    activity: Callable[[Any, In], Out]  # an activity method, named on its class
     queue: QueueKind
     policy: policies.ActivityPolicy
 
 
-DOWNLOAD = StageSpec(Stage.DOWNLOAD, download_audio, QueueKind.DOWNLOAD, policies.DOWNLOAD)
-DIARIZE = StageSpec(Stage.DIARIZE, diarize_audio, QueueKind.GPU, policies.MODEL_STAGE)
-MUSIC = StageSpec(Stage.MUSIC, detect_music, QueueKind.GPU, policies.MODEL_STAGE)
-EMBED = StageSpec(Stage.EMBED, embed_speakers, QueueKind.GPU, policies.MODEL_STAGE)
-LABELS = StageSpec(Stage.LABELS, label_segments, QueueKind.GPU, policies.MODEL_STAGE)
-UPLOAD = StageSpec(Stage.UPLOAD, finalize_outputs, QueueKind.LOCAL, policies.UPLOAD)
+DOWNLOAD = StageSpec(Stage.DOWNLOAD, DownloadActivities.download_audio, QueueKind.DOWNLOAD, policies.DOWNLOAD)
+DIARIZE = StageSpec(Stage.DIARIZE, DiarizeActivities.diarize_audio, QueueKind.GPU, policies.MODEL_STAGE)
+MUSIC = StageSpec(Stage.MUSIC, MusicActivities.detect_music, QueueKind.GPU, policies.MODEL_STAGE)
+EMBED = StageSpec(Stage.EMBED, EmbedActivities.embed_speakers, QueueKind.GPU, policies.MODEL_STAGE)
+LABELS = StageSpec(Stage.LABELS, LabelActivities.label_segments, QueueKind.GPU, policies.MODEL_STAGE)
+UPLOAD = StageSpec(Stage.UPLOAD, CommitActivities.finalize_outputs, QueueKind.LOCAL, policies.UPLOAD)
 
 STAGES: tuple[StageSpec[Any, Any], ...] = (DOWNLOAD, DIARIZE, MUSIC, EMBED, LABELS, UPLOAD)
 
 
+def task_queue(kind: QueueKind, prefix: str, gpu_class: str) -> str:
+    """The task queue a stage of this kind runs on, for a video of this GPU class."""
+    if kind is QueueKind.DOWNLOAD:
+        return queues.download_queue(prefix)
+    if kind is QueueKind.GPU:
+        return queues.gpu_queue(prefix, gpu_class)
+    return "local"  # the workflow's own worker
+
+
 def activities_on(kind: QueueKind) -> list[Callable[..., Any]]:
-    """What a worker registers on the queue of this kind."""
+    """What a worker registers on the queue of this kind (bound by it to its instances)."""
     return [spec.activity for spec in STAGES if spec.queue is kind]

@@ -11,20 +11,17 @@ outcome and rewrites nothing). The download and the model stages run on the queu
 their kind (CPU download, GPU class for the models); the upload, a few storage calls,
 runs as a local activity in the worker that runs the workflow.
 
-An operator finds a video's stage in the ``status`` query and in its current details
-(``temporal workflow metadata``, the Web UI's page of a running workflow), both
-answered by the worker, free for the server; the search attributes
-carry only what lists are filtered on: set at start, then the outcome (a failure ends
-the workflow as Failed with the typed error, ErrorType, that caused it). Each upsert
-is a history event and a visibility write, so the stage is not one
-(``python -m benchmarks.orchestration`` measures what one costs).
+An operator finds a video's stage in the ``status`` query and its current details (the
+Web UI), both answered by the worker; search attributes carry only what lists filter
+on: set at start, then the outcome (a failure ends the workflow as Failed with its typed
+ErrorType). Each upsert is a history event and a visibility write, so the stage is not one.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import (
@@ -34,8 +31,8 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities.upload import committed_video
-    from core import gpu_profiles, queues
+    from activities.upload import CommitActivities
+    from core import gpu_profiles
     from core import search_attributes as sa
     from core.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted
     from core.ids import SOURCE_TROUBLE_SIGNAL, STATUS_QUERY, VIDEO_DONE_SIGNAL, VIDEO_WORKFLOW
@@ -57,10 +54,8 @@ with workflow.unsafe.imports_passed_through():
     from core.search_attributes import Outcome
     from workflows import policies, stages
     from workflows.failures import failure_of
-    from workflows.stages import QueueKind, StageSpec
+    from workflows.stages import In, Out, QueueKind, StageSpec
 
-In = TypeVar("In")
-Out = TypeVar("Out")
 # workflow.patched ids: runs recorded before each change replay without it
 COMMITTED_CHECK = "committed-check"
 SOURCE_WAITS = "source-waits"
@@ -90,8 +85,8 @@ class VideoWorkflow:
         spec = job.spec
         try:
             if workflow.patched(COMMITTED_CHECK):
-                committed = await workflow.execute_local_activity(
-                    committed_video, spec, **policies.UPLOAD.local_options()
+                committed = await workflow.execute_local_activity_method(
+                    CommitActivities.committed_video, spec, **policies.UPLOAD.local_options()
                 )
                 if committed is not None:  # done by an earlier run: nothing to redo or rewrite
                     return await self._completed(committed, gpu_s=0.0)
@@ -118,11 +113,7 @@ class VideoWorkflow:
                 embeddings=embeddings,
                 music=music,
                 labels=labels,
-                gpu_class=self._gpu_class,
-                stage_seconds=dict(self._seconds),
-                attempts=dict(self._attempts),
-                worker_ids=dict(self._workers),
-                escalations=list(self._escalations),
+                **self._trail(),
             )
             outcome = await self._stage_run(stages.UPLOAD, request)
         except (ActivityError, ApplicationError) as err:  # a local activity's failure arrives unwrapped
@@ -165,15 +156,17 @@ class VideoWorkflow:
                 gpu_s=gpu_s,
             ),
         )
-        return outcome.model_copy(
-            update={
-                "stage_seconds": dict(self._seconds),
-                "attempts": dict(self._attempts),
-                "worker_ids": dict(self._workers),
-                "gpu_class": self._gpu_class,
-                "escalations": list(self._escalations),
-            }
-        )
+        return outcome.model_copy(update=self._trail())
+
+    def _trail(self) -> dict[str, Any]:
+        """What the stages recorded: carried by the commit, the outcome and the status."""
+        return {
+            "gpu_class": self._gpu_class,
+            "stage_seconds": dict(self._seconds),
+            "attempts": dict(self._attempts),
+            "worker_ids": dict(self._workers),
+            "escalations": list(self._escalations),
+        }
 
     async def _download(self, spec: VideoSpec) -> AudioRef:
         """The download; when the source pushes back (429, bot wall) the video tells its
@@ -205,15 +198,12 @@ class VideoWorkflow:
             batch_id=self._job.spec.batch_id,
             stage=self._current_stage(),
             stages_done=list(self._done),
-            progress=round(len(self._done) / len(stages.STAGES), 3)
-            if self._stage != Outcome.COMPLETED
-            else 1.0,
-            gpu_class=self._gpu_class,
-            attempts=dict(self._attempts),
-            worker_ids=dict(self._workers),
-            escalations=list(self._escalations),
+            progress=1.0
+            if self._stage == Outcome.COMPLETED
+            else round(len(self._done) / len(stages.STAGES), 3),
             error_type=self._error_type,
             error_message=self._error_message,
+            **self._trail(),
         )
 
     async def _stage_run(
@@ -221,18 +211,19 @@ class VideoWorkflow:
     ) -> Out:
         """Run one stage's activity (on its queue, or locally in this worker) under its
         policy (or ``policy``), and record its timing, attempt and worker."""
-        assert self._job is not None
         name, policy = spec.stage, policy or spec.policy
         self._running.add(name)
         self._stage = name
-        self._queue = self._queue_of(spec.queue)
+        self._queue = stages.task_queue(spec.queue, self._job.queue_prefix, self._gpu_class)
         self._show_details()
         started = workflow.now()
         try:
             if spec.queue is QueueKind.LOCAL:
-                result = await workflow.execute_local_activity(spec.activity, arg, **policy.local_options())
+                result = await workflow.execute_local_activity_method(
+                    spec.activity, arg, **policy.local_options()
+                )
             else:
-                result = await workflow.execute_activity(
+                result = await workflow.execute_activity_method(
                     spec.activity,
                     arg,
                     task_queue=self._queue,
@@ -251,14 +242,6 @@ class VideoWorkflow:
             self._attempts[name] = result.attempt
             self._workers[name] = result.worker_id
         return result
-
-    def _queue_of(self, kind: QueueKind) -> str:
-        prefix = self._job.queue_prefix
-        if kind is QueueKind.DOWNLOAD:
-            return queues.download_queue(prefix)
-        if kind is QueueKind.GPU:
-            return queues.gpu_queue(prefix, self._gpu_class)
-        return "local"
 
     def _current_stage(self) -> str:
         return "+".join(sorted(self._running)) if self._running else self._stage
