@@ -13,12 +13,11 @@ from __future__ import annotations
 import math
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from core.metadata import Metadata, SegmentRow, as_metadata
+from core.metadata import Metadata, SegmentRow
 
 # A cut is placed in the middle of the longest run of frames within this much of the
 # quietest one: a real pause, not one quiet frame between two syllables.
@@ -194,12 +193,9 @@ def _cut_points(s: int, e: int, levels: FrameLevels | None, policy: ClipPolicy) 
     return points + [e]
 
 
-def cut_clips(
-    metadata: Metadata | dict[str, Any], levels: FrameLevels | None, policy: ClipPolicy
-) -> list[Clip]:
+def cut_clips(metadata: Metadata, levels: FrameLevels | None, policy: ClipPolicy) -> list[Clip]:
     """Single-speaker clips of [min_s, max_s] inside the usable regions, in time order.
     A long region is split at pauses (evenly when ``levels`` is None)."""
-    metadata = as_metadata(metadata)
     video_id = metadata.video_id
     clips = []
     for s, e, row in _regions(metadata):
@@ -244,10 +240,9 @@ def _window_end(
     return max(ends) if ends else limit
 
 
-def long_windows(metadata: Metadata | dict[str, Any], policy: ClipPolicy) -> list[Window]:
+def long_windows(metadata: Metadata, policy: ClipPolicy) -> list[Window]:
     """Consecutive windows of up to window_s over the recording's speech, each with all
     its turns (overlaps kept; a turn crossing a forced boundary is truncated there)."""
-    metadata = as_metadata(metadata)
     video_id = metadata.video_id
     turns = sorted((_ms(r.start), _ms(r.end), r.speaker) for r in metadata.segments if r.end > r.start)
     blocks = _speech_blocks(turns)

@@ -18,7 +18,6 @@ exactly the keys it always had, and a marker read and dumped is the JSON it was.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -147,11 +146,6 @@ class Metadata(_Part):
     @property
     def committed_run_id(self) -> str | None:
         return self.committed_by.run_id if self.committed_by else None
-
-
-def as_metadata(value: Metadata | Mapping[str, Any]) -> Metadata:
-    """``value`` as a Metadata (a parsed metadata.json is validated)."""
-    return value if isinstance(value, Metadata) else Metadata.model_validate(value)
 
 
 def read_metadata(store: ObjectStore, video_id: str, schema_version: int | None = None) -> Metadata | None:

@@ -23,7 +23,7 @@ from temporalio.client import Client
 
 from core import clips
 from core.layout import batch_exports_root
-from core.metadata import Metadata, as_metadata, read_metadata
+from core.metadata import Metadata, read_metadata
 from core.outputs import merge_intervals
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -74,14 +74,14 @@ async def write_report(
 def build_report(
     batch_id: str,
     rows: list[VideoRow],
-    committed: Sequence[Metadata | dict[str, Any]],
+    committed: Sequence[Metadata],
     stats: list[dict[str, Any]],
     exports: list[dict[str, Any]],
     prices: dict[str, float],
     clip_policy: clips.ClipPolicy,
 ) -> dict[str, Any]:
     """The report of one batch from what is committed (pure: unit-tested)."""
-    metas = [as_metadata(m) for m in committed]
+    metas = list(committed)
     hours_in = sum(m.duration_s for m in metas) / 3600
     speech_s = sum(_speech_s(m) for m in metas)
     usable_by_bucket: defaultdict[str, float] = defaultdict(float)

@@ -22,6 +22,7 @@ from scipy.signal import resample_poly
 
 from core.clips import ClipPolicy, FrameLevels, cut_clips, long_windows
 from core.exports import ExportFilters
+from core.metadata import Metadata
 from core.models import MusicRegion, Segment
 from core.outputs import annotate_segments
 from tests.conftest import EVAL
@@ -123,7 +124,7 @@ def test_clips_fill_the_usable_regions_within_bounds(podcast):
     _, metadata, levels = podcast
     before = copy.deepcopy(metadata)
     policy = ClipPolicy()
-    clips = cut_clips(metadata, levels, policy)
+    clips = cut_clips(Metadata.model_validate(metadata), levels, policy)
     regions = _regions(metadata)
     assert all(a[1] <= b[0] for a, b in pairwise(regions)), "fixture regions overlap"
     expected = sum(math.ceil((e - s) / 30_000) for s, e, _ in regions if e - s >= 3_000)
@@ -150,7 +151,8 @@ def test_a_long_turn_is_split_in_its_pauses(podcast):
     host = next(r for r in metadata["segments"] if r["speaker"] == "HOST")
     (s, e), (s2, e2) = host["usable_regions"]  # the jingle cuts the monologue in two
     assert e - s > 60 and 3 < e2 - s2 < 30
-    clips = [c for c in cut_clips(metadata, levels, ClipPolicy()) if s <= c.start < e]
+    typed = Metadata.model_validate(metadata)
+    clips = [c for c in cut_clips(typed, levels, ClipPolicy()) if s <= c.start < e]
     assert len(clips) == 3 and clips[0].start == s and clips[-1].end == e
     even = [s + (e - s) * k / 3 for k in (1, 2)]
     for clip, ideal in zip(clips[1:], even):
@@ -159,11 +161,11 @@ def test_a_long_turn_is_split_in_its_pauses(podcast):
         region = levels.db[int(s / levels.hop_s) : int(e / levels.hop_s)]
         assert frame < np.median(region) - 10, f"cut at {cut:.2f} s is not in a pause"
         assert abs(cut - ideal) <= 2 * ClipPolicy().pause_search_s
-    plain = [c for c in cut_clips(metadata, None, ClipPolicy()) if s <= c.start < e]
+    plain = [c for c in cut_clips(typed, None, ClipPolicy()) if s <= c.start < e]
     assert [round(c.duration, 3) for c in plain] == pytest.approx([(e - s) / 3] * 3, abs=0.002)
 
 
-def _one_region(length_s: float, start: float = 10.0, labels: dict | None = None) -> dict:
+def _one_region(length_s: float, start: float = 10.0, labels: dict | None = None) -> Metadata:
     end = round(start + length_s, 3)
     row = {
         "start": start,
@@ -176,7 +178,7 @@ def _one_region(length_s: float, start: float = 10.0, labels: dict | None = None
     }
     if labels is not None:
         row["labels"] = labels
-    return {"video_id": "v", "segments": [row]}
+    return Metadata.model_validate({"video_id": "v", "segments": [row]})
 
 
 @pytest.mark.parametrize(
@@ -212,7 +214,7 @@ def test_one_speakers_overlapping_turns_give_no_overlapping_clips():
         {"start": 15.0, "end": 40.0, "speaker": "A", "usable_regions": [[15.0, 40.0]]},
         {"start": 19.0, "end": 21.0, "speaker": "A", "usable_regions": [[19.0, 21.0]]},
     ]
-    clips = cut_clips({"video_id": "v", "segments": rows}, None, ClipPolicy())
+    clips = cut_clips(Metadata.model_validate({"video_id": "v", "segments": rows}), None, ClipPolicy())
     assert [(c.start, c.end) for c in clips] == [(0.0, 20.0), (20.0, 40.0)]
     assert clips[0].labels == {"snr_db": 1.0} and clips[1].labels == {}
 
@@ -228,7 +230,7 @@ def test_windows_cover_the_speech_in_pauses_and_their_rttm_parses(podcast, tmp_p
 
     _, metadata, _ = podcast
     policy = ClipPolicy(window_s=120.0)
-    windows = long_windows(metadata, policy)
+    windows = long_windows(Metadata.model_validate(metadata), policy)
     assert len(windows) >= 3
     assert all(0 < w.end - w.start <= policy.window_s + 1e-9 for w in windows)
     assert all(a.end <= b.start for a, b in pairwise(windows))
@@ -253,7 +255,9 @@ def test_talk_longer_than_a_window_is_cut_at_turn_ends():
     for k in range(40):  # 300 s of two people taking turns, each turn overlapping the next
         start = k * 7.5
         rows.append({"start": start, "end": start + 8.0, "speaker": "AB"[k % 2], "usable_regions": []})
-    windows = long_windows({"video_id": "v", "segments": rows}, ClipPolicy(window_s=120.0))
+    windows = long_windows(
+        Metadata.model_validate({"video_id": "v", "segments": rows}), ClipPolicy(window_s=120.0)
+    )
     assert windows[0].start == 0.0 and windows[-1].end == 300.5
     assert all(w.end - w.start <= 120.0 for w in windows)
     ends = {r["end"] for r in rows}
@@ -261,7 +265,7 @@ def test_talk_longer_than_a_window_is_cut_at_turn_ends():
     total = sum(t.end - t.start for w in windows for t in w.turns)
     assert total == pytest.approx(40 * 8.0)
     assert all(t.start >= 0 and t.end <= w.end - w.start + 1e-9 for w in windows for t in w.turns)
-    assert long_windows({"video_id": "v", "segments": []}, ClipPolicy()) == []
+    assert long_windows(Metadata.model_validate({"video_id": "v", "segments": []}), ClipPolicy()) == []
 
 
 def test_frame_levels_read_in_blocks_match_the_whole_file(podcast):

@@ -254,13 +254,11 @@ def test_an_old_marker_is_committed_and_its_url_compared_whole():
         committed_outcome(store, "old", URL + "?other")
 
 
-def test_readers_take_the_model_or_its_json_alike():
+def test_the_oldest_marker_feeds_every_reader():
     from activities.manifest import _line
 
     meta = Metadata.model_validate(OLDEST)
     policy = ClipPolicy(min_s=1.0, max_s=10.0)
-    assert cut_clips(meta, None, policy) == cut_clips(OLDEST, None, policy) != []
-    assert long_windows(meta, policy) == long_windows(OLDEST, policy) != []
+    assert cut_clips(meta, None, policy) != [] and long_windows(meta, policy) != []
     line = json.loads(_line(_Store({}), "old", meta))
     assert line["url"] == URL and line["batch_id"] == "b0" and line["usable_pct"] == 55.0
-    assert _line(_Store({}), "old", OLDEST) == _line(_Store({}), "old", meta)

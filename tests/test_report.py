@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.clips import ClipPolicy
+from core.metadata import Metadata
 from starter.report import build_report, render_png
 from starter.status import VideoRow
 
@@ -21,14 +22,16 @@ def meta(video_id: str, duration_s: float, segments: list[tuple[float, float, st
         }
         for s, e, spk, ovrl in segments
     ]
-    return {
-        "video_id": video_id,
-        "batch_id": "b",
-        "duration_s": duration_s,
-        "num_speakers": len({r[2] for r in segments}),
-        "segments": rows,
-        "music": [{"start": s, "end": e, "probability": 0.9} for s, e in music],
-    }
+    return Metadata.model_validate(
+        {
+            "video_id": video_id,
+            "batch_id": "b",
+            "duration_s": duration_s,
+            "num_speakers": len({r[2] for r in segments}),
+            "segments": rows,
+            "music": [{"start": s, "end": e, "probability": 0.9} for s, e in music],
+        }
+    )
 
 
 def row(video_id: str, status: str, error_type: str | None = None) -> VideoRow:

@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from core.clips import ClipPolicy, FrameLevels, cut_clips, long_windows
+from core.metadata import Metadata
 from core.shards import FORMATS, ShardItem, clip_item, window_item, write_shard
 from tests.test_clips import build_podcast
 
@@ -26,8 +27,8 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def podcast(tmp_path_factory):
     path, metadata = build_podcast(tmp_path_factory.mktemp("podcast"))
-    clips = cut_clips(metadata, FrameLevels.from_wav(path), ClipPolicy())
-    windows = long_windows(metadata, ClipPolicy(window_s=60.0))
+    clips = cut_clips(Metadata.model_validate(metadata), FrameLevels.from_wav(path), ClipPolicy())
+    windows = long_windows(Metadata.model_validate(metadata), ClipPolicy(window_s=60.0))
     return path, metadata, clips, windows
 
 

@@ -401,6 +401,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
     from activities.upload import committed_outcome
     from core.errors import VideoIdConflict
     from core.layout import VideoKeys
+    from core.metadata import Metadata
     from core.models import (
         AudioRef,
         DiarizationResult,
@@ -450,7 +451,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         def get_json_or_none(self, key):
             return json.loads(stored)
 
-    line = _line(Store(), "secret", json.loads(stored))
+    line = _line(Store(), "secret", Metadata.model_validate_json(stored))
     assert json.loads(line)["url"] == meta["source"]["url"]
     assert committed_outcome(Store(), "secret", url) is not None, "the same URL is the same video"
     with pytest.raises(VideoIdConflict) as conflict:
