@@ -159,7 +159,18 @@ class VideoState(StrEnum):
     FAILED = "failed"
 
 
-class VideoOutcome(_Model):
+class StageTrail(_Model):
+    """What a video's stages recorded on the way: carried by the commit request, the
+    outcome and the status query alike."""
+
+    gpu_class: str = ""
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
+    attempts: dict[str, int] = Field(default_factory=dict)
+    worker_ids: dict[str, str] = Field(default_factory=dict)
+    escalations: list[str] = Field(default_factory=list)
+
+
+class VideoOutcome(StageTrail):
     """What a VideoWorkflow returns, and what the operator sees per video."""
 
     video_id: str
@@ -170,16 +181,11 @@ class VideoOutcome(_Model):
     duration_s: float = 0.0
     num_speakers: int = 0
     usable_pct: float = 0.0
-    stage_seconds: dict[str, float] = Field(default_factory=dict)
-    attempts: dict[str, int] = Field(default_factory=dict)
-    worker_ids: dict[str, str] = Field(default_factory=dict)
-    gpu_class: str = ""
-    escalations: list[str] = Field(default_factory=list)
     error_type: str | None = None
     error_message: str | None = None
 
 
-class VideoStatus(_Model):
+class VideoStatus(StageTrail):
     """Answer of the VideoWorkflow ``status`` query."""
 
     video_id: str
@@ -187,16 +193,11 @@ class VideoStatus(_Model):
     stage: str
     stages_done: list[str]
     progress: float
-    gpu_class: str
-    attempts: dict[str, int]
-    worker_ids: dict[str, str]
-    escalations: list[str] = Field(default_factory=list)
-    stage_seconds: dict[str, float] = Field(default_factory=dict)
     error_type: str | None = None
     error_message: str | None = None
 
 
-class FinalizeRequest(_Model):
+class FinalizeRequest(StageTrail):
     """Everything the upload stage needs to write the committed outputs."""
 
     spec: VideoSpec
@@ -205,11 +206,6 @@ class FinalizeRequest(_Model):
     embeddings: EmbeddingResult
     music: MusicResult
     labels: LabelResult | None = None  # runs recorded before the labels stage have none
-    gpu_class: str
-    stage_seconds: dict[str, float]
-    attempts: dict[str, int]
-    worker_ids: dict[str, str]
-    escalations: list[str] = Field(default_factory=list)
 
 
 class UsablePolicy(_Model):

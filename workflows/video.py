@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         LabelResult,
         SourceTrouble,
         StageSummary,
+        StageTrail,
         VideoJob,
         VideoOutcome,
         VideoReport,
@@ -129,9 +130,7 @@ class VideoWorkflow:
             )
             raise failure from err
 
-        model_s = (
-            diarization.seconds + music.seconds + embeddings.seconds + (labels.seconds if labels else 0.0)
-        )
+        model_s = sum(r.seconds for r in (diarization, music, embeddings, labels) if r is not None)
         return await self._completed(outcome, gpu_s=model_s)
 
     async def _completed(self, outcome: VideoOutcome, gpu_s: float) -> VideoOutcome:
@@ -159,14 +158,15 @@ class VideoWorkflow:
         return outcome.model_copy(update=self._trail())
 
     def _trail(self) -> dict[str, Any]:
-        """What the stages recorded: carried by the commit, the outcome and the status."""
-        return {
-            "gpu_class": self._gpu_class,
-            "stage_seconds": dict(self._seconds),
-            "attempts": dict(self._attempts),
-            "worker_ids": dict(self._workers),
-            "escalations": list(self._escalations),
-        }
+        """What the stages recorded, as the fields of a ``StageTrail``."""
+        trail = StageTrail(
+            gpu_class=self._gpu_class,
+            stage_seconds=self._seconds,
+            attempts=self._attempts,
+            worker_ids=self._workers,
+            escalations=self._escalations,
+        )
+        return dict(trail)  # copies: validation builds new containers
 
     async def _download(self, spec: VideoSpec) -> AudioRef:
         """The download; when the source pushes back (429, bot wall) the video tells its
