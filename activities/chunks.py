@@ -27,9 +27,10 @@ import numpy as np
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities import metrics
 from activities.fencing import FencedWrites
 from activities.runtime import Runtime, StageContext
-from core import faults, layout, metrics
+from core import faults, layout
 from core.errors import CudaOutOfMemory, GpuMemoryExhausted, WorkerShutdown
 
 

@@ -28,7 +28,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from core import metrics
+from activities import metrics
 from core.audio import load_wav
 from core.errors import PipelineError
 from core.gpu_profiles import GpuProfile, profile_for

@@ -76,7 +76,7 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
 
 async def connect(settings: Settings, wait_s: float = 60.0, runtime: Runtime | None = None) -> Client:
     """``runtime``: the SDK runtime whose telemetry the client and its workers use
-    (core.metrics); None: the SDK's default."""
+    (workers/telemetry.py); None: the SDK's default."""
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     tls = tls_config(settings)
     deadline = time.monotonic() + wait_s

@@ -123,10 +123,10 @@ class BusyNvml(FakeNvml):
 
 def test_gpu_utilization_and_memory_reach_the_metrics_endpoint():
     """The worker's real sampler and the SDK's real Prometheus exporter; NVML injected."""
-    from core.metrics import sample_gpus, telemetry_runtime
     from core.settings import Settings
     from devstack.stack import free_port
     from tests.conftest import metric_total, scrape_metrics
+    from workers.telemetry import sample_gpus, telemetry_runtime
 
     address = f"127.0.0.1:{free_port()}"
     telemetry = telemetry_runtime(Settings(metrics_address=address))
@@ -150,7 +150,7 @@ def test_gpu_utilization_and_memory_reach_the_metrics_endpoint():
 def test_gpu_sampler_returns_at_once_without_nvml():
     from temporalio.common import MetricMeter
 
-    from core.metrics import sample_gpus
+    from workers.telemetry import sample_gpus
 
     asyncio.run(asyncio.wait_for(sample_gpus(MetricMeter.noop, FakeNvml([], init_error=True)), timeout=1))
 
@@ -158,8 +158,8 @@ def test_gpu_sampler_returns_at_once_without_nvml():
 def test_a_metrics_address_in_use_leaves_the_worker_without_metrics():
     import socket
 
-    from core.metrics import telemetry_runtime
     from core.settings import Settings
+    from workers.telemetry import telemetry_runtime
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

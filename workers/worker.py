@@ -30,7 +30,7 @@ from activities.manifest import ManifestActivities
 from activities.music import MusicActivities
 from activities.sweep import SweepActivities
 from activities.upload import CommitActivities
-from core import metrics, pretrained, queues
+from core import pretrained, queues
 from core.diarization import get_diarization_backend
 from core.errors import ConfigurationError, StorageUnavailable, StoreUnsafe
 from core.logs import configure_logging
@@ -39,6 +39,7 @@ from core.storage import ObjectStore
 from core.temporal import connect
 from workers import eviction
 from workers.gpu import GpuInfo, detect_gpus, machine_class
+from workers.telemetry import sample_gpus, telemetry_runtime
 from workflows.batch import BatchWorkflow
 from workflows.export import ExportWorkflow
 from workflows.manifest import ManifestWorkflow
@@ -115,7 +116,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         return 2
     gpus = detect_gpus()
     rt = runtime.Runtime(settings, settings.worker_gpu_class or machine_class(gpus))
-    telemetry = metrics.telemetry_runtime(settings)
+    telemetry = telemetry_runtime(settings)
     client = await connect(settings, runtime=telemetry)
     swept = runtime.sweep_scratch(settings.work_dir)
     if swept:
@@ -258,7 +259,7 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     watchers = []
     if telemetry and gpus:
-        watchers.append(asyncio.create_task(metrics.sample_gpus(telemetry.metric_meter)))
+        watchers.append(asyncio.create_task(sample_gpus(telemetry.metric_meter)))
     if settings.eviction_notice != "none":
         watchers.append(
             asyncio.create_task(eviction.watch(settings.eviction_notice, settings.eviction_notice_url, stop))
