@@ -6,6 +6,7 @@ recordings, present in every checkout CI runs).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -97,6 +98,32 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def temporal_workflow(stack, command: str, workflow_id: str, *flags: str) -> subprocess.CompletedProcess:
+    """``temporal workflow COMMAND`` on one workflow of ``stack``, as an operator runs it."""
+    from devstack.stack import temporal_cli
+
+    args = ["workflow", command, "--address", stack.temporal_address, "--workflow-id", workflow_id, *flags]
+    done = subprocess.run([temporal_cli(), *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def status_query(stack, workflow_id: str) -> dict:
+    """A workflow's ``status`` query answer, read back with the temporal CLI."""
+    query = temporal_workflow(stack, "query", workflow_id, "--name", "status", "--output", "json")
+    answer = json.loads(query.stdout)
+    return answer["queryResult"][0] if "queryResult" in answer else answer
+
+
+def start_cli(
+    csv: str | Path, batch_id: str, *flags: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """``python -m starter start --csv CSV --batch-id ID FLAGS``, as an operator types it."""
+    return run_cli(
+        "-m", "starter", "start", "--csv", str(csv), "--batch-id", batch_id, *flags, env=env, timeout=timeout
     )
 
 

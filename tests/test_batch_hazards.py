@@ -71,7 +71,7 @@ from core.video_ids import MAX_ID_LENGTH
 from devstack.stack import Stack, StackConfig, free_port
 from starter.batch import BatchInputConflict, StartReport, UnknownGpuClass, start_batch
 from starter.status import batch_progress
-from tests.conftest import run_cli
+from tests.conftest import start_cli
 from workflows import policies
 from workflows.batch import BatchWorkflow
 
@@ -403,13 +403,8 @@ def test_the_batch_waits_out_a_storage_outage(stack):
 def test_an_unknown_gpu_class_is_refused_before_anything_starts(stack):
     csv_path = write_rows(stack, "gpu", ["gpu-0"])
     nowhere = {"PIPELINE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
-    result = run_cli(
-        "-m",
-        "starter",
-        "start",
-        "--csv",
+    result = start_cli(
         str(csv_path),
-        "--batch-id",
         "gpu",
         "--gpu-class",
         "x100",

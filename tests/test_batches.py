@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from datetime import UTC
 
@@ -16,10 +15,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from core import search_attributes as sa
 from core.storage import ObjectStore
 from core.temporal import connect
+from devstack.media import ffmpeg
 from devstack.stack import Stack, StackConfig
 from starter.batch import start_batch
 from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
-from tests.conftest import run_cli
+from tests.conftest import run_cli, start_cli
 
 pytestmark = pytest.mark.integration
 
@@ -228,38 +228,17 @@ def long_media(stack: Stack) -> str:
     """~3.5 min of real speech and music: still running when the test acts on it."""
     name = "batch-long.wav"
     if not (stack.config.media_dir / name).exists():
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-stream_loop",
-                "4",
-                "-i",
-                str(stack.config.media_dir / "ep01-jingle-and-two-hosts.ogg"),
-                "-ac",
-                "1",
-                "-ar",
-                "16000",
-                str(stack.config.media_dir / name),
-            ],
-            check=True,
-        )
+        media = stack.config.media_dir
+        looped = ("-stream_loop", "4", "-i", str(media / "ep01-jingle-and-two-hosts.ogg"))
+        ffmpeg(*looped, "-ac", "1", "-ar", "16000", str(media / name))
     return name
 
 
 def test_cancel_stops_the_batch_and_its_running_video(stack):
     long_name = long_media(stack)
     rows = [(f"cancel-{i}", long_name) for i in range(3)]
-    result = run_cli(
-        "-m",
-        "starter",
-        "start",
-        "--csv",
+    result = start_cli(
         str(write_csv(stack, "cancel", rows)),
-        "--batch-id",
         "cancel",
         "--window",
         "1",
@@ -319,13 +298,8 @@ def test_a_video_terminated_by_hand_frees_its_slot(stack):
 def test_retry_failed_by_error_type(stack):
     rows = [("retry-ok", SHORT), ("retry-silent", "silent.wav"), ("retry-gone", "status/404/gone.ogg")]
     csv_path = write_csv(stack, "retry", rows)
-    first = run_cli(
-        "-m",
-        "starter",
-        "start",
-        "--csv",
+    first = start_cli(
         str(csv_path),
-        "--batch-id",
         "retry",
         "--wait",
         env=stack.env(),
@@ -366,13 +340,8 @@ def test_retry_failed_by_error_type(stack):
 def test_stats_dry_run_and_limit(stack):
     rows = [(f"dry-{i}", SHORT) for i in range(5)]
     csv_path = write_csv(stack, "dry", rows)
-    result = run_cli(
-        "-m",
-        "starter",
-        "start",
-        "--csv",
+    result = start_cli(
         str(csv_path),
-        "--batch-id",
         "dry",
         "--dry-run",
         "--limit",

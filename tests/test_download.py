@@ -22,6 +22,7 @@ from core.errors import (
     VideoPrivate,
     VideoUnavailable,
 )
+from devstack.media import ffmpeg
 from tests.media_server import REQUESTS
 
 
@@ -109,29 +110,17 @@ def test_a_feed_of_fifty_episodes_is_refused_without_fetching_them(media_server,
     assert not list((tmp_path / "dl").glob("*.wav"))
 
 
+def silent_flac(path: Path, rate: int, hours: int) -> None:
+    """Hours of digital silence as FLAC: tiny on disk, huge once decoded."""
+    source = ("-f", "lavfi", "-i", f"anullsrc=r={rate}:cl=mono")
+    ffmpeg(*source, "-t", str(hours * 3600), "-c:a", "flac", str(path))
+
+
 @pytest.fixture(scope="module")
 def silence_bomb(media_dir) -> str:
     """Seven hours of silence as FLAC: a few hundred kB that would decode to GBs."""
     name = "seven-hours-of-silence.flac"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "anullsrc=r=8000:cl=mono",
-            "-t",
-            str(7 * 3600),
-            "-c:a",
-            "flac",
-            str(media_dir / name),
-        ],
-        check=True,
-    )
+    silent_flac(media_dir / name, rate=8000, hours=7)
     return name
 
 
@@ -220,25 +209,7 @@ def test_a_day_long_file_is_refused_with_little_memory(media_server, tmp_path):
     """24 hours of audio (silent FLAC, a few MB): TooLong, and the process that fetched
     it never held more than a small fraction of what decoding it would take."""
     name = "one-day.flac"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "anullsrc=r=1000:cl=mono",
-            "-t",
-            str(24 * 3600),
-            "-c:a",
-            "flac",
-            str(media_server.directory / name),
-        ],
-        check=True,
-    )
+    silent_flac(media_server.directory / name, rate=1000, hours=24)
     code = (
         "import resource, sys\n"
         "from pathlib import Path\n"

@@ -20,9 +20,19 @@ from core import embedding
 from core.models import SCHEMA_VERSION
 from core.storage import ObjectStore
 from core.temporal import connect
-from devstack.stack import Stack, StackConfig, free_port, temporal_cli
+from devstack.stack import Stack, StackConfig, free_port
 from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
-from tests.conftest import EVAL, join_speech, metric_total, run_cli, scrape_metrics, worker_events
+from tests.conftest import (
+    EVAL,
+    join_speech,
+    metric_total,
+    run_cli,
+    scrape_metrics,
+    start_cli,
+    status_query,
+    temporal_workflow,
+    worker_events,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -247,47 +257,11 @@ def test_starter_status_and_temporal_cli_query(stack, started):
     assert "failed SilentAudio: 1" in status.stdout
     assert f"summary: {len(GOOD)} completed, {len(BAD)} failed" in status.stdout
 
-    import subprocess
-
-    query = subprocess.run(
-        [
-            temporal_cli(),
-            "workflow",
-            "query",
-            "--address",
-            stack.temporal_address,
-            "--workflow-id",
-            "video-three",
-            "--name",
-            "status",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert query.returncode == 0, query.stderr
-    answer = json.loads(query.stdout)
-    result = answer["queryResult"][0] if "queryResult" in answer else answer
+    result = status_query(stack, "video-three")
     assert result["stage"] == "completed" and result["progress"] == 1.0
     assert set(result["stages_done"]) >= {"download", "diarize", "music", "embed", "labels", "upload"}
 
-    metadata = subprocess.run(
-        [
-            temporal_cli(),
-            "workflow",
-            "metadata",
-            "--address",
-            stack.temporal_address,
-            "--workflow-id",
-            "video-three",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert metadata.returncode == 0, metadata.stderr
+    metadata = temporal_workflow(stack, "metadata", "video-three")
     assert "**completed** on `cpu`" in metadata.stdout, metadata.stdout
 
 
@@ -304,13 +278,8 @@ def test_stage_cost_benchmark_reads_the_committed_stats(stack, started):
 def test_second_start_starts_nothing_already_completed(stack, batch_csv, started):
     store = ObjectStore(stack.settings())
     before = store.get_json(store.keys("three").metadata)
-    again = run_cli(
-        "-m",
-        "starter",
-        "start",
-        "--csv",
+    again = start_cli(
         str(batch_csv),
-        "--batch-id",
         BATCH,
         "--wait",
         env=stack.env(),
@@ -345,13 +314,8 @@ def test_pyannote_backend_selected_by_settings_runs_in_the_worker(stack, media_u
     )
     csv_path = tmp_path / "pya.csv"
     csv_path.write_text(f"video_id,url\npya-radio,{media_url}/{GOOD['radio']}\n")
-    result = run_cli(
-        "-m",
-        "starter",
-        "start",
-        "--csv",
+    result = start_cli(
         str(csv_path),
-        "--batch-id",
         "it-pya",
         "--wait",
         env={**stack.env(), **env},

@@ -16,7 +16,7 @@ import pytest
 from core.sources import redact_url, url_sha256
 from core.storage import ObjectStore
 from devstack.stack import Stack, StackConfig
-from tests.conftest import run_cli
+from tests.conftest import run_cli, start_cli
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +38,8 @@ def test_a_url_with_credentials_and_tokens_leaves_no_trace(stack, tmp_path):
     bad = f"{with_secrets}/no-such-episode.ogg?token=t0k3n"
     csv_path = tmp_path / "secrets.csv"
     csv_path.write_text(f"video_id,url\nsecret-good,{good}\nsecret-bad,{bad}\n")
-    started = run_cli(
-        "-m",
-        "starter",
-        "start",
-        "--csv",
+    started = start_cli(
         str(csv_path),
-        "--batch-id",
         "secrets",
         "--wait",
         env=stack.env(),
@@ -66,13 +61,8 @@ def test_a_url_with_credentials_and_tokens_leaves_no_trace(stack, tmp_path):
     logs = "\n".join(p.read_text(errors="replace") for p in stack.logs.glob("secrets-worker*.log"))
     assert "secret-good" in logs and "secret-bad" in logs, "the worker's log covers both videos"
 
-    again = run_cli(
-        "-m",
-        "starter",
-        "start",
-        "--csv",
+    again = start_cli(
         str(csv_path),
-        "--batch-id",
         "secrets-again",
         "--wait",
         env=stack.env(),

@@ -5,7 +5,6 @@ chromium; no downloads)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 from urllib.parse import quote
@@ -13,9 +12,10 @@ from urllib.parse import quote
 import pytest
 
 from core.temporal import connect
-from devstack.stack import Stack, StackConfig, free_port, temporal_cli
+from devstack.stack import Stack, StackConfig, free_port
 from starter.batch import start_batch
 from starter.status import wait_for_batch
+from tests.conftest import status_query
 
 pytestmark = pytest.mark.integration
 
@@ -85,27 +85,7 @@ def test_web_ui_lists_the_batch_and_status_answers(tmp_path_factory, media_dir):
         )
         assert "finalize_outputs" in video_page.stdout, "the upload shows as a local activity in the history"
 
-        query = subprocess.run(
-            [
-                temporal_cli(),
-                "workflow",
-                "query",
-                "--address",
-                stack.temporal_address,
-                "--workflow-id",
-                "video-ui-0",
-                "--name",
-                "status",
-                "--output",
-                "json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert query.returncode == 0, query.stderr
-        answer = json.loads(query.stdout)
-        result = answer["queryResult"][0] if "queryResult" in answer else answer
+        result = status_query(stack, "video-ui-0")
         assert result["stage"] == "completed" and result["batch_id"] == "ui-batch"
     finally:
         stack.stop()
