@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -32,10 +33,40 @@ class StackError(RuntimeError):
     """A part of the embedded stack could not start; the message says which and why."""
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range.
+
+    A port the kernel picked (bind to 0) is free only until the next ephemeral
+    bind: the Temporal dev server's internal services and every outgoing
+    connection draw from the same range, and one of them took a storage port
+    between picking and spawning in CI. Ports below that range are only ever
+    taken on purpose.
+    """
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, max(low, 10001))
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise StackError("no free port below the ephemeral range on 127.0.0.1")
 
 
 def port_open(port: int) -> bool:
