@@ -15,7 +15,6 @@ import numpy as np
 from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
-from activities.runtime import scratch_dir
 from core import faults
 from core.diarization import DiarizationOutput, get_diarization_backend
 from core.models import AudioRef, DiarizationResult, Segment
@@ -36,8 +35,7 @@ class DiarizeActivities(ModelStage[DiarizationResult]):
 def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
     settings, batch = attempt.rt.settings, attempt.rt.profile.segmentation_batch
     backend = get_diarization_backend(settings)
-    with scratch_dir(attempt.rt, audio.video_id) as tmp:
-        samples, rate = attempt.load_audio(audio, tmp)
+    samples, rate = attempt.load_audio(audio)
     duration = len(samples) / rate
     if hasattr(backend, "extract"):  # per-chunk features, then one global step
         chunk_s = settings.chunk_s
@@ -62,15 +60,11 @@ def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
         num_segments=len(segments),
         speech_s=round(sum(s.duration for s in segments), 3),
     )
-    attempt.writes.put_json(
-        result.key,
-        {
-            "summary": result.model_dump(),
-            "segments": [s.model_dump() for s in segments],
-            "uncertain": [list(span) for span in output.uncertain],
-        },
+    return attempt.finish(
+        result,
+        segments=[s.model_dump() for s in segments],
+        uncertain=[list(span) for span in output.uncertain],
     )
-    return result
 
 
 def _to_arrays(output: DiarizationOutput) -> dict[str, np.ndarray]:

@@ -12,7 +12,6 @@ import numpy as np
 from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
-from activities.runtime import scratch_dir
 from core import embedding
 from core.models import EmbeddingResult, EmbedRequest, Segment
 from core.stages import Stage
@@ -33,8 +32,7 @@ class EmbedActivities(ModelStage[EmbeddingResult]):
 
 def _embed(attempt: StageAttempt, req: EmbedRequest) -> EmbeddingResult:
     segments = [Segment(**s) for s in attempt.rt.store.get_json(req.diarization.key)["segments"]]
-    with scratch_dir(attempt.rt, req.audio.video_id) as tmp:
-        samples, rate = attempt.load_audio(req.audio, tmp)
+    samples, rate = attempt.load_audio(req.audio)
     groups = _group_by_time(segments, attempt.rt.settings.chunk_s)
 
     def compute(index: int, batch: int) -> dict[str, np.ndarray]:
@@ -62,8 +60,7 @@ def _embed(attempt: StageAttempt, req: EmbedRequest) -> EmbeddingResult:
     buffer = io.BytesIO()
     np.save(buffer, vectors.astype(np.float32))
     attempt.writes.put_bytes(result.key, buffer.getvalue())
-    attempt.writes.put_json(result.centroids_key, {"summary": result.model_dump(), "centroids": centroids})
-    return result
+    return attempt.finish(result, result.centroids_key, centroids=centroids)
 
 
 def _group_by_time(segments: list[Segment], chunk_s: float) -> list[list[Segment]]:

@@ -45,7 +45,7 @@ def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
     music = [(r.start, r.end, r.probability) for r in regions]
     with scratch_dir(attempt.rt, audio.video_id) as tmp:
         original = store.download_file(audio.original_key, tmp / "original.wav")
-        samples, rate = attempt.load_audio(audio, tmp)
+        samples, rate = attempt.load_audio(audio)
         attempt.ctx.heart.show({"step": "events"})
         events = quality.detect_events(samples, rate)
         block_s = settings.dnsmos_block_s
@@ -74,8 +74,7 @@ def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
         labels_version=quality.LABELS_VERSION,
         dnsmos_model=quality.DNSMOS_MODEL,
     )
-    attempt.writes.put_json(result.key, {"summary": result.model_dump(), "labels": rows})
-    return result
+    return attempt.finish(result, labels=rows)
 
 
 @functools.lru_cache(maxsize=2)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -23,12 +22,14 @@ from temporalio import activity
 
 from activities.chunks import ChunkRun, run_chunks
 from activities.fencing import FencedWrites, attempt_id, reusable_result
-from activities.runtime import Activities, Runtime, StageContext, load_analysis_audio, stage
+from activities.runtime import Activities, Runtime, StageContext, load_analysis_audio, scratch_dir, stage
 from core.layout import VideoKeys
-from core.models import AudioRef
+from core.models import AudioRef, StageSummary
 from core.stages import Stage
 
 Result = TypeVar("Result", bound=BaseModel)
+Summary = TypeVar("Summary", bound=StageSummary)
+RESULT_SUMMARY = "summary"  # the field of a finished result file that holds its summary
 
 
 @dataclass
@@ -53,9 +54,11 @@ class StageAttempt:
         """A result file of this attempt (its own key: overlapping attempts never share one)."""
         return self.keys.attempt_key(self.stage, self.source, self.attempt_id, name)
 
-    def load_audio(self, audio: AudioRef, scratch: Path) -> tuple[np.ndarray, int]:
-        """The 16 kHz analysis audio; the stage's seconds count from here (its compute)."""
-        samples, rate = load_analysis_audio(self.rt, audio, scratch)
+    def load_audio(self, audio: AudioRef) -> tuple[np.ndarray, int]:
+        """The 16 kHz analysis audio, in memory (its scratch copy is gone on return);
+        the stage's seconds count from here (its compute)."""
+        with scratch_dir(self.rt, audio.video_id) as scratch:
+            samples, rate = load_analysis_audio(self.rt, audio, scratch)
         self.started = time.perf_counter()
         self.ctx.audio_s = len(samples) / rate
         return samples, rate
@@ -82,6 +85,12 @@ class StageAttempt:
             "chunks_computed": len(run.computed),
         }
 
+    def finish(self, result: Summary, key: str | None = None, **bulk: Any) -> Summary:
+        """Write the file that marks this attempt finished (``result.key`` unless named),
+        last: the summary that ``reuse_or_run`` returns beside the stage's bulk."""
+        self.writes.put_json(key or result.key, {RESULT_SUMMARY: result.model_dump(), **bulk})
+        return result
+
 
 class ModelStage(Activities, Generic[Result]):
     """A model stage's activities: ``reuse_or_run`` around what the stage computes.
@@ -102,5 +111,5 @@ class ModelStage(Activities, Generic[Result]):
             done = reusable_result(rt.store, keys.stage_dir(name, source), self.result_file)
             if done is not None:
                 ctx.log.info(f"{name}.reused")
-                return self.result_type.model_validate(done["summary"])
+                return self.result_type.model_validate(done[RESULT_SUMMARY])
             return work(StageAttempt(name, source, ctx, rt, keys, FencedWrites(rt.store, keys)))

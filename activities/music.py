@@ -8,7 +8,6 @@ import numpy as np
 from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
-from activities.runtime import scratch_dir
 from core import music
 from core.models import AudioRef, MusicResult
 from core.stages import Stage
@@ -26,8 +25,7 @@ class MusicActivities(ModelStage[MusicResult]):
 
 
 def _detect(attempt: StageAttempt, audio: AudioRef) -> MusicResult:
-    with scratch_dir(attempt.rt, audio.video_id) as tmp:
-        samples, rate = attempt.load_audio(audio, tmp)
+    samples, rate = attempt.load_audio(audio)
     # whole blocks per chunk, so chunk scores concatenate into the recording's
     blocks_per_chunk = max(1, round(attempt.rt.settings.chunk_s / music.BLOCK_S))
     length = int(blocks_per_chunk * music.BLOCK_S * rate)
@@ -44,7 +42,4 @@ def _detect(attempt: StageAttempt, audio: AudioRef) -> MusicResult:
         num_regions=len(regions),
         music_s=round(sum(r.end - r.start for r in regions), 3),
     )
-    attempt.writes.put_json(
-        result.key, {"summary": result.model_dump(), "regions": [r.model_dump() for r in regions]}
-    )
-    return result
+    return attempt.finish(result, regions=[r.model_dump() for r in regions])
