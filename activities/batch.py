@@ -55,7 +55,7 @@ def _read_batch_page(rt: Runtime, request: BatchPageRequest) -> BatchPage:
         request.batch_id,
     )
     store = rt.store
-    with stage(rt, "read_page"):
+    with stage(rt):
         want = min(max_rows * BYTES_PER_ROW_GUESS, MAX_PAGE_BYTES)
         while True:
             data = store.get_range(input_key, offset, want)

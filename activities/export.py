@@ -41,7 +41,7 @@ def _export_videos(rt: Runtime, request: ExportPageRequest) -> ExportPageResult:
     written: list[ShardRecord] = []
     absent: list[str] = []
     failed: dict[str, str] = {}
-    with stage(rt, "export") as ctx:
+    with stage(rt) as ctx:
         for done, video_id in enumerate(request.video_ids):
             ctx.heart.show({"video": video_id, "done": done, "of": len(request.video_ids)})
             if activity.is_worker_shutdown():  # the finished shards are recorded: the retry skips them
@@ -120,7 +120,7 @@ def _with(item: shards.ShardItem, fields: dict) -> shards.ShardItem:
 
 def _write_export_index(rt: Runtime, spec: ExportSpec) -> ExportTotals:
     keys = ExportKeys(rt.store.prefix, spec)
-    with stage(rt, "export_index"):
+    with stage(rt):
         rt.store.create_json(keys.spec, spec.model_dump())
         records = [
             ShardRecord.model_validate(rt.store.get_json(key))

@@ -134,13 +134,17 @@ class StageContext:
 
 
 @contextlib.contextmanager
-def stage(rt: Runtime, name: str, video_id: str | None = None) -> Iterator[StageContext]:
+def stage(rt: Runtime, name: str | None = None, video_id: str | None = None) -> Iterator[StageContext]:
     """Bind log context, keep the activity heartbeating, and map typed errors.
+
+    ``name`` is a video's stage (``core.stages.Stage``); any other activity goes by its
+    own name, so log lines and metric labels spell it as the worker registered it.
 
     Typed pipeline errors become ApplicationErrors whose ``type`` is the class name
     (the ErrorType the operator sees). Each outcome lands in the worker's metrics.
     """
     info = activity.info()
+    name = name or info.activity_type
     log = structlog.get_logger("activity").bind(
         workflow_id=info.workflow_id,
         **({"video_id": video_id} if video_id else {}),

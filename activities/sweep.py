@@ -33,7 +33,7 @@ def _sweep_work(rt: Runtime) -> SweepResult:
     store = rt.store
     root = work_folder(store.prefix)
     cutoff = datetime.now(UTC) - timedelta(days=rt.settings.work_retention_days)
-    with stage(rt, "sweep") as ctx:
+    with stage(rt) as ctx:
         newest: dict[str, datetime] = {}
         keys: dict[str, list[str]] = {}
         for count, (key, modified) in enumerate(store.list_objects(root), 1):

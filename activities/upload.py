@@ -68,7 +68,7 @@ class CommitActivities(Activities):
     @activity.defn
     def committed_video(self, spec: VideoSpec) -> VideoOutcome | None:
         """Asked first by every VideoWorkflow: a video committed earlier is not redone."""
-        with stage(self.rt, "check", spec.video_id):
+        with stage(self.rt, video_id=spec.video_id):
             return committed_outcome(self.rt.store, spec.video_id, spec.url)
 
     @activity.defn

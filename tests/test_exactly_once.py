@@ -62,7 +62,7 @@ def test_steps_longer_than_the_heartbeat_timeout_run_once(stack, media_server):
     }
     print(f"\nslow steps (heartbeat timeout 5 s): attempts {dict(started)}, seconds {seconds}")
     assert started == {
-        "check": 1,
+        "committed_video": 1,
         "download": 1,
         "diarize": 1,
         "music": 1,

@@ -253,7 +253,7 @@ def test_an_export_step_longer_than_the_heartbeat_timeout_runs_once(exported_bat
     started = [
         e
         for e in worker_events(exported_batch, "export-slow")
-        if e.get("event") == "stage.started" and e.get("activity") == "export"
+        if e.get("event") == "stage.started" and e.get("activity") == "export_videos"
     ]
     assert [e["attempt"] for e in started] == [1], started
     store = store_of(exported_batch)
