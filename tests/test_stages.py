@@ -41,6 +41,7 @@ def test_the_worker_binds_every_activity_to_its_runtime():
     """Activities read settings and storage from the Runtime the worker injects, not from
     a module global: every registered method is bound to an instance holding it."""
     from activities.runtime import Runtime, bind
+    from activities.upload import CommitActivities
     from core.settings import Settings
     from workers.worker import ACTIVITY_CLASSES
 
@@ -57,3 +58,11 @@ def test_the_worker_binds_every_activity_to_its_runtime():
 
     with pytest.raises(LookupError, match="nowhere"):
         bind(Unregistered.nowhere, instances)
+
+    class Inherited(CommitActivities):
+        pass
+
+    heir = Inherited(rt)
+    assert bind(CommitActivities.committed_video, [heir]).__self__ is heir, "an inherited activity binds"
+    with pytest.raises(LookupError, match="2 instances"):
+        bind(CommitActivities.committed_video, [heir, CommitActivities(rt)])
