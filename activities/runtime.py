@@ -74,11 +74,11 @@ def bind(method: Callable[..., Any], instances: Iterable[Activities]) -> Callabl
     """``method`` (as the workflows name it, on its class) bound to the one instance
     whose class defines or inherits it: two would register one activity name twice."""
     found = [i for i in instances if getattr(type(i), method.__name__, None) is method]
+    if not found:
+        raise LookupError(f"no activity instance defines {method.__qualname__}")
     if len(found) > 1:
         raise LookupError(f"{method.__qualname__} is an activity of {len(found)} instances")
-    for instance in found:
-        return getattr(instance, method.__name__)  # type: ignore[no-any-return]
-    raise LookupError(f"no activity instance defines {method.__qualname__}")
+    return getattr(found[0], method.__name__)  # type: ignore[no-any-return]
 
 
 class Heartbeater:
