@@ -21,6 +21,7 @@ from pathlib import Path
 
 from benchmarks.scratch import run_in_scratch
 from core.temporal import connect
+from devstack.memory import own_peak_kib
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 from starter.batch import start_batch
 from starter.status import batch_is_running, batch_progress
@@ -45,10 +46,7 @@ def generate_csv(path: Path, rows: int, seed: int = 7) -> int:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak since exec (VmHWM): ``ru_maxrss`` would keep the peak of
-    whatever forked it (a test run holding models)."""
-    status = Path("/proc/self/status").read_text().splitlines()
-    return int(next(line for line in status if line.startswith("VmHWM")).split()[1]) / 1024
+    return own_peak_kib() / 1024
 
 
 async def run(rows: int, page_through: bool, data: Path) -> int:

@@ -33,12 +33,12 @@ class StackError(RuntimeError):
     """A part of the embedded stack could not start; the message says which and why."""
 
 
-def _ephemeral_range() -> tuple[int, int]:
+def _ephemeral_low() -> int:
+    """Where the kernel's ephemeral ports (bind to 0, outgoing connections) begin."""
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 _handed_out: set[int] = set()
@@ -53,7 +53,7 @@ def free_port() -> int:
     between picking and spawning in CI. Ports below that range are only ever
     taken on purpose.
     """
-    low, _ = _ephemeral_range()
+    low = _ephemeral_low()
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(10000, max(low, 10001))

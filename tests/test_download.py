@@ -208,9 +208,7 @@ def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, st
 def test_a_day_long_file_is_refused_with_little_memory(media_server, tmp_path):
     """24 hours of audio (silent FLAC, a few MB): TooLong, and neither the process that
     fetched it nor its ffmpeg ever held more than a small fraction of what decoding it
-    would take. The fetcher's own peak is VmHWM, which starts afresh at exec:
-    ``ru_maxrss`` keeps the peak of the forking process, and pytest holds models by
-    the time this runs."""
+    would take (the fetcher's own peak: ``devstack.memory``)."""
     name = "one-day.flac"
     silent_flac(media_server.directory / name, rate=1000, hours=24)
     code = (
@@ -218,13 +216,13 @@ def test_a_day_long_file_is_refused_with_little_memory(media_server, tmp_path):
         "from pathlib import Path\n"
         "from core.download import fetch_audio\n"
         "from core.errors import TooLong\n"
+        "from devstack.memory import own_peak_kib\n"
         "try:\n"
         f"    fetch_audio('{media_server.url}/{name}', Path('{tmp_path}') / 'dl', max_duration_s=21600, "
         "silence_dbfs=-60)\n"
         "except TooLong as exc:\n"
-        "    own = int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
         "    ffmpeg = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "    print('TooLong', max(own, ffmpeg), exc)\n"
+        "    print('TooLong', max(own_peak_kib(), ffmpeg), exc)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
