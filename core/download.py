@@ -10,10 +10,13 @@ answer decides whether the failure is permanent (404, 403, not media) or worth a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ from core.errors import (
     TooLong,
     VideoPrivate,
 )
-from core.network_guard import install_network_guard
+from core.network_guard import install_network_guard, shut_down, sockets_opened
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class SourceLimits:
     timeout_s: float = 3600.0
     min_bytes_per_s: float = 8_000.0  # averaged over rate_window_s: a slow drip is cut off
     rate_window_s: float = 60.0
+    quiet_s: float = 120.0  # no new byte and no new connection this long: the source went quiet
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def fetch_audio(
     if access.proxy:
         options["proxy"] = access.proxy
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
+        with guard.watching(), yt_dlp.YoutubeDL(options) as ydl:
             listed = ydl.extract_info(url, download=False, process=False)  # lists entries, fetches none
             _refuse_collection(listed)
             info = ydl.process_ie_result(listed, download=False)
@@ -162,8 +166,14 @@ def fetch_audio(
             ydl.process_ie_result(info, download=True)
     except PipelineError:
         raise
-    except yt_dlp.utils.YoutubeDLError as exc:
-        raise classify_download_error(str(exc)) from None
+    except Exception as exc:
+        if guard.tripped is not None:  # the watchdog cut the transfer: its reason, not the symptom
+            raise guard.tripped from None
+        if isinstance(exc, yt_dlp.utils.YoutubeDLError):
+            raise classify_download_error(str(exc)) from None
+        raise
+    if guard.tripped is not None:  # tripped after the last read: the file may be cut short
+        raise guard.tripped
 
     sources = [p for p in workdir.glob("source.*") if p.suffix not in {".part", ".ytdl"}]
     if not sources:
@@ -192,6 +202,7 @@ def fetch_audio(
             ffmpeg,
             on_progress=on_progress,
             max_duration_s=max_duration_s + 1,
+            media_s=container_s,
         )
         if name == "analysis_16k":  # checked before the larger copy is made
             duration, level = audio.scan_wav(copies[name])
@@ -230,30 +241,83 @@ def check_probe(info: dict[str, Any], limits: SourceLimits) -> None:
 
 
 class _TransferGuard:
-    """Ends a transfer that runs too long, too slowly or too large (yt-dlp's own checks
-    need a size the source announces; an endless stream announces none)."""
+    """Ends a transfer that runs too long, too slowly, too large, or goes quiet (yt-dlp's
+    own checks need a size the source announces; an endless stream announces none).
+
+    yt-dlp calls ``hook`` after each block it reads, but a source that sends a byte now
+    and then keeps one read blocked for hours, and a socket timeout never fires. So a
+    watchdog thread checks the same bounds every second and, once one is crossed, shuts
+    the transfer's sockets down (``core.network_guard``): the blocked read returns, and
+    the download fails with the reason the watchdog found (``tripped``)."""
 
     def __init__(self, limits: SourceLimits, report: Callable[[dict[str, float | str]], None]):
         self.limits = limits
         self.report = report
-        self.started = time.monotonic()
+        self.started = self.moved_at = time.monotonic()
         self.bytes = 0
         self.marks: list[tuple[float, int]] = []
+        self.tripped: PipelineError | None = None
+        self._stop = threading.Event()
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        with sockets_opened() as sockets:
+            watchdog = threading.Thread(
+                target=self._watch, args=(sockets,), daemon=True, name="transfer-watchdog"
+            )
+            watchdog.start()
+            try:
+                yield
+            finally:
+                self._stop.set()
+                watchdog.join()
+
+    def _watch(self, sockets: list[socket.socket]) -> None:
+        opened = 0
+        while not self._stop.wait(WATCH_INTERVAL_S):
+            now = time.monotonic()
+            if len(sockets) > opened:  # a new connection (a probe request, a redirect): activity
+                opened, self.moved_at = len(sockets), now
+            if self.tripped is None:
+                try:
+                    self.check(now)
+                except PipelineError as exc:
+                    self.tripped = exc
+            if self.tripped is not None:  # again each round: yt-dlp's own retry opens a new one
+                shut_down(sockets)
 
     def hook(self, status: dict[str, Any]) -> None:
         now = time.monotonic()
-        self.bytes = int(status.get("downloaded_bytes") or 0)
-        self.report({"step": "fetch", "bytes": float(self.bytes)})
-        if self.bytes > self.limits.max_bytes:
-            raise TooLarge(f"more than {self.limits.max_bytes >> 20} MiB fetched")
-        if now - self.started > self.limits.timeout_s:
-            raise SourceTooSlow(f"the download took longer than {self.limits.timeout_s:.0f} s")
-        window = self.limits.rate_window_s
-        self.marks = [(t, b) for t, b in self.marks if now - t <= window] + [(now, self.bytes)]
-        first_t, first_b = self.marks[0]
-        rate = (self.bytes - first_b) / max(now - first_t, 1e-3)
-        if now - self.started >= window and rate < self.limits.min_bytes_per_s:
-            raise SourceTooSlow(f"under {self.limits.min_bytes_per_s / 1000:.0f} kB/s for {window:.0f} s")
+        fetched = int(status.get("downloaded_bytes") or 0)
+        if fetched > self.bytes or not self.marks:
+            self.moved_at = now
+        self.bytes = fetched
+        self.marks.append((now, fetched))
+        while len(self.marks) > 1 and now - self.marks[1][0] >= self.limits.rate_window_s:
+            self.marks.pop(0)  # the first mark stays the newest one a whole window old
+        self.report({"step": "fetch", "bytes": float(fetched)})
+        if self.tripped is not None:
+            raise self.tripped
+        self.check(now)
+
+    def check(self, now: float) -> None:
+        limits = self.limits
+        if self.bytes > limits.max_bytes:
+            raise TooLarge(f"more than {limits.max_bytes >> 20} MiB fetched")
+        if now - self.started > limits.timeout_s:
+            raise SourceTooSlow(f"the download took longer than {limits.timeout_s:.0f} s")
+        if now - self.moved_at > limits.quiet_s:
+            raise SourceTooSlow(f"the source sent nothing for {limits.quiet_s:.0f} s")
+        if not self.marks or now - self.marks[0][0] < limits.rate_window_s:
+            return  # the rate is taken over a whole window of the transfer (the probe excluded)
+        since, fetched = self.marks[0]
+        if (self.bytes - fetched) / (now - since) < limits.min_bytes_per_s:
+            raise SourceTooSlow(
+                f"under {limits.min_bytes_per_s / 1000:.0f} kB/s for {limits.rate_window_s:.0f} s"
+            )
+
+
+WATCH_INTERVAL_S = 1.0
 
 
 def _check_scratch(workdir: Path, duration_s: float) -> None:

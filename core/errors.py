@@ -128,6 +128,14 @@ class SourceTooSlow(PipelineError):
     retryable = True
 
 
+class Stalled(PipelineError):
+    """A step stopped making progress (no new decoded second, no byte, no chunk) for
+    longer than its bound, or ran far past the deadline its work scales to: the attempt
+    gave up its slot and another attempt runs the step again."""
+
+    retryable = True
+
+
 class ScratchFull(PipelineError):
     """The worker's scratch disk cannot hold the two WAV copies: another worker may."""
 

@@ -38,6 +38,12 @@ def batch_workflow_id(batch_id: str) -> str:
     return f"batch-{batch_id}"
 
 
+def dry_run_workflow_id(batch_id: str) -> str:
+    """A dry run's own BatchWorkflow: it never holds the batch's id, so a real start
+    after it (or while it still pages) starts the batch. Batch ids cannot hold a dot."""
+    return f"batch-{batch_id}.dry-run"
+
+
 def export_workflow_id(batch_id: str, export_name: str) -> str:
     """``export_name``: the export's folder under its batch (``ExportSpec.name``)."""
     return f"export-{batch_id}-{export_name.replace('/', '-')}"

@@ -21,6 +21,10 @@ quiet) have their URLs redacted.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
 from typing import Any, NoReturn, cast
 
 import yt_dlp
@@ -40,9 +44,42 @@ def _checked(url: str, resolve: bool) -> None:
         raise _Refused(str(exc)) from None
 
 
+_opened = threading.local()  # the sockets this thread's guarded connections opened
+
+
+@contextlib.contextmanager
+def sockets_opened() -> Iterator[list[socket.socket]]:
+    """A duplicate of every socket the calling thread opens through the guard inside
+    the block is appended to the yielded list: a watchdog on another thread can shut
+    them down, which ends a read blocked on a source that went quiet (a socket timeout
+    does not: one byte every few seconds keeps it from firing). Duplicates, because TLS
+    takes the original's descriptor over; they are closed when the block ends."""
+    sockets: list[socket.socket] = []
+    _opened.sockets = sockets
+    try:
+        yield sockets
+    finally:
+        _opened.sockets = None
+        for sock in sockets:
+            sock.close()
+
+
+def _note_opened(sock: socket.socket) -> socket.socket:
+    sockets = getattr(_opened, "sockets", None)
+    if sockets is not None:
+        sockets.append(sock.dup())
+    return sock
+
+
+def shut_down(sockets: list[socket.socket]) -> None:
+    """End every transfer on these sockets now: a blocked read returns at once."""
+    for sock in list(sockets):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def install_network_guard() -> None:
     """Idempotent; core/download.py runs it on import, so every download in the process is guarded."""
-    import socket
     from urllib.parse import urljoin
 
     import requests
@@ -64,7 +101,7 @@ def install_network_guard() -> None:
 
         def _new_conn(self) -> socket.socket:
             if self.proxy is not None:  # the operator's proxy; the URL was checked by name
-                return super()._new_conn()
+                return _note_opened(super()._new_conn())
             try:
                 addresses = sources.resolve_checked(self._dns_host, self.port, sources.current_policy())
             except UnsafeSource as exc:
@@ -74,11 +111,13 @@ def install_network_guard() -> None:
             error: OSError | None = None
             for address in addresses:
                 try:
-                    return create_connection(
-                        (address, self.port),
-                        self.timeout,
-                        source_address=self.source_address,
-                        socket_options=self.socket_options,
+                    return _note_opened(
+                        create_connection(
+                            (address, self.port),
+                            self.timeout,
+                            source_address=self.source_address,
+                            socket_options=self.socket_options,
+                        )
                     )
                 except TimeoutError as exc:
                     raise ConnectTimeoutError(self, f"Connection to {self.host} timed out") from exc

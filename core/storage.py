@@ -138,18 +138,34 @@ class ObjectStore:
         )
 
     def check_conditional_writes(self) -> None:
-        """Refuse a store that ignores If-None-Match: on it the commit marker could be
-        overwritten and a video committed twice. Creates one probe key twice."""
-        key = probe_key(self.prefix, uuid.uuid4().hex)
+        """Refuse a store that ignores a condition the commit relies on: If-None-Match on
+        PutObject and on CopyObject (the commit copies files to their committed keys),
+        and CopySourceIfMatch (it copies only the bytes it checked). On such a store a
+        committed output could be overwritten, or mixed files committed."""
+        token = uuid.uuid4().hex
+        source, taken, fresh = (probe_key(self.prefix, f"{token}-{name}") for name in ("src", "taken", "new"))
         try:
-            first = self.create_bytes(key, b"1")
-            second = self.create_bytes(key, b"2")
-            kept = self.get_bytes(key)
+            checks = {
+                "PutObject If-None-Match": self.create_bytes(source, b"1")
+                and not self.create_bytes(source, b"2"),
+            }
+            _, etag = self.sha256(source)
+            self.create_bytes(taken, b"committed")
+            checks["CopyObject If-None-Match"] = not self.copy_new(source, taken)
+            checks["CopyObject CopySourceIfMatch"] = not self.copy_new(
+                source, fresh, source_etag='"' + "0" * 32 + '"'
+            )
+            checks["CopyObject when both hold"] = self.copy_new(source, fresh, source_etag=etag)
+            checks["nothing overwritten"] = (
+                self.get_bytes(source) == b"1" and self.get_bytes(taken) == b"committed"
+            )
         finally:
-            self.delete(key)
-        if not (first and not second and kept == b"1"):
+            for key in (source, taken, fresh):
+                self.delete(key)
+        ignored = [name for name, held in checks.items() if not held]
+        if ignored:
             raise StoreUnsafe(
-                f"storage {self.bucket} ignores If-None-Match (conditional PUT): "
+                f"storage {self.bucket} ignores conditional writes ({', '.join(ignored)}): "
                 "committed outputs could be overwritten; use S3, R2 or MinIO >= 2024-11"
             )
 

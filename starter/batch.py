@@ -10,6 +10,11 @@ videos, counts) is starter/status.py.
 The running batch reads its input by byte offset, so the input is written once per
 batch id (If-None-Match): a second start with the same CSV reuses it, one with another
 CSV is refused (BatchInputConflict), even when both starts run at the same moment.
+
+A dry run pages through its rows in a BatchWorkflow of its own
+(``core.ids.dry_run_workflow_id``) from an input named by its content, and starts no
+video: it leaves nothing a real start would take for its batch. A second dry run
+replaces a first still paging. It also says what a real start would meet.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -33,8 +39,8 @@ from core import batch_input, queues
 from core import search_attributes as sa
 from core.batches import DEFAULT_WINDOW, MAX_WINDOW, BatchJob
 from core.gpu_profiles import PROFILES
-from core.ids import batch_workflow_id
-from core.layout import batch_input_key
+from core.ids import batch_workflow_id, dry_run_workflow_id
+from core.layout import batch_input_key, dry_run_input_name
 from core.models import VideoSpec
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -80,13 +86,25 @@ def _write_input_once(store: ObjectStore, key: str, batch_id: str, data: bytes) 
     If-None-Match makes two concurrent starts agree on one file."""
     if store.create_bytes(key, data, "text/csv"):
         return
-    existing = store.get_bytes(key)
-    if existing != data:
-        theirs, ours = (hashlib.sha256(d).hexdigest()[:12] for d in (existing, data))
-        raise BatchInputConflict(
-            f"batch {batch_id}: {key} already holds a different CSV (sha256 {theirs}, this one {ours}); "
-            "a batch's input is written once, by its first start: start this CSV under a new --batch-id"
-        )
+    conflict = _input_conflict(store, key, batch_id, data)
+    if conflict:
+        raise BatchInputConflict(conflict)
+
+
+def _input_conflict(store: ObjectStore, key: str, batch_id: str, data: bytes) -> str:
+    """Why a start of ``data`` would be refused for this batch id ("" when it would not)."""
+    try:
+        existing = store.get_bytes(key)
+    except KeyError:
+        return ""
+    if existing == data:
+        return ""
+    theirs, ours = (hashlib.sha256(d).hexdigest()[:12] for d in (existing, data))
+    return (
+        f"batch {batch_id}: {key} already holds a different CSV (sha256 {theirs}, this one {ours}); "
+        "a batch's input is written once, by its first start: start this CSV under a new --batch-id "
+        f"(videos done under {batch_id} are never run again), or start the first CSV again"
+    )
 
 
 @dataclass
@@ -96,6 +114,7 @@ class StartReport:
     workflow_id: str = ""
     submitted: bool = False
     reason: str = ""
+    notes: list[str] = field(default_factory=list)  # a dry run: what a real start would meet
 
 
 async def start_batch(
@@ -121,15 +140,24 @@ async def start_batch(
     both before anything is written."""
     gpu_class_ = check_gpu_class(gpu_class, settings)
     check_window(window)
-    report = StartReport(workflow_id=workflow_id_ or batch_workflow_id(batch_id))
-    if await batch_is_running(client, report.workflow_id):
+    real_id = workflow_id_ or batch_workflow_id(batch_id)
+    report = StartReport(workflow_id=dry_run_workflow_id(batch_id) if dry_run else real_id)
+    running = await batch_is_running(client, real_id)
+    if running and not dry_run:
         report.reason = "already running"
         return report
     store = ObjectStore(settings)
-    key = batch_input_key(store.prefix, batch_id, input_name)
+    real_key = batch_input_key(store.prefix, batch_id, input_name)
     data = _valid_rows(csv_path, batch_id, limit, report)
+    key = batch_input_key(store.prefix, batch_id, dry_run_input_name(data)) if dry_run else real_key
     await asyncio.to_thread(store.ensure_bucket)
     await asyncio.to_thread(store.check_conditional_writes)  # StoreUnsafe: no batch on such a store
+    if dry_run:
+        conflict = await asyncio.to_thread(_input_conflict, store, real_key, batch_id, data)
+        report.notes += [f"a real start would be refused: {conflict}"] if conflict else []
+        report.notes += (
+            [f"batch {batch_id} is running: a real start now would start nothing"] if running else []
+        )
     await asyncio.to_thread(_write_input_once, store, key, batch_id, data)
 
     job = BatchJob(
@@ -178,6 +206,10 @@ async def _start_workflow(client: Client, job: BatchJob, report: StartReport) ->
             id=report.workflow_id,
             task_queue=queues.workflow_queue(job.queue_prefix),
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            # a second dry run replaces one still paging; a real batch is never replaced
+            id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING
+            if job.dry_run
+            else WorkflowIDConflictPolicy.FAIL,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.BATCH_ID, job.batch_id),

@@ -7,6 +7,7 @@ signals or cancels it, or starts its failed videos again under the same batch id
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 import time
@@ -22,7 +23,7 @@ from core.settings import Settings
 from core.storage import ObjectStore
 from starter.batch import BatchInputConflict, UnknownGpuClass, start_batch
 from starter.csv_input import CsvFormatError
-from starter.status import list_videos, wait_for_batch
+from starter.status import batch_is_running, batch_progress, list_videos, wait_for_batch
 from starter.watch import print_videos, wait_and_report
 
 
@@ -51,8 +52,17 @@ async def cmd_start(args: argparse.Namespace, settings: Settings, client: Client
         return 0
     print(
         f"batch {args.batch_id}: {report.valid} valid rows, {len(report.invalid)} invalid; "
-        f"workflow {report.workflow_id}{' (dry run)' if args.dry_run else ''}"
+        f"workflow {report.workflow_id}{' (dry run: starts no video)' if args.dry_run else ''}"
     )
+    for note in report.notes:
+        print(f"note: {note}")
+    if args.dry_run:
+        if args.wait:
+            while await batch_is_running(client, report.workflow_id):
+                await asyncio.sleep(1)
+            progress = await batch_progress(client, args.batch_id, report.workflow_id)
+            print(f"dry run {args.batch_id}: paged through {progress.done} of {progress.total} rows")
+        return 0
     if args.wait:
         return await wait_and_report(client, settings, args.batch_id)
     return 0

@@ -14,6 +14,8 @@ ffmpeg all run for real against it.
     /slow/<seconds>/<file>  the whole file, trickled over <seconds>: a healthy, slow source
     /endless/<file>         the file over and over, no length announced, never ending
     /drip/<bytes_per_s>/<file>  the file at that rate, length announced: a slow drip
+    /trickle/<s_per_byte>/<file>  one byte every <s_per_byte> seconds, length announced:
+                            each read waits for hours, and no socket timeout ever fires
     /feed/<n>.xml           an RSS feed of n episodes (enclosures /ep-<i>/<file>)
     /needs-cookie/<file>    403 unless the request carries the cookie session=COOKIE_VALUE
     /redirect/<target>      302 to the URL-encoded <target> (anywhere: the client decides)
@@ -50,7 +52,7 @@ class _Handler(SimpleHTTPRequestHandler):
     def _status(self) -> bool:
         REQUESTS.append(self.path)
         parts = self.path.strip("/").split("/")
-        if parts[0] in {"endless", "drip", "feed"} and self.command == "GET":
+        if parts[0] in {"endless", "drip", "trickle", "feed"} and self.command == "GET":
             try:
                 return self._stream(parts)
             except (BrokenPipeError, ConnectionResetError):  # the client gave up
@@ -168,6 +170,17 @@ class _Handler(SimpleHTTPRequestHandler):
                 self.wfile.write(data[i : i + max(rate // 10, 1)])
                 self.wfile.flush()
                 time.sleep(0.1)
+            return True
+        if parts[0] == "trickle" and len(parts) == 3:
+            data = (Path(self.directory) / parts[2]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/ogg")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                time.sleep(float(parts[1]))
             return True
         return False
 

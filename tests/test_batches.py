@@ -346,24 +346,64 @@ def test_stats_dry_run_and_limit(stack):
         "--dry-run",
         "--limit",
         "3",
+        "--wait",
         env=stack.env(),
     )
-    assert result.returncode == 0 and "3 valid rows" in result.stdout and "(dry run)" in result.stdout, (
+    assert result.returncode == 0 and "3 valid rows" in result.stdout and "(dry run" in result.stdout, (
         result.stdout
     )
+    assert "dry run dry: paged through 3 of 3 rows" in result.stdout, result.stdout
 
     async def go():
         client = await client_of(stack)
-        deadline = time.monotonic() + 60
-        while (
-            await client.get_workflow_handle("batch-dry").describe()
-        ).status == WorkflowExecutionStatus.RUNNING:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.2)
-        return await batch_progress(client, "dry"), await batch_counts(client, "dry")
+        status = (await client.get_workflow_handle("batch-dry.dry-run").describe()).status
+        return (
+            status,
+            await batch_progress(client, "dry", "batch-dry.dry-run"),
+            await batch_counts(client, "dry"),
+        )
 
-    progress, counts = run(go())
+    status, progress, counts = run(go())
+    assert status == WorkflowExecutionStatus.COMPLETED
     assert progress.total == 3 and progress.skipped == 3 and counts.total == 0, "a dry run starts no video"
+
+
+def test_a_real_start_after_dry_runs_starts_the_batch(stack):
+    """Issue 22: the README's order (dry run, then start) started nothing: the dry run's
+    BatchWorkflow held the batch's id and its input. Now a dry run leaves neither: a
+    second dry run replaces the first (even one still paging: no worker serves its
+    queue here), a dry run of an edited CSV is fine, and the real start runs the batch."""
+    rows = [(f"order-{i}", SHORT) for i in range(2)]
+    csv_path = write_csv(stack, "order", rows)
+    env = {**stack.env(), "PIPELINE_TASK_QUEUE_PREFIX": "nobody-polls"}  # the dry runs stay running
+    first = start_cli(str(csv_path), "order", "--dry-run", env=env)
+    second = start_cli(str(csv_path), "order", "--dry-run", env=env)
+    edited = write_csv(stack, "order-edited", rows + [("order-2", SHORT)])
+    third = start_cli(str(edited), "order", "--dry-run", env=env)
+    for result in (first, second, third):
+        assert result.returncode == 0 and "workflow batch-order.dry-run (dry run" in result.stdout, (
+            result.stdout + result.stderr
+        )
+    real = start_cli(str(csv_path), "order", "--wait", env=stack.env())
+    assert real.returncode == 0, real.stdout + real.stderr
+    assert "already running" not in real.stdout and "summary: 2 completed, 0 failed" in real.stdout, (
+        real.stdout
+    )
+
+    # the edited CSV under the same id is refused, with what to do
+    again = start_cli(str(edited), "order", env=stack.env())
+    assert again.returncode == 2 and "start this CSV under a new --batch-id" in again.stderr, again.stderr
+    note = start_cli(str(edited), "order", "--dry-run", env=env)
+    assert "note: a real start would be refused" in note.stdout, note.stdout
+
+    async def dry_runs_left_running():
+        client = await client_of(stack)
+        handle = client.get_workflow_handle("batch-order.dry-run")
+        running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        await handle.terminate("test over")
+        return running
+
+    assert run(dry_runs_left_running()), "the last dry run is the one still paging"
 
     stats = run_cli("-m", "starter", "stats", "--batch-id", "win", env=stack.env())
     assert stats.returncode == 0, stats.stderr

@@ -101,6 +101,22 @@ def test_a_slow_drip_is_cut_at_the_minimum_rate(media_server, tmp_path):
     print(f"\nslow drip (2 kB/s): SourceTooSlow after {time.monotonic() - started:.1f} s (window 2 s)")
 
 
+def test_a_source_that_sends_a_byte_now_and_then_is_cut_when_it_goes_quiet(media_server, tmp_path):
+    """A byte every 2 s keeps one 1 KiB read blocked for half an hour and no socket
+    timeout fires (issue 22: a slot held for hours). The transfer's watchdog shuts its
+    socket down once nothing arrived for ``quiet_s``."""
+    started = time.monotonic()
+    with pytest.raises(SourceTooSlow, match="sent nothing for 3 s"):
+        fetch(
+            f"{media_server.url}/trickle/2/ep03-three-voices.ogg",
+            tmp_path,
+            limits=SourceLimits(max_duration_s=3600, quiet_s=3, rate_window_s=600),
+        )
+    took = time.monotonic() - started
+    print(f"\ntrickle (1 byte / 2 s): SourceTooSlow after {took:.1f} s (quiet bound 3 s)")
+    assert took < 3 + 10, took
+
+
 def test_a_feed_of_fifty_episodes_is_refused_without_fetching_them(media_server, tmp_path):
     REQUESTS.clear()
     with pytest.raises(NotSingleVideo):

@@ -94,6 +94,31 @@ def test_a_store_that_ignores_if_none_match_is_refused(store, monkeypatch):
         store.check_conditional_writes()
 
 
+@pytest.mark.parametrize("ignored", ["CopyObject If-None-Match", "CopyObject CopySourceIfMatch"])
+def test_a_store_that_ignores_a_condition_of_the_commits_copy_is_refused(store, monkeypatch, ignored):
+    """Fault injected (issue 22): the commit copies files with a conditional CopyObject,
+    and a probe of PutObject alone let a store through that copies over an existing key
+    (or copies whatever the source holds, whatever ETag was checked). The store's
+    conditional PutObject and everything else are real."""
+    from core.errors import StoreUnsafe
+
+    real_copy = store.copy_new
+
+    def copy_over(source_key, key, source_etag=None):
+        copy = {"Bucket": store.bucket, "Key": source_key}
+        store._call("copy_object", Bucket=store.bucket, Key=key, CopySource=copy)
+        return True
+
+    def copy_ignoring_etag(source_key, key, source_etag=None):
+        return real_copy(source_key, key)
+
+    fake = copy_over if ignored == "CopyObject If-None-Match" else copy_ignoring_etag
+    monkeypatch.setattr(store, "copy_new", fake)
+    with pytest.raises(StoreUnsafe, match=ignored):
+        store.check_conditional_writes()
+    assert not store.list_keys(f"{store.prefix}_probe/"), "the probe cleans up after itself"
+
+
 def test_a_409_conflict_is_retried_not_taken_for_exists(store, monkeypatch):
     """Fault injected: S3 answers 409 ConditionalRequestConflict twice (a concurrent
     conditional write in flight), then the real server answers."""
