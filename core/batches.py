@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.models import (
     DEFAULT_HEARTBEAT_TIMEOUT_S,
     MAX_URL_LENGTH,
+    Escalation,
     SourceBreaker,
     VideoSpec,
     _Model,
@@ -53,6 +54,7 @@ class BatchJob(_Model):
     max_events_per_run: int = 10_000  # continue-as-new well before Temporal's 50K-event limit
     reconcile_s: float = 300.0  # how often to look for videos that ended without reporting
     breaker: SourceBreaker = Field(default_factory=SourceBreaker)
+    escalation: Escalation = Escalation.LARGEST_SERVED  # core.models.Escalation
     state: BatchState | None = None  # carried across continue-as-new
 
 

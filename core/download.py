@@ -39,6 +39,7 @@ from core.errors import (
     VideoPrivate,
 )
 from core.network_guard import install_network_guard, shut_down, sockets_opened
+from core.ytdlp_options import check_ytdlp_options
 
 
 @dataclass(frozen=True)
@@ -71,28 +72,6 @@ class SourceAccess:
     cookies_file: Path | None = None
     proxy: str | None = None  # may hold credentials: never logged, never in a payload
     ytdlp_options: dict[str, Any] = field(default_factory=dict)
-
-
-# options the pipeline owns: bounds, paths, safety; settings may not override them
-OWNED_OPTIONS = frozenset(
-    {
-        "format",
-        "outtmpl",
-        "paths",
-        "noplaylist",
-        "overwrites",
-        "max_filesize",
-        "progress_hooks",
-        "cookiefile",
-        "proxy",
-        "quiet",
-        "no_warnings",
-        "noprogress",
-        "cachedir",
-        "retries",
-        "socket_timeout",
-    }
-)
 
 
 def pick_proxy(proxies: list[str], attempt_id: str) -> str | None:
@@ -144,14 +123,12 @@ def fetch_audio(
         "cachedir": False,
         "max_filesize": limits.max_bytes,
         "progress_hooks": [guard.hook],
+        # no post-download fixups: they run ffmpeg outside core.audio's input whitelist,
+        # and the transcode below reads every container it takes as it is
+        "fixup": "never",
     }
     access = access or SourceAccess()
-    refused = OWNED_OPTIONS & set(access.ytdlp_options)
-    if refused:
-        raise ValueError(
-            f"yt-dlp options {sorted(refused)} are the pipeline's own: remove them from settings"
-        )
-    options.update(access.ytdlp_options)
+    options = {**check_ytdlp_options(access.ytdlp_options), **options}  # the pipeline's own win
     if access.cookies_file:  # a copy: yt-dlp writes the jar back, and the secret is read-only
         options["cookiefile"] = str(shutil.copyfile(access.cookies_file, workdir / "cookies.txt"))
     if access.proxy:

@@ -70,6 +70,15 @@ def next_class(gpu_class: str) -> str | None:
     return ESCALATION.get(gpu_class)
 
 
+def classes_above(gpu_class: str) -> list[str]:
+    """The ladder above ``gpu_class``, smallest first."""
+    above, current = [], next_class(gpu_class)
+    while current is not None:
+        above.append(current)
+        current = next_class(current)
+    return above
+
+
 def class_for_duration(gpu_class: str, duration_s: float) -> str:
     """Walk up the ladder until a class can hold ``duration_s`` of audio (or the top)."""
     current = gpu_class

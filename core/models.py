@@ -253,6 +253,21 @@ class SourceBreaker(_Model):
     video_waits: int = Field(default=8, ge=0)
 
 
+class Escalation(StrEnum):
+    """Where a video goes when its class cannot take it and the class that could has no
+    worker polling its queue (activities/queues.py): it fails ``NoWorkerForClass`` at
+    once, or runs on the largest class between the two that is served (with that class's
+    smaller batches) rather than wait for a worker that never comes."""
+
+    FAIL = "fail"
+    LARGEST_SERVED = "largest-served"
+
+
+class ServedClassesRequest(_Model):
+    queue_prefix: str
+    classes: list[str]
+
+
 class VideoJob(_Model):
     """The VideoWorkflow's input: the CSV row plus what the starter resolved for it.
 
@@ -268,6 +283,7 @@ class VideoJob(_Model):
     # (NoWorkerForClass): a class nobody serves must not hold a video forever
     queue_timeout_s: float = 12 * 3600.0
     breaker: SourceBreaker = Field(default_factory=SourceBreaker)  # the per-video waits
+    escalation: Escalation = Escalation.LARGEST_SERVED
 
 
 class SourceTrouble(_Model):

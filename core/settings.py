@@ -12,11 +12,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.clips import ClipPolicy
-from core.models import DEFAULT_HEARTBEAT_TIMEOUT_S, SourceBreaker, UsablePolicy
+from core.models import DEFAULT_HEARTBEAT_TIMEOUT_S, Escalation, SourceBreaker, UsablePolicy
+from core.ytdlp_options import check_ytdlp_options
 
 
 class Settings(BaseSettings):
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     eviction_notice_url: str | None = None  # override the metadata endpoint (tests)
     # the batch pauses itself when the source pushes back fleet-wide (models.SourceBreaker)
     source_breaker: SourceBreaker = SourceBreaker()
+    # a video too long or too big for its class, when the class that would take it has no
+    # worker: fail NoWorkerForClass at once, or run on the largest served class below it
+    escalation: Escalation = Escalation.LARGEST_SERVED
     download_rate_per_s: float | None = None  # fleet-wide downloads/s (server-side queue limit)
     download_slots: int = 8  # downloads at once per CPU worker (network-bound, not CPU-bound)
     export_slots: int = Field(
@@ -84,7 +88,7 @@ class Settings(BaseSettings):
     # for the source, and proxies one per line (each attempt takes one, a retry another)
     ytdlp_cookies_file: Path | None = None
     ytdlp_proxies_file: Path | None = None
-    # passed to yt-dlp as is (extractor_args, sleep_interval, ...), not the pipeline's own
+    # passed to yt-dlp: only the options core/ytdlp_options.py allows (sleeps, client, headers)
     ytdlp_options: dict[str, Any] = {}
     max_download_mb: int = Field(default=4096, ge=1)  # bytes a download may fetch
     download_timeout_s: float = Field(default=3600.0, gt=0)  # one download, start to end
@@ -116,6 +120,8 @@ class Settings(BaseSettings):
     dnsmos_block_s: float = Field(default=300.0, ge=0)
     # how exports cut training clips and long windows from committed outputs (core/clips.py)
     clip_policy: ClipPolicy = ClipPolicy()
+
+    _check_ytdlp_options = field_validator("ytdlp_options")(check_ytdlp_options)
 
 
 @lru_cache(maxsize=1)

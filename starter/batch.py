@@ -169,6 +169,7 @@ async def start_batch(
         queue_prefix=settings.task_queue_prefix,
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
         breaker=settings.source_breaker,
+        escalation=settings.escalation,
         dry_run=dry_run,
         **({"max_events_per_run": max_events_per_run} if max_events_per_run else {}),
         **({"reconcile_s": reconcile_s} if reconcile_s else {}),

@@ -386,9 +386,8 @@ def test_a_real_start_after_dry_runs_starts_the_batch(stack):
         )
     real = start_cli(str(csv_path), "order", "--wait", env=stack.env())
     assert real.returncode == 0, real.stdout + real.stderr
-    assert "already running" not in real.stdout and "summary: 2 completed, 0 failed" in real.stdout, (
-        real.stdout
-    )
+    assert "batch order: already running" not in real.stdout, real.stdout
+    assert "summary: 2 completed, 0 failed" in real.stdout, real.stdout
 
     # the edited CSV under the same id is refused, with what to do
     again = start_cli(str(edited), "order", env=stack.env())

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from activities.runtime import SCRATCH_PREFIX
+from activities.runtime import LEGACY_SCRATCH_PREFIX, SCRATCH_PREFIX, process_identity
 from core import queues
 from core.errors import StoreUnsafe
 from core.models import VideoJob, VideoSpec
@@ -220,18 +220,26 @@ def test_a_class_nobody_serves_fails_typed_after_the_queue_timeout(stack, media_
 
 def test_worker_sweeps_scratch_left_by_a_killed_worker(stack, tmp_path):
     """A kill skips the scratch cleanup: the next worker on the machine removes folders
-    of dead processes and leaves those of live ones."""
+    of dead processes and leaves those of live ones. A dead worker's PID may belong to
+    a live process again (a restarted container numbers its worker alike): its folder
+    is still swept, since the process identity has the start time (issue 22)."""
     work = tmp_path / "scratch"
+    me = process_identity(os.getpid())
+    boot, pid, start = me.split(".")
     dead = subprocess_pid_that_exited()
-    stale = work / f"{SCRATCH_PREFIX}{dead}-vid-abc"
-    live = work / f"{SCRATCH_PREFIX}{os.getpid()}-vid-def"
-    for folder in (stale, live):
+    stale = [
+        work / f"{LEGACY_SCRATCH_PREFIX}{dead}-vid-abc",  # named by PID alone (before)
+        work / f"{SCRATCH_PREFIX}{boot}.{pid}.{int(start) - 1}-vid-reused",  # this PID, another process
+        work / f"{SCRATCH_PREFIX}00000000.{pid}.{start}-vid-lastboot",  # before a reboot
+    ]
+    live = work / f"{SCRATCH_PREFIX}{me}-vid-def"
+    for folder in [*stale, live]:
         folder.mkdir(parents=True)
         (folder / "original.wav").write_bytes(b"\0" * 1024)
     worker(stack, "sweeper", "sweep", PIPELINE_WORK_DIR=str(work))
     swept = wait_for_event(stack, "sweeper", "worker.scratch_swept")
-    assert swept["folders"] == [stale.name]
-    assert not stale.exists() and live.exists()
+    assert sorted(swept["folders"]) == sorted(folder.name for folder in stale)
+    assert not any(folder.exists() for folder in stale) and live.exists()
     wait_for_event(stack, "sweeper", "worker.started")
     assert stack.stop_process("sweeper") == 0
 

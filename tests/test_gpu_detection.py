@@ -167,3 +167,22 @@ def test_a_metrics_address_in_use_leaves_the_worker_without_metrics():
         address = f"127.0.0.1:{taken.getsockname()[1]}"
         assert telemetry_runtime(Settings(metrics_address=address)) is None
     assert telemetry_runtime(Settings(metrics_address=None)) is None
+
+
+@pytest.mark.parametrize(
+    "current, wanted, served, policy, must_move, chosen",
+    [
+        ("t4", "a10", ["a10"], "largest-served", True, "a10"),  # the next class is served
+        ("t4", "a10", ["a100-80"], "largest-served", True, "a100-80"),  # the smallest served above
+        ("t4", "a10", [], "largest-served", True, None),  # OOM and nothing above: fail
+        ("t4", "a100-40", ["a10"], "largest-served", False, "a10"),  # too long: the largest served below
+        ("t4", "a100-40", [], "largest-served", False, "t4"),  # ... or stay, with smaller batches
+        ("t4", "a100-40", ["a10"], "fail", False, None),  # the policy says fail
+        ("t4", "a100-40", ["a100-80"], "fail", False, "a100-80"),  # a bigger class takes it too
+    ],
+)
+def test_a_video_moves_only_to_a_served_class(current, wanted, served, policy, must_move, chosen):
+    from core.models import Escalation
+    from workflows.escalation import choose_class
+
+    assert choose_class(current, wanted, served, Escalation(policy), must_move) == chosen

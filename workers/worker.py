@@ -28,6 +28,7 @@ from activities.export import ExportActivities
 from activities.labels import LabelActivities
 from activities.manifest import ManifestActivities
 from activities.music import MusicActivities
+from activities.queues import QueueActivities
 from activities.sweep import SweepActivities
 from activities.upload import CommitActivities
 from core import pretrained, queues
@@ -60,6 +61,7 @@ ACTIVITY_CLASSES = (
     ManifestActivities,
     SweepActivities,
     ExportActivities,
+    QueueActivities,
 )
 # short storage work run by the workflow worker: the committed check and the upload
 # as local activities of VideoWorkflow, the others on the workflow queue, dispatched eagerly (core/queues.py)
@@ -68,6 +70,7 @@ CPU_LIGHT_ACTIVITIES = [
     *activities_on(QueueKind.LOCAL),
     BatchActivities.read_batch_page,
     BatchActivities.closed_videos,
+    QueueActivities.served_gpu_classes,
     ManifestActivities.write_manifest,
     SweepActivities.sweep_work,
     ExportActivities.write_export_index,

@@ -244,6 +244,7 @@ class BatchWorkflow:
             gpu_class=job.gpu_class,
             heartbeat_timeout_s=job.heartbeat_timeout_s,
             breaker=job.breaker,
+            escalation=job.escalation,
         )
         # in flight before the start resolves: a video that ends at once can report in
         # the very activation that resolves its start, and signal handlers run first

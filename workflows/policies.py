@@ -82,6 +82,9 @@ BATCH_RECONCILE = ActivityPolicy(
     timedelta(minutes=5), BATCH_STORAGE.retry, schedule_to_close=BATCH_STORAGE.schedule_to_close
 )
 
+# which GPU classes have a worker, asked before a video moves up the ladder (a few RPCs)
+QUEUE_CHECK = ActivityPolicy(timedelta(minutes=1), _retry(1, 30, 10))
+
 # --- exports ---------------------------------------------------------------------------
 # one page of an export: shards of up to a page of videos, each shard recorded when whole,
 # so a retry redoes at most the shard it was on (heartbeats: the job's)

@@ -31,10 +31,11 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.queues import QueueActivities
     from activities.upload import CommitActivities
-    from core import gpu_profiles
+    from core import gpu_profiles, queues
     from core import search_attributes as sa
-    from core.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted
+    from core.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted, NoWorkerForClass
     from core.ids import SOURCE_TROUBLE_SIGNAL, STATUS_QUERY, VIDEO_DONE_SIGNAL, VIDEO_WORKFLOW
     from core.models import (
         AudioRef,
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         FinalizeRequest,
         LabelRequest,
         LabelResult,
+        ServedClassesRequest,
         SourceTrouble,
         StageSummary,
         StageTrail,
@@ -53,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         VideoStatus,
     )
     from core.search_attributes import Outcome
-    from workflows import policies, stages
+    from workflows import escalation, policies, stages
     from workflows.failures import failure_of
     from workflows.stages import In, Out, QueueKind, StageSpec
 
@@ -61,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
 COMMITTED_CHECK = "committed-check"
 SOURCE_WAITS = "source-waits"
 QUALITY_LABELS = "quality-labels"
+SERVED_ESCALATION = "served-escalation"
 
 
 @workflow.defn(name=VIDEO_WORKFLOW)
@@ -94,7 +97,7 @@ class VideoWorkflow:
             audio = await self._download(spec)
             fitting = gpu_profiles.class_for_duration(self._gpu_class, audio.duration_s)
             if fitting != self._gpu_class:
-                self._escalate(fitting, f"{audio.duration_s / 3600:.1f} h of audio")
+                await self._move_up(fitting, f"{audio.duration_s / 3600:.1f} h of audio", must_move=False)
 
             diarization, music = await asyncio.gather(
                 self._gpu_stage(stages.DIARIZE, audio), self._gpu_stage(stages.MUSIC, audio)
@@ -267,7 +270,30 @@ class VideoWorkflow:
                 ):
                     raise
                 self._failed_stage = None
-                self._escalate(bigger, f"{spec.stage}: out of GPU memory at batch 1")
+                await self._move_up(bigger, f"{spec.stage}: out of GPU memory at batch 1", must_move=True)
+
+    async def _move_up(self, wanted: str, reason: str, must_move: bool) -> None:
+        """Escalate towards ``wanted``, but only to a class some worker serves now
+        (workflows/escalation.py); none that will do: NoWorkerForClass at once."""
+        target: str | None = wanted
+        if workflow.patched(SERVED_ESCALATION):
+            served = await workflow.execute_activity_method(
+                QueueActivities.served_gpu_classes,
+                ServedClassesRequest(
+                    queue_prefix=self._job.queue_prefix, classes=gpu_profiles.classes_above(self._gpu_class)
+                ),
+                task_queue=queues.workflow_queue(self._job.queue_prefix),
+                **policies.QUEUE_CHECK.options(),
+            )
+            target = escalation.choose_class(self._gpu_class, wanted, served, self._job.escalation, must_move)
+        if target is None:
+            self._failed_stage = "escalation"
+            raise ApplicationError(
+                f"{reason} on {self._gpu_class}; no worker serves {wanted} or a class that would do",
+                type=NoWorkerForClass.__name__,
+                non_retryable=True,
+            )
+        self._escalate(target, reason)
 
     def _escalate(self, bigger: str, reason: str) -> None:
         if self._gpu_class == bigger:
