@@ -25,7 +25,7 @@ from core.batch_input import read_row
 from core.batches import MAX_PAGE_BYTES, BatchPage, BatchPageRequest
 from core.errors import VideoIdConflict
 from core.ids import video_workflow_id
-from core.models import VideoReport, VideoSpec, VideoState
+from core.models import RowRef, VideoReport, VideoSpec, VideoState
 from core.storage import ObjectStore
 from core.temporal import connect
 
@@ -63,7 +63,7 @@ def _read_batch_page(rt: Runtime, request: BatchPageRequest) -> BatchPage:
             lines = data.split(b"\n")
             if not at_end:
                 lines = lines[:-1]  # the last piece may be a partial row
-            specs, used, full = _take_rows(lines, max_rows, batch_id)
+            specs, used, full = _take_rows(lines, max_rows, batch_id, input_key, offset)
             if full or at_end:
                 break
             want *= 2  # rows longer than guessed: read more
@@ -91,22 +91,27 @@ def _committed_as(store: ObjectStore, spec: VideoSpec) -> str | None:
     URL is a conflict: the batch starts it anyway and its run fails VideoIdConflict,
     visible in the UI, ``starter status`` and the batch's failures."""
     try:
-        return _SAME_URL if committed_outcome(store, spec.video_id, spec.url) is not None else None
+        return _SAME_URL if committed_outcome(store, spec.video_id, spec) is not None else None
     except VideoIdConflict:
         return _OTHER_URL
 
 
-def _take_rows(lines: list[bytes], max_rows: int, batch_id: str) -> tuple[list[VideoSpec], int, bool]:
+def _take_rows(
+    lines: list[bytes], max_rows: int, batch_id: str, input_key: str, offset: int
+) -> tuple[list[VideoSpec], int, bool]:
     """The specs of the leading rows that fit in a page, how many lines they used, and
-    whether the page is full (a limit was reached before the lines ran out)."""
+    whether the page is full (a limit was reached before the lines ran out). Each spec
+    carries its URL redacted and its row's place (``offset`` is the first line's): no
+    token or password of a URL enters the batch's history."""
     specs: list[VideoSpec] = []
     size = 0
     for used, line in enumerate(lines):
         if len(specs) >= max_rows:
             return specs, used, True
+        at, offset = offset, offset + len(line) + 1
         if not line.strip():
             continue
-        spec = read_row(line, batch_id)
+        spec = read_row(line, batch_id).as_reference(RowRef(input_key=input_key, offset=at))
         cost = len(spec.model_dump_json()) + 1
         if specs and size + cost > MAX_PAGE_BYTES:  # the first row always fits (core.batches)
             return specs, used, True

@@ -12,11 +12,11 @@ from temporalio import activity
 
 from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import Activities, Runtime, scratch_dir, stage
+from activities.source_rows import source_url
 from core.audio import sha256_file
 from core.download import SourceAccess, SourceLimits, fetch_audio, pick_proxy
 from core.models import AudioRef, VideoSpec
 from core.settings import Settings
-from core.sources import url_sha256
 from core.stages import Stage
 
 STAGE = Stage.DOWNLOAD
@@ -47,7 +47,7 @@ def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
     keys = rt.store.keys(spec.video_id)
     with stage(rt, STAGE, spec.video_id) as ctx:
         done = reusable_result(rt.store, keys.stage_dir(STAGE), AUDIO_REF)
-        if done is not None and done.get("url_sha256") == url_sha256(spec.url):  # an earlier attempt finished
+        if done is not None and done.get("url_sha256") == spec.source_sha256:  # an earlier attempt finished
             ctx.log.info("download.reused", attempt_id=done["attempt_id"])
             return AudioRef.model_validate(done)
         me = attempt_id()
@@ -55,7 +55,7 @@ def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
         started = time.perf_counter()
         with scratch_dir(rt, spec.video_id) as tmp:
             got = fetch_audio(
-                spec.url,
+                source_url(rt.store, spec),
                 tmp,
                 max_duration_s=rt.settings.max_duration_s,
                 silence_dbfs=rt.settings.silence_dbfs,
@@ -72,7 +72,7 @@ def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
             sha256 = sha256_file(got.original)
             ref = AudioRef(
                 video_id=spec.video_id,
-                url_sha256=url_sha256(spec.url),
+                url_sha256=spec.source_sha256,
                 attempt_id=me,
                 original_key=keys.attempt_key(STAGE, "", me, "original.wav"),
                 analysis_key=keys.attempt_key(STAGE, "", me, "analysis_16k.wav"),

@@ -18,7 +18,7 @@ from activities.runtime import Activities, Runtime, scratch_dir, stage
 from core import clips, faults, shards
 from core.errors import WorkerShutdown
 from core.exports import ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
-from core.layout import ExportKeys
+from core.layout import ORIGINAL_WAV, ExportKeys
 from core.metadata import Metadata
 from core.storage import ObjectStore
 
@@ -80,9 +80,8 @@ def _write_shard(
     store: ObjectStore, keys: ExportKeys, spec: ExportSpec, metadata: Metadata, tmp: Path
 ) -> ShardRecord:
     video_id = metadata.video_id
-    original = store.download_file(
-        store.keys(video_id, metadata.schema_version).original, tmp / "original.wav"
-    )
+    keys_of_video = store.keys(video_id, metadata.schema_version)
+    original = store.download_file(metadata.key_of(keys_of_video, ORIGINAL_WAV), tmp / ORIGINAL_WAV)
     items, dropped = shard_items(metadata, original, spec)
     info = shards.write_shard(spec.format, items, original, tmp / "shard", video_id, spec.sample_rate)
     files = []

@@ -21,7 +21,7 @@ from temporalio import activity
 
 from activities.runtime import Activities, Runtime
 from core.ids import VIDEO_WORKFLOW, video_id_of
-from core.layout import manifest_key
+from core.layout import EMBEDDINGS_NPY, ORIGINAL_WAV, RTTM, STATS_JSON, manifest_key
 from core.manifests import ManifestResult
 from core.metadata import Metadata, read_metadata
 from core.sources import redact_url
@@ -85,11 +85,11 @@ def _line(store, video_id: str, meta: Metadata) -> str:
             "usable_pct": meta.usable_pct,
             "batch_id": meta.batch_id,
             "outputs": {
-                "audio": keys.original,
+                "audio": meta.key_of(keys, ORIGINAL_WAV),
                 "metadata": keys.metadata,
-                "embeddings": keys.embeddings,
-                "rttm": keys.rttm,
-                "stats": keys.stats,
+                "embeddings": meta.key_of(keys, EMBEDDINGS_NPY),
+                "rttm": meta.key_of(keys, RTTM),
+                "stats": meta.key_of(keys, STATS_JSON),
             },
         },
         sort_keys=True,

@@ -4,9 +4,15 @@ metadata.json is the commit marker: written last, only if absent, never rewritte
 video is done iff it exists in the current schema's folder. Before it, the commit
 checks what the stage results name (original.wav's sha256, one embedding row per
 segment) and creates each committed file only if absent: an earlier try of this same
-commit left identical bytes, which are kept; anything else under an unwritten marker
-is an orphan of a commit that never finished, and is replaced. Nothing is ever
-written over a committed video, and the marker records the sha256 of every file.
+commit left identical bytes, which are kept.
+
+Attempts of two runs of one video can overlap (a cancelled run's paused worker wakes
+while a new run commits), so the commit never deletes or replaces a file another run
+may name: where another run's bytes hold a file's usual key, this run creates it under
+its own key (``VideoKeys.run_file``) and its marker names that key (``file_keys``).
+The marker that wins (If-None-Match) names exactly the bytes of one run; the run that
+loses removes what it created and the marker does not name. Nothing is ever written
+over a committed video, and the marker records the sha256 of every file.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 
 import numpy as np
 from temporalio import activity
 
 from activities.runtime import Activities, Runtime, stage
-from core import faults, outputs, sources
-from core.errors import AttemptSuperseded, IntermediateMismatch, StorageUnavailable, VideoIdConflict
+from core import faults, layout, outputs, sources
+from core.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
 from core.layout import VideoKeys
 from core.metadata import CommittedBy, Metadata, read_metadata
 from core.models import (
@@ -49,17 +56,22 @@ def _outcome(metadata: Metadata, keys: VideoKeys) -> VideoOutcome:
     )
 
 
-def committed_outcome(store: ObjectStore, video_id: str, url: str | None = None) -> VideoOutcome | None:
+def committed_outcome(
+    store: ObjectStore, video_id: str, spec: VideoSpec | None = None
+) -> VideoOutcome | None:
     """The committed outcome of ``video_id`` if a run (of any batch) finished it.
-    Given ``url``: a video committed from another URL is a VideoIdConflict."""
+    Given ``spec``: a video committed from another URL is a VideoIdConflict."""
     metadata = read_metadata(store, video_id)
     if metadata is None or metadata.schema_version != SCHEMA_VERSION:
         return None
     committed = metadata.source  # the URL redacted, and the original's sha256
-    if url is not None and (committed is None or not sources.same_source(committed.model_dump(), url)):
+    if spec is not None and (
+        committed is None or not sources.same_source(committed.model_dump(), spec.source_sha256)
+    ):
         where = sources.redact_url(committed.url) if committed else "an unnamed source"
         raise VideoIdConflict(
-            f"{video_id} is committed from {where}, not {sources.redact_url(url)}: give this URL another id"
+            f"{video_id} is committed from {where}, not {sources.redact_url(spec.url)}: "
+            "give this URL another id"
         )
     return _outcome(metadata, store.keys(video_id))
 
@@ -69,7 +81,7 @@ class CommitActivities(Activities):
     def committed_video(self, spec: VideoSpec) -> VideoOutcome | None:
         """Asked first by every VideoWorkflow: a video committed earlier is not redone."""
         with stage(self.rt, video_id=spec.video_id):
-            return committed_outcome(self.rt.store, spec.video_id, spec.url)
+            return committed_outcome(self.rt.store, spec.video_id, spec)
 
     @activity.defn
     def finalize_outputs(self, req: FinalizeRequest) -> VideoOutcome:
@@ -82,7 +94,7 @@ def _finalize_outputs(rt: Runtime, req: FinalizeRequest) -> VideoOutcome:
     keys = store.keys(video_id)
     with stage(rt, Stage.UPLOAD, video_id) as ctx:
         faults.stall("upload")
-        committed = committed_outcome(store, video_id, req.spec.url)
+        committed = committed_outcome(store, video_id, req.spec)
         if committed is not None:  # an earlier try committed; its cleanup may have been cut short
             ctx.log.info("upload.already_committed")
             store.delete_prefix(keys.work_root)
@@ -121,60 +133,87 @@ def _finalize_outputs(rt: Runtime, req: FinalizeRequest) -> VideoOutcome:
         )
         info = activity.info()
         committed_by = CommittedBy(workflow_id=info.workflow_id, run_id=info.workflow_run_id)
-        files = {
-            keys.embeddings: (vectors, "application/octet-stream"),
-            keys.rttm: (outputs.build_rttm(video_id, segments).encode(), "text/plain"),
-            keys.stats: (json.dumps(outputs.build_stats(req), indent=1).encode(), "application/json"),
+        files: dict[str, tuple[str, Callable[[str], bool]]] = {
+            layout.ORIGINAL_WAV: (sha256, lambda key: store.copy_new(req.audio.original_key, key, etag))
         }
+        for name, data, content_type in (
+            (layout.EMBEDDINGS_NPY, vectors, "application/octet-stream"),
+            (layout.RTTM, outputs.build_rttm(video_id, segments).encode(), "text/plain"),
+            (layout.STATS_JSON, json.dumps(outputs.build_stats(req), indent=1).encode(), "application/json"),
+        ):
+            files[name] = (_sha256(data), lambda key, d=data, t=content_type: store.create_bytes(key, d, t))
+        placed = _Placement(store, keys, info.workflow_run_id)
         try:
-            _create(
-                store,
-                keys,
-                keys.original,
-                sha256,
-                lambda: store.copy_new(req.audio.original_key, keys.original, etag),
-            )
-            for key, (data, content_type) in files.items():
-                _create(
-                    store,
-                    keys,
-                    key,
-                    _sha256(data),
-                    lambda k=key, d=data, t=content_type: store.create_bytes(k, d, t),
-                )
+            for name, (sha, create) in files.items():
+                placed.place(name, sha, create)
         except AttemptSuperseded:
             ctx.log.info("upload.committed_meanwhile")
-            store.delete_prefix(keys.work_root)
-            return committed_outcome(store, video_id)
-        recorded = {
-            "original.wav": sha256,
-            **{key.rsplit("/", 1)[1]: _sha256(data) for key, (data, _) in files.items()},
+            return _lost_to(store, keys, placed)
+        update: dict[str, object] = {
+            "committed_by": committed_by,
+            "files": {n: sha for n, (sha, _) in files.items()},
         }
-        metadata = metadata.model_copy(update={"committed_by": committed_by, "files": recorded})
+        if placed.moved:
+            update["file_keys"] = placed.moved
+            ctx.log.warning(
+                "upload.files_moved", files=sorted(placed.moved), reason="another run's bytes held their keys"
+            )
+        metadata = metadata.model_copy(update=update)
         # last, and only if absent: the commit marker is never rewritten
         if not store.create_json(keys.metadata, metadata.dump()):
             ctx.log.warning("upload.commit_exists")
-            metadata = Metadata.model_validate(store.get_json(keys.metadata))
+            return _lost_to(store, keys, placed)
         store.delete_prefix(keys.work_root)
         ctx.audio_s = req.audio.duration_s
         return _outcome(metadata, keys)
 
 
-def _create(store: ObjectStore, keys: VideoKeys, key: str, sha256: str, create) -> None:
-    """Create one committed file (see the module docstring for what an existing one means)."""
-    for _ in range(2):
-        if create():
+class _Placement:
+    """Where this run's committed files go: their usual keys, or this run's own keys
+    where another run's bytes hold the usual one. Never deletes what it did not create."""
+
+    def __init__(self, store: ObjectStore, keys: VideoKeys, run_id: str) -> None:
+        self.store, self.keys, self.run_id = store, keys, run_id
+        self.moved: dict[str, str] = {}  # name -> this run's own key
+        self.created: dict[str, str] = {}  # key -> sha256, of what this attempt created
+
+    def place(self, name: str, sha256: str, create: Callable[[str], bool]) -> None:
+        usual = self.keys.file(name)
+        if self._holds(usual, sha256, create):
             return
+        if self.store.exists(self.keys.metadata):
+            raise AttemptSuperseded(f"{self.keys.video_id} was committed by another run")
+        own = self.keys.run_file(self.run_id, name)
+        if not self._holds(own, sha256, create):  # this run's inputs are fixed: its bytes are too
+            raise IntermediateMismatch(f"{own} holds other bytes than this run commits")
+        self.moved[name] = own
+
+    def _holds(self, key: str, sha256: str, create: Callable[[str], bool]) -> bool:
+        """Create ``key``, or find these bytes there already: False if others are there."""
+        if create(key):
+            self.created[key] = sha256
+            return True
         try:
-            existing, _etag = store.sha256(key)
+            existing, _etag = self.store.sha256(key)
         except KeyError:  # nothing there: the copy's source precondition failed
             raise IntermediateMismatch(f"the source of {key} changed while it was committed") from None
-        if existing == sha256:
-            return
-        if store.exists(keys.metadata):
-            raise AttemptSuperseded(f"{keys.video_id} was committed by another run")
-        store.delete(key)
-    raise StorageUnavailable(f"{key}: another writer keeps recreating it")
+        return existing == sha256
+
+
+def _lost_to(store: ObjectStore, keys: VideoKeys, placed: _Placement) -> VideoOutcome:
+    """Another run committed: remove what this attempt created that its marker does not
+    name, and the intermediates; its outcome is the video's."""
+    winner = read_metadata(store, keys.video_id)
+    named = (
+        {winner.key_of(keys, name): sha for name, sha in winner.files.items()} if winner is not None else {}
+    )
+    for key, sha in placed.created.items():
+        if named.get(key) != sha:
+            store.delete(key)
+    store.delete_prefix(keys.work_root)
+    if winner is None:  # a marker of another schema: nothing of this one is committed
+        raise AttemptSuperseded(f"{keys.metadata} exists but does not load as schema {SCHEMA_VERSION}")
+    return _outcome(winner, keys)
 
 
 def _sha256(data: bytes) -> str:

@@ -427,18 +427,22 @@ def consistency_problems(store: ObjectStore, video_id: str, metadata: dict) -> l
     dict, not core.metadata.Metadata): the audit checks the bytes, whatever their shape."""
     keys = store.keys(video_id)
     recorded = metadata.get("files", {})
+    moved = metadata.get("file_keys", {})  # files a run committed under its own keys
+
+    def key_of(name: str) -> str:
+        return moved.get(name) or f"{keys.root}{name}"
+
     problems = []
     source = metadata["source"]["sha256"]
-    if (original := sha256_of(store, keys.original)) != source:
+    if (original := sha256_of(store, key_of("original.wav"))) != source:
         problems.append(f"original.wav sha256 {original[:12]} is not source.sha256 {source[:12]}")
     for name, sha in recorded.items():
-        if (actual := sha256_of(store, f"{keys.root}{name}")) != sha:
+        if (actual := sha256_of(store, key_of(name))) != sha:
             problems.append(f"{name} sha256 {actual[:12]} is not the recorded {sha[:12]}")
-    present = {k.removeprefix(keys.root) for k in store.list_keys(keys.root)}
-    if present != COMMITTED_FILES or set(recorded) | {"metadata.json"} != COMMITTED_FILES:
-        problems.append(f"the committed folder holds {sorted(present)}, metadata.json {sorted(recorded)}")
-    if "embeddings.npy" in present:
-        rows = np.load(io.BytesIO(store.get_bytes(keys.embeddings))).shape[0]
+    if set(recorded) | {"metadata.json"} != COMMITTED_FILES:
+        problems.append(f"metadata.json names {sorted(recorded)}")
+    if "embeddings.npy" in recorded:
+        rows = np.load(io.BytesIO(store.get_bytes(key_of("embeddings.npy")))).shape[0]
         if rows != len(metadata["segments"]):
             problems.append(f"embeddings.npy has {rows} rows for {len(metadata['segments'])} segments")
     return problems

@@ -18,6 +18,7 @@ from core.models import (
     DEFAULT_HEARTBEAT_TIMEOUT_S,
     MAX_URL_LENGTH,
     Escalation,
+    RowRef,
     SourceBreaker,
     VideoSpec,
     _Model,
@@ -32,6 +33,7 @@ MAX_WINDOW = 2000  # videos in flight per batch (their ids are carried state)
 DEFAULT_WINDOW = 200
 MAX_PAGE_SIZE = 1000  # rows per page
 MAX_PAGE_BYTES = 256 * 1024  # JSON bytes of one page's rows: read_batch_page ends a page there
+MAX_INPUT_KEY_LENGTH = 1024  # S3's own limit on a key: where a spec's row is stored
 MAX_RECENT = 2000  # completions kept for the recent rate (the last 10 minutes, at most this many)
 # scalars, the batch's own fields and the two small maps keyed by closed sets (error
 # types, GPU classes): generously more than they can weigh
@@ -129,6 +131,8 @@ def max_spec_json_bytes() -> int:
         url="http://" + "x" * (MAX_URL_LENGTH - 7),
         duration_hint_s=float.fromhex("0x1.fffffffffffffp+1023"),
         batch_id="x" * MAX_ID_LENGTH,
+        url_sha256="0" * 64,
+        row=RowRef(input_key="x" * MAX_INPUT_KEY_LENGTH, offset=2**63),
     )
     return len(at_caps.model_dump_json()) + 5 * MAX_URL_LENGTH + 2 * _FLOAT_JSON
 

@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from core.exports import ExportSpec
 
 
+# a committed video's files, by name (metadata.json's ``files`` and ``file_keys`` use these)
+ORIGINAL_WAV = "original.wav"
+METADATA_JSON = "metadata.json"
+EMBEDDINGS_NPY = "embeddings.npy"
+RTTM = "diarization.rttm"
+STATS_JSON = "stats.json"
+
+
 @dataclass(frozen=True)
 class VideoKeys:
     """The storage layout of one video, for one output schema.
@@ -49,23 +57,32 @@ class VideoKeys:
 
     @property
     def original(self) -> str:
-        return self._k("original.wav")
+        return self._k(ORIGINAL_WAV)
 
     @property
     def metadata(self) -> str:
-        return self._k("metadata.json")
+        return self._k(METADATA_JSON)
 
     @property
     def embeddings(self) -> str:
-        return self._k("embeddings.npy")
+        return self._k(EMBEDDINGS_NPY)
 
     @property
     def rttm(self) -> str:
-        return self._k("diarization.rttm")
+        return self._k(RTTM)
 
     @property
     def stats(self) -> str:
-        return self._k("stats.json")
+        return self._k(STATS_JSON)
+
+    def file(self, name: str) -> str:
+        """A committed file by its name (``original.wav``, ``embeddings.npy``, ...)."""
+        return self._k(name)
+
+    def run_file(self, run_id: str, name: str) -> str:
+        """A committed file of one workflow run, where another run's bytes held its
+        usual key when this run committed (``Metadata.file_keys`` then names it)."""
+        return self._k(f"runs/{run_id}/{name}")
 
     # --- intermediates, under _work/{video_id}/ ---------------------------------------
     # Attempts of a stage can overlap (a retry starts while a paused attempt lives on),

@@ -9,7 +9,7 @@ reads it by fields through ``Metadata``, never by key.
 Versions. ``schema_version`` (core.models.SCHEMA_VERSION) names the folder and what the
 outputs mean. Within a version, keys were added over time: ``source.url_sha256``,
 ``uncertain``, ``embedding``, ``quality`` with the rows' ``labels`` and ``unusable_by``,
-``backends.labels``, ``committed_by``, ``files``. So that a marker of any age loads,
+``backends.labels``, ``committed_by``, ``files``, ``file_keys``. So that a marker of any age loads,
 every field has a default (what a reader gets where a marker lacks the key), keys no
 field names are kept (``extra="allow"``, in every part), and ``dump`` writes back only
 the keys a marker was built or read with, in field order: the writer's JSON has
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.models import MusicRegion, Segment, UsablePolicy
 
 if TYPE_CHECKING:
+    from core.layout import VideoKeys
     from core.storage import ObjectStore
 
 Span = tuple[float, float]  # [start, end] in seconds; a JSON list of two numbers
@@ -138,10 +139,16 @@ class Metadata(_Part):
     quality: Quality | None = None
     committed_by: CommittedBy | None = None  # the workflow run that committed it
     files: dict[str, str] = {}  # committed file name -> sha256
+    # a file committed away from its usual key (another run's bytes held it): name -> key
+    file_keys: dict[str, str] = {}
 
     def dump(self) -> dict[str, Any]:
         """The JSON object to store: the keys set, in field order, then any others."""
         return self.model_dump(mode="json", exclude_unset=True)
+
+    def key_of(self, keys: VideoKeys, name: str) -> str:
+        """Where committed file ``name`` is: its usual key unless the commit put it elsewhere."""
+        return self.file_keys.get(name) or keys.file(name)
 
     @property
     def committed_run_id(self) -> str | None:

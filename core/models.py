@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core import sources
 from core.video_ids import validate_video_id
 
 # 2: speaker embeddings from CAM++ (192-d; schema 1 held 256-d Resemblyzer vectors),
@@ -39,17 +40,41 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RowRef(_Model):
+    """Where a video's row lies in its batch's stored input (``core/batch_input.py``)."""
+
+    input_key: str
+    offset: int = Field(ge=0)  # byte offset of the row's line
+
+
 class VideoSpec(_Model):
-    """One row of the operator's CSV, as the workflow receives it."""
+    """One row of the operator's CSV, as the workflow receives it.
+
+    Temporal stores every payload in its history and the Web UI shows it, so a batch
+    hands its videos the URL redacted (``as_reference``): ``row`` says where the real
+    one is stored, and the download reads it there (``activities/source_rows.py``). A
+    URL's token or password never enters a payload."""
 
     # a field since removed (gpu_class: the batch's class is what counts) may still be
     # in a recorded history: ignored, so those runs replay
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     video_id: str
-    url: str
+    url: str  # as given; redacted when ``row`` is set
     duration_hint_s: float | None = Field(default=None, ge=0)
     batch_id: str = "default"
+    url_sha256: str = ""  # of the real URL, when ``url`` is its redacted form
+    row: RowRef | None = None
+
+    def as_reference(self, row: RowRef) -> VideoSpec:
+        """This spec as a payload may carry it: the URL redacted, its row named."""
+        shown = sources.redact_url(self.url)[:MAX_URL_LENGTH]
+        return self.model_copy(update={"url": shown, "url_sha256": self.source_sha256, "row": row})
+
+    @property
+    def source_sha256(self) -> str:
+        """Names the real URL: what a committed video is compared on."""
+        return self.url_sha256 or sources.url_sha256(self.url)
 
     _check_id = field_validator("video_id")(validate_video_id)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from core.metadata import Backends, Embedding, Metadata, Music, Policy, Quality, SegmentRow, Source, Speaker
 from core.models import SCHEMA_VERSION, FinalizeRequest, MusicRegion, Segment, UsablePolicy
-from core.sources import redact_url, url_sha256
+from core.sources import redact_url
 
 Interval = tuple[float, float]
 
@@ -168,7 +168,7 @@ def metadata_model(
         # id reused for another URL is compared on): the original stays in the batch input
         source=Source(
             url=redact_url(req.spec.url),
-            url_sha256=url_sha256(req.spec.url),
+            url_sha256=req.spec.source_sha256,
             title=req.audio.source_title,
             sha256=req.audio.sha256,
         ),

@@ -266,9 +266,9 @@ def url_sha256(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()
 
 
-def same_source(committed: Mapping[str, object], url: str) -> bool:
-    """Whether metadata.json's ``source`` names ``url``: by ``url_sha256`` where it is
-    stored; commits made before it existed stored the URL itself."""
+def same_source(committed: Mapping[str, object], sha256: str) -> bool:
+    """Whether metadata.json's ``source`` names the URL of this ``url_sha256``: by its
+    stored hash; commits made before it existed stored the URL itself."""
     if committed.get("url_sha256"):
-        return committed["url_sha256"] == url_sha256(url)
-    return committed.get("url") == url
+        return committed["url_sha256"] == sha256
+    return isinstance(committed.get("url"), str) and url_sha256(str(committed["url"])) == sha256

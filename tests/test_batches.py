@@ -452,3 +452,60 @@ def test_daily_manifest_lists_each_video_once_and_is_idempotent(stack):
     assert [r.start for r in calendar.hour] == [
         4
     ] and description.schedule.action.workflow == "ManifestWorkflow"
+
+
+def _decoded_history(history_json: str) -> str:
+    """A history's JSON with every payload's base64 data decoded beside it."""
+    import base64
+
+    found: list[str] = [history_json]
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "data" and isinstance(value, str):
+                    try:
+                        found.append(base64.b64decode(value).decode("utf-8", "replace"))
+                    except ValueError:
+                        pass
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(json.loads(history_json))
+    return "\n".join(found)
+
+
+def test_a_token_url_never_enters_temporals_history(stack):
+    """Issue 22: a URL's token and user:password travelled in the batch's pages and state
+    and in the video's input, so Temporal stored them and the Web UI showed them. Now a
+    payload holds the redacted URL and where its row is stored; the download reads the
+    URL from the batch's input. The whole history of the batch and of the video, and the
+    worker's log, are scanned; the video completes from the real URL."""
+    token, password = "tok-5ec7e7a91b", "pw-91f0e2c4d8"
+    url = stack.media_url.replace("http://", f"http://fleet:{password}@") + f"/{SHORT}?token={token}"
+    csv_path = stack.config.data_dir / "secrets.csv"
+    csv_path.write_text(f"video_id,url\nsecret-1,{url}\n")
+    result = start_cli(str(csv_path), "secrets", "--wait", env=stack.env())
+    assert result.returncode == 0 and "summary: 1 completed, 0 failed" in result.stdout, (
+        result.stdout + result.stderr
+    )
+
+    async def histories() -> str:
+        client = await client_of(stack)
+        found = []
+        for workflow_id in ("batch-secrets", "video-secret-1"):
+            history = await client.get_workflow_handle(workflow_id).fetch_history()
+            found.append(_decoded_history(history.to_json()))
+        return "\n".join(found)
+
+    seen = run(histories())
+    assert "token=REDACTED" in seen, "the redacted URL is what the payloads carry"
+    logs = stack.logs.glob("*")
+    shown = seen + result.stdout + result.stderr + "".join(p.read_text(errors="replace") for p in logs)
+    for secret in (token, password):
+        assert secret not in shown
+    store = ObjectStore(stack.settings())
+    meta = store.get_json(store.keys("secret-1").metadata)
+    assert token not in json.dumps(meta) and meta["source"]["url"].endswith("?token=REDACTED")

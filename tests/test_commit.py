@@ -27,6 +27,7 @@ from activities.runtime import Runtime
 from activities.sweep import SweepActivities
 from activities.upload import CommitActivities
 from core.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
+from core.metadata import Metadata
 from core.models import EmbedRequest, FinalizeRequest, VideoSpec
 
 pytestmark = pytest.mark.integration
@@ -48,8 +49,12 @@ def rt(storage_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def staged(rt, media_server):
+    return stage_video(rt, "fenced", f"{media_server.url}/ep03-three-voices.ogg")
+
+
+def stage_video(rt: Runtime, video_id: str, url: str) -> FinalizeRequest:
     """One real video through every stage but the commit: its FinalizeRequest."""
-    spec = VideoSpec(video_id="fenced", url=f"{media_server.url}/ep03-three-voices.ogg", batch_id="b")
+    spec = VideoSpec(video_id=video_id, url=url, batch_id="b")
     audio = run(DownloadActivities(rt).download_audio, spec, "1")
     diarization = run(DiarizeActivities(rt).diarize_audio, audio, "2")
     music = run(MusicActivities(rt).detect_music, audio, "3")
@@ -98,16 +103,23 @@ def test_commit_refuses_intermediates_that_do_not_match_their_results(rt, staged
     assert not rt.store.exists(rt.store.keys("fenced").metadata), "nothing committed"
 
 
-def test_commit_replaces_orphans_then_nothing_overwrites_it(rt, staged):
+def test_commit_beside_an_orphan_then_nothing_overwrites_it(rt, staged):
     store = rt.store
     keys = store.keys("fenced")
     store.put_bytes(keys.rttm, b"half of a commit that never finished")  # an orphan, no marker
     outcome = run(CommitActivities(rt).finalize_outputs, staged, "5")
     meta = store.get_json(keys.metadata)
     assert outcome.metadata_key == keys.metadata and meta["source"]["sha256"] == staged.audio.sha256
-    committed = {name: store.get_bytes(f"{keys.root}{name}") for name in ("metadata.json", *meta["files"])}
-    assert all(store.sha256(f"{keys.root}{n}")[0] == sha for n, sha in meta["files"].items())
-    vectors = np.load(io.BytesIO(committed["embeddings.npy"]))
+    assert meta["file_keys"] == {"diarization.rttm": keys.run_file("run-one", "diarization.rttm")}, (
+        "the orphan may be another run's: it is not replaced, the commit names its own key"
+    )
+    named = [keys.metadata, *(meta.get("file_keys", {}).get(n) or keys.file(n) for n in meta["files"])]
+    committed = {key: store.get_bytes(key) for key in named}
+    assert all(
+        store.sha256(Metadata.model_validate(meta).key_of(keys, n))[0] == sha
+        for n, sha in meta["files"].items()
+    )
+    vectors = np.load(io.BytesIO(committed[keys.embeddings]))
     assert vectors.shape[0] == len(meta["segments"])
     assert store.list_keys(keys.work_root) == [], "intermediates removed on commit"
 
@@ -124,7 +136,7 @@ def test_commit_replaces_orphans_then_nothing_overwrites_it(rt, staged):
     with pytest.raises(AttemptSuperseded):
         FencedWrites(store, keys).put_bytes(f"{keys.stage_dir('diarize', 'old')}chunk-00001.npz", b"late")
     assert store.list_keys(keys.work_root) == []
-    assert {name: store.get_bytes(f"{keys.root}{name}") for name in committed} == committed
+    assert {key: store.get_bytes(key) for key in committed} == committed
 
     # the check every workflow runs first: done for this URL, a conflict for another
     assert run(CommitActivities(rt).committed_video, staged.spec, "0").metadata_key == keys.metadata
@@ -155,3 +167,76 @@ def test_sweep_keeps_recent_work_and_removes_expired_work_and_committed_leftover
     assert (result.expired, result.committed_leftovers, result.objects) == (1, 1, 4)
     assert len(store.list_keys(kept.work_root)) == 2, "a failed video's work stays for its retry"
     assert store.list_keys(expired.work_root) == [] and store.list_keys(leftover.work_root) == []
+
+
+def test_two_runs_commits_interleaved_commit_one_runs_bytes(rt, media_server, monkeypatch):
+    """Issue 22, the cancel-restart-wake-up interleaving, with pauses injected where a
+    paused machine would stop (before writing the marker); the storage and the commit
+    are real. The new run places its files and pauses; the cancelled run's attempt
+    wakes and finds the new run's stats.json under the usual key. Before, it deleted
+    that file and wrote its own, and the new run's marker then named a hash the file no
+    longer had. Now it puts its bytes under its own run's key, the new run's marker
+    names exactly its bytes, and the stale attempt, having lost, removes what it made."""
+    import threading
+
+    from core.storage import ObjectStore
+
+    store = rt.store
+    new_run = stage_video(rt, "interleaved", f"{media_server.url}/ep05-radio-segment.ogg")
+    stale_run = new_run.model_copy(update={"stage_seconds": {"download": 1234.5}})  # other stats.json
+    keys = store.keys("interleaved")
+    at_marker = {"run-new": threading.Event(), "run-stale": threading.Event()}
+    go_on = {"run-new": threading.Event(), "run-stale": threading.Event()}
+    real_create_json = ObjectStore.create_json
+
+    def pausing_create_json(self, key, value):
+        if key == keys.metadata:  # the fault: this run's machine pauses before its marker
+            from temporalio import activity
+
+            run_id = activity.info().workflow_run_id
+            at_marker[run_id].set()
+            assert go_on[run_id].wait(60)
+        return real_create_json(self, key, value)
+
+    monkeypatch.setattr(ObjectStore, "create_json", pausing_create_json)
+    outcomes = {}
+
+    def commit(request, run_id):
+        outcomes[run_id] = run(CommitActivities(rt).finalize_outputs, request, "9", run_id=run_id)
+
+    new = threading.Thread(target=commit, args=(new_run, "run-new"))
+    new.start()
+    assert at_marker["run-new"].wait(120), "the new run placed its files"
+    stale = threading.Thread(target=commit, args=(stale_run, "run-stale"))
+    stale.start()
+    assert at_marker["run-stale"].wait(120), "the stale attempt placed its files"
+    go_on["run-new"].set()
+    new.join(60)
+    go_on["run-stale"].set()
+    stale.join(60)
+
+    meta = store.get_json(keys.metadata)
+    assert meta["committed_by"]["run_id"] == "run-new"
+    assert outcomes["run-stale"].metadata_key == keys.metadata, "the stale attempt returns the commit"
+    for name, sha in meta["files"].items():
+        key = meta.get("file_keys", {}).get(name) or keys.file(name)
+        assert store.sha256(key)[0] == sha, f"{name}: the marker names bytes that are not there"
+    assert "file_keys" not in meta, "the new run found its own bytes under the usual keys"
+    assert not store.list_keys(f"{keys.root}runs/"), "the stale attempt removed what it made"
+    assert store.list_keys(keys.work_root) == []
+
+
+def test_a_run_that_finds_another_runs_file_commits_under_its_own_key(rt, media_server):
+    """The reverse order: a stale attempt's stats.json holds the usual key and its
+    worker died before its marker. The new run never deletes it: it commits its
+    stats.json under its own run's key, and its marker says so."""
+    store = rt.store
+    request = stage_video(rt, "moved", f"{media_server.url}/ep05-radio-segment.ogg")
+    keys = store.keys("moved")
+    store.put_bytes(keys.stats, b'{"left": "by a run whose worker died before its marker"}')
+    outcome = run(CommitActivities(rt).finalize_outputs, request, "9", run_id="run-new")
+    meta = store.get_json(keys.metadata)
+    assert outcome.metadata_key == keys.metadata
+    assert meta["file_keys"] == {"stats.json": keys.run_file("run-new", "stats.json")}
+    assert store.sha256(meta["file_keys"]["stats.json"])[0] == meta["files"]["stats.json"]
+    assert store.get_bytes(keys.stats).startswith(b'{"left"'), "another run's file is never deleted"

@@ -248,10 +248,12 @@ def test_an_old_marker_is_committed_and_its_url_compared_whole():
     from core.errors import VideoIdConflict
 
     store = _Store({VideoKeys("", "old").metadata: OLDEST})
-    outcome = committed_outcome(store, "old", URL)
+    from core.models import VideoSpec
+
+    outcome = committed_outcome(store, "old", VideoSpec(video_id="old", url=URL))
     assert outcome.video_id == "old" and outcome.batch_id == "b0" and outcome.usable_pct == 55.0
     with pytest.raises(VideoIdConflict):
-        committed_outcome(store, "old", URL + "?other")
+        committed_outcome(store, "old", VideoSpec(video_id="old", url=URL + "?other"))
 
 
 def test_the_oldest_marker_feeds_every_reader():

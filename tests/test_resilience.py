@@ -521,7 +521,7 @@ def test_oom_at_batch_1_with_no_bigger_class_served_fails_at_once(stack, media_s
     status = status_query(stack, "video-t4only-1")
     assert status["error_type"] == "NoWorkerForClass", status
     assert "out of GPU memory at batch 1 on t4" in status["error_message"], status
-    assert status["gpu_class"] == "t4" and status["escalations"] == [], "never sent to an empty queue"
+    assert status["gpu_class"] == "t4" and not status.get("escalations"), "never sent to an empty queue"
     print(f"\nT4-only fleet, OOM at batch 1: NoWorkerForClass after {took:.0f} s")
     assert took < 300, took
     assert stack.stop_process("t4-only") == 0

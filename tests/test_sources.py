@@ -408,6 +408,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         EmbeddingResult,
         FinalizeRequest,
         MusicResult,
+        RowRef,
         Segment,
         VideoSpec,
     )
@@ -453,9 +454,15 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
 
     line = _line(Store(), "secret", Metadata.model_validate_json(stored))
     assert json.loads(line)["url"] == meta["source"]["url"]
-    assert committed_outcome(Store(), "secret", url) is not None, "the same URL is the same video"
+    same = VideoSpec(video_id="secret", url=url)
+    assert committed_outcome(Store(), "secret", same) is not None, "the same URL is the same video"
+    as_carried = same.as_reference(RowRef(input_key="_batches/b/videos.csv", offset=0))
+    assert "t0k3n" not in as_carried.model_dump_json(), "a payload carries the URL redacted"
+    assert committed_outcome(Store(), "secret", as_carried) is not None, "... and names it by its hash"
     with pytest.raises(VideoIdConflict) as conflict:
-        committed_outcome(Store(), "secret", url.replace("t0k3n", "other-t0k3n"))
+        committed_outcome(
+            Store(), "secret", VideoSpec(video_id="secret", url=url.replace("t0k3n", "other-t0k3n"))
+        )
 
     errors = []
     for path in ("status/404/ep03.ogg", "not-there/ep03.ogg", "ep03.ogg"):  # 404s, then an unsafe redirect
