@@ -118,6 +118,7 @@ def run_chunks(
             )
         try:
             faults.stall("model")
+            faults.hang("model")
             result = compute(index, progress.batch_size)
         except Exception as exc:
             if not _is_cuda_oom(exc):

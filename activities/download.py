@@ -45,7 +45,7 @@ class DownloadActivities(Activities):
 
 def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
     keys = rt.store.keys(spec.video_id)
-    with stage(rt, STAGE, spec.video_id) as ctx:
+    with stage(rt, STAGE, spec.video_id, watch_progress=True) as ctx:
         done = reusable_result(rt.store, keys.stage_dir(STAGE), AUDIO_REF)
         if done is not None and done.get("url_sha256") == spec.source_sha256:  # an earlier attempt finished
             ctx.log.info("download.reused", attempt_id=done["attempt_id"])

@@ -107,7 +107,7 @@ class ModelStage(Activities, Generic[Result]):
         attempt of an upstream stage is new input, so nothing stale is reused."""
         rt, name = self.rt, self.stage
         keys = rt.store.keys(video_id)
-        with stage(rt, name, video_id) as ctx:
+        with stage(rt, name, video_id, watch_progress=True) as ctx:
             done = reusable_result(rt.store, keys.stage_dir(name, source), self.result_file)
             if done is not None:
                 ctx.log.info(f"{name}.reused")

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -31,17 +31,34 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import metrics
 from core.audio import load_wav
-from core.errors import PipelineError
+from core.errors import PipelineError, Stalled
 from core.gpu_profiles import GpuProfile, profile_for
 from core.models import AudioRef
 from core.settings import Settings
 from core.storage import ObjectStore
+from core.storage_errors import riding_out
+
+
+class WorkerHealth:
+    """Whether this process can still do its work. A step stuck in a call that never
+    returns (a hung CUDA kernel, a dead network disk) holds its slot and its memory until
+    the process ends, whatever Temporal does with the attempt: the worker then leaves
+    (exit 1, ``workers/worker.py``) and its supervisor starts a fresh one."""
+
+    def __init__(self) -> None:
+        self.unhealthy = threading.Event()
+        self.reason = ""
+
+    def fail(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        self.unhealthy.set()
 
 
 @dataclass
 class Runtime:
     settings: Settings
     gpu_class: str = "cpu"
+    health: WorkerHealth = field(default_factory=WorkerHealth)
 
     @cached_property
     def profile(self) -> GpuProfile:
@@ -82,6 +99,11 @@ def bind(method: Callable[..., Any], instances: Iterable[Activities]) -> Callabl
     return getattr(found[0], method.__name__)  # type: ignore[no-any-return]
 
 
+class StallInterrupt(BaseException):
+    """Raised into a step's thread whose progress stopped (``Heartbeater``); ``stage``
+    turns it into ``Stalled``. A BaseException, so no ``except Exception`` swallows it."""
+
+
 class Heartbeater:
     """Heartbeats the latest details now, and again every few seconds while the stage
     works, so a long step (a slow download, ffmpeg, one model call, clustering, an
@@ -91,12 +113,28 @@ class Heartbeater:
     the activity's thread). Always re-sends the last details: a bare heartbeat would
     blank them.
 
+    A beat proves the process lives, not that the work moves. Given ``stall_s``, the
+    details are the step's progress (bytes, seconds decoded, chunks): when they have not
+    changed for that long, the beats stop (Temporal gives the step to another worker at
+    the heartbeat timeout), ``StallInterrupt`` is raised in the step's thread (it fails
+    ``Stalled`` as soon as it runs Python again, freeing its slot), and if it has not
+    returned ``stall_s`` later, ``on_stuck`` says the worker is unhealthy.
+
     The beating thread runs in a copy of the activity's context: ``activity.heartbeat``
     finds its activity through contextvars, which a plain thread does not inherit."""
 
-    def __init__(self, interval_s: float):
+    def __init__(
+        self,
+        interval_s: float,
+        stall_s: float | None = None,
+        on_stuck: Callable[[str], None] | None = None,
+    ):
         self.details: Any = None
+        self.stalled = False
         self._stop = threading.Event()
+        self._moved_at = time.monotonic()
+        self._stall_s, self._on_stuck = stall_s, on_stuck
+        self._step_thread = threading.get_ident()  # built in the step's own thread
         context = contextvars.copy_context()
         self._thread = threading.Thread(
             target=context.run, args=(self._loop, interval_s), daemon=True, name="heartbeat"
@@ -110,18 +148,48 @@ class Heartbeater:
 
     def beat(self, details: Any) -> None:
         """Send ``details`` now (a checkpoint a retry must see)."""
-        self.details = details
+        self._note(details)
         activity.heartbeat(details)
 
     def show(self, details: Any) -> None:
         """Send ``details`` with the next periodic beat (progress an operator may look at)."""
+        self._note(details)
+
+    def _note(self, details: Any) -> None:
+        if details != self.details:
+            self._moved_at = time.monotonic()
         self.details = details
 
     def _loop(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):
             if activity.is_cancelled():
                 return
+            if riding_out(self._step_thread):  # waiting out a storage outage is not a stall
+                self._moved_at = time.monotonic()
+            if self._stall_s is not None and time.monotonic() - self._moved_at > self._stall_s:
+                self._give_up()
+                return
             activity.heartbeat(*([self.details] if self.details is not None else []))
+
+    def _give_up(self) -> None:
+        self.stalled = True
+        structlog.get_logger("activity").warning(
+            "stage.stalled", no_progress_s=self._stall_s, details=self.details
+        )
+        _raise_in_thread(self._step_thread, StallInterrupt)
+        if not self._stop.wait(self._stall_s or 0) and self._on_stuck:
+            self._on_stuck(
+                f"a step made no progress for {self._stall_s:.0f} s and did not stop in as long "
+                f"again (at {self.details})"
+            )
+
+
+def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
+    """CPython's way to stop a thread: ``exc_type`` is raised there at its next bytecode
+    (the SDK cancels a sync activity alike); a thread stuck in native code never gets it."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
 
 
 def heartbeat_interval(info: activity.Info) -> float:
@@ -138,11 +206,15 @@ class StageContext:
 
 
 @contextlib.contextmanager
-def stage(rt: Runtime, name: str | None = None, video_id: str | None = None) -> Iterator[StageContext]:
+def stage(
+    rt: Runtime, name: str | None = None, video_id: str | None = None, watch_progress: bool = False
+) -> Iterator[StageContext]:
     """Bind log context, keep the activity heartbeating, and map typed errors.
 
     ``name`` is a video's stage (``core.stages.Stage``); any other activity goes by its
     own name, so log lines and metric labels spell it as the worker registered it.
+    ``watch_progress`` (a sync activity whose details are its progress): a step whose
+    progress stops for ``settings.stall_s`` fails ``Stalled`` (see ``Heartbeater``).
 
     Typed pipeline errors become ApplicationErrors whose ``type`` is the class name
     (the ErrorType the operator sees). Each outcome lands in the worker's metrics.
@@ -156,7 +228,11 @@ def stage(rt: Runtime, name: str | None = None, video_id: str | None = None) -> 
         attempt=info.attempt,
         worker_id=rt.worker_id,
     )
-    heart = Heartbeater(heartbeat_interval(info))
+    heart = Heartbeater(
+        heartbeat_interval(info),
+        stall_s=rt.settings.stall_s if watch_progress else None,
+        on_stuck=rt.health.fail,
+    )
     if not info.is_local:  # a local activity (the upload) lives and dies with its workflow task
         heart.start()
     started = time.perf_counter()
@@ -168,6 +244,13 @@ def stage(rt: Runtime, name: str | None = None, video_id: str | None = None) -> 
         log.info("stage.done", seconds=round(seconds, 3))
         if ctx.audio_s:
             metrics.record_stage_done(name, rt.gpu_class, ctx.audio_s, seconds)
+    except StallInterrupt:
+        from activities.errors import to_application_error
+
+        stalled = Stalled(f"no progress for {rt.settings.stall_s:.0f} s (at {heart.details})")
+        log.warning("stage.failed", error_type="Stalled", error=str(stalled))
+        metrics.record_stage_failed(name, rt.gpu_class, "Stalled")
+        raise to_application_error(stalled, rt.settings.rate_limit_backoff_s) from None
     except PipelineError as exc:
         from activities.errors import to_application_error
 

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     serve_cpu_queues: bool = True
     max_concurrent_activities: int | None = None  # model-stage slots; default: GPU profile
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
+    # a download or model stage whose progress (bytes, seconds decoded, chunks) stops this
+    # long fails Stalled; one stuck in native code makes the worker exit (activities/runtime.py)
+    stall_s: float = Field(default=900.0, gt=0)
     graceful_shutdown_s: float = 20.0  # SIGTERM -> exit within this (spot notices give 30 s+)
     eviction_notice: str = "none"  # none | azure | aws: poll the cloud's eviction notice
     eviction_notice_url: str | None = None  # override the metadata endpoint (tests)

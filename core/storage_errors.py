@@ -8,6 +8,7 @@ StorageUnavailable: an outage, worth waiting out rather than failing the video.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
@@ -26,6 +27,14 @@ log = structlog.get_logger("storage")
 
 class RidesOut(Protocol):
     ride_out_s: float  # how long an outage is waited out; 0: not at all
+
+
+_riding_out: set[int] = set()  # threads waiting out a storage outage now
+
+
+def riding_out(thread_id: int) -> bool:
+    """Whether that thread is waiting out a storage outage: waiting, not stuck."""
+    return thread_id in _riding_out
 
 
 def rides_out(method: Callable[..., T]) -> Callable[..., T]:
@@ -53,8 +62,12 @@ def rides_out(method: Callable[..., T]) -> Callable[..., T]:
                     error=str(exc)[:200],
                 )
                 until = time.monotonic() + pause
-                while time.monotonic() < until:
-                    time.sleep(min(1.0, until - time.monotonic()))
+                _riding_out.add(threading.get_ident())
+                try:
+                    while time.monotonic() < until:
+                        time.sleep(min(1.0, until - time.monotonic()))
+                finally:
+                    _riding_out.discard(threading.get_ident())
                 delay = min(2 * delay, OUTAGE_RETRY_MAX_S)
 
     return wrapper

@@ -14,10 +14,12 @@ float precision (~1e-6) at a tenth of the CPU.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch is imported where it runs: a module that only names a stage stays light
+    import torch
 
 VAD_RATE = 16_000
 VAD_CHUNK = 512  # samples per silero step at 16 kHz (32 ms)
@@ -29,6 +31,8 @@ class _BatchedSilero:
     """silero-vad's 16 kHz network, split so that only the LSTM runs step by step."""
 
     def __init__(self, jit_model: torch.jit.ScriptModule) -> None:
+        import torch
+
         net = jit_model._model
         self.stft, self.encoder, self.head = net.stft, net.encoder, net.decoder.decoder
         cell = net.decoder.rnn
@@ -42,6 +46,9 @@ class _BatchedSilero:
 
     def __call__(self, audio: torch.Tensor) -> torch.Tensor:
         """Speech probability per VAD_CHUNK step of ``audio`` (a multiple of VAD_CHUNK long)."""
+        import torch
+        import torch.nn.functional as F
+
         steps = F.pad(audio, (CONTEXT, 0)).unfold(0, CONTEXT + VAD_CHUNK, VAD_CHUNK)
         state = None
         out = []
@@ -61,6 +68,8 @@ def _model() -> _BatchedSilero:
 
 def speech_probabilities(samples: np.ndarray) -> np.ndarray:
     """Per-32 ms speech probability for 16 kHz mono samples."""
+    import torch
+
     if len(samples) == 0:
         return np.zeros(0, dtype=np.float32)
     model = _model()

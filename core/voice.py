@@ -21,12 +21,14 @@ from __future__ import annotations
 import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-import torch
 
 from core import faults, pretrained
+
+if TYPE_CHECKING:  # torch is imported where it runs: a module that only names a stage stays light
+    import torch
 
 RATE = 16_000
 DIM = 192
@@ -44,6 +46,8 @@ Item = tuple[int, np.ndarray]
 
 @lru_cache(maxsize=1)
 def encoder() -> torch.nn.Module:
+    import torch
+
     spec = importlib.util.spec_from_file_location("campplus_model", pretrained.campplus_source())
     assert spec is not None and spec.loader is not None  # a .py path always has a loader
     module = importlib.util.module_from_spec(spec)
@@ -76,6 +80,7 @@ def _trunk(model: torch.nn.Module, fbank: torch.Tensor) -> torch.Tensor:
 
 
 def _fbank(block: np.ndarray) -> torch.Tensor:
+    import torch
     import torchaudio.compliance.kaldi as kaldi
 
     wav = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)).unsqueeze(0)
@@ -95,6 +100,8 @@ def frame_features(samples: np.ndarray, start: int, end: int, batch_size: int = 
     gets the very frames a pass over the whole one would.
 
     Blocks are batched ``batch_size`` at a time (the unit the OOM handling halves)."""
+    import torch
+
     spans = _blocks(len(samples), start, end)
     if not spans or len(samples) < 400:  # shorter than one fbank frame
         return start // FRAME, np.zeros((_channels(), 0), dtype=np.float32)
@@ -122,6 +129,8 @@ def span_statistics(samples: np.ndarray, items: list[Item], batch_size: int = 8)
 
     Batches of items run on PARALLEL_PASSES threads: one pass keeps about one core busy
     (torch's own intra-op threads add little for CAM++'s narrow convolutions)."""
+    import torch
+
     out = np.zeros((len(items), 1 + 2 * _channels()), dtype=np.float64)
     by_len: dict[int, list[int]] = {}
     for k, (_, weights) in enumerate(items):
@@ -154,6 +163,8 @@ def span_statistics(samples: np.ndarray, items: list[Item], batch_size: int = 8)
 
 def _run_grouped(fbanks: list[torch.Tensor | None]) -> list[np.ndarray | None]:
     """Trunk frames of each fbank; equal lengths share one batched pass."""
+    import torch
+
     out: list[np.ndarray | None] = [None] * len(fbanks)
     present = {i: f for i, f in enumerate(fbanks) if f is not None}
     by_len: dict[int, list[int]] = {}
@@ -169,6 +180,8 @@ def _run_grouped(fbanks: list[torch.Tensor | None]) -> list[np.ndarray | None]:
 
 
 def _channels() -> int:
+    import torch
+
     return cast(torch.nn.Conv1d, encoder().get_submodule("xvector.dense.linear")).in_channels // 2
 
 
@@ -195,6 +208,8 @@ def pool_statistics(frames: np.ndarray, first: int, items: list[Item]) -> np.nda
 
 def embeddings_from_statistics(stats: np.ndarray) -> np.ndarray:
     """(n, DIM) L2-normalised embeddings; NaN rows where an item had no frames."""
+    import torch
+
     channels = _channels()
     weight = stats[:, :1]
     valid = weight[:, 0] > 0

@@ -22,7 +22,7 @@ from typing import Any
 from temporalio.client import Client
 
 from core import clips
-from core.layout import batch_exports_root
+from core.layout import STATS_JSON, batch_exports_root
 from core.metadata import Metadata, read_metadata
 from core.outputs import merge_intervals
 from core.settings import Settings
@@ -30,6 +30,7 @@ from core.storage import ObjectStore
 from starter.status import VideoRow, list_videos
 
 READ_THREADS = 16
+READ_WINDOW = 256  # videos read at once: what is in flight, not the batch, is held
 DNSMOS_BUCKETS = [(0.0, 2.5, "<2.5"), (2.5, 3.0, "2.5-3.0"), (3.0, 3.3, "3.0-3.3"), (3.3, 9.0, ">=3.3")]
 UNLABELLED = "unlabelled"  # committed before the labels stage, or too short to score
 
@@ -51,16 +52,25 @@ async def write_report(
     client: Client, settings: Settings, batch_id: str, out: Path | None = None
 ) -> tuple[dict[str, Any], str]:
     """Build the batch's report, store its JSON and PNG (and copy them to ``out``);
-    returns the report and the PNG's key."""
+    returns the report and the PNG's key. Each committed video's metadata is read,
+    added to the totals and let go: memory does not grow with the batch's videos."""
     store = ObjectStore(settings)
     rows = await list_videos(client, batch_id)
+    totals = YieldTotals(settings.clip_policy)
     committed = [r.video_id for r in rows if r.status == "Completed"]
+
+    def read(video_id: str) -> tuple[Metadata | None, dict[str, Any] | None]:
+        meta = read_metadata(store, video_id)
+        stats = store.get_json_or_none(meta.key_of(store.keys(video_id), STATS_JSON)) if meta else None
+        return meta, stats
+
     with ThreadPoolExecutor(READ_THREADS) as pool:
-        metas = [m for m in pool.map(lambda v: read_metadata(store, v), committed) if m]
-        stats = [s for s in pool.map(lambda v: store.get_json_or_none(store.keys(v).stats), committed) if s]
+        for start in range(0, len(committed), READ_WINDOW):  # a window at a time: bounded in flight
+            for meta, stats in pool.map(read, committed[start : start + READ_WINDOW]):
+                totals.add(meta, stats)
     root = batch_exports_root(store.prefix, batch_id)
     exports = [store.get_json(k) for k in store.list_keys(root) if k.endswith("/index.json")]
-    report = build_report(batch_id, rows, metas, stats, exports, settings.gpu_prices, settings.clip_policy)
+    report = totals.report(batch_id, rows, exports, settings.gpu_prices)
     body, png = json.dumps(report, indent=1).encode(), render_png(report)
     store.put_bytes(f"{root}report.json", body, "application/json")
     store.put_bytes(f"{root}report.png", png, "image/png")
@@ -81,61 +91,102 @@ def build_report(
     clip_policy: clips.ClipPolicy,
 ) -> dict[str, Any]:
     """The report of one batch from what is committed (pure: unit-tested)."""
-    metas = list(committed)
-    hours_in = sum(m.duration_s for m in metas) / 3600
-    speech_s = sum(_speech_s(m) for m in metas)
-    usable_by_bucket: defaultdict[str, float] = defaultdict(float)
-    dnsmos: list[tuple[float, float]] = []  # (OVRL, usable seconds) per usable segment
-    for meta in metas:
+    totals = YieldTotals(clip_policy)
+    for meta in committed:
+        totals.add(meta, None)
+    for st in stats:
+        totals.add(None, st)
+    return totals.report(batch_id, rows, exports, prices)
+
+
+CLIP_EDGES = [0, 3, 5, 10, 15, 20, 25, 30.01]
+DNSMOS_EDGES = [1, 2, 2.5, 2.75, 3, 3.25, 3.5, 5]
+MUSIC_EDGES = [0, 1, 5, 10, 25, 50, 100.01]
+
+
+class YieldTotals:
+    """What the report adds up over a batch's committed videos, one video at a time:
+    sums, counts and histograms, never the videos themselves."""
+
+    def __init__(self, clip_policy: clips.ClipPolicy) -> None:
+        self.clip_policy = clip_policy
+        self.seconds_in = 0.0
+        self.speech_s = 0.0
+        self.usable_by_bucket: defaultdict[str, float] = defaultdict(float)
+        self.dnsmos_usable_h = [0.0] * (len(DNSMOS_EDGES) - 1)  # usable hours per OVRL bin
+        self.clip_counts = [0.0] * (len(CLIP_EDGES) - 1)
+        self.clips = 0
+        self.clip_s = 0.0
+        self.speakers: Counter[int] = Counter()
+        self.music_counts = [0.0] * (len(MUSIC_EDGES) - 1)
+        self.compute_s: Counter[str] = Counter()
+
+    def add(self, meta: Metadata | None, stats: dict[str, Any] | None) -> None:
+        if meta is not None:
+            self._add_metadata(meta)
+        if stats is not None:
+            self.compute_s[stats.get("gpu_class") or "cpu"] += sum(
+                (stats.get("stage_compute_s") or {}).values()
+            )
+
+    def _add_metadata(self, meta: Metadata) -> None:
+        self.seconds_in += meta.duration_s
+        self.speech_s += _speech_s(meta)
         for row in meta.segments:
             seconds = row.usable_s
             ovrl = row.label("dnsmos_ovrl")
-            usable_by_bucket[_bucket(ovrl)] += seconds
+            self.usable_by_bucket[_bucket(ovrl)] += seconds
             if ovrl is not None and seconds > 0:
-                dnsmos.append((ovrl, seconds))
-    clip_s = [c.duration for m in metas for c in clips.cut_clips(m, None, clip_policy)]
-    compute_s: Counter[str] = Counter()
-    for st in stats:
-        compute_s[st.get("gpu_class") or "cpu"] += sum((st.get("stage_compute_s") or {}).values())
-    cost = sum(seconds / 3600 * prices.get(cls, 0.0) for cls, seconds in compute_s.items())
-    usable_h = sum(usable_by_bucket.values()) / 3600
-    return {
-        "batch_id": batch_id,
-        "videos": dict(Counter(r.status for r in rows)),
-        "failures_by_type": dict(Counter(r.error_type or "unknown" for r in rows if r.status == "Failed")),
-        "hours": {
-            "in": round(hours_in, 3),
-            "speech": round(speech_s / 3600, 3),
-            "usable": round(usable_h, 3),
-            "exported": {
-                f"{e['spec']['format']}/{e['spec']['view']}": round(e["totals"]["audio_s"] / 3600, 3)
-                for e in exports
-            },
-        },
-        "usable_hours_by_dnsmos": {
-            name: round(usable_by_bucket[name] / 3600, 3)
-            for name in [b[2] for b in DNSMOS_BUCKETS] + [UNLABELLED]
-        },
-        "histograms": {
-            "clip_s": _histogram(clip_s, [0, 3, 5, 10, 15, 20, 25, 30.01]),
-            "dnsmos_ovrl_usable_h": _histogram(
-                [v for v, _ in dnsmos], [1, 2, 2.5, 2.75, 3, 3.25, 3.5, 5], [s / 3600 for _, s in dnsmos]
+                _count(self.dnsmos_usable_h, DNSMOS_EDGES, ovrl, seconds / 3600)
+        for clip in clips.cut_clips(meta, None, self.clip_policy):
+            _count(self.clip_counts, CLIP_EDGES, clip.duration)
+            self.clips += 1
+            self.clip_s += clip.duration
+        self.speakers[meta.num_speakers] += 1
+        _count(self.music_counts, MUSIC_EDGES, _music_share(meta))
+
+    def report(
+        self, batch_id: str, rows: list[VideoRow], exports: list[dict[str, Any]], prices: dict[str, float]
+    ) -> dict[str, Any]:
+        cost = sum(seconds / 3600 * prices.get(cls, 0.0) for cls, seconds in self.compute_s.items())
+        usable_h = sum(self.usable_by_bucket.values()) / 3600
+        return {
+            "batch_id": batch_id,
+            "videos": dict(Counter(r.status for r in rows)),
+            "failures_by_type": dict(
+                Counter(r.error_type or "unknown" for r in rows if r.status == "Failed")
             ),
-            "speakers_per_video": dict(sorted(Counter(m.num_speakers for m in metas).items())),
-            "music_share_pct": _histogram([_music_share(m) for m in metas], [0, 1, 5, 10, 25, 50, 100.01]),
-        },
-        "clips": {
-            "count": len(clip_s),
-            "hours": round(sum(clip_s) / 3600, 3),
-            "policy": clip_policy.model_dump(),
-        },
-        "compute": {
-            "hours_by_class": {cls: round(s / 3600, 4) for cls, s in compute_s.items()},
-            "cost_usd": round(cost, 4),
-            "cost_per_usable_hour_usd": round(cost / usable_h, 4) if usable_h > 0 else None,
-            "prices_usd_per_hour": {cls: prices.get(cls, 0.0) for cls in compute_s},
-        },
-    }
+            "hours": {
+                "in": round(self.seconds_in / 3600, 3),
+                "speech": round(self.speech_s / 3600, 3),
+                "usable": round(usable_h, 3),
+                "exported": {
+                    f"{e['spec']['format']}/{e['spec']['view']}": round(e["totals"]["audio_s"] / 3600, 3)
+                    for e in exports
+                },
+            },
+            "usable_hours_by_dnsmos": {
+                name: round(self.usable_by_bucket[name] / 3600, 3)
+                for name in [b[2] for b in DNSMOS_BUCKETS] + [UNLABELLED]
+            },
+            "histograms": {
+                "clip_s": _histogram(CLIP_EDGES, self.clip_counts),
+                "dnsmos_ovrl_usable_h": _histogram(DNSMOS_EDGES, self.dnsmos_usable_h),
+                "speakers_per_video": dict(sorted(self.speakers.items())),
+                "music_share_pct": _histogram(MUSIC_EDGES, self.music_counts),
+            },
+            "clips": {
+                "count": self.clips,
+                "hours": round(self.clip_s / 3600, 3),
+                "policy": self.clip_policy.model_dump(),
+            },
+            "compute": {
+                "hours_by_class": {cls: round(s / 3600, 4) for cls, s in self.compute_s.items()},
+                "cost_usd": round(cost, 4),
+                "cost_per_usable_hour_usd": round(cost / usable_h, 4) if usable_h > 0 else None,
+                "prices_usd_per_hour": {cls: prices.get(cls, 0.0) for cls in self.compute_s},
+            },
+        }
 
 
 def _speech_s(meta: Metadata) -> float:
@@ -153,13 +204,15 @@ def _bucket(ovrl: float | None) -> str:
     return next(name for low, high, name in DNSMOS_BUCKETS if low <= ovrl < high)
 
 
-def _histogram(values: list[float], edges: list[float], weights: list[float] | None = None) -> dict[str, Any]:
-    counts = [0.0] * (len(edges) - 1)
-    for value, weight in zip(values, weights or [1.0] * len(values)):
-        for i in range(len(counts)):
-            if edges[i] <= value < edges[i + 1]:
-                counts[i] += weight
-                break
+def _count(counts: list[float], edges: list[float], value: float, weight: float = 1.0) -> None:
+    """Add ``weight`` to the bin of ``edges`` that holds ``value`` (none: outside them)."""
+    for i in range(len(counts)):
+        if edges[i] <= value < edges[i + 1]:
+            counts[i] += weight
+            return
+
+
+def _histogram(edges: list[float], counts: list[float]) -> dict[str, Any]:
     return {"edges": edges, "counts": [round(c, 4) for c in counts]}
 
 

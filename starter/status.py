@@ -14,7 +14,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -48,7 +48,7 @@ async def batch_progress(client: Client, batch_id: str, workflow_id_: str | None
     return await handle.query(PROGRESS_QUERY, result_type=BatchProgress)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VideoRow:
     """One video of a batch as visibility shows it."""
 
@@ -66,8 +66,7 @@ def _query(batch_id: str) -> str:
 
 
 async def _latest_runs(client: Client, query: str) -> dict[str, WorkflowExecution]:
-    """The most recently started run of each workflow the query matches (a video run
-    again after failing has several)."""
+    """The most recently started run of each workflow the query matches (a few hundred)."""
     latest: dict[str, WorkflowExecution] = {}
     async for wf in client.list_workflows(query):
         if wf.id not in latest or latest[wf.id].start_time < wf.start_time:
@@ -76,11 +75,15 @@ async def _latest_runs(client: Client, query: str) -> dict[str, WorkflowExecutio
 
 
 async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
-    """The latest run of each video of the batch."""
-    rows = []
-    for wf in (await _latest_runs(client, _query(batch_id))).values():
+    """The latest run of each video of the batch (a video run again after failing has
+    several), as compact rows: a batch of 340,000 is held as rows, not as executions."""
+    latest: dict[str, tuple[datetime, VideoRow]] = {}
+    async for wf in client.list_workflows(_query(batch_id)):
+        if wf.id in latest and latest[wf.id][0] >= wf.start_time:
+            continue
         attrs = wf.typed_search_attributes
-        rows.append(
+        latest[wf.id] = (
+            wf.start_time,
             VideoRow(
                 video_id=attrs.get(sa.VIDEO_ID) or video_id_of(wf.id),
                 status=_status_name(wf.status),
@@ -89,9 +92,9 @@ async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
                 usable_pct=attrs.get(sa.USABLE_PCT),
                 audio_s=attrs.get(sa.AUDIO_SECONDS),
                 error_type=attrs.get(sa.ERROR_TYPE),
-            )
+            ),
         )
-    return sorted(rows, key=lambda r: r.video_id)
+    return sorted((row for _, row in latest.values()), key=lambda r: r.video_id)
 
 
 async def with_live_stages(client: Client, rows: list[VideoRow], concurrency: int = 32) -> list[VideoRow]:

@@ -525,3 +525,31 @@ def test_oom_at_batch_1_with_no_bigger_class_served_fails_at_once(stack, media_s
     print(f"\nT4-only fleet, OOM at batch 1: NoWorkerForClass after {took:.0f} s")
     assert took < 300, took
     assert stack.stop_process("t4-only") == 0
+
+
+def test_a_model_stage_hung_in_native_code_frees_its_video_and_its_worker_leaves(stack, media_server):
+    """Issue 22, "liveness means progress": the first chunk of a model stage on one
+    worker waits in a native call that never returns (injected: as a hung CUDA kernel),
+    while the process lives on. Its beats used to go on for the 3-hour timeout. Now:
+    no progress for PIPELINE_STALL_S, the beats stop and the step is handed on; the
+    thread cannot be stopped, so the worker reports itself unhealthy and exits 1 for its
+    supervisor to restart it, and a healthy worker completes the video."""
+    hung = worker(stack, "hang-w", "hang", PIPELINE_FAULT_HANG="model:native", PIPELINE_STALL_S="5")
+    start_videos(
+        stack,
+        "hang",
+        "hang",
+        [("hang-1", f"{media_server.url}/ep05-radio-segment.ogg")],
+        heartbeat_timeout_s=5,
+    )
+    stalled = wait_for_event(stack, "hang-w", "stage.stalled", timeout_s=180)
+    worker(stack, "healthy-w", "hang")
+    assert hung.wait(timeout=120) == 1, "the stuck worker leaves with exit code 1"
+    unhealthy = wait_for_event(stack, "hang-w", "worker.unhealthy", timeout_s=5)
+    assert "no progress for 5 s" in unhealthy["reason"], unhealthy
+    assert wait_batch(stack, "hang").by_status == {"Completed": 1}
+    stats = store_of(stack).get_json(store_of(stack).keys("hang-1").stats)
+    print(
+        f"\nhung model stage: stalled at {stalled.get('details')}, worker left; attempts {stats['attempts']}"
+    )
+    assert stack.stop_process("healthy-w") == 0

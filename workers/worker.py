@@ -150,7 +150,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     failed = await _serve(workers, rt, stop or asyncio.Event(), telemetry, gpus)
     executor.shutdown(wait=False, cancel_futures=True)
     log.info("worker.stopped", worker_id=rt.worker_id)
-    return 1 if failed else 0
+    return 1 if failed or rt.health.unhealthy.is_set() else 0
 
 
 async def _models_load(settings: Settings) -> bool:
@@ -263,6 +263,7 @@ async def _serve(
     watchers = []
     if telemetry and gpus:
         watchers.append(asyncio.create_task(sample_gpus(telemetry.metric_meter)))
+    watchers.append(asyncio.create_task(_leave_when_unhealthy(rt, stop)))
     if settings.eviction_notice != "none":
         watchers.append(
             asyncio.create_task(eviction.watch(settings.eviction_notice, settings.eviction_notice_url, stop))
@@ -277,6 +278,15 @@ async def _serve(
     for watcher in watchers:
         watcher.cancel()
     return failed
+
+
+async def _leave_when_unhealthy(rt: runtime.Runtime, stop: asyncio.Event) -> None:
+    """A step stuck for good holds its slot until the process ends: drain and exit 1,
+    so the supervisor (Kubernetes, systemd, the demo) starts a fresh worker."""
+    while not rt.health.unhealthy.is_set():
+        await asyncio.sleep(1.0)
+    log.error("worker.unhealthy", worker_id=rt.worker_id, reason=rt.health.reason)
+    stop.set()
 
 
 class _all:

@@ -39,18 +39,32 @@ class ActivityPolicy:
     # set: the activity heartbeats at least this often (pipeline stages take the job's instead)
     heartbeat: timedelta | None = None
 
-    def options(self, heartbeat: timedelta | None = None) -> ActivityOptions:
-        """The timeout and retry keywords of ``workflow.execute_activity``."""
+    def options(self, heartbeat: timedelta | None = None, audio_s: float | None = None) -> ActivityOptions:
+        """The timeout and retry keywords of ``workflow.execute_activity``; given the
+        audio's length, the start-to-close timeout scales with it (``scaled``)."""
         return {
-            "start_to_close_timeout": self.start_to_close,
+            "start_to_close_timeout": self.scaled(audio_s),
             "schedule_to_close_timeout": self.schedule_to_close,
             "heartbeat_timeout": heartbeat or self.heartbeat,
             "retry_policy": self.retry,
         }
 
+    def scaled(self, audio_s: float | None) -> timedelta:
+        """``start_to_close`` for a step on ``audio_s`` seconds of audio: a fixed
+        allowance plus one second per second of audio, at most ``start_to_close``. A
+        step that hangs is stopped by its progress bound long before (settings.stall_s);
+        this is the backstop, and a 20-minute episode is not given three hours."""
+        if audio_s is None:
+            return self.start_to_close
+        return min(self.start_to_close, SCALED_FIXED + timedelta(seconds=audio_s * SCALED_PER_AUDIO_S))
+
     def local_options(self) -> LocalActivityOptions:
         """The same for ``workflow.execute_local_activity`` (no heartbeats)."""
         return {"start_to_close_timeout": self.start_to_close, "retry_policy": self.retry}
+
+
+SCALED_FIXED = timedelta(minutes=30)
+SCALED_PER_AUDIO_S = 1.0
 
 
 def _retry(initial_s: float, max_interval_s: float, attempts: int, *also_permanent: str) -> RetryPolicy:

@@ -83,6 +83,7 @@ class VideoWorkflow:
         self._gpu_class = job.gpu_class
         self._escalations: list[str] = []
         self._queue = ""  # of the latest stage started
+        self._audio_s: float | None = None  # known once downloaded
 
     @workflow.run
     async def run(self, job: VideoJob) -> VideoOutcome:
@@ -95,6 +96,7 @@ class VideoWorkflow:
                 if committed is not None:  # done by an earlier run: nothing to redo or rewrite
                     return await self._completed(committed, gpu_s=0.0)
             audio = await self._download(spec)
+            self._audio_s = audio.duration_s  # the later stages' timeouts scale with it
             fitting = gpu_profiles.class_for_duration(self._gpu_class, audio.duration_s)
             if fitting != self._gpu_class:
                 await self._move_up(fitting, f"{audio.duration_s / 3600:.1f} h of audio", must_move=False)
@@ -231,7 +233,9 @@ class VideoWorkflow:
                     arg,
                     task_queue=self._queue,
                     schedule_to_start_timeout=timedelta(seconds=self._job.queue_timeout_s),
-                    **policy.options(heartbeat=timedelta(seconds=self._job.heartbeat_timeout_s)),
+                    **policy.options(
+                        heartbeat=timedelta(seconds=self._job.heartbeat_timeout_s), audio_s=self._audio_s
+                    ),
                 )
         except (ActivityError, ApplicationError):
             self._failed_stage = self._failed_stage or name
