@@ -317,10 +317,10 @@ def test_a_batch_of_600_signed_urls_runs_through(stack):
                 client, settings, csv_path, "signed", dry_run=True, max_events_per_run=40
             )
             assert report.submitted and report.valid == 600 and not report.invalid
-            status = await wait_closed(client, "batch-signed", timeout_s=90)
-            progress = await batch_progress(client, "signed")
+            status = await wait_closed(client, report.workflow_id, timeout_s=90)
+            progress = await batch_progress(client, "signed", report.workflow_id)
             if status == WorkflowExecutionStatus.RUNNING:
-                await client.get_workflow_handle("batch-signed").terminate("test over")
+                await client.get_workflow_handle(report.workflow_id).terminate("test over")
             return status, progress
 
     status, progress = asyncio.run(go())
