@@ -128,12 +128,14 @@ class Heartbeater:
         interval_s: float,
         stall_s: float | None = None,
         on_stuck: Callable[[str], None] | None = None,
+        log: structlog.stdlib.BoundLogger | None = None,
     ):
         self.details: Any = None
         self.stalled = False
         self._stop = threading.Event()
         self._moved_at = time.monotonic()
         self._stall_s, self._on_stuck = stall_s, on_stuck
+        self._log = log or structlog.get_logger("activity")
         self._step_thread = threading.get_ident()  # built in the step's own thread
         context = contextvars.copy_context()
         self._thread = threading.Thread(
@@ -173,9 +175,7 @@ class Heartbeater:
 
     def _give_up(self) -> None:
         self.stalled = True
-        structlog.get_logger("activity").warning(
-            "stage.stalled", no_progress_s=self._stall_s, details=self.details
-        )
+        self._log.warning("stage.stalled", no_progress_s=self._stall_s, details=self.details)
         _raise_in_thread(self._step_thread, StallInterrupt)
         if not self._stop.wait(self._stall_s or 0) and self._on_stuck:
             self._on_stuck(
@@ -232,6 +232,7 @@ def stage(
         heartbeat_interval(info),
         stall_s=rt.settings.stall_s if watch_progress else None,
         on_stuck=rt.health.fail,
+        log=log,
     )
     if not info.is_local:  # a local activity (the upload) lives and dies with its workflow task
         heart.start()

@@ -1,7 +1,8 @@
 """Chaos: one batch meets every fault a fleet meets at once, then storage is audited.
 
     python -m benchmarks.chaos --videos 30 --long-videos 5 --long-minutes 10 \\
-        --kill-every 20 --pause-every 30 [--workers 2] [--seed 1] [--data-dir DIR]
+        --kill-every 20 --pause-every 30 [--workers 2] [--seed 1] [--data-dir DIR] \\
+        [--hostile-pct 5] [--hang]
 
 Why: "nothing lost, nothing done twice" is a claim about all faults together. A
 worker killed mid-chunk, a worker paused past its heartbeat timeout that wakes up and
@@ -29,6 +30,14 @@ One run:
   are completed it restarts the Temporal dev server (same database file, same port);
   once half are, it stops the storage server for ``--outage-s`` seconds (longer than a
   stage's first few retries), then restarts it on the same port and folder;
+- with ``--hostile-pct``, that share of the rows is hostile or damaged: the damaged-media
+  corpus (``devstack/damaged_media.py``) and sources that answer 404 or 403, stream
+  without end, send HTML or silence (``devstack/media_server.py``). Each must end typed
+  (or decode, for damage ffmpeg reads through), never lost, never holding its slot;
+- with ``--hang``, the first worker's first model chunk hangs in a native call that
+  never returns (``PIPELINE_FAULT_HANG=model:native``) while its process lives on: the
+  stage must be handed on after ``--stall-s`` without progress, and the worker must
+  leave (exit 1) and be replaced;
 - when the batch is done, wakes any paused worker, waits for late writes to land, and
   audits every video of the CSV:
 
@@ -41,12 +50,16 @@ One run:
     ``_work/{video}/``. Anything under ``_work/`` that belongs to no video of the
     batch counts too.
 
+  - hostile rows: the ErrorType each ended with, against what its case allows
+    ("untyped" otherwise), and the longest any of its attempts held a slot.
+
 Prints one line per fault, the restart and outage timings, per-category details
 when there are any, and one summary line::
 
-    chaos: N completed, L lost, D duplicated, I inconsistent, K kills, P pauses
+    chaos: N completed, L lost, D duplicated, I inconsistent, K kills, P pauses, H hostile typed of T
 
-Exits 0 iff every video completed and nothing was lost, duplicated or inconsistent.
+Exits 0 iff every good video completed, every hostile one ended as its case allows, and
+nothing was lost, duplicated or inconsistent.
 """
 
 from __future__ import annotations
@@ -71,12 +84,16 @@ import soundfile as sf
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
+from core import search_attributes as sa
 from core.exit import exit_now
 from core.ids import batch_workflow_id, video_id_of, video_workflow_id
 from core.metadata import Metadata
 from core.storage import ObjectStore
 from core.temporal import connect
+from devstack.damaged_media import CASES as DAMAGED_CASES
+from devstack.damaged_media import build_corpus
 from devstack.media import concat, ffmpeg
+from devstack.media_server import MediaServer
 from devstack.stack import REPO_ROOT, Stack, StackConfig, log_events
 from starter.batch import start_batch
 from starter.status import BatchCounts, batch_counts, batch_is_running
@@ -105,6 +122,9 @@ class Options:
     seed: int
     timeout_s: float
     data: Path
+    hostile_pct: float = 0.0
+    hang: bool = False
+    stall_s: float = 30.0
 
 
 # --------------------------------------------------------------------------- media
@@ -177,16 +197,61 @@ def build_long(sources: list[tuple[Path, float]], out: Path, seconds: float, rng
     joined.unlink()
 
 
-def write_csv(path: Path, media_url: str, opts: Options, long_names: list[str]) -> list[str]:
-    """The batch: the long recordings spread evenly among the clips. Returns the ids."""
+Allowed = tuple[str, ...] | None  # the error types a hostile case may end with (None: or decode)
+
+
+def hostile_sources(media: Path, media_url: str, hostile_url: str) -> list[tuple[str, str, Allowed]]:
+    """(case, URL, the error types it may end with; None: it may also decode) of every
+    hostile case: the damaged-media corpus on the plain media server, and the sources
+    that misbehave on the hostile one."""
+    corpus_dir = media / "damaged"
+    corpus_dir.mkdir(exist_ok=True)
+    build_corpus(corpus_dir, SAMPLES / "ep03-three-voices.ogg")
+    (media / "not-media.mp3").write_text("<html><body>This is not audio.</body></html>\n" * 20)
+    sf.write(str(media / "silent.wav"), np.zeros(16_000 * 5, dtype=np.float32), 16_000)
+    cases: list[tuple[str, str, Allowed]] = [
+        (label, f"{media_url}/damaged/{name}", errors) for label, name, _, errors in DAMAGED_CASES
+    ]
+    return cases + [
+        ("404", f"{hostile_url}/status/404/gone.ogg", ("VideoUnavailable",)),
+        ("403", f"{hostile_url}/status/403/private.ogg", ("VideoPrivate",)),
+        ("endless stream", f"{hostile_url}/endless/ep05-radio-segment.ogg", ("TooLarge",)),
+        ("HTML as .mp3", f"{media_url}/not-media.mp3", ("InvalidMedia",)),
+        ("silence", f"{media_url}/silent.wav", ("SilentAudio",)),
+    ]
+
+
+@dataclass
+class Row:
+    video_id: str
+    url: str
+    case: str = ""  # a hostile row's case
+    allowed: Allowed = ()  # a hostile row's allowed error types
+
+
+def write_csv(path: Path, rows: list[Row]) -> None:
+    path.write_text("video_id,url\n" + "".join(f"{r.video_id},{r.url}\n" for r in rows))
+
+
+def batch_rows(
+    media_url: str, opts: Options, long_names: list[str], hostile: list[tuple[str, str, Allowed]]
+) -> list[Row]:
+    """The batch: the long recordings spread evenly among the clips, and every
+    ``100 / hostile_pct``-th row a hostile case (in turn)."""
     clips = sorted(p.name for p in SAMPLES.glob("*.ogg"))
     spread = {round(k * opts.videos / max(1, len(long_names))): name for k, name in enumerate(long_names)}
-    rows, clip = [], itertools.cycle(clips)
+    every = round(100 / opts.hostile_pct) if opts.hostile_pct > 0 else 0
+    rows, clip, cases = [], itertools.cycle(clips), itertools.cycle(hostile)
     for i in range(opts.videos):
         name = spread.get(i)
-        rows.append((f"chaos-{i:04d}-long" if name else f"chaos-{i:04d}", name or next(clip)))
-    path.write_text("video_id,url\n" + "".join(f"{v},{media_url}/{name}\n" for v, name in rows))
-    return [v for v, _ in rows]
+        if name:
+            rows.append(Row(f"chaos-{i:04d}-long", f"{media_url}/{name}"))
+        elif every and hostile and i % every == every // 2:
+            case, url, allowed = next(cases)
+            rows.append(Row(f"chaos-{i:04d}-hostile", url, case, allowed))
+        else:
+            rows.append(Row(f"chaos-{i:04d}", f"{media_url}/{next(clip)}"))
+    return rows
 
 
 # ------------------------------------------------------------------------ workers
@@ -220,6 +285,7 @@ class Fleet:
     stack: Stack
     env: dict[str, str]
     rng: random.Random
+    first_env: dict[str, str] = field(default_factory=dict)  # the very first worker's faults
     live: list[str] = field(default_factory=list)
     paused: dict[str, float] = field(default_factory=dict)  # name -> when to SIGCONT
     kills: int = 0
@@ -229,8 +295,9 @@ class Fleet:
     _generation: itertools.count = field(default_factory=itertools.count)
 
     def start(self, slot: int) -> str:
-        name = f"chaos-w{slot}-g{next(self._generation)}"
-        self.stack.start_worker(name, **self.env)
+        generation = next(self._generation)
+        name = f"chaos-w{slot}-g{generation}"
+        self.stack.start_worker(name, **self.env, **(self.first_env if generation == 0 else {}))
         self.live.append(name)
         return name
 
@@ -295,10 +362,18 @@ class Fleet:
         return woken
 
     def replace_exited(self) -> list[str]:
-        """Workers that exited on their own (none should): noted and replaced."""
+        """Workers that exited on their own: noted and replaced. Only one stuck for good
+        (the injected hang) should, saying why (``worker.unhealthy``)."""
         gone = [w for w in self.live if self.stack.procs[w].poll() is not None]
         for name in gone:
-            self.exited.append(f"{name} exited with {self.stack.procs.pop(name).returncode}")
+            code = self.stack.procs.pop(name).returncode
+            unhealthy = [
+                e
+                for e in worker_events(self.stack.logs / f"{name}.log")
+                if e.get("event") == "worker.unhealthy"
+            ]
+            why = f" (unhealthy: {unhealthy[0]['reason']})" if unhealthy else ""
+            self.exited.append(f"{name} exited with {code}{why}")
             self.live.remove(name)
             self.start(slot_of(name))
         return gone
@@ -385,13 +460,38 @@ class Audit:
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     inconsistent: list[str] = field(default_factory=list)
+    hostile_typed: list[str] = field(default_factory=list)  # case: how it ended
+    untyped: list[str] = field(default_factory=list)
 
 
-async def audit(client, store: ObjectStore, ids: list[str]) -> Audit:
+async def audit_hostile(client, rows: list[Row], result: Audit) -> None:
+    """Each hostile row's workflow ended as its case allows: failed with one of its
+    error types, or (damage ffmpeg reads through) completed."""
+    for row in rows:
+        try:
+            description = await client.get_workflow_handle(video_workflow_id(row.video_id)).describe()
+        except RPCError as error:
+            result.untyped.append(f"{row.video_id} ({row.case}): not found ({error.status.name})")
+            continue
+        status = description.status.name if description.status else "unknown"
+        error_type = description.typed_search_attributes.get(sa.ERROR_TYPE)
+        ended = f"{row.video_id} ({row.case}): {status}{f' {error_type}' if error_type else ''}"
+        allowed = status == "FAILED" and error_type in (row.allowed or ())
+        allowed = allowed or (status == "COMPLETED" and row.allowed is None)
+        (result.hostile_typed if allowed else result.untyped).append(ended)
+
+
+async def audit(client, store: ObjectStore, rows: list[Row]) -> Audit:
     """Check every video against the storage server and the workflow that completed it."""
     result = Audit()
     leftovers = work_leftovers(store)
-    for video_id in ids:
+    await audit_hostile(client, [r for r in rows if r.case], result)
+    for row in rows:
+        video_id = row.video_id
+        if row.case:  # a hostile row: its own audit; a decoded one is checked like any other
+            if row.allowed is not None or store.get_json_or_none(store.keys(video_id).metadata) is None:
+                leftovers.pop(video_id, None)
+                continue
         keys = store.keys(video_id)
         metadata = store.get_json_or_none(keys.metadata)
         try:
@@ -497,12 +597,20 @@ async def run(opts: Options) -> int:
     long_names = build_media(opts.data / "media", opts)
     stack = Stack(StackConfig.ephemeral(opts.data, opts.data / "media"))
     stack.start(worker=False)
-    fleet = Fleet(stack, {"PIPELINE_CHUNK_S": f"{opts.chunk_s:g}"}, rng)
+    env = {
+        "PIPELINE_CHUNK_S": f"{opts.chunk_s:g}",
+        "PIPELINE_STALL_S": f"{opts.stall_s:g}",
+        "PIPELINE_MAX_DOWNLOAD_MB": "64",  # an endless stream is cut at 64 MiB, not 4 GiB
+    }
+    fleet = Fleet(stack, env, rng, first_env={"PIPELINE_FAULT_HANG": "model:native"} if opts.hang else {})
     servers = ServerFaults(stack)
+    hostile_server = MediaServer(opts.data / "media").__enter__()
     try:
         for slot in range(opts.workers):
             fleet.start(slot)
-        ids = write_csv(opts.data / "chaos.csv", stack.media_url, opts, long_names)
+        hostile = hostile_sources(opts.data / "media", stack.media_url, hostile_server.url)
+        rows = batch_rows(stack.media_url, opts, long_names, hostile)
+        write_csv(opts.data / "chaos.csv", rows)
         settings = stack.settings(heartbeat_timeout_s=opts.heartbeat_s)
         store = ObjectStore(settings)
         store.ensure_bucket()
@@ -511,7 +619,8 @@ async def run(opts: Options) -> int:
         report = await start_batch(batch.client, settings, opts.data / "chaos.csv", BATCH)
         assert report.submitted and report.valid == opts.videos, report
         say(
-            f"started a batch of {opts.videos} videos ({len(long_names)} of {opts.long_minutes:g} min) on "
+            f"started a batch of {opts.videos} videos ({len(long_names)} of {opts.long_minutes:g} min, "
+            f"{sum(1 for r in rows if r.case)} hostile){', a hang injected' if opts.hang else ''} on "
             f"{opts.workers} workers, chunks of {opts.chunk_s:g} s, "
             f"heartbeat timeout {opts.heartbeat_s:g} s; "
             f"a kill every ~{opts.kill_every:g} s, a pause every ~{opts.pause_every:g} s"
@@ -525,10 +634,11 @@ async def run(opts: Options) -> int:
             say(f"SIGCONT {name} (the batch is done)")
         await asyncio.sleep(2 * opts.heartbeat_s + 5)  # a woken attempt's last writes land, or are removed
 
-        result = await audit(batch.client or await connect(settings), store, ids)
-        return report_result(opts, result, fleet, servers, started)
+        result = await audit(batch.client or await connect(settings), store, rows)
+        return report_result(opts, result, fleet, servers, started, rows)
     finally:
         fleet.resume_due(everyone=True)
+        hostile_server.__exit__(None, None, None)
         stack.stop()
 
 
@@ -611,7 +721,60 @@ def milestone(videos: int, fraction: float) -> int:
     return max(1, round(videos * fraction))
 
 
-def report_result(opts: Options, result: Audit, fleet: Fleet, servers: ServerFaults, started: float) -> int:
+def slot_holds(logs: list[Path]) -> list[tuple[str, str, float, str]]:
+    """(workflow id, stage, seconds, how it ended) of every attempt in the workers' logs:
+    from ``stage.started`` to its end, or to its worker's last line if it never ended
+    (killed, or stuck until its worker left)."""
+    holds = []
+    for path in logs:
+        events = worker_events(path)
+        if not events:
+            continue
+        last = _at(events[-1])
+        open_at: dict[tuple, float] = {}
+        for e in events:
+            attempt = (e.get("workflow_id"), e.get("activity"), e.get("attempt"))
+            if e.get("event") == "stage.started":
+                open_at[attempt] = _at(e)
+            elif e.get("event") in {"stage.done", "stage.failed", "stage.cancelled"} and attempt in open_at:
+                ended = e.get("error_type") or e["event"].removeprefix("stage.")
+                holds.append((str(attempt[0]), str(attempt[1]), _at(e) - open_at.pop(attempt), ended))
+        holds += [(str(a[0]), str(a[1]), last - t, "never ended") for a, t in open_at.items()]
+    return holds
+
+
+def _at(event: dict) -> float:
+    return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+
+
+def hold_lines(rows: list[Row], logs: list[Path]) -> list[str]:
+    """The longest any attempt of each hostile case held a slot, and of stages that stalled."""
+    holds = slot_holds(logs)
+    case_of = {video_workflow_id(r.video_id): r.case for r in rows if r.case}
+    longest: dict[str, tuple[float, str, str]] = {}
+    for workflow_id, stage, seconds, ended in holds:
+        case = case_of.get(workflow_id)
+        if case and seconds > longest.get(case, (-1.0, "", ""))[0]:
+            longest[case] = (seconds, stage, ended)
+    lines = [
+        f"hostile {case}: longest slot held {s:.1f} s ({stage}, {ended})"
+        for case, (s, stage, ended) in sorted(longest.items())
+    ]
+    stalled = {
+        (e.get("workflow_id"), e.get("activity"))
+        for path in logs
+        for e in worker_events(path)
+        if e.get("event") == "stage.stalled"
+    }
+    for workflow_id, stage, seconds, ended in holds:
+        if (workflow_id, stage) in stalled and ended in {"never ended", "Stalled"}:
+            lines.append(f"stalled {video_id_of(workflow_id)} {stage}: slot held {seconds:.0f} s ({ended})")
+    return lines
+
+
+def report_result(
+    opts: Options, result: Audit, fleet: Fleet, servers: ServerFaults, started: float, rows: list[Row]
+) -> int:
     logs = fleet.log_paths()
 
     def count(predicate) -> int:
@@ -634,13 +797,21 @@ def report_result(opts: Options, result: Audit, fleet: Fleet, servers: ServerFau
             print(f"{category}: {line}")
     for line in fleet.exited:
         print(f"worker exit: {line}")
+    for line in [*result.hostile_typed, *hold_lines(rows, logs)]:
+        print(line)
+    for line in result.untyped:
+        print(f"untyped: {line}")
     lost, duplicated, inconsistent = len(result.lost), len(result.duplicated), len(result.inconsistent)
+    hostile = sum(1 for r in rows if r.case)
     print(
         f"chaos: {result.completed} completed, {lost} lost, {duplicated} duplicated, "
-        f"{inconsistent} inconsistent, {fleet.kills} kills, {fleet.pauses} pauses",
+        f"{inconsistent} inconsistent, {fleet.kills} kills, {fleet.pauses} pauses, "
+        f"{len(result.hostile_typed)} hostile typed of {hostile}",
         flush=True,
     )
-    return 0 if lost == duplicated == inconsistent == 0 and result.completed == opts.videos else 1
+    good = sum(1 for r in rows if not r.case)
+    clean = lost == duplicated == inconsistent == len(result.untyped) == 0
+    return 0 if clean and result.completed >= good else 1
 
 
 def say(text: str) -> None:
@@ -662,6 +833,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--data-dir", type=Path, help="an empty folder for the stack's files, logs and media")
+    parser.add_argument(
+        "--hostile-pct", type=float, default=0.0, help="share of hostile or damaged rows (%%)"
+    )
+    parser.add_argument("--hang", action="store_true", help="the first worker's first model chunk hangs")
+    parser.add_argument("--stall-s", type=float, default=30.0, help="PIPELINE_STALL_S of the workers")
     args = parser.parse_args()
     long_videos = args.long_videos if args.long_videos is not None else min(5, max(1, round(args.videos / 6)))
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
@@ -678,6 +854,9 @@ def main() -> None:
             seed=args.seed,
             timeout_s=args.timeout,
             data=args.data_dir or Path(tmp),
+            hostile_pct=args.hostile_pct,
+            hang=args.hang,
+            stall_s=args.stall_s,
         )
         code = asyncio.run(run(opts))
     exit_now(code)

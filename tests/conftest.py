@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from devstack.media import concat
+from devstack.media_server import MediaServer
 from devstack.stack import REPO_ROOT, Stack, StackConfig, log_events
-from tests.media_server import MediaServer
 
 SAMPLES = REPO_ROOT / "samples" / "audio"
 EVAL = REPO_ROOT.parent / "shared" / "eval"

@@ -303,7 +303,8 @@ def test_pages_of_urls_at_the_cap_stay_under_the_payload_limit(stack):
 def test_a_batch_of_600_signed_urls_runs_through(stack):
     """The issue's case: 600 signed URLs of 4.5 KB, paged by the real BatchWorkflow (a
     dry run: no video starts). Before the caps, the first page (500 rows, 2.3 MB) was
-    past the payload limit and the batch never got on."""
+    past the payload limit and the batch never got on. (Pages now carry URLs redacted,
+    so the tokens no longer weigh on them either: issue 22.)"""
     prefix = f"h2-{uuid.uuid4().hex[:6]}"
     ids = [f"signed-{i:03d}" for i in range(600)]
     signed = "https://bucket.example.com/a.m4a?X-Amz-Security-Token=" + "T" * 4500
@@ -325,7 +326,7 @@ def test_a_batch_of_600_signed_urls_runs_through(stack):
 
     status, progress = asyncio.run(go())
     assert status == WorkflowExecutionStatus.COMPLETED
-    assert (progress.total, progress.skipped) == (600, 600) and progress.runs >= 2, progress
+    assert (progress.total, progress.skipped) == (600, 600) and progress.runs >= 1, progress
 
 
 # --- 3. a storage outage longer than the batch's retries -------------------------------

@@ -367,6 +367,14 @@ def test_stats_dry_run_and_limit(stack):
     assert status == WorkflowExecutionStatus.COMPLETED
     assert progress.total == 3 and progress.skipped == 3 and counts.total == 0, "a dry run starts no video"
 
+    stats = run_cli("-m", "starter", "stats", "--batch-id", "win", env=stack.env())
+    assert stats.returncode == 0, stats.stderr
+    assert "batch win: 6/6 done (100.0%)" in stats.stdout and "cpu" in stats.stdout and "ETA" in stats.stdout
+    as_json = json.loads(
+        run_cli("-m", "starter", "stats", "--batch-id", "win", "--json", env=stack.env()).stdout
+    )
+    assert as_json["completed"] == 6 and as_json["per_class"]["cpu"]["videos"] == 6
+
 
 def test_a_real_start_after_dry_runs_starts_the_batch(stack):
     """Issue 22: the README's order (dry run, then start) started nothing: the dry run's
@@ -403,14 +411,6 @@ def test_a_real_start_after_dry_runs_starts_the_batch(stack):
         return running
 
     assert run(dry_runs_left_running()), "the last dry run is the one still paging"
-
-    stats = run_cli("-m", "starter", "stats", "--batch-id", "win", env=stack.env())
-    assert stats.returncode == 0, stats.stderr
-    assert "batch win: 6/6 done (100.0%)" in stats.stdout and "cpu" in stats.stdout and "ETA" in stats.stdout
-    as_json = json.loads(
-        run_cli("-m", "starter", "stats", "--batch-id", "win", "--json", env=stack.env()).stdout
-    )
-    assert as_json["completed"] == 6 and as_json["per_class"]["cpu"]["videos"] == 6
 
 
 def test_daily_manifest_lists_each_video_once_and_is_idempotent(stack):

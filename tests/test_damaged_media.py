@@ -9,8 +9,6 @@ read stdout to the end, so neither side moved again.
 
 from __future__ import annotations
 
-import random
-import struct
 import time
 from pathlib import Path
 
@@ -19,79 +17,16 @@ import soundfile as sf
 
 from core.audio import DecodeBounds, transcode
 from core.download import fetch_audio
-from core.errors import EmptyMedia, InvalidMedia, PipelineError, Stalled
-from devstack.media import ffmpeg
+from core.errors import PipelineError, Stalled
+from devstack.damaged_media import CASES, build_corpus
 
 SOURCE = "ep03-three-voices.ogg"  # 18.6 s of three real voices
 BOUND_S = 60.0  # generous for 2 busy cores; the decodes themselves take about a second
 
 
-def _ten_minutes_mp3(media_dir: Path) -> bytes:
-    path = media_dir / "ten-minutes.mp3"
-    if not path.exists():
-        ffmpeg(
-            "-stream_loop", "32", "-i", str(media_dir / SOURCE), "-t", "600", "-c:a", "libmp3lame", str(path)
-        )
-    return path.read_bytes()
-
-
-def garbage_every_few_kb(data: bytes, rng: random.Random) -> bytes:
-    out = bytearray(data)
-    for at in range(4096, len(out) - 256, 3000):
-        out[at : at + 200] = rng.randbytes(200)
-    return bytes(out)
-
-
-def flipped_bits(data: bytes, rng: random.Random) -> bytes:
-    out = bytearray(data)
-    for _ in range(len(out) // 500):
-        at = rng.randrange(64, len(out))
-        out[at] ^= 1 << rng.randrange(8)
-    return bytes(out)
-
-
-def huge_header(data: bytes, rng: random.Random) -> bytes:
-    """An ID3v2 tag claiming (and holding) 64 MiB of padding before the audio."""
-    size = 64 << 20
-    syncsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
-    return b"ID3\x04\x00\x00" + syncsafe + bytes(size) + data
-
-
-def wav_lying_about_its_length(data: bytes, rng: random.Random) -> bytes:
-    """A WAV header announcing 4 GB of samples, followed by a few seconds of noise."""
-    body = rng.randbytes(16_000 * 2 * 3)
-    header = (
-        b"RIFF"
-        + struct.pack("<I", 0xFFFFFFF0)
-        + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, 1, 16_000, 32_000, 2, 16)
-    )
-    return header + b"data" + struct.pack("<I", 0xFFFFFFE0) + body
-
-
-# name, file name, how it is built from the 10-minute MP3, what may come of it
-CASES = [
-    ("garbage every 3 KB", "garbage.mp3", garbage_every_few_kb, None),
-    ("bits flipped", "flipped.mp3", flipped_bits, None),
-    ("cut at a third", "truncated.mp3", lambda d, r: d[: len(d) // 3], None),
-    ("only the first 700 bytes", "stub.mp3", lambda d, r: d[:700], (InvalidMedia, EmptyMedia)),
-    ("zero-length", "zero.mp3", lambda d, r: b"", (EmptyMedia,)),
-    ("random bytes", "noise.mp3", lambda d, r: r.randbytes(200_000), (InvalidMedia,)),
-    ("MP3 named .ogg", "mp3-named.ogg", lambda d, r: d, None),
-    ("64 MiB ID3 header", "huge-header.mp3", huge_header, None),
-    ("WAV announcing 4 GB", "liar.wav", wav_lying_about_its_length, None),
-]
-
-
 @pytest.fixture(scope="module")
 def damaged(media_dir) -> dict[str, Path]:
-    rng = random.Random(22)
-    mp3 = _ten_minutes_mp3(media_dir)
-    built = {}
-    for _, name, build, _ in CASES:
-        (media_dir / name).write_bytes(build(mp3, rng))
-        built[name] = media_dir / name
-    return built
+    return build_corpus(media_dir, media_dir / SOURCE)
 
 
 @pytest.mark.parametrize("label, name, build, errors", CASES, ids=[c[0] for c in CASES])
@@ -107,7 +42,7 @@ def test_damaged_media_ends_typed_and_fast(media_server, damaged, tmp_path, labe
     except PipelineError as exc:
         outcome = type(exc).__name__
         if errors is not None:
-            assert isinstance(exc, errors), f"{label}: {exc!r}"
+            assert type(exc).__name__ in errors, f"{label}: {exc!r}"
     took = time.monotonic() - started
     print(f"\ndamaged media, {label}: {outcome} in {took:.1f} s")
     assert took < BOUND_S, f"{label}: {outcome} after {took:.1f} s"

@@ -23,7 +23,7 @@ from core.errors import (
     VideoUnavailable,
 )
 from devstack.media import ffmpeg
-from tests.media_server import REQUESTS
+from devstack.media_server import REQUESTS
 
 
 def fetch(url, tmp_path, **kw):
@@ -190,8 +190,8 @@ def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, st
     from activities.download import DownloadActivities
     from activities.runtime import Runtime
     from core.models import VideoSpec
+    from devstack.media_server import COOKIE_VALUE
     from tests.http_proxy import AuthProxy
-    from tests.media_server import COOKIE_VALUE
 
     cookies = tmp_path / "cookies.txt"
     cookies.write_text(

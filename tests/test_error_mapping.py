@@ -44,8 +44,8 @@ from core.errors import (
     VideoPrivate,
     VideoUnavailable,
 )
+from devstack.media_server import MediaServer
 from tests.conftest import SAMPLES
-from tests.media_server import MediaServer
 
 YTDLP = Path(yt_dlp.__file__).parent
 GEO_ID = "geoPoli7ics"  # a YouTube-shaped id with "geo" in it

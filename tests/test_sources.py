@@ -31,9 +31,9 @@ from core.errors import InvalidMedia, NetworkError, UnsafeSource
 from core.literal_addresses import literal_address
 from core.settings import Settings
 from core.sources import LOOPBACK, SourcePolicy, check_url, redact_url, redact_urls, use_policy
+from devstack.media_server import MediaServer
 from starter.csv_input import RowError, ValidRow, read_videos
 from tests.conftest import SAMPLES, write_wav
-from tests.media_server import MediaServer
 
 ONLY_127_0_0_1 = SourcePolicy((ipaddress.ip_network("127.0.0.1/32"),))  # the media server's address, no other
 OTHER_LOOPBACK = "127.0.0.2"  # loopback, but outside ONLY_127_0_0_1: where refused redirects point
@@ -257,7 +257,7 @@ def test_connections_go_to_the_checked_address(own_media, listener, monkeypatch,
 
 
 def test_a_direct_loopback_url_is_refused_when_loopback_is_not_allowed(own_media, tmp_path):
-    from tests.media_server import REQUESTS
+    from devstack.media_server import REQUESTS
 
     before = len(REQUESTS)
     with use_policy(SourcePolicy()), pytest.raises(UnsafeSource, match="127.0.0.1 is loopback"):
