@@ -34,6 +34,7 @@ from activities.upload import CommitActivities
 from core import pretrained, queues
 from core.diarization import get_diarization_backend
 from core.errors import ConfigurationError, StorageUnavailable, StoreUnsafe
+from core.exit import exit_now
 from core.logs import configure_logging
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -282,11 +283,16 @@ async def _serve(
 
 async def _leave_when_unhealthy(rt: runtime.Runtime, stop: asyncio.Event) -> None:
     """A step stuck for good holds its slot until the process ends: drain and exit 1,
-    so the supervisor (Kubernetes, systemd, the demo) starts a fresh worker."""
+    so the supervisor (Kubernetes, systemd, the demo) starts a fresh worker. The drain
+    waits for every activity, the stuck one too, so past the graceful shutdown the
+    process leaves without it."""
     while not rt.health.unhealthy.is_set():
         await asyncio.sleep(1.0)
     log.error("worker.unhealthy", worker_id=rt.worker_id, reason=rt.health.reason)
     stop.set()
+    await asyncio.sleep(rt.settings.graceful_shutdown_s + 5)
+    log.error("worker.left_stuck", worker_id=rt.worker_id)
+    exit_now(1)
 
 
 class _all:
