@@ -163,11 +163,16 @@ class Heartbeater:
         self.details = details
 
     def _loop(self, interval_s: float) -> None:
+        ticked = time.monotonic()
         while not self._stop.wait(interval_s):
             if activity.is_cancelled():
                 return
+            now = time.monotonic()
+            if now - ticked > 2 * interval_s + 1:  # the whole process was paused (SIGSTOP, a frozen VM):
+                self._moved_at += now - ticked - interval_s  # not the step's doing
+            ticked = now
             if riding_out(self._step_thread):  # waiting out a storage outage is not a stall
-                self._moved_at = time.monotonic()
+                self._moved_at = now
             if self._stall_s is not None and time.monotonic() - self._moved_at > self._stall_s:
                 self._give_up()
                 return

@@ -124,7 +124,7 @@ class Options:
     data: Path
     hostile_pct: float = 0.0
     hang: bool = False
-    stall_s: float = 30.0
+    stall_s: float = 60.0
 
 
 # --------------------------------------------------------------------------- media
@@ -286,6 +286,7 @@ class Fleet:
     env: dict[str, str]
     rng: random.Random
     first_env: dict[str, str] = field(default_factory=dict)  # the very first worker's faults
+    spared: set[str] = field(default_factory=set)  # never killed nor paused
     live: list[str] = field(default_factory=list)
     paused: dict[str, float] = field(default_factory=dict)  # name -> when to SIGCONT
     kills: int = 0
@@ -298,6 +299,8 @@ class Fleet:
         generation = next(self._generation)
         name = f"chaos-w{slot}-g{generation}"
         self.stack.start_worker(name, **self.env, **(self.first_env if generation == 0 else {}))
+        if generation == 0 and self.first_env:
+            self.spared.add(name)  # its own fault (the hang) must land: no kill or pause before
         self.live.append(name)
         return name
 
@@ -316,6 +319,7 @@ class Fleet:
             stages = open_stages(events)
             if (
                 name not in self.paused
+                and name not in self.spared
                 and stages
                 and all(self.hits[s] < MAX_HITS for s in stages)
                 and (not worked or has_worked(events))
@@ -837,7 +841,7 @@ def main() -> None:
         "--hostile-pct", type=float, default=0.0, help="share of hostile or damaged rows (%%)"
     )
     parser.add_argument("--hang", action="store_true", help="the first worker's first model chunk hangs")
-    parser.add_argument("--stall-s", type=float, default=30.0, help="PIPELINE_STALL_S of the workers")
+    parser.add_argument("--stall-s", type=float, default=60.0, help="PIPELINE_STALL_S of the workers")
     args = parser.parse_args()
     long_videos = args.long_videos if args.long_videos is not None else min(5, max(1, round(args.videos / 6)))
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
