@@ -209,16 +209,15 @@ def hostile_sources(media: Path, media_url: str, hostile_url: str) -> list[tuple
     build_corpus(corpus_dir, SAMPLES / "ep03-three-voices.ogg")
     (media / "not-media.mp3").write_text("<html><body>This is not audio.</body></html>\n" * 20)
     sf.write(str(media / "silent.wav"), np.zeros(16_000 * 5, dtype=np.float32), 16_000)
-    cases: list[tuple[str, str, Allowed]] = [
-        (label, f"{media_url}/damaged/{name}", errors) for label, name, _, errors in DAMAGED_CASES
-    ]
-    return cases + [
+    misbehaving: list[tuple[str, str, Allowed]] = [
         ("404", f"{hostile_url}/status/404/gone.ogg", ("VideoUnavailable",)),
         ("403", f"{hostile_url}/status/403/private.ogg", ("VideoPrivate",)),
         ("endless stream", f"{hostile_url}/endless/ep05-radio-segment.ogg", ("TooLarge",)),
         ("HTML as .mp3", f"{media_url}/not-media.mp3", ("InvalidMedia",)),
         ("silence", f"{media_url}/silent.wav", ("SilentAudio",)),
     ]
+    damaged = [(label, f"{media_url}/damaged/{name}", errors) for label, name, _, errors in DAMAGED_CASES]
+    return misbehaving + damaged  # the quick ones first: a small batch meets those
 
 
 @dataclass
@@ -545,6 +544,11 @@ def consistency_problems(store: ObjectStore, video_id: str, metadata: dict) -> l
             problems.append(f"{name} sha256 {actual[:12]} is not the recorded {sha[:12]}")
     if set(recorded) | {"metadata.json"} != COMMITTED_FILES:
         problems.append(f"metadata.json names {sorted(recorded)}")
+    present = {k.removeprefix(keys.root) for k in store.list_keys(keys.root)}
+    # the usual names (one a run moved may hold another run's orphan), and the moved keys
+    allowed = COMMITTED_FILES | {key.removeprefix(keys.root) for key in moved.values()}
+    if present - allowed:
+        problems.append(f"the committed folder holds files no commit names: {sorted(present - allowed)}")
     if "embeddings.npy" in recorded:
         rows = np.load(io.BytesIO(store.get_bytes(key_of("embeddings.npy")))).shape[0]
         if rows != len(metadata["segments"]):
@@ -612,7 +616,11 @@ async def run(opts: Options) -> int:
     try:
         for slot in range(opts.workers):
             fleet.start(slot)
-        hostile = hostile_sources(opts.data / "media", stack.media_url, hostile_server.url)
+        hostile = (
+            hostile_sources(opts.data / "media", stack.media_url, hostile_server.url)
+            if opts.hostile_pct
+            else []
+        )
         rows = batch_rows(stack.media_url, opts, long_names, hostile)
         write_csv(opts.data / "chaos.csv", rows)
         settings = stack.settings(heartbeat_timeout_s=opts.heartbeat_s)

@@ -75,9 +75,9 @@ async def run(rows: int, page_through: bool, data: Path) -> int:
         )
         if page_through:
             t2 = time.perf_counter()
-            while await batch_is_running(client, "batch-bench"):
+            while await batch_is_running(client, report.workflow_id):
                 await asyncio.sleep(1)
-            progress = await batch_progress(client, "bench")
+            progress = await batch_progress(client, "bench", report.workflow_id)
             print(
                 f"  dry-run batch paged through {progress.done} rows in {time.perf_counter() - t2:.1f} s "
                 f"({progress.runs} workflow runs via continue-as-new)"
