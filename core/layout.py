@@ -12,7 +12,6 @@ The folder names are ``core.video_ids``' (a video id may not take one).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -120,10 +119,10 @@ def batch_input_key(prefix: str, batch_id: str, name: str = "videos.csv") -> str
     return f"{prefix}{BATCHES_FOLDER}/{batch_id}/{name}"
 
 
-def dry_run_input_name(data: bytes) -> str:
-    """A dry run's input, named by its content: a second dry run of the same CSV reuses
-    it, one of another CSV gets its own, and the batch's real input stays unwritten."""
-    return f"dry-run-{hashlib.sha256(data).hexdigest()[:16]}.csv"
+def dry_run_input_name(sha256: str) -> str:
+    """A dry run's input, named by its content's sha256: a second dry run of the same CSV
+    reuses it, one of another CSV gets its own, and the batch's real input stays unwritten."""
+    return f"dry-run-{sha256[:16]}.csv"
 
 
 def manifest_key(prefix: str, day: str) -> str:

@@ -81,29 +81,29 @@ def check_window(window: int) -> int:
     return window
 
 
-def _write_input_once(store: ObjectStore, key: str, batch_id: str, data: bytes) -> None:
-    """Create the batch's input, or find the same bytes there (a repeated start):
-    If-None-Match makes two concurrent starts agree on one file."""
-    if store.create_bytes(key, data, "text/csv"):
+def _write_input_once(store: ObjectStore, key: str, batch_id: str, path: Path, sha256: str) -> None:
+    """Create the batch's input (streamed from ``path``), or find the same bytes there (a
+    repeated start): If-None-Match makes two concurrent starts agree on one file."""
+    if store.create_file(key, path, "text/csv"):
         return
-    conflict = _input_conflict(store, key, batch_id, data)
+    conflict = _input_conflict(store, key, batch_id, sha256)
     if conflict:
         raise BatchInputConflict(conflict)
 
 
-def _input_conflict(store: ObjectStore, key: str, batch_id: str, data: bytes) -> str:
-    """Why a start of ``data`` would be refused for this batch id ("" when it would not)."""
+def _input_conflict(store: ObjectStore, key: str, batch_id: str, sha256: str) -> str:
+    """Why a start of the input of ``sha256`` would be refused for this batch id ("" when
+    it would not)."""
     try:
-        existing = store.get_bytes(key)
+        existing, _etag = store.sha256(key)
     except KeyError:
         return ""
-    if existing == data:
+    if existing == sha256:
         return ""
-    theirs, ours = (hashlib.sha256(d).hexdigest()[:12] for d in (existing, data))
     return (
-        f"batch {batch_id}: {key} already holds a different CSV (sha256 {theirs}, this one {ours}); "
-        "a batch's input is written once, by its first start: start this CSV under a new --batch-id "
-        f"(videos done under {batch_id} are never run again), or start the first CSV again"
+        f"batch {batch_id}: {key} already holds a different CSV (sha256 {existing[:12]}, this one "
+        f"{sha256[:12]}); a batch's input is written once, by its first start: start this CSV under a "
+        f"new --batch-id (videos done under {batch_id} are never run again), or start the first CSV again"
     )
 
 
@@ -148,17 +148,19 @@ async def start_batch(
         return report
     store = ObjectStore(settings)
     real_key = batch_input_key(store.prefix, batch_id, input_name)
-    data = _valid_rows(csv_path, batch_id, limit, report)
-    key = batch_input_key(store.prefix, batch_id, dry_run_input_name(data)) if dry_run else real_key
-    await asyncio.to_thread(store.ensure_bucket)
-    await asyncio.to_thread(store.check_conditional_writes)  # StoreUnsafe: no batch on such a store
-    if dry_run:
-        conflict = await asyncio.to_thread(_input_conflict, store, real_key, batch_id, data)
-        report.notes += [f"a real start would be refused: {conflict}"] if conflict else []
-        report.notes += (
-            [f"batch {batch_id} is running: a real start now would start nothing"] if running else []
-        )
-    await asyncio.to_thread(_write_input_once, store, key, batch_id, data)
+    with tempfile.TemporaryDirectory() as tmp:  # the input goes to storage from disk, not memory
+        normalised = Path(tmp) / "videos.csv"
+        sha256 = _valid_rows(csv_path, batch_id, limit, report, normalised)
+        key = batch_input_key(store.prefix, batch_id, dry_run_input_name(sha256)) if dry_run else real_key
+        await asyncio.to_thread(store.ensure_bucket)
+        await asyncio.to_thread(store.check_conditional_writes)  # StoreUnsafe: no batch on such a store
+        if dry_run:
+            conflict = await asyncio.to_thread(_input_conflict, store, real_key, batch_id, sha256)
+            report.notes += [f"a real start would be refused: {conflict}"] if conflict else []
+            report.notes += (
+                [f"batch {batch_id} is running: a real start now would start nothing"] if running else []
+            )
+        await asyncio.to_thread(_write_input_once, store, key, batch_id, normalised, sha256)
 
     job = BatchJob(
         batch_id=batch_id,
@@ -178,9 +180,10 @@ async def start_batch(
     return report
 
 
-def _valid_rows(csv_path: Path, batch_id: str, limit: int | None, report: StartReport) -> bytes:
-    """The normalised input (core/batch_input.py) of the CSV's valid rows, at most
-    ``limit``; the invalid ones and the count go into ``report``."""
+def _valid_rows(csv_path: Path, batch_id: str, limit: int | None, report: StartReport, into: Path) -> str:
+    """Write the normalised input (core/batch_input.py) of the CSV's valid rows, at most
+    ``limit``, to ``into``; the invalid ones and the count go into ``report``. Returns
+    the input's sha256."""
 
     def valid_specs() -> Iterator[VideoSpec]:
         for item in read_videos(csv_path, batch_id):
@@ -190,10 +193,12 @@ def _valid_rows(csv_path: Path, batch_id: str, limit: int | None, report: StartR
                 report.valid += 1
                 yield item.spec
 
-    with tempfile.TemporaryDirectory() as tmp:
-        normalised = Path(tmp) / "videos.csv"
-        batch_input.write_rows(valid_specs(), normalised)
-        return normalised.read_bytes()
+    batch_input.write_rows(valid_specs(), into)
+    digest = hashlib.sha256()
+    with into.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 async def _start_workflow(client: Client, job: BatchJob, report: StartReport) -> None:
