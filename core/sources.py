@@ -78,6 +78,13 @@ class SourcePolicy:
 
     loopback: tuple[IPNetwork, ...] = ()
 
+    def __hash__(self) -> int:  # asked per row (host_refusal's cache): hashed once
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        return hash(self.loopback)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SourcePolicy:
         return cls(LOOPBACK if loopback_allowed(settings) else ())
@@ -121,9 +128,20 @@ def use_policy(policy: SourcePolicy) -> Iterator[SourcePolicy]:
 
 
 # --- the checks -----------------------------------------------------------------------
+# http(s), a host of letters, digits, dots and hyphens (no userinfo, no brackets, no
+# escapes), an optional port, then the path, query, fragment or the end: what urlsplit
+# would read as that very hostname (lower-cased by host_refusal)
+_PLAIN_URL = re.compile(r"(?i)https?://([a-z0-9.-]+)(?::[0-9]{1,5})?(?=[/?#]|$)")
+
 def check_url(url: str, policy: SourcePolicy, resolve: bool = False) -> None:
     """Raise UnsafeSource unless ``url`` may be fetched. Without ``resolve`` no DNS is
     asked: what a URL says by itself (scheme, names, literal addresses) is checked."""
+    plain = None if resolve else _PLAIN_URL.match(url)
+    if plain:  # the common shape, read without urlsplit: the starter checks 340,000 of them
+        why = host_refusal(plain.group(1).rstrip("."), policy)
+        if why:
+            raise UnsafeSource(f"{REFUSED} {redact_url(url)}: {why}")
+        return
     parts = urlsplit(url)
     if parts.scheme.lower() not in SCHEMES:
         raise UnsafeSource(f"{REFUSED} {redact_url(url)}: only http and https are fetched")
