@@ -133,6 +133,7 @@ def use_policy(policy: SourcePolicy) -> Iterator[SourcePolicy]:
 # would read as that very hostname (lower-cased by host_refusal)
 _PLAIN_URL = re.compile(r"(?i)https?://([a-z0-9.-]+)(?::[0-9]{1,5})?(?=[/?#]|$)")
 
+
 def check_url(url: str, policy: SourcePolicy, resolve: bool = False) -> None:
     """Raise UnsafeSource unless ``url`` may be fetched. Without ``resolve`` no DNS is
     asked: what a URL says by itself (scheme, names, literal addresses) is checked."""

@@ -10,6 +10,7 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -54,33 +55,39 @@ def read_videos(
     seen: dict[str, int] = {}
     # undecodable bytes become U+FFFD, caught per row below instead of ending the read
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = _reader(handle, path)
+        reader, columns = _reader(handle, path)
+        width = len(columns)
+        at = {name: i for i, name in enumerate(columns)}  # a repeated name: its last column
+        id_at, url_at, duration_at = at["video_id"], at["url"], at.get("duration_s")
+        line = reader.line_num  # where the last row read ended
         while True:
             try:
-                row = next(reader)
+                cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:  # the reader skips the bad line and goes on
-                yield RowError(reader.line_num + 1, "", f"unreadable CSV row: {exc}")
+                yield RowError(line + 1, "", f"unreadable CSV row: {exc}")
+                line = reader.line_num
                 continue
             line = reader.line_num
-            if row.get(None):  # more cells than header columns
-                yield RowError(line, (row.get("video_id") or "").strip(), "more cells than header columns")
+            cells = [c.strip() for c in cells] + [""] * (width - len(cells))  # short rows: empty cells
+            video_id = cells[id_at]
+            if len(cells) > width:
+                yield RowError(line, video_id, "more cells than header columns")
                 continue
-            values = {k: (v or "").strip() for k, v in row.items() if k}
-            if not any(values.values()):
+            if not any(cells):
                 continue  # a blank line is not a row
-            video_id = values.get("video_id", "")
-            if any(UNDECODABLE in v for v in values.values()):
+            if any(UNDECODABLE in c for c in cells):
                 yield RowError(
                     line, video_id.replace(UNDECODABLE, "?"), "not UTF-8 text (save the CSV as UTF-8)"
                 )
                 continue
+            duration = cells[duration_at] if duration_at is not None else ""
             try:
                 spec = VideoSpec(
                     video_id=video_id,
-                    url=values.get("url", ""),
-                    duration_hint_s=float(values["duration_s"]) if values.get("duration_s") else None,
+                    url=cells[url_at],
+                    duration_hint_s=float(duration) if duration else None,
                     batch_id=batch_id,
                 )
             except (ValidationError, ValueError) as exc:
@@ -107,11 +114,11 @@ def check_header(path: Path) -> None:
         _reader(handle, path)
 
 
-def _reader(handle, path: Path) -> csv.DictReader:
-    """A DictReader past a checked header (stripped names)."""
-    reader = csv.DictReader(handle)
+def _reader(handle: Any, path: Path) -> tuple[Any, list[str]]:
+    """A csv reader past a checked header, and the header's (stripped) column names."""
+    reader = csv.reader(handle)
     try:
-        header = [h.strip() for h in (reader.fieldnames or [])]
+        header = [h.strip() for h in next(reader, [])]
     except csv.Error as exc:
         raise CsvFormatError(f"{path}: not a CSV file ({exc})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
@@ -119,8 +126,7 @@ def _reader(handle, path: Path) -> csv.DictReader:
         raise CsvFormatError(
             f"{path}: header must name {', '.join(REQUIRED_COLUMNS)}; missing {', '.join(missing)}"
         )
-    reader.fieldnames = header
-    return reader
+    return reader, header
 
 
 def _reason(exc: Exception) -> str:
