@@ -282,10 +282,18 @@ def log_events(path: Path) -> list[dict]:
     """The JSON lines (structlog events) a stack process has logged so far: how a test
     or a benchmark sees what a worker did. A line still being written is skipped."""
     events = []
+    decoder = json.JSONDecoder()
     for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
+        # the SDK's native core writes its own lines to the same file, unsynchronised
+        # with Python's: a JSON event can share a line with one of them, before or after
+        at = line.find('{"')
+        while at != -1:
             try:
-                events.append(json.loads(line))
+                event, end = decoder.raw_decode(line, at)
             except ValueError:
-                pass
+                at = line.find('{"', at + 1)
+                continue
+            if isinstance(event, dict) and (at == 0 or "event" in event):
+                events.append(event)
+            at = line.find('{"', end)
     return events
