@@ -250,16 +250,14 @@ def stage(
         log.info("stage.done", seconds=round(seconds, 3))
         if ctx.audio_s:
             metrics.record_stage_done(name, rt.gpu_class, ctx.audio_s, seconds)
-    except StallInterrupt:
+    except (PipelineError, StallInterrupt) as caught:
         from activities.errors import to_application_error
 
-        stalled = Stalled(f"no progress for {rt.settings.stall_s:.0f} s (at {heart.details})")
-        log.warning("stage.failed", error_type="Stalled", error=str(stalled))
-        metrics.record_stage_failed(name, rt.gpu_class, "Stalled")
-        raise to_application_error(stalled, rt.settings.rate_limit_backoff_s) from None
-    except PipelineError as exc:
-        from activities.errors import to_application_error
-
+        exc = (
+            caught
+            if isinstance(caught, PipelineError)
+            else Stalled(f"no progress for {rt.settings.stall_s:.0f} s (at {heart.details})")
+        )
         log.warning("stage.failed", error_type=type(exc).__name__, error=str(exc))
         metrics.record_stage_failed(name, rt.gpu_class, type(exc).__name__)
         raise to_application_error(exc, rt.settings.rate_limit_backoff_s) from None

@@ -110,29 +110,7 @@ def fetch_audio(
     report = progress or (lambda _details: None)
     workdir.mkdir(parents=True, exist_ok=True)
     guard = _TransferGuard(limits, report)
-    options = {
-        "format": "bestaudio/best",
-        "outtmpl": str(workdir / "source.%(ext)s"),
-        "noplaylist": True,
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-        "retries": 1,  # Temporal's retry policy does the real retrying
-        "socket_timeout": 30,
-        "overwrites": True,
-        "cachedir": False,
-        "max_filesize": limits.max_bytes,
-        "progress_hooks": [guard.hook],
-        # no post-download fixups: they run ffmpeg outside core.audio's input whitelist,
-        # and the transcode below reads every container it takes as it is
-        "fixup": "never",
-    }
-    access = access or SourceAccess()
-    options = {**check_ytdlp_options(access.ytdlp_options), **options}  # the pipeline's own win
-    if access.cookies_file:  # a copy: yt-dlp writes the jar back, and the secret is read-only
-        options["cookiefile"] = str(shutil.copyfile(access.cookies_file, workdir / "cookies.txt"))
-    if access.proxy:
-        options["proxy"] = access.proxy
+    options = ytdlp_params(workdir, limits, access or SourceAccess(), guard.hook)
     try:
         with guard.watching(), yt_dlp.YoutubeDL(options) as ydl:
             listed = ydl.extract_info(url, download=False, process=False)  # lists entries, fetches none
@@ -188,6 +166,36 @@ def fetch_audio(
             audio.check_audible(duration, level, silence_dbfs)
     source.unlink(missing_ok=True)
     return DownloadedAudio(copies["original"], copies["analysis_16k"], duration, info.get("title"))
+
+
+def ytdlp_params(
+    workdir: Path, limits: SourceLimits, access: SourceAccess, hook: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """yt-dlp's options for one download: the operator's allowed ones
+    (core/ytdlp_options.py) under the pipeline's own, which always win."""
+    own: dict[str, Any] = {
+        "format": "bestaudio/best",
+        "outtmpl": str(workdir / "source.%(ext)s"),
+        "noplaylist": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "retries": 1,  # Temporal's retry policy does the real retrying
+        "socket_timeout": 30,
+        "overwrites": True,
+        "cachedir": False,
+        "max_filesize": limits.max_bytes,
+        "progress_hooks": [hook],
+        # no post-download fixups: they run ffmpeg outside core.audio's input whitelist,
+        # and the transcode reads every container it takes as it is
+        "fixup": "never",
+    }
+    options = {**check_ytdlp_options(access.ytdlp_options), **own}
+    if access.cookies_file:  # a copy: yt-dlp writes the jar back, and the secret is read-only
+        options["cookiefile"] = str(shutil.copyfile(access.cookies_file, workdir / "cookies.txt"))
+    if access.proxy:
+        options["proxy"] = access.proxy
+    return options
 
 
 def _refuse_collection(info: dict[str, Any] | None) -> None:

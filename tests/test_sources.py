@@ -1,6 +1,12 @@
 """Safe sources (issue 13, item 3): internal addresses refused at the starter and before
 every connection the worker opens (redirects included); ffmpeg reads only the file it is
-given; URLs are stored and logged without credentials or query tokens.
+given; URLs are stored and logged without credentials or query tokens; yt-dlp options
+are an allowlist.
+
+What is replaced here, and why: the resolver (``sources.getaddrinfo``) answers from a
+fixed table in two tests, injecting the fault (a name that resolves inside) that no
+real DNS here can give; the ``only_loopback`` fixture below is a fence, not a fake: it
+passes every allowed connection to the real socket and fails the test on any other.
 
 Every test here connects only to 127.0.0.0/8. A refusal is proven by the check that runs
 before connecting, and a redirect to a loopback address that the test's policy refuses
@@ -512,30 +518,19 @@ def test_yt_dlp_options_outside_the_allowlist_are_refused_when_settings_load(opt
 
 
 def test_allowed_yt_dlp_options_reach_yt_dlp_and_fixups_stay_off(monkeypatch, own_media, tmp_path):
-    """What operators tune passes (a player client, sleeps, headers); the pipeline's own
-    options win, and yt-dlp's ffmpeg fixups stay off. (yt-dlp is wrapped only to see
-    the options it was given; it runs for real.)"""
-    import yt_dlp
-
-    from core.download import SourceAccess
+    """What operators tune passes (a player client, sleeps): it is in the options yt-dlp
+    gets, under the pipeline's own, with its ffmpeg fixups off; a real download with
+    them goes through."""
+    from core.download import SourceAccess, SourceLimits, ytdlp_params
 
     options = {"extractor_args": {"youtube": {"player_client": ["web"]}}, "sleep_interval_requests": 0}
     monkeypatch.setenv("PIPELINE_YTDLP_OPTIONS", json.dumps(options))
     assert Settings().ytdlp_options == options
-    seen: dict = {}
-    real_init = yt_dlp.YoutubeDL.__init__
-
-    def recording_init(self, params=None, *args, **kwargs):
-        seen.update(params or {})
-        real_init(self, params, *args, **kwargs)
-
-    monkeypatch.setattr(yt_dlp.YoutubeDL, "__init__", recording_init)
+    access = SourceAccess(ytdlp_options=options)
+    params = ytdlp_params(tmp_path, SourceLimits(max_duration_s=3600), access, lambda status: None)
+    assert params["extractor_args"] == options["extractor_args"] and params["fixup"] == "never"
+    assert params["outtmpl"].startswith(str(tmp_path)) and params["noplaylist"] is True
     got = fetch_audio(
-        f"{own_media.url}/ep03.ogg",
-        tmp_path / "dl",
-        max_duration_s=3600,
-        silence_dbfs=-60,
-        access=SourceAccess(ytdlp_options=options),
+        f"{own_media.url}/ep03.ogg", tmp_path / "dl", max_duration_s=3600, silence_dbfs=-60, access=access
     )
     assert got.duration_s > 10
-    assert seen["extractor_args"] == options["extractor_args"] and seen["fixup"] == "never"
