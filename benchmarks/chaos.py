@@ -92,7 +92,7 @@ from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.damaged_media import CASES as DAMAGED_CASES
 from devstack.damaged_media import build_corpus
-from devstack.media import concat, ffmpeg
+from devstack.media import join
 from devstack.media_server import MediaServer
 from devstack.stack import REPO_ROOT, Stack, StackConfig, log_events
 from starter.batch import start_batch
@@ -140,22 +140,16 @@ def build_media(media: Path, opts: Options) -> list[str]:
     names = [f"long-{k}-{opts.long_minutes:g}min.ogg" for k in range(opts.long_videos)]
     missing = [(k, n) for k, n in enumerate(names) if not (media / n).exists()]
     if missing:
-        sources = speech_sources(opts.data / "speech")
+        sources = speech_sources()
         for k, name in missing:
             build_long(sources, media / name, opts.long_minutes * 60, random.Random(opts.seed * 1000 + k))
     return names
 
 
-def speech_sources(folder: Path) -> list[tuple[Path, float]]:
-    """Every real speech recording, decoded once to 16 kHz mono PCM (the concat demuxer
-    joins files of one format), with its duration."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sources = []
-    for path in sorted(EVAL_SPEECH.glob("*.wav")) + sorted(SAMPLES.glob("*.ogg")):
-        out = folder / f"{path.stem}.wav"
-        if not out.exists():
-            ffmpeg("-i", str(path), "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(out))
-        sources.append((out, sf.info(str(out)).duration))
+def speech_sources() -> list[tuple[Path, float]]:
+    """Every real speech recording, with its duration."""
+    sources = [(path, sf.info(str(path)).duration) for path in sorted(EVAL_SPEECH.glob("*.wav"))]
+    sources += [(path, sf.info(str(path)).duration) for path in sorted(SAMPLES.glob("*.ogg"))]
     if not sources:
         raise SystemExit(f"no speech recordings in {EVAL_SPEECH} or {SAMPLES}")
     return sources
@@ -164,23 +158,23 @@ def speech_sources(folder: Path) -> list[tuple[Path, float]]:
 def build_long(sources: list[tuple[Path, float]], out: Path, seconds: float, rng: random.Random) -> None:
     """Rounds of every source in a new seeded order, entered at a seeded offset, cut at
     ``seconds`` and encoded as Opus in Ogg (what a podcast's audio-only stream is)."""
-    listing, have = [], 0.0
+    parts: list[Path | tuple[Path, float]] = []
+    have = 0.0
     while have < seconds:
         order = sources[:]
         rng.shuffle(order)
         for path, duration in order:
-            if not listing:  # the first file, entered somewhere in its first half
+            if not parts:  # the first file, entered somewhere in its first half
                 offset = rng.uniform(0.0, duration / 2)
-                listing.append(f"file '{path}'\ninpoint {offset:.3f}\n")
+                parts.append((path, offset))
                 have -= offset
             else:
-                listing.append(f"file '{path}'\n")
+                parts.append(path)
             have += duration
-    joined = out.with_suffix(".txt")
-    joined.write_text("".join(listing))
     partial = out.with_name(f".{out.name}")
-    concat(
-        joined,
+    join(
+        parts,
+        out.with_name(f".{out.stem}-parts"),
         "-t",
         f"{seconds:.3f}",
         "-ac",
@@ -194,7 +188,6 @@ def build_long(sources: list[tuple[Path, float]], out: Path, seconds: float, rng
         str(partial),
     )
     partial.rename(out)
-    joined.unlink()
 
 
 Allowed = tuple[str, ...] | None  # the error types a hostile case may end with (None: or decode)
@@ -668,7 +661,7 @@ async def drive(
             completed = counts.by_status.get("Completed", 0)
             if finished and not servers.in_outage():
                 return
-            server_fault(opts, completed, counts.open > 0 and fleet.working(), servers)
+            server_fault(opts, completed, counts.open, fleet.working(), servers)
         due.inject(fleet, f"{completed}/{opts.videos} completed")
         await asyncio.sleep(1.0)
     say(f"timed out after {opts.timeout_s:.0f} s")
@@ -686,20 +679,25 @@ def tend(opts: Options, fleet: Fleet, servers: ServerFaults) -> None:
         say(f"storage back after {servers.outage_ended - servers.outage_began:.0f} s")
 
 
-def server_fault(opts: Options, completed: int, mid_batch: bool, servers: ServerFaults) -> None:
+def server_fault(
+    opts: Options, completed: int, open_videos: int, working: bool, servers: ServerFaults
+) -> None:
     """The Temporal restart, then the storage outage, each at its milestone, each only
-    while videos are open and a worker is mid-stage."""
+    while videos are open. The restart waits for a worker mid-stage; the outage also
+    begins, whatever the workers do, once a single video is left open: in a small batch
+    the last videos can complete between two polls, and the outage would never happen."""
     if servers.restart_stopped is not None and servers.restart_answering is None:
         servers.restart_answering = time.monotonic()  # this poll got through
-    if not mid_batch:
+    if not open_videos:
         return
-    if servers.restart_stopped is None and completed >= milestone(opts.videos, RESTART_AT):
-        say(f"restarting the Temporal server, {completed}/{opts.videos} completed")
-        servers.restart_temporal(completed)
+    if servers.restart_stopped is None:
+        if working and completed >= milestone(opts.videos, RESTART_AT):
+            say(f"restarting the Temporal server, {completed}/{opts.videos} completed")
+            servers.restart_temporal(completed)
     elif (
         servers.outage_began is None
         and servers.restart_answering
-        and completed >= milestone(opts.videos, OUTAGE_AT)
+        and ((working and completed >= milestone(opts.videos, OUTAGE_AT)) or open_videos == 1)
     ):
         say(f"storage outage begins for {opts.outage_s:g} s, {completed}/{opts.videos} completed")
         servers.begin_outage(completed)

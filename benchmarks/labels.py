@@ -34,7 +34,7 @@ import soundfile as sf
 from benchmarks.quality import HOP_S, Counts, decode, find_audio, fmt, frame_mask, read_labels, read_rttm
 from core.audio import ANALYSIS_RATE as RATE
 from core.audio import ORIGINAL_RATE
-from devstack.media import concat, ffmpeg
+from devstack.media import ffmpeg, join
 
 DEFAULT_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 SPAN_S = 3.0  # the short spans of the bandwidth table
@@ -66,28 +66,14 @@ def long_recording(
     """The diarization files joined ``copies`` times: 48 kHz original, 16 kHz analysis,
     every reference turn shifted to where its file landed, and its speaker."""
     files = find_audio(folder / "audio", None) * copies
-    same_format = {
-        f: to_wav(f, tmp / f"{f.stem}.join.wav", ORIGINAL_RATE) for f in set(files)
-    }  # concat needs it
-    listing = tmp / "join.txt"
-    listing.write_text("".join(f"file '{same_format[f]}'\n" for f in files))
     original = tmp / "long.48k.wav"
-    concat(
-        listing,
-        "-ac",
-        "1",
-        "-ar",
-        str(ORIGINAL_RATE),
-        "-c:a",
-        "pcm_s16le",
-        str(original),
-    )
+    join(files, tmp / "parts", "-c:a", "pcm_s16le", str(original), rate=ORIGINAL_RATE)
     spans, speakers, offset = [], [], 0.0
     for copy, f in enumerate(files):
         turns = read_rttm(folder / "rttm" / f"{f.stem}.rttm")
         spans += [(offset + t.start, offset + t.end) for t in turns]
         speakers += [f"{f.stem}-{copy}-{t.speaker}" for t in turns]  # each copy: speakers of its own
-        offset += sf.info(str(same_format[f])).duration
+        offset += sf.info(str(f)).duration
     return original, to_wav(original, tmp / "long.16k.wav", RATE), spans, speakers
 
 

@@ -9,10 +9,12 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 # System packages: ffmpeg (decoding; its libraries serve the pyannote backend's
-# torchcodec) and chromium (the Web UI check in the tests).
+# torchcodec), chromium (the Web UI check in the tests) and openssl (the mutual-TLS
+# certificates deploy/temporal-tls/make-certs.sh makes, and the tests check).
 missing=""
 command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing$missing with apt-get"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devstack.media import concat
+from devstack.media import join
 from devstack.media_server import MediaServer
 from devstack.stack import REPO_ROOT, Stack, StackConfig, log_events
 
@@ -35,15 +35,47 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
     return path
 
 
-def join_speech(media_dir: Path, name: str, files: list[Path]) -> tuple[str, float]:
-    """Real speech joined end to end into ``media_dir/name`` (16 kHz mono WAV): a long
-    recording built from annotated ones. Returns the name and its duration."""
+# What a joined recording of real speech must measure (tests/test_fixtures.py shows the
+# check refusing the noise the old fixture built). The eval files' RMS is 0.008-0.15,
+# the old fixture's 0.36; silero finds speech in 43 % of the frames of the far-field
+# AMI files joined, 58 % of all eval files, 19 % of the old fixture.
+SPEECH_RMS = (0.003, 0.2)
+MIN_SPEECH_SHARE = 0.3
+
+
+def speech_check(path: Path, expected_s: float) -> str | None:
+    """Why the WAV at ``path`` is not ``expected_s`` seconds of real speech, or None."""
     import soundfile as sf
 
-    listing = media_dir / f"{name}.txt"
-    listing.write_text("".join(f"file '{f}'\n" for f in files))
-    concat(listing, "-ac", "1", "-ar", "16000", str(media_dir / name))
-    return name, sf.info(str(media_dir / name)).duration
+    from core.vad import speech_probabilities
+
+    samples, rate = sf.read(str(path), dtype="float32")
+    duration = len(samples) / rate
+    if rate != 16_000 or samples.ndim != 1:
+        return f"{path.name}: {rate} Hz, {samples.ndim} channels; 16 kHz mono expected"
+    if abs(duration - expected_s) > 0.1:
+        return f"{path.name}: {duration:.2f} s, its parts add up to {expected_s:.2f} s"
+    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+    if not SPEECH_RMS[0] <= rms <= SPEECH_RMS[1]:
+        return f"{path.name}: RMS {rms:.3f}, outside speech's {SPEECH_RMS}"
+    share = float(np.mean(speech_probabilities(samples) >= 0.5))
+    if share < MIN_SPEECH_SHARE:
+        return f"{path.name}: speech in {share:.0%} of its frames, under {MIN_SPEECH_SHARE:.0%}"
+    return None
+
+
+def join_speech(media_dir: Path, name: str, files: list[Path]) -> tuple[str, float]:
+    """Real speech joined end to end into ``media_dir/name`` (16 kHz mono WAV): a long
+    recording built from annotated ones, checked to be what it claims (duration, level,
+    speech share). Returns the name and its duration."""
+    import soundfile as sf
+
+    out = media_dir / name
+    join(files, media_dir / f".{name}.parts", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(out))
+    expected = sum(sf.info(str(f)).duration for f in files)
+    problem = speech_check(out, expected)
+    assert problem is None, f"the joined fixture is not real speech: {problem}"
+    return name, sf.info(str(out)).duration
 
 
 def worker_events(stack: Stack, name: str) -> list[dict]:
@@ -154,6 +186,16 @@ def metric_total(samples, name: str, **labels: str) -> float:
 # pytest reports a status, the status is a failure: nothing that stops the run early
 # (a configure error, a crash before the session ends) can leave through here as 0.
 _exit_status = {"code": 1}
+
+
+def pytest_sessionstart(session):
+    """The suite measures on ../shared/eval: without it, it stops here and says so,
+    instead of skipping what needs it."""
+    if not EVAL.is_dir():
+        raise pytest.UsageError(
+            f"evaluation audio missing: {EVAL} (the shared eval folder beside the checkout); "
+            "the suite's quality tests need it"
+        )
 
 
 def pytest_sessionfinish(session, exitstatus):

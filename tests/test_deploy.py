@@ -455,8 +455,7 @@ def test_worker_storage_policy_grants_what_the_code_calls_and_nothing_more():
 # --- Temporal with mutual TLS -----------------------------------------------------------------
 def make_certs(directory: Path) -> Path:
     """deploy/temporal-tls/make-certs.sh, as an operator runs it."""
-    if not shutil.which("openssl"):
-        pytest.skip("openssl missing: deploy/temporal-tls/make-certs.sh needs it")
+    assert shutil.which("openssl"), "openssl missing: deploy/temporal-tls/make-certs.sh needs it (make setup)"
     out = subprocess.run(
         ["sh", str(MAKE_CERTS), str(directory)], check=False, capture_output=True, text=True, timeout=60
     )

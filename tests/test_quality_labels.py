@@ -25,8 +25,6 @@ from core.music import detect_music
 from core.quality import QualityModels, SegmentLabels, bandwidth_hz, detect_events
 from tests.conftest import EVAL
 
-pytestmark = pytest.mark.skipif(not EVAL.is_dir(), reason=f"evaluation audio missing: {EVAL}")
-
 SPEECH = EVAL / "diarization" / "audio" / "falcon_test.wav"  # close-talk, 16 kHz at source
 MUSIC = EVAL / "music" / "audio" / "librosa_vibeace.ogg"  # instrumental, 22.05 kHz at source
 SPEECH_ONLY = [EVAL / "music" / "audio" / f"librosa_libri{i}.ogg" for i in (1, 2)]
