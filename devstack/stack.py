@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.search_attributes import cli_definitions
@@ -94,6 +94,8 @@ class StackConfig:
     media_port: int = 8765
     bucket: str = "podcast-speech"
     queue_prefix: str = "podcast"
+    namespace: str = "default"  # the Temporal namespace this stack's clients and workers use
+    namespaces: tuple[str, ...] = ()  # more namespaces the server creates at start (for tenants)
     worker_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -134,6 +136,7 @@ class Stack:
         """PIPELINE_* variables that point the pipeline's code at this stack."""
         return {
             "PIPELINE_TEMPORAL_ADDRESS": self.temporal_address,
+            "PIPELINE_TEMPORAL_NAMESPACE": self.config.namespace,
             "PIPELINE_S3_ENDPOINT_URL": self.s3_url,
             "PIPELINE_S3_BUCKET": self.config.bucket,
             "PIPELINE_TASK_QUEUE_PREFIX": self.config.queue_prefix,
@@ -170,7 +173,9 @@ class Stack:
             "--log-level",
             "warn",
         ]
-        for definition in cli_definitions():
+        for namespace in cfg.namespaces:
+            cmd += ["--namespace", namespace]
+        for definition in cli_definitions():  # registered in every namespace created at start
             cmd += ["--search-attribute", definition]
         if cfg.ui_port:
             cmd += ["--ui-ip", "127.0.0.1", "--ui-port", str(cfg.ui_port), "--ui-disable-news-fetch"]
@@ -203,6 +208,19 @@ class Stack:
             str(self.config.media_dir),
         ]
         self._spawn("media", cmd, self.config.media_port)
+
+    def tenant(self, namespace: str, data_dir: Path) -> Stack:
+        """This stack's servers seen by one group of tests: a namespace created at start
+        (``StackConfig.namespaces``), a bucket and a data folder (logs, work) of its own,
+        and workers of its own. Video and batch ids then never meet another group's, and
+        stopping the tenant stops only its workers."""
+        if namespace not in self.config.namespaces:
+            raise StackError(f"namespace {namespace} was not created at start: {self.config.namespaces}")
+        config = replace(
+            self.config, data_dir=data_dir, namespace=namespace, bucket=f"{self.config.bucket}-{namespace}"
+        )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return Stack(config)
 
     def start_worker(self, name: str = "worker", **env: str) -> subprocess.Popen:
         full_env = {**self.env(), **self.config.worker_env, **env, "PIPELINE_LOG_FORMAT": "json"}

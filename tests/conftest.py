@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.storage import ObjectStore
 from devstack.media import join
 from devstack.media_server import MediaServer
 from devstack.stack import REPO_ROOT, Stack, StackConfig, log_events
@@ -101,20 +102,83 @@ def media_dir(tmp_path_factory) -> Path:
     return d
 
 
+# Real speech in both formats the eval set has, 11 chunks of tests.fleet.CHUNK_S (10 s):
+# what a kill, a SIGTERM, a pause or an OOM needs is chunk boundaries, not length.
+CHUNKED = ["pyannote_sample.wav", "pyannote_debug_dev00.wav", "falcon_test.wav", "pyannote_debug_trn08.wav"]
+
+
+@pytest.fixture(scope="session")
+def chunked_speech(media_dir) -> tuple[str, float]:
+    """About two minutes of real speech: four eval recordings joined end to end."""
+    return join_speech(media_dir, "chunked-speech.wav", [EVAL / "diarization" / "audio" / f for f in CHUNKED])
+
+
+@pytest.fixture(scope="session")
+def pyannote_model(tmp_path_factory) -> Path:
+    """A pyannote pipeline directory (random weights, built here: no hub), as the GPU
+    image bakes one; built once for every test that runs the pyannote backend."""
+    from tests.pyannote_local import build_local_pipeline
+
+    return build_local_pipeline(tmp_path_factory.mktemp("pyannote") / "model")
+
+
 @pytest.fixture(scope="session")
 def media_server(media_dir):
     with MediaServer(media_dir) as server:
         yield server
 
 
+# Namespaces the session's Temporal server creates at start, one per module that uses
+# the shared ``stack``: more than the suite has such modules.
+TENANTS = tuple(f"tests-{n:02d}" for n in range(48))
+_free_tenants = list(TENANTS)
+
+
 @pytest.fixture(scope="session")
-def storage_server(tmp_path_factory):
-    """A localbucket S3-compatible server on a free port (no Temporal, no worker)."""
-    data = tmp_path_factory.mktemp("s3stack")
-    stack = Stack(StackConfig.ephemeral(data, data))
-    stack.start_storage()
+def servers(tmp_path_factory, media_dir):
+    """One Temporal dev server and one storage server for the session (for each xdist
+    worker): starting them per module cost more than the tests that used them."""
+    data = tmp_path_factory.mktemp("servers")
+    stack = Stack(StackConfig.ephemeral(data, media_dir, namespaces=TENANTS))
+    stack.config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        stack.start_temporal()
+        stack.start_storage()
+        stack.start_media()
+    except BaseException:
+        stack.stop()
+        raise
     yield stack
     stack.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(servers, request, tmp_path_factory):
+    """The session's servers for this module's tests: a Temporal namespace, a bucket and
+    a logs folder of its own (Stack.tenant), so its video and batch ids and its workers'
+    logs never meet another module's. Tests that stop a server or pause a worker past a
+    timeout the whole server feels start a Stack of their own instead."""
+    namespace = _free_tenants.pop(0)
+    tenant = servers.tenant(namespace, tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+    ObjectStore(tenant.settings()).ensure_bucket()
+    yield tenant
+    tenant.stop()
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory, media_dir):
+    """Servers of its own (Temporal, storage, media), for the tests that stop one."""
+    stack = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("own-stack"), media_dir))
+    stack.start(worker=False)
+    ObjectStore(stack.settings()).ensure_bucket()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def storage_server(servers):
+    """The session's S3-compatible server (for tests that need no Temporal or worker)."""
+    return servers
 
 
 def run_cli(
@@ -137,7 +201,8 @@ def temporal_workflow(stack, command: str, workflow_id: str, *flags: str) -> sub
     """``temporal workflow COMMAND`` on one workflow of ``stack``, as an operator runs it."""
     from devstack.stack import temporal_cli
 
-    args = ["workflow", command, "--address", stack.temporal_address, "--workflow-id", workflow_id, *flags]
+    args = ["workflow", command, "--address", stack.temporal_address, "--namespace", stack.config.namespace]
+    args += ["--workflow-id", workflow_id, *flags]
     done = subprocess.run([temporal_cli(), *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done

@@ -68,7 +68,7 @@ from core.models import MAX_URL_LENGTH, VideoJob, VideoReport, VideoSpec, VideoS
 from core.storage import ObjectStore
 from core.temporal import connect
 from core.video_ids import MAX_ID_LENGTH
-from devstack.stack import Stack, StackConfig, free_port
+from devstack.stack import Stack, free_port
 from starter.batch import BatchInputConflict, StartReport, UnknownGpuClass, start_batch
 from starter.status import batch_progress
 from tests.conftest import start_cli
@@ -76,15 +76,6 @@ from workflows import policies
 from workflows.batch import BatchWorkflow
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, media_dir):
-    stack = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("hazards"), media_dir))
-    stack.start(worker=False)
-    ObjectStore(stack.settings()).ensure_bucket()
-    yield stack
-    stack.stop()
 
 
 @workflow.defn(name="VideoWorkflow")
@@ -353,10 +344,11 @@ def test_the_batch_storage_policy_outlives_an_hour_long_outage():
     assert policy.retry.maximum_interval <= timedelta(minutes=1), "goes on soon after the outage"
 
 
-def test_the_batch_waits_out_a_storage_outage(stack):
+def test_the_batch_waits_out_a_storage_outage(own_stack):
     """Storage is stopped (the real server process) before the batch reads its first
     page and restarted after a few failed reads: the batch goes on and completes. The
     retry policy the workflow really scheduled its reads with must outlive an hour."""
+    stack = own_stack
     prefix = f"h3-{uuid.uuid4().hex[:6]}"
     csv_path = write_rows(stack, "outage", ["outage-0", "outage-1"])
 

@@ -16,7 +16,7 @@ from core import search_attributes as sa
 from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.media import ffmpeg
-from devstack.stack import Stack, StackConfig
+from devstack.stack import Stack
 from starter.batch import start_batch
 from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
 from tests.conftest import run_cli, start_cli
@@ -26,13 +26,10 @@ pytestmark = pytest.mark.integration
 SHORT = "ep05-radio-segment.ogg"  # 8 s
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, media_dir):
-    stack = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("batches"), media_dir))
-    stack.start(worker=False)
+@pytest.fixture(scope="module", autouse=True)
+def batch_worker(stack):
+    """The module's worker on the session's servers (conftest ``stack``)."""
     stack.start_worker("batch-worker")
-    yield stack
-    stack.stop()
 
 
 def write_csv(stack: Stack, name: str, rows: list[tuple[str, str]]):

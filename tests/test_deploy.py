@@ -1405,12 +1405,10 @@ def wait_for_event(stack: Stack, name: str, event: str, proc: subprocess.Popen, 
 
 
 @pytest.fixture(scope="module")
-def baked_model(tmp_path_factory) -> Path:
-    """What the GPU image bakes at /models/...: a pyannote pipeline (random weights, built
-    here). The worker loads its backend before it polls, and exits 2 without one."""
-    from tests.pyannote_local import build_local_pipeline
-
-    return build_local_pipeline(tmp_path_factory.mktemp("baked-model") / "model")
+def baked_model(pyannote_model) -> Path:
+    """What the GPU image bakes at /models/...: a pyannote pipeline. The worker loads its
+    backend before it polls, and exits 2 without one."""
+    return pyannote_model
 
 
 def stack_overrides(stack: Stack, model: Path) -> dict[str, str]:

@@ -22,12 +22,10 @@ from core.errors import StoreUnsafe
 from core.models import VideoJob, VideoSpec
 from core.storage import ObjectStore
 from core.temporal import connect
-from tests.conftest import EVAL, join_speech, run_cli
-from tests.s3_proxy import IgnoresIfNoneMatch
-from tests.test_resilience import (  # noqa: F401  (module fixtures: their own stack here)
+from tests.conftest import run_cli
+from tests.fleet import (
     chunk_keys,
     events,
-    stack,
     start_videos,
     store_of,
     wait_batch,
@@ -35,6 +33,7 @@ from tests.test_resilience import (  # noqa: F401  (module fixtures: their own s
     wait_until,
     worker,
 )
+from tests.s3_proxy import IgnoresIfNoneMatch
 
 pytestmark = pytest.mark.integration
 
@@ -77,21 +76,12 @@ def test_steps_longer_than_the_heartbeat_timeout_run_once(stack, media_server):
     assert stack.stop_process(name) == 0
 
 
-@pytest.fixture(scope="module")
-def ten_minutes(media_dir) -> tuple[str, float]:
-    """Over ten minutes of real speech: the evaluation recordings twice, in two orders."""
-    files = sorted((EVAL / "diarization" / "audio").glob("*.wav"))
-    name, duration = join_speech(media_dir, "ten-minutes.wav", files + files[::-1])
-    assert duration > 600, duration
-    return name, duration
-
-
-def test_a_paused_worker_wakes_up_late_and_changes_nothing(stack, media_server, ten_minutes):
-    """A recording over ten minutes; SIGSTOP past the heartbeat timeout mid-diarization;
+def test_a_paused_worker_wakes_up_late_and_changes_nothing(stack, media_server, chunked_speech):
+    """A recording of many chunks; SIGSTOP past the heartbeat timeout mid-diarization;
     another worker finishes and commits the video; SIGCONT: the late attempt is told it
     was given up and stops, and neither the committed files nor _work/ show any trace
     of it."""
-    audio_name, _ = ten_minutes
+    audio_name, duration = chunked_speech
     store = store_of(stack)
     keys = store.keys("paused")
     sleeper = worker(stack, "pause-a", "pause")
@@ -126,7 +116,9 @@ def test_a_paused_worker_wakes_up_late_and_changes_nothing(stack, media_server, 
     assert store.list_keys(keys.work_root) == [], "the late attempt resurrected no intermediate"
     meta = store.get_json(keys.metadata)
     assert all(store.sha256(f"{keys.root}{n}")[0] == sha for n, sha in meta["files"].items())
-    assert meta["duration_s"] > 600 and meta["num_speakers"] >= 2 and len(meta["segments"]) > 20
+    assert (
+        abs(meta["duration_s"] - duration) < 0.1 and meta["num_speakers"] >= 2 and len(meta["segments"]) > 20
+    )
     for name in ("pause-a", "pause-b"):
         assert stack.stop_process(name) == 0
 

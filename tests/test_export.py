@@ -20,7 +20,7 @@ from core.layout import ExportKeys
 from core.temporal import connect
 from starter.status import list_videos
 from tests.conftest import EVAL, join_speech, run_cli, worker_events
-from tests.test_resilience import stack, start_videos, store_of, wait_batch, wait_until, worker  # noqa: F401
+from tests.fleet import start_videos, store_of, wait_batch, wait_until, worker
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import run_cli
-from tests.test_resilience import stack, start_videos, wait_batch, worker  # noqa: F401
+from tests.fleet import start_videos, wait_batch, worker
 
 pytestmark = pytest.mark.integration
 

@@ -20,18 +20,15 @@ from core import embedding
 from core.models import SCHEMA_VERSION
 from core.storage import ObjectStore
 from core.temporal import connect
-from devstack.stack import Stack, StackConfig, free_port
+from devstack.stack import free_port
 from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
 from tests.conftest import (
-    EVAL,
-    join_speech,
     metric_total,
     run_cli,
     scrape_metrics,
     start_cli,
     status_query,
     temporal_workflow,
-    worker_events,
 )
 
 pytestmark = pytest.mark.integration
@@ -60,13 +57,10 @@ BATCH = "it1"
 METRICS_ADDRESS = f"127.0.0.1:{free_port()}"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, media_dir):
-    stack = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("stack"), media_dir))
-    stack.start(worker=False)
+@pytest.fixture(scope="module", autouse=True)
+def worker_1(stack):
+    """The module's worker on the session's servers (conftest ``stack``), with metrics."""
     stack.start_worker("worker-1", PIPELINE_METRICS_ADDRESS=METRICS_ADDRESS)
-    yield stack
-    stack.stop()
 
 
 @pytest.fixture(scope="module")
@@ -299,12 +293,10 @@ def test_second_start_starts_nothing_already_completed(stack, batch_csv, started
     assert asyncio.run(progress()).already_completed == len(GOOD)
 
 
-def test_pyannote_backend_selected_by_settings_runs_in_the_worker(stack, media_url, tmp_path):
+def test_pyannote_backend_selected_by_settings_runs_in_the_worker(stack, media_url, tmp_path, pyannote_model):
     """A second worker, on its own queue prefix, configured for the pyannote backend with a
     locally built random-weight model: the same activities, another backend, by settings."""
-    from tests.pyannote_local import build_local_pipeline
-
-    model = build_local_pipeline(tmp_path / "pyannote-model")
+    model = pyannote_model
     env = {"PIPELINE_TASK_QUEUE_PREFIX": "pya"}
     stack.start_worker(
         "worker-pyannote",
@@ -328,110 +320,3 @@ def test_pyannote_backend_selected_by_settings_runs_in_the_worker(stack, media_u
     assert meta["backends"]["diarization"].startswith("pyannote-")
     assert store.get_json(store.keys("pya-radio").stats)["worker_ids"]["diarize"] == "worker-pyannote"
     assert stack.stop_process("worker-pyannote", timeout=30) == 0
-
-
-def wait_for_worker_event(stack: Stack, name: str, timeout_s: float = 300, **match) -> dict:
-    """The first log event of ``name`` with these fields (a generous timeout: the
-    event is what is awaited, its time is never asserted)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = [e for e in worker_events(stack, name) if match.items() <= e.items()]
-        if found:
-            return found[0]
-        time.sleep(0.2)
-    raise AssertionError(f"{name}: no event {match} within {timeout_s:.0f} s")
-
-
-def long_recording(media_dir) -> str:
-    """About four minutes of real speech (the eval recordings end to end): with 10 s
-    chunks a model stage runs for many chunk boundaries, so SIGTERM meets it mid-way."""
-    name = "drain-long.wav"
-    if not (media_dir / name).exists():
-        join_speech(media_dir, name, sorted((EVAL / "diarization" / "audio").glob("*.wav")))
-    return name
-
-
-def test_worker_drains_and_exits_cleanly_on_sigterm(stack, media_url, media_dir, tmp_path):
-    """SIGTERM reaches the production worker while it diarizes a long recording: the
-    in-flight model stages stop at a chunk boundary with the retryable WorkerShutdown (or
-    finish), nothing is cancelled half-way, the process exits 0, and a second worker
-    completes the video. Temporal's history shows the handover: diarize's final attempt
-    is attempt 2 and the attempt before it failed WorkerShutdown, not a heartbeat timeout.
-    Seconds are printed, never asserted."""
-    import signal
-    import time
-
-    from temporalio.api.enums.v1 import EventType
-
-    env = {"PIPELINE_TASK_QUEUE_PREFIX": "drain", "PIPELINE_CHUNK_S": "10"}
-    draining = stack.start_worker("worker-drain", **env)
-    csv_path = tmp_path / "drain.csv"
-    csv_path.write_text(f"video_id,url\ndrain-long,{media_url}/{long_recording(media_dir)}\n")
-    result = run_cli(
-        "-m", "starter", "start", "--csv", str(csv_path), "--batch-id", "it-drain", env={**stack.env(), **env}
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    workflow_id = "video-drain-long"
-    wait_for_worker_event(
-        stack, "worker-drain", event="chunk.computed", stage="diarize", workflow_id=workflow_id
-    )
-
-    sent = time.monotonic()
-    draining.send_signal(signal.SIGTERM)
-    assert draining.wait(timeout=120) == 0, "a drained worker exits 0"
-    exited = time.monotonic() - sent
-
-    log = worker_events(stack, "worker-drain")
-    ours = [e for e in log if e.get("workflow_id") == workflow_id]
-    began = [e["activity"] for e in ours if e.get("event") == "stage.started"]
-    ended = {
-        e["activity"]: {"stage.done": "done", "stage.cancelled": "cancelled"}.get(
-            e["event"], e.get("error_type")
-        )
-        for e in ours
-        if e.get("event") in ("stage.done", "stage.failed", "stage.cancelled")
-    }
-    assert set(began) == set(ended), f"every stage the worker started ended before it exited: {began} {ended}"
-    assert all(outcome in ("done", "WorkerShutdown") for outcome in ended.values()), ended
-    assert ended["diarize"] == "WorkerShutdown", (
-        "diarize was mid-way (a chunk done, more to go): it handed over"
-    )
-    assert [e["event"] for e in log if e.get("event") in ("worker.draining", "worker.stopped")] == [
-        "worker.draining",
-        "worker.stopped",
-    ]
-
-    stack.start_worker("worker-after", **env)
-
-    async def finish():
-        client = await connect(stack.settings())
-        await wait_for_batch(client, "it-drain", timeout_s=600)
-        handle = client.get_workflow_handle(workflow_id)
-        return await batch_counts(client, "it-drain"), [
-            event async for event in handle.fetch_history_events()
-        ]
-
-    counts, history = asyncio.run(finish())
-    assert counts.by_status == {"Completed": 1}
-    scheduled = {
-        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
-        for e in history
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    }
-    diarize = [
-        e.activity_task_started_event_attributes
-        for e in history
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        and scheduled[e.activity_task_started_event_attributes.scheduled_event_id] == "diarize_audio"
-    ]
-    assert [d.attempt for d in diarize] == [2], "one handover: the second attempt finished the stage"
-    handed_over = diarize[0].last_failure
-    assert handed_over.application_failure_info.type == "WorkerShutdown", handed_over
-    assert not handed_over.HasField("timeout_failure_info"), "not the heartbeat timeout"
-    store = ObjectStore(stack.settings())
-    stats = store.get_json(store.keys("drain-long").stats)
-    assert stats["worker_ids"]["diarize"] == "worker-after" and stats["attempts"]["diarize"] == 2
-    print(f"\nSIGTERM mid-diarize: worker exited {exited:.1f} s after the signal; stages ended {ended}")
-    assert stack.stop_process("worker-after", timeout=30) == 0

@@ -18,7 +18,6 @@ import soundfile as sf
 
 from core.diarization.pyannote_backend import PyannoteDiarization, PyannoteModelUnavailable
 from core.models import Segment
-from tests.pyannote_local import build_local_pipeline
 
 AUDIO = (
     Path(__file__).resolve().parents[2] / "shared" / "eval" / "diarization" / "audio" / "pyannote_sample.wav"
@@ -34,8 +33,8 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:std\(\). degrees of freedom:Use
 
 
 @pytest.fixture(scope="module")
-def local_model(tmp_path_factory) -> Path:
-    return build_local_pipeline(tmp_path_factory.mktemp("pyannote") / "model")
+def local_model(pyannote_model) -> Path:
+    return pyannote_model
 
 
 @pytest.fixture(scope="module")

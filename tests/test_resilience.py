@@ -16,113 +16,32 @@ import io
 import json
 import math
 import signal
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 
 import numpy as np
 import pytest
 from temporalio.api.enums.v1 import TimeoutType
 
 from core.models import SourceBreaker
-from core.storage import ObjectStore
 from core.temporal import TemporalUnavailable, connect
-from devstack.stack import Stack, StackConfig, free_port
-from starter.batch import start_batch
-from starter.status import wait_for_batch
-from tests.conftest import EVAL, join_speech, metric_total, scrape_metrics, status_query, worker_events
+from devstack.stack import Stack, free_port
+from tests.conftest import metric_total, scrape_metrics, status_query
+from tests.fleet import (
+    CHUNK_S,
+    chunk_keys,
+    computed_chunks,
+    events,
+    start_videos,
+    store_of,
+    ts,
+    wait_batch,
+    wait_for_event,
+    wait_until,
+    worker,
+)
 
 pytestmark = pytest.mark.integration
-
-CHUNK_S = "10"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, media_dir):
-    stack = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("resilience"), media_dir))
-    stack.start(worker=False)
-    ObjectStore(stack.settings()).ensure_bucket()
-    yield stack
-    stack.stop()
-
-
-@pytest.fixture(scope="module")
-def long_audio(media_dir) -> tuple[str, float]:
-    """About four minutes of real speech: the eval recordings joined end to end."""
-    return join_speech(media_dir, "long-podcast.wav", sorted((EVAL / "diarization" / "audio").glob("*.wav")))
-
-
-def store_of(stack: Stack) -> ObjectStore:
-    return ObjectStore(stack.settings())
-
-
-def start_videos(stack: Stack, prefix: str, batch: str, rows: list[tuple[str, str]], **overrides) -> None:
-    csv_path = stack.config.data_dir / f"{batch}.csv"
-    csv_path.write_text("video_id,url\n" + "".join(f"{v},{u}\n" for v, u in rows))
-    settings = stack.settings(task_queue_prefix=prefix, **overrides)
-
-    async def go():
-        client = await connect(settings)
-        report = await start_batch(client, settings, csv_path, batch, overrides.get("gpu_class", "auto"))
-        assert report.submitted and report.valid == len(rows) and not report.invalid
-
-    asyncio.run(go())
-
-
-def wait_batch(stack: Stack, batch: str, timeout_s: float = 300):
-    async def go():
-        client = await connect(stack.settings())
-        return await wait_for_batch(client, batch, timeout_s=timeout_s)
-
-    return asyncio.run(go())
-
-
-def worker(stack: Stack, name: str, prefix: str, **env: str) -> subprocess.Popen:
-    return stack.start_worker(
-        name, **{"PIPELINE_TASK_QUEUE_PREFIX": prefix, "PIPELINE_CHUNK_S": CHUNK_S, **env}
-    )
-
-
-def events(stack: Stack, name: str) -> list[dict]:
-    return worker_events(stack, name)
-
-
-def wait_for_event(stack: Stack, name: str, event: str, timeout_s: float = 60) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for e in events(stack, name):
-            if e.get("event") == event:
-                return e
-        time.sleep(0.2)
-    raise AssertionError(f"{name}: no {event} within {timeout_s} s")
-
-
-def chunk_keys(store: ObjectStore, video_id: str, stage: str) -> list[str]:
-    return [k for k in store.list_keys(f"{store.keys(video_id).work_root}{stage}/") if "/chunk-" in k]
-
-
-def wait_until(predicate, timeout_s: float = 120, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def ts(event: dict) -> float:
-    return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
-
-
-def computed_chunks(stack: Stack, name: str, workflow_id: str, stage: str) -> list[int]:
-    return [
-        e["chunk"]
-        for e in events(stack, name)
-        if e.get("event") == "chunk.computed"
-        and e.get("stage") == stage
-        and e.get("workflow_id") == workflow_id
-    ]
 
 
 # A resumed run reuses the chunks stored before the kill and computes the rest on another
@@ -178,11 +97,11 @@ def diarize_attempts(stack: Stack, workflow_id: str):
     ]
 
 
-def test_kill_9_mid_diarization_resumes_from_checkpoint(stack, media_server, long_audio):
+def test_kill_9_mid_diarization_resumes_from_checkpoint(stack, media_server, chunked_speech):
     """SIGKILL after 4 diarize chunks: another worker computes only the missing chunks
     (after the heartbeat timeout: a killed worker says nothing), and the result equals an
     undisturbed run of the same audio turn for turn (SEGMENT_TOLERANCE_S)."""
-    name, duration = long_audio
+    name, duration = chunked_speech
     url = f"{media_server.url}/{name}"
     num_chunks = math.ceil(duration / float(CHUNK_S))
     store = store_of(stack)
@@ -195,7 +114,7 @@ def test_kill_9_mid_diarization_resumes_from_checkpoint(stack, media_server, lon
     done_at_kill = len(chunk_keys(store, "long-killed", "diarize"))
 
     worker(stack, "kill-b", "kill")
-    counts = wait_batch(stack, "kill", timeout_s=900)  # generous: 6.5 min of audio on a shared CPU
+    counts = wait_batch(stack, "kill", timeout_s=900)  # generous: a shared CPU
     assert counts.by_status == {"Completed": 1}
 
     redone = computed_chunks(stack, "kill-b", "video-long-killed", "diarize")
@@ -248,14 +167,14 @@ def test_kill_9_mid_diarization_resumes_from_checkpoint(stack, media_server, lon
     assert stack.stop_process("kill-b") == 0
 
 
-def test_sigterm_hands_over_at_a_chunk_boundary(stack, media_server, long_audio):
+def test_sigterm_hands_over_at_a_chunk_boundary(stack, media_server, chunked_speech):
     """SIGTERM to the worker that holds diarize: the stage stops at its next chunk
     boundary with the retryable WorkerShutdown, the process exits 0, and the other worker
     resumes at once. "At once" is asserted by what happened, not by a clock: the history's
     finishing attempt is attempt 2, whose previous attempt failed WorkerShutdown (a
     heartbeat timeout would show there as a timeout failure), and the other worker's
     attempt started after the handover and kept the chunks already stored."""
-    name, _ = long_audio
+    name, _ = chunked_speech
     store = store_of(stack)
     procs = {w: worker(stack, w, "term") for w in ("term-a", "term-b")}
     for w in procs:
@@ -299,6 +218,24 @@ def test_sigterm_hands_over_at_a_chunk_boundary(stack, media_server, long_audio)
         if e.get("event") == "stage.failed" and e.get("activity") == "diarize"
     ]
     assert [e["error_type"] for e in failed] == ["WorkerShutdown"]
+    # the holder drained: every stage it started ended (done, or handed over) before it
+    # exited, and it said so in order (was test_pipeline's drain test)
+    ours = [e for e in events(stack, holder) if e.get("workflow_id") == "video-long-term"]
+    ended = {
+        e["activity"]: {"stage.done": "done", "stage.cancelled": "cancelled"}.get(
+            e["event"], e.get("error_type")
+        )
+        for e in ours
+        if e.get("event") in ("stage.done", "stage.failed", "stage.cancelled")
+    }
+    assert {e["activity"] for e in ours if e.get("event") == "stage.started"} == set(ended), ended
+    assert all(outcome in ("done", "WorkerShutdown") for outcome in ended.values()), ended
+    lifecycle = [
+        e["event"] for e in events(stack, holder) if e.get("event") in ("worker.draining", "worker.stopped")
+    ]
+    assert lifecycle == ["worker.draining", "worker.stopped"]
+    stats = store.get_json(store.keys("long-term").stats)
+    assert stats["worker_ids"]["diarize"] == other and stats["attempts"]["diarize"] == 2
 
     resumed = diarize_starts(other)
     assert [e["attempt"] for e in resumed] == [2], "the other worker ran the retry"
@@ -334,7 +271,8 @@ def count_connect_attempts(monkeypatch):
     return lambda: len(attempts)
 
 
-def test_temporal_server_restart_mid_batch(stack, media_server, monkeypatch):
+def test_temporal_server_restart_mid_batch(own_stack, media_server, monkeypatch):
+    stack = own_stack
     worker(stack, "restart-w", "restart")
     rows = [(f"restart-{i}", f"{media_server.url}/{f}") for i, f in enumerate(SHORT)]
     start_videos(stack, "restart", "restart", rows)
@@ -377,13 +315,14 @@ def test_connect_gives_up_on_a_server_that_never_comes(stack, monkeypatch):
     assert f"Temporal at {address} did not answer within 1.5 s" in str(refused.value)
 
 
-def test_storage_outage_mid_batch(stack, media_server):
+def test_storage_outage_mid_batch(own_stack, media_server):
+    stack = own_stack
     worker(stack, "outage-w", "outage")
     rows = [(f"outage-{i}", f"{media_server.url}/{f}") for i, f in enumerate(SHORT)]
     start_videos(stack, "outage", "outage", rows)
     wait_for_event(stack, "outage-w", "stage.done")
     stack.stop_process("storage")
-    time.sleep(20)
+    wait_for_event(stack, "outage-w", "storage.unavailable_retrying", timeout_s=120)
     stack.start_storage()
     counts = wait_batch(stack, "outage")
     assert counts.by_status == {"Completed": len(rows)}
@@ -436,9 +375,9 @@ def test_rate_limit_and_truncated_body_are_retried(stack, media_server):
     assert stack.stop_process("flaky-w") == 0
 
 
-def test_cuda_oom_halves_the_batch_until_it_fits(stack, media_server, long_audio):
+def test_cuda_oom_halves_the_batch_until_it_fits(stack, media_server, chunked_speech):
     """A batch of more than 16 windows runs out of memory (injected fault): the long
-    recording's 120 s chunks hold 48 segmentation windows, so 64 and 32 fail, 16 fits."""
+    recording's 110 s in one 120 s chunk hold 41 segmentation windows, so 64 and 32 fail, 16 fits."""
     metrics = f"127.0.0.1:{free_port()}"
     worker(
         stack,
@@ -449,7 +388,7 @@ def test_cuda_oom_halves_the_batch_until_it_fits(stack, media_server, long_audio
         PIPELINE_CHUNK_S="120",
         PIPELINE_METRICS_ADDRESS=metrics,
     )
-    start_videos(stack, "oom", "oom", [("oom-1", f"{media_server.url}/{long_audio[0]}")])
+    start_videos(stack, "oom", "oom", [("oom-1", f"{media_server.url}/{chunked_speech[0]}")])
     assert wait_batch(stack, "oom").by_status == {"Completed": 1}
     stats = store_of(stack).get_json(store_of(stack).keys("oom-1").stats)
     assert stats["batch_sizes"]["diarize"] == [64, 32, 16]

@@ -22,7 +22,7 @@ from devstack.stack import free_port
 from starter.batch import start_batch
 from starter.status import batch_progress
 from tests.conftest import metric_total, scrape_metrics
-from tests.test_resilience import stack, wait_batch, worker  # noqa: F401
+from tests.fleet import wait_batch, worker
 
 pytestmark = pytest.mark.integration
 

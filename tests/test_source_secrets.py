@@ -15,7 +15,6 @@ import pytest
 
 from core.sources import redact_url, url_sha256
 from core.storage import ObjectStore
-from devstack.stack import Stack, StackConfig
 from tests.conftest import run_cli, start_cli
 
 pytestmark = pytest.mark.integration
@@ -23,13 +22,10 @@ pytestmark = pytest.mark.integration
 SECRETS = ("hunter2", "t0k3n", "s1gn4ture")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, media_dir):
-    stack = Stack(StackConfig.ephemeral(tmp_path_factory.mktemp("secrets"), media_dir))
-    stack.start(worker=False)
+@pytest.fixture(scope="module", autouse=True)
+def secrets_worker(stack):
+    """The module's worker on the session's servers (conftest ``stack``)."""
     stack.start_worker("secrets-worker")
-    yield stack
-    stack.stop()
 
 
 def test_a_url_with_credentials_and_tokens_leaves_no_trace(stack, tmp_path):
