@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.clips import Clip, ClipPolicy
 from core.models import DEFAULT_HEARTBEAT_TIMEOUT_S
 
+PAGES_PER_RUN = 500  # an export's pages per workflow run, then continue-as-new
+
 Format = Literal["lhotse-shar", "webdataset"]
 View = Literal["clips", "windows"]  # single-speaker clips, or long multi-speaker windows with RTTM
 
@@ -126,6 +128,7 @@ class ExportJob(_Model):
     page_size: int = 50  # videos per export activity
     parallel: int = 4  # export activities at once
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S  # the starter sets settings.heartbeat_timeout_s
+    pages_per_run: int = PAGES_PER_RUN  # then continue-as-new: the history stays small for any batch
     # where a continued run starts (continue-as-new carries it)
     next_offset: int = 0
     done: ExportTotals | None = None

@@ -178,13 +178,14 @@ def test_pause_and_resume(stack):
         await start_batch(client, stack.settings(), csv_path, "pause", window=1)
         handle = client.get_workflow_handle("batch-pause")
         await started(client.get_workflow_handle("video-pause-0"), timeout_s=120)
-        await handle.signal("pause")
+        paused = run_cli("-m", "starter", "pause", "--batch-id", "pause", env=stack.env())  # as an operator
+        assert paused.returncode == 0 and "batch pause: pause sent" in paused.stdout, paused.stderr
         # the event: the first video finished and the batch counted it, while paused
         frozen = await wait_for_progress(client, "pause", lambda p: p.done == 1, "the first video done")
         observed = []
-        for _ in range(10):  # asked again and again: still nothing new in flight
+        for _ in range(5):  # asked again and again: still nothing new in flight
             observed.append(await batch_progress(client, "pause"))
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.3)
         try:
             second = await client.get_workflow_handle("video-pause-1").describe()
         except RPCError as error:
@@ -192,9 +193,10 @@ def test_pause_and_resume(stack):
             second = None
         assert frozen.paused and frozen.running == 0 and frozen.completed == 1, frozen
         seen = [(p.paused, p.running, p.done) for p in observed]
-        assert seen == [(True, 0, 1)] * 10, f"nothing new starts while paused: {seen}"
+        assert seen == [(True, 0, 1)] * 5, f"nothing new starts while paused: {seen}"
         assert second is None, f"video-pause-1 started while paused: {second.status}"
-        await handle.signal("resume")
+        resumed = run_cli("-m", "starter", "resume", "--batch-id", "pause", env=stack.env())
+        assert resumed.returncode == 0 and "batch pause: resume sent" in resumed.stdout, resumed.stderr
         await wait_for_batch(client, "pause")
         history = [event async for event in handle.fetch_history_events()]
         return await batch_progress(client, "pause"), history

@@ -82,7 +82,7 @@ def test_chaos_loses_duplicates_and_corrupts_nothing(tmp_path):
         "--long-videos",
         "1",
         "--long-minutes",
-        "2.5",
+        "1.5",
         "--kill-every",
         "20",
         "--pause-every",

@@ -351,13 +351,20 @@ def test_worker_starts_through_a_storage_outage_and_refuses_rejected_credentials
 
 
 def test_rate_limit_and_truncated_body_are_retried(stack, media_server):
+    """A cut body is retried by the policy; a 429 makes the video wait and try again
+    (video_waits times, spending no retry); a source that never stops answering 429
+    fails the video RateLimited once its waits are spent."""
     worker(stack, "flaky-w", "flaky", PIPELINE_RATE_LIMIT_BACKOFF_S="2")
     rows = [
         ("flaky-429", f"{media_server.url}/flaky/429/1/ep05-radio-segment.ogg"),
         ("flaky-cut", f"{media_server.url}/flaky/truncated/3/ep05-radio-segment.ogg"),
+        ("flaky-forever", f"{media_server.url}/flaky/429/1000/ep05-radio-segment.ogg"),
     ]
-    start_videos(stack, "flaky", "flaky", rows, source_breaker=SourceBreaker(video_wait_s=2))
-    assert wait_batch(stack, "flaky").by_status == {"Completed": 2}
+    breaker = SourceBreaker(video_wait_s=2, video_waits=1)
+    start_videos(stack, "flaky", "flaky", rows, source_breaker=breaker)
+    assert wait_batch(stack, "flaky").by_status == {"Completed": 2, "Failed": 1}
+    gave_up = status_query(stack, "video-flaky-forever")
+    assert gave_up["error_type"] == "RateLimited", gave_up
     store = store_of(stack)
     # the cut body is retried by the policy (attempt 2); the 429 makes the video wait
     # and download again in a new activity (attempt 1 again, no retry spent)
@@ -370,6 +377,12 @@ def test_rate_limit_and_truncated_body_are_retried(stack, media_server):
         and e.get("workflow_id") == "video-flaky-429"
     ]
     assert [e["attempt"] for e in downloads] == [1, 1]
+    forever = [
+        e
+        for e in events(stack, "flaky-w")
+        if e.get("event") == "stage.started" and e.get("workflow_id") == "video-flaky-forever"
+    ]
+    assert [e["attempt"] for e in forever] == [1, 1], "one try, one wait, one more try: then failed"
     failed = {e["error_type"] for e in events(stack, "flaky-w") if e.get("event") == "stage.failed"}
     assert failed == {"RateLimited", "NetworkError"}
     assert stack.stop_process("flaky-w") == 0
@@ -464,6 +477,27 @@ def test_oom_at_batch_1_with_no_bigger_class_served_fails_at_once(stack, media_s
     print(f"\nT4-only fleet, OOM at batch 1: NoWorkerForClass after {took:.0f} s")
     assert took < 300, took
     assert stack.stop_process("t4-only") == 0
+
+
+def test_oom_at_batch_1_on_the_largest_class_fails_typed(stack, media_server):
+    """Out of memory at batch 1 on a100-80, the top of the ladder: nowhere to move, so the
+    video fails GpuMemoryExhausted (visible in its status), having moved nowhere."""
+    worker(
+        stack,
+        "top-w",
+        "top",
+        PIPELINE_WORKER_GPU_CLASS="a100-80",
+        PIPELINE_FAULT_OOM_ABOVE_BATCH="0",
+        PIPELINE_SEGMENTATION_BATCH_SIZE="2",
+    )
+    start_videos(
+        stack, "top", "top", [("top-1", f"{media_server.url}/ep05-radio-segment.ogg")], gpu_class="a100-80"
+    )
+    assert wait_batch(stack, "top").by_status == {"Failed": 1}
+    status = status_query(stack, "video-top-1")
+    assert status["error_type"] == "GpuMemoryExhausted", status
+    assert status["gpu_class"] == "a100-80" and not status.get("escalations"), status
+    assert stack.stop_process("top-w") == 0
 
 
 def test_a_model_stage_hung_in_native_code_frees_its_video_and_its_worker_leaves(stack, media_server):

@@ -24,9 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from core.ids import EXPORT_WORKFLOW, PROGRESS_QUERY
     from workflows import policies
 
-PAGES_PER_RUN = 500  # then continue-as-new, so the history stays small for any batch size
-
-
 @workflow.defn(name=EXPORT_WORKFLOW)
 class ExportWorkflow:
     def __init__(self) -> None:
@@ -38,7 +35,7 @@ class ExportWorkflow:
         offset, eof, pages = job.next_offset, False, 0
         running: set[asyncio.Task[None]] = set()
         while not eof:
-            if pages >= PAGES_PER_RUN:
+            if pages >= job.pages_per_run:
                 await asyncio.gather(*running)
                 workflow.continue_as_new(job.model_copy(update={"next_offset": offset, "done": self._totals}))
             page = await self._read_page(job, offset)
