@@ -24,6 +24,11 @@ EVAL = REPO.parent / "shared" / "eval"
 DIARIZATION_FILES = ["falcon_test", "pyannote_debug_dev00"]  # one without a UEM, one with
 MUSIC_FILES = ["librosa_libri1", "synthradio_example-1"]  # one without music, one with
 NUMBER = r"(\d+(?:\.\d+)?|n/a)"
+# Floors from the figures measured on these files 2026-12-06 minus a margin: usable
+# precision 0.96, music F1 0.98 (synthradio_example-1 and pooled), music flagged in the
+# speech-only file 0.00
+USABLE_PRECISION_FLOOR = 0.90
+MUSIC_F1_FLOOR = 0.85
 
 
 def _copy_subset(src: Path, dst: Path, names: list[str], subfolders: dict[str, str]) -> Path:
@@ -106,18 +111,19 @@ def test_quality_tool_prints_per_file_and_pooled_figures(tmp_path: Path) -> None
     for uri in DIARIZATION_FILES:
         assert abs(float(_row(out, uri)[0][2]) - per_file[uri]) <= 0.005, (uri, per_file[uri], out)
     assert abs(float(total.group(1)) - pooled) <= 0.005, (pooled, out)
-    # and it is the known figure: 13.79 % measured 2026-11-29 (falcon_test 0.00, dev00 20.56);
+    # and it is the known figure: 13.12 % measured 2026-12-06 (falcon_test 0.00, dev00 19.56);
     # the backend is deterministic on a CPU, ±5 points leaves room for another BLAS
-    assert abs(float(total.group(1)) - 13.79) <= 5.0, out
-    assert re.search(rf"^POOLED usable precision {NUMBER} recall {NUMBER}", out, re.M), out
+    assert abs(float(total.group(1)) - 13.12) <= 5.0, out
+    usable = re.search(rf"^POOLED usable precision {NUMBER} recall {NUMBER}", out, re.M)
+    assert usable and float(usable.group(1)) >= USABLE_PRECISION_FLOOR, out
     assert re.search(rf"^POOLED embeddings .* correctly ordered within a file {NUMBER}", out, re.M), out
 
-    for name in MUSIC_FILES:
-        (row,) = _row(out, name)
-        f1 = row[6]
-        assert f1 == "n/a" or 0 <= float(f1) <= 1, row
-    pooled = re.search(r"^POOLED music precision \S+ recall \S+ F1 (\S+);", out, re.M)
-    assert pooled and 0 <= float(pooled.group(1)) <= 1, out
+    (speech_only,) = _row(out, "librosa_libri1")
+    assert speech_only[6] == "n/a", speech_only  # no music in it: no F1, and none flagged below
+    (mixed,) = _row(out, "synthradio_example-1")
+    assert float(mixed[6]) >= MUSIC_F1_FLOOR, mixed
+    pooled = re.search(r"^POOLED music precision \S+ recall \S+ F1 (\S+);.* no-music files (\S+)$", out, re.M)
+    assert pooled and float(pooled.group(1)) >= MUSIC_F1_FLOOR and float(pooled.group(2)) <= 0.05, out
 
 
 def test_speed_tool_prints_every_stage(tmp_path: Path) -> None:
