@@ -380,7 +380,9 @@ def test_rate_limit_and_truncated_body_are_retried(stack, media_server):
     forever = [
         e
         for e in events(stack, "flaky-w")
-        if e.get("event") == "stage.started" and e.get("workflow_id") == "video-flaky-forever"
+        if e.get("event") == "stage.started"
+        and e.get("activity") == "download"
+        and e.get("workflow_id") == "video-flaky-forever"
     ]
     assert [e["attempt"] for e in forever] == [1, 1], "one try, one wait, one more try: then failed"
     failed = {e["error_type"] for e in events(stack, "flaky-w") if e.get("event") == "stage.failed"}
