@@ -1,13 +1,14 @@
 """Record the workflow histories that tests/test_replay.py replays.
 
-    python -m tests.record_histories      # rewrites tests/histories/*.json
+    python -m tests.record_histories      # writes tests/histories/<today>/*.json
 
 A batch runs for days; its workers get new code while hundreds of videos are in
-flight, and each of those replays its history on the new code. Recorded once per
-workflow change that is *meant* to be incompatible (and then the old histories go,
-once no run of the old code is left): a batch of two videos (one completes, one is
-silent) whose BatchWorkflow continues as new, and a daily manifest. Runs the real
-embedded stack and worker; takes about a minute.
+flight, and each of those replays its history on the new code. Recorded into a folder
+of the day, beside the older recordings, which stay as long as a run of their code
+may still be in flight: a batch of two videos (one completes, one is silent) whose
+BatchWorkflow continues as new, a daily manifest, and the batch's export, one page per
+run, so its ExportWorkflow continues as new too. Runs the real embedded stack and
+worker; takes about a minute.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import numpy as np
 
 from core import queues
 from core.exit import exit_now
+from core.exports import ExportJob, ExportSpec
+from core.layout import batch_input_key
+from core.storage import ObjectStore
 from core.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 from starter.batch import start_batch
@@ -48,6 +52,17 @@ async def record(stack: Stack, media: Path) -> list[Path]:
         id=f"manifest-{today}",
         task_queue=queues.workflow_queue(prefix),
     )
+    store = ObjectStore(stack.settings())
+    job = ExportJob(
+        spec=ExportSpec(batch_id=BATCH, format="webdataset"),
+        input_key=batch_input_key(store.prefix, BATCH),
+        queue_prefix=prefix,
+        page_size=1,
+        pages_per_run=1,
+    )
+    await client.execute_workflow(
+        "ExportWorkflow", job, id=f"export-{BATCH}", task_queue=queues.workflow_queue(prefix)
+    )
 
     written = []
     queries = {
@@ -55,13 +70,17 @@ async def record(stack: Stack, media: Path) -> list[Path]:
         "video_failed": 'WorkflowId = "video-replay-silent"',
         "batch": f'WorkflowId = "batch-{BATCH}"',
         "manifest": f'WorkflowId = "manifest-{today}"',
+        "export": f'WorkflowId = "export-{BATCH}"',
     }
-    HISTORIES.mkdir(exist_ok=True)
+    folder = HISTORIES / today
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.json"):
+        old.unlink()
     for name, query in queries.items():
         runs = sorted([wf async for wf in client.list_workflows(query)], key=lambda wf: wf.start_time)
         for i, wf in enumerate(runs):
             history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
-            path = HISTORIES / (f"{name}_run{i + 1}.json" if len(runs) > 1 else f"{name}.json")
+            path = folder / (f"{name}_run{i + 1}.json" if len(runs) > 1 else f"{name}.json")
             path.write_text(history.to_json())
             written.append(path)
     return written
@@ -73,8 +92,6 @@ def main() -> None:
         media.mkdir()
         shutil.copy(SAMPLES / "ep03-three-voices.ogg", media)
         write_wav(media / "silent.wav", np.zeros(16_000 * 5, dtype=np.float32))
-        for old in HISTORIES.glob("*.json"):
-            old.unlink()
         with Stack(StackConfig.ephemeral(Path(tmp) / "stack", media)) as stack:
             written = asyncio.run(record(stack, media))
     for path in written:

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from core.ids import EXPORT_WORKFLOW, PROGRESS_QUERY
     from workflows import policies
 
+
 @workflow.defn(name=EXPORT_WORKFLOW)
 class ExportWorkflow:
     def __init__(self) -> None:
