@@ -252,6 +252,27 @@ def metric_total(samples, name: str, **labels: str) -> float:
 # (a configure error, a crash before the session ends) can leave through here as 0.
 _exit_status = {"code": 1}
 
+# The files that take longest, longest first: pytest-xdist hands out whole files in
+# collection order (--no-loadscope-reorder), so these start first and the short files
+# fill the gaps at the end, instead of a long file starting last on a busy process.
+# Only the order of the run depends on this list, never a result.
+LONGEST_FIRST = (
+    "test_exactly_once.py",
+    "test_resilience.py",
+    "test_chaos.py",
+    "test_export.py",
+    "test_batches.py",
+    "test_source_breaker.py",
+    "test_benchmark_tools.py",
+    "test_pipeline.py",
+    "test_long_audio.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept within
+
 
 def pytest_sessionstart(session):
     """The suite measures on ../shared/eval: without it, it stops here and says so,

@@ -96,11 +96,17 @@ def test_each_attempt_writes_under_its_own_keys_and_results_name_them(rt, staged
 
 
 def test_commit_refuses_intermediates_that_do_not_match_their_results(rt, staged):
-    tampered = staged.model_copy(update={"audio": staged.audio.model_copy(update={"sha256": "0" * 64})})
+    # under an id of its own, so what another test committed for "fenced" is not in the way
+    tampered = staged.model_copy(
+        update={
+            "spec": staged.spec.model_copy(update={"video_id": "tampered"}),
+            "audio": staged.audio.model_copy(update={"sha256": "0" * 64}),
+        }
+    )
     with pytest.raises(ApplicationError) as info:
         run(CommitActivities(rt).finalize_outputs, tampered, "5", run_id="run-tampered")
     assert info.value.type == IntermediateMismatch.__name__ and info.value.non_retryable
-    assert not rt.store.exists(rt.store.keys("fenced").metadata), "nothing committed"
+    assert rt.store.list_keys(rt.store.keys("tampered").root) == [], "nothing committed"
 
 
 def test_commit_beside_an_orphan_then_nothing_overwrites_it(rt, staged):

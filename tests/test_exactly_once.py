@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from collections import Counter
 
 import pytest
@@ -37,7 +36,7 @@ from tests.s3_proxy import IgnoresIfNoneMatch
 
 pytestmark = pytest.mark.integration
 
-STEP_S = 10  # twice the heartbeat timeout
+STEP_S = 7  # longer than the heartbeat timeout (5 s), so a step that stopped beating would fail
 
 
 def stage_events(stack, name: str, workflow_id: str, event: str) -> list[dict]:
@@ -111,7 +110,11 @@ def test_a_paused_worker_wakes_up_late_and_changes_nothing(stack, media_server, 
         if e["activity"] == "diarize"
     )
     print(f"\npaused worker: its diarize attempt ended with {ended.get('reason')} after SIGCONT")
-    time.sleep(3)  # anything the late attempt still had in flight has landed by now
+    # every stage the paused worker had begun has ended (music may have been in flight
+    # beside diarize): nothing of the late attempts is still on its way to storage
+    wait_until(
+        lambda: stages_ended(stack, "pause-a", "video-paused"), timeout_s=60, what="the late attempts' ends"
+    )
     assert {k: store.get_bytes(k) for k in store.list_keys(keys.root)} == committed
     assert store.list_keys(keys.work_root) == [], "the late attempt resurrected no intermediate"
     meta = store.get_json(keys.metadata)
@@ -194,6 +197,16 @@ def test_a_worker_paused_mid_finalize_commits_once(stack, media_server):
     assert store.list_keys(keys.work_root) == []
     for name in ("fin-a", "fin-b"):
         assert stack.stop_process(name) == 0
+
+
+def stages_ended(stack, name: str, workflow_id: str) -> bool:
+    """Whether every stage ``name`` started for ``workflow_id`` has logged its end."""
+    ours = [e for e in events(stack, name) if e.get("workflow_id") == workflow_id]
+    started = Counter(e["activity"] for e in ours if e.get("event") == "stage.started")
+    ended = Counter(
+        e["activity"] for e in ours if e.get("event") in {"stage.done", "stage.failed", "stage.cancelled"}
+    )
+    return started == ended
 
 
 def late_commit_ended(stack, name: str, workflow_id: str) -> str | None:
