@@ -139,15 +139,7 @@ def servers(tmp_path_factory, media_dir):
     """One Temporal dev server and one storage server for the session (for each xdist
     worker): starting them per module cost more than the tests that used them."""
     data = tmp_path_factory.mktemp("servers")
-    stack = Stack(StackConfig.ephemeral(data, media_dir, namespaces=TENANTS))
-    stack.config.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        stack.start_temporal()
-        stack.start_storage()
-        stack.start_media()
-    except BaseException:
-        stack.stop()
-        raise
+    stack = Stack(StackConfig.ephemeral(data, media_dir, namespaces=TENANTS)).start(worker=False)
     yield stack
     stack.stop()
 
