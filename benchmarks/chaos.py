@@ -28,8 +28,9 @@ One run:
   three heartbeat timeouts, then SIGCONTs it: Temporal has given its work to another
   worker meanwhile, and the woken one is a late writer. Once a quarter of the videos
   are completed it restarts the Temporal dev server (same database file, same port);
-  once half are, it stops the storage server for ``--outage-s`` seconds (longer than a
-  stage's first few retries), then restarts it on the same port and folder;
+  once half are (or only two are left open, in a small batch), it stops the storage
+  server for ``--outage-s`` seconds (longer than a stage's first few retries), then
+  restarts it on the same port and folder;
 - with ``--hostile-pct``, that share of the rows is hostile or damaged: the damaged-media
   corpus (``devstack/damaged_media.py``) and sources that answer 404 or 403, stream
   without end, send HTML or silence (``devstack/media_server.py``). Each must end typed
@@ -684,8 +685,8 @@ def server_fault(
 ) -> None:
     """The Temporal restart, then the storage outage, each at its milestone, each only
     while videos are open. The restart waits for a worker mid-stage; the outage also
-    begins, whatever the workers do, once a single video is left open: in a small batch
-    the last videos can complete between two polls, and the outage would never happen."""
+    begins, whatever the workers do, once two videos or fewer are left open: in a small
+    batch the last ones can complete between two polls, and the outage would never happen."""
     if servers.restart_stopped is not None and servers.restart_answering is None:
         servers.restart_answering = time.monotonic()  # this poll got through
     if not open_videos:
@@ -697,7 +698,7 @@ def server_fault(
     elif (
         servers.outage_began is None
         and servers.restart_answering
-        and ((working and completed >= milestone(opts.videos, OUTAGE_AT)) or open_videos == 1)
+        and ((working and completed >= milestone(opts.videos, OUTAGE_AT)) or open_videos <= 2)
     ):
         say(f"storage outage begins for {opts.outage_s:g} s, {completed}/{opts.videos} completed")
         servers.begin_outage(completed)
