@@ -72,7 +72,7 @@ def join_speech(media_dir: Path, name: str, files: list[Path]) -> tuple[str, flo
     import soundfile as sf
 
     out = media_dir / name
-    join(files, media_dir / f".{name}.parts", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(out))
+    join(files, media_dir / f".{name}.parts", "-c:a", "pcm_s16le", str(out))  # parts: 16 kHz mono already
     expected = sum(sf.info(str(f)).duration for f in files)
     problem = speech_check(out, expected)
     assert problem is None, f"the joined fixture is not real speech: {problem}"
@@ -148,8 +148,7 @@ def servers(tmp_path_factory, media_dir):
 def stack(servers, request, tmp_path_factory):
     """The session's servers for this module's tests: a Temporal namespace, a bucket and
     a logs folder of its own (Stack.tenant), so its video and batch ids and its workers'
-    logs never meet another module's. Tests that stop a server or pause a worker past a
-    timeout the whole server feels start a Stack of their own instead."""
+    logs never meet another module's. Tests that stop a server use ``own_stack``."""
     namespace = _free_tenants.pop(0)
     tenant = servers.tenant(namespace, tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
     ObjectStore(tenant.settings()).ensure_bucket()
@@ -165,12 +164,6 @@ def own_stack(tmp_path_factory, media_dir):
     ObjectStore(stack.settings()).ensure_bucket()
     yield stack
     stack.stop()
-
-
-@pytest.fixture(scope="session")
-def storage_server(servers):
-    """The session's S3-compatible server (for tests that need no Temporal or worker)."""
-    return servers
 
 
 def run_cli(

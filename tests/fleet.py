@@ -8,9 +8,16 @@ gives its workers a task-queue prefix of its own, so they only see its videos.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from core.storage import ObjectStore
 from core.temporal import connect
@@ -20,6 +27,7 @@ from starter.status import wait_for_batch
 from tests.conftest import worker_events
 
 CHUNK_S = "10"  # short chunks: a kill, a SIGTERM or a pause meets a model stage between two
+STAGE_ENDS = {"stage.done", "stage.failed", "stage.cancelled"}  # how a stage attempt's log ends
 
 
 def store_of(stack: Stack) -> ObjectStore:
@@ -92,3 +100,32 @@ def computed_chunks(stack: Stack, name: str, workflow_id: str, stage: str) -> li
         and e.get("stage") == stage
         and e.get("workflow_id") == workflow_id
     ]
+
+
+def stages_ended(stack: Stack, name: str, workflow_id: str) -> bool:
+    """Whether every stage ``name`` started for ``workflow_id`` has logged its end."""
+    ours = [e for e in events(stack, name) if e.get("workflow_id") == workflow_id]
+    started = Counter(e["activity"] for e in ours if e.get("event") == "stage.started")
+    ended = Counter(e["activity"] for e in ours if e.get("event") in STAGE_ENDS)
+    return started == ended
+
+
+@contextlib.asynccontextmanager
+async def in_process_workers(
+    client: Client, by_queue: dict[str, tuple[list[type], list[Callable]]]
+) -> AsyncIterator[None]:
+    """Real Temporal Workers in this process, one per task queue with its workflows and
+    (stand-in) activities: how a test runs a workflow's own logic without the pipeline."""
+    with ThreadPoolExecutor(8) as executor:
+        async with contextlib.AsyncExitStack() as running:
+            for queue, (workflows, activities) in by_queue.items():
+                worker = Worker(
+                    client,
+                    task_queue=queue,
+                    workflows=workflows,
+                    activities=activities,
+                    activity_executor=executor,
+                    workflow_runner=UnsandboxedWorkflowRunner(),
+                )
+                await running.enter_async_context(worker)
+            yield

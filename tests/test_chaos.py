@@ -53,8 +53,8 @@ def commit_by_hand(store: ObjectStore, video_id: str, rows: int) -> dict:
     return metadata
 
 
-def test_the_audit_finds_damage_that_a_late_writer_could_leave(storage_server):
-    store = ObjectStore(storage_server.settings(s3_bucket="chaos-audit"))
+def test_the_audit_finds_damage_that_a_late_writer_could_leave(servers):
+    store = ObjectStore(servers.settings(s3_bucket="chaos-audit"))
     store.ensure_bucket()
     sound = commit_by_hand(store, "sound", rows=2)
     assert consistency_problems(store, "sound", sound) == []

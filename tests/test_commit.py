@@ -40,8 +40,8 @@ def run(activity_fn, arg, activity_id: str, attempt: int = 1, run_id: str = "run
 
 
 @pytest.fixture(scope="module")
-def rt(storage_server, tmp_path_factory):
-    settings = storage_server.settings(s3_bucket="commit", work_dir=tmp_path_factory.mktemp("scratch"))
+def rt(servers, tmp_path_factory):
+    settings = servers.settings(s3_bucket="commit", work_dir=tmp_path_factory.mktemp("scratch"))
     configured = Runtime(settings)
     configured.store.ensure_bucket()
     return configured
@@ -155,7 +155,7 @@ def test_commit_beside_an_orphan_then_nothing_overwrites_it(rt, staged):
     assert info.value.type == VideoIdConflict.__name__ and info.value.non_retryable
 
 
-def test_sweep_keeps_recent_work_and_removes_expired_work_and_committed_leftovers(rt, storage_server):
+def test_sweep_keeps_recent_work_and_removes_expired_work_and_committed_leftovers(rt, servers):
     """Intermediates follow their declared lifecycle. Time passing is injected: the
     expired video's objects are backdated on the storage server's disk (localbucket
     lists a file's mtime as LastModified)."""
@@ -167,7 +167,7 @@ def test_sweep_keeps_recent_work_and_removes_expired_work_and_committed_leftover
     store.create_json(leftover.metadata, {"schema_version": 2})
     old = time.time() - (rt.settings.work_retention_days + 1) * 86400
     for key in store.list_keys(expired.work_root):
-        os.utime(storage_server.config.data_dir / "s3" / store.bucket / key, (old, old))
+        os.utime(servers.config.data_dir / "s3" / store.bucket / key, (old, old))
 
     result = run(SweepActivities(rt).sweep_work, None, "sweep")
     assert (result.expired, result.committed_leftovers, result.objects) == (1, 1, 4)

@@ -179,7 +179,7 @@ def test_the_probe_refuses_from_metadata_alone(info, error):
     assert type(raised.value).__name__ == error and not raised.value.retryable
 
 
-def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, storage_server, capsys):
+def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, servers, capsys):
     """The operator's cookie file opens a page that refuses anyone without it; the
     download goes through the operator's proxy (credentials checked by it); neither
     the proxy's password nor the cookie appears in the result, the payload or the logs."""
@@ -204,7 +204,7 @@ def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, st
     with AuthProxy("fleet", "proxy-pass-93b1") as proxy:
         proxies = tmp_path / "proxies.txt"
         proxies.write_text(f"# one per line\nhttp://fleet:proxy-pass-93b1@127.0.0.1:{proxy.port}\n")
-        settings = storage_server.settings(
+        settings = servers.settings(
             s3_bucket="access",
             work_dir=tmp_path / "scratch",
             ytdlp_cookies_file=cookies,

@@ -25,6 +25,7 @@ from tests.conftest import run_cli
 from tests.fleet import (
     chunk_keys,
     events,
+    stages_ended,
     start_videos,
     store_of,
     wait_batch,
@@ -197,16 +198,6 @@ def test_a_worker_paused_mid_finalize_commits_once(stack, media_server):
     assert store.list_keys(keys.work_root) == []
     for name in ("fin-a", "fin-b"):
         assert stack.stop_process(name) == 0
-
-
-def stages_ended(stack, name: str, workflow_id: str) -> bool:
-    """Whether every stage ``name`` started for ``workflow_id`` has logged its end."""
-    ours = [e for e in events(stack, name) if e.get("workflow_id") == workflow_id]
-    started = Counter(e["activity"] for e in ours if e.get("event") == "stage.started")
-    ended = Counter(
-        e["activity"] for e in ours if e.get("event") in {"stage.done", "stage.failed", "stage.cancelled"}
-    )
-    return started == ended
 
 
 def late_commit_ended(stack, name: str, workflow_id: str) -> str | None:

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from core import queues
 from core.batches import BatchPage, BatchPageRequest
 from core.exports import ExportJob, ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
 from core.models import VideoSpec
 from core.temporal import connect
+from tests.fleet import in_process_workers
 from workflows.export import ExportWorkflow
 
 ROWS = [f"v{i}" for i in range(7)]
@@ -72,29 +71,20 @@ class StandIns:
 
 async def run_export(client: Client, stand_ins: StandIns, job: ExportJob) -> tuple[ExportTotals, int]:
     """The export's result and how many runs its workflow id went through."""
-    with ThreadPoolExecutor(4) as executor:
-        async with (
-            Worker(
-                client,
-                task_queue=queues.workflow_queue(PREFIX),
-                workflows=[ExportWorkflow],
-                activities=[stand_ins.read_batch_page, stand_ins.write_export_index],
-                activity_executor=executor,
-                workflow_runner=UnsandboxedWorkflowRunner(),
-            ),
-            Worker(
-                client,
-                task_queue=queues.export_queue(PREFIX),
-                activities=[stand_ins.export_videos],
-                activity_executor=executor,
-            ),
-        ):
-            handle = await client.start_workflow(
-                ExportWorkflow.run, job, id="export-can", task_queue=queues.workflow_queue(PREFIX)
-            )
-            result = await handle.result()
-            progress = await handle.query(ExportWorkflow.progress)  # the last run, replayed
-            assert progress.not_committed == len(NOT_COMMITTED), progress
+    stand_in_queues = {
+        queues.workflow_queue(PREFIX): (
+            [ExportWorkflow],
+            [stand_ins.read_batch_page, stand_ins.write_export_index],
+        ),
+        queues.export_queue(PREFIX): ([], [stand_ins.export_videos]),
+    }
+    async with in_process_workers(client, stand_in_queues):
+        handle = await client.start_workflow(
+            ExportWorkflow.run, job, id="export-can", task_queue=queues.workflow_queue(PREFIX)
+        )
+        result = await handle.result()
+        progress = await handle.query(ExportWorkflow.progress)  # the last run, replayed
+        assert progress.not_committed == len(NOT_COMMITTED), progress
     for _ in range(100):  # visibility lags the runs a moment
         runs = [wf async for wf in client.list_workflows('WorkflowId = "export-can"')]
         if len(runs) >= 4:

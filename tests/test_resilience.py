@@ -1,8 +1,10 @@
 """Tests that kill things: real worker processes, real servers, real faults.
 
-Each test uses its own task-queue prefix, so its workers only see its videos. Faults
-are injected at the edges only: signals to real processes, a server stopped and
-restarted, an HTTP server answering 429 or cutting a body short, and
+Each test uses its own task-queue prefix, so its workers only see its videos; the two
+that stop a server run on servers of their own (``own_stack``). Faults are injected at
+the edges only: signals to real processes, a server stopped and restarted, an HTTP
+server answering 429 (for a while, or for good) or cutting a body short,
+``PIPELINE_FAULT_HANG`` holding a model stage in native code, and
 ``PIPELINE_FAULT_OOM_ABOVE_BATCH`` raising CUDA's OOM error inside the real batching
 code (there is no GPU here). The one monkeypatch (``count_connect_attempts``) injects
 no fault: it counts the starter's connection attempts around the SDK's real
@@ -29,6 +31,7 @@ from devstack.stack import Stack, free_port
 from tests.conftest import metric_total, scrape_metrics, status_query
 from tests.fleet import (
     CHUNK_S,
+    STAGE_ENDS,
     chunk_keys,
     computed_chunks,
     events,
@@ -226,7 +229,7 @@ def test_sigterm_hands_over_at_a_chunk_boundary(stack, media_server, chunked_spe
             e["event"], e.get("error_type")
         )
         for e in ours
-        if e.get("event") in ("stage.done", "stage.failed", "stage.cancelled")
+        if e.get("event") in STAGE_ENDS
     }
     assert {e["activity"] for e in ours if e.get("event") == "stage.started"} == set(ended), ended
     assert all(outcome in ("done", "WorkerShutdown") for outcome in ended.values()), ended

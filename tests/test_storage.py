@@ -10,10 +10,10 @@ from devstack.stack import free_port
 
 
 @pytest.fixture()
-def store(storage_server):
+def store(servers):
     from core.storage import ObjectStore
 
-    s = ObjectStore(storage_server.settings(s3_bucket="unit", s3_prefix="/runs/"))
+    s = ObjectStore(servers.settings(s3_bucket="unit", s3_prefix="/runs/"))
     s.ensure_bucket()
     return s
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from core import queues
 from core.models import (
@@ -37,6 +35,7 @@ from core.models import (
     VideoState,
 )
 from core.temporal import connect
+from tests.fleet import in_process_workers
 from workflows.video import VideoWorkflow
 
 HOURS_5 = 5 * 3600.0  # over a t4's 4 h (core.gpu_profiles), within an a10's 6 h
@@ -103,48 +102,22 @@ async def run_video(
         stand_ins.embed_speakers,
         stand_ins.label_segments,
     ]
-    with ThreadPoolExecutor(8) as executor:
-        workers = [
-            Worker(
-                client,
-                task_queue=queues.workflow_queue(prefix),
-                workflows=[VideoWorkflow],
-                activities=workflow_acts,
-                activity_executor=executor,
-                workflow_runner=UnsandboxedWorkflowRunner(),
-            ),
-            Worker(
-                client,
-                task_queue=queues.download_queue(prefix),
-                activities=[stand_ins.download_audio],
-                activity_executor=executor,
-            ),
-        ]
-        workers += [
-            Worker(
-                client,
-                task_queue=queues.gpu_queue(prefix, c),
-                activities=model_acts,
-                activity_executor=executor,
-            )
-            for c in ("t4", "a10", "a100-40")
-        ]
-        for w in workers:
-            await w.__aenter__()
-        try:
-            job = VideoJob(
-                spec=VideoSpec(video_id=prefix, url="http://127.0.0.1/x.m4a"),
-                queue_prefix=prefix,
-                gpu_class="t4",
-                queue_timeout_s=60,
-                escalation=escalation,
-            )
-            return await client.execute_workflow(
-                VideoWorkflow.run, job, id=f"video-{prefix}", task_queue=queues.workflow_queue(prefix)
-            )
-        finally:
-            for w in reversed(workers):
-                await w.__aexit__(None, None, None)
+    stand_in_queues = {
+        queues.workflow_queue(prefix): ([VideoWorkflow], workflow_acts),
+        queues.download_queue(prefix): ([], [stand_ins.download_audio]),
+        **{queues.gpu_queue(prefix, c): ([], model_acts) for c in ("t4", "a10", "a100-40")},
+    }
+    async with in_process_workers(client, stand_in_queues):
+        job = VideoJob(
+            spec=VideoSpec(video_id=prefix, url="http://127.0.0.1/x.m4a"),
+            queue_prefix=prefix,
+            gpu_class="t4",
+            queue_timeout_s=60,
+            escalation=escalation,
+        )
+        return await client.execute_workflow(
+            VideoWorkflow.run, job, id=f"video-{prefix}", task_queue=queues.workflow_queue(prefix)
+        )
 
 
 @pytest.mark.parametrize(
