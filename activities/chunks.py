@@ -30,7 +30,7 @@ from temporalio import activity
 from activities import metrics
 from activities.fencing import FencedWrites
 from activities.runtime import Runtime, StageContext
-from core import faults, layout
+from core import faults, gpu_memory, layout
 from core.errors import CudaOutOfMemory, GpuMemoryExhausted, WorkerShutdown
 
 
@@ -121,7 +121,7 @@ def run_chunks(
             faults.hang("model")
             result = compute(index, progress.batch_size)
         except Exception as exc:
-            if not _is_cuda_oom(exc):
+            if not gpu_memory.is_cuda_oom(exc):
                 raise
             raise _after_oom(stage, index, progress, progress_key, ctx, writes) from None
         writes.put_bytes(key, _dump(result))
@@ -141,8 +141,8 @@ def _after_oom(
     ctx: StageContext,
     writes: FencedWrites,
 ) -> Exception:
-    _free_gpu_memory()
-    halved = progress.batch_size // 2
+    gpu_memory.free_gpu_memory()
+    halved = gpu_memory.halved(progress.batch_size)
     progress = progress.model_copy(
         update={"chunk": index, "batch_size": halved, "oom_count": progress.oom_count + 1}
     )
@@ -160,22 +160,6 @@ def _after_oom(
         f"{stage}: CUDA out of memory at batch {progress.batch_size * 2}; retrying with {halved}",
         details=progress.model_dump(),
     )
-
-
-def _is_cuda_oom(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
-
-
-def _free_gpu_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _dump(arrays: dict[str, np.ndarray]) -> bytes:

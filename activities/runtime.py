@@ -32,7 +32,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from activities import metrics
 from core.audio import load_wav
 from core.errors import PipelineError, Stalled
-from core.gpu_profiles import GpuProfile, profile_for
+from core.gpu_profiles import GpuProfile, worker_profile
 from core.models import AudioRef
 from core.settings import Settings
 from core.storage import ObjectStore
@@ -63,12 +63,9 @@ class Runtime:
     @cached_property
     def profile(self) -> GpuProfile:
         """This worker's batch sizes: the class's profile, with settings overrides."""
-        base = profile_for(self.gpu_class)
-        overrides = {
-            "embedding_batch": self.settings.embedding_batch_size,
-            "segmentation_batch": self.settings.segmentation_batch_size,
-        }
-        return base.model_copy(update={k: v for k, v in overrides.items() if v})
+        return worker_profile(
+            self.gpu_class, self.settings.embedding_batch_size, self.settings.segmentation_batch_size
+        )
 
     @cached_property
     def store(self) -> ObjectStore:

@@ -1,6 +1,7 @@
 """Simulate a fleet of spot GPUs running the pipeline; project time and cost for the job.
 
-    python -m benchmarks.fleet --gpus 150 --videos 20000 [--gpu-class t4] [--cpu-figures]
+    python -m benchmarks.fleet --gpus 150 --videos 20000 [--gpu-class t4]
+        [--cpu-figures | --gpu-check gpu_check.json [--cuda-scale F]]
         [--window 2000] [--download-slots 128] [--download-rate R] [--upload-slots 256]
         [--preempt-per-gpu-hour 0.05] [--price 0.53] [--seed 1]
     python -m benchmarks.fleet --validate [--videos 40 --gpus 2 ...]   # check the model on Temporal
@@ -26,7 +27,10 @@ plus seconds per audio hour times the audio hours, times a uniform +-``--jitter`
 
 ASSUMED figures (replace with measured ones): GPU stage costs are seconds per audio hour
 on a T4 (pyannote-class models; ``CLASS_SPEED`` scales them to other classes); they
-stand in until ``benchmarks.speed`` is run on CUDA, and every one has a flag.
+stand in until ``benchmarks.gpu_check`` is run on CUDA, and every one has a flag.
+``--gpu-check FILE`` takes them from that check's result instead (its emulated T4's
+figures, CUDA stages times ``--cuda-scale``, the stated speed ratio of the card it ran
+on to the simulated class).
 ``--cpu-figures`` uses the default (pretrained) backend's measured CPU costs instead (2
 cores, step 2.5 s: 3.83, 0.27 and 1.95 CPU s per audio minute for diarize, music, embed). Download: yt-dlp
 start-up and extraction ~30 s, then ~70 s per audio hour (a ~128 kbit/s audio stream,
@@ -712,6 +716,15 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cpu-figures", action="store_true", help="the pretrained backend's measured CPU costs"
     )
+    parser.add_argument(
+        "--gpu-check", type=Path, help="stage costs from a benchmarks.gpu_check result (gpu_check.json)"
+    )
+    parser.add_argument(
+        "--cuda-scale",
+        type=float,
+        default=1.0,
+        help="with --gpu-check: multiply its CUDA stages by this (measured card's speed / simulated class's)",
+    )
     parser.add_argument("--diarize-s-per-h", type=float)
     parser.add_argument("--music-s-per-h", type=float)
     parser.add_argument("--embed-s-per-h", type=float)
@@ -738,17 +751,50 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _stage_costs(a: argparse.Namespace) -> tuple[dict[str, float], str]:
     """GPU seconds per audio hour of each model stage, and where the figures come from."""
-    if a.cpu_figures:
+    if a.gpu_check:
+        base, figures = gpu_check_costs(a.gpu_check, a.cuda_scale)
+    elif a.cpu_figures:
         base, figures = dict(CPU_STAGE_S_PER_H), "MEASURED pretrained backend on 2 CPU cores"
     else:
         speed = CLASS_SPEED.get(a.gpu_class, 1.0)
         base = {k: v / speed for k, v in T4_STAGE_S_PER_H.items()}
-        figures = f"ASSUMED for {a.gpu_class}, to be replaced by benchmarks.speed on CUDA"
+        figures = f"ASSUMED for {a.gpu_class}, to be replaced by benchmarks.gpu_check on CUDA"
     for stage in GPU_STAGES:
         override = getattr(a, f"{stage}_s_per_h")
         if override is not None:
             base[stage] = override
     return base, figures
+
+
+def gpu_check_costs(path: Path, cuda_scale: float) -> tuple[dict[str, float], str]:
+    """Each GPU-queue stage's wall seconds per audio hour from a ``benchmarks.gpu_check``
+    result: its emulated card's figures (that class's batches under its memory limit)
+    where it has them, else its own. Stages that ran on CUDA are multiplied by
+    ``cuda_scale`` (the measured card's speed over the simulated class's: a stated
+    factor), stages on the CPU are taken as measured."""
+    import json
+
+    result = json.loads(path.read_text())
+    emulated = (result.get("emulated") or {}).get("figures") or []
+    rows = {f["pipeline_stage"]: f for f in emulated or result["stages"] if f.get("pipeline_stage")}
+    missing = [stage for stage in GPU_STAGES if stage not in rows]
+    if missing:
+        raise SystemExit(f"{path} has no figure for {', '.join(missing)}")
+    costs = {
+        stage: rows[stage]["wall_s"]
+        * 3600.0
+        / rows[stage]["audio_s"]
+        * (cuda_scale if rows[stage]["device"].startswith("cuda") else 1.0)
+        for stage in GPU_STAGES
+    }
+    detect = result["detect"]
+    card = detect["device_name"] or "CPU"
+    batches = (
+        f"{detect['emulated_class']} batches, {detect['emulated_gib']:g} GiB limit"
+        if emulated
+        else "own batches"
+    )
+    return costs, f"MEASURED by benchmarks.gpu_check on {card} ({batches}), CUDA stages x{cuda_scale:g}"
 
 
 def _params(a: argparse.Namespace, stage_s_per_h: dict[str, float]) -> Params:

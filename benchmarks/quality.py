@@ -110,10 +110,18 @@ def decode(path: Path, workdir: Path) -> np.ndarray | None:
     """16 kHz mono float32 samples, decoded exactly as the download activity does.
 
     None (and a line saying why) for a file ffmpeg cannot decode, so one stray file in
-    a folder does not stop the run.
+    a folder does not stop the run. A WAV or FLAC already at 16 kHz mono is read as it
+    is (ffmpeg would give the same samples): the GPU check's bundle holds such files,
+    and the lent GPU machine has no ffmpeg.
     """
+    import soundfile as sf
+
     from core.audio import load_wav, transcode
 
+    if path.suffix.lower() in (".wav", ".flac"):
+        info = sf.info(str(path))
+        if info.samplerate == RATE and info.channels == 1:
+            return load_wav(path)[0]
     try:
         wav = transcode(path, workdir / f"{path.stem}.16k.wav", RATE, 1)
     except PipelineError as exc:
@@ -268,19 +276,11 @@ def single_speaker_stretches(reference: list[Segment], duration: float) -> list[
     return stretches
 
 
-def score_diarization_file(uri, samples, reference, output, scored, metric) -> DiarizationFile:
-    """Every per-file diarization figure from one file's samples, reference and the
-    backend's output (turns, and where it is unsure how many people talk)."""
-    hypothesis = output.segments
+def der_detail(uri: str, reference: list[Segment], hypothesis: list[Segment], scored, metric) -> dict:
+    """pyannote.metrics' detailed DER components of one file inside its scored region;
+    ``metric`` accumulates them, so ``abs(metric)`` is the pooled DER of every file so far."""
     from pyannote.core import Annotation, Timeline
     from pyannote.core import Segment as PSegment
-
-    from core.embedding import embed_segments
-    from core.music import detect_music
-    from core.outputs import UsableRules, annotate_segments
-
-    duration = len(samples) / RATE
-    n_frames = int(round(duration / HOP_S))
 
     def annotation(turns: list[Segment]) -> Annotation:
         ann = Annotation(uri=uri)
@@ -289,7 +289,20 @@ def score_diarization_file(uri, samples, reference, output, scored, metric) -> D
         return ann
 
     uem = Timeline([PSegment(s, e) for s, e in scored], uri=uri)
-    detail = metric(annotation(reference), annotation(hypothesis), uem=uem, detailed=True)
+    return dict(metric(annotation(reference), annotation(hypothesis), uem=uem, detailed=True))
+
+
+def score_diarization_file(uri, samples, reference, output, scored, metric) -> DiarizationFile:
+    """Every per-file diarization figure from one file's samples, reference and the
+    backend's output (turns, and where it is unsure how many people talk)."""
+    hypothesis = output.segments
+    from core.embedding import embed_segments
+    from core.music import detect_music
+    from core.outputs import UsableRules, annotate_segments
+
+    duration = len(samples) / RATE
+    n_frames = int(round(duration / HOP_S))
+    detail = der_detail(uri, reference, hypothesis, scored, metric)
     total = detail["total"]
     der = ratio(100.0 * (detail["missed detection"] + detail["false alarm"] + detail["confusion"]), total)
 

@@ -66,6 +66,16 @@ def profile_for(gpu_class: str) -> GpuProfile:
     return PROFILES.get(gpu_class, PROFILES["cpu"])
 
 
+def worker_profile(
+    gpu_class: str, embedding_batch: int | None = None, segmentation_batch: int | None = None
+) -> GpuProfile:
+    """The batch sizes a worker of ``gpu_class`` runs with: the class's profile, with the
+    settings' overrides (``PIPELINE_EMBEDDING_BATCH_SIZE``, ``PIPELINE_SEGMENTATION_BATCH_SIZE``)
+    where they are set."""
+    overrides = {"embedding_batch": embedding_batch, "segmentation_batch": segmentation_batch}
+    return profile_for(gpu_class).model_copy(update={k: v for k, v in overrides.items() if v})
+
+
 def next_class(gpu_class: str) -> str | None:
     return ESCALATION.get(gpu_class)
 
