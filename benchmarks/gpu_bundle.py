@@ -203,7 +203,7 @@ def package_dir(package: str) -> Path:
 
 def model_site(tar_path: Path) -> None:
     """The model packages cut to the files the pipeline reads, with their dist-info."""
-    with tarfile.open(tar_path, "w:xz", preset=3) as tar:
+    with tarfile.open(tar_path, "w:xz", preset=0) as tar:
         for package, patterns in MODEL_PACKAGES.items():
             root = package_dir(package)
             for pattern in patterns:
