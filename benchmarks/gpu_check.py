@@ -336,15 +336,7 @@ def agreement_outputs(eval_dir: Path, limit: int | None, out: Path) -> dict[str,
     process's device at its worker's batch sizes; arrays to ``out/agreement-<device>.npz``."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
-    from benchmarks.quality import (
-        COLLAR_S,
-        decode,
-        der_detail,
-        find_audio,
-        read_rttm,
-        read_uem,
-        single_speaker_stretches,
-    )
+    from benchmarks.quality import COLLAR_S, annotated_diarization, der_detail, single_speaker_stretches
     from core import embedding
     from core.gpu_profiles import worker_profile
     from core.settings import Settings
@@ -358,24 +350,15 @@ def agreement_outputs(eval_dir: Path, limit: int | None, out: Path) -> dict[str,
     metric = DiarizationErrorRate(collar=COLLAR_S, skip_overlap=False)
     arrays: dict[str, np.ndarray] = {}
     files = {}
-    folder = eval_dir / "diarization"
-    for audio in find_audio(folder / "audio", limit):
-        rttm = folder / "rttm" / f"{audio.stem}.rttm"
-        samples = decode(audio, out) if rttm.is_file() else None
-        if samples is None:
-            continue
-        duration = len(samples) / RATE
-        uem = folder / "uem" / f"{audio.stem}.uem"
-        scored = read_uem(uem) if uem.is_file() else [(0.0, duration)]
-        reference = read_rttm(rttm)
-        starts = stages.backend.window_starts(len(samples))
-        arrays[f"seg/{audio.stem}"] = stages.backend._segment(samples, starts, profile.segmentation_batch)[0]
-        stretches = single_speaker_stretches(reference, duration)
-        arrays[f"emb/{audio.stem}"] = embedding.embed_segments(samples, stretches, profile.embedding_batch)
-        output = stages.diarize(samples, profile.segmentation_batch)
-        detail = der_detail(audio.stem, reference, output.segments, scored, metric)
+    for f in annotated_diarization(eval_dir / "diarization", limit, out):
+        starts = stages.backend.window_starts(len(f.samples))
+        arrays[f"seg/{f.uri}"] = stages.backend._segment(f.samples, starts, profile.segmentation_batch)[0]
+        stretches = single_speaker_stretches(f.reference, len(f.samples) / RATE)
+        arrays[f"emb/{f.uri}"] = embedding.embed_segments(f.samples, stretches, profile.embedding_batch)
+        output = stages.diarize(f.samples, profile.segmentation_batch)
+        detail = der_detail(f.uri, f.reference, output.segments, f.scored, metric)
         errors = detail["missed detection"] + detail["false alarm"] + detail["confusion"]
-        files[audio.stem] = {
+        files[f.uri] = {
             "der": round(100.0 * errors / detail["total"], 2) if detail["total"] else None,
             "speakers": len({s.speaker for s in output.segments}),
         }

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.quality import RATE, Interval, decode, find_audio, read_labels, read_rttm, read_uem
+from benchmarks.quality import RATE, Interval, annotated_diarization, decode, find_audio, read_labels
 from core.models import Segment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -115,21 +115,15 @@ def speaker_label(uri: str, label: str) -> str:
 def load_sources(folder: Path, limit: int | None, workdir: Path) -> list[Source]:
     """Every file of a diarization folder that has an RTTM, decoded as production decodes it."""
     sources = []
-    for audio in find_audio(folder / "audio", limit):
-        rttm = folder / "rttm" / f"{audio.stem}.rttm"
-        samples = decode(audio, workdir) if rttm.is_file() else None
-        if samples is None:
-            continue
-        duration = len(samples) / RATE
-        uem = folder / "uem" / f"{audio.stem}.uem"
-        scored = read_uem(uem) if uem.is_file() else [(0.0, duration)]
+    for f in annotated_diarization(folder, limit, workdir):
+        duration = len(f.samples) / RATE
         turns = [
-            Segment(start=t.start, end=min(t.end, duration), speaker=speaker_label(audio.stem, t.speaker))
-            for t in read_rttm(rttm)
+            Segment(start=t.start, end=min(t.end, duration), speaker=speaker_label(f.uri, t.speaker))
+            for t in f.reference
             if t.start < duration
         ]
-        scored = [(max(0.0, s), min(e, duration)) for s, e in scored if min(e, duration) > max(0.0, s)]
-        sources.append(Source(audio.stem, samples, turns, scored))
+        scored = [(max(0.0, s), min(e, duration)) for s, e in f.scored if min(e, duration) > max(0.0, s)]
+        sources.append(Source(f.uri, f.samples, turns, scored))
     return sources
 
 

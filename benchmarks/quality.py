@@ -151,6 +151,25 @@ def annotated_samples(
 # --------------------------------------------------------------------- frame scoring
 
 
+@dataclass
+class AnnotatedFile:
+    """One file of a diarization folder: its samples, reference turns and scored region."""
+
+    uri: str
+    samples: np.ndarray
+    reference: list[Segment]
+    scored: list[Interval]  # its UEM, else the whole file
+
+
+def annotated_diarization(folder: Path, limit: int | None, workdir: Path) -> Iterator[AnnotatedFile]:
+    """Each file of a diarization folder (``audio/``, ``rttm/``, optional ``uem/``) that has
+    an RTTM and decodes."""
+    for uri, rttm, samples in annotated_samples(folder, "rttm", ".rttm", limit, workdir):
+        uem = folder / "uem" / f"{uri}.uem"
+        scored = read_uem(uem) if uem.is_file() else [(0.0, len(samples) / RATE)]
+        yield AnnotatedFile(uri, samples, read_rttm(rttm), scored)
+
+
 def frame_mask(intervals: list[Interval], n_frames: int, hop: float = HOP_S) -> np.ndarray:
     """Boolean mask of the frames covered by ``intervals`` (clipped to the file)."""
     mask = np.zeros(n_frames, dtype=bool)
@@ -359,13 +378,10 @@ def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None, lo
     print(f"== diarization: {backend.name} on {folder}")
     print(f"   hypotheses -> {out}")
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
-        for uri, rttm, samples in annotated_samples(folder, "rttm", ".rttm", limit, Path(tmp)):
-            duration = len(samples) / RATE
-            uem_path = folder / "uem" / f"{uri}.uem"
-            scored = read_uem(uem_path) if uem_path.is_file() else [(0.0, duration)]
-            output = backend.diarize(samples, RATE)
-            (out / f"{uri}.rttm").write_text(build_rttm(uri, output.segments))
-            results.append(score_diarization_file(uri, samples, read_rttm(rttm), output, scored, metric))
+        for f in annotated_diarization(folder, limit, Path(tmp)):
+            output = backend.diarize(f.samples, RATE)
+            (out / f"{f.uri}.rttm").write_text(build_rttm(f.uri, output.segments))
+            results.append(score_diarization_file(f.uri, f.samples, f.reference, output, f.scored, metric))
     if not results:
         print("   no files scored")
         return
