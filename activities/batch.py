@@ -20,14 +20,14 @@ from temporalio.service import RPCError
 
 from activities.runtime import Activities, Runtime, stage
 from activities.upload import committed_outcome
-from core import search_attributes as sa
-from core.batch_input import read_row
-from core.batches import MAX_PAGE_BYTES, BatchPage, BatchPageRequest
-from core.errors import VideoIdConflict
-from core.ids import video_workflow_id
-from core.models import RowRef, VideoReport, VideoSpec, VideoState
-from core.storage import ObjectStore
-from core.temporal import connect
+from core.contracts import search_attributes as sa
+from core.contracts.batch import MAX_PAGE_BYTES, BatchPage, BatchPageRequest
+from core.contracts.errors import VideoIdConflict
+from core.contracts.ids import video_workflow_id
+from core.contracts.video import RowRef, VideoReport, VideoSpec, VideoState
+from core.service.temporal import connect
+from core.store.batch_input import read_row
+from core.store.objects import ObjectStore
 
 BYTES_PER_ROW_GUESS = 256
 LOOKUP_THREADS = 16  # parallel metadata.json GETs per page
@@ -113,7 +113,7 @@ def _take_rows(
             continue
         spec = read_row(line, batch_id).as_reference(RowRef(input_key=input_key, offset=at))
         cost = len(spec.model_dump_json()) + 1
-        if specs and size + cost > MAX_PAGE_BYTES:  # the first row always fits (core.batches)
+        if specs and size + cost > MAX_PAGE_BYTES:  # the first row always fits (core.contracts.batch)
             return specs, used, True
         specs.append(spec)
         size += cost

@@ -30,8 +30,10 @@ from temporalio import activity
 from activities import metrics
 from activities.fencing import FencedWrites
 from activities.runtime import Runtime, StageContext
-from core import faults, gpu_memory, layout
-from core.errors import CudaOutOfMemory, GpuMemoryExhausted, WorkerShutdown
+from core.analysis import gpu_memory
+from core.contracts.errors import CudaOutOfMemory, GpuMemoryExhausted, WorkerShutdown
+from core.service import faults
+from core.store import layout
 
 
 class ChunkProgress(BaseModel):

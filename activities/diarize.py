@@ -15,10 +15,10 @@ import numpy as np
 from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
-from core import faults
-from core.diarization import DiarizationOutput, get_diarization_backend
-from core.models import AudioRef, DiarizationResult, Segment
-from core.stages import Stage
+from core.analysis.diarization import DiarizationOutput, get_diarization_backend
+from core.contracts.stages import Stage
+from core.contracts.video import AudioRef, DiarizationResult, Segment
+from core.service import faults
 
 STAGE = Stage.DIARIZE
 RESULT = "diarization.json"  # summary, segments and uncertain spans of one attempt

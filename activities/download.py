@@ -13,11 +13,11 @@ from temporalio import activity
 from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import Activities, Runtime, scratch_dir, stage
 from activities.source_rows import source_url
-from core.audio import sha256_file
-from core.download import SourceAccess, SourceLimits, fetch_audio, pick_proxy
-from core.models import AudioRef, VideoSpec
-from core.settings import Settings
-from core.stages import Stage
+from core.analysis.audio import sha256_file
+from core.contracts.stages import Stage
+from core.contracts.video import AudioRef, VideoSpec
+from core.service.settings import Settings
+from core.sources.download import SourceAccess, SourceLimits, fetch_audio, pick_proxy
 
 STAGE = Stage.DOWNLOAD
 AUDIO_REF = "audio_ref.json"  # written last: its presence means both copies are complete

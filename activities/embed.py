@@ -1,7 +1,7 @@
 """embed_speakers: one embedding per diarized segment, one centroid per speaker.
 
 Segments are embedded in chunks of ``chunk_s`` of audio (by start time); each chunk
-encodes only the central part of each of its segments (``core.embedding``).
+encodes only the central part of each of its segments (``core.analysis.speaker_embeddings``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
-from core import embedding
-from core.models import EmbeddingResult, EmbedRequest, Segment
-from core.stages import Stage
+from core.analysis import speaker_embeddings
+from core.contracts.stages import Stage
+from core.contracts.video import EmbeddingResult, EmbedRequest, Segment
 
 STAGE = Stage.EMBED
 VECTORS = "vectors.npy"  # row i = segment i of the diarization this stage read
@@ -41,19 +41,19 @@ def _embed(attempt: StageAttempt, req: EmbedRequest) -> EmbeddingResult:
         hi = max(s.end for s in group)
         shifted = [Segment(start=s.start - lo, end=s.end - lo, speaker=s.speaker) for s in group]
         part = samples[int(lo * rate) : int(np.ceil(hi * rate))]
-        return {"vectors": embedding.embed_segments(part, shifted, batch_size=batch)}
+        return {"vectors": speaker_embeddings.embed_segments(part, shifted, batch_size=batch)}
 
     run = attempt.chunks(len(groups), compute, attempt.rt.profile.embedding_batch)
     vectors = (
         np.concatenate([r["vectors"] for r in run.results])
         if run.results
-        else np.zeros((0, embedding.DIM), np.float32)
+        else np.zeros((0, speaker_embeddings.DIM), np.float32)
     )
-    centroids = embedding.speaker_centroids(segments, vectors)
+    centroids = speaker_embeddings.speaker_centroids(segments, vectors)
     result = EmbeddingResult(
         **attempt.summary(run, VECTORS),
         centroids_key=attempt.key(RESULT),
-        backend=embedding.BACKEND_NAME,
+        backend=speaker_embeddings.BACKEND_NAME,
         dim=int(vectors.shape[1]),
         num_segments=len(segments),
     )

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from core.errors import SOURCE_SIDE_ERRORS, PipelineError
+from core.contracts.errors import SOURCE_SIDE_ERRORS, PipelineError
 
 
 def to_application_error(exc: PipelineError, rate_limit_backoff_s: float) -> ApplicationError:

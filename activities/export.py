@@ -15,12 +15,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.runtime import Activities, Runtime, scratch_dir, stage
-from core import clips, faults, shards
-from core.errors import WorkerShutdown
-from core.exports import ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
-from core.layout import ORIGINAL_WAV, ExportKeys
-from core.metadata import Metadata
-from core.storage import ObjectStore
+from core.contracts.errors import WorkerShutdown
+from core.contracts.export import ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
+from core.contracts.metadata import Metadata
+from core.service import faults
+from core.store.layout import ORIGINAL_WAV, ExportKeys
+from core.store.objects import ObjectStore
+from core.training import clips, shards
 
 
 class ExportActivities(Activities):
@@ -81,7 +82,7 @@ def _write_shard(
 ) -> ShardRecord:
     video_id = metadata.video_id
     keys_of_video = store.keys(video_id, metadata.schema_version)
-    original = store.download_file(metadata.key_of(keys_of_video, ORIGINAL_WAV), tmp / ORIGINAL_WAV)
+    original = store.download_file(keys_of_video.committed_file(metadata, ORIGINAL_WAV), tmp / ORIGINAL_WAV)
     items, dropped = shard_items(metadata, original, spec)
     info = shards.write_shard(spec.format, items, original, tmp / "shard", video_id, spec.sample_rate)
     files = []

@@ -22,9 +22,9 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import CancelledError
 
-from core.errors import AttemptSuperseded
-from core.layout import VideoKeys
-from core.storage import ObjectStore
+from core.contracts.errors import AttemptSuperseded
+from core.store.layout import VideoKeys
+from core.store.objects import ObjectStore
 
 
 def attempt_id() -> str:

@@ -1,7 +1,7 @@
 """label_segments: quality labels for every diarized segment, chunk by chunk.
 
 The labels (DNSMOS, bandwidth, SNR, clipping, loudness, music and singing shares:
-``core/quality.py``) are measured once, here, and stored as labels: nothing is deleted
+``core/analysis/quality.py``) are measured once, here, and stored as labels: nothing is deleted
 on them. Bandwidth, clipping and loudness need the source-rate copy, so this stage is
 the one model stage that reads ``original.wav``; it reads only the segments' samples.
 Chunks group the segments by start time (one DNSMOS block of audio each, else
@@ -18,9 +18,9 @@ from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
 from activities.runtime import scratch_dir
-from core import quality
-from core.models import LabelRequest, LabelResult, MusicRegion, Segment
-from core.stages import Stage
+from core.analysis import quality
+from core.contracts.stages import Stage
+from core.contracts.video import LabelRequest, LabelResult, MusicRegion, Segment
 
 STAGE = Stage.LABELS
 RESULT = "labels.json"  # summary and one labels row per segment, in the diarization's order

@@ -20,12 +20,13 @@ from datetime import date, timedelta
 from temporalio import activity
 
 from activities.runtime import Activities, Runtime
-from core.ids import VIDEO_WORKFLOW, video_id_of
-from core.layout import EMBEDDINGS_NPY, ORIGINAL_WAV, RTTM, STATS_JSON, manifest_key
-from core.manifests import ManifestResult
-from core.metadata import Metadata, read_metadata
-from core.sources import redact_url
-from core.temporal import connect
+from core.contracts.ids import VIDEO_WORKFLOW, video_id_of
+from core.contracts.manifest import ManifestResult
+from core.contracts.metadata import Metadata
+from core.contracts.urls import redact_url
+from core.service.temporal import connect
+from core.store.committed import read_metadata
+from core.store.layout import EMBEDDINGS_NPY, ORIGINAL_WAV, RTTM, STATS_JSON, manifest_key
 
 LOOKUP_THREADS = 16  # parallel metadata.json GETs
 READS_PER_STEP = 200  # metadata reads between two heartbeats
@@ -85,11 +86,11 @@ def _line(store, video_id: str, meta: Metadata) -> str:
             "usable_pct": meta.usable_pct,
             "batch_id": meta.batch_id,
             "outputs": {
-                "audio": meta.key_of(keys, ORIGINAL_WAV),
+                "audio": keys.committed_file(meta, ORIGINAL_WAV),
                 "metadata": keys.metadata,
-                "embeddings": meta.key_of(keys, EMBEDDINGS_NPY),
-                "rttm": meta.key_of(keys, RTTM),
-                "stats": meta.key_of(keys, STATS_JSON),
+                "embeddings": keys.committed_file(meta, EMBEDDINGS_NPY),
+                "rttm": keys.committed_file(meta, RTTM),
+                "stats": keys.committed_file(meta, STATS_JSON),
             },
         },
         sort_keys=True,

@@ -1,4 +1,4 @@
-"""What an activity attempt adds to the worker's metrics (names: ``core/metrics.py``).
+"""What an activity attempt adds to the worker's metrics (names: ``core/service/metrics.py``).
 
 Recorded through the SDK's activity meter, so each carries the SDK's labels
 (namespace, task_queue, activity_type) beside ``stage`` and ``gpu_class``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.common import MetricMeter
 
-from core.metrics import AUDIO_SECONDS, OOM_HALVINGS, REALTIME_FACTOR, STAGE_FAILURES
+from core.service.metrics import AUDIO_SECONDS, OOM_HALVINGS, REALTIME_FACTOR, STAGE_FAILURES
 
 
 def _stage_meter(stage: str, gpu_class: str) -> MetricMeter:

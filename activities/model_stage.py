@@ -23,9 +23,9 @@ from temporalio import activity
 from activities.chunks import ChunkRun, run_chunks
 from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import Activities, Runtime, StageContext, load_analysis_audio, scratch_dir, stage
-from core.layout import VideoKeys
-from core.models import AudioRef, StageSummary
-from core.stages import Stage
+from core.contracts.stages import Stage
+from core.contracts.video import AudioRef, StageSummary
+from core.store.layout import VideoKeys
 
 Result = TypeVar("Result", bound=BaseModel)
 Summary = TypeVar("Summary", bound=StageSummary)
@@ -72,7 +72,7 @@ class StageAttempt:
         )
 
     def summary(self, run: ChunkRun, key: str) -> dict[str, Any]:
-        """The fields every stage result carries (``core.models.StageSummary``)."""
+        """The fields every stage result carries (``core.contracts.video.StageSummary``)."""
         progress = run.progress
         return {
             "key": self.key(key),

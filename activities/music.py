@@ -8,9 +8,9 @@ import numpy as np
 from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
-from core import music
-from core.models import AudioRef, MusicResult
-from core.stages import Stage
+from core.analysis import music
+from core.contracts.stages import Stage
+from core.contracts.video import AudioRef, MusicResult
 
 STAGE = Stage.MUSIC
 RESULT = "music.json"

@@ -14,9 +14,9 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from activities.runtime import Activities, stage
-from core import queues
-from core.models import ServedClassesRequest
-from core.temporal import connect
+from core.contracts import queues
+from core.contracts.video import ServedClassesRequest
+from core.service.temporal import connect
 
 
 class QueueActivities(Activities):

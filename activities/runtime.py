@@ -30,13 +30,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import metrics
-from core.audio import load_wav
-from core.errors import PipelineError, Stalled
-from core.gpu_profiles import GpuProfile, worker_profile
-from core.models import AudioRef
-from core.settings import Settings
-from core.storage import ObjectStore
-from core.storage_errors import riding_out
+from core.analysis.audio import load_wav
+from core.contracts.errors import PipelineError, Stalled
+from core.contracts.gpu_profiles import GpuProfile, worker_profile
+from core.contracts.video import AudioRef
+from core.service.settings import Settings
+from core.store.errors import riding_out
+from core.store.objects import ObjectStore
 
 
 class WorkerHealth:
@@ -213,7 +213,7 @@ def stage(
 ) -> Iterator[StageContext]:
     """Bind log context, keep the activity heartbeating, and map typed errors.
 
-    ``name`` is a video's stage (``core.stages.Stage``); any other activity goes by its
+    ``name`` is a video's stage (``core.contracts.stages.Stage``); any other activity goes by its
     own name, so log lines and metric labels spell it as the worker registered it.
     ``watch_progress`` (a sync activity whose details are its progress): a step whose
     progress stops for ``settings.stall_s`` fails ``Stalled`` (see ``Heartbeater``).

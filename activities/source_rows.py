@@ -1,17 +1,17 @@
 """The URL a download fetches: read from the batch's stored input, never from a payload.
 
 A batch hands each video its URL redacted, with the place of its row in the batch's
-input (``core.models.VideoSpec.as_reference``), so a token or a password in a URL is
+input (``core.contracts.video.VideoSpec.as_reference``), so a token or a password in a URL is
 never stored in Temporal's history nor shown in the Web UI. The download reads the row
 back here, on the worker, and checks it is the row the payload names.
 """
 
 from __future__ import annotations
 
-from core.batch_input import read_row
-from core.errors import IntermediateMismatch
-from core.models import MAX_URL_LENGTH, VideoSpec
-from core.storage import ObjectStore
+from core.contracts.errors import IntermediateMismatch
+from core.contracts.video import MAX_URL_LENGTH, VideoSpec
+from core.store.batch_input import read_row
+from core.store.objects import ObjectStore
 
 # a stored row: id, the URL (CSV may double its quotes) and a duration
 MAX_ROW_BYTES = 2 * MAX_URL_LENGTH + 256

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 
 from activities.runtime import Activities, Runtime, stage
-from core.layout import work_folder
-from core.manifests import SweepResult
+from core.contracts.manifest import SweepResult
+from core.store.layout import work_folder
 
 BEAT_EVERY = 1000  # objects listed between two heartbeats
 

@@ -26,11 +26,11 @@ import numpy as np
 from temporalio import activity
 
 from activities.runtime import Activities, Runtime, stage
-from core import faults, layout, outputs, sources
-from core.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
-from core.layout import VideoKeys
-from core.metadata import CommittedBy, Metadata, read_metadata
-from core.models import (
+from core.contracts import urls
+from core.contracts.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
+from core.contracts.metadata import CommittedBy, Metadata
+from core.contracts.stages import Stage
+from core.contracts.video import (
     SCHEMA_VERSION,
     FinalizeRequest,
     MusicRegion,
@@ -39,8 +39,11 @@ from core.models import (
     VideoSpec,
     VideoState,
 )
-from core.stages import Stage
-from core.storage import ObjectStore
+from core.service import faults
+from core.store import layout, outputs
+from core.store.committed import read_metadata
+from core.store.layout import VideoKeys
+from core.store.objects import ObjectStore
 
 
 def _outcome(metadata: Metadata, keys: VideoKeys) -> VideoOutcome:
@@ -66,12 +69,11 @@ def committed_outcome(
         return None
     committed = metadata.source  # the URL redacted, and the original's sha256
     if spec is not None and (
-        committed is None or not sources.same_source(committed.model_dump(), spec.source_sha256)
+        committed is None or not urls.same_source(committed.model_dump(), spec.source_sha256)
     ):
-        where = sources.redact_url(committed.url) if committed else "an unnamed source"
+        where = urls.redact_url(committed.url) if committed else "an unnamed source"
         raise VideoIdConflict(
-            f"{video_id} is committed from {where}, not {sources.redact_url(spec.url)}: "
-            "give this URL another id"
+            f"{video_id} is committed from {where}, not {urls.redact_url(spec.url)}: give this URL another id"
         )
     return _outcome(metadata, store.keys(video_id))
 
@@ -205,7 +207,9 @@ def _lost_to(store: ObjectStore, keys: VideoKeys, placed: _Placement) -> VideoOu
     name, and the intermediates; its outcome is the video's."""
     winner = read_metadata(store, keys.video_id)
     named = (
-        {winner.key_of(keys, name): sha for name, sha in winner.files.items()} if winner is not None else {}
+        {keys.committed_file(winner, name): sha for name, sha in winner.files.items()}
+        if winner is not None
+        else {}
     )
     for key, sha in placed.created.items():
         if named.get(key) != sha:

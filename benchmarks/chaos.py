@@ -85,12 +85,12 @@ import soundfile as sf
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
-from core import search_attributes as sa
-from core.exit import exit_now
-from core.ids import batch_workflow_id, video_id_of, video_workflow_id
-from core.metadata import Metadata
-from core.storage import ObjectStore
-from core.temporal import connect
+from core.contracts import search_attributes as sa
+from core.contracts.ids import batch_workflow_id, video_id_of, video_workflow_id
+from core.contracts.metadata import Metadata
+from core.service.exit import exit_now
+from core.service.temporal import connect
+from core.store.objects import ObjectStore
 from devstack.damaged_media import CASES as DAMAGED_CASES
 from devstack.damaged_media import build_corpus
 from devstack.media import join
@@ -521,7 +521,7 @@ async def audit(client, store: ObjectStore, rows: list[Row]) -> Audit:
 
 def consistency_problems(store: ObjectStore, video_id: str, metadata: dict) -> list[str]:
     """What a committed video's files say against its metadata.json, read as stored (a
-    dict, not core.metadata.Metadata): the audit checks the bytes, whatever their shape."""
+    dict, not core.contracts.metadata.Metadata): the audit checks the bytes, whatever their shape."""
     keys = store.keys(video_id)
     recorded = metadata.get("files", {})
     moved = metadata.get("file_keys", {})  # files a run committed under its own keys

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.podcast import BATCH_ID as PODCAST_BATCH
 from benchmarks.podcast import build_podcast, tree_cpu_s, wait_for_worker
-from core.exports import ExportSpec
+from core.contracts.export import ExportSpec
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 
 SAMPLES = REPO_ROOT / "samples"
@@ -32,8 +32,8 @@ EXPORTS = [("webdataset", "clips"), ("lhotse-shar", "clips"), ("lhotse-shar", "w
 
 async def process(stack: Stack, csv_path: Path, batch_id: str) -> tuple[int, str]:
     """Run the batch; the number of committed videos and their pooled stage costs."""
-    from core.storage import ObjectStore
-    from core.temporal import connect
+    from core.service.temporal import connect
+    from core.store.objects import ObjectStore
     from starter.batch import start_batch
     from starter.status import list_videos, wait_for_batch
 
@@ -54,7 +54,7 @@ async def process(stack: Stack, csv_path: Path, batch_id: str) -> tuple[int, str
 
 
 async def export_once(stack: Stack, batch_id: str, fmt: str, view: str, worker_pid: int) -> str:
-    from core.temporal import connect
+    from core.service.temporal import connect
     from starter.export import run_export
 
     settings = stack.settings()
@@ -76,7 +76,7 @@ async def export_once(stack: Stack, batch_id: str, fmt: str, view: str, worker_p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.logs import configure_logging
+    from core.service.logs import configure_logging
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, help="export one built podcast of this length instead")

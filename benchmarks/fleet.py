@@ -70,9 +70,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.stand_ins import stand_in_activities
-from core import gpu_profiles
-from core.settings import Settings
-from core.stages import Stage
+from core.contracts import gpu_profiles
+from core.contracts.stages import Stage
+from core.service.settings import Settings
 
 CPU_WORKER_MANIFEST = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "base" / "worker-cpu.yaml"
 
@@ -581,7 +581,7 @@ def _validation_workers(client, p: Params, stand_ins, prefix: str, scale: float)
 
     from temporalio.worker import Worker
 
-    from core import queues
+    from core.contracts import queues
     from workflows.sandbox import workflow_runner
     from workflows.video import VideoWorkflow
 
@@ -618,8 +618,8 @@ def _validation_workers(client, p: Params, stand_ins, prefix: str, scale: float)
 
 async def _run_videos(client, p: Params, videos: list[Video], prefix: str) -> float:
     """Run every video's VideoWorkflow, at most ``p.window`` at once; the wall seconds taken."""
-    from core import queues
-    from core.models import VideoJob, VideoSpec
+    from core.contracts import queues
+    from core.contracts.video import VideoJob, VideoSpec
     from workflows.video import VideoWorkflow
 
     window = asyncio.Semaphore(p.window)
@@ -666,7 +666,7 @@ def _print_validation(
 
 
 async def validate(p: Params, videos: list[Video], target_s: float, data: Path) -> int:
-    from core.temporal import connect
+    from core.service.temporal import connect
     from devstack.stack import REPO_ROOT, Stack, StackConfig
 
     predicted, scale = _prepare_validation(p, videos, target_s)

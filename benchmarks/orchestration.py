@@ -39,9 +39,9 @@ from benchmarks import bare_workflow
 from benchmarks.bare_workflow import ACTIVITY_QUEUE_SUFFIX, TIMEOUT, BareQueuedWorkflow, BareWorkflow, noop
 from benchmarks.scratch import run_in_scratch
 from benchmarks.stand_ins import stand_in_activities
-from core import queues
-from core.models import VideoJob, VideoSpec
-from core.temporal import connect
+from core.contracts import queues
+from core.contracts.video import VideoJob, VideoSpec
+from core.service.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 from workflows.sandbox import workflow_runner, write_bytecode
 from workflows.video import VideoWorkflow

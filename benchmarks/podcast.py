@@ -56,8 +56,8 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no
 import numpy as np
 import soundfile as sf
 
-from core.metadata import Metadata
-from core.stages import Stage
+from core.contracts.metadata import Metadata
+from core.contracts.stages import Stage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVAL = REPO_ROOT.parent / "shared" / "eval"
@@ -212,8 +212,8 @@ def write_recording(pieces: Iterator[Piece], path: Path, seconds: float) -> Buil
 
 def encode_m4a(wav: Path, m4a: Path) -> Path:
     """44.1 kHz stereo AAC in an MP4 container: what a podcast download from YouTube is."""
-    from core.audio import ffmpeg_binary
-    from core.settings import Settings
+    from core.analysis.audio import ffmpeg_binary
+    from core.service.settings import Settings
 
     cmd = [
         ffmpeg_binary(Settings().ffmpeg_location),
@@ -333,7 +333,7 @@ async def pending_stages(client, video_id: str) -> list:
     """The video's activities now scheduled or running (none before the workflow exists)."""
     from temporalio.service import RPCError
 
-    from core.ids import video_workflow_id
+    from core.contracts.ids import video_workflow_id
 
     try:
         described = await client.get_workflow_handle(video_workflow_id(video_id)).describe()
@@ -378,10 +378,10 @@ async def wait_or_fail(client, timeout_s: float, max_attempts: int) -> None:
 
 async def run_video(stack, m4a: Path, seconds: float, timeout_s: float, max_attempts: int) -> Run:
     """Start a one-row batch through the starter, as the demo does, and read the outputs back."""
-    from core.ids import video_workflow_id
-    from core.metadata import read_metadata
-    from core.storage import ObjectStore
-    from core.temporal import connect
+    from core.contracts.ids import video_workflow_id
+    from core.service.temporal import connect
+    from core.store.committed import read_metadata
+    from core.store.objects import ObjectStore
     from starter.batch import start_batch
     from starter.status import list_videos
 
@@ -536,7 +536,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.logs import configure_logging
+    from core.service.logs import configure_logging
 
     args = parse_args(argv)
     configure_logging("WARNING", "console")
@@ -566,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from core.exit import exit_now
+    from core.service.exit import exit_now
 
     sys.stdout.reconfigure(line_buffering=True)
     exit_now(main())

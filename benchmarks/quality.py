@@ -6,9 +6,9 @@
 
 Why: thresholds and backends are changed for quality, and "better" has to be a number
 measured the same way every time, through the very functions the activities call
-(``core.audio.transcode`` + ``load_wav``, the configured diarization backend,
-``core.music.detect_music``, ``core.outputs.annotate_segments``,
-``core.embedding.embed_segments``), so a figure here is what production would get.
+(``core.analysis.audio.transcode`` + ``load_wav``, the configured diarization backend,
+``core.analysis.music.detect_music``, ``core.store.outputs.annotate_segments``,
+``core.analysis.speaker_embeddings.embed_segments``), so a figure here is what production would get.
 
 Folder layouts (any folder laid out like /work/shared/eval works):
 
@@ -49,9 +49,9 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no
 
 import numpy as np  # noqa: E402
 
-from core.audio import ANALYSIS_RATE as RATE  # noqa: E402
-from core.errors import PipelineError  # noqa: E402
-from core.models import MusicRegion, Segment  # noqa: E402
+from core.analysis.audio import ANALYSIS_RATE as RATE  # noqa: E402
+from core.contracts.errors import PipelineError  # noqa: E402
+from core.contracts.video import MusicRegion, Segment  # noqa: E402
 
 HOP_S = 0.01  # frame size of every frame-level figure
 MIN_USABLE_S = 1.0
@@ -116,7 +116,7 @@ def decode(path: Path, workdir: Path) -> np.ndarray | None:
     """
     import soundfile as sf
 
-    from core.audio import load_wav, transcode
+    from core.analysis.audio import load_wav, transcode
 
     if path.suffix.lower() in (".wav", ".flac"):
         info = sf.info(str(path))
@@ -315,9 +315,9 @@ def score_diarization_file(uri, samples, reference, output, scored, metric) -> D
     """Every per-file diarization figure from one file's samples, reference and the
     backend's output (turns, and where it is unsure how many people talk)."""
     hypothesis = output.segments
-    from core.embedding import embed_segments
-    from core.music import detect_music
-    from core.outputs import UsableRules, annotate_segments
+    from core.analysis.music import detect_music
+    from core.analysis.speaker_embeddings import embed_segments
+    from core.store.outputs import UsableRules, annotate_segments
 
     duration = len(samples) / RATE
     n_frames = int(round(duration / HOP_S))
@@ -369,7 +369,7 @@ def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None, lo
     recordings is a number of speakers within ±25 %, not an exact count)."""
     from pyannote.metrics.diarization import DiarizationErrorRate
 
-    from core.outputs import build_rttm
+    from core.store.outputs import build_rttm
 
     out.mkdir(parents=True, exist_ok=True)
     metric = DiarizationErrorRate(collar=COLLAR_S, skip_overlap=False)
@@ -519,7 +519,7 @@ def score_music_file(name: str, n_frames: int, regions: list[MusicRegion], label
 
 def evaluate_music(folder: Path, limit: int | None) -> None:
     """Run the music detector on every labelled file of ``folder`` and print the table."""
-    from core import music
+    from core.analysis import music
 
     results: list[MusicFile] = []
     started = time.perf_counter()
@@ -560,8 +560,8 @@ def evaluate_music(folder: Path, limit: int | None) -> None:
 
 def make_backend(name: str, model: str | None):
     """The backend the diarize activity would build from these settings."""
-    from core.diarization import get_diarization_backend
-    from core.settings import Settings
+    from core.analysis.diarization import get_diarization_backend
+    from core.service.settings import Settings
 
     # pyannote probes its embedding model with a few samples (one pooling frame): harmless
     warnings.filterwarnings("ignore", message=r".*degrees of freedom", category=UserWarning)
@@ -574,9 +574,9 @@ def make_backend(name: str, model: str | None):
 
 def default_backend() -> str:
     """The settings' default backend, so this tool scores what production runs unless told
-    otherwise; the names a backend may have are core.diarization's to decide (an unknown
+    otherwise; the names a backend may have are core.analysis.diarization's to decide (an unknown
     one is refused there, with the known ones listed)."""
-    from core.settings import Settings
+    from core.service.settings import Settings
 
     return Settings.model_fields["diarization_backend"].default
 

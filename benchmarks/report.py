@@ -18,8 +18,8 @@ import random
 import time
 from collections.abc import Iterator
 
-from core.clips import ClipPolicy
-from core.metadata import Metadata
+from core.contracts.clips import ClipPolicy
+from core.contracts.metadata import Metadata
 from devstack.memory import own_peak_kib
 from starter.report import YieldTotals, render_png
 from starter.status import VideoRow

@@ -1,6 +1,6 @@
 """A benchmark's asynchronous run in a scratch folder that is gone when it ends.
 
-The run talks to Temporal, so the process leaves through ``core.exit.exit_now``: the
+The run talks to Temporal, so the process leaves through ``core.service.exit.exit_now``: the
 SDK's native core can abort the interpreter while it finalizes, turning a good run
 into a crash.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from core.exit import exit_now
+from core.service.exit import exit_now
 
 
 def run_in_scratch(prefix: str, run: Callable[[Path], Coroutine[Any, Any, int]]) -> None:

@@ -106,7 +106,7 @@ def source_recordings(audio: Path | None) -> list[Path]:
 def decode(path: Path, workdir: Path, rate: int | None = None):
     """16 kHz mono analysis samples, exactly as the download activity makes them; with
     ``rate``, the path of that copy instead (the 48 kHz original)."""
-    from core.audio import ANALYSIS_RATE, load_wav, transcode
+    from core.analysis.audio import ANALYSIS_RATE, load_wav, transcode
 
     if rate is not None:
         return transcode(path, workdir / f"copy_{rate}.wav", rate, 1)
@@ -118,12 +118,12 @@ class QualityLabeller:
     """The labels stage's work on one recording, as activities/labels.py does it."""
 
     def __init__(self, block_s: float):
-        from core import quality
+        from core.analysis import quality
 
         self.models = quality.QualityModels(block_s=block_s)
 
     def __call__(self, samples: np.ndarray, original: Path, segments: list, regions: list) -> list:
-        from core import quality
+        from core.analysis import quality
 
         events = quality.detect_events(samples, RATE)
         spans = [(s.start, s.end) for s in segments]
@@ -138,7 +138,7 @@ def build_test_audio(sources: list[Path], minutes: float, workdir: Path) -> tupl
 
     Returns the file and how many of the sources it uses.
     """
-    from core.audio import transcode
+    from core.analysis.audio import transcode
 
     want = int(round(minutes * 60 * RATE))
     decoded = [decode(src, workdir) for src in sources]
@@ -168,7 +168,7 @@ class Row:
 def activity_profile(settings):
     """The batch sizes a worker on this machine would use: its GPU class's profile with
     the settings' overrides, looked up exactly as the worker does at start."""
-    from core.gpu_profiles import worker_profile
+    from core.contracts.gpu_profiles import worker_profile
     from workers.gpu import detect_gpus, machine_class
 
     gpu_class = settings.worker_gpu_class or machine_class(detect_gpus())
@@ -181,8 +181,8 @@ def speakers(segments) -> str:
 
 def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: float):
     """The default backend part by part and whole: (rows, segments, whole Timing)."""
-    from core import voice
-    from core.diarization.pretrained import OperatingPoint, PretrainedDiarization
+    from core.analysis import campplus
+    from core.analysis.diarization.pretrained import OperatingPoint, PretrainedDiarization
 
     backend = PretrainedDiarization(OperatingPoint(step_s))
     backend.diarize(clip, RATE, batch_size=batch)  # warm-up: loads both models
@@ -193,7 +193,7 @@ def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: f
     clusters, t_cluster = timed(backend.cluster, features["segmentation"], features["embeddings"])
     output, t_whole = timed(backend.diarize, samples, RATE, batch_size=batch)
     segments = output.segments
-    device = str(voice.device())
+    device = str(campplus.device())
     rows = [
         Row(
             "  local segmentation (segmentation-3.0)",
@@ -215,7 +215,7 @@ def time_pyannote(model: str, token: str | None, samples, clip, profile_batch: i
     ``diarize`` stays set on the pipeline. Returns (rows, segments and Timing at the
     profile's batch, which is what the diarize activity runs).
     """
-    from core.diarization.pyannote_backend import PyannoteDiarization
+    from core.analysis.diarization.pyannote_backend import PyannoteDiarization
 
     # pyannote probes its embedding model with a few samples (one pooling frame): harmless
     warnings.filterwarnings("ignore", message=r".*degrees of freedom", category=UserWarning)
@@ -240,7 +240,7 @@ def time_pyannote(model: str, token: str | None, samples, clip, profile_batch: i
 
 def pyannote_model(arg: str | None, workdir: Path) -> tuple[str, str | None, str]:
     """(model, token, description); builds a local model (random embedding) when none is given."""
-    from core.settings import Settings
+    from core.service.settings import Settings
 
     if arg:
         settings = Settings()
@@ -262,10 +262,10 @@ def pyannote_model(arg: str | None, workdir: Path) -> tuple[str, str | None, str
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from core import embedding, music, vad, voice
-    from core.audio import ORIGINAL_RATE
-    from core.models import Segment
-    from core.settings import Settings
+    from core.analysis import campplus, music, speaker_embeddings, vad
+    from core.analysis.audio import ORIGINAL_RATE
+    from core.contracts.video import Segment
+    from core.service.settings import Settings
 
     settings = Settings()
     profile = activity_profile(settings)
@@ -291,7 +291,9 @@ def run(args: argparse.Namespace) -> int:
         clip = samples[: int(WARMUP_S * RATE)]
         vad.speech_probabilities(clip)
         music.detect_music(clip, RATE)
-        embedding.embed_segments(clip, [Segment(start=0.0, end=2.0, speaker="w")], profile.embedding_batch)
+        speaker_embeddings.embed_segments(
+            clip, [Segment(start=0.0, end=2.0, speaker="w")], profile.embedding_batch
+        )
 
         samples, t_decode = timed(decode, test_file, workdir)
         _, t_vad = timed(vad.speech_probabilities, samples)
@@ -326,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
         # segment embeddings are timed on the first backend's turns (the default one's
         # when both run): their cost follows the speech, not who found the turns
         _, t_embed = timed(
-            embedding.embed_segments, samples, diarized[0][1], batch_size=profile.embedding_batch
+            speaker_embeddings.embed_segments, samples, diarized[0][1], batch_size=profile.embedding_batch
         )
         regions, t_music = timed(music.detect_music, samples, RATE)
         original = decode(test_file, workdir, ORIGINAL_RATE)  # the download makes it beside the 16 kHz copy
@@ -336,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
         rows += [
             Row(
                 "segment embeddings (CAM++)",
-                str(voice.device()),
+                str(campplus.device()),
                 t_embed,
                 f"{len(diarized[0][1])} segments, batch {profile.embedding_batch}",
             ),

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from core.settings import Settings
-from core.stages import Stage
-from core.storage import ObjectStore
+from core.contracts.stages import Stage
+from core.service.settings import Settings
+from core.store.objects import ObjectStore
 
 STAGES = (
     Stage.DOWNLOAD,

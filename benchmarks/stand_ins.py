@@ -16,7 +16,8 @@ from typing import Any
 from temporalio import activity
 
 from activities.upload import CommitActivities
-from core.models import (
+from core.contracts.stages import Stage
+from core.contracts.video import (
     AudioRef,
     DiarizationResult,
     EmbeddingResult,
@@ -27,7 +28,6 @@ from core.models import (
     VideoSpec,
     VideoState,
 )
-from core.stages import Stage
 from workflows.stages import STAGES, QueueKind, StageSpec
 
 Wait = Callable[[str, Stage], Awaitable[None]]

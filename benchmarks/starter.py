@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.scratch import run_in_scratch
-from core.temporal import connect
+from core.service.temporal import connect
 from devstack.memory import own_peak_kib
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 from starter.batch import start_batch

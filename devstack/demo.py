@@ -13,10 +13,10 @@ import csv
 import signal
 import sys
 
-from core.exit import exit_now
-from core.exports import ExportSpec
-from core.logs import configure_logging
-from core.temporal import connect
+from core.contracts.export import ExportSpec
+from core.service.exit import exit_now
+from core.service.logs import configure_logging
+from core.service.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig, StackError
 from starter.batch import start_batch
 from starter.export import run_export

@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.audio import ffmpeg_binary
+from core.analysis.audio import ffmpeg_binary
 
 JOIN_RATE = 16_000  # every part is decoded to mono 16-bit PCM, at this rate unless told, before joining
 

@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.search_attributes import cli_definitions
-from core.settings import Settings
+from core.contracts.search_attributes import cli_definitions
+from core.service.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-from core.exit import exit_now
+from core.service.exit import exit_now
 from starter.cli import main
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ batch id (If-None-Match): a second start with the same CSV reuses it, one with a
 CSV is refused (BatchInputConflict), even when both starts run at the same moment.
 
 A dry run pages through its rows in a BatchWorkflow of its own
-(``core.ids.dry_run_workflow_id``) from an input named by its content, and starts no
+(``core.contracts.ids.dry_run_workflow_id``) from an input named by its content, and starts no
 video: it leaves nothing a real start would take for its batch. A second dry run
 replaces a first still paging. It also says what a real start would meet.
 """
@@ -35,19 +35,20 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core import batch_input, queues
-from core import search_attributes as sa
-from core.batches import DEFAULT_WINDOW, MAX_WINDOW, BatchJob
-from core.gpu_profiles import PROFILES
-from core.ids import batch_workflow_id, dry_run_workflow_id
-from core.layout import batch_input_key, dry_run_input_name
-from core.models import VideoSpec
-from core.settings import Settings
-from core.storage import ObjectStore
+from core.contracts import queues
+from core.contracts import search_attributes as sa
+from core.contracts.batch import DEFAULT_WINDOW, MAX_WINDOW, BatchJob
+from core.contracts.gpu_profiles import PROFILES
+from core.contracts.ids import batch_workflow_id, dry_run_workflow_id
+from core.contracts.video import VideoSpec
+from core.service.settings import Settings
+from core.store import batch_input
+from core.store.layout import batch_input_key, dry_run_input_name
+from core.store.objects import ObjectStore
 from starter.csv_input import RowError, read_videos
 from starter.status import batch_is_running
 
-# what --gpu-class takes: a class some worker can serve (core.gpu_profiles), or auto
+# what --gpu-class takes: a class some worker can serve (core.contracts.gpu_profiles), or auto
 GPU_CLASSES = ("auto", *PROFILES)
 
 
@@ -75,7 +76,7 @@ def check_gpu_class(gpu_class: str, settings: Settings) -> str:
 
 
 def check_window(window: int) -> int:
-    """A window the batch's carried state can hold (core.batches.batch_payload_bound)."""
+    """A window the batch's carried state can hold (core.contracts.batch.batch_payload_bound)."""
     if not 1 <= window <= MAX_WINDOW:
         raise ValueError(f"window must be 1 to {MAX_WINDOW} videos in flight (got {window})")
     return window
@@ -181,7 +182,7 @@ async def start_batch(
 
 
 def _valid_rows(csv_path: Path, batch_id: str, limit: int | None, report: StartReport, into: Path) -> str:
-    """Write the normalised input (core/batch_input.py) of the CSV's valid rows, at most
+    """Write the normalised input (core/store/batch_input.py) of the CSV's valid rows, at most
     ``limit``, to ``into``; the invalid ones and the count go into ``report``. Returns
     the input's sha256."""
 

@@ -25,10 +25,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from core.batches import DEFAULT_WINDOW, MAX_WINDOW
-from core.settings import Settings
-from core.temporal import connect
-from core.video_ids import validate_video_id
+from core.contracts.batch import DEFAULT_WINDOW, MAX_WINDOW
+from core.contracts.ids import validate_video_id
+from core.service.settings import Settings
+from core.service.temporal import connect
 from starter import export, manifests, report, steer, watch
 from starter.batch import GPU_CLASSES, UnknownGpuClass, check_window
 from starter.csv_input import CsvFormatError, check_header

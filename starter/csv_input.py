@@ -14,9 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.errors import UnsafeSource
-from core.models import VideoSpec
-from core.sources import SourcePolicy, check_url, current_policy, redact_urls
+from core.contracts.errors import UnsafeSource
+from core.contracts.urls import redact_urls
+from core.contracts.video import VideoSpec
+from core.sources.safety import SourcePolicy, check_url, current_policy
 
 REQUIRED_COLUMNS = ("video_id", "url")
 UNDECODABLE = "\ufffd"  # what errors="replace" puts where a byte was not UTF-8
@@ -49,7 +50,7 @@ def read_videos(
     """Yield each data row as a ValidRow or a RowError, in file order. A row that is not
     UTF-8 or that the csv module cannot parse (an oversized field) is a RowError too:
     one bad row out of 340,000 must not stop the other rows from starting. A URL that
-    names an address the workers never fetch from (core/sources.py: by its literal
+    names an address the workers never fetch from (core/sources/safety.py: by its literal
     address or name; DNS is the worker's to ask) is a RowError here, not a failed video."""
     policy = policy or current_policy()
     seen: dict[str, int] = {}

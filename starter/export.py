@@ -16,12 +16,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core import queues
-from core.exports import ExportFilters, ExportJob, ExportSpec, ExportTotals
-from core.ids import export_workflow_id
-from core.layout import ExportKeys, batch_input_key
-from core.settings import Settings
-from core.storage import ObjectStore
+from core.contracts import queues
+from core.contracts.export import ExportFilters, ExportJob, ExportSpec, ExportTotals
+from core.contracts.ids import export_workflow_id
+from core.service.settings import Settings
+from core.store.layout import ExportKeys, batch_input_key
+from core.store.objects import ObjectStore
 
 
 def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:

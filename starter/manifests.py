@@ -12,7 +12,7 @@ import time
 
 from temporalio.client import Client
 
-from core.settings import Settings
+from core.service.settings import Settings
 
 MANIFEST_SCHEDULE_ID = "manifest-daily"
 
@@ -28,7 +28,7 @@ async def cmd_schedule_manifests(args: argparse.Namespace, settings: Settings, c
         ScheduleUpdate,
     )
 
-    from core import queues
+    from core.contracts import queues
 
     # imports the pipeline's activities: only the commands that start a workflow pay for it
     from workflows.manifest import ManifestWorkflow
@@ -60,7 +60,7 @@ async def cmd_schedule_manifests(args: argparse.Namespace, settings: Settings, c
 
 
 async def cmd_manifest(args: argparse.Namespace, settings: Settings, client: Client) -> int:
-    from core import queues
+    from core.contracts import queues
 
     # imports the pipeline's activities: only the commands that start a workflow pay for it
     from workflows.manifest import ManifestWorkflow

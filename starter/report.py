@@ -21,12 +21,14 @@ from typing import Any
 
 from temporalio.client import Client
 
-from core import clips
-from core.layout import STATS_JSON, batch_exports_root
-from core.metadata import Metadata, read_metadata
-from core.outputs import merge_intervals
-from core.settings import Settings
-from core.storage import ObjectStore
+from core.contracts.clips import ClipPolicy
+from core.contracts.metadata import Metadata
+from core.service.settings import Settings
+from core.store.committed import read_metadata
+from core.store.layout import STATS_JSON, batch_exports_root
+from core.store.objects import ObjectStore
+from core.store.outputs import merge_intervals
+from core.training import clips
 from starter.status import VideoRow, list_videos
 
 READ_THREADS = 16
@@ -61,7 +63,9 @@ async def write_report(
 
     def read(video_id: str) -> tuple[Metadata | None, dict[str, Any] | None]:
         meta = read_metadata(store, video_id)
-        stats = store.get_json_or_none(meta.key_of(store.keys(video_id), STATS_JSON)) if meta else None
+        stats = (
+            store.get_json_or_none(store.keys(video_id).committed_file(meta, STATS_JSON)) if meta else None
+        )
         return meta, stats
 
     with ThreadPoolExecutor(READ_THREADS) as pool:
@@ -88,7 +92,7 @@ def build_report(
     stats: list[dict[str, Any]],
     exports: list[dict[str, Any]],
     prices: dict[str, float],
-    clip_policy: clips.ClipPolicy,
+    clip_policy: ClipPolicy,
 ) -> dict[str, Any]:
     """The report of one batch from what is committed (pure: unit-tested)."""
     totals = YieldTotals(clip_policy)
@@ -108,7 +112,7 @@ class YieldTotals:
     """What the report adds up over a batch's committed videos, one video at a time:
     sums, counts and histograms, never the videos themselves."""
 
-    def __init__(self, clip_policy: clips.ClipPolicy) -> None:
+    def __init__(self, clip_policy: ClipPolicy) -> None:
         self.clip_policy = clip_policy
         self.seconds_in = 0.0
         self.speech_s = 0.0

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core import search_attributes as sa
-from core.batches import BatchProgress
-from core.ids import (
+from core.contracts import search_attributes as sa
+from core.contracts.batch import BatchProgress
+from core.contracts.ids import (
     PROGRESS_QUERY,
     STATUS_QUERY,
     VIDEO_WORKFLOW,
@@ -29,8 +29,8 @@ from core.ids import (
     video_id_of,
     video_workflow_id,
 )
-from core.models import VideoStatus
-from core.settings import Settings
+from core.contracts.video import VideoStatus
+from core.service.settings import Settings
 
 
 async def batch_is_running(client: Client, workflow_id_: str) -> bool:

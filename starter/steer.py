@@ -15,12 +15,12 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from core import batch_input
-from core.errors import StoreUnsafe
-from core.ids import PAUSE_SIGNAL, RESUME_SIGNAL, batch_workflow_id
-from core.layout import batch_input_key
-from core.settings import Settings
-from core.storage import ObjectStore
+from core.contracts.errors import StoreUnsafe
+from core.contracts.ids import PAUSE_SIGNAL, RESUME_SIGNAL, batch_workflow_id
+from core.service.settings import Settings
+from core.store import batch_input
+from core.store.layout import batch_input_key
+from core.store.objects import ObjectStore
 from starter.batch import BatchInputConflict, UnknownGpuClass, start_batch
 from starter.csv_input import CsvFormatError
 from starter.status import batch_is_running, batch_progress, list_videos, wait_for_batch

@@ -15,8 +15,8 @@ import time
 
 from temporalio.client import Client
 
-from core.batches import BatchProgress
-from core.settings import Settings
+from core.contracts.batch import BatchProgress
+from core.service.settings import Settings
 from starter.status import (
     batch_counts,
     batch_progress,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.storage import ObjectStore
+from core.store.objects import ObjectStore
 from devstack.media import join
 from devstack.media_server import MediaServer
 from devstack.stack import REPO_ROOT, Stack, StackConfig, log_events
@@ -48,7 +48,7 @@ def speech_check(path: Path, expected_s: float) -> str | None:
     """Why the WAV at ``path`` is not ``expected_s`` seconds of real speech, or None."""
     import soundfile as sf
 
-    from core.vad import speech_probabilities
+    from core.analysis.vad import speech_probabilities
 
     samples, rate = sf.read(str(path), dtype="float32")
     duration = len(samples) / rate
@@ -232,7 +232,7 @@ def metric_total(samples, name: str, **labels: str) -> float:
 
 # The Temporal SDK's native core can abort the interpreter during finalization
 # ("PyGILState_Release ... must be current"), which would turn a green run into exit
-# code -6. Once pytest has reported, leave without finalizing (see core/exit.py). Until
+# code -6. Once pytest has reported, leave without finalizing (see core/service/exit.py). Until
 # pytest reports a status, the status is a failure: nothing that stops the run early
 # (a configure error, a crash before the session ends) can leave through here as 0.
 _exit_status = {"code": 1}
@@ -276,6 +276,6 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
-    from core.exit import exit_now
+    from core.service.exit import exit_now
 
     exit_now(_exit_status["code"])

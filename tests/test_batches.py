@@ -12,9 +12,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from core import search_attributes as sa
-from core.storage import ObjectStore
-from core.temporal import connect
+from core.contracts import search_attributes as sa
+from core.service.temporal import connect
+from core.store.objects import ObjectStore
 from devstack.media import ffmpeg
 from devstack.stack import Stack
 from starter.batch import start_batch
@@ -426,7 +426,7 @@ def test_a_real_start_after_dry_runs_starts_the_batch(stack):
 def test_daily_manifest_lists_each_video_once_and_is_idempotent(stack, window_batch):
     from datetime import datetime
 
-    from core.models import SCHEMA_VERSION
+    from core.contracts.video import SCHEMA_VERSION
 
     today = datetime.now(UTC).date().isoformat()
     first = run_cli("-m", "starter", "manifest", "--date", today, env=stack.env(), timeout=120)

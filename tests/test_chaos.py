@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from benchmarks.chaos import consistency_problems, work_leftovers
-from core.storage import ObjectStore
+from core.store.objects import ObjectStore
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration

@@ -1,9 +1,9 @@
-"""Clips and long windows cut from a video's committed outputs (core.clips).
+"""Clips and long windows cut from a video's committed outputs (core.training.clips).
 
 The recording is real speech: the annotated evaluation files, at 48 kHz, one after
 another with pauses, their reference turns as the diarization, and a 90 s monologue
 with a jingle in it (its turn long enough to need splitting). The metadata rows come
-from core.outputs.annotate_segments, as in a committed metadata.json.
+from core.store.outputs.annotate_segments, as in a committed metadata.json.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import soundfile as sf
 from pydantic import ValidationError
 from scipy.signal import resample_poly
 
-from core.clips import ClipPolicy, FrameLevels, cut_clips, long_windows
-from core.exports import ExportFilters
-from core.metadata import Metadata
-from core.models import MusicRegion, Segment
-from core.outputs import annotate_segments
+from core.contracts.clips import ClipPolicy
+from core.contracts.export import ExportFilters
+from core.contracts.metadata import Metadata
+from core.contracts.video import MusicRegion, Segment
+from core.store.outputs import annotate_segments
+from core.training.clips import FrameLevels, cut_clips, long_windows
 from tests.conftest import EVAL
 
 RATE = 48_000
@@ -63,7 +64,7 @@ def _annotate(segments: list[Segment], music: list[MusicRegion], min_usable_s: f
     """annotate_segments as committed (min_usable_s) or with its usable rules (UsableRules)."""
     if "rules" not in inspect.signature(annotate_segments).parameters:
         return annotate_segments(segments, music, min_usable_s)
-    from core.outputs import UsableRules
+    from core.store.outputs import UsableRules
 
     return annotate_segments(segments, music, UsableRules(min_s=min_usable_s))
 

@@ -26,9 +26,9 @@ from activities.music import MusicActivities
 from activities.runtime import Runtime
 from activities.sweep import SweepActivities
 from activities.upload import CommitActivities
-from core.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
-from core.metadata import Metadata
-from core.models import EmbedRequest, FinalizeRequest, VideoSpec
+from core.contracts.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
+from core.contracts.metadata import Metadata
+from core.contracts.video import EmbedRequest, FinalizeRequest, VideoSpec
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +122,7 @@ def test_commit_beside_an_orphan_then_nothing_overwrites_it(rt, staged):
     named = [keys.metadata, *(meta.get("file_keys", {}).get(n) or keys.file(n) for n in meta["files"])]
     committed = {key: store.get_bytes(key) for key in named}
     assert all(
-        store.sha256(Metadata.model_validate(meta).key_of(keys, n))[0] == sha
+        store.sha256(keys.committed_file(Metadata.model_validate(meta), n))[0] == sha
         for n, sha in meta["files"].items()
     )
     vectors = np.load(io.BytesIO(committed[keys.embeddings]))
@@ -185,7 +185,7 @@ def test_two_runs_commits_interleaved_commit_one_runs_bytes(rt, media_server, mo
     names exactly its bytes, and the stale attempt, having lost, removes what it made."""
     import threading
 
-    from core.storage import ObjectStore
+    from core.store.objects import ObjectStore
 
     store = rt.store
     new_run = stage_video(rt, "interleaved", f"{media_server.url}/ep05-radio-segment.ogg")

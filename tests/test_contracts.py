@@ -3,9 +3,9 @@
 import pytest
 from pydantic import ValidationError
 
-from core.layout import VideoKeys
-from core.models import VideoSpec
-from core.video_ids import RESERVED_IDS
+from core.contracts.ids import RESERVED_IDS
+from core.contracts.video import VideoSpec
+from core.store.layout import VideoKeys
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,7 @@ def test_ids_naming_a_pipeline_folder_are_rejected(video_id):
 
 def test_every_top_level_folder_the_store_writes_is_reserved(tmp_path):
     """The folders the code writes outside video ids are exactly the reserved ones."""
-    from core.video_ids import BATCHES_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, WORK_FOLDER
+    from core.contracts.ids import BATCHES_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, WORK_FOLDER
 
     keys = VideoKeys(prefix="", video_id="v")
     assert keys.work_root.split("/")[0] == WORK_FOLDER

@@ -93,9 +93,9 @@ def test_starter_rejects_a_bad_csv_before_reaching_for_temporal(tmp_path):
 
 def test_a_url_past_the_cap_is_an_invalid_row_with_its_line(tmp_path):
     """Batch hazard (issue 12): 600 signed URLs of a few KB pushed a page of rows past
-    Temporal's payload limit. URLs are capped (core.models.MAX_URL_LENGTH); a longer one
+    Temporal's payload limit. URLs are capped (core.contracts.video.MAX_URL_LENGTH); a longer one
     is reported with its line like any other bad row, and the rows around it go on."""
-    from core.models import MAX_URL_LENGTH
+    from core.contracts.video import MAX_URL_LENGTH
 
     at_cap = "https://example.org/a.m4a?sig=" + "s" * (MAX_URL_LENGTH - 30)
     rows = _read(tmp_path, f"video_id,url\nok1,{at_cap}\ntoo-long,{at_cap}x\nok2,http://127.0.0.1:1/b.ogg\n")

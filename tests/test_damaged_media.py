@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from core.audio import DecodeBounds, transcode
-from core.download import fetch_audio
-from core.errors import PipelineError, Stalled
+from core.analysis.audio import DecodeBounds, transcode
+from core.contracts.errors import PipelineError, Stalled
+from core.sources.download import fetch_audio
 from devstack.damaged_media import CASES, build_corpus
 
 SOURCE = "ep03-three-voices.ogg"  # 18.6 s of three real voices

@@ -7,7 +7,7 @@
   kustomize for the features used, compared with `kubectl kustomize` where kubectl is
   installed) and validate against the Kubernetes and KEDA schemas (vendored).
 - Names agree with the code: every setting the code reads is documented, every PIPELINE_*
-  name in the docs and manifests is read, queues follow core/queues.py, grace periods
+  name in the docs and manifests is read, queues follow core/contracts/queues.py, grace periods
   exceed the worker's drain, the search attributes are those the workflows upsert.
 - The images keep the HF token out of layers; their code layout starts a worker.
 - The real worker (`python -m workers`) starts with the production settings of
@@ -38,10 +38,10 @@ import yaml
 from pydantic import AliasChoices
 from referencing import Registry, Resource
 
-from core import queues
-from core.gpu_profiles import ESCALATION, PROFILES
-from core.search_attributes import cli_definitions
-from core.settings import Settings
+from core.contracts import queues
+from core.contracts.gpu_profiles import ESCALATION, PROFILES
+from core.contracts.search_attributes import cli_definitions
+from core.service.settings import Settings
 from devstack.stack import REPO_ROOT, Stack, StackConfig, free_port
 from tests.conftest import metric_total, scrape_metrics
 
@@ -466,7 +466,7 @@ def make_certs(directory: Path) -> Path:
 def test_tls_settings_become_the_sdk_tls_config(tmp_path):
     from temporalio.service import TLSConfig
 
-    from core.temporal import tls_config
+    from core.service.temporal import tls_config
 
     assert tls_config(settings_from({})) is False
     assert tls_config(settings_from({"PIPELINE_TEMPORAL_TLS": "true"})) is True
@@ -566,7 +566,7 @@ def test_compose_mtls_overlay_requires_client_certificates_of_every_temporal_cli
     The workers' settings load the mounted files into the SDK's TLS config."""
     from temporalio.service import TLSConfig
 
-    from core.temporal import tls_config
+    from core.service.temporal import tls_config
 
     schema = json.loads((SCHEMAS / "compose-spec.json").read_text())
     errors = list(jsonschema.Draft7Validator(schema).iter_errors(yaml.safe_load(COMPOSE_MTLS.read_text())))
@@ -1509,7 +1509,7 @@ def test_worker_settings_connect_with_a_client_certificate_to_a_frontend_that_re
     import asyncio
     import ssl
 
-    from core.temporal import connect
+    from core.service.temporal import connect
 
     certs = make_certs(tmp_path / "tls")
     upstream_host, upstream_port = stack.temporal_address.rsplit(":", 1)
@@ -1570,11 +1570,11 @@ def test_worker_settings_connect_with_a_client_certificate_to_a_frontend_that_re
 
 def test_alert_rules_parse_and_name_only_metrics_the_workers_serve():
     """deploy/prometheus/alerts.yml: valid PromQL (a Prometheus-compatible parser), each
-    rule actionable, and every pipeline metric it names one that core.metrics records
+    rule actionable, and every pipeline metric it names one that core.service.metrics records
     (the end-to-end tests scrape those names from real workers)."""
     import promql_parser
 
-    from core.metrics import PIPELINE_METRICS
+    from core.service.metrics import PIPELINE_METRICS
 
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"][0]["rules"]
     assert len(rules) >= 4

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from core.download import SourceLimits, fetch_audio
-from core.errors import (
+from core.contracts.errors import (
     EmptyMedia,
     InvalidMedia,
     NetworkError,
@@ -22,6 +21,7 @@ from core.errors import (
     VideoPrivate,
     VideoUnavailable,
 )
+from core.sources.download import SourceLimits, fetch_audio
 from devstack.media import ffmpeg
 from devstack.media_server import REQUESTS
 
@@ -168,7 +168,7 @@ def test_the_probe_refuses_from_metadata_alone(info, error):
     """Fields as yt-dlp's YouTube extractor fills them (live_status, availability,
     duration, filesize_approx, acodec): each refusal is typed, a finished public
     recording passes."""
-    from core.download import check_probe
+    from core.sources.download import check_probe
 
     limits = SourceLimits(max_duration_s=36_000, max_bytes=4 << 30)
     if error is None:
@@ -189,7 +189,7 @@ def test_cookies_and_a_proxy_are_used_and_never_shown(media_server, tmp_path, se
 
     from activities.download import DownloadActivities
     from activities.runtime import Runtime
-    from core.models import VideoSpec
+    from core.contracts.video import VideoSpec
     from devstack.media_server import COOKIE_VALUE
     from tests.http_proxy import AuthProxy
 
@@ -230,8 +230,8 @@ def test_a_day_long_file_is_refused_with_little_memory(media_server, tmp_path):
     code = (
         "import resource, sys\n"
         "from pathlib import Path\n"
-        "from core.download import fetch_audio\n"
-        "from core.errors import TooLong\n"
+        "from core.sources.download import fetch_audio\n"
+        "from core.contracts.errors import TooLong\n"
         "from devstack.memory import own_peak_kib\n"
         "try:\n"
         f"    fetch_audio('{media_server.url}/{name}', Path('{tmp_path}') / 'dl', max_duration_s=21600, "

@@ -28,10 +28,7 @@ from yt_dlp.networking.exceptions import HTTPError, IncompleteRead, TransportErr
 from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError, remove_end
 
 from activities.errors import to_application_error
-from core import sources
-from core.download import fetch_audio
-from core.download_errors import classify_download_error
-from core.errors import (
+from core.contracts.errors import (
     AgeRestricted,
     EmptyMedia,
     InvalidMedia,
@@ -44,6 +41,9 @@ from core.errors import (
     VideoPrivate,
     VideoUnavailable,
 )
+from core.sources import safety
+from core.sources.download import fetch_audio
+from core.sources.errors import classify_download_error
 from devstack.media_server import MediaServer
 from tests.conftest import SAMPLES
 
@@ -103,11 +103,11 @@ def _page_error(errnote: str, error: Exception):
 
 
 def _refused(url: str):
-    """What the network guard raises inside yt-dlp (core/network_guard.py) for a refused URL."""
-    from core.network_guard import _Refused
+    """What the network guard raises inside yt-dlp (core/sources/network_guard.py) for a refused URL."""
+    from core.sources.network_guard import _Refused
 
     try:
-        sources.check_url(url, sources.SourcePolicy())
+        safety.check_url(url, safety.SourcePolicy())
     except UnsafeSource as exc:
         raise _Refused(str(exc)) from None
 
@@ -317,7 +317,7 @@ def test_the_video_id_and_urls_never_decide_the_type():
 
 
 def test_every_type_the_mapping_names_is_a_pipeline_error():
-    from core.download_errors import _ERROR_PATTERNS
+    from core.sources.errors import _ERROR_PATTERNS
 
     assert all(issubclass(error, PipelineError) for _, error in _ERROR_PATTERNS)
     assert {SourceBlocked, AgeRestricted, UnsafeSource, LiveStream} <= {error for _, error in _ERROR_PATTERNS}

@@ -16,11 +16,11 @@ import pytest
 from temporalio.client import WorkflowFailureError
 
 from activities.runtime import LEGACY_SCRATCH_PREFIX, SCRATCH_PREFIX, process_identity
-from core import queues
-from core.errors import StoreUnsafe
-from core.models import VideoJob, VideoSpec
-from core.storage import ObjectStore
-from core.temporal import connect
+from core.contracts import queues
+from core.contracts.errors import StoreUnsafe
+from core.contracts.video import VideoJob, VideoSpec
+from core.service.temporal import connect
+from core.store.objects import ObjectStore
 from tests.conftest import run_cli
 from tests.fleet import (
     chunk_keys,

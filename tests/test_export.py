@@ -15,9 +15,9 @@ import json
 import pytest
 import soundfile as sf
 
-from core.exports import ExportSpec, ExportTotals
-from core.layout import ExportKeys
-from core.temporal import connect
+from core.contracts.export import ExportSpec, ExportTotals
+from core.service.temporal import connect
+from core.store.layout import ExportKeys
 from starter.status import list_videos
 from tests.conftest import run_cli, worker_events
 from tests.fleet import start_videos, store_of, wait_batch, wait_until, worker
@@ -199,7 +199,7 @@ def test_a_killed_exporter_resumes_at_the_next_unfinished_shard(exported_batch):
     while it is held before the second (PIPELINE_FAULT_STALL_S, a fault injected into
     the real path): another worker finishes the page after the heartbeat timeout, skips
     the recorded shard and writes only the other."""
-    from core.ids import export_workflow_id
+    from core.contracts.ids import export_workflow_id
 
     spec = ExportSpec(batch_id=BATCH, format="lhotse-shar", view="windows")
     store = store_of(exported_batch)
@@ -281,7 +281,7 @@ def test_a_video_whose_outputs_cannot_be_cut_fails_alone(exported_batch):
 
     from activities.export import ExportActivities
     from activities.runtime import Runtime
-    from core.exports import ExportJob, ExportPageRequest
+    from core.contracts.export import ExportJob, ExportPageRequest
 
     store = store_of(exported_batch)
     meta = {**store.get_json(store.keys("three").metadata), "video_id": "broken"}

@@ -17,11 +17,18 @@ import threading
 from temporalio import activity
 from temporalio.client import Client
 
-from core import queues
-from core.batches import BatchPage, BatchPageRequest
-from core.exports import ExportJob, ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
-from core.models import VideoSpec
-from core.temporal import connect
+from core.contracts import queues
+from core.contracts.batch import BatchPage, BatchPageRequest
+from core.contracts.export import (
+    ExportJob,
+    ExportPageRequest,
+    ExportPageResult,
+    ExportSpec,
+    ExportTotals,
+    ShardRecord,
+)
+from core.contracts.video import VideoSpec
+from core.service.temporal import connect
 from tests.fleet import in_process_workers
 from workflows.export import ExportWorkflow
 

@@ -25,7 +25,7 @@ import soundfile as sf
 
 from benchmarks import gpu_bundle
 from benchmarks.fleet import GPU_STAGES, gpu_check_costs
-from core.stages import Stage
+from core.contracts.stages import Stage
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL = REPO.parent / "shared" / "eval"

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.gpu_profiles import PROFILES, class_for_duration, next_class, profile_for
+from core.contracts.gpu_profiles import PROFILES, class_for_duration, next_class, profile_for
 from workers.gpu import GpuInfo, classify, detect_gpus, machine_class
 
 GIB = 2**30
@@ -123,7 +123,7 @@ class BusyNvml(FakeNvml):
 
 def test_gpu_utilization_and_memory_reach_the_metrics_endpoint():
     """The worker's real sampler and the SDK's real Prometheus exporter; NVML injected."""
-    from core.settings import Settings
+    from core.service.settings import Settings
     from devstack.stack import free_port
     from tests.conftest import metric_total, scrape_metrics
     from workers.telemetry import sample_gpus, telemetry_runtime
@@ -158,7 +158,7 @@ def test_gpu_sampler_returns_at_once_without_nvml():
 def test_a_metrics_address_in_use_leaves_the_worker_without_metrics():
     import socket
 
-    from core.settings import Settings
+    from core.service.settings import Settings
     from workers.telemetry import telemetry_runtime
 
     with socket.socket() as taken:
@@ -182,7 +182,7 @@ def test_a_metrics_address_in_use_leaves_the_worker_without_metrics():
     ],
 )
 def test_a_video_moves_only_to_a_served_class(current, wanted, served, policy, must_move, chosen):
-    from core.models import Escalation
+    from core.contracts.video import Escalation
     from workflows.escalation import choose_class
 
     assert choose_class(current, wanted, served, Escalation(policy), must_move) == chosen

@@ -3,7 +3,7 @@ frees its slot; one stuck in native code makes the worker leave.
 
 The steps here are the real ``stage`` context every download and model stage runs in,
 in temporalio's ActivityEnvironment (an activity context without a server). The hangs
-are injected (``core.faults.hang``): one in Python, one in a native call that never
+are injected (``core.service.faults.hang``): one in Python, one in a native call that never
 returns, as a hung CUDA kernel would.
 """
 
@@ -20,8 +20,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.runtime import Runtime, stage
-from core import faults
-from core.settings import Settings
+from core.service import faults
+from core.service.settings import Settings
 
 
 def runtime(stall_s: float) -> Runtime:

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 from benchmarks.longform import build, load_interludes, load_sources
-from core.diarization.pretrained import PretrainedDiarization
-from core.settings import Settings
+from core.analysis.diarization.pretrained import PretrainedDiarization
+from core.service.settings import Settings
 from tests.test_backends import der
 
 VOICES = ["pyannote_debug_dev00", "pyannote_debug_dev01", "pyannote_debug_trn07", "pyannote_debug_trn08"]

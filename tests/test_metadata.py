@@ -1,4 +1,4 @@
-"""metadata.json as a typed model (core/metadata.py): markers of every age load, a
+"""metadata.json as a typed model (core/contracts/metadata.py): markers of every age load, a
 marker read and dumped is the JSON it was, and the writer's keys are the committed ones."""
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ import json
 
 import pytest
 
-from core.clips import ClipPolicy, cut_clips, long_windows
-from core.layout import VideoKeys
-from core.metadata import Metadata, read_metadata
-from core.models import (
+from core.contracts.clips import ClipPolicy
+from core.contracts.metadata import Metadata
+from core.contracts.video import (
     SCHEMA_VERSION,
     AudioRef,
     DiarizationResult,
@@ -23,11 +22,14 @@ from core.models import (
     Segment,
     VideoSpec,
 )
-from core.outputs import UsableRules, metadata_model
+from core.store.committed import read_metadata
+from core.store.layout import VideoKeys
+from core.store.outputs import UsableRules, metadata_model
+from core.training.clips import cut_clips, long_windows
 
 URL = "https://example.com/ep1.mp3"
 
-# The shape the first commits wrote (core/outputs.py at the skeleton): no url_sha256,
+# The shape the first commits wrote (core/store/outputs.py at the skeleton): no url_sha256,
 # uncertain, embedding, quality, labels, unusable_by, committed_by or files.
 OLDEST = {
     "schema_version": SCHEMA_VERSION,
@@ -182,7 +184,7 @@ def test_the_writer_keeps_the_committed_keys_in_their_order(with_labels):
 
 
 def test_the_current_shape_loads_as_fields_and_round_trips():
-    from core.metadata import CommittedBy
+    from core.contracts.metadata import CommittedBy
 
     written = _build(True).model_copy(
         update={
@@ -245,10 +247,10 @@ def test_read_metadata_reads_the_marker_of_a_schema_folder():
 
 def test_an_old_marker_is_committed_and_its_url_compared_whole():
     from activities.upload import committed_outcome
-    from core.errors import VideoIdConflict
+    from core.contracts.errors import VideoIdConflict
 
     store = _Store({VideoKeys("", "old").metadata: OLDEST})
-    from core.models import VideoSpec
+    from core.contracts.video import VideoSpec
 
     outcome = committed_outcome(store, "old", VideoSpec(video_id="old", url=URL))
     assert outcome.video_id == "old" and outcome.batch_id == "b0" and outcome.usable_pct == 55.0

@@ -1,7 +1,7 @@
 """What 'usable' means, and the shape of the committed outputs."""
 
-from core.models import MusicRegion, Segment
-from core.outputs import UsableRules, annotate_segments, build_rttm, subtract, usable_seconds
+from core.contracts.video import MusicRegion, Segment
+from core.store.outputs import UsableRules, annotate_segments, build_rttm, subtract, usable_seconds
 
 
 def seg(s, e, spk):
@@ -56,8 +56,8 @@ def _labels(**given):
 
 
 def test_labels_are_kept_and_the_usable_policy_decides_on_them():
-    from core.models import UsablePolicy
-    from core.outputs import quality_summary
+    from core.contracts.video import UsablePolicy
+    from core.store.outputs import quality_summary
 
     segments = [seg(0, 10, "A"), seg(12, 20, "B"), seg(22, 30, "A"), seg(32, 40, "B")]
     labels = [_labels(), _labels(clipping=0.05), _labels(singing=0.9), _labels(snr_db=None, dnsmos_ovrl=1.2)]

@@ -16,10 +16,10 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.service import RPCError
 
-from core import embedding
-from core.models import SCHEMA_VERSION
-from core.storage import ObjectStore
-from core.temporal import connect
+from core.analysis import speaker_embeddings
+from core.contracts.video import SCHEMA_VERSION
+from core.service.temporal import connect
+from core.store.objects import ObjectStore
 from devstack.stack import free_port
 from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
 from tests.conftest import (
@@ -166,7 +166,7 @@ def test_good_videos_complete_with_all_outputs(stack, started):
         assert meta["num_speakers"] == len(meta["speakers"]) == speakers, (vid, meta["num_speakers"])
         assert abs(meta["usable_pct"] - usable_pct) <= USABLE_PCT_MARGIN, (vid, meta["usable_pct"])
         vectors = np.load(io.BytesIO(store.get_bytes(keys.embeddings)))
-        assert meta["embedding"] == {"model": embedding.BACKEND_NAME, "dim": embedding.DIM}
+        assert meta["embedding"] == {"model": speaker_embeddings.BACKEND_NAME, "dim": speaker_embeddings.DIM}
         assert vectors.shape == (len(meta["segments"]), meta["embedding"]["dim"])
         assert all(len(s["centroid"]) == meta["embedding"]["dim"] for s in meta["speakers"].values())
         assert keys.metadata == f"{vid}/v{SCHEMA_VERSION}/metadata.json"  # each schema its own folder

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.diarization.pyannote_backend import PyannoteDiarization, PyannoteModelUnavailable
-from core.models import Segment
+from core.analysis.diarization.pyannote_backend import PyannoteDiarization, PyannoteModelUnavailable
+from core.contracts.video import Segment
 
 AUDIO = (
     Path(__file__).resolve().parents[2] / "shared" / "eval" / "diarization" / "audio" / "pyannote_sample.wav"

@@ -1,4 +1,4 @@
-"""Per-segment quality labels (core.quality, core.events) on real speech and music.
+"""Per-segment quality labels (core.analysis.quality, core.analysis.events) on real speech and music.
 
 Why: the labels decide which segments a data consumer keeps, so each must move the
 right way when the audio does. One eval speech recording is degraded here with real
@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core import events as events_module
-from core.audio import ffmpeg_binary
-from core.dnsmos import DNSMOS_WINDOW
-from core.music import detect_music
-from core.quality import QualityModels, SegmentLabels, bandwidth_hz, detect_events
+from core.analysis import events as events_module
+from core.analysis.audio import ffmpeg_binary
+from core.analysis.dnsmos import DNSMOS_WINDOW
+from core.analysis.music import detect_music
+from core.analysis.quality import QualityModels, SegmentLabels, bandwidth_hz, detect_events
 from tests.conftest import EVAL
 
 SPEECH = EVAL / "diarization" / "audio" / "falcon_test.wav"  # close-talk, 16 kHz at source
@@ -266,7 +266,7 @@ def test_events_in_blocks_equal_one_call_over_the_whole_file(monkeypatch):
 
 
 def test_a_speakers_turn_is_scored_once_and_its_short_spans_share_the_score():
-    from core.dnsmos import turns
+    from core.analysis.dnsmos import turns
 
     spans = [(0.0, 4.0), (4.5, 6.0), (6.2, 9.0), (20.0, 21.5), (5.0, 8.0)]
     speakers = ["A", "A", "B", "A", "B"]
@@ -279,7 +279,7 @@ def test_a_speakers_turn_is_scored_once_and_its_short_spans_share_the_score():
 
 
 def test_in_blocks_a_speaker_is_scored_once_per_block():
-    from core.dnsmos import turns
+    from core.analysis.dnsmos import turns
 
     spans = [(0.0, 4.0), (10.0, 14.0), (200.0, 203.0), (310.0, 320.0), (5.0, 9.0)]
     speakers = ["A", "A", "A", "A", "B"]

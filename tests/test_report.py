@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.clips import ClipPolicy
-from core.metadata import Metadata
+from core.contracts.clips import ClipPolicy
+from core.contracts.metadata import Metadata
 from starter.report import build_report, render_png
 from starter.status import VideoRow
 

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from temporalio.api.enums.v1 import TimeoutType
 
-from core.models import SourceBreaker
-from core.temporal import TemporalUnavailable, connect
+from core.contracts.video import SourceBreaker
+from core.service.temporal import TemporalUnavailable, connect
 from devstack.stack import Stack, free_port
 from tests.conftest import metric_total, scrape_metrics, status_query
 from tests.fleet import (
@@ -256,11 +256,11 @@ SHORT = ["ep03-three-voices.ogg", "ep05-radio-segment.ogg", "ep01-jingle-and-two
 
 
 def count_connect_attempts(monkeypatch):
-    """Count core.temporal.connect's attempts (refused or not) from here on; returns the
+    """Count core.service.temporal.connect's attempts (refused or not) from here on; returns the
     counter. The SDK's Client.connect still does the work."""
     from temporalio.client import Client
 
-    import core.temporal
+    import core.service.temporal
 
     attempts = []
 
@@ -270,7 +270,7 @@ def count_connect_attempts(monkeypatch):
             attempts.append(time.monotonic())
             return await Client.connect(*args, **kwargs)
 
-    monkeypatch.setattr(core.temporal, "Client", Counting)
+    monkeypatch.setattr(core.service.temporal, "Client", Counting)
     return lambda: len(attempts)
 
 

@@ -1,4 +1,4 @@
-"""Shards (core.shards) read back by their consumers: Lhotse's Shar reader and the
+"""Shards (core.training.shards) read back by their consumers: Lhotse's Shar reader and the
 webdataset package, never by a parser of our own.
 
 The audio is the real-speech podcast of test_clips (48 kHz, 16-bit): at the native
@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.clips import ClipPolicy, FrameLevels, cut_clips, long_windows
-from core.metadata import Metadata
-from core.shards import FORMATS, ShardItem, clip_item, window_item, write_shard
+from core.contracts.clips import ClipPolicy
+from core.contracts.metadata import Metadata
+from core.training.clips import FrameLevels, cut_clips, long_windows
+from core.training.shards import FORMATS, ShardItem, clip_item, window_item, write_shard
 from tests.test_clips import build_podcast
 
 pytestmark = pytest.mark.timeout(300)

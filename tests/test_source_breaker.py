@@ -15,9 +15,9 @@ import json
 
 import pytest
 
-from core.metrics import BREAKER_TRIPS
-from core.models import SourceBreaker
-from core.temporal import connect
+from core.contracts.video import SourceBreaker
+from core.service.metrics import BREAKER_TRIPS
+from core.service.temporal import connect
 from devstack.stack import free_port
 from starter.batch import start_batch
 from starter.status import batch_progress

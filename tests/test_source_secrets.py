@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.sources import redact_url, url_sha256
-from core.storage import ObjectStore
+from core.contracts.urls import redact_url, url_sha256
+from core.store.objects import ObjectStore
 from tests.conftest import run_cli, start_cli
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@ every connection the worker opens (redirects included); ffmpeg reads only the fi
 given; URLs are stored and logged without credentials or query tokens; yt-dlp options
 are an allowlist.
 
-What is replaced here, and why: the resolver (``sources.getaddrinfo``) answers from a
+What is replaced here, and why: the resolver (``safety.getaddrinfo``) answers from a
 fixed table in two tests, injecting the fault (a name that resolves inside) that no
 real DNS here can give; the ``only_loopback`` fixture below is a fence, not a fake: it
 passes every allowed connection to the real socket and fails the test on any other.
@@ -30,13 +30,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core import audio, sources
-from core.download import fetch_audio
-from core.download_errors import classify_download_error
-from core.errors import InvalidMedia, NetworkError, UnsafeSource
-from core.literal_addresses import literal_address
-from core.settings import Settings
-from core.sources import LOOPBACK, SourcePolicy, check_url, redact_url, redact_urls, use_policy
+from core.analysis import audio
+from core.contracts import urls
+from core.contracts.errors import InvalidMedia, NetworkError, UnsafeSource
+from core.contracts.urls import redact_url, redact_urls
+from core.service.settings import Settings
+from core.sources import safety
+from core.sources.download import fetch_audio
+from core.sources.errors import classify_download_error
+from core.sources.literal_addresses import literal_address
+from core.sources.safety import LOOPBACK, SourcePolicy, check_url, use_policy
 from devstack.media_server import MediaServer
 from starter.csv_input import RowError, ValidRow, read_videos
 from tests.conftest import SAMPLES, write_wav
@@ -148,7 +151,7 @@ def fetch(url: str, tmp_path: Path):
 def test_internal_addresses_in_every_spelling_are_refused_without_dns(url, says):
     with pytest.raises(UnsafeSource, match=says) as refused:
         check_url(url, SourcePolicy())  # production: no loopback
-    assert str(refused.value).startswith(sources.REFUSED)
+    assert str(refused.value).startswith(safety.REFUSED)
 
 
 def test_public_addresses_and_allowed_loopback_pass():
@@ -177,7 +180,7 @@ def test_public_addresses_and_allowed_loopback_pass():
     ],
 )
 def test_loopback_is_allowed_by_setting_or_on_the_embedded_default(env, allowed):
-    assert sources.loopback_allowed(Settings(_env_file=None, **env)) is allowed
+    assert safety.loopback_allowed(Settings(_env_file=None, **env)) is allowed
     policy = SourcePolicy.from_settings(Settings(_env_file=None, **env))
     assert policy.allows(ipaddress.ip_address("127.0.0.1")) is allowed
 
@@ -214,10 +217,10 @@ def test_names_are_refused_when_any_address_is_internal(monkeypatch):
         family = {True: socket.AF_INET6, False: socket.AF_INET}
         return [(family[":" in a], socket.SOCK_STREAM, 6, "", (a, port)) for a in table[host]]
 
-    monkeypatch.setattr(sources, "getaddrinfo", resolver)
+    monkeypatch.setattr(safety, "getaddrinfo", resolver)
     with pytest.raises(UnsafeSource, match=r"mixed.test resolves to 10.0.0.5, private"):
-        sources.resolve_checked("mixed.test", 443, SourcePolicy())
-    assert sources.resolve_checked("public.test", 443, SourcePolicy()) == ["93.184.216.34", "2606:4700::1"]
+        safety.resolve_checked("mixed.test", 443, SourcePolicy())
+    assert safety.resolve_checked("public.test", 443, SourcePolicy()) == ["93.184.216.34", "2606:4700::1"]
     with pytest.raises(UnsafeSource):
         check_url("https://mixed.test/a.mp3", SourcePolicy(), resolve=True)
 
@@ -253,7 +256,7 @@ def test_connections_go_to_the_checked_address(own_media, listener, monkeypatch,
     def resolver(host, port, *args, **kwargs):
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (table[host], port))]
 
-    monkeypatch.setattr(sources, "getaddrinfo", resolver)
+    monkeypatch.setattr(safety, "getaddrinfo", resolver)
     with use_policy(ONLY_127_0_0_1):
         got = fetch(f"http://media.test:{media_port}/ep03.ogg", tmp_path)
         assert got.duration_s > 10
@@ -289,7 +292,7 @@ def test_downloaders_that_would_connect_unchecked_are_refused():
 
 # --- ffmpeg reads only the file it is given ---------------------------------------------
 def _old_transcode_command(src: Path, dst: Path) -> list[str]:
-    """core.audio.transcode's command before the input whitelist (the hole)."""
+    """core.analysis.audio.transcode's command before the input whitelist (the hole)."""
     return [
         audio.ffmpeg_binary(),
         "-nostdin",
@@ -405,10 +408,9 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
     matches the original exactly."""
     from activities.manifest import _line
     from activities.upload import committed_outcome
-    from core.errors import VideoIdConflict
-    from core.layout import VideoKeys
-    from core.metadata import Metadata
-    from core.models import (
+    from core.contracts.errors import VideoIdConflict
+    from core.contracts.metadata import Metadata
+    from core.contracts.video import (
         AudioRef,
         DiarizationResult,
         EmbeddingResult,
@@ -418,7 +420,8 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         Segment,
         VideoSpec,
     )
-    from core.outputs import UsableRules, metadata_model
+    from core.store.layout import VideoKeys
+    from core.store.outputs import UsableRules, metadata_model
 
     secrets = ("hunter2", "t0k3n", "s1gn4ture")
     url = f"http://podcaster:hunter2@127.0.0.1:{own_media.httpd.server_address[1]}/ep03.ogg?token=t0k3n&sig=s1gn4ture"
@@ -427,7 +430,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         spec=spec,
         audio=AudioRef(
             video_id="secret",
-            url_sha256=sources.url_sha256(url),
+            url_sha256=urls.url_sha256(url),
             original_key="k",
             analysis_key="k",
             duration_s=10.0,
@@ -445,9 +448,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
     meta = metadata_model(req, segments, [], {"SPEAKER_00": [1.0, 0.0]}, UsableRules(min_s=1.0), []).dump()
     meta["committed_by"] = {"workflow_id": "video-secret", "run_id": "r"}
     stored = json.dumps(meta)
-    assert meta["source"]["url"] == redact_url(url) and meta["source"]["url_sha256"] == sources.url_sha256(
-        url
-    )
+    assert meta["source"]["url"] == redact_url(url) and meta["source"]["url_sha256"] == urls.url_sha256(url)
 
     class Store:  # the manifest line and the committed check read metadata.json only
         prefix = ""
@@ -521,7 +522,7 @@ def test_allowed_yt_dlp_options_reach_yt_dlp_and_fixups_stay_off(monkeypatch, ow
     """What operators tune passes (a player client, sleeps): it is in the options yt-dlp
     gets, under the pipeline's own, with its ffmpeg fixups off; a real download with
     them goes through."""
-    from core.download import SourceAccess, SourceLimits, ytdlp_params
+    from core.sources.download import SourceAccess, SourceLimits, ytdlp_params
 
     options = {"extractor_args": {"youtube": {"player_client": ["web"]}}, "sleep_interval_requests": 0}
     monkeypatch.setenv("PIPELINE_YTDLP_OPTIONS", json.dumps(options))

@@ -9,7 +9,7 @@ import typing
 import pytest
 from temporalio import activity
 
-from core.stages import MODEL_STAGES, Stage
+from core.contracts.stages import MODEL_STAGES, Stage
 from workers.worker import CPU_LIGHT_ACTIVITIES
 from workflows.stages import STAGES, QueueKind, activities_on
 
@@ -42,7 +42,7 @@ def test_the_worker_binds_every_activity_to_its_runtime():
     a module global: every registered method is bound to an instance holding it."""
     from activities.runtime import Runtime, bind
     from activities.upload import CommitActivities
-    from core.settings import Settings
+    from core.service.settings import Settings
     from workers.worker import ACTIVITY_CLASSES
 
     rt = Runtime(Settings(), "cpu")

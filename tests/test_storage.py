@@ -4,14 +4,14 @@ import time
 
 import pytest
 
-from core.errors import StorageUnavailable
-from core.settings import Settings
+from core.contracts.errors import StorageUnavailable
+from core.service.settings import Settings
 from devstack.stack import free_port
 
 
 @pytest.fixture()
 def store(servers):
-    from core.storage import ObjectStore
+    from core.store.objects import ObjectStore
 
     s = ObjectStore(servers.settings(s3_bucket="unit", s3_prefix="/runs/"))
     s.ensure_bucket()
@@ -19,7 +19,7 @@ def store(servers):
 
 
 def test_roundtrip_list_and_delete(store, tmp_path):
-    from core.models import SCHEMA_VERSION
+    from core.contracts.video import SCHEMA_VERSION
 
     keys = store.keys("vid1")
     assert keys.metadata == f"runs/vid1/v{SCHEMA_VERSION}/metadata.json"
@@ -40,7 +40,7 @@ def test_roundtrip_list_and_delete(store, tmp_path):
 
 
 def test_unreachable_storage_is_a_retryable_typed_error():
-    from core.storage import ObjectStore
+    from core.store.objects import ObjectStore
 
     settings = Settings(s3_endpoint_url=f"http://127.0.0.1:{free_port()}", s3_bucket="x")
     store = ObjectStore(settings)
@@ -50,7 +50,7 @@ def test_unreachable_storage_is_a_retryable_typed_error():
 
 
 def test_an_outage_is_ridden_out_then_reported_typed():
-    from core.storage import ObjectStore
+    from core.store.objects import ObjectStore
 
     store = ObjectStore(
         Settings(s3_endpoint_url=f"http://127.0.0.1:{free_port()}", s3_bucket="x"), ride_out_s=3
@@ -87,7 +87,7 @@ def test_the_embedded_store_honours_conditional_writes(store):
 def test_a_store_that_ignores_if_none_match_is_refused(store, monkeypatch):
     """Fault injected: the store's conditional PUT succeeds every time, as on a server
     that ignores If-None-Match; everything else is the real store."""
-    from core.errors import StoreUnsafe
+    from core.contracts.errors import StoreUnsafe
 
     monkeypatch.setattr(store, "create_bytes", lambda key, data, *a: store.put_bytes(key, data) or True)
     with pytest.raises(StoreUnsafe, match="If-None-Match"):
@@ -100,7 +100,7 @@ def test_a_store_that_ignores_a_condition_of_the_commits_copy_is_refused(store, 
     and a probe of PutObject alone let a store through that copies over an existing key
     (or copies whatever the source holds, whatever ETag was checked). The store's
     conditional PutObject and everything else are real."""
-    from core.errors import StoreUnsafe
+    from core.contracts.errors import StoreUnsafe
 
     real_copy = store.copy_new
 

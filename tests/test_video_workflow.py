@@ -1,6 +1,6 @@
 """VideoWorkflow's own decisions, with stand-in activities: where a long episode runs.
 
-Why: a 5-hour episode does not fit a T4's audio limit (core.gpu_profiles), so the
+Why: a 5-hour episode does not fit a T4's audio limit (core.contracts.gpu_profiles), so the
 workflow moves it up the ladder right after the download, before any model stage,
 but only to a class some worker serves. Running that for real takes hours of audio;
 here the real VideoWorkflow runs on the session's Temporal server and the stand-in
@@ -17,8 +17,8 @@ import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 
-from core import queues
-from core.models import (
+from core.contracts import queues
+from core.contracts.video import (
     AudioRef,
     DiarizationResult,
     EmbeddingResult,
@@ -34,11 +34,11 @@ from core.models import (
     VideoSpec,
     VideoState,
 )
-from core.temporal import connect
+from core.service.temporal import connect
 from tests.fleet import in_process_workers
 from workflows.video import VideoWorkflow
 
-HOURS_5 = 5 * 3600.0  # over a t4's 4 h (core.gpu_profiles), within an a10's 6 h
+HOURS_5 = 5 * 3600.0  # over a t4's 4 h (core.contracts.gpu_profiles), within an a10's 6 h
 
 
 class StandIns:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from core.temporal import connect
+from core.service.temporal import connect
 from devstack.stack import Stack, StackConfig, free_port
 from starter.batch import start_batch
 from starter.status import wait_for_batch

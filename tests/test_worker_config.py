@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 from activities.errors import to_application_error
-from core.diarization.pyannote_backend import PyannoteModelUnavailable
-from core.errors import ConfigurationError, PipelineError
+from core.analysis.diarization.pyannote_backend import PyannoteModelUnavailable
+from core.contracts.errors import ConfigurationError, PipelineError
 from devstack.stack import REPO_ROOT
 
 

@@ -1,7 +1,7 @@
 """Which GPU class this machine is, read with nvidia-ml-py (NVML).
 
 The class names the task queue the worker polls (``<prefix>-gpu-<class>``) and picks
-its batch sizes from ``core.gpu_profiles``. A machine without NVML or without a GPU is
+its batch sizes from ``core.contracts.gpu_profiles``. A machine without NVML or without a GPU is
 class ``cpu``. ``nvml`` is a parameter so tests can hand the real detection code the
 answers of a T4, an A100 or a broken driver.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from core.gpu_profiles import PROFILES
+from core.contracts.gpu_profiles import PROFILES
 
 
 @dataclass(frozen=True)

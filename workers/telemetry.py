@@ -1,5 +1,5 @@
 """The worker's Prometheus endpoint: the Temporal SDK runtime that serves it, and the
-GPU readings published on it (metric names: ``core/metrics.py``)."""
+GPU readings published on it (metric names: ``core/service/metrics.py``)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import structlog
 from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from core.metrics import (
+from core.service.metrics import (
     GPU_MEMORY_USED,
     GPU_SAMPLE_S,
     GPU_UTILIZATION,
     REALTIME_FACTOR,
     REALTIME_FACTOR_BUCKETS,
 )
-from core.settings import Settings
+from core.service.settings import Settings
 
 log = structlog.get_logger("metrics")
 

@@ -31,14 +31,15 @@ from activities.music import MusicActivities
 from activities.queues import QueueActivities
 from activities.sweep import SweepActivities
 from activities.upload import CommitActivities
-from core import pretrained, queues
-from core.diarization import get_diarization_backend
-from core.errors import ConfigurationError, StorageUnavailable, StoreUnsafe
-from core.exit import exit_now
-from core.logs import configure_logging
-from core.settings import Settings
-from core.storage import ObjectStore
-from core.temporal import connect
+from core.analysis import model_files
+from core.analysis.diarization import get_diarization_backend
+from core.contracts import queues
+from core.contracts.errors import ConfigurationError, StorageUnavailable, StoreUnsafe
+from core.service.exit import exit_now
+from core.service.logs import configure_logging
+from core.service.settings import Settings
+from core.service.temporal import connect
+from core.store.objects import ObjectStore
 from workers import eviction
 from workers.gpu import GpuInfo, detect_gpus, machine_class
 from workers.telemetry import sample_gpus, telemetry_runtime
@@ -65,7 +66,8 @@ ACTIVITY_CLASSES = (
     QueueActivities,
 )
 # short storage work run by the workflow worker: the committed check and the upload
-# as local activities of VideoWorkflow, the others on the workflow queue, dispatched eagerly (core/queues.py)
+# as local activities of VideoWorkflow, the others on the workflow queue, dispatched
+# eagerly (core/contracts/queues.py)
 CPU_LIGHT_ACTIVITIES = [
     CommitActivities.committed_video,
     *activities_on(QueueKind.LOCAL),
@@ -157,8 +159,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
 async def _models_load(settings: Settings) -> bool:
     if settings.diarization_backend == "pretrained":
         try:
-            pretrained.require_weights()
-        except pretrained.PretrainedWeightsMissing as error:  # setup to fix: taking tasks would fail them all
+            model_files.require_weights()
+        except (
+            model_files.PretrainedWeightsMissing
+        ) as error:  # setup to fix: taking tasks would fail them all
             log.error("worker.weights_missing", error=str(error))
             return False
         return True

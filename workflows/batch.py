@@ -25,9 +25,9 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.batch import BatchActivities
-    from core import metrics, queues
-    from core import search_attributes as sa
-    from core.batches import (
+    from core.contracts import queues
+    from core.contracts import search_attributes as sa
+    from core.contracts.batch import (
         MAX_RECENT,
         RATE_WINDOW_S,
         BatchJob,
@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ClassUsage,
         progress_of,
     )
-    from core.ids import (
+    from core.contracts.ids import (
         BATCH_WORKFLOW,
         PAUSE_SIGNAL,
         PROGRESS_QUERY,
@@ -46,8 +46,9 @@ with workflow.unsafe.imports_passed_through():
         VIDEO_DONE_SIGNAL,
         video_workflow_id,
     )
-    from core.models import SourceTrouble, VideoJob, VideoReport, VideoSpec, VideoState
-    from core.search_attributes import Outcome
+    from core.contracts.search_attributes import Outcome
+    from core.contracts.video import SourceTrouble, VideoJob, VideoReport, VideoSpec, VideoState
+    from core.service import metrics
     from workflows import policies
     from workflows.video import VideoWorkflow
 
@@ -204,7 +205,7 @@ class BatchWorkflow:
             videos=usage.videos + 1, audio_s=usage.audio_s + report.audio_s, gpu_s=usage.gpu_s + report.gpu_s
         )
         recent = [(t, a) for t, a in s.recent if now - t <= RATE_WINDOW_S] + [(now, report.audio_s)]
-        s.recent = recent[-MAX_RECENT:]  # carried state: bounded (core.batches.batch_payload_bound)
+        s.recent = recent[-MAX_RECENT:]  # carried state: bounded (core.contracts.batch.batch_payload_bound)
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> BatchProgress:

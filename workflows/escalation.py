@@ -1,7 +1,7 @@
 """Where a video moves when its GPU class cannot take it: pure, so the workflow stays
 deterministic and the choice is tested without Temporal.
 
-The ladder (``core.gpu_profiles.ESCALATION``) says which class would take it; the
+The ladder (``core.contracts.gpu_profiles.ESCALATION``) says which class would take it; the
 served classes (``activities.queues``) say which have a worker now. A video never moves
 to a queue nobody polls: it goes to the class it needs or the smallest served one above
 it; failing that, ``Escalation.LARGEST_SERVED`` keeps it on the largest served class
@@ -11,8 +11,8 @@ between where it is and where it should go (smaller batches, more time), and
 
 from __future__ import annotations
 
-from core.gpu_profiles import classes_above
-from core.models import Escalation
+from core.contracts.gpu_profiles import classes_above
+from core.contracts.video import Escalation
 
 
 def choose_class(

@@ -18,10 +18,10 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.batch import BatchActivities
     from activities.export import ExportActivities
-    from core import queues
-    from core.batches import BatchPage, BatchPageRequest
-    from core.exports import ExportJob, ExportPageRequest, ExportPageResult, ExportTotals
-    from core.ids import EXPORT_WORKFLOW, PROGRESS_QUERY
+    from core.contracts import queues
+    from core.contracts.batch import BatchPage, BatchPageRequest
+    from core.contracts.export import ExportJob, ExportPageRequest, ExportPageResult, ExportTotals
+    from core.contracts.ids import EXPORT_WORKFLOW, PROGRESS_QUERY
     from workflows import policies
 
 

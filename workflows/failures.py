@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
-from core.errors import NoWorkerForClass
+from core.contracts.errors import NoWorkerForClass
 
 
 def failure_of(err: ActivityError | ApplicationError, queue_timeout_s: float, queue: str) -> tuple[str, str]:

@@ -15,9 +15,9 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.manifest import ManifestActivities
     from activities.sweep import SweepActivities
-    from core import queues
-    from core.ids import MANIFEST_WORKFLOW
-    from core.manifests import ManifestResult
+    from core.contracts import queues
+    from core.contracts.ids import MANIFEST_WORKFLOW
+    from core.contracts.manifest import ManifestResult
     from workflows import policies
 
 

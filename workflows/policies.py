@@ -1,6 +1,6 @@
 """Retry policies and timeouts, one per purpose: no workflow writes a timeout inline.
 
-Permanent failures (the typed errors in core.errors) are never retried; transient ones
+Permanent failures (the typed errors in core.contracts.errors) are never retried; transient ones
 back off exponentially. A 429 from the source asks for a longer wait through the
 error's ``next_retry_delay`` (settings.rate_limit_backoff_s, see activities/errors.py),
 which overrides the backoff. Model stages retry after 1 s: a worker that is shutting
@@ -17,7 +17,7 @@ from typing import TypedDict
 
 from temporalio.common import RetryPolicy
 
-from core.errors import NON_RETRYABLE_ERROR_TYPES, SOURCE_SIDE_ERROR_TYPES
+from core.contracts.errors import NON_RETRYABLE_ERROR_TYPES, SOURCE_SIDE_ERROR_TYPES
 
 
 class LocalActivityOptions(TypedDict):

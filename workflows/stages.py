@@ -5,7 +5,7 @@
 
 One entry per stage, typed by its activity's input and result, so the workflow calls
 each activity by reference (click through to it) and the worker registers each one on
-the queue its entry names. Stage names are ``core.stages.Stage``; policies are
+the queue its entry names. Stage names are ``core.contracts.stages.Stage``; policies are
 ``workflows/policies.py``.
 """
 
@@ -25,8 +25,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.labels import LabelActivities
     from activities.music import MusicActivities
     from activities.upload import CommitActivities
-    from core import queues
-    from core.stages import Stage
+    from core.contracts import queues
+    from core.contracts.stages import Stage
     from workflows import policies
 
 In = TypeVar("In")
@@ -34,8 +34,8 @@ Out = TypeVar("Out")
 
 
 class QueueKind(Enum):
-    DOWNLOAD = "download"  # core.queues.download_queue: CPU, rate-limited fleet-wide
-    GPU = "gpu"  # core.queues.gpu_queue of the video's GPU class
+    DOWNLOAD = "download"  # core.contracts.queues.download_queue: CPU, rate-limited fleet-wide
+    GPU = "gpu"  # core.contracts.queues.gpu_queue of the video's GPU class
     LOCAL = "local"  # a local activity of the worker running the workflow
 
 

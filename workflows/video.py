@@ -33,11 +33,12 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from activities.queues import QueueActivities
     from activities.upload import CommitActivities
-    from core import gpu_profiles, queues
-    from core import search_attributes as sa
-    from core.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted, NoWorkerForClass
-    from core.ids import SOURCE_TROUBLE_SIGNAL, STATUS_QUERY, VIDEO_DONE_SIGNAL, VIDEO_WORKFLOW
-    from core.models import (
+    from core.contracts import gpu_profiles, queues
+    from core.contracts import search_attributes as sa
+    from core.contracts.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted, NoWorkerForClass
+    from core.contracts.ids import SOURCE_TROUBLE_SIGNAL, STATUS_QUERY, VIDEO_DONE_SIGNAL, VIDEO_WORKFLOW
+    from core.contracts.search_attributes import Outcome
+    from core.contracts.video import (
         AudioRef,
         EmbedRequest,
         FinalizeRequest,
@@ -54,7 +55,6 @@ with workflow.unsafe.imports_passed_through():
         VideoState,
         VideoStatus,
     )
-    from core.search_attributes import Outcome
     from workflows import escalation, policies, stages
     from workflows.failures import failure_of
     from workflows.stages import In, Out, QueueKind, StageSpec

@@ -1,0 +1,55 @@
+"""One speaker embedding per diarized segment, and a centroid per speaker.
+
+Each segment's embedding is CAM++ pooled over the segment's frames, at most the
+central MAX_EMBED_S of it (a speaker embedding gains little past a few seconds, and
+long podcast turns would otherwise cost the whole recording again), without the
+stretches where another speaker talks over it when enough speech is left: a segment's
+vector should be its speaker's voice, not the mixture. Rows keep the order of the segments, so row i of
+embeddings.npy belongs to segment i of metadata.json.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.analysis import campplus, model_files
+from core.contracts.video import Segment
+
+BACKEND_NAME = model_files.EMBEDDING_NAME
+DIM = campplus.DIM
+MIN_CLEAN_S = 0.5  # below this much speech without overlap, pool the whole segment
+MAX_EMBED_S = 6.0
+
+
+def embed_segments(samples: np.ndarray, segments: list[Segment], batch_size: int = 8) -> np.ndarray:
+    """(len(segments), DIM) float32, L2-normalised; segment times are in ``samples``' time."""
+    if not segments:
+        return np.zeros((0, DIM), dtype=np.float32)
+    items = [_item(i, segments, len(samples)) for i in range(len(segments))]
+    return campplus.embed_spans(samples, items, batch_size).astype(np.float32)
+
+
+def _item(index: int, segments: list[Segment], num_samples: int) -> campplus.Item:
+    seg = segments[index]
+    middle, half = (seg.start + seg.end) / 2, min(seg.duration, MAX_EMBED_S) / 2
+    first, weights = campplus.span_item(middle - half, middle + half, num_samples)
+    clean = weights.copy()
+    end = first * campplus.FRAME_S + len(weights) * campplus.FRAME_S
+    for other in segments:
+        if other.speaker != seg.speaker and other.start < end and other.end > first * campplus.FRAME_S:
+            a = max(0, int(round(other.start / campplus.FRAME_S)) - first)
+            b = max(0, int(round(other.end / campplus.FRAME_S)) - first)
+            clean[a:b] = 0
+    return (first, clean) if clean.sum() * campplus.FRAME_S >= MIN_CLEAN_S else (first, weights)
+
+
+def speaker_centroids(segments: list[Segment], embeddings: np.ndarray) -> dict[str, list[float]]:
+    """Duration-weighted, L2-normalised mean embedding per speaker."""
+    centroids: dict[str, list[float]] = {}
+    for speaker in sorted({s.speaker for s in segments}):
+        idx = [i for i, s in enumerate(segments) if s.speaker == speaker]
+        weights = np.array([segments[i].duration for i in idx], dtype=np.float32)[:, None]
+        mean = (embeddings[idx] * weights).sum(axis=0)
+        mean /= max(float(np.linalg.norm(mean)), 1e-8)
+        centroids[speaker] = [round(float(v), 6) for v in mean]
+    return centroids

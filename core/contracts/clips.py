@@ -1,0 +1,75 @@
+"""What an export cuts from a committed video: the clip policy (a setting,
+``PIPELINE_CLIP_POLICY``), single-speaker clips and long multi-speaker windows.
+``core/training/clips.py`` cuts them.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClipPolicy(_Frozen):
+    """How long an example may be (a setting: PIPELINE_CLIP_POLICY).
+
+    ``pause_search_s``: a cut may move this far from its ideal (even-split) point to
+    land in a pause; 2 s holds a sentence boundary in ordinary speech while keeping
+    the pieces of a long turn close to even.
+    """
+
+    min_s: float = 3.0
+    max_s: float = 30.0
+    window_s: float = 120.0
+    pause_search_s: float = 2.0
+
+    @model_validator(mode="after")
+    def _feasible(self) -> ClipPolicy:
+        # with max_s >= 2 min_s every region longer than min_s splits into valid pieces
+        if not (0.001 <= self.min_s and self.max_s >= 2 * self.min_s):
+            raise ValueError(f"need 1 ms <= min_s and max_s >= 2 * min_s (got {self.min_s}, {self.max_s})")
+        if self.window_s < self.max_s or self.pause_search_s < 0:
+            raise ValueError("need window_s >= max_s and pause_search_s >= 0")
+        return self
+
+
+class Clip(_Frozen):
+    clip_id: str  # f"{video_id}_{start_ms:09d}_{end_ms:09d}": no dots (webdataset keys split on them)
+    video_id: str
+    start: float
+    end: float
+    speaker: str
+    labels: dict[str, float | None] = {}
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class Turn(_Frozen):
+    start: float  # relative to the window start
+    end: float
+    speaker: str
+
+
+class Window(_Frozen):
+    """A long-context example: every speaker, overlaps kept, times relative to ``start``."""
+
+    window_id: str
+    video_id: str
+    start: float
+    end: float
+    turns: list[Turn]
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def rttm(self) -> str:
+        lines = [
+            f"SPEAKER {self.window_id} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>"
+            for t in self.turns
+        ]
+        return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,147 @@
+"""metadata.json, a video's commit marker, as a typed model.
+
+The upload activity (activities/upload.py) writes it last, only if absent, and never
+rewrites it: its presence in the current schema's folder is what "this video is
+committed" means, and it records the sha256 of every other committed file. Everything
+downstream (the committed check, manifests, exports and clips, reports, benchmarks)
+reads it by fields through ``Metadata``, never by key.
+
+Versions. ``schema_version`` (core.contracts.video.SCHEMA_VERSION) names the folder and what the
+outputs mean. Within a version, keys were added over time: ``source.url_sha256``,
+``uncertain``, ``embedding``, ``quality`` with the rows' ``labels`` and ``unusable_by``,
+``backends.labels``, ``committed_by``, ``files``, ``file_keys``. So that a marker of any age loads,
+every field has a default (what a reader gets where a marker lacks the key), keys no
+field names are kept (``extra="allow"``, in every part), and ``dump`` writes back only
+the keys a marker was built or read with, in field order: the writer's JSON has
+exactly the keys it always had, and a marker read and dumped is the JSON it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.contracts.video import MusicRegion, Segment, UsablePolicy
+
+Span = tuple[float, float]  # [start, end] in seconds; a JSON list of two numbers
+# A quality label's value: float or None (unmeasured) for every label core.analysis.quality
+# measures (SegmentLabels' fields, as the labels stage stores them); any other JSON
+# scalar is kept as it is (the export filters and stores numbers only).
+LabelValue = float | int | bool | str | None
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Source(_Part):
+    """Where the audio came from: the URL without credentials or query tokens, the
+    original URL's sha256 (what an id reused for another URL is compared on; commits
+    before it stored the URL whole), the title, and original.wav's sha256."""
+
+    url: str
+    url_sha256: str | None = None
+    title: str | None = None
+    sha256: str = ""
+
+
+class Speaker(_Part):
+    speech_s: float = 0.0
+    centroid: list[float] = []  # the speaker's mean vector, of ``Metadata.embedding``
+
+
+class SegmentRow(Segment):
+    """Row i of ``segments``: diarized segment i (row i of embeddings.npy), with what
+    the commit found in it. ``labels`` and ``unusable_by`` are there when the labels
+    stage ran; rows committed before it have neither."""
+
+    model_config = ConfigDict(extra="allow")
+
+    overlap: bool = False  # another speaker talks during it
+    music: bool = False  # a music region touches it
+    labels: dict[str, LabelValue] | None = None
+    unusable_by: list[str] = Field(default_factory=list)  # the usable-policy bounds its labels break
+    usable: bool = False
+    usable_regions: list[Span] = Field(default_factory=list)
+
+    @property
+    def usable_s(self) -> float:
+        return sum(e - s for s, e in self.usable_regions)
+
+    def label(self, name: str) -> float | None:
+        """A numeric label's value; None where unmeasured, absent or not a number."""
+        value = (self.labels or {}).get(name)
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+class Music(MusicRegion):
+    model_config = ConfigDict(extra="allow")
+
+
+class Backends(_Part):
+    diarization: str = ""
+    embedding: str = ""
+    music: str = ""
+    labels: str | None = None  # when the labels stage ran
+
+
+class Embedding(_Part):
+    """What the vectors in embeddings.npy and the speakers' centroids are: vectors of
+    different models or dimensions must never be compared or mixed downstream."""
+
+    model: str
+    dim: int
+
+
+class Policy(UsablePolicy):
+    """The usable policy the commit applied (a bound unknown here is kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Quality(_Part):
+    """Present when the labels stage ran: per label its speech-weighted mean over the
+    segments that have it, and the seconds each usable-policy bound removed."""
+
+    labels_version: int
+    dnsmos_model: str
+    usable_policy: Policy
+    mean: dict[str, float] = {}
+    unusable_s_by: dict[str, float] = {}
+
+
+class CommittedBy(_Part):
+    workflow_id: str | None = None
+    run_id: str | None = None
+
+
+class Metadata(_Part):
+    schema_version: int = 0  # 0: a marker without one, which is no current commit
+    video_id: str = ""
+    batch_id: str | None = None
+    source: Source | None = None
+    duration_s: float = 0.0
+    num_speakers: int = 0
+    speakers: dict[str, Speaker] = {}
+    segments: list[SegmentRow] = []
+    music: list[Music] = []
+    uncertain: list[Span] = []  # where the diarization is unsure how many people talk
+    usable_s: float = 0.0
+    usable_pct: float = 0.0
+    min_usable_s: float = 0.0
+    backends: Backends | None = None
+    embedding: Embedding | None = None
+    quality: Quality | None = None
+    committed_by: CommittedBy | None = None  # the workflow run that committed it
+    files: dict[str, str] = {}  # committed file name -> sha256
+    # a file committed away from its usual key (another run's bytes held it): name -> key
+    file_keys: dict[str, str] = {}
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON object to store: the keys set, in field order, then any others."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    @property
+    def committed_run_id(self) -> str | None:
+        return self.committed_by.run_id if self.committed_by else None

@@ -1,0 +1,7 @@
+"""Store: the object storage and everything laid out in it.
+
+The S3/R2 client and its errors (``objects``, ``errors``), where every file of a video,
+batch, manifest and export lives (``layout``), a batch's stored input rows, what a
+video's commit writes (``outputs``) and reading it back (``committed``). boto3 is
+imported here and nowhere else in core.
+"""

@@ -1,0 +1,253 @@
+"""The committed outputs of one video: metadata.json (core/contracts/metadata.py), diarization.rttm,
+stats.json.
+
+Pure functions of the stage results, so the upload activity stays a thin I/O wrapper
+and every rule here (what "usable" means, what usable_pct counts) is unit-tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.contracts.metadata import (
+    Backends,
+    Embedding,
+    Metadata,
+    Music,
+    Policy,
+    Quality,
+    SegmentRow,
+    Source,
+    Speaker,
+)
+from core.contracts.urls import redact_url
+from core.contracts.video import SCHEMA_VERSION, FinalizeRequest, MusicRegion, Segment, UsablePolicy
+
+Interval = tuple[float, float]
+
+
+def merge_intervals(intervals: list[Interval]) -> list[Interval]:
+    merged: list[list[float]] = []
+    for s, e in sorted(intervals):
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    return [(s, e) for s, e in merged]
+
+
+def subtract(interval: Interval, holes: list[Interval]) -> list[Interval]:
+    """Parts of ``interval`` not covered by ``holes`` (holes merged and sorted)."""
+    s, e = interval
+    out: list[Interval] = []
+    cursor = s
+    for hs, he in holes:
+        if he <= cursor or hs >= e:
+            continue
+        if hs > cursor:
+            out.append((cursor, hs))
+        cursor = max(cursor, he)
+    if cursor < e:
+        out.append((cursor, e))
+    return out
+
+
+def overlap_of(index: int, segments: list[Segment]) -> list[Interval]:
+    """Where another speaker talks during segment ``index``."""
+    me = segments[index]
+    return merge_intervals(
+        [
+            (max(me.start, o.start), min(me.end, o.end))
+            for j, o in enumerate(segments)
+            if j != index and o.speaker != me.speaker and o.start < me.end and o.end > me.start
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class UsableRules:
+    """What "usable" means: stretches of at least ``min_s``, inside segments whose
+    quality labels pass ``policy``."""
+
+    min_s: float
+    policy: UsablePolicy = UsablePolicy()
+
+
+def annotate_segments(
+    segments: list[Segment],
+    music: list[MusicRegion],
+    rules: UsableRules,
+    uncertain: list[Interval] | None = None,
+    labels: list[dict[str, float | None]] | None = None,
+) -> list[dict[str, Any]]:
+    """Each diarized segment with its overlap, music, quality labels and usable stretches.
+
+    Usable = one speaker, no overlapped speech, no music, not where the diarization is
+    unsure how many people talk (``uncertain``), at least ``min_s`` long, and labels
+    (row i for segment i, when the labels stage ran) within the usable policy. A
+    segment keeps its row (row i of embeddings.npy) and lists its usable
+    sub-intervals, so one cough of music does not throw away a whole 20 s turn.
+    """
+    music_iv = merge_intervals([(m.start, m.end) for m in music])
+    unsure = merge_intervals(list(uncertain or []))
+    rows = []
+    for i, seg in enumerate(segments):
+        overlaps = overlap_of(i, segments)
+        music_hits = [
+            (max(seg.start, s), min(seg.end, e)) for s, e in music_iv if s < seg.end and e > seg.start
+        ]
+        unsure_hits = [(s, e) for s, e in unsure if s < seg.end and e > seg.start]
+        clean = subtract((seg.start, seg.end), merge_intervals(overlaps + music_hits + unsure_hits))
+        usable = [(round(s, 3), round(e, 3)) for s, e in clean if e - s >= rules.min_s]
+        row: dict[str, Any] = {
+            "start": round(seg.start, 3),
+            "end": round(seg.end, 3),
+            "speaker": seg.speaker,
+            "overlap": bool(overlaps),
+            "music": bool(music_hits),
+        }
+        if labels is not None:
+            row["labels"] = labels[i]
+            row["unusable_by"] = rules.policy.failures(labels[i])
+            if row["unusable_by"]:
+                usable = []
+        row["usable"] = bool(usable)
+        row["usable_regions"] = [list(u) for u in usable]
+        rows.append(row)
+    return rows
+
+
+def quality_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per video: each label's speech-weighted mean over the segments that have it,
+    and how many seconds each usable-policy bound removed."""
+    means: dict[str, float] = {}
+    names = sorted({name for row in rows for name in row.get("labels", {})})
+    for name in names:
+        weighted = [
+            (row["labels"][name], row["end"] - row["start"])
+            for row in rows
+            if row.get("labels", {}).get(name) is not None
+        ]
+        total = sum(w for _, w in weighted)
+        if total > 0:
+            means[name] = round(sum(v * w for v, w in weighted) / total, 3)
+    removed: dict[str, float] = {}
+    for row in rows:
+        for bound in row.get("unusable_by", []):
+            removed[bound] = round(removed.get(bound, 0.0) + row["end"] - row["start"], 3)
+    return {"mean": means, "unusable_s_by": removed}
+
+
+def usable_seconds(rows: list[dict[str, Any]]) -> float:
+    return float(sum(e - s for row in rows for s, e in row["usable_regions"]))
+
+
+def build_rttm(video_id: str, segments: list[Segment]) -> str:
+    lines = [
+        f"SPEAKER {video_id} 1 {seg.start:.3f} {seg.duration:.3f} <NA> <NA> {seg.speaker} <NA> <NA>"
+        for seg in segments
+    ]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def metadata_model(
+    req: FinalizeRequest,
+    segments: list[Segment],
+    music: list[MusicRegion],
+    centroids: dict[str, list[float]],
+    rules: UsableRules,
+    uncertain: list[Interval],
+    labels: list[dict[str, float | None]] | None = None,
+) -> Metadata:
+    """The commit marker of the video (core/contracts/metadata.py), less ``committed_by`` and
+    ``files``, which the upload adds once the other files are written."""
+    rows = annotate_segments(segments, music, rules, uncertain, labels)
+    duration = req.audio.duration_s
+    speakers = {
+        name: Speaker(
+            speech_s=round(sum(s.duration for s in segments if s.speaker == name), 3), centroid=vector
+        )
+        for name, vector in centroids.items()
+    }
+    metadata = Metadata(
+        schema_version=SCHEMA_VERSION,
+        video_id=req.spec.video_id,
+        batch_id=req.spec.batch_id,
+        # the URL without credentials or query tokens, and the original's sha256 (what an
+        # id reused for another URL is compared on): the original stays in the batch input
+        source=Source(
+            url=redact_url(req.spec.url),
+            url_sha256=req.spec.source_sha256,
+            title=req.audio.source_title,
+            sha256=req.audio.sha256,
+        ),
+        duration_s=round(duration, 3),
+        num_speakers=len(speakers),
+        speakers=speakers,
+        segments=[SegmentRow.model_validate(row) for row in rows],
+        music=[Music.model_validate(m.model_dump()) for m in music],
+        uncertain=[(round(s, 3), round(e, 3)) for s, e in merge_intervals(uncertain)],
+        usable_s=round(usable_seconds(rows), 3),
+        usable_pct=round(100.0 * usable_seconds(rows) / duration, 2) if duration > 0 else 0.0,
+        min_usable_s=rules.min_s,
+        backends=Backends(
+            diarization=req.diarization.backend,
+            embedding=req.embeddings.backend,
+            music=req.music.backend,
+            **({"labels": req.labels.backend} if req.labels else {}),
+        ),
+        # what the vectors in embeddings.npy and speakers[*].centroid are: vectors of
+        # different models or dimensions must never be compared or mixed downstream
+        embedding=Embedding(model=req.embeddings.backend, dim=req.embeddings.dim),
+    )
+    if req.labels is None:
+        return metadata
+    # present when the labels stage ran: segment rows then carry "labels" and
+    # "unusable_by"; commits made before it have neither
+    quality = Quality(
+        labels_version=req.labels.labels_version,
+        dnsmos_model=req.labels.dnsmos_model,
+        usable_policy=Policy.model_validate(rules.policy.model_dump()),
+        **quality_summary(rows),
+    )
+    return metadata.model_copy(update={"quality": quality})
+
+
+def build_stats(req: FinalizeRequest) -> dict[str, Any]:
+    minutes = req.audio.duration_s / 60.0
+    stage_seconds = dict(req.stage_seconds)
+    compute = {
+        "download": req.audio.seconds,
+        "diarize": req.diarization.seconds,
+        "embed": req.embeddings.seconds,
+        "music": req.music.seconds,
+        **({"labels": req.labels.seconds} if req.labels else {}),
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "video_id": req.spec.video_id,
+        "audio_s": round(req.audio.duration_s, 3),
+        "gpu_class": req.gpu_class,
+        "stage_wall_s": {k: round(v, 3) for k, v in stage_seconds.items()},
+        "stage_compute_s": {k: round(v, 3) for k, v in compute.items()},
+        "compute_s_per_audio_min": {
+            k: round(v / minutes, 3) if minutes > 0 else None for k, v in compute.items()
+        },
+        "real_time_factor": round(sum(compute.values()) / req.audio.duration_s, 4)
+        if req.audio.duration_s > 0
+        else None,
+        "attempts": req.attempts,
+        "worker_ids": req.worker_ids,
+        "batch_sizes": {
+            "diarize": req.diarization.batch_sizes,
+            "embed": req.embeddings.batch_sizes,
+        },
+        "oom_halvings": req.diarization.oom_count + req.embeddings.oom_count + req.music.oom_count,
+        "escalations": req.escalations,
+        "chunks_computed_last_attempt": {
+            "diarize": req.diarization.chunks_computed,
+            "embed": req.embeddings.chunks_computed,
+            "music": req.music.chunks_computed,
+        },
+    }
