@@ -10,11 +10,13 @@ setup:
 demo: setup
 	.venv/bin/python -m devstack.demo
 
-# style and types (pyproject.toml: [tool.ruff], [tool.mypy]); `make test` runs them first
+# style, types and layering (pyproject.toml: [tool.ruff], [tool.mypy], [tool.importlinter]);
+# `make test` runs them first
 check: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports --no-cache
 
 test: check
 	.venv/bin/python -m pytest

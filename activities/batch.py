@@ -18,7 +18,8 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from activities.runtime import Activities, Runtime, stage
+from activities.attempts import stage
+from activities.runtime import Activities, Runtime
 from activities.upload import committed_outcome
 from core.contracts import search_attributes as sa
 from core.contracts.batch import MAX_PAGE_BYTES, BatchPage, BatchPageRequest

@@ -28,8 +28,9 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from activities import metrics
+from activities.attempts import StageContext
 from activities.fencing import FencedWrites
-from activities.runtime import Runtime, StageContext
+from activities.runtime import Runtime
 from core.analysis import gpu_memory
 from core.contracts.errors import CudaOutOfMemory, GpuMemoryExhausted, WorkerShutdown
 from core.service import faults

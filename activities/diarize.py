@@ -15,7 +15,7 @@ import numpy as np
 from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
-from core.analysis.diarization import DiarizationOutput, get_diarization_backend
+from core.analysis.diarization import ChunkedDiarization, DiarizationOutput, get_diarization_backend
 from core.contracts.stages import Stage
 from core.contracts.video import AudioRef, DiarizationResult, Segment
 from core.service import faults
@@ -37,7 +37,7 @@ def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
     backend = get_diarization_backend(settings)
     samples, rate = attempt.load_audio(audio)
     duration = len(samples) / rate
-    if hasattr(backend, "extract"):  # per-chunk features, then one global step
+    if isinstance(backend, ChunkedDiarization):  # per-chunk features, then one global step
         chunk_s = settings.chunk_s
         run = attempt.chunks(
             max(1, math.ceil(duration / chunk_s)),

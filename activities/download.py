@@ -10,8 +10,10 @@ import time
 
 from temporalio import activity
 
+from activities.attempts import stage
 from activities.fencing import FencedWrites, attempt_id, reusable_result
-from activities.runtime import Activities, Runtime, scratch_dir, stage
+from activities.runtime import Activities, Runtime
+from activities.scratch import scratch_dir
 from activities.source_rows import source_url
 from core.analysis.audio import sha256_file
 from core.contracts.stages import Stage
@@ -57,7 +59,6 @@ def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
             got = fetch_audio(
                 source_url(rt.store, spec),
                 tmp,
-                max_duration_s=rt.settings.max_duration_s,
                 silence_dbfs=rt.settings.silence_dbfs,
                 ffmpeg=rt.settings.ffmpeg_location,
                 progress=ctx.heart.show,

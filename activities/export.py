@@ -14,7 +14,9 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.runtime import Activities, Runtime, scratch_dir, stage
+from activities.attempts import stage
+from activities.runtime import Activities, Runtime
+from activities.scratch import scratch_dir
 from core.contracts.errors import WorkerShutdown
 from core.contracts.export import ExportPageRequest, ExportPageResult, ExportSpec, ExportTotals, ShardRecord
 from core.contracts.metadata import Metadata

@@ -17,7 +17,7 @@ import numpy as np
 from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
-from activities.runtime import scratch_dir
+from activities.scratch import scratch_dir
 from core.analysis import quality
 from core.contracts.stages import Stage
 from core.contracts.video import LabelRequest, LabelResult, MusicRegion, Segment

@@ -20,9 +20,11 @@ import numpy as np
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities.attempts import StageContext, stage
 from activities.chunks import ChunkRun, run_chunks
 from activities.fencing import FencedWrites, attempt_id, reusable_result
-from activities.runtime import Activities, Runtime, StageContext, load_analysis_audio, scratch_dir, stage
+from activities.runtime import Activities, Runtime
+from activities.scratch import scratch_dir
 from core.contracts.stages import Stage
 from core.contracts.video import AudioRef, StageSummary
 from core.store.layout import VideoKeys
@@ -57,8 +59,12 @@ class StageAttempt:
     def load_audio(self, audio: AudioRef) -> tuple[np.ndarray, int]:
         """The 16 kHz analysis audio, in memory (its scratch copy is gone on return);
         the stage's seconds count from here (its compute)."""
+        from core.analysis.audio import load_wav  # numpy and soundfile: loaded where audio is
+
         with scratch_dir(self.rt, audio.video_id) as scratch:
-            samples, rate = load_analysis_audio(self.rt, audio, scratch)
+            samples, rate = load_wav(
+                self.rt.store.download_file(audio.analysis_key, scratch / "analysis_16k.wav")
+            )
         self.started = time.perf_counter()
         self.ctx.audio_s = len(samples) / rate
         return samples, rate

@@ -13,7 +13,8 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
-from activities.runtime import Activities, stage
+from activities.attempts import stage
+from activities.runtime import Activities
 from core.contracts import queues
 from core.contracts.video import ServedClassesRequest
 from core.service.temporal import connect

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 
-from activities.runtime import Activities, Runtime, stage
+from activities.attempts import stage
+from activities.runtime import Activities, Runtime
 from core.contracts.manifest import SweepResult
 from core.store.layout import work_folder
 

@@ -25,10 +25,12 @@ from collections.abc import Callable
 import numpy as np
 from temporalio import activity
 
-from activities.runtime import Activities, Runtime, stage
+from activities.attempts import stage
+from activities.runtime import Activities, Runtime
 from core.contracts import urls
 from core.contracts.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
 from core.contracts.metadata import CommittedBy, Metadata
+from core.contracts.rttm import rttm_text
 from core.contracts.stages import Stage
 from core.contracts.video import (
     SCHEMA_VERSION,
@@ -140,7 +142,7 @@ def _finalize_outputs(rt: Runtime, req: FinalizeRequest) -> VideoOutcome:
         }
         for name, data, content_type in (
             (layout.EMBEDDINGS_NPY, vectors, "application/octet-stream"),
-            (layout.RTTM, outputs.build_rttm(video_id, segments).encode(), "text/plain"),
+            (layout.RTTM, rttm_text(video_id, segments).encode(), "text/plain"),
             (layout.STATS_JSON, json.dumps(outputs.build_stats(req), indent=1).encode(), "application/json"),
         ):
             files[name] = (_sha256(data), lambda key, d=data, t=content_type: store.create_bytes(key, d, t))

@@ -226,8 +226,8 @@ def eval_copy(eval_dir: Path, out: Path) -> None:
     import numpy as np
     import soundfile as sf
 
+    from benchmarks.eval_set import decode, find_audio
     from benchmarks.longform import instrumental_clips
-    from benchmarks.quality import decode, find_audio
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -319,11 +319,9 @@ class Stages:
 
 
 def recording_der(recording: Recording, segments: list[Segment]) -> float | None:
-    from pyannote.metrics.diarization import DiarizationErrorRate
+    from benchmarks.quality import der_detail, der_metric
 
-    from benchmarks.quality import COLLAR_S, der_detail
-
-    metric = DiarizationErrorRate(collar=COLLAR_S, skip_overlap=False)
+    metric = der_metric()
     der_detail("gpu-check", recording.reference, segments, recording.scored, metric)
     return round(100.0 * abs(metric), 2) if recording.reference else None
 
@@ -334,9 +332,8 @@ def recording_der(recording: Recording, segments: list[Segment]) -> float | None
 def agreement_outputs(eval_dir: Path, limit: int | None, out: Path) -> dict[str, Any]:
     """Segmentation, reference-stretch embeddings and diarization of each eval file on this
     process's device at its worker's batch sizes; arrays to ``out/agreement-<device>.npz``."""
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    from benchmarks.quality import COLLAR_S, annotated_diarization, der_detail, single_speaker_stretches
+    from benchmarks.eval_set import annotated_diarization
+    from benchmarks.quality import der_detail, der_metric, single_speaker_stretches
     from core.analysis import speaker_embeddings
     from core.contracts.gpu_profiles import worker_profile
     from core.service.settings import Settings
@@ -347,7 +344,7 @@ def agreement_outputs(eval_dir: Path, limit: int | None, out: Path) -> dict[str,
     gpu_class = (settings.worker_gpu_class or machine_class(detect_gpus())) if _cuda() else "cpu"
     profile = worker_profile(gpu_class, settings.embedding_batch_size, settings.segmentation_batch_size)
     stages = Stages(settings.diarization_step_s, settings.chunk_s)
-    metric = DiarizationErrorRate(collar=COLLAR_S, skip_overlap=False)
+    metric = der_metric()
     arrays: dict[str, np.ndarray] = {}
     files = {}
     for f in annotated_diarization(eval_dir / "diarization", limit, out):

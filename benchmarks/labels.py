@@ -31,9 +31,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.quality import HOP_S, Counts, decode, find_audio, fmt, frame_mask, read_labels, read_rttm
+from benchmarks.eval_set import decode, find_audio, read_labels
+from benchmarks.quality import HOP_S, Counts, fmt, frame_mask
 from core.analysis.audio import ANALYSIS_RATE as RATE
 from core.analysis.audio import ORIGINAL_RATE
+from core.contracts.rttm import read_rttm
 from devstack.media import ffmpeg, join
 
 DEFAULT_EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"

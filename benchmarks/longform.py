@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.quality import RATE, Interval, annotated_diarization, decode, find_audio, read_labels
+from benchmarks.eval_set import RATE, annotated_diarization, decode, find_audio, read_labels
+from core.contracts.rttm import Interval, rttm_text, uem_text
 from core.contracts.video import Segment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -248,14 +249,9 @@ def write(recording: LongForm, out: Path) -> None:
         (out / sub).mkdir(parents=True, exist_ok=True)
     uri = recording.uri
     sf.write(str(out / "audio" / f"{uri}.wav"), np.clip(recording.samples, -1, 1), RATE, subtype="PCM_16")
-    (out / "rttm" / f"{uri}.rttm").write_text(
-        "".join(
-            f"SPEAKER {uri} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>\n"
-            for t in sorted(recording.reference, key=lambda t: (t.start, t.speaker))
-        )
-    )
-    uem = "".join(f"{uri} 1 {s:.3f} {e:.3f}\n" for s, e in recording.scored)
-    (out / "uem" / f"{uri}.uem").write_text(uem)
+    reference = sorted(recording.reference, key=lambda t: (t.start, t.speaker))
+    (out / "rttm" / f"{uri}.rttm").write_text(rttm_text(uri, reference))
+    (out / "uem" / f"{uri}.uem").write_text(uem_text(uri, recording.scored))
 
 
 def versions(limit: int | None) -> tuple[tuple[str, int], ...]:

@@ -93,7 +93,8 @@ def global_label(uri: str, label: str) -> str:
 
 def load_speech(eval_dir: Path, workdir: Path) -> list[Speech]:
     """Every diarization file with a reference, decoded as the pipeline decodes."""
-    from benchmarks.quality import decode, read_rttm
+    from benchmarks.eval_set import decode
+    from core.contracts.rttm import read_rttm
 
     sources = []
     for path in sorted((eval_dir / "diarization" / "audio").glob("*.wav")):
@@ -110,7 +111,7 @@ def load_speech(eval_dir: Path, workdir: Path) -> list[Speech]:
 
 def load_music(eval_dir: Path, workdir: Path) -> list[np.ndarray]:
     """Instrumental clips only: a clip with speech rows would add unannotated voices."""
-    from benchmarks.quality import decode, read_labels
+    from benchmarks.eval_set import decode, read_labels
 
     clips = []
     for path in sorted((eval_dir / "music" / "audio").glob("*")):

@@ -35,13 +35,11 @@ print as ``n/a`` rather than a misleading 0 or a division by zero.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,125 +47,14 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no
 
 import numpy as np  # noqa: E402
 
-from core.analysis.audio import ANALYSIS_RATE as RATE  # noqa: E402
-from core.contracts.errors import PipelineError  # noqa: E402
+from benchmarks.eval_set import RATE, annotated_diarization, annotated_samples, read_labels  # noqa: E402
+from core.contracts.rttm import Interval  # noqa: E402
 from core.contracts.video import MusicRegion, Segment  # noqa: E402
 
 HOP_S = 0.01  # frame size of every frame-level figure
 MIN_USABLE_S = 1.0
 MIN_EMBED_TURN_S = 1.0
 COLLAR_S = 0.5
-
-Interval = tuple[float, float]
-
-
-# --------------------------------------------------------------------------- readers
-
-
-def read_rttm(path: Path) -> list[Segment]:
-    """Speaker turns of an RTTM file (every SPEAKER line; the file is one recording)."""
-    turns = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 8 and parts[0] == "SPEAKER":
-            start, dur = float(parts[3]), float(parts[4])
-            if dur > 0:
-                turns.append(Segment(start=start, end=start + dur, speaker=parts[7]))
-    return turns
-
-
-def read_uem(path: Path) -> list[Interval]:
-    """Scored regions of a UEM file (``uri channel start end`` lines)."""
-    regions = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 4:
-            regions.append((float(parts[2]), float(parts[3])))
-    return regions
-
-
-def read_labels(path: Path) -> list[tuple[float, float, str]]:
-    """``start,end,label`` rows of a labels CSV (a header row is optional)."""
-    rows = []
-    with path.open(newline="") as handle:
-        for row in csv.reader(handle):
-            if len(row) < 3:
-                continue
-            try:
-                rows.append((float(row[0]), float(row[1]), row[2].strip().lower()))
-            except ValueError:  # the header
-                continue
-    return rows
-
-
-def find_audio(folder: Path, limit: int | None) -> list[Path]:
-    """One audio file per stem under ``folder``, sorted by name; ``limit`` keeps the first N."""
-    files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith("."))
-    return files[:limit] if limit else files
-
-
-def decode(path: Path, workdir: Path) -> np.ndarray | None:
-    """16 kHz mono float32 samples, decoded exactly as the download activity does.
-
-    None (and a line saying why) for a file ffmpeg cannot decode, so one stray file in
-    a folder does not stop the run. A WAV or FLAC already at 16 kHz mono is read as it
-    is (ffmpeg would give the same samples): the GPU check's bundle holds such files,
-    and the lent GPU machine has no ffmpeg.
-    """
-    import soundfile as sf
-
-    from core.analysis.audio import load_wav, transcode
-
-    if path.suffix.lower() in (".wav", ".flac"):
-        info = sf.info(str(path))
-        if info.samplerate == RATE and info.channels == 1:
-            return load_wav(path)[0]
-    try:
-        wav = transcode(path, workdir / f"{path.stem}.16k.wav", RATE, 1)
-    except PipelineError as exc:
-        print(f"   {path.name}: {exc}, skipped")
-        return None
-    samples, _ = load_wav(wav)
-    wav.unlink(missing_ok=True)
-    return samples
-
-
-def annotated_samples(
-    folder: Path, annotations: str, suffix: str, limit: int | None, workdir: Path
-) -> Iterator[tuple[str, Path, np.ndarray]]:
-    """(stem, annotation file, samples) of each file under ``folder/audio`` that has its
-    ``folder/<annotations>/<stem><suffix>`` and decodes; any other is named and skipped,
-    so a half-annotated folder still gives a table."""
-    for audio in find_audio(folder / "audio", limit):
-        annotation = folder / annotations / f"{audio.stem}{suffix}"
-        if not annotation.is_file():
-            print(f"   {audio.stem}: no {annotations}/{audio.stem}{suffix}, skipped")
-            continue
-        samples = decode(audio, workdir)
-        if samples is not None:
-            yield audio.stem, annotation, samples
-
-
-# --------------------------------------------------------------------- frame scoring
-
-
-@dataclass
-class AnnotatedFile:
-    """One file of a diarization folder: its samples, reference turns and scored region."""
-
-    uri: str
-    samples: np.ndarray
-    reference: list[Segment]
-    scored: list[Interval]  # its UEM, else the whole file
-
-
-def annotated_diarization(folder: Path, limit: int | None, workdir: Path) -> Iterator[AnnotatedFile]:
-    """Each file of a diarization folder (``audio/``, ``rttm/``, optional ``uem/``) that has
-    an RTTM and decodes."""
-    for uri, rttm, samples in annotated_samples(folder, "rttm", ".rttm", limit, workdir):
-        uem = folder / "uem" / f"{uri}.uem"
-        scored = read_uem(uem) if uem.is_file() else [(0.0, len(samples) / RATE)]
-        yield AnnotatedFile(uri, samples, read_rttm(rttm), scored)
 
 
 def frame_mask(intervals: list[Interval], n_frames: int, hop: float = HOP_S) -> np.ndarray:
@@ -295,7 +182,9 @@ def single_speaker_stretches(reference: list[Segment], duration: float) -> list[
     return stretches
 
 
-def der_detail(uri: str, reference: list[Segment], hypothesis: list[Segment], scored, metric) -> dict:
+def der_detail(
+    uri: str, reference: list[Segment], hypothesis: list[Segment], scored: list[Interval] | None, metric
+) -> dict:
     """pyannote.metrics' detailed DER components of one file inside its scored region;
     ``metric`` accumulates them, so ``abs(metric)`` is the pooled DER of every file so far."""
     from pyannote.core import Annotation, Timeline
@@ -307,8 +196,28 @@ def der_detail(uri: str, reference: list[Segment], hypothesis: list[Segment], sc
             ann[PSegment(t.start, t.end), k] = t.speaker
         return ann
 
-    uem = Timeline([PSegment(s, e) for s, e in scored], uri=uri)
+    uem = None if scored is None else Timeline([PSegment(s, e) for s, e in scored], uri=uri)
     return dict(metric(annotation(reference), annotation(hypothesis), uem=uem, detailed=True))
+
+
+def der_metric():
+    """The DER every figure here is scored with (``COLLAR_S``, overlapped speech scored)."""
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    return DiarizationErrorRate(collar=COLLAR_S, skip_overlap=False)
+
+
+def der(
+    reference: list[Segment],
+    hypothesis: list[Segment],
+    scored: list[Interval] | None = None,
+    metric=None,
+) -> float:
+    """One file's DER, a fraction, over ``scored`` (a UEM; None: everything). With
+    ``metric`` the file is also accumulated into it (``abs(metric)``: the pooled DER)."""
+    detail = der_detail("file", reference, hypothesis, scored, metric or der_metric())
+    errors = detail["missed detection"] + detail["false alarm"] + detail["confusion"]
+    return errors / detail["total"] if detail["total"] else 0.0
 
 
 def score_diarization_file(uri, samples, reference, output, scored, metric) -> DiarizationFile:
@@ -367,12 +276,11 @@ def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None, lo
 
     ``longform`` adds the relative speaker-count error per file (its goal on long
     recordings is a number of speakers within ±25 %, not an exact count)."""
-    from pyannote.metrics.diarization import DiarizationErrorRate
 
-    from core.store.outputs import build_rttm
+    from core.contracts.rttm import rttm_text
 
     out.mkdir(parents=True, exist_ok=True)
-    metric = DiarizationErrorRate(collar=COLLAR_S, skip_overlap=False)
+    metric = der_metric()
     results: list[DiarizationFile] = []
     started = time.perf_counter()
     print(f"== diarization: {backend.name} on {folder}")
@@ -380,7 +288,7 @@ def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None, lo
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         for f in annotated_diarization(folder, limit, Path(tmp)):
             output = backend.diarize(f.samples, RATE)
-            (out / f"{f.uri}.rttm").write_text(build_rttm(f.uri, output.segments))
+            (out / f"{f.uri}.rttm").write_text(rttm_text(f.uri, output.segments))
             results.append(score_diarization_file(f.uri, f.samples, f.reference, output, f.scored, metric))
     if not results:
         print("   no files scored")

@@ -24,7 +24,7 @@ same run on the same audio, with a whole-pipeline line for each. ``--step`` time
 default backend at several segmentation steps (its speed/quality operating points;
 benchmarks.quality gives the DER of each with PIPELINE_DIARIZATION_STEP_S). Without
 ``--pyannote-model`` a local model (real segmentation, random embedding) with the
-community-1 layout is built (tests/pyannote_local.py): its speed is representative, its
+community-1 layout is built (benchmarks/pyannote_local.py): its speed is representative, its
 output is not.
 """
 
@@ -246,13 +246,13 @@ def pyannote_model(arg: str | None, workdir: Path) -> tuple[str, str | None, str
         settings = Settings()
         token = settings.hf_token.get_secret_value() if settings.hf_token else None
         return arg, token, arg
-    from tests.pyannote_local import build_local_pipeline
+    from benchmarks.pyannote_local import build_local_pipeline
 
     path = build_local_pipeline(workdir / "pyannote-random")
     return (
         str(path),
         None,
-        "local model with a random embedding (tests/pyannote_local.py): ONLY SPEED IS MEANINGFUL",
+        "local model with a random embedding (benchmarks/pyannote_local.py): ONLY SPEED IS MEANINGFUL",
     )
 
 

@@ -117,7 +117,7 @@ def chunked_speech(media_dir) -> tuple[str, float]:
 def pyannote_model(tmp_path_factory) -> Path:
     """A pyannote pipeline directory (random weights, built here: no hub), as the GPU
     image bakes one; built once for every test that runs the pyannote backend."""
-    from tests.pyannote_local import build_local_pipeline
+    from benchmarks.pyannote_local import build_local_pipeline
 
     return build_local_pipeline(tmp_path_factory.mktemp("pyannote") / "model")
 

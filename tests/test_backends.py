@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.quality import der
 from core.analysis import audio
 from core.analysis.diarization.pretrained import WINDOW_S, PretrainedDiarization
 from core.analysis.music import detect_music
@@ -30,28 +31,6 @@ def reference_turns(rttm: Path) -> list[Segment]:
         f = line.split()
         turns.append(Segment(start=float(f[3]), end=float(f[3]) + float(f[4]), speaker=f[7]))
     return turns
-
-
-def der(
-    reference: list[Segment],
-    hypothesis: list[Segment],
-    scored: list[tuple[float, float]] | None = None,
-    metric=None,
-) -> float:
-    """DER as the benchmarks score it (pyannote.metrics, 0.5 s collar, overlap scored),
-    over the ``scored`` regions (a UEM; None: everything). With ``metric``, the file is
-    also accumulated into it (abs(metric) is then the pooled DER)."""
-    from pyannote.core import Annotation, Timeline
-    from pyannote.core import Segment as PSegment
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    ref, hyp = Annotation(), Annotation()
-    for i, t in enumerate(reference):
-        ref[PSegment(t.start, t.end), i] = t.speaker
-    for i, t in enumerate(hypothesis):
-        hyp[PSegment(t.start, t.end), i] = t.speaker
-    uem = Timeline([PSegment(s, e) for s, e in scored]) if scored else None
-    return (metric or DiarizationErrorRate(collar=0.5, skip_overlap=False))(ref, hyp, uem=uem)
 
 
 def alternating(duration: float, period: float) -> list[Segment]:
@@ -78,7 +57,7 @@ class DevFile:
 @pytest.fixture(scope="module")
 def dev_set(eval_dir, tmp_path_factory) -> dict[str, DevFile]:
     """The default backend's output on every shared dev file (diarized once, ~4 min of audio)."""
-    from benchmarks.quality import read_uem
+    from core.contracts.rttm import read_uem
 
     tmp = tmp_path_factory.mktemp("dev")
     backend = PretrainedDiarization()

@@ -17,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.quality import Counts, ordered_fraction, read_rttm
+from benchmarks.quality import Counts, ordered_fraction
+from core.contracts.rttm import read_rttm
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL = REPO.parent / "shared" / "eval"

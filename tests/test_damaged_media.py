@@ -17,7 +17,7 @@ import soundfile as sf
 
 from core.analysis.audio import DecodeBounds, transcode
 from core.contracts.errors import PipelineError, Stalled
-from core.sources.download import fetch_audio
+from core.sources.download import SourceLimits, fetch_audio
 from devstack.damaged_media import CASES, build_corpus
 
 SOURCE = "ep03-three-voices.ogg"  # 18.6 s of three real voices
@@ -34,7 +34,10 @@ def test_damaged_media_ends_typed_and_fast(media_server, damaged, tmp_path, labe
     started = time.monotonic()
     try:
         got = fetch_audio(
-            f"{media_server.url}/{name}", tmp_path / "dl", max_duration_s=3600, silence_dbfs=-60
+            f"{media_server.url}/{name}",
+            tmp_path / "dl",
+            limits=SourceLimits(max_duration_s=3600),
+            silence_dbfs=-60,
         )
         outcome = f"decoded {got.duration_s:.1f} s"
         assert errors is None, f"{label}: expected one of {errors}, got audio"

@@ -26,9 +26,9 @@ from devstack.media import ffmpeg
 from devstack.media_server import REQUESTS
 
 
-def fetch(url, tmp_path, **kw):
-    options = {"max_duration_s": 3600.0, "silence_dbfs": -60.0, **kw}
-    return fetch_audio(url, tmp_path / "dl", **options)
+def fetch(url, tmp_path, max_duration_s=3600.0, **kw):
+    kw.setdefault("limits", SourceLimits(max_duration_s=max_duration_s))
+    return fetch_audio(url, tmp_path / "dl", silence_dbfs=-60.0, **kw)
 
 
 def test_downloads_and_makes_both_copies(media_server, tmp_path):
@@ -230,12 +230,12 @@ def test_a_day_long_file_is_refused_with_little_memory(media_server, tmp_path):
     code = (
         "import resource, sys\n"
         "from pathlib import Path\n"
-        "from core.sources.download import fetch_audio\n"
+        "from core.sources.download import SourceLimits, fetch_audio\n"
         "from core.contracts.errors import TooLong\n"
         "from devstack.memory import own_peak_kib\n"
         "try:\n"
-        f"    fetch_audio('{media_server.url}/{name}', Path('{tmp_path}') / 'dl', max_duration_s=21600, "
-        "silence_dbfs=-60)\n"
+        f"    fetch_audio('{media_server.url}/{name}', Path('{tmp_path}') / 'dl', "
+        "limits=SourceLimits(max_duration_s=21600), silence_dbfs=-60)\n"
         "except TooLong as exc:\n"
         "    ffmpeg = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
         "    print('TooLong', max(own_peak_kib(), ffmpeg), exc)\n"

@@ -42,7 +42,7 @@ from core.contracts.errors import (
     VideoUnavailable,
 )
 from core.sources import safety
-from core.sources.download import fetch_audio
+from core.sources.download import SourceLimits, fetch_audio
 from core.sources.errors import classify_download_error
 from devstack.media_server import MediaServer
 from tests.conftest import SAMPLES
@@ -337,9 +337,9 @@ def test_503_on_an_id_containing_geo_is_retried(geo_media, tmp_path):
     NetworkError (retryable), and the retry downloads the episode."""
     url = f"{geo_media.url}/flaky/503/1/geo-politics-weekly.ogg"
     with pytest.raises(NetworkError, match="geo-politics-weekly.*HTTP Error 503") as first:
-        fetch_audio(url, tmp_path / "a", max_duration_s=3600.0, silence_dbfs=-60.0)
+        fetch_audio(url, tmp_path / "a", limits=SourceLimits(max_duration_s=3600.0), silence_dbfs=-60.0)
     assert first.value.retryable
-    got = fetch_audio(url, tmp_path / "b", max_duration_s=3600.0, silence_dbfs=-60.0)
+    got = fetch_audio(url, tmp_path / "b", limits=SourceLimits(max_duration_s=3600.0), silence_dbfs=-60.0)
     assert got.duration_s > 10
 
 
@@ -348,13 +348,13 @@ def test_403_on_the_media_after_the_page_answered_is_retryable(geo_media, tmp_pa
     YouTube's media servers do for a while: retried, not a permanent VideoPrivate."""
     url = f"{geo_media.url}/then/403/1/geo-politics-weekly.ogg"
     with pytest.raises(NetworkError, match="unable to download video data: HTTP Error 403") as failed:
-        fetch_audio(url, tmp_path / "dl", max_duration_s=3600.0, silence_dbfs=-60.0)
+        fetch_audio(url, tmp_path / "dl", limits=SourceLimits(max_duration_s=3600.0), silence_dbfs=-60.0)
     assert failed.value.retryable
     with pytest.raises(VideoPrivate):  # the page itself refused: permanent
         fetch_audio(
             f"{geo_media.url}/status/403/geo-politics-weekly.ogg",
             tmp_path / "p",
-            max_duration_s=3600.0,
+            limits=SourceLimits(max_duration_s=3600.0),
             silence_dbfs=-60.0,
         )
 
@@ -367,4 +367,4 @@ def test_a_cloudflare_challenge_is_a_bot_check_not_a_private_video(geo_media, tm
     with pytest.raises(
         SourceBlocked, match=in_ytdlp("extractor/generic.py", "caused by Cloudflare anti-bot challenge")
     ):
-        fetch_audio(url, tmp_path / "dl", max_duration_s=3600.0, silence_dbfs=-60.0)
+        fetch_audio(url, tmp_path / "dl", limits=SourceLimits(max_duration_s=3600.0), silence_dbfs=-60.0)

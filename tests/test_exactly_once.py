@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from activities.runtime import LEGACY_SCRATCH_PREFIX, SCRATCH_PREFIX, process_identity
+from activities.scratch import LEGACY_SCRATCH_PREFIX, SCRATCH_PREFIX, process_identity
 from core.contracts import queues
 from core.contracts.errors import StoreUnsafe
 from core.contracts.video import VideoJob, VideoSpec

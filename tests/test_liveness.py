@@ -19,7 +19,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.runtime import Runtime, stage
+from activities.attempts import stage
+from activities.runtime import Runtime
 from core.service import faults
 from core.service.settings import Settings
 

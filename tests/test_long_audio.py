@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 from benchmarks.longform import build, load_interludes, load_sources
+from benchmarks.quality import der
 from core.analysis.diarization.pretrained import PretrainedDiarization
 from core.service.settings import Settings
-from tests.test_backends import der
 
 VOICES = ["pyannote_debug_dev00", "pyannote_debug_dev01", "pyannote_debug_trn07", "pyannote_debug_trn08"]
 REPEATS = 5  # 4 x 30 s excerpts per layout, 5 layouts: 10 minutes of meetings (6 of talk), plus music

@@ -20,8 +20,10 @@ import pytest
 import soundfile as sf
 
 from benchmarks import quality
+from benchmarks.eval_set import RATE
 from benchmarks.longform import AMI_SPEAKER, EVAL, MUSIC_S, SILENCE_S, build_longform, instrumental_clips
-from benchmarks.quality import RATE, Counts, read_rttm, read_uem
+from benchmarks.quality import Counts
+from core.contracts.rttm import read_rttm, read_uem
 from core.contracts.video import Segment
 
 SPEECH = ["falcon_test", "pyannote_debug_dev00", "pyannote_debug_dev01"]
@@ -179,8 +181,8 @@ def test_default_backend_finds_the_recurring_speakers_of_the_longform_build(buil
     speakers once collapsed to one speaker. The default backend must count them within
     the issue's ±25 % and keep DER under a ceiling (measured 0.25 on x1 and 0.30 on x3,
     whole extent scored; ceiling = measured + 0.10)."""
+    from benchmarks.quality import der
     from core.analysis.diarization.pretrained import PretrainedDiarization
-    from tests.test_backends import der
 
     out, recordings = built
     backend = PretrainedDiarization()

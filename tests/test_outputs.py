@@ -1,7 +1,8 @@
 """What 'usable' means, and the shape of the committed outputs."""
 
+from core.contracts.rttm import rttm_text
 from core.contracts.video import MusicRegion, Segment
-from core.store.outputs import UsableRules, annotate_segments, build_rttm, subtract, usable_seconds
+from core.store.outputs import UsableRules, annotate_segments, subtract, usable_seconds
 
 
 def seg(s, e, spk):
@@ -39,7 +40,7 @@ def test_subtract_handles_holes_at_edges():
 
 
 def test_rttm_lines():
-    text = build_rttm("vid", [seg(1.5, 3.25, "SPEAKER_00")])
+    text = rttm_text("vid", [seg(1.5, 3.25, "SPEAKER_00")])
     assert text == "SPEAKER vid 1 1.500 1.750 <NA> <NA> SPEAKER_00 <NA> <NA>\n"
 
 

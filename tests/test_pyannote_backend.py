@@ -1,6 +1,6 @@
 """The pyannote backend end to end on real audio, in pyannote 4's real output shape.
 
-The local model (tests/pyannote_local.py) has community-1's layout with the real
+The local model (benchmarks/pyannote_local.py) has community-1's layout with the real
 segmentation-3.0 weights and a random speaker embedding (the real one cannot be
 downloaded here). So speech activity is real and checked against the reference; who
 is who is not, and no assertion is about it.

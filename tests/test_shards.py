@@ -20,7 +20,7 @@ from core.contracts.clips import ClipPolicy
 from core.contracts.metadata import Metadata
 from core.training.clips import FrameLevels, cut_clips, long_windows
 from core.training.shards import FORMATS, ShardItem, clip_item, window_item, write_shard
-from tests.test_clips import build_podcast
+from tests.podcast import build_podcast
 
 pytestmark = pytest.mark.timeout(300)
 

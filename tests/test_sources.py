@@ -36,7 +36,7 @@ from core.contracts.errors import InvalidMedia, NetworkError, UnsafeSource
 from core.contracts.urls import redact_url, redact_urls
 from core.service.settings import Settings
 from core.sources import safety
-from core.sources.download import fetch_audio
+from core.sources.download import SourceLimits, fetch_audio
 from core.sources.errors import classify_download_error
 from core.sources.literal_addresses import literal_address
 from core.sources.safety import LOOPBACK, SourcePolicy, check_url, use_policy
@@ -109,7 +109,7 @@ def own_media(tmp_path_factory):
 
 
 def fetch(url: str, tmp_path: Path):
-    return fetch_audio(url, tmp_path / "dl", max_duration_s=3600.0, silence_dbfs=-60.0)
+    return fetch_audio(url, tmp_path / "dl", limits=SourceLimits(max_duration_s=3600.0), silence_dbfs=-60.0)
 
 
 # --- the checks that need no DNS: the starter's ----------------------------------------
@@ -278,6 +278,10 @@ def test_downloaders_that_would_connect_unchecked_are_refused():
     """ffmpeg, rtmpdump or aria2c fetching a format themselves would bypass the checks:
     yt-dlp's external downloaders refuse, typed UnsafeSource."""
     import yt_dlp
+
+    from core.sources.network_guard import install_network_guard
+
+    install_network_guard()  # as fetch_audio does before its first download
     from yt_dlp.downloader.external import FFmpegFD
     from yt_dlp.downloader.rtmp import RtmpFD
 
@@ -532,6 +536,10 @@ def test_allowed_yt_dlp_options_reach_yt_dlp_and_fixups_stay_off(monkeypatch, ow
     assert params["extractor_args"] == options["extractor_args"] and params["fixup"] == "never"
     assert params["outtmpl"].startswith(str(tmp_path)) and params["noplaylist"] is True
     got = fetch_audio(
-        f"{own_media.url}/ep03.ogg", tmp_path / "dl", max_duration_s=3600, silence_dbfs=-60, access=access
+        f"{own_media.url}/ep03.ogg",
+        tmp_path / "dl",
+        limits=SourceLimits(max_duration_s=3600),
+        silence_dbfs=-60,
+        access=access,
     )
     assert got.duration_s > 10

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import runtime
+from activities import runtime, scratch
 from activities.batch import BatchActivities
 from activities.diarize import DiarizeActivities
 from activities.download import DownloadActivities
@@ -124,7 +124,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     rt = runtime.Runtime(settings, settings.worker_gpu_class or machine_class(gpus))
     telemetry = telemetry_runtime(settings)
     client = await connect(settings, runtime=telemetry)
-    swept = runtime.sweep_scratch(settings.work_dir)
+    swept = scratch.sweep_scratch(settings.work_dir)
     if swept:
         log.info("worker.scratch_swept", folders=swept, work_dir=str(settings.work_dir))
     if not await _storage_usable(settings):

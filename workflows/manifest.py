@@ -21,7 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
 
 
-SWEEP = "sweep-work"  # workflow.patched id: runs recorded before it replay without the sweep
+# workflow.patched id (2026-11-29): runs recorded before it replay without the sweep;
+# retired as docs/design.md ("Retiring a patch") says
+SWEEP = "sweep-work"
 
 
 @workflow.defn(name=MANIFEST_WORKFLOW)

@@ -59,11 +59,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import failure_of
     from workflows.stages import In, Out, QueueKind, StageSpec
 
-# workflow.patched ids: runs recorded before each change replay without it
-COMMITTED_CHECK = "committed-check"
-SOURCE_WAITS = "source-waits"
-QUALITY_LABELS = "quality-labels"
-SERVED_ESCALATION = "served-escalation"
+# workflow.patched ids: runs recorded before each change replay without it. Each is
+# retired as docs/design.md ("Retiring a patch") says; the date is the guard's first commit.
+COMMITTED_CHECK = "committed-check"  # 2026-11-29
+SOURCE_WAITS = "source-waits"  # 2026-11-29
+QUALITY_LABELS = "quality-labels"  # 2026-11-29
+SERVED_ESCALATION = "served-escalation"  # 2026-12-06
 
 
 @workflow.defn(name=VIDEO_WORKFLOW)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from core.contracts.rttm import rttm_text
+from core.contracts.video import Segment
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -68,8 +71,6 @@ class Window(_Frozen):
         return self.end - self.start
 
     def rttm(self) -> str:
-        lines = [
-            f"SPEAKER {self.window_id} 1 {t.start:.3f} {t.end - t.start:.3f} <NA> <NA> {t.speaker} <NA> <NA>"
-            for t in self.turns
-        ]
-        return "\n".join(lines) + ("\n" if lines else "")
+        return rttm_text(
+            self.window_id, [Segment(start=t.start, end=t.end, speaker=t.speaker) for t in self.turns]
+        )

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yt_dlp
-
 from core.analysis import audio
 from core.contracts.errors import (
     EmptyMedia,
@@ -39,7 +37,6 @@ from core.contracts.errors import (
 )
 from core.contracts.ytdlp_options import check_ytdlp_options
 from core.sources.errors import classify_download_error
-from core.sources.network_guard import install_network_guard, shut_down, sockets_opened
 
 
 @dataclass(frozen=True)
@@ -90,11 +87,10 @@ def fetch_audio(
     url: str,
     workdir: Path,
     *,
-    max_duration_s: float,
+    limits: SourceLimits,
     silence_dbfs: float,
     ffmpeg: str | None = None,
     progress: Callable[[dict[str, float | str]], None] | None = None,
-    limits: SourceLimits | None = None,
     access: SourceAccess | None = None,
 ) -> DownloadedAudio:
     """Download ``url`` into ``workdir`` and return both WAV copies, checked for content.
@@ -106,7 +102,12 @@ def fetch_audio(
     ffmpeg never writes more than the duration limit. ``progress`` hears where the
     work is (bytes fetched, then seconds transcoded): the activity puts it in its
     heartbeat details, so a stuck step is visible as such."""
-    limits = limits or SourceLimits(max_duration_s=max_duration_s)
+    import yt_dlp  # with its network guard, at the first download: importing this module stays light
+
+    from core.sources.network_guard import install_network_guard
+
+    install_network_guard()
+    max_duration_s = limits.max_duration_s
     report = progress or (lambda _details: None)
     workdir.mkdir(parents=True, exist_ok=True)
     guard = _TransferGuard(limits, report)
@@ -246,6 +247,8 @@ class _TransferGuard:
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:
+        from core.sources.network_guard import sockets_opened
+
         with sockets_opened() as sockets:
             watchdog = threading.Thread(
                 target=self._watch, args=(sockets,), daemon=True, name="transfer-watchdog"
@@ -258,6 +261,8 @@ class _TransferGuard:
                 watchdog.join()
 
     def _watch(self, sockets: list[socket.socket]) -> None:
+        from core.sources.network_guard import shut_down
+
         opened = 0
         while not self._stop.wait(WATCH_INTERVAL_S):
             now = time.monotonic()
@@ -311,6 +316,3 @@ def _check_scratch(workdir: Path, duration_s: float) -> None:
     free = shutil.disk_usage(workdir).free
     if free < needed:
         raise ScratchFull(f"{free >> 20} MiB free on the scratch disk, {int(needed) >> 20} MiB needed")
-
-
-install_network_guard()  # core/sources/network_guard.py: before any download

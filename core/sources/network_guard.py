@@ -80,7 +80,8 @@ def shut_down(sockets: list[socket.socket]) -> None:
 
 
 def install_network_guard() -> None:
-    """Idempotent; core/sources/download.py runs it on import, so every download in the process is guarded."""
+    """Idempotent; ``fetch_audio`` (core/sources/download.py) runs it before its first
+    download, so every download in the process is guarded."""
     from urllib.parse import urljoin
 
     import requests

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
 import structlog
-from botocore.exceptions import ClientError
 
 from core.contracts.errors import StorageUnavailable
 
@@ -74,6 +73,8 @@ def rides_out(method: Callable[..., T]) -> Callable[..., T]:
 
 
 def as_storage_error(exc: Exception, operation: str) -> Exception:
+    from botocore.exceptions import ClientError  # loaded by then: the error came from it
+
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}:

@@ -17,10 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
 from core.contracts.errors import StorageUnavailable, StoreUnsafe
 from core.contracts.video import SCHEMA_VERSION
 from core.service.settings import Settings
@@ -40,6 +36,9 @@ class ObjectStore:
     after riding the outage out for ``ride_out_s`` (0: at once, for the operator's CLI)."""
 
     def __init__(self, settings: Settings, ride_out_s: float = 0.0):
+        import boto3  # here, not at import: the workflow worker names this class and never uses it
+        from botocore.config import Config
+
         self.ride_out_s = ride_out_s
         self.bucket = settings.s3_bucket
         self.prefix = _normalise_prefix(settings.s3_prefix)
@@ -115,6 +114,8 @@ class ObjectStore:
         """A conditional create. 412 means the key exists; 409 (a concurrent conditional
         write in flight, S3's ConditionalRequestConflict) means "ask again", so it is
         retried here and becomes StorageUnavailable (retryable) if it persists."""
+        from botocore.exceptions import ClientError
+
         body_path: Path | None = kwargs.pop("BodyPath", None)
         for attempt in range(CONFLICT_RETRIES):
             try:
@@ -194,6 +195,8 @@ class ObjectStore:
     @rides_out
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """Bytes [start, start+length) of an object; fewer at its end, b"" past it."""
+        from botocore.exceptions import ClientError
+
         try:
             response = self._client.get_object(
                 Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"

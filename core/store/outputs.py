@@ -143,14 +143,6 @@ def usable_seconds(rows: list[dict[str, Any]]) -> float:
     return float(sum(e - s for row in rows for s, e in row["usable_regions"]))
 
 
-def build_rttm(video_id: str, segments: list[Segment]) -> str:
-    lines = [
-        f"SPEAKER {video_id} 1 {seg.start:.3f} {seg.duration:.3f} <NA> <NA> {seg.speaker} <NA> <NA>"
-        for seg in segments
-    ]
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
 def metadata_model(
     req: FinalizeRequest,
     segments: list[Segment],

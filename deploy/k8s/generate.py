@@ -4,7 +4,7 @@ one source. Edit NODES below (or core/contracts/gpu_profiles.py) and run from th
 
     python deploy/k8s/generate.py
 
-tests/test_deploy.py fails when the files on disk differ from what this writes.
+tests/test_deploy_kubernetes.py fails when the files on disk differ from what this writes.
 """
 
 from __future__ import annotations

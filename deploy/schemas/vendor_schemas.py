@@ -1,4 +1,4 @@
-"""Regenerate the vendored schemas that tests/test_deploy.py validates against offline.
+"""Regenerate the vendored schemas the deploy tests (tests/test_deploy_*.py) validate against offline.
 
 Run from the repository root with a Python that has the two source packages installed
 (they are tools for this script only, not project dependencies):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,11 +35,27 @@ class DiarizationBackend(Protocol):
     name: str
 
     def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> DiarizationOutput:
-        """Speaker turns for mono float32 audio; labels are SPEAKER_00, SPEAKER_01, ...
+        """Speaker turns for mono float32 audio; labels are SPEAKER_00, SPEAKER_01, ..."""
+        ...
 
-        Backends that can checkpoint also offer ``extract(samples, rate, start_s, end_s,
-        batch_size)`` per chunk of the recording and ``finish(chunks, duration_s)`` over
-        all of them."""
+
+ChunkFeatures = dict[str, np.ndarray]  # what one chunk's extraction stores: plain arrays
+
+
+@runtime_checkable
+class ChunkedDiarization(DiarizationBackend, Protocol):
+    """A backend that can checkpoint: local features per chunk of the recording, which
+    depend on nothing else, then one global step over all of them (the diarize activity
+    stores each chunk's features, so a killed attempt loses at most one chunk)."""
+
+    def extract(
+        self, samples: np.ndarray, rate: int, start_s: float, end_s: float, batch_size: int = 8
+    ) -> ChunkFeatures:
+        """Features of the windows starting in [start_s, end_s) of the whole recording."""
+        ...
+
+    def finish(self, chunks: list[ChunkFeatures], duration_s: float) -> DiarizationOutput:
+        """Speaker turns from every chunk's features, in order."""
         ...
 
 

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core.analysis import campplus, model_files
-from core.analysis.diarization import DiarizationOutput, reconstruction, relabel, speech_gate  # noqa: E402
+from core.analysis.diarization import ChunkFeatures, DiarizationOutput, reconstruction, relabel, speech_gate  # noqa: E402
 from core.analysis.diarization.clustering import THRESHOLD, assign_clusters  # noqa: E402
 from core.contracts.video import Segment  # noqa: E402
 from core.service import faults  # noqa: E402
@@ -55,8 +55,6 @@ LOCAL_SPEAKERS = 3
 SINGLE_SPEAKER_MIN_PROB = 0.8
 
 MIN_EMBED_S = 0.4  # below this much clean speech, embed all of the speaker's speech
-
-ChunkFeatures = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
