@@ -20,7 +20,6 @@ from temporalio.service import RPCError
 
 from activities.attempts import stage
 from activities.runtime import Activities, Runtime
-from activities.upload import committed_outcome
 from core.contracts import search_attributes as sa
 from core.contracts.batch import MAX_PAGE_BYTES, BatchPage, BatchPageRequest
 from core.contracts.errors import VideoIdConflict
@@ -28,6 +27,7 @@ from core.contracts.ids import video_workflow_id
 from core.contracts.video import RowRef, VideoReport, VideoSpec, VideoState
 from core.service.temporal import connect
 from core.store.batch_input import read_row
+from core.store.commit import committed_outcome
 from core.store.objects import ObjectStore
 
 BYTES_PER_ROW_GUESS = 256

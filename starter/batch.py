@@ -129,7 +129,7 @@ async def start_batch(
     limit: int | None = None,
     dry_run: bool = False,
     input_name: str = "videos.csv",
-    workflow_id_: str | None = None,
+    workflow_id: str | None = None,
     max_events_per_run: int | None = None,
     reconcile_s: float | None = None,
 ) -> StartReport:
@@ -139,9 +139,9 @@ async def start_batch(
     The input is written once per batch id (conditional PUT): a start with another CSV
     for the same id raises BatchInputConflict, and an unknown class UnknownGpuClass,
     both before anything is written."""
-    gpu_class_ = check_gpu_class(gpu_class, settings)
+    resolved_class = check_gpu_class(gpu_class, settings)
     check_window(window)
-    real_id = workflow_id_ or batch_workflow_id(batch_id)
+    real_id = workflow_id or batch_workflow_id(batch_id)
     report = StartReport(workflow_id=dry_run_workflow_id(batch_id) if dry_run else real_id)
     running = await batch_is_running(client, real_id)
     if running and not dry_run:
@@ -168,7 +168,7 @@ async def start_batch(
         input_key=key,
         total=report.valid,
         window=window,
-        gpu_class=gpu_class_,
+        gpu_class=resolved_class,
         queue_prefix=settings.task_queue_prefix,
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
         breaker=settings.source_breaker,

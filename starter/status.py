@@ -33,9 +33,9 @@ from core.contracts.video import VideoStatus
 from core.service.settings import Settings
 
 
-async def batch_is_running(client: Client, workflow_id_: str) -> bool:
+async def batch_is_running(client: Client, workflow_id: str) -> bool:
     try:
-        description = await client.get_workflow_handle(workflow_id_).describe()
+        description = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return False
@@ -43,8 +43,8 @@ async def batch_is_running(client: Client, workflow_id_: str) -> bool:
     return description.status == WorkflowExecutionStatus.RUNNING
 
 
-async def batch_progress(client: Client, batch_id: str, workflow_id_: str | None = None) -> BatchProgress:
-    handle = client.get_workflow_handle(workflow_id_ or batch_workflow_id(batch_id))
+async def batch_progress(client: Client, batch_id: str, workflow_id: str | None = None) -> BatchProgress:
+    handle = client.get_workflow_handle(workflow_id or batch_workflow_id(batch_id))
     return await handle.query(PROGRESS_QUERY, result_type=BatchProgress)
 
 
@@ -178,13 +178,13 @@ async def wait_for_batch(
     batch_id: str,
     poll_s: float = 1.0,
     timeout_s: float = 3600,
-    workflow_id_: str | None = None,
+    workflow_id: str | None = None,
 ) -> BatchCounts:
     """Wait until the BatchWorkflow is done and no video of the batch is running,
     polling (never awaiting thousands of results)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while await batch_is_running(client, workflow_id_ or batch_workflow_id(batch_id)):
+    while await batch_is_running(client, workflow_id or batch_workflow_id(batch_id)):
         if loop.time() > deadline:
             raise TimeoutError(f"batch {batch_id}: still running after {timeout_s:.0f} s")
         await asyncio.sleep(poll_s)

@@ -102,10 +102,10 @@ async def cmd_retry_failed(args: argparse.Namespace, settings: Settings, client:
             retry_csv,
             args.batch_id,
             input_name=f"retry-{stamp}.csv",
-            workflow_id_=f"{batch_workflow_id(args.batch_id)}-retry-{stamp}",
+            workflow_id=f"{batch_workflow_id(args.batch_id)}-retry-{stamp}",
         )
     print(f"batch {args.batch_id}: retrying {report.valid} failed videos as {report.workflow_id}")
     if args.wait:
-        await wait_for_batch(client, args.batch_id, workflow_id_=report.workflow_id)
+        await wait_for_batch(client, args.batch_id, workflow_id=report.workflow_id)
         return await print_videos(client, settings, args.batch_id)
     return 0

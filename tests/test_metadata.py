@@ -246,8 +246,8 @@ def test_read_metadata_reads_the_marker_of_a_schema_folder():
 
 
 def test_an_old_marker_is_committed_and_its_url_compared_whole():
-    from activities.upload import committed_outcome
     from core.contracts.errors import VideoIdConflict
+    from core.store.commit import committed_outcome
 
     store = _Store({VideoKeys("", "old").metadata: OLDEST})
     from core.contracts.video import VideoSpec

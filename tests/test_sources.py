@@ -411,7 +411,6 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
     them, nor on stderr (where yt-dlp writes its errors), while the committed URL still
     matches the original exactly."""
     from activities.manifest import _line
-    from activities.upload import committed_outcome
     from core.contracts.errors import VideoIdConflict
     from core.contracts.metadata import Metadata
     from core.contracts.video import (
@@ -424,6 +423,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         Segment,
         VideoSpec,
     )
+    from core.store.commit import committed_outcome
     from core.store.layout import VideoKeys
     from core.store.outputs import UsableRules, metadata_model
 
