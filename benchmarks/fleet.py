@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.stand_ins import stand_in_activities
-from core.contracts import gpu_profiles
+from core.contracts import gpu_profiles, queues
 from core.contracts.stages import Stage
 from core.service.settings import Settings
 
@@ -81,13 +81,11 @@ def deployed_cpu_slots() -> tuple[int, int]:
     """(download, upload) slots of the CPU workers at the deployment's replica ceiling:
     the fleet the simulation gets unless told otherwise, so raising maxReplicaCount or
     PIPELINE_DOWNLOAD_SLOTS shows up here."""
-    from workers.worker import CPU_LIGHT_SLOTS
-
     found = re.search(r"^\s*maxReplicaCount:\s*(\d+)", CPU_WORKER_MANIFEST.read_text(), re.MULTILINE)
     if not found:
         raise SystemExit(f"no maxReplicaCount in {CPU_WORKER_MANIFEST}")
     replicas = int(found.group(1))
-    return replicas * Settings().download_slots, replicas * CPU_LIGHT_SLOTS
+    return replicas * Settings().download_slots, replicas * queues.CPU_LIGHT_SLOTS
 
 
 JOB_VIDEOS = 340_424

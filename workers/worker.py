@@ -78,7 +78,6 @@ CPU_LIGHT_ACTIVITIES = [
     SweepActivities.sweep_work,
     ExportActivities.write_export_index,
 ]
-CPU_LIGHT_SLOTS = 16
 
 log = structlog.get_logger("worker")
 
@@ -132,7 +131,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     slots = settings.max_concurrent_activities or rt.profile.gpu_slots
     # a thread per slot: model stages, downloads, light activities and light local activities
     executor = ThreadPoolExecutor(
-        max_workers=slots + settings.download_slots + settings.export_slots + 2 * CPU_LIGHT_SLOTS
+        max_workers=slots + settings.download_slots + settings.export_slots + 2 * queues.CPU_LIGHT_SLOTS
     )
     workers, served = _workers(client, rt, slots, executor)
     log.info(
@@ -233,8 +232,8 @@ def _workers(
             workflows=WORKFLOWS,
             workflow_runner=workflow_runner(),
             activities=bound(CPU_LIGHT_ACTIVITIES),
-            max_concurrent_activities=CPU_LIGHT_SLOTS,
-            max_concurrent_local_activities=CPU_LIGHT_SLOTS,
+            max_concurrent_activities=queues.CPU_LIGHT_SLOTS,
+            max_concurrent_local_activities=queues.CPU_LIGHT_SLOTS,
         ),
         make(
             queues.download_queue(prefix),

@@ -13,6 +13,11 @@ it. A machine without a GPU is class ``cpu``.
 
 from __future__ import annotations
 
+# Light activities (the committed check, the upload, page reads, manifests, export
+# indexes) a CPU worker runs at once, and as many local ones: what the deployment's
+# worker pods and the fleet projection (benchmarks/fleet.py) count with.
+CPU_LIGHT_SLOTS = 16
+
 
 def workflow_queue(prefix: str) -> str:
     return f"{prefix}-workflows"
