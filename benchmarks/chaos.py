@@ -797,7 +797,7 @@ def report_result(
         print(line)
     stopped = count(lambda e: e.get("event") == "stage.cancelled")
     removed = count(lambda e: e.get("error_type") == "AttemptSuperseded")
-    refused = count(lambda e: e.get("event") == "upload.commit_exists")
+    refused = count(lambda e: e.get("event") == "commit.marker_exists")
     print(
         f"{time.monotonic() - started:.0f} s; attempts Temporal gave up that stopped themselves: {stopped}; "
         f"late writes removed after a commit: {removed}; "

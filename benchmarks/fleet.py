@@ -166,7 +166,7 @@ def draw_videos(n: int, p: Params, rng: random.Random, sigma: float, lo_h: float
         h = min(max(math.exp(mu + sigma * x), lo_h), hi_h)
         s = {
             Stage.DOWNLOAD: (p.download_overhead_s + p.download_s_per_h * h) * jit(),
-            Stage.UPLOAD: (p.upload_overhead_s + p.upload_s_per_h * h) * jit(),
+            Stage.COMMIT: (p.upload_overhead_s + p.upload_s_per_h * h) * jit(),
         }
         for stage in GPU_STAGES:
             s[stage] = p.stage_s_per_h[stage] * h * jit()
@@ -306,7 +306,7 @@ class _PipelinedRun:
         while self.up_queue and self.up_free > 0:
             v = self.up_queue.popleft()
             self.up_free -= 1
-            self.push(now + v.s[Stage.UPLOAD], "up_done", v)
+            self.push(now + v.s[Stage.COMMIT], "up_done", v)
 
     # --- event handlers ---
     def _on_dl_wakeup(self, now: float, data: None) -> bool:
@@ -430,7 +430,7 @@ def simulate_serial(p: Params, videos: list[Video]) -> Result:
         gpu_start = t + v.s[Stage.DOWNLOAD]
         gpu_end = gpu_start + sum(v.s[stage] for stage in GPU_STAGES)
         intervals.append((gpu_start, gpu_end))
-        finished = gpu_end + v.s[Stage.UPLOAD]
+        finished = gpu_end + v.s[Stage.COMMIT]
         done.append((finished, v.audio_h))
         end = max(end, finished)
         heapq.heappush(heap, (finished, slot))
@@ -489,11 +489,11 @@ def describe(p: Params, videos: list[Video], lo_h: float, hi_h: float, figures: 
         ),
     ]
     n = len(videos)
-    mean = {k: sum(v.s[k] for v in videos) / n for k in (Stage.DOWNLOAD, Stage.UPLOAD, *GPU_STAGES)}
+    mean = {k: sum(v.s[k] for v in videos) / n for k in (Stage.DOWNLOAD, Stage.COMMIT, *GPU_STAGES)}
     capacity = {
         "downloads": p.download_slots * 3600 / mean[Stage.DOWNLOAD],
         "GPU": p.slots * 3600 / sum(mean[k] for k in GPU_STAGES),
-        "uploads": p.upload_slots * 3600 / mean[Stage.UPLOAD],
+        "uploads": p.upload_slots * 3600 / mean[Stage.COMMIT],
     }
     if p.download_rate:
         capacity["downloads"] = min(capacity["downloads"], p.download_rate * 3600)

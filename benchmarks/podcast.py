@@ -445,13 +445,13 @@ def stage_lines(run: Run, minutes: float) -> list[str]:
         per_min = f"{cost / minutes:>20.2f}" if cost is not None else f"{'-':>20}"
         lines.append(f"  {stage:<9} {wall.get(stage, 0.0):>9.1f} {cost or 0.0:>10.1f} {per_min}")
     lines.append(
-        f"  {'upload':<9} {upload_wall_s(run):>9.1f} {'-':>10} {'-':>20}"
+        f"  {'commit':<9} {commit_wall_s(run):>9.1f} {'-':>10} {'-':>20}"
         "   (not in stats.json: workflow run time minus the stages before it)"
     )
     return lines
 
 
-def upload_wall_s(run: Run) -> float:
+def commit_wall_s(run: Run) -> float:
     wall = run.stats["stage_wall_s"]
     before = (
         wall.get(Stage.DOWNLOAD, 0)
@@ -462,8 +462,8 @@ def upload_wall_s(run: Run) -> float:
 
 
 def summary_line(minutes: float, total_s: float, run: Run, found: int, reference: int) -> str:
-    wall = {**run.stats["stage_wall_s"], Stage.UPLOAD: upload_wall_s(run)}
-    stages = ", ".join(f"{s} {wall.get(s, 0.0):.1f}s" for s in (*STAGES, Stage.UPLOAD))
+    wall = {**run.stats["stage_wall_s"], Stage.COMMIT: commit_wall_s(run)}
+    stages = ", ".join(f"{s} {wall.get(s, 0.0):.1f}s" for s in (*STAGES, Stage.COMMIT))
     usable, x = run.metadata.usable_pct, minutes * 60 / total_s
     return (
         f"podcast: {minutes:.1f} audio-min in {total_s:.0f} s wall = {x:.1f}x real time; "

@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.upload import CommitActivities
+from activities.commit import CommitActivities
 from core.contracts.stages import Stage
 from core.contracts.video import (
     AudioRef,
@@ -71,7 +71,7 @@ def _results(duration_s: Callable[[str], float]) -> dict[Stage, Callable[[Any], 
         Stage.LABELS: lambda _: LabelResult(
             key="l", backend="stand-in", num_segments=10, labels_version=1, dnsmos_model="stand-in"
         ),
-        Stage.UPLOAD: lambda req: _completed(req),
+        Stage.COMMIT: lambda req: _completed(req),
     }
 
 

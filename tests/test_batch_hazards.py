@@ -338,7 +338,7 @@ def longest_outage_survived_s(retry: RetryPolicy, schedule_to_close: timedelta |
 
 def test_the_batch_storage_policy_outlives_an_hour_long_outage():
     hour = 3600
-    assert longest_outage_survived_s(policies.UPLOAD.retry, None) < hour, "the policy the batch used to have"
+    assert longest_outage_survived_s(policies.COMMIT.retry, None) < hour, "the policy the batch used to have"
     policy = policies.BATCH_STORAGE
     survived = longest_outage_survived_s(policy.retry, policy.schedule_to_close)
     assert survived >= 6 * hour, survived

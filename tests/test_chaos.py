@@ -34,7 +34,7 @@ SUMMARY = re.compile(
 
 
 def commit_by_hand(store: ObjectStore, video_id: str, rows: int) -> dict:
-    """What finalize_outputs leaves: four files, then metadata.json naming their sha256."""
+    """What the commit leaves: four files, then metadata.json naming their sha256."""
     keys = store.keys(video_id)
     vectors = io.BytesIO()
     np.save(vectors, np.zeros((rows, 192), np.float32))

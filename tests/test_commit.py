@@ -18,6 +18,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.commit import CommitActivities
 from activities.diarize import DiarizeActivities
 from activities.download import DownloadActivities
 from activities.embed import EmbedActivities
@@ -25,7 +26,6 @@ from activities.fencing import FencedWrites
 from activities.music import MusicActivities
 from activities.runtime import Runtime
 from activities.sweep import SweepActivities
-from activities.upload import CommitActivities
 from core.contracts.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
 from core.contracts.metadata import Metadata
 from core.contracts.video import EmbedRequest, FinalizeRequest, VideoSpec
@@ -104,7 +104,7 @@ def test_commit_refuses_intermediates_that_do_not_match_their_results(rt, staged
         }
     )
     with pytest.raises(ApplicationError) as info:
-        run(CommitActivities(rt).finalize_outputs, tampered, "5", run_id="run-tampered")
+        run(CommitActivities(rt).commit_outputs, tampered, "5", run_id="run-tampered")
     assert info.value.type == IntermediateMismatch.__name__ and info.value.non_retryable
     assert rt.store.list_keys(rt.store.keys("tampered").root) == [], "nothing committed"
 
@@ -113,7 +113,7 @@ def test_commit_beside_an_orphan_then_nothing_overwrites_it(rt, staged):
     store = rt.store
     keys = store.keys("fenced")
     store.put_bytes(keys.rttm, b"half of a commit that never finished")  # an orphan, no marker
-    outcome = run(CommitActivities(rt).finalize_outputs, staged, "5")
+    outcome = run(CommitActivities(rt).commit_outputs, staged, "5")
     meta = store.get_json(keys.metadata)
     assert outcome.metadata_key == keys.metadata and meta["source"]["sha256"] == staged.audio.sha256
     assert meta["file_keys"] == {"diarization.rttm": keys.run_file("run-one", "diarization.rttm")}, (
@@ -134,7 +134,7 @@ def test_commit_beside_an_orphan_then_nothing_overwrites_it(rt, staged):
     store.put_bytes(f"{keys.stage_dir('music', 'a1')}chunk-00009.npz", b"left by a kill mid-cleanup")
     late = staged.model_copy(update={"stage_seconds": {"download": 999.0}})
     assert (
-        run(CommitActivities(rt).finalize_outputs, late, "5", attempt=2, run_id="run-two").metadata_key
+        run(CommitActivities(rt).commit_outputs, late, "5", attempt=2, run_id="run-two").metadata_key
         == keys.metadata
     )
     assert store.list_keys(keys.work_root) == []
@@ -208,7 +208,7 @@ def test_two_runs_commits_interleaved_commit_one_runs_bytes(rt, media_server, mo
     outcomes = {}
 
     def commit(request, run_id):
-        outcomes[run_id] = run(CommitActivities(rt).finalize_outputs, request, "9", run_id=run_id)
+        outcomes[run_id] = run(CommitActivities(rt).commit_outputs, request, "9", run_id=run_id)
 
     new = threading.Thread(target=commit, args=(new_run, "run-new"))
     new.start()
@@ -240,7 +240,7 @@ def test_a_run_that_finds_another_runs_file_commits_under_its_own_key(rt, media_
     request = stage_video(rt, "moved", f"{media_server.url}/ep05-radio-segment.ogg")
     keys = store.keys("moved")
     store.put_bytes(keys.stats, b'{"left": "by a run whose worker died before its marker"}')
-    outcome = run(CommitActivities(rt).finalize_outputs, request, "9", run_id="run-new")
+    outcome = run(CommitActivities(rt).commit_outputs, request, "9", run_id="run-new")
     meta = store.get_json(keys.metadata)
     assert outcome.metadata_key == keys.metadata
     assert meta["file_keys"] == {"stats.json": keys.run_file("run-new", "stats.json")}

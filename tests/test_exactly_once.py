@@ -49,7 +49,7 @@ def test_steps_longer_than_the_heartbeat_timeout_run_once(stack, media_server):
     trickles the file over STEP_S), each transcode, the model call, the clustering and the
     upload (held by PIPELINE_FAULT_STALL_S). Each stage starts exactly once."""
     name = "slow"
-    stall = f"transcode={STEP_S},model={STEP_S},cluster={STEP_S},upload={STEP_S}"
+    stall = f"transcode={STEP_S},model={STEP_S},cluster={STEP_S},commit={STEP_S}"
     worker(stack, name, name, PIPELINE_FAULT_STALL_S=stall, PIPELINE_CHUNK_S="100000")
     url = f"{media_server.url}/slow/{STEP_S}/ep03-three-voices.ogg"
     start_videos(stack, name, name, [("slow-steps", url)], heartbeat_timeout_s=5)
@@ -67,11 +67,11 @@ def test_steps_longer_than_the_heartbeat_timeout_run_once(stack, media_server):
         "music": 1,
         "embed": 1,
         "labels": 1,
-        "upload": 1,
+        "commit": 1,
     }
     assert seconds["download"] >= 3 * STEP_S, "fetch + two transcodes, each at least STEP_S"
     assert seconds["diarize"] >= 2 * STEP_S, "the model call and the clustering"
-    assert min(seconds["music"], seconds["embed"], seconds["labels"], seconds["upload"]) >= STEP_S
+    assert min(seconds["music"], seconds["embed"], seconds["labels"], seconds["commit"]) >= STEP_S
     assert not [e for e in events(stack, name) if e.get("event") in {"stage.cancelled", "stage.failed"}]
     assert stack.stop_process(name) == 0
 
@@ -166,11 +166,11 @@ def test_a_worker_paused_mid_finalize_commits_once(stack, media_server):
     committed): both must leave the committed files untouched."""
     store = store_of(stack)
     keys = store.keys("finalize-paused")
-    sleeper = worker(stack, "fin-a", "fin", PIPELINE_FAULT_STALL_S="upload=20")
+    sleeper = worker(stack, "fin-a", "fin", PIPELINE_FAULT_STALL_S="commit=20")
     start_videos(stack, "fin", "fin", [("finalize-paused", f"{media_server.url}/ep03-three-voices.ogg")])
     wait_until(
         lambda: any(
-            e.get("activity") == "upload"
+            e.get("activity") == "commit"
             for e in stage_events(stack, "fin-a", "video-finalize-paused", "stage.started")
         ),
         timeout_s=300,
@@ -189,7 +189,7 @@ def test_a_worker_paused_mid_finalize_commits_once(stack, media_server):
         what="the paused commit's end on fin-a",
     )
     assert late_commit_ended(stack, "fin-a", "video-finalize-paused") in {
-        "upload.already_committed",
+        "commit.already_committed",
         "stage.cancelled",
     }, events(stack, "fin-a")[-20:]
     assert {k: store.get_bytes(k) for k in store.list_keys(keys.root)} == committed
@@ -202,13 +202,13 @@ def test_a_worker_paused_mid_finalize_commits_once(stack, media_server):
 
 def late_commit_ended(stack, name: str, workflow_id: str) -> str | None:
     """How a worker's commit of ``workflow_id`` ended: the first of its
-    ``upload.already_committed`` or its upload stage's end event, None while it runs."""
+    ``commit.already_committed`` or its commit stage's end event, None while it runs."""
     for e in events(stack, name):
         if e.get("workflow_id") != workflow_id:
             continue
-        if e.get("event") == "upload.already_committed":
+        if e.get("event") == "commit.already_committed":
             return e["event"]
-        if e.get("activity") == "upload" and e.get("event") in {
+        if e.get("activity") == "commit" and e.get("event") in {
             "stage.done",
             "stage.failed",
             "stage.cancelled",

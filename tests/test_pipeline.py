@@ -152,7 +152,7 @@ def test_current_details_show_the_outcome(stack, started):
         ]
 
     three, silent = asyncio.run(go())
-    assert three.startswith("**completed** on `cpu` (done: download, ") and "upload" in three, three
+    assert three.startswith("**completed** on `cpu` (done: download, ") and "commit" in three, three
     assert silent.startswith("**failed** on `cpu`"), silent
 
 
@@ -225,7 +225,7 @@ def test_worker_metrics_count_audio_failures_and_workflows(stack, started):
 
     audio = asyncio.run(audio_seconds())
     samples = scrape_metrics(METRICS_ADDRESS)
-    for stage in ("download", "diarize", "music", "embed", "labels", "upload"):
+    for stage in ("download", "diarize", "music", "embed", "labels", "commit"):
         counted = metric_total(samples, "pipeline_audio_seconds_total", stage=stage)
         assert abs(counted - sum(audio.values())) <= 0.5 * len(GOOD), (stage, counted, audio)
     for stage in ("diarize", "music", "embed", "labels"):
@@ -253,7 +253,7 @@ def test_starter_status_and_temporal_cli_query(stack, started):
 
     result = status_query(stack, "video-three")
     assert result["stage"] == "completed" and result["progress"] == 1.0
-    assert set(result["stages_done"]) >= {"download", "diarize", "music", "embed", "labels", "upload"}
+    assert set(result["stages_done"]) >= {"download", "diarize", "music", "embed", "labels", "commit"}
 
     metadata = temporal_workflow(stack, "metadata", "video-three")
     assert "**completed** on `cpu`" in metadata.stdout, metadata.stdout

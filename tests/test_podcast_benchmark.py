@@ -22,7 +22,7 @@ STAGE = re.compile(
 SUMMARY = re.compile(
     rf"^podcast: {NUMBER} audio-min in {NUMBER} s wall = {NUMBER}x real time; "
     rf"stages download {NUMBER}s, diarize {NUMBER}s, music {NUMBER}s, embed {NUMBER}s, labels {NUMBER}s, "
-    rf"upload {NUMBER}s; "
+    rf"commit {NUMBER}s; "
     rf"speakers (\d+)/(\d+); usable {NUMBER}%; worker {NUMBER} CPU-s/audio-min$",
     re.MULTILINE,
 )
@@ -35,7 +35,7 @@ def test_one_minute_podcast_through_the_real_stack():
     assert result.returncode == 0, out + result.stderr
     assert "video podcast-benchmark: completed" in out, out
     stages = {m.group(1): m.groups()[1:] for m in STAGE.finditer(out)}
-    assert set(stages) == {"download", "diarize", "music", "embed", "labels", "upload"}, out
+    assert set(stages) == {"download", "diarize", "music", "embed", "labels", "commit"}, out
     for name in ("download", "diarize", "music", "embed", "labels"):
         wall, compute, per_min = (float(x) for x in stages[name])
         assert wall > 0 and compute > 0 and per_min > 0, (name, out)

@@ -40,8 +40,8 @@ def test_queue_kinds_partition_the_stages():
 def test_the_worker_binds_every_activity_to_its_runtime():
     """Activities read settings and storage from the Runtime the worker injects, not from
     a module global: every registered method is bound to an instance holding it."""
+    from activities.commit import CommitActivities
     from activities.runtime import Runtime, bind
-    from activities.upload import CommitActivities
     from core.service.settings import Settings
     from workers.worker import ACTIVITY_CLASSES
 

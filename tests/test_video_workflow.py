@@ -87,15 +87,15 @@ class StandIns:
         self._ran("labels")
         return LabelResult(key="l", backend="stand-in", num_segments=2, labels_version=1, dnsmos_model="x")
 
-    @activity.defn(name="finalize_outputs")
-    def finalize_outputs(self, req: FinalizeRequest) -> VideoOutcome:
+    @activity.defn(name="commit_outputs")
+    def commit_outputs(self, req: FinalizeRequest) -> VideoOutcome:
         return VideoOutcome(video_id=req.spec.video_id, batch_id="b", state=VideoState.COMPLETED)
 
 
 async def run_video(
     client: Client, stand_ins: StandIns, prefix: str, escalation: Escalation = Escalation.LARGEST_SERVED
 ) -> VideoOutcome:
-    workflow_acts = [stand_ins.committed_video, stand_ins.served_gpu_classes, stand_ins.finalize_outputs]
+    workflow_acts = [stand_ins.committed_video, stand_ins.served_gpu_classes, stand_ins.commit_outputs]
     model_acts = [
         stand_ins.diarize_audio,
         stand_ins.detect_music,

@@ -83,7 +83,7 @@ def test_web_ui_lists_the_batch_and_status_answers(tmp_path_factory, media_dir):
             text=True,
             timeout=120,
         )
-        assert "finalize_outputs" in video_page.stdout, "the upload shows as a local activity in the history"
+        assert "commit_outputs" in video_page.stdout, "the commit shows as a local activity in the history"
 
         result = status_query(stack, "video-ui-0")
         assert result["stage"] == "completed" and result["batch_id"] == "ui-batch"

@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities import runtime, scratch
 from activities.batch import BatchActivities
+from activities.commit import CommitActivities
 from activities.diarize import DiarizeActivities
 from activities.download import DownloadActivities
 from activities.embed import EmbedActivities
@@ -30,7 +31,6 @@ from activities.manifest import ManifestActivities
 from activities.music import MusicActivities
 from activities.queues import QueueActivities
 from activities.sweep import SweepActivities
-from activities.upload import CommitActivities
 from core.analysis import model_files
 from core.analysis.diarization import get_diarization_backend
 from core.contracts import queues
@@ -71,6 +71,7 @@ ACTIVITY_CLASSES = (
 CPU_LIGHT_ACTIVITIES = [
     CommitActivities.committed_video,
     *activities_on(QueueKind.LOCAL),
+    CommitActivities.commit_outputs_under_old_name,  # runs started before 2026-12-07
     BatchActivities.read_batch_page,
     BatchActivities.closed_videos,
     QueueActivities.served_gpu_classes,

@@ -84,8 +84,8 @@ DOWNLOAD = ActivityPolicy(timedelta(hours=1), _retry(5, 600, 8))
 DOWNLOAD_SOURCE_AWARE = ActivityPolicy(DOWNLOAD.start_to_close, _retry(5, 600, 8, *SOURCE_SIDE_ERROR_TYPES))
 MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(1, 300, 20))
 # a few storage calls, run as local activities of the workflow worker: the commit and
-# the look for an earlier commit. UPLOAD's 30 attempts end after ~48 min.
-UPLOAD = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))
+# the look for an earlier commit. COMMIT's 30 attempts end after ~48 min.
+COMMIT = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))
 
 # --- a batch's own reads ---------------------------------------------------------------
 # its pages in storage: a batch waits out an outage of storage however long it lasts,

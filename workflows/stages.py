@@ -19,12 +19,12 @@ from typing import Any, Generic, TypeVar
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.commit import CommitActivities
     from activities.diarize import DiarizeActivities
     from activities.download import DownloadActivities
     from activities.embed import EmbedActivities
     from activities.labels import LabelActivities
     from activities.music import MusicActivities
-    from activities.upload import CommitActivities
     from core.contracts import queues
     from core.contracts.stages import Stage
     from workflows import policies
@@ -52,9 +52,13 @@ DIARIZE = StageSpec(Stage.DIARIZE, DiarizeActivities.diarize_audio, QueueKind.GP
 MUSIC = StageSpec(Stage.MUSIC, MusicActivities.detect_music, QueueKind.GPU, policies.MODEL_STAGE)
 EMBED = StageSpec(Stage.EMBED, EmbedActivities.embed_speakers, QueueKind.GPU, policies.MODEL_STAGE)
 LABELS = StageSpec(Stage.LABELS, LabelActivities.label_segments, QueueKind.GPU, policies.MODEL_STAGE)
-UPLOAD = StageSpec(Stage.UPLOAD, CommitActivities.finalize_outputs, QueueKind.LOCAL, policies.UPLOAD)
+COMMIT = StageSpec(Stage.COMMIT, CommitActivities.commit_outputs, QueueKind.LOCAL, policies.COMMIT)
+# the commit as runs started before 2026-12-07 call it (workflows/video.py, patch COMMIT_NAME)
+COMMIT_UNDER_OLD_NAME = StageSpec(
+    Stage.COMMIT, CommitActivities.commit_outputs_under_old_name, QueueKind.LOCAL, policies.COMMIT
+)
 
-STAGES: tuple[StageSpec[Any, Any], ...] = (DOWNLOAD, DIARIZE, MUSIC, EMBED, LABELS, UPLOAD)
+STAGES: tuple[StageSpec[Any, Any], ...] = (DOWNLOAD, DIARIZE, MUSIC, EMBED, LABELS, COMMIT)
 
 
 def task_queue(kind: QueueKind, prefix: str, gpu_class: str) -> str:

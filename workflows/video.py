@@ -31,8 +31,8 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.commit import CommitActivities
     from activities.queues import QueueActivities
-    from activities.upload import CommitActivities
     from core.contracts import gpu_profiles, queues
     from core.contracts import search_attributes as sa
     from core.contracts.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted, NoWorkerForClass
@@ -65,6 +65,7 @@ COMMITTED_CHECK = "committed-check"  # 2026-11-29
 SOURCE_WAITS = "source-waits"  # 2026-11-29
 QUALITY_LABELS = "quality-labels"  # 2026-11-29
 SERVED_ESCALATION = "served-escalation"  # 2026-12-06
+COMMIT_NAME = "commit-name"  # 2026-12-07: the upload stage became the commit stage
 
 
 @workflow.defn(name=VIDEO_WORKFLOW)
@@ -92,7 +93,7 @@ class VideoWorkflow:
         try:
             if workflow.patched(COMMITTED_CHECK):
                 committed = await workflow.execute_local_activity_method(
-                    CommitActivities.committed_video, spec, **policies.UPLOAD.local_options()
+                    CommitActivities.committed_video, spec, **policies.COMMIT.local_options()
                 )
                 if committed is not None:  # done by an earlier run: nothing to redo or rewrite
                     return await self._completed(committed, gpu_s=0.0)
@@ -122,7 +123,8 @@ class VideoWorkflow:
                 labels=labels,
                 **self._trail(),
             )
-            outcome = await self._stage_run(stages.UPLOAD, request)
+            commit = stages.COMMIT if workflow.patched(COMMIT_NAME) else stages.COMMIT_UNDER_OLD_NAME
+            outcome = await self._stage_run(commit, request)
         except (ActivityError, ApplicationError) as err:  # a local activity's failure arrives unwrapped
             if is_cancelled_exception(err):  # cancelled by the operator (or its batch)
                 self._stage = Outcome.CANCELLED

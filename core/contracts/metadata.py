@@ -1,6 +1,6 @@
 """metadata.json, a video's commit marker, as a typed model.
 
-The commit (core/store/commit.py, run by activities/upload.py) writes it last, only if
+The commit (core/store/commit.py, run by activities/commit.py) writes it last, only if
 absent, and never rewrites it: its presence in the current schema's folder is what "this video is
 committed" means, and it records the sha256 of every other committed file. Everything
 downstream (the committed check, manifests, exports and clips, reports, benchmarks)

@@ -16,7 +16,7 @@ class Stage(StrEnum):
     MUSIC = "music"
     EMBED = "embed"
     LABELS = "labels"  # absent from videos committed before the labels stage
-    UPLOAD = "upload"
+    COMMIT = "commit"  # its outputs, then metadata.json: "upload" in runs before 2026-12-07
 
 
 MODEL_STAGES = (Stage.DIARIZE, Stage.MUSIC, Stage.EMBED, Stage.LABELS)

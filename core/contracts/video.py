@@ -223,7 +223,7 @@ class VideoStatus(StageTrail):
 
 
 class FinalizeRequest(StageTrail):
-    """Everything the upload stage needs to write the committed outputs."""
+    """Everything the commit stage needs to write the committed outputs."""
 
     spec: VideoSpec
     audio: AudioRef

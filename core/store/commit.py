@@ -70,7 +70,7 @@ def committed_outcome(
 @dataclass
 class CommitResult:
     """How a commit ended: ``committed`` (this run's marker), ``committed_meanwhile`` (another
-    run's marker appeared while the files were placed) or ``commit_exists`` (another run's
+    run's marker appeared while the files were placed) or ``marker_exists`` (another run's
     marker won the race); the outcome is the video's either way."""
 
     outcome: VideoOutcome
@@ -99,7 +99,7 @@ def commit_video(
     metadata = metadata.model_copy(update=update)
     # last, and only if absent: the commit marker is never rewritten
     if not store.create_json(keys.metadata, metadata.dump()):
-        return CommitResult(lost_to(store, keys, placed), "commit_exists", placed.moved)
+        return CommitResult(lost_to(store, keys, placed), "marker_exists", placed.moved)
     store.delete_prefix(keys.work_root)
     return CommitResult(outcome_of(metadata, keys), "committed", placed.moved)
 

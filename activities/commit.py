@@ -38,19 +38,25 @@ class CommitActivities(Activities):
             return committed_outcome(self.rt.store, spec.video_id, spec)
 
     @activity.defn
-    def finalize_outputs(self, req: FinalizeRequest) -> VideoOutcome:
-        return _finalize_outputs(self.rt, req)
+    def commit_outputs(self, req: FinalizeRequest) -> VideoOutcome:
+        return _commit_outputs(self.rt, req)
+
+    @activity.defn(name="finalize_outputs")
+    def commit_outputs_under_old_name(self, req: FinalizeRequest) -> VideoOutcome:
+        """The commit under the name runs started before 2026-12-07 call it by
+        (workflows/video.py, patch COMMIT_NAME): served until none of them is open."""
+        return _commit_outputs(self.rt, req)
 
 
-def _finalize_outputs(rt: Runtime, req: FinalizeRequest) -> VideoOutcome:
+def _commit_outputs(rt: Runtime, req: FinalizeRequest) -> VideoOutcome:
     store = rt.store
     video_id = req.spec.video_id
     keys = store.keys(video_id)
-    with stage(rt, Stage.UPLOAD, video_id) as ctx:
-        faults.stall("upload")
+    with stage(rt, Stage.COMMIT, video_id) as ctx:
+        faults.stall("commit")
         committed = committed_outcome(store, video_id, req.spec)
         if committed is not None:  # an earlier try committed; its cleanup may have been cut short
-            ctx.log.info("upload.already_committed")
+            ctx.log.info("commit.already_committed")
             store.delete_prefix(keys.work_root)
             return committed
 
@@ -99,12 +105,12 @@ def _finalize_outputs(rt: Runtime, req: FinalizeRequest) -> VideoOutcome:
         metadata = metadata.model_copy(update={"committed_by": committed_by})
         result = commit_video(store, keys, metadata, files, info.workflow_run_id)
         if result.status == "committed_meanwhile":
-            ctx.log.info("upload.committed_meanwhile")
-        elif result.status == "commit_exists":
-            ctx.log.warning("upload.commit_exists")
+            ctx.log.info("commit.committed_meanwhile")
+        elif result.status == "marker_exists":
+            ctx.log.warning("commit.marker_exists")
         if result.moved:
             ctx.log.warning(
-                "upload.files_moved", files=sorted(result.moved), reason="another run's bytes held their keys"
+                "commit.files_moved", files=sorted(result.moved), reason="another run's bytes held their keys"
             )
         if result.status == "committed":
             ctx.audio_s = req.audio.duration_s
