@@ -20,6 +20,7 @@ from core.contracts.stages import Stage
 from core.contracts.video import AudioRef, VideoSpec
 from core.service.settings import Settings
 from core.sources.download import SourceAccess, SourceLimits, fetch_audio, pick_proxy
+from core.sources.safety import SourcePolicy
 
 STAGE = Stage.DOWNLOAD
 AUDIO_REF = "audio_ref.json"  # written last: its presence means both copies are complete
@@ -63,6 +64,7 @@ def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
                 ffmpeg=rt.settings.ffmpeg_location,
                 progress=ctx.heart.show,
                 access=source_access(rt.settings, me),
+                policy=SourcePolicy.from_settings(rt.settings),
                 limits=SourceLimits(
                     max_duration_s=rt.settings.max_duration_s,
                     max_bytes=rt.settings.max_download_mb << 20,

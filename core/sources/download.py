@@ -37,6 +37,7 @@ from core.contracts.errors import (
 )
 from core.contracts.ytdlp_options import check_ytdlp_options
 from core.sources.errors import classify_download_error
+from core.sources.safety import SourcePolicy, current_policy, use_policy
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def fetch_audio(
     ffmpeg: str | None = None,
     progress: Callable[[dict[str, float | str]], None] | None = None,
     access: SourceAccess | None = None,
+    policy: SourcePolicy | None = None,
 ) -> DownloadedAudio:
     """Download ``url`` into ``workdir`` and return both WAV copies, checked for content.
 
@@ -101,7 +103,8 @@ def fetch_audio(
     bytes, time and rate; the container's own duration is read before decoding, and
     ffmpeg never writes more than the duration limit. ``progress`` hears where the
     work is (bytes fetched, then seconds transcoded): the activity puts it in its
-    heartbeat details, so a stuck step is visible as such."""
+    heartbeat details, so a stuck step is visible as such. Every address it reaches is
+    checked against ``policy`` (default: this process's settings)."""
     import yt_dlp  # with its network guard, at the first download: importing this module stays light
 
     from core.sources.network_guard import install_network_guard
@@ -113,7 +116,7 @@ def fetch_audio(
     guard = _TransferGuard(limits, report)
     options = ytdlp_params(workdir, limits, access or SourceAccess(), guard.hook)
     try:
-        with guard.watching(), yt_dlp.YoutubeDL(options) as ydl:
+        with use_policy(policy or current_policy()), guard.watching(), yt_dlp.YoutubeDL(options) as ydl:
             listed = ydl.extract_info(url, download=False, process=False)  # lists entries, fetches none
             _refuse_collection(listed)
             info = ydl.process_ie_result(listed, download=False)

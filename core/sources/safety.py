@@ -33,6 +33,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -100,13 +101,16 @@ def loopback_allowed(settings: Settings) -> bool:
     return _is_loopback_name(temporal_host) and _is_loopback_name(storage_host)
 
 
-_override: SourcePolicy | None = None
+# The policy a download runs under (``fetch_audio`` sets it from its worker's settings for
+# the download's duration): the network guard, deep inside yt-dlp, reads it from here.
+_active: ContextVar[SourcePolicy | None] = ContextVar("source_policy", default=None)
 
 
 def current_policy() -> SourcePolicy:
-    """The policy of this process: from its settings, unless a test set one."""
-    if _override is not None:
-        return _override
+    """The policy of the download running in this thread, else this process's settings'."""
+    active = _active.get()
+    if active is not None:
+        return active
     from core.service.settings import get_settings
 
     return SourcePolicy.from_settings(get_settings())
@@ -114,13 +118,12 @@ def current_policy() -> SourcePolicy:
 
 @contextlib.contextmanager
 def use_policy(policy: SourcePolicy) -> Iterator[SourcePolicy]:
-    """Run with ``policy`` instead of the settings' (tests: a narrower loopback)."""
-    global _override
-    saved, _override = _override, policy
+    """Run the enclosed download (in this thread) under ``policy``."""
+    token = _active.set(policy)
     try:
         yield policy
     finally:
-        _override = saved
+        _active.reset(token)
 
 
 # --- the checks -----------------------------------------------------------------------
