@@ -17,7 +17,7 @@ from tests.conftest import run_cli
 
 NUMBER = r"(\d+(?:\.\d+)?)"
 STAGE = re.compile(
-    rf"^  (download|diarize|music|embed|labels|upload)\s+{NUMBER}\s+(\S+)\s+(\S+)", re.MULTILINE
+    rf"^  (download|diarize|music|embed|labels|commit)\s+{NUMBER}\s+(\S+)\s+(\S+)", re.MULTILINE
 )
 SUMMARY = re.compile(
     rf"^podcast: {NUMBER} audio-min in {NUMBER} s wall = {NUMBER}x real time; "
