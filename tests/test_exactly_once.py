@@ -47,7 +47,7 @@ def stage_events(stack, name: str, workflow_id: str, event: str) -> list[dict]:
 def test_steps_longer_than_the_heartbeat_timeout_run_once(stack, media_server):
     """Heartbeat timeout 5 s; every step takes at least STEP_S: the download (the source
     trickles the file over STEP_S), each transcode, the model call, the clustering and the
-    upload (held by PIPELINE_FAULT_STALL_S). Each stage starts exactly once."""
+    commit (held by PIPELINE_FAULT_STALL_S). Each stage starts exactly once."""
     name = "slow"
     stall = f"transcode={STEP_S},model={STEP_S},cluster={STEP_S},commit={STEP_S}"
     worker(stack, name, name, PIPELINE_FAULT_STALL_S=stall, PIPELINE_CHUNK_S="100000")

@@ -26,7 +26,7 @@ def check_batch_memory(batch_size: int) -> None:
 
 def stall(point: str) -> None:
     """``PIPELINE_FAULT_STALL_S="transcode=15,model=15"`` holds the named step (transcode,
-    model, cluster, upload, export: after each shard) for that
+    model, cluster, commit, export: after each shard) for that
     many seconds, as a slow link, disk or GPU would, so the heartbeats of a long single
     step are tested for real. Sleeps in short slices: a cancelled attempt is stopped
     (the SDK raises in this thread) within a slice, as real Python-level work would be."""
