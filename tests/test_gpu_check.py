@@ -24,7 +24,8 @@ import pytest
 import soundfile as sf
 
 from benchmarks import gpu_bundle
-from benchmarks.fleet import GPU_STAGES, gpu_check_costs
+from benchmarks.fleet import gpu_check_costs
+from benchmarks.fleet_model import GPU_STAGES
 from core.contracts.stages import Stage
 
 REPO = Path(__file__).resolve().parents[1]
