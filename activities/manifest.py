@@ -25,7 +25,7 @@ from core.contracts.manifest import ManifestResult
 from core.contracts.metadata import Metadata
 from core.contracts.urls import redact_url
 from core.service.temporal import connect
-from core.store.committed import read_metadata
+from core.store.commit import read_metadata
 from core.store.layout import EMBEDDINGS_NPY, ORIGINAL_WAV, RTTM, STATS_JSON, manifest_key
 
 LOOKUP_THREADS = 16  # parallel metadata.json GETs

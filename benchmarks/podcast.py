@@ -381,7 +381,7 @@ async def run_video(stack, m4a: Path, seconds: float, timeout_s: float, max_atte
     """Start a one-row batch through the starter, as the demo does, and read the outputs back."""
     from core.contracts.ids import video_workflow_id
     from core.service.temporal import connect
-    from core.store.committed import read_metadata
+    from core.store.commit import read_metadata
     from core.store.objects import ObjectStore
     from starter.batch import start_batch
     from starter.status import list_videos

@@ -24,7 +24,7 @@ from temporalio.client import Client
 from core.contracts.clips import ClipPolicy
 from core.contracts.metadata import Metadata
 from core.service.settings import Settings
-from core.store.committed import read_metadata
+from core.store.commit import read_metadata
 from core.store.layout import STATS_JSON, batch_exports_root
 from core.store.objects import ObjectStore
 from core.store.outputs import merge_intervals

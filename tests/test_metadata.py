@@ -22,7 +22,7 @@ from core.contracts.video import (
     Segment,
     VideoSpec,
 )
-from core.store.committed import read_metadata
+from core.store.commit import read_metadata
 from core.store.layout import VideoKeys
 from core.store.outputs import UsableRules, metadata_model
 from core.training.clips import cut_clips, long_windows

@@ -15,7 +15,9 @@ loses removes what it created and the marker does not name. Nothing is ever writ
 over a committed video, and the marker records the sha256 of every file.
 
 The commit stage (activities/commit.py) checks its inputs and builds the marker; this
-module places the files and writes the marker, and answers whether a video is committed.
+module places the files and writes the marker, and reads it back: whether a video is
+committed (``committed_outcome``), and its marker for manifests, exports and reports
+(``read_metadata``).
 """
 
 from __future__ import annotations
@@ -27,12 +29,19 @@ from core.contracts import urls
 from core.contracts.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
 from core.contracts.metadata import Metadata
 from core.contracts.video import SCHEMA_VERSION, VideoOutcome, VideoSpec, VideoState
-from core.store.committed import read_metadata
 from core.store.layout import VideoKeys
 from core.store.objects import ObjectStore
 
 # Creates one committed file at the key given, only if absent: False if something is there.
 FileWriter = Callable[[str], bool]
+
+
+def read_metadata(store: ObjectStore, video_id: str, schema_version: int | None = None) -> Metadata | None:
+    """The committed marker of ``video_id`` (in the current schema's folder unless
+    ``schema_version`` is given); None if the video is not committed there."""
+    keys = store.keys(video_id) if schema_version is None else store.keys(video_id, schema_version)
+    data = store.get_json_or_none(keys.metadata)
+    return None if data is None else Metadata.model_validate(data)
 
 
 def outcome_of(metadata: Metadata, keys: VideoKeys) -> VideoOutcome:
