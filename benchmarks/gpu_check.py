@@ -151,11 +151,11 @@ def detect(emulate_gib: float) -> dict[str, Any]:
 
     from core.contracts.gpu_profiles import worker_profile
     from core.service.settings import Settings
-    from workers.gpu import GpuInfo, classify, detect_gpus, machine_class
+    from workers.gpu import GpuInfo, classify, detect_gpus, worker_class
 
     settings = Settings()
     gpus = detect_gpus()
-    gpu_class = settings.worker_gpu_class or machine_class(gpus)
+    gpu_class = worker_class(settings.worker_gpu_class, gpus)
     emulated = classify(GpuInfo(0, f"emulated {emulate_gib:g} GiB", emulate_gib, (0, 0)))
     found: dict[str, Any] = {
         "python": platform.python_version(),
@@ -245,6 +245,13 @@ class Stages:
 
         self.backend = PretrainedDiarization(OperatingPoint(step_s))
         self.chunk_s = chunk_s
+        self._labeller: QualityLabeller | None = None
+
+    def labeller(self, block_s: float) -> QualityLabeller:
+        """One DNSMOS session for the warm-up and every run, as a worker keeps one."""
+        if self._labeller is None:
+            self._labeller = QualityLabeller(block_s)
+        return self._labeller
 
     def device(self) -> str:
         from core.analysis import campplus
@@ -274,17 +281,20 @@ class Stages:
         segments = output.segments
         _, embed = measured(lambda: speaker_embeddings.embed_segments(samples, segments, embedding_batch))
         speakers = len({s.speaker for s in segments})
+        notes = [
+            f"{len(starts)} windows",
+            "",
+            f"{self.chunk_s:g} s chunks + clustering; {len(segments)} turns, {speakers} speakers",
+            f"{len(segments)} segments",
+        ]
         figures = [
             Figure.of(f"{prefix}segmentation-3.0", device, segmentation_batch, audio_s, segmentation),
             Figure.of(f"{prefix}CAM++ trunk over the audio", device, segmentation_batch, audio_s, trunk),
             Figure.of(f"{prefix}diarize stage", device, segmentation_batch, audio_s, diarize, Stage.DIARIZE),
             Figure.of(f"{prefix}embed stage (CAM++)", device, embedding_batch, audio_s, embed, Stage.EMBED),
         ]
-        figures[0].note = f"{len(starts)} windows"
-        figures[
-            2
-        ].note = f"{self.chunk_s:g} s chunks + clustering; {len(segments)} turns, {speakers} speakers"
-        figures[3].note = f"{len(segments)} segments"
+        for figure, note in zip(figures, notes):
+            figure.note = note
         return figures, segments
 
     def cpu_figures(
@@ -295,7 +305,7 @@ class Stages:
 
         audio_s = len(samples) / RATE
         regions, music_cost = measured(lambda: music.detect_music(samples, RATE))
-        labeller = QualityLabeller(block_s)
+        labeller = self.labeller(block_s)
         _, labels_cost = measured(lambda: labeller(samples, original, segments, regions))
         figures = [
             Figure.of("music stage", "cpu", None, audio_s, music_cost, Stage.MUSIC),
@@ -329,21 +339,24 @@ def recording_der(recording: Recording, segments: list[Segment]) -> float | None
 # ----------------------------------------------------------------- 4. agreement
 
 
-def agreement_outputs(eval_dir: Path, limit: int | None, out: Path) -> dict[str, Any]:
+def agreement_outputs(
+    eval_dir: Path, limit: int | None, out: Path, stages: Stages | None = None
+) -> dict[str, Any]:
     """Segmentation, reference-stretch embeddings and diarization of each eval file on this
-    process's device at its worker's batch sizes; arrays to ``out/agreement-<device>.npz``."""
+    process's device at its worker's batch sizes; arrays to ``out/agreement-<device>.npz``.
+    ``stages``: the models this process has loaded already."""
     from benchmarks.eval_set import annotated_diarization
     from benchmarks.quality import der_detail, der_metric, single_speaker_stretches
     from core.analysis import speaker_embeddings
     from core.contracts.gpu_profiles import worker_profile
     from core.service.settings import Settings
-    from workers.gpu import detect_gpus, machine_class
+    from workers.gpu import detect_gpus, worker_class
 
     settings = Settings()
     # NVML sees the GPU even where CUDA is hidden: the CPU child is a CPU worker
-    gpu_class = (settings.worker_gpu_class or machine_class(detect_gpus())) if _cuda() else "cpu"
+    gpu_class = worker_class(settings.worker_gpu_class, detect_gpus()) if _cuda() else "cpu"
     profile = worker_profile(gpu_class, settings.embedding_batch_size, settings.segmentation_batch_size)
-    stages = Stages(settings.diarization_step_s, settings.chunk_s)
+    stages = stages or Stages(settings.diarization_step_s, settings.chunk_s)
     metric = der_metric()
     arrays: dict[str, np.ndarray] = {}
     files = {}
@@ -557,7 +570,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         agreement_dir = workdir / "agreement"
         (agreement_dir / "here").mkdir(parents=True)
         (agreement_dir / "cpu").mkdir()
-        here = agreement_outputs(args.eval, args.dev_limit, agreement_dir / "here")
+        here = agreement_outputs(args.eval, args.dev_limit, agreement_dir / "here", stages)
         cpu = cpu_agreement_outputs(args.eval, args.dev_limit, agreement_dir / "cpu")
         result["agreement"] = compare(here, cpu, agreement_dir)
         say(f"agreement: {json.dumps({k: v for k, v in result['agreement'].items() if k != 'files'})}")

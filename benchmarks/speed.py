@@ -169,9 +169,9 @@ def activity_profile(settings):
     """The batch sizes a worker on this machine would use: its GPU class's profile with
     the settings' overrides, looked up exactly as the worker does at start."""
     from core.contracts.gpu_profiles import worker_profile
-    from workers.gpu import detect_gpus, machine_class
+    from workers.gpu import detect_gpus, worker_class
 
-    gpu_class = settings.worker_gpu_class or machine_class(detect_gpus())
+    gpu_class = worker_class(settings.worker_gpu_class, detect_gpus())
     return worker_profile(gpu_class, settings.embedding_batch_size, settings.segmentation_batch_size)
 
 

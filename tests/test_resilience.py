@@ -257,7 +257,8 @@ SHORT = ["ep03-three-voices.ogg", "ep05-radio-segment.ogg", "ep01-jingle-and-two
 
 def count_connect_attempts(monkeypatch):
     """Count core.service.temporal.connect's attempts (refused or not) from here on; returns the
-    counter. The SDK's Client.connect still does the work."""
+    counter. A spy, not a fake: it injects no fault, and the SDK's real Client.connect still
+    does the work (the fault, a stopped server, is real)."""
     from temporalio.client import Client
 
     import core.service.temporal

@@ -72,6 +72,11 @@ def classify(gpu: GpuInfo) -> str:
     return max(fitting, key=lambda p: p.min_memory_gib).gpu_class
 
 
+def worker_class(configured: str | None, gpus: list[GpuInfo]) -> str:
+    """The class a worker serves: ``PIPELINE_WORKER_GPU_CLASS`` where set, else its machine's."""
+    return configured or machine_class(gpus)
+
+
 def machine_class(gpus: list[GpuInfo]) -> str:
     """Class of the smallest GPU on the machine: any activity may land on any of them."""
     if not gpus:

@@ -41,7 +41,7 @@ from core.service.settings import Settings
 from core.service.temporal import connect
 from core.store.objects import ObjectStore
 from workers import eviction
-from workers.gpu import GpuInfo, detect_gpus, machine_class
+from workers.gpu import GpuInfo, detect_gpus, worker_class
 from workers.telemetry import sample_gpus, telemetry_runtime
 from workflows.batch import BatchWorkflow
 from workflows.export import ExportWorkflow
@@ -121,7 +121,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     if not await _models_load(settings):
         return 2
     gpus = detect_gpus()
-    rt = runtime.Runtime(settings, settings.worker_gpu_class or machine_class(gpus))
+    rt = runtime.Runtime(settings, worker_class(settings.worker_gpu_class, gpus))
     telemetry = telemetry_runtime(settings)
     client = await connect(settings, runtime=telemetry)
     swept = scratch.sweep_scratch(settings.work_dir)
