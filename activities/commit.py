@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable
 
 import numpy as np
 from temporalio import activity
@@ -27,7 +26,7 @@ from core.contracts.video import (
 )
 from core.service import faults
 from core.store import layout, outputs
-from core.store.commit import commit_video, committed_outcome
+from core.store.commit import FileWriter, commit_video, committed_outcome
 
 
 class CommitActivities(Activities):
@@ -93,7 +92,7 @@ def _commit_outputs(rt: Runtime, req: FinalizeRequest) -> VideoOutcome:
         )
         info = activity.info()
         committed_by = CommittedBy(workflow_id=info.workflow_id, run_id=info.workflow_run_id)
-        files: dict[str, tuple[str, Callable[[str], bool]]] = {
+        files: dict[str, tuple[str, FileWriter]] = {
             layout.ORIGINAL_WAV: (sha256, lambda key: store.copy_new(req.audio.original_key, key, etag))
         }
         for name, data, content_type in (
