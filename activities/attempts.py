@@ -55,7 +55,7 @@ def stage(
         on_stuck=rt.health.fail,
         log=log,
     )
-    if not info.is_local:  # a local activity (the upload) lives and dies with its workflow task
+    if not info.is_local:  # a local activity (the commit) lives and dies with its workflow task
         heart.start()
     started = time.perf_counter()
     log.info("stage.started")

@@ -18,7 +18,7 @@ from core.contracts.metadata import CommittedBy
 from core.contracts.rttm import rttm_text
 from core.contracts.stages import Stage
 from core.contracts.video import (
-    FinalizeRequest,
+    CommitRequest,
     MusicRegion,
     Segment,
     VideoOutcome,
@@ -37,17 +37,17 @@ class CommitActivities(Activities):
             return committed_outcome(self.rt.store, spec.video_id, spec)
 
     @activity.defn
-    def commit_outputs(self, req: FinalizeRequest) -> VideoOutcome:
+    def commit_outputs(self, req: CommitRequest) -> VideoOutcome:
         return _commit_outputs(self.rt, req)
 
     @activity.defn(name="finalize_outputs")
-    def commit_outputs_under_old_name(self, req: FinalizeRequest) -> VideoOutcome:
+    def commit_outputs_under_old_name(self, req: CommitRequest) -> VideoOutcome:
         """The commit under the name runs started before 2026-12-07 call it by
         (workflows/video.py, patch COMMIT_NAME): served until none of them is open."""
         return _commit_outputs(self.rt, req)
 
 
-def _commit_outputs(rt: Runtime, req: FinalizeRequest) -> VideoOutcome:
+def _commit_outputs(rt: Runtime, req: CommitRequest) -> VideoOutcome:
     store = rt.store
     video_id = req.spec.video_id
     keys = store.keys(video_id)

@@ -22,8 +22,8 @@ class StallInterrupt(BaseException):
 
 class Heartbeater:
     """Heartbeats the latest details now, and again every few seconds while the stage
-    works, so a long step (a slow download, ffmpeg, one model call, clustering, an
-    upload) never looks like a dead worker. If the process dies or pauses the beats
+    works, so a long step (a slow download, ffmpeg, one model call, clustering, a
+    commit) never looks like a dead worker. If the process dies or pauses the beats
     stop, and the heartbeat timeout hands the activity to another worker; the paused
     attempt's next beat is refused, which cancels it (the SDK raises CancelledError in
     the activity's thread). Always re-sends the last details: a bare heartbeat would

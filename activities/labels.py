@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
 from activities.scratch import scratch_dir
-from core.analysis import quality
 from core.contracts.stages import Stage
 from core.contracts.video import LabelRequest, LabelResult, MusicRegion, Segment
 
+if TYPE_CHECKING:  # scipy, soundfile, onnxruntime: loaded where labels are measured
+    from core.analysis import quality
+
 STAGE = Stage.LABELS
 RESULT = "labels.json"  # summary and one labels row per segment, in the diarization's order
-LABEL_FIELDS = tuple(quality.SegmentLabels.model_fields)
 
 
 class LabelActivities(ModelStage[LabelResult]):
@@ -39,6 +41,8 @@ class LabelActivities(ModelStage[LabelResult]):
 
 
 def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
+    from core.analysis import quality
+
     store, settings, audio = attempt.rt.store, attempt.rt.settings, request.audio
     segments = [Segment.model_validate(s) for s in store.get_json(request.diarization.key)["segments"]]
     regions = [MusicRegion.model_validate(r) for r in store.get_json(request.music.key)["regions"]]
@@ -80,6 +84,8 @@ def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
 @functools.lru_cache(maxsize=2)
 def _models(block_s: float) -> quality.QualityModels:
     """One DNSMOS session per worker process, not one per video."""
+    from core.analysis import quality
+
     return quality.QualityModels(block_s=block_s)
 
 
@@ -94,7 +100,7 @@ def _by_chunk(segments: list[Segment], chunk_s: float, num_chunks: int) -> list[
 def _to_arrays(members: list[int], labels: list[quality.SegmentLabels]) -> dict[str, np.ndarray]:
     """A chunk's labels as arrays (a checkpoint is an .npz): NaN stands for None."""
     arrays = {"index": np.array(members, dtype=np.int64)}
-    for name in LABEL_FIELDS:
+    for name in _label_fields():
         values = [getattr(label, name) for label in labels]
         arrays[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     return arrays
@@ -106,6 +112,12 @@ def _rows(results: list[dict[str, np.ndarray]], count: int) -> list[dict[str, fl
         for position, index in enumerate(arrays["index"]):
             rows[int(index)] = {
                 name: None if math.isnan(value := float(arrays[name][position])) else round(value, 4)
-                for name in LABEL_FIELDS
+                for name in _label_fields()
             }
     return rows
+
+
+def _label_fields() -> tuple[str, ...]:
+    from core.analysis.quality import SegmentLabels
+
+    return tuple(SegmentLabels.model_fields)

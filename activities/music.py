@@ -8,7 +8,6 @@ import numpy as np
 from temporalio import activity
 
 from activities.model_stage import ModelStage, StageAttempt
-from core.analysis import music
 from core.contracts.stages import Stage
 from core.contracts.video import AudioRef, MusicResult
 
@@ -25,6 +24,8 @@ class MusicActivities(ModelStage[MusicResult]):
 
 
 def _detect(attempt: StageAttempt, audio: AudioRef) -> MusicResult:
+    from core.analysis import music  # scipy: loaded where music is detected
+
     samples, rate = attempt.load_audio(audio)
     # whole blocks per chunk, so chunk scores concatenate into the recording's
     blocks_per_chunk = max(1, round(attempt.rt.settings.chunk_s / music.BLOCK_S))

@@ -2,7 +2,7 @@
 
     python -m benchmarks.fleet --gpus 150 --videos 20000 [--gpu-class t4]
         [--cpu-figures | --gpu-check gpu_check.json [--cuda-scale F]]
-        [--window 2000] [--download-slots 128] [--download-rate R] [--upload-slots 256]
+        [--window 2000] [--download-slots 128] [--download-rate R] [--commit-slots 256]
         [--preempt-per-gpu-hour 0.05] [--price 0.53] [--seed 1]
     python -m benchmarks.fleet --validate [--videos 40 --gpus 2 ...]   # check the model on Temporal
 
@@ -14,11 +14,11 @@ structure, side by side with the design it replaces:
   workers give at their replica ceiling: 16 pods x PIPELINE_DOWNLOAD_SLOTS 8 = 128; at
   most ``--download-rate`` starts per second, PIPELINE_DOWNLOAD_RATE_PER_S); diarize
   and music in parallel on the GPU queue (``--gpus`` x the class's ``gpu_slots``), then
-  embed; uploads as local activities of the workflow worker (``--upload-slots``, by
+  embed; commits as local activities of the workflow worker (``--commit-slots``, by
   default 16 pods x 16 light slots). Queues are FIFO, as Temporal's task queues
   roughly are.
 - serial: each GPU slot is a worker that downloads, runs the three model stages and
-  uploads in turn; its GPU idles while it downloads and uploads.
+  commits in turn; its GPU idles while it downloads and commits.
 
 Videos: ``--videos`` audio durations drawn from a lognormal (sigma ``--sigma``) capped to
 [``--min-min``, ``--max-h``] and scaled so the capped mean is the real job's mean
@@ -101,9 +101,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="fleet-wide download starts/s (default PIPELINE_DOWNLOAD_RATE_PER_S: unlimited)",
     )
     parser.add_argument(
-        "--upload-slots",
+        "--commit-slots",
         type=int,
-        help="fleet-wide upload slots (default: the same pods x their light-activity slots; "
+        help="fleet-wide commit slots (default: the same pods x their light-activity slots; "
         "2 with --validate)",
     )
     parser.add_argument(
@@ -123,8 +123,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--embed-s-per-h", type=float)
     parser.add_argument("--download-overhead-s", type=float, default=30.0)
     parser.add_argument("--download-s-per-h", type=float, default=70.0)
-    parser.add_argument("--upload-overhead-s", type=float, default=5.0)
-    parser.add_argument("--upload-s-per-h", type=float, default=15.0)
+    parser.add_argument("--commit-overhead-s", type=float, default=5.0)
+    parser.add_argument("--commit-s-per-h", type=float, default=15.0)
     parser.add_argument("--jitter", type=float, default=0.2)
     parser.add_argument("--sigma", type=float, default=0.7, help="lognormal sigma of audio durations")
     parser.add_argument("--min-min", type=float, default=10.0, help="shortest audio, minutes")
@@ -193,19 +193,19 @@ def gpu_check_costs(path: Path, cuda_scale: float) -> tuple[dict[str, float], st
 def _params(a: argparse.Namespace, stage_s_per_h: dict[str, float]) -> Params:
     """The fleet the flags describe; unset sizes default small with --validate."""
     small = a.validate
-    deployed_downloads, deployed_uploads = deployed_cpu_slots()
+    deployed_downloads, deployed_commits = deployed_cpu_slots()
     return Params(
         gpus=a.gpus or (2 if small else 150),
         gpu_class=a.gpu_class,
         window=a.window or (8 if small else 2000),
         download_slots=a.download_slots or (2 if small else deployed_downloads),
         download_rate=a.download_rate,
-        upload_slots=a.upload_slots or (2 if small else deployed_uploads),
+        commit_slots=a.commit_slots or (2 if small else deployed_commits),
         stage_s_per_h=stage_s_per_h,
         download_overhead_s=a.download_overhead_s,
         download_s_per_h=a.download_s_per_h,
-        upload_overhead_s=a.upload_overhead_s,
-        upload_s_per_h=a.upload_s_per_h,
+        commit_overhead_s=a.commit_overhead_s,
+        commit_s_per_h=a.commit_s_per_h,
         jitter=a.jitter,
         preempt_per_gpu_h=a.preempt_per_gpu_hour,
         handover_s=a.handover_s,

@@ -20,7 +20,7 @@ CPU_WORKER_MANIFEST = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "
 
 
 def deployed_cpu_slots() -> tuple[int, int]:
-    """(download, upload) slots of the CPU workers at the deployment's replica ceiling:
+    """(download, commit) slots of the CPU workers at the deployment's replica ceiling:
     the fleet the simulation gets unless told otherwise, so raising maxReplicaCount or
     PIPELINE_DOWNLOAD_SLOTS shows up here."""
     found = re.search(r"^\s*maxReplicaCount:\s*(\d+)", CPU_WORKER_MANIFEST.read_text(), re.MULTILINE)
@@ -55,12 +55,12 @@ class Params:
     window: int
     download_slots: int
     download_rate: float | None  # starts per second fleet-wide; None: unlimited
-    upload_slots: int
+    commit_slots: int
     stage_s_per_h: dict[str, float] = field(default_factory=dict)
     download_overhead_s: float = 30.0
     download_s_per_h: float = 70.0
-    upload_overhead_s: float = 5.0
-    upload_s_per_h: float = 15.0
+    commit_overhead_s: float = 5.0
+    commit_s_per_h: float = 15.0
     jitter: float = 0.2
     preempt_per_gpu_h: float = 0.0
     handover_s: float = 1.0
@@ -80,7 +80,7 @@ class Params:
 class Video:
     vid: int
     audio_h: float
-    s: dict[str, float]  # seconds of each stage: download, diarize, music, embed, upload
+    s: dict[str, float]  # seconds of each stage: download, diarize, music, embed, commit
 
 
 def calibrate_mu(mean_h: float, sigma: float, lo_h: float, hi_h: float, z: list[float]) -> float:
@@ -108,7 +108,7 @@ def draw_videos(n: int, p: Params, rng: random.Random, sigma: float, lo_h: float
         h = min(max(math.exp(mu + sigma * x), lo_h), hi_h)
         s = {
             Stage.DOWNLOAD: (p.download_overhead_s + p.download_s_per_h * h) * jit(),
-            Stage.COMMIT: (p.upload_overhead_s + p.upload_s_per_h * h) * jit(),
+            Stage.COMMIT: (p.commit_overhead_s + p.commit_s_per_h * h) * jit(),
         }
         for stage in GPU_STAGES:
             s[stage] = p.stage_s_per_h[stage] * h * jit()
@@ -183,8 +183,8 @@ class _PipelinedRun:
         self.running: dict[int, tuple[_Task, float, int]] = {}  # slot -> (task, started, version)
         self.version = [0] * p.slots
         self.machine_up = [True] * p.gpus
-        self.up_queue: deque[Video] = deque()
-        self.up_free = p.upload_slots
+        self.commit_queue: deque[Video] = deque()
+        self.commit_free = p.commit_slots
         self.joins: dict[int, int] = {}
         self.intervals: list[tuple[float, float]] = []
         self.done: list[tuple[float, float]] = []
@@ -195,7 +195,7 @@ class _PipelinedRun:
             "dl_wakeup": self._on_dl_wakeup,
             "dl_done": self._on_dl_done,
             "gpu_done": self._on_gpu_done,
-            "up_done": self._on_up_done,
+            "commit_done": self._on_commit_done,
             "requeue": self._on_requeue,
             "evict": self._on_evict,
             "machine_up": self._on_machine_up,
@@ -213,7 +213,7 @@ class _PipelinedRun:
         self._admit()
         self._start_downloads(now)
         self._start_gpu_tasks(now)
-        self._start_uploads(now)
+        self._start_commits(now)
 
     def _admit(self) -> None:
         """Fill the batch window from the videos not yet started."""
@@ -244,11 +244,11 @@ class _PipelinedRun:
             self.running[slot] = (task, now, self.version[slot])
             self.push(now + task.work - task.kept, "gpu_done", (slot, self.version[slot]))
 
-    def _start_uploads(self, now: float) -> None:
-        while self.up_queue and self.up_free > 0:
-            v = self.up_queue.popleft()
-            self.up_free -= 1
-            self.push(now + v.s[Stage.COMMIT], "up_done", v)
+    def _start_commits(self, now: float) -> None:
+        while self.commit_queue and self.commit_free > 0:
+            v = self.commit_queue.popleft()
+            self.commit_free -= 1
+            self.push(now + v.s[Stage.COMMIT], "commit_done", v)
 
     # --- event handlers ---
     def _on_dl_wakeup(self, now: float, data: None) -> bool:
@@ -272,7 +272,7 @@ class _PipelinedRun:
             self.free_slots.append(slot)
         v = task.video
         if task.stage == Stage.EMBED:
-            self.up_queue.append(v)
+            self.commit_queue.append(v)
         else:
             self.joins[v.vid] -= 1
             if self.joins[v.vid] == 0:
@@ -280,8 +280,8 @@ class _PipelinedRun:
                 self.gpu_queue.append(_Task(v, Stage.EMBED))
         return True
 
-    def _on_up_done(self, now: float, v: Video) -> bool:
-        self.up_free += 1
+    def _on_commit_done(self, now: float, v: Video) -> bool:
+        self.commit_free += 1
         self.in_flight -= 1
         self.done.append((now, v.audio_h))
         return True
@@ -356,7 +356,7 @@ def simulate_pipelined(p: Params, videos: list[Video], seed: int = 0) -> Result:
 
 
 def simulate_serial(p: Params, videos: list[Video]) -> Result:
-    """Each GPU slot downloads, processes and uploads one video at a time."""
+    """Each GPU slot downloads, processes and commits one video at a time."""
     slots = p.slots
     heap: list = [(0.0, s) for s in range(slots)]  # (time the worker wants its next video, slot)
     heapq.heapify(heap)
@@ -414,7 +414,7 @@ def describe(p: Params, videos: list[Video], lo_h: float, hi_h: float, figures: 
         (
             f"fleet: {p.gpus} x {p.gpu_class} ({p.slots_per_gpu} slot each: {p.slots} GPU slots), window "
             f"{p.window}, "
-            f"downloads {p.download_slots} slots (rate {rate}), uploads {p.upload_slots} slots"
+            f"downloads {p.download_slots} slots (rate {rate}), commits {p.commit_slots} slots"
         ),
         (
             f"videos: {len(videos)}, {audio:,.0f} audio h (mean {audio / len(videos) * 60:.1f} min, "
@@ -422,8 +422,8 @@ def describe(p: Params, videos: list[Video], lo_h: float, hi_h: float, figures: 
         ),
         f"GPU s per audio h ({figures}): {costs}; jitter +-{p.jitter:.0%}",
         (
-            f"download {p.download_overhead_s:g} s + {p.download_s_per_h:g} s/audio-h; upload "
-            f"{p.upload_overhead_s:g} s + {p.upload_s_per_h:g} s/audio-h (ASSUMED)"
+            f"download {p.download_overhead_s:g} s + {p.download_s_per_h:g} s/audio-h; commit "
+            f"{p.commit_overhead_s:g} s + {p.commit_s_per_h:g} s/audio-h (ASSUMED)"
         ),
         (
             f"evictions: {p.preempt_per_gpu_h:g} per GPU-h, handover {p.handover_s:g} s, replacement "
@@ -435,7 +435,7 @@ def describe(p: Params, videos: list[Video], lo_h: float, hi_h: float, figures: 
     capacity = {
         "downloads": p.download_slots * 3600 / mean[Stage.DOWNLOAD],
         "GPU": p.slots * 3600 / sum(mean[k] for k in GPU_STAGES),
-        "uploads": p.upload_slots * 3600 / mean[Stage.COMMIT],
+        "commits": p.commit_slots * 3600 / mean[Stage.COMMIT],
     }
     if p.download_rate:
         capacity["downloads"] = min(capacity["downloads"], p.download_rate * 3600)

@@ -68,9 +68,9 @@ def _validation_workers(client, p: Params, stand_ins, prefix: str, scale: float)
             workflows=[VideoWorkflow],
             workflow_runner=workflow_runner(),
             max_concurrent_workflow_tasks=64,
-            activities=stand_ins.upload,
+            activities=stand_ins.commit,
             activity_executor=executor,
-            max_concurrent_local_activities=p.upload_slots,
+            max_concurrent_local_activities=p.commit_slots,
         ),
         Worker(
             client,
@@ -123,8 +123,8 @@ def _print_validation(
         f"sleeping simulated seconds x {scale:.5f}"
     )
     print(
-        f"validate: {p.slots} GPU slots, window {p.window}, {p.download_slots} download / {p.upload_slots} "
-        "upload slots"
+        f"validate: {p.slots} GPU slots, window {p.window}, {p.download_slots} download / {p.commit_slots} "
+        "commit slots"
     )
     print(f"{'':<22} {'busy':>6} {'makespan (sim s)':>17}")
     print(f"{'simulated':<22} {predicted.busy:>6.3f} {predicted.makespan_s:>17.0f}")

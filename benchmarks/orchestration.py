@@ -12,7 +12,7 @@ in a shared machine's load hits them alike:
 - ``pipeline``: the pipeline's VideoWorkflow (its real code: queues, policies,
   search-attribute upserts, parallel stages, status bookkeeping) with every activity
   replaced by one that returns a valid result at once, hosted as the production
-  worker hosts it (sandbox runner; the upload a local activity of the workflow
+  worker hosts it (sandbox runner; the commit a local activity of the workflow
   worker, the download and the model stages on their queues).
 Prints completed workflows/s for each, the server's and the worker's CPU per
 workflow, and the pipeline's ratio to both baselines (goal: >= 0.9 of ``bare``).
@@ -120,7 +120,7 @@ async def run(videos: int, rounds: int, data: Path) -> int:
                 client,
                 task_queue=workflow_queue,
                 workflows=[VideoWorkflow, BareWorkflow, BareQueuedWorkflow],
-                activities=[noop, *STAND_INS.upload],
+                activities=[noop, *STAND_INS.commit],
                 workflow_runner=workflow_runner(),
                 **common,
             ),
@@ -156,7 +156,7 @@ async def run(videos: int, rounds: int, data: Path) -> int:
             )
         rate = {kind: t.workflows / t.wall_s for kind, t in totals.items()}
         print(
-            "  (pipeline: 4 activities on 2 other queues (download, GPU), 2 of them in parallel, the upload "
+            "  (pipeline: 4 activities on 2 other queues (download, GPU), 2 of them in parallel, the commit "
             "a local"
             " activity, 1 search-attribute upsert)"
         )

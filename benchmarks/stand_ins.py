@@ -19,9 +19,9 @@ from activities.commit import CommitActivities
 from core.contracts.stages import Stage
 from core.contracts.video import (
     AudioRef,
+    CommitRequest,
     DiarizationResult,
     EmbeddingResult,
-    FinalizeRequest,
     LabelResult,
     MusicResult,
     VideoOutcome,
@@ -37,7 +37,7 @@ Wait = Callable[[str, Stage], Awaitable[None]]
 class StandIns:
     download: list[Callable[..., Any]]
     gpu: list[Callable[..., Any]]
-    upload: list[Callable[..., Any]]  # the local activities of the workflow worker
+    commit: list[Callable[..., Any]]  # the local activities of the workflow worker
 
 
 async def _instant(video_id: str, stage: Stage) -> None:
@@ -75,7 +75,7 @@ def _results(duration_s: Callable[[str], float]) -> dict[Stage, Callable[[Any], 
     }
 
 
-def _completed(req: FinalizeRequest) -> VideoOutcome:
+def _completed(req: CommitRequest) -> VideoOutcome:
     return VideoOutcome(video_id=req.spec.video_id, batch_id=req.spec.batch_id, state=VideoState.COMPLETED)
 
 

@@ -28,7 +28,7 @@ from activities.runtime import Runtime
 from activities.sweep import SweepActivities
 from core.contracts.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
 from core.contracts.metadata import Metadata
-from core.contracts.video import EmbedRequest, FinalizeRequest, VideoSpec
+from core.contracts.video import CommitRequest, EmbedRequest, VideoSpec
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +52,8 @@ def staged(rt, media_server):
     return stage_video(rt, "fenced", f"{media_server.url}/ep03-three-voices.ogg")
 
 
-def stage_video(rt: Runtime, video_id: str, url: str) -> FinalizeRequest:
-    """One real video through every stage but the commit: its FinalizeRequest."""
+def stage_video(rt: Runtime, video_id: str, url: str) -> CommitRequest:
+    """One real video through every stage but the commit: its CommitRequest."""
     spec = VideoSpec(video_id=video_id, url=url, batch_id="b")
     audio = run(DownloadActivities(rt).download_audio, spec, "1")
     diarization = run(DiarizeActivities(rt).diarize_audio, audio, "2")
@@ -61,7 +61,7 @@ def stage_video(rt: Runtime, video_id: str, url: str) -> FinalizeRequest:
     embeddings = run(
         EmbedActivities(rt).embed_speakers, EmbedRequest(audio=audio, diarization=diarization), "4"
     )
-    return FinalizeRequest(
+    return CommitRequest(
         spec=spec,
         audio=audio,
         diarization=diarization,

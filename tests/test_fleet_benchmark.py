@@ -27,7 +27,7 @@ def test_simulation_prints_both_designs_and_projection():
         "40",
         "--download-slots",
         "8",
-        "--upload-slots",
+        "--commit-slots",
         "4",
         "--preempt-per-gpu-hour",
         "0.2",

@@ -17,9 +17,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_MODULES = ("workflows.video", "workflows.batch", "workflows.export", "workflows.manifest")
-# ML, download and storage libraries: loaded by the activities that use them, when they run
+# ML, signal-processing, download and storage libraries: loaded by the activities that
+# use them, when they run (numpy alone comes along: the activities' checkpoint types)
 NOT_IN_WORKFLOW_CODE = {
     "torch",
+    "scipy",
+    "soundfile",
+    "sklearn",
     "torchaudio",
     "pyannote",
     "onnxruntime",

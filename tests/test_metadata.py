@@ -13,9 +13,9 @@ from core.contracts.metadata import Metadata
 from core.contracts.video import (
     SCHEMA_VERSION,
     AudioRef,
+    CommitRequest,
     DiarizationResult,
     EmbeddingResult,
-    FinalizeRequest,
     LabelResult,
     MusicRegion,
     MusicResult,
@@ -116,7 +116,7 @@ def _labels(**given):
 
 
 def _build(with_labels: bool) -> Metadata:
-    req = FinalizeRequest(
+    req = CommitRequest(
         spec=VideoSpec(video_id="cur", url="https://user:pw@example.com/ep2.mp3?token=t", batch_id="b1"),
         audio=AudioRef(
             video_id="cur",

@@ -123,7 +123,7 @@ def frames(spans: list[tuple[float, float]]) -> np.ndarray:
 
 def test_cuda_oom_is_raised_by_the_models_forward_on_a_too_large_batch(backend, clip, monkeypatch):
     """PIPELINE_FAULT_OOM_ABOVE_BATCH raises CUDA's OOM error in the models' forward pass
-    on a larger batch, as a GPU would; the activity's halving (activities/chunks.py)
+    on a larger batch, as a GPU would; the activity's halving (activities/model_stage.py)
     then retries with a smaller batch, which goes through."""
     import torch
 

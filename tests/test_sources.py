@@ -415,9 +415,9 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
     from core.contracts.metadata import Metadata
     from core.contracts.video import (
         AudioRef,
+        CommitRequest,
         DiarizationResult,
         EmbeddingResult,
-        FinalizeRequest,
         MusicResult,
         RowRef,
         Segment,
@@ -430,7 +430,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
     secrets = ("hunter2", "t0k3n", "s1gn4ture")
     url = f"http://podcaster:hunter2@127.0.0.1:{own_media.httpd.server_address[1]}/ep03.ogg?token=t0k3n&sig=s1gn4ture"
     spec = VideoSpec(video_id="secret", url=url, batch_id="b")
-    req = FinalizeRequest(
+    req = CommitRequest(
         spec=spec,
         audio=AudioRef(
             video_id="secret",

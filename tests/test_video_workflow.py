@@ -20,11 +20,11 @@ from temporalio.client import Client, WorkflowFailureError
 from core.contracts import queues
 from core.contracts.video import (
     AudioRef,
+    CommitRequest,
     DiarizationResult,
     EmbeddingResult,
     EmbedRequest,
     Escalation,
-    FinalizeRequest,
     LabelRequest,
     LabelResult,
     MusicResult,
@@ -88,7 +88,7 @@ class StandIns:
         return LabelResult(key="l", backend="stand-in", num_segments=2, labels_version=1, dnsmos_model="x")
 
     @activity.defn(name="commit_outputs")
-    def commit_outputs(self, req: FinalizeRequest) -> VideoOutcome:
+    def commit_outputs(self, req: CommitRequest) -> VideoOutcome:
         return VideoOutcome(video_id=req.spec.video_id, batch_id="b", state=VideoState.COMPLETED)
 
 

@@ -1,7 +1,7 @@
 """Run one worker process: detect the GPU class, poll its queues, drain on SIGTERM.
 
 A machine serves the model stages on ``<prefix>-gpu-<class>``; with
-``serve_cpu_queues`` it also runs workflows, downloads and uploads (the embedded
+``serve_cpu_queues`` it also runs workflows, downloads and commits (the embedded
 default: one process does everything).
 """
 
@@ -65,7 +65,7 @@ ACTIVITY_CLASSES = (
     ExportActivities,
     QueueActivities,
 )
-# short storage work run by the workflow worker: the committed check and the upload
+# short storage work run by the workflow worker: the committed check and the commit
 # as local activities of VideoWorkflow, the others on the workflow queue, dispatched
 # eagerly (core/contracts/queues.py)
 CPU_LIGHT_ACTIVITIES = [

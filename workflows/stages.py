@@ -1,6 +1,6 @@
 """The stage table: what each stage of a video runs, on which queue, under which policy.
 
-    download ──> diarize ─┬─> embed ───┬─> upload (metadata.json last)
+    download ──> diarize ─┬─> embed ───┬─> commit (metadata.json last)
                  music ───┴─> labels ──┘
 
 One entry per stage, typed by its activity's input and result, so the workflow calls

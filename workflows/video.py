@@ -1,14 +1,14 @@
 """VideoWorkflow: one podcast video from its URL to committed outputs in storage.
 
-    download ──> diarize ─┬─> embed ───┬─> upload (metadata.json last)
+    download ──> diarize ─┬─> embed ───┬─> commit (metadata.json last)
                  music ───┴─> labels ──┘
 
 Each stage's activity, queue and policy are its entry in ``workflows/stages.py``.
 Workflow id ``video-{video_id}``: one run per video across every batch (a batch does
 not start videos already committed in storage, and Temporal refuses a second run of a
-running or completed id; finalizing an already committed video returns the committed
+running or completed id; committing an already committed video returns the committed
 outcome and rewrites nothing). The download and the model stages run on the queue of
-their kind (CPU download, GPU class for the models); the upload, a few storage calls,
+their kind (CPU download, GPU class for the models); the commit, a few storage calls,
 runs as a local activity in the worker that runs the workflow.
 
 An operator finds a video's stage in the ``status`` query and its current details (the
@@ -40,8 +40,8 @@ with workflow.unsafe.imports_passed_through():
     from core.contracts.search_attributes import Outcome
     from core.contracts.video import (
         AudioRef,
+        CommitRequest,
         EmbedRequest,
-        FinalizeRequest,
         LabelRequest,
         LabelResult,
         ServedClassesRequest,
@@ -114,7 +114,7 @@ class VideoWorkflow:
                 labels = labeled
             else:
                 embeddings = await embed
-            request = FinalizeRequest(
+            request = CommitRequest(
                 spec=spec,
                 audio=audio,
                 diarization=diarization,

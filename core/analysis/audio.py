@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-import soundfile as sf
 
 from core.contracts.errors import EmptyMedia, InvalidMedia, SilentAudio, Stalled
 from core.service import faults
@@ -188,6 +187,8 @@ def _wait_bounded(
 
 def load_wav(path: Path) -> tuple[np.ndarray, int]:
     """Mono float32 samples in [-1, 1] and the sample rate."""
+    import soundfile as sf  # libsndfile: loaded where audio is read, not where this module is
+
     data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     return data.mean(axis=1), rate
 
@@ -195,6 +196,8 @@ def load_wav(path: Path) -> tuple[np.ndarray, int]:
 def scan_wav(path: Path, block_s: float = 60.0) -> tuple[float, float]:
     """Duration (s) and peak level (dBFS) of a WAV, read a block at a time: memory does
     not grow with the recording's length."""
+    import soundfile as sf
+
     info = sf.info(str(path))
     peak = 0.0
     for block in sf.blocks(

@@ -1,7 +1,7 @@
 """CUDA out of memory: how a model stage recognises it, what it frees, the batch it tries next.
 
 One home for the three steps of the halving policy, so that the chunked stages
-(``activities/chunks.py``, inside a Temporal activity) and the GPU check
+(``activities/model_stage.py``, inside a Temporal activity) and the GPU check
 (``benchmarks/gpu_check.py``, on a lent GPU machine without Temporal or storage) run the
 same code against a real CUDA out-of-memory error.
 """

@@ -3,7 +3,7 @@
 Workflows run on ``<prefix>-workflows``, and so do the short CPU activities (batch page
 reads, manifests): an activity on the workflow's own queue is handed back with the
 workflow task that scheduled it (eager dispatch), never waiting on a poll. A video's
-upload goes further: it runs as a local activity of the workflow worker. Downloads
+commit goes further: it runs as a local activity of the workflow worker. Downloads
 have ``<prefix>-download`` (CPU): the fleet-wide rate limit lives on that queue, and
 only matching enforces it, so they must never be dispatched eagerly. Exports (cutting
 and packing shards, CPU-bound) have ``<prefix>-export``, served beside the downloads. The model stages
@@ -13,7 +13,7 @@ it. A machine without a GPU is class ``cpu``.
 
 from __future__ import annotations
 
-# Light activities (the committed check, the upload, page reads, manifests, export
+# Light activities (the committed check, the commit, page reads, manifests, export
 # indexes) a CPU worker runs at once, and as many local ones: what the deployment's
 # worker pods and the fleet projection (benchmarks/fleet.py) count with.
 CPU_LIGHT_SLOTS = 16

@@ -222,7 +222,7 @@ class VideoStatus(StageTrail):
     error_message: str | None = None
 
 
-class FinalizeRequest(StageTrail):
+class CommitRequest(StageTrail):
     """Everything the commit stage needs to write the committed outputs."""
 
     spec: VideoSpec

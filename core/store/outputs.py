@@ -1,7 +1,7 @@
 """The committed outputs of one video: metadata.json (core/contracts/metadata.py), diarization.rttm,
 stats.json.
 
-Pure functions of the stage results, so the upload activity stays a thin I/O wrapper
+Pure functions of the stage results, so the commit activity stays a thin I/O wrapper
 and every rule here (what "usable" means, what usable_pct counts) is unit-tested.
 """
 
@@ -22,7 +22,7 @@ from core.contracts.metadata import (
     Speaker,
 )
 from core.contracts.urls import redact_url
-from core.contracts.video import SCHEMA_VERSION, FinalizeRequest, MusicRegion, Segment, UsablePolicy
+from core.contracts.video import SCHEMA_VERSION, CommitRequest, MusicRegion, Segment, UsablePolicy
 
 Interval = tuple[float, float]
 
@@ -144,7 +144,7 @@ def usable_seconds(rows: list[dict[str, Any]]) -> float:
 
 
 def metadata_model(
-    req: FinalizeRequest,
+    req: CommitRequest,
     segments: list[Segment],
     music: list[MusicRegion],
     centroids: dict[str, list[float]],
@@ -153,7 +153,7 @@ def metadata_model(
     labels: list[dict[str, float | None]] | None = None,
 ) -> Metadata:
     """The commit marker of the video (core/contracts/metadata.py), less ``committed_by`` and
-    ``files``, which the upload adds once the other files are written."""
+    ``files``, which the commit adds once the other files are written."""
     rows = annotate_segments(segments, music, rules, uncertain, labels)
     duration = req.audio.duration_s
     speakers = {
@@ -206,7 +206,7 @@ def metadata_model(
     return metadata.model_copy(update={"quality": quality})
 
 
-def build_stats(req: FinalizeRequest) -> dict[str, Any]:
+def build_stats(req: CommitRequest) -> dict[str, Any]:
     minutes = req.audio.duration_s / 60.0
     stage_seconds = dict(req.stage_seconds)
     compute = {
