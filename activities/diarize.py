@@ -4,21 +4,31 @@ Backends that split into per-chunk feature extraction and a global step (the def
 ``pretrained`` backend: local segmentation and embeddings per chunk, clustering at the
 end) checkpoint every ``chunk_s`` of audio, so a kill costs at most one chunk; a
 whole-recording backend (pyannote) is one chunk, still with OOM halving of its batch
-sizes.
+sizes. A chunk's CAM++ trunk frames (``pretrained``) go beside its checkpoint, for the
+embed stage to pool segment embeddings from: the recording is encoded once.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from temporalio import activity
 
-from activities.model_stage import ModelStage, StageAttempt
-from core.analysis.diarization import ChunkedDiarization, DiarizationOutput, get_diarization_backend
+from activities.model_stage import ModelStage, StageAttempt, npz_bytes
+from core.analysis.diarization import (
+    FIRST_FRAME,
+    FRAMES,
+    ChunkedDiarization,
+    ChunkFeatures,
+    DiarizationOutput,
+    get_diarization_backend,
+)
 from core.contracts.stages import Stage
 from core.contracts.video import AudioRef, DiarizationResult, Segment
 from core.service import faults
+from core.store import layout
 
 STAGE = Stage.DIARIZE
 RESULT = "diarization.json"  # summary, segments and uncertain spans of one attempt
@@ -37,16 +47,25 @@ def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
     backend = get_diarization_backend(settings)
     samples, rate = attempt.load_audio(audio)
     duration = len(samples) / rate
+    frames: dict[str, Any] = {}
     if isinstance(backend, ChunkedDiarization):  # per-chunk features, then one global step
         chunk_s = settings.chunk_s
-        run = attempt.chunks(
-            max(1, math.ceil(duration / chunk_s)),
-            lambda i, size: backend.extract(samples, rate, i * chunk_s, (i + 1) * chunk_s, size),
-            batch,
-        )
+        num_chunks = max(1, math.ceil(duration / chunk_s))
+
+        def extract(index: int, size: int) -> ChunkFeatures:
+            features = backend.extract(samples, rate, index * chunk_s, (index + 1) * chunk_s, size)
+            if FRAMES in features:  # stored first: a stored chunk has its frames
+                trunk = {name: features.pop(name) for name in (FRAMES, FIRST_FRAME)}
+                attempt.writes.put_bytes(layout.frames_key(attempt.folder, index), npz_bytes(trunk))
+            return features
+
+        run = attempt.chunks(num_chunks, extract, batch)
         attempt.ctx.heart.show({"step": "clustering", "chunks": len(run.results)})
         faults.stall("cluster")
         output = backend.finish(run.results, duration)
+        stored = set(attempt.rt.store.list_keys(attempt.folder))
+        if all(layout.frames_key(attempt.folder, i) in stored for i in range(num_chunks)):
+            frames = {"frames_dir": attempt.folder, "frame_chunks": num_chunks}
     else:  # the whole recording at once: one chunk
         run = attempt.chunks(
             1, lambda _i, size: _to_arrays(backend.diarize(samples, rate, batch_size=size)), batch
@@ -59,6 +78,7 @@ def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
         num_speakers=len({s.speaker for s in segments}),
         num_segments=len(segments),
         speech_s=round(sum(s.duration for s in segments), 3),
+        **frames,
     )
     return attempt.finish(
         result,

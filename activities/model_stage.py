@@ -213,7 +213,7 @@ def run_chunks(
     for index in range(num_chunks):
         key = layout.chunk_key(prefix, index)
         if key in stored:
-            results.append(_load(store.get_bytes(key)))
+            results.append(npz_arrays(store.get_bytes(key)))
             continue
         if activity.is_worker_shutdown():
             progress = progress.model_copy(update={"chunk": index})
@@ -234,7 +234,7 @@ def run_chunks(
             if not gpu_memory.is_cuda_oom(exc):
                 raise
             raise _after_oom(stage, index, progress, progress_key, ctx, writes) from None
-        writes.put_bytes(key, _dump(result))
+        writes.put_bytes(key, npz_bytes(result))
         results.append(result)
         computed.append(index)
         progress = progress.model_copy(update={"chunk": index + 1})
@@ -272,12 +272,13 @@ def _after_oom(
     )
 
 
-def _dump(arrays: dict[str, np.ndarray]) -> bytes:
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """Named arrays as one .npz: what a chunk checkpoint holds."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 
-def _load(data: bytes) -> dict[str, np.ndarray]:
+def npz_arrays(data: bytes) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(data)) as npz:
         return {name: npz[name] for name in npz.files}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import time
 from collections import Counter
@@ -76,7 +77,9 @@ def wait_for_event(stack: Stack, name: str, event: str, timeout_s: float = 60) -
 
 
 def chunk_keys(store: ObjectStore, video_id: str, stage: str) -> list[str]:
-    return [k for k in store.list_keys(f"{store.keys(video_id).work_root}{stage}/") if "/chunk-" in k]
+    """The stage's chunk checkpoints (not the CAM++ frames the diarize chunks keep beside them)."""
+    keys = store.list_keys(f"{store.keys(video_id).work_root}{stage}/")
+    return [k for k in keys if re.search(r"/chunk-\d+\.npz$", k)]
 
 
 def wait_until(predicate, timeout_s: float = 120, what: str = "condition") -> None:

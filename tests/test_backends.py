@@ -13,10 +13,15 @@ import numpy as np
 import pytest
 
 from benchmarks.quality import der
-from core.analysis import audio
+from core.analysis import audio, campplus
 from core.analysis.diarization.pretrained import WINDOW_S, PretrainedDiarization
 from core.analysis.music import detect_music
-from core.analysis.speaker_embeddings import embed_segments, speaker_centroids
+from core.analysis.speaker_embeddings import (
+    embed_segments,
+    embeddings_from_frames,
+    segment_items,
+    speaker_centroids,
+)
 from core.contracts.video import Segment
 
 
@@ -189,6 +194,16 @@ def test_chunked_extraction_gives_the_whole_recording_result(eval_dir, tmp_path)
     for a, b in zip(chunked, whole):
         assert a.speaker == b.speaker and abs(a.start - b.start) < 0.02 and abs(a.end - b.end) < 0.02
 
+    # the CAM++ frames the chunks keep for the embed stage tile the recording once, as
+    # one pass over it computes them (half precision)
+    kept = [(int(c["first_frame"]), c["frames"]) for c in chunks if c["frames"].size]
+    assert kept[0][0] == 0 and all(a + f.shape[1] == b for (a, f), (b, _) in zip(kept, kept[1:]))
+    first, frames = campplus.frame_features(samples, 0, len(samples))
+    assert abs(frames.shape[1] - campplus.num_frames(len(samples))) <= 2  # fbank stops short of the end
+    tiled = np.concatenate([f for _, f in kept], axis=1).astype(np.float32)
+    assert first == 0 and tiled.shape == frames.shape
+    assert np.abs(tiled - frames).max() <= 1e-3 * np.abs(frames).max()
+
 
 def test_embeddings_separate_speakers_on_reference_turns(eval_dir, tmp_path):
     name = "pyaa_diarizationExample"  # four speakers in clean turns
@@ -211,6 +226,28 @@ def test_embeddings_separate_speakers_on_reference_turns(eval_dir, tmp_path):
     centroids = speaker_centroids(turns, vectors)
     assert sorted(centroids) == sorted({t.speaker for t in turns})
     assert all(len(v) == 192 for v in centroids.values())
+
+
+def test_embeddings_pooled_from_one_pass_separate_speakers_like_a_pass_per_turn(eval_dir, tmp_path):
+    """The embed stage pools segments from the diarization's frames (fbank normalised
+    per 10 s block, not per turn): other vectors, as well ordered."""
+    name = "pyaa_diarizationExample"
+    samples = load16k(eval_dir / "diarization" / "audio" / f"{name}.wav", tmp_path)
+    turns = [
+        t for t in reference_turns(eval_dir / "diarization" / "rttm" / f"{name}.rttm") if t.duration > 1.0
+    ]
+    first, frames = campplus.frame_features(samples, 0, len(samples))
+    pooled = embeddings_from_frames(
+        campplus.pool_statistics(frames, first, segment_items(turns, len(samples)))
+    )
+    by_turn = embed_segments(samples, turns)
+
+    assert pooled.shape == by_turn.shape and np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-4)
+    sims = pooled @ pooled.T
+    same = [sims[i, j] for i in range(len(turns)) for j in range(i) if turns[i].speaker == turns[j].speaker]
+    diff = [sims[i, j] for i in range(len(turns)) for j in range(i) if turns[i].speaker != turns[j].speaker]
+    assert np.mean([a > b for a in same for b in diff]) > 0.9
+    assert np.mean((pooled * by_turn).sum(axis=1)) > 0.85  # measured 0.95: the same voices
 
 
 @pytest.mark.parametrize(

@@ -26,9 +26,11 @@ from activities.fencing import FencedWrites
 from activities.music import MusicActivities
 from activities.runtime import Runtime
 from activities.sweep import SweepActivities
+from core.analysis import speaker_embeddings
 from core.contracts.errors import AttemptSuperseded, IntermediateMismatch, VideoIdConflict
 from core.contracts.metadata import Metadata
 from core.contracts.video import CommitRequest, EmbedRequest, VideoSpec
+from core.store import layout
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +95,28 @@ def test_each_attempt_writes_under_its_own_keys_and_results_name_them(rt, staged
         run(DownloadActivities(rt).download_audio, other, "1", attempt=3).original_key
         != staged.audio.original_key
     )
+
+
+def test_embed_pools_the_diarizations_frames_and_encodes_again_only_without_them(rt, staged):
+    """One CAM++ pass per recording: the diarize stage keeps each chunk's frames beside
+    its checkpoint and the embed stage pools segments from them. A diarization recorded
+    before it kept frames is embedded by a pass over each segment, under the older name."""
+    store, diarization = rt.store, staged.diarization
+    assert diarization.frames_dir and diarization.frame_chunks >= 1
+    assert all(
+        store.exists(layout.frames_key(diarization.frames_dir, i)) for i in range(diarization.frame_chunks)
+    )
+    assert staged.embeddings.backend == speaker_embeddings.FRAMES_BACKEND_NAME
+    pooled = np.load(io.BytesIO(store.get_bytes(staged.embeddings.key)))
+
+    older = diarization.model_copy(
+        update={"frames_dir": None, "frame_chunks": 0, "attempt_id": "before-frames"}
+    )
+    again = run(EmbedActivities(rt).embed_speakers, EmbedRequest(audio=staged.audio, diarization=older), "4b")
+    encoded = np.load(io.BytesIO(store.get_bytes(again.key)))
+    assert again.backend == speaker_embeddings.BACKEND_NAME and encoded.shape == pooled.shape
+    assert pooled.shape[0] == diarization.num_segments > 0
+    assert np.nanmean((pooled * encoded).sum(axis=1)) > 0.8  # other vectors of the same voices
 
 
 def test_commit_refuses_intermediates_that_do_not_match_their_results(rt, staged):

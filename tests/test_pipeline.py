@@ -166,7 +166,10 @@ def test_good_videos_complete_with_all_outputs(stack, started):
         assert meta["num_speakers"] == len(meta["speakers"]) == speakers, (vid, meta["num_speakers"])
         assert abs(meta["usable_pct"] - usable_pct) <= USABLE_PCT_MARGIN, (vid, meta["usable_pct"])
         vectors = np.load(io.BytesIO(store.get_bytes(keys.embeddings)))
-        assert meta["embedding"] == {"model": speaker_embeddings.BACKEND_NAME, "dim": speaker_embeddings.DIM}
+        assert meta["embedding"] == {
+            "model": speaker_embeddings.FRAMES_BACKEND_NAME,
+            "dim": speaker_embeddings.DIM,
+        }
         assert vectors.shape == (len(meta["segments"]), meta["embedding"]["dim"])
         assert all(len(s["centroid"]) == meta["embedding"]["dim"] for s in meta["speakers"].values())
         assert keys.metadata == f"{vid}/v{SCHEMA_VERSION}/metadata.json"  # each schema its own folder

@@ -147,6 +147,10 @@ class DiarizationResult(StageSummary):
     num_speakers: int
     num_segments: int
     speech_s: float
+    # the stage folder whose chunks kept their CAM++ trunk frames (store.layout.frames_key),
+    # when all ``frame_chunks`` did: the embed stage pools from them, with no second pass
+    frames_dir: str | None = None
+    frame_chunks: int = 0
 
 
 class EmbeddingResult(StageSummary):

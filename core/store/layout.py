@@ -111,6 +111,12 @@ def chunk_key(stage_dir: str, index: int) -> str:
     return f"{stage_dir}chunk-{index:05d}.npz"
 
 
+def frames_key(stage_dir: str, index: int) -> str:
+    """One diarization chunk's CAM++ trunk frames, beside its checkpoint: written before
+    it, so a stored chunk has its frames (the embed stage pools segments from them)."""
+    return f"{stage_dir}chunk-{index:05d}.frames.npz"
+
+
 def progress_key(stage_dir: str) -> str:
     """A chunked stage's progress (batch size after an OOM), beside its chunks."""
     return f"{stage_dir}progress.json"

@@ -40,6 +40,10 @@ class DiarizationBackend(Protocol):
 
 
 ChunkFeatures = dict[str, np.ndarray]  # what one chunk's extraction stores: plain arrays
+# Optional entries of ChunkFeatures: the chunk's own CAM++ trunk frames (C, T) and the
+# index of the first on the recording's frame grid. The diarize activity stores them
+# apart from the checkpoint, and the embed stage pools segment embeddings from them.
+FRAMES, FIRST_FRAME = "frames", "first_frame"
 
 
 @runtime_checkable
@@ -51,7 +55,8 @@ class ChunkedDiarization(DiarizationBackend, Protocol):
     def extract(
         self, samples: np.ndarray, rate: int, start_s: float, end_s: float, batch_size: int = 8
     ) -> ChunkFeatures:
-        """Features of the windows starting in [start_s, end_s) of the whole recording."""
+        """Features of the windows starting in [start_s, end_s) of the whole recording
+        (with FRAMES and FIRST_FRAME where the backend's embeddings are CAM++'s)."""
         ...
 
     def finish(self, chunks: list[ChunkFeatures], duration_s: float) -> DiarizationOutput:

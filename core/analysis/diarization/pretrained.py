@@ -37,7 +37,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core.analysis import campplus, model_files
-from core.analysis.diarization import ChunkFeatures, DiarizationOutput, reconstruction, relabel, speech_gate  # noqa: E402
+from core.analysis.diarization import (  # noqa: E402
+    FIRST_FRAME,
+    FRAMES,
+    ChunkFeatures,
+    DiarizationOutput,
+    reconstruction,
+    relabel,
+    speech_gate,
+)
 from core.analysis.diarization.clustering import THRESHOLD, assign_clusters  # noqa: E402
 from core.contracts.video import Segment  # noqa: E402
 from core.service import faults  # noqa: E402
@@ -116,9 +124,16 @@ class PretrainedDiarization:
         chosen = np.flatnonzero((every >= start_s - 1e-9) & (every < end_s - 1e-9))
         starts = every[chosen]
         n_frames, step, duration = self.frames
+        own = _own_frames(
+            rate, start_s, end_s, len(samples), bool(len(chosen)) and chosen[-1] == len(every) - 1
+        )
         if not len(starts):
-            return _empty(n_frames)
-        span = (int(round(starts[0] * rate)), int(round(starts[-1] * rate)) + int(WINDOW_S * rate))
+            return _empty(n_frames, own[0])
+        # the trunk covers the windows and the chunk's own frames (from its start on)
+        span = (
+            own[0] * campplus.FRAME,
+            max(own[1] * campplus.FRAME, int(round(starts[-1] * rate)) + int(WINDOW_S * rate)),
+        )
         # the CAM++ trunk does not depend on the segmentation (only the pooling does):
         # the two models run side by side, on two cores where there are two
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="campplus") as pool:
@@ -142,6 +157,9 @@ class PretrainedDiarization:
             "single_prob": single,
             "speech_prob": speech,
             "embeddings": emb,
+            # half precision: the embed stage pools them in float32 (cosine >= 0.9999)
+            FRAMES: frames[:, own[0] - first : own[1] - first].astype(np.float16),
+            FIRST_FRAME: np.int64(own[0]),
         }
 
     def _segment(
@@ -266,11 +284,23 @@ def _clean_seconds(segmentation: np.ndarray, step: float) -> np.ndarray:
     return cast(np.ndarray, (segmentation.astype(bool) & single).sum(axis=1) * step)
 
 
-def _empty(n_frames: int) -> ChunkFeatures:
+def _own_frames(rate: int, start_s: float, end_s: float, num_samples: int, last: bool) -> tuple[int, int]:
+    """The trunk frames a chunk keeps for the embed stage: those from its start to the
+    next chunk's (to the recording's end for the chunk with the last window), so the
+    chunks' frames tile the recording once. (The trunk may give a frame or two less at
+    the very end, where fbank frames stop short of the last samples.)"""
+    total = campplus.num_frames(num_samples)
+    first = min(total, int(round(start_s * rate)) // campplus.FRAME)
+    return first, total if last else max(first, min(total, int(round(end_s * rate)) // campplus.FRAME))
+
+
+def _empty(n_frames: int, first_frame: int) -> ChunkFeatures:
     return {
         "window_start_s": np.zeros(0),
         "segmentation": np.zeros((0, n_frames, LOCAL_SPEAKERS), dtype=np.uint8),
         "single_prob": np.zeros((0, n_frames), dtype=np.float16),
         "speech_prob": np.zeros((0, n_frames), dtype=np.float16),
         "embeddings": np.zeros((0, LOCAL_SPEAKERS, campplus.DIM), dtype=np.float32),
+        FRAMES: np.zeros((0, 0), dtype=np.float16),
+        FIRST_FRAME: np.int64(first_frame),
     }
