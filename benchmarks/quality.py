@@ -228,7 +228,7 @@ def score_diarization_file(uri, samples, reference, output, scored, metric) -> D
     hypothesis = output.segments
     from core.analysis import campplus
     from core.analysis.music import detect_music
-    from core.analysis.speaker_embeddings import embed_segments, embeddings_from_frames, segment_items
+    from core.analysis.speaker_embeddings import embed_from_frames, embed_segments
     from core.store.outputs import UsableRules, annotate_segments
 
     duration = len(samples) / RATE
@@ -248,10 +248,8 @@ def score_diarization_file(uri, samples, reference, output, scored, metric) -> D
     turns = single_speaker_stretches(reference, duration)
     speakers = [t.speaker for t in turns]
     first, frames = campplus.frame_features(samples, 0, len(samples))  # as the diarize stage keeps them
-    pooled = campplus.pool_statistics(
-        frames.astype(np.float16).astype(np.float32), first, segment_items(turns, len(samples))
-    )
-    same, diff = pair_similarities(embeddings_from_frames(pooled), speakers)
+    pooled = embed_from_frames(frames.astype(np.float16), first, turns, len(samples))
+    same, diff = pair_similarities(pooled, speakers)
     pass_same, pass_diff = pair_similarities(embed_segments(samples, turns), speakers)
 
     return DiarizationFile(

@@ -180,7 +180,8 @@ def speakers(segments) -> str:
 
 
 def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: float):
-    """The default backend part by part and whole: (rows, segments, whole Timing)."""
+    """The default backend part by part and whole: (rows, segments, whole Timing, the
+    CAM++ frames it keeps for the embed stage and the index of the first)."""
     from core.analysis import campplus
     from core.analysis.diarization.pretrained import OperatingPoint, PretrainedDiarization
 
@@ -194,6 +195,7 @@ def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: f
     output, t_whole = timed(backend.diarize, samples, RATE, batch_size=batch)
     segments = output.segments
     device = str(campplus.device())
+    frames = (features["frames"], int(features["first_frame"]))  # what the embed stage pools from
     rows = [
         Row(
             "  local segmentation (segmentation-3.0)",
@@ -205,7 +207,7 @@ def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: f
         Row("  clustering (agglomerative)", "cpu", t_cluster, f"{int(clusters.max()) + 1} clusters"),
         Row(f"diarization, step {step_s:g} s (whole)", device, t_whole, speakers(segments)),
     ]
-    return rows, segments, t_whole
+    return rows, segments, t_whole, frames
 
 
 def time_pyannote(model: str, token: str | None, samples, clip, profile_batch: int):
@@ -302,14 +304,14 @@ def run(args: argparse.Namespace) -> int:
             Row("decode/resample -> 16 kHz mono", "cpu", t_decode, "ffmpeg, 44.1 kHz stereo WAV in"),
             Row("speech activity (silero-vad)", "cpu", t_vad, "part of music"),
         ]
-        diarized = []  # (backend label, segments, Timing) per backend
+        diarized = []  # (backend label, segments, Timing, kept CAM++ frames or None) per backend
         for name in backends:
             if name == "pretrained":
                 for step in args.step or [settings.diarization_step_s]:
-                    diarize_rows, segments, t_diarize = time_pretrained(
+                    diarize_rows, segments, t_diarize, frames = time_pretrained(
                         samples, clip, profile.segmentation_batch, step
                     )
-                    diarized.append((f"pretrained, step {step:g} s", segments, t_diarize))
+                    diarized.append((f"pretrained, step {step:g} s", segments, t_diarize, frames))
                     rows += diarize_rows
                 continue
             else:
@@ -322,25 +324,33 @@ def run(args: argparse.Namespace) -> int:
                 except Exception as exc:  # a model that cannot load: say why, no traceback
                     print(f"cannot time the pyannote backend: {exc}", file=sys.stderr)
                     return 2
-                diarized.append((f"pyannote, batch {profile.segmentation_batch}", segments, t_diarize))
+                diarized.append((f"pyannote, batch {profile.segmentation_batch}", segments, t_diarize, None))
             rows += diarize_rows
 
         # segment embeddings are timed on the first backend's turns (the default one's
-        # when both run): their cost follows the speech, not who found the turns
-        _, t_embed = timed(
-            speaker_embeddings.embed_segments, samples, diarized[0][1], batch_size=profile.embedding_batch
-        )
+        # when both run): pooled from the CAM++ frames it kept, else a pass per segment
+        _, first_segments, _, kept = diarized[0]
+        if kept is not None:
+            _, t_embed = timed(
+                speaker_embeddings.embed_from_frames, kept[0], kept[1], first_segments, len(samples)
+            )
+            embed_how = "pooled from the diarization's CAM++ frames"
+        else:
+            _, t_embed = timed(
+                speaker_embeddings.embed_segments, samples, first_segments, batch_size=profile.embedding_batch
+            )
+            embed_how = f"a CAM++ pass per segment, batch {profile.embedding_batch}"
         regions, t_music = timed(music.detect_music, samples, RATE)
         original = decode(test_file, workdir, ORIGINAL_RATE)  # the download makes it beside the 16 kHz copy
         labeller = QualityLabeller(settings.dnsmos_block_s)
         labeller(samples[: int(WARMUP_S * RATE)], original, [Segment(start=0.0, end=5.0, speaker="w")], [])
-        labels, t_labels = timed(labeller, samples, original, diarized[0][1], regions)
+        labels, t_labels = timed(labeller, samples, original, first_segments, regions)
         rows += [
             Row(
                 "segment embeddings (CAM++)",
                 str(campplus.device()),
                 t_embed,
-                f"{len(diarized[0][1])} segments, batch {profile.embedding_batch}",
+                f"{len(first_segments)} segments, {embed_how}",
             ),
             Row("music detection", "cpu", t_music, f"{len(regions)} regions, runs its own VAD"),
             Row(
@@ -357,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
                 t_decode + t_diarize + t_embed + t_music + t_labels,
                 f"diarization: {label}",
             )
-            for label, _, t_diarize in diarized
+            for label, _, t_diarize, _ in diarized
         ]
 
     print(f"models loaded and warmed up on a {WARMUP_S:g} s clip before timing: first load excluded\n")

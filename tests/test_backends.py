@@ -16,12 +16,7 @@ from benchmarks.quality import der
 from core.analysis import audio, campplus
 from core.analysis.diarization.pretrained import WINDOW_S, PretrainedDiarization
 from core.analysis.music import detect_music
-from core.analysis.speaker_embeddings import (
-    embed_segments,
-    embeddings_from_frames,
-    segment_items,
-    speaker_centroids,
-)
+from core.analysis.speaker_embeddings import embed_from_frames, embed_segments, speaker_centroids
 from core.contracts.video import Segment
 
 
@@ -237,9 +232,7 @@ def test_embeddings_pooled_from_one_pass_separate_speakers_like_a_pass_per_turn(
         t for t in reference_turns(eval_dir / "diarization" / "rttm" / f"{name}.rttm") if t.duration > 1.0
     ]
     first, frames = campplus.frame_features(samples, 0, len(samples))
-    pooled = embeddings_from_frames(
-        campplus.pool_statistics(frames, first, segment_items(turns, len(samples)))
-    )
+    pooled = embed_from_frames(frames, first, turns, len(samples))
     by_turn = embed_segments(samples, turns)
 
     assert pooled.shape == by_turn.shape and np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-4)

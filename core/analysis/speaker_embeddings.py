@@ -44,6 +44,15 @@ def segment_items(segments: list[Segment], num_samples: int) -> list[campplus.It
     return [_item(segment, starts, ends, speakers, num_samples) for segment in segments]
 
 
+def embed_from_frames(
+    frames: np.ndarray, first: int, segments: list[Segment], num_samples: int
+) -> np.ndarray:
+    """(len(segments), DIM) pooled from trunk frames (C, T) that start at frame ``first``
+    and cover the segments: one chunk of frames, where a recording's are not split."""
+    items = segment_items(segments, num_samples)
+    return embeddings_from_frames(campplus.pool_statistics(frames.astype(np.float32), first, items))
+
+
 def embeddings_from_frames(stats: np.ndarray) -> np.ndarray:
     """(n, DIM) float32 from the weighted sums ``campplus.pool_statistics`` gave for
     ``segment_items``, added up over the chunks of frames they span."""
