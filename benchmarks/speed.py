@@ -264,13 +264,17 @@ def pyannote_model(arg: str | None, workdir: Path) -> tuple[str, str | None, str
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from core.analysis import campplus, music, speaker_embeddings, vad
+    from core.analysis import campplus, music, speaker_embeddings, threads, vad
     from core.analysis.audio import ORIGINAL_RATE
     from core.contracts.video import Segment
     from core.service.settings import Settings
 
     settings = Settings()
     profile = activity_profile(settings)
+    # each model call's threads, as the worker gives them (its cores over its slots)
+    threads.use(
+        threads.per_call(settings.max_concurrent_activities or profile.gpu_slots, settings.model_threads)
+    )
     with tempfile.TemporaryDirectory(prefix="speed-") as tmp:
         workdir = Path(tmp)
         sources = source_recordings(args.audio)

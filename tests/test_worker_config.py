@@ -66,3 +66,27 @@ def test_a_worker_whose_pyannote_model_is_missing_exits_2_without_polling(tmp_pa
     finally:
         for listener in listeners:
             listener.close()
+
+
+def test_model_calls_use_the_threads_the_worker_gives_them() -> None:
+    """core.analysis.threads: torch's pool and the onnxruntime sessions built after it
+    take the worker's share, whether torch was imported before or after."""
+    from core.analysis import threads
+
+    assert threads.per_call(slots=threads.cores()) == 1
+    assert threads.per_call(slots=1) == threads.cores()
+    assert threads.per_call(slots=2, configured=3) == 3
+    code = (
+        "import torch; from core.analysis import threads, dnsmos; threads.use(1);"
+        "a = torch.get_num_threads(); threads.use(2); b = torch.get_num_threads(); s = dnsmos.Dnsmos();"
+        "print(a, b, s.session.get_session_options().intra_op_num_threads)"
+    )
+    before = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert before.stdout.split() == ["1", "2", "2"]
+    code = "from core.analysis import threads; threads.use(1); import torch; print(torch.get_num_threads())"
+    after = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert after.stdout.split() == ["1"]

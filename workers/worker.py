@@ -31,7 +31,7 @@ from activities.manifest import ManifestActivities
 from activities.music import MusicActivities
 from activities.queues import QueueActivities
 from activities.sweep import SweepActivities
-from core.analysis import model_files
+from core.analysis import model_files, threads
 from core.analysis.diarization import get_diarization_backend
 from core.contracts import queues
 from core.contracts.errors import ConfigurationError, StorageUnavailable, StoreUnsafe
@@ -130,6 +130,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     if not await _storage_usable(settings):
         return 2
     slots = settings.max_concurrent_activities or rt.profile.gpu_slots
+    threads.use(threads.per_call(slots, settings.model_threads))
     # a thread per slot: model stages, downloads, light activities and light local activities
     executor = ThreadPoolExecutor(
         max_workers=slots + settings.download_slots + settings.export_slots + 2 * queues.CPU_LIGHT_SLOTS
@@ -145,6 +146,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         gpu_class=rt.gpu_class,
         profile=rt.profile.model_dump(exclude={"gpu_class"}),
         slots=slots,
+        model_threads=threads.count(),
         queues=served,
         temporal=settings.temporal_address,
         diarization_backend=settings.diarization_backend,

@@ -39,17 +39,20 @@ DNSMOS_BATCH = 8  # windows per onnxruntime call (~4.6 MB of input each)
 class Dnsmos:
     """The DNSMOS session, loaded once per process and reused for every recording."""
 
-    def __init__(self, threads: int = 1, block_s: float = 0.0) -> None:
+    def __init__(self, threads: int | None = None, block_s: float = 0.0) -> None:
         """``block_s`` > 0: DNSMOS scores each speaker once per block of the recording
         (``turns``), on one window of their speech there, not each turn: a fraction of
-        the CPU, at the price of per-turn detail."""
+        the CPU, at the price of per-turn detail. ``threads``: the process's share
+        (core.analysis.threads) unless given."""
         import onnxruntime as ort
+
+        from core.analysis import threads as model_threads
 
         self.block_s = block_s
         import speechmos
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or model_threads.count()
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting CPU
         model = Path(speechmos.__file__).parent / "dnsmos_models" / "sig_bak_ovr.onnx"

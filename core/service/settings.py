@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     worker_gpu_class: str | None = None  # the queue class this worker serves; default: detected
     serve_cpu_queues: bool = True
     max_concurrent_activities: int | None = None  # model-stage slots; default: GPU profile
+    # threads of each model call (torch, onnxruntime); default: the cores over the slots
+    # (core/analysis/threads.py)
+    model_threads: int | None = Field(default=None, ge=1)
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     # a download or model stage whose progress (bytes, seconds decoded, chunks) stops this
     # long fails Stalled; one stuck in native code makes the worker exit (activities/runtime.py)

@@ -159,7 +159,7 @@ class PretrainedDiarization:
             "embeddings": emb,
             # half precision: the embed stage pools them in float32 (cosine >= 0.9999)
             FRAMES: frames[:, own[0] - first : own[1] - first].astype(np.float16),
-            FIRST_FRAME: np.int64(own[0]),
+            FIRST_FRAME: np.array(own[0], dtype=np.int64),
         }
 
     def _segment(
@@ -302,5 +302,5 @@ def _empty(n_frames: int, first_frame: int) -> ChunkFeatures:
         "speech_prob": np.zeros((0, n_frames), dtype=np.float16),
         "embeddings": np.zeros((0, LOCAL_SPEAKERS, campplus.DIM), dtype=np.float32),
         FRAMES: np.zeros((0, 0), dtype=np.float16),
-        FIRST_FRAME: np.int64(first_frame),
+        FIRST_FRAME: np.array(first_frame, dtype=np.int64),
     }
