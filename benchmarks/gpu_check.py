@@ -628,6 +628,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.eval / "diarization").is_dir():
         parser.error(f"{args.eval} has no diarization/ folder")
     args.out.mkdir(parents=True, exist_ok=True)
+    from core.analysis import exported
+
+    # the PyTorch models on both sides: the CUDA path and its CPU twin (the test suite holds
+    # the onnxruntime path of CPU workers to the latter; the bundle carries no exporter)
+    exported.use("torch")
     if args.agreement_only:
         found = agreement_outputs(args.eval, args.dev_limit, args.out)
         (args.out / "agreement.json").write_text(json.dumps(found))

@@ -74,7 +74,7 @@ def long_recording(
     for copy, f in enumerate(files):
         turns = read_rttm(folder / "rttm" / f"{f.stem}.rttm")
         spans += [(offset + t.start, offset + t.end) for t in turns]
-        speakers += [f"{f.stem}-{copy}-{t.speaker}" for t in turns]  # each copy: speakers of its own
+        speakers += [f"{f.stem}-{t.speaker}|{copy}" for t in turns]  # each copy: speakers of its own
         offset += sf.info(str(f)).duration
     return original, to_wav(original, tmp / "long.16k.wav", RATE), spans, speakers
 
@@ -166,6 +166,110 @@ def reference_dnsmos_cost(path: Path) -> float:
     started = time.process_time()
     dnsmos.run(samples, RATE)
     return (time.process_time() - started) / (len(samples) / RATE / 60)
+
+
+# ------------------------------------------------------------------------ DNSMOS budget
+
+
+def budget_table(eval_dir: Path, copies: int, tmp: Path) -> None:
+    """How well each DNSMOS window budget ranks the segments of a long recording against
+    full DNSMOS (P.835 on every 1 s hop of each segment, as speechmos runs it), and its
+    CPU. The recording is the diarization set joined ``copies`` times, each file's
+    speakers the same people in every copy (hosts come back), ranked over every reference
+    turn of at least MIN_DNSMOS_S."""
+    from scipy.stats import spearmanr
+
+    from core.analysis.dnsmos import MIN_DNSMOS_S, Dnsmos, span_slice
+
+    _, analysis_path, spans, speakers = long_recording(eval_dir / "diarization", copies, tmp)
+    analysis = load(analysis_path)
+    minutes = len(analysis) / RATE / 60
+    scored = [i for i, (a, b) in enumerate(spans) if b - a >= MIN_DNSMOS_S]
+    people = [name.split("|")[0] for name in speakers]  # the same person in every copy
+    from core.service.settings import Settings
+
+    default = Settings().dnsmos_block_s
+    full = Dnsmos(threads=1)
+    p808 = _P808()
+    started = time.process_time()
+    reference = np.array(
+        [_every_hop(full, analysis[span_slice(*spans[i], RATE, len(analysis))]) for i in scored]
+    )
+    costs = {"full: every 1 s hop of each segment": time.process_time() - started}
+    ranked: dict[str, np.ndarray] = {}
+    for name, block_s in (
+        ("every turn, at most 2 windows", 0.0),
+        ("per speaker per 300 s", 300.0),
+        ("per speaker per hour", 3600.0),
+        ("per speaker per recording", 1e9),
+    ):
+        name += " (default)" if block_s == default else ""
+        scorer = Dnsmos(threads=1, block_s=block_s)
+        started = time.process_time()
+        scores = scorer.dnsmos(analysis, RATE, spans, people)
+        costs[name] = time.process_time() - started
+        ranked[name] = np.array([scores[i] if scores[i] else (np.nan,) * 3 for i in scored])
+    started = time.process_time()
+    overall = [p808.score(analysis[span_slice(*spans[i], RATE, len(analysis))]) for i in scored]
+    costs["P.808 (one overall MOS) every turn"] = time.process_time() - started
+    ranked["P.808 (one overall MOS) every turn"] = np.array([(np.nan, np.nan, v) for v in overall])
+
+    print(
+        f"== DNSMOS budget: {minutes:.1f} min ({copies} x the diarization set, the same speakers in each),"
+        f" {len(scored)} turns >= {MIN_DNSMOS_S:g} s; Spearman against full DNSMOS"
+    )
+    print(f"{'budget':<40} {'SIG':>6} {'BAK':>6} {'OVRL':>6} {'CPU s/audio min':>16}")
+    full_cost = costs["full: every 1 s hop of each segment"] / minutes
+    print(f"{'full: every 1 s hop of each segment':<40} {1:6.2f} {1:6.2f} {1:6.2f} {full_cost:16.2f}")
+    for name, values in ranked.items():
+        rho = [_spearman(spearmanr, reference[:, d], values[:, d]) for d in range(3)]
+        print(
+            f"{name:<40} " + " ".join(f"{fmt(r, '.2f', 6)}" for r in rho) + f" {costs[name] / minutes:16.2f}"
+        )
+    print("(P.808: DNSMOS's overall-quality model, compared with P.835's OVRL; it has no SIG/BAK)")
+
+
+def _spearman(spearmanr, reference: np.ndarray, values: np.ndarray) -> float | None:
+    ok = ~np.isnan(values)
+    return None if ok.sum() < 3 else float(spearmanr(reference[ok], values[ok]).statistic)
+
+
+def _every_hop(scorer, audio: np.ndarray) -> tuple[float, float, float]:
+    """P.835 (SIG, BAK, OVRL) averaged over every 1 s hop, short audio repeated, as speechmos."""
+    from core.analysis.dnsmos import DNSMOS_WINDOW, POLY_BAK, POLY_OVRL, POLY_SIG
+
+    while len(audio) < DNSMOS_WINDOW:
+        audio = np.concatenate([audio, audio])
+    hops = int(np.floor(len(audio) / RATE - DNSMOS_WINDOW / RATE)) + 1
+    windows = [audio[h * RATE : h * RATE + DNSMOS_WINDOW] for h in range(hops)]
+    raw = scorer._infer([w for w in windows if len(w) == DNSMOS_WINDOW])
+    return tuple(
+        float(np.polyval(p, raw[:, d]).mean()) for d, p in enumerate((POLY_SIG, POLY_BAK, POLY_OVRL))
+    )
+
+
+class _P808:
+    """DNSMOS P.808 (model_v8.onnx in the speechmos wheel) on one centred window, with
+    speechmos's features (120-band log mel of the window, librosa)."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+        import speechmos
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        model = Path(speechmos.__file__).parent / "dnsmos_models" / "model_v8.onnx"
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+    def score(self, audio: np.ndarray) -> float:
+        import librosa
+
+        from core.analysis.dnsmos import dnsmos_windows
+
+        (window,) = dnsmos_windows(audio, 1)
+        mel = librosa.feature.melspectrogram(y=window[:-160], sr=RATE, n_fft=321, hop_length=160, n_mels=120)
+        features = ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T.astype(np.float32)[None]
+        return float(self.session.run(None, {"input_1": features})[0][0][0])
 
 
 # ---------------------------------------------------------------------------- DNSMOS
@@ -334,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     models = QualityModels(threads=1)
     with tempfile.TemporaryDirectory(prefix="labels-") as tmp:
         cost_table(args.eval, max(1, args.copies), models, Path(tmp))
+        print()
+        budget_table(args.eval, max(1, args.copies), Path(tmp))
         print()
         dnsmos_table(args.eval, models, Path(tmp))
         print()

@@ -314,3 +314,36 @@ def test_the_speech_gate_vetoes_a_quiet_stretch_and_leaves_frames_no_window_judg
     lone = np.zeros(1000)
     lone[500] = 0.5  # one 16 ms blip of speech probability in silence is smoothed away
     assert not speech_mask(lone, np.ones(1000), step)[500]
+
+
+def test_the_onnxruntime_models_decide_as_the_torch_models_do(eval_dir, tmp_path):
+    """Without CUDA, segmentation-3.0 and the CAM++ trunk run in onnxruntime, exported
+    from the shipped weights (core.analysis.exported): held to the PyTorch reference on
+    real speech, the same local speaker decisions and the same frames (float rounding)."""
+    from core.analysis import exported
+
+    samples = load16k(eval_dir / "diarization" / "audio" / "pyannote_debug_tst00.wav", tmp_path)
+    starts = PretrainedDiarization().window_starts(len(samples))
+    try:
+        exported.use("torch")
+        reference = PretrainedDiarization()
+        assert reference.fast_model is None
+        ref_segmentation, ref_single = reference._segment(samples, starts, 4)
+        _, ref_frames = campplus.frame_features(samples, 0, len(samples))
+
+        exported.use("onnxruntime", tmp_path / "onnx")
+        fast = PretrainedDiarization()
+        assert fast.fast_model is not None and campplus.trunk_session() is not None
+        segmentation, single = fast._segment(samples, starts, 4)
+        _, frames = campplus.frame_features(samples, 0, len(samples))
+        assert sorted(p.name.split("-")[0] for p in (tmp_path / "onnx").glob("*.onnx")) == [
+            "campplus",
+            "segmentation",
+        ]
+    finally:
+        exported.use("onnxruntime", exported.DEFAULT_CACHE_DIR)
+
+    assert (segmentation == ref_segmentation).mean() >= 0.999  # measured: identical
+    assert np.abs(single.astype(np.float32) - ref_single.astype(np.float32)).max() < 0.01
+    assert frames.shape == ref_frames.shape
+    assert np.abs(frames - ref_frames).max() <= 1e-4 * np.abs(ref_frames).max()

@@ -31,8 +31,9 @@ from activities.manifest import ManifestActivities
 from activities.music import MusicActivities
 from activities.queues import QueueActivities
 from activities.sweep import SweepActivities
-from core.analysis import model_files, threads
+from core.analysis import exported, model_files, threads
 from core.analysis.diarization import get_diarization_backend
+from core.analysis.diarization.pretrained import PretrainedDiarization
 from core.contracts import queues
 from core.contracts.errors import ConfigurationError, StorageUnavailable, StoreUnsafe
 from core.service.exit import exit_now
@@ -131,6 +132,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         return 2
     slots = settings.max_concurrent_activities or rt.profile.gpu_slots
     threads.use(threads.per_call(slots, settings.model_threads))
+    exported.use(settings.inference, settings.model_cache_dir)
+    if settings.diarization_backend == "pretrained":  # loaded (and exported) before any task
+        await asyncio.to_thread(PretrainedDiarization().prepare)
     # a thread per slot: model stages, downloads, light activities and light local activities
     executor = ThreadPoolExecutor(
         max_workers=slots + settings.download_slots + settings.export_slots + 2 * queues.CPU_LIGHT_SLOTS
@@ -147,6 +151,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         profile=rt.profile.model_dump(exclude={"gpu_class"}),
         slots=slots,
         model_threads=threads.count(),
+        inference="onnxruntime" if exported.fast() else "torch",
         queues=served,
         temporal=settings.temporal_address,
         diarization_backend=settings.diarization_backend,

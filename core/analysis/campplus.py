@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from core.analysis import model_files
+from core.analysis import exported, model_files
 from core.service import faults
 
 if TYPE_CHECKING:  # torch is imported where it runs: a module that only names a stage stays light
+    import onnxruntime
     import torch
 
 RATE = 16_000
@@ -59,6 +60,36 @@ def encoder() -> torch.nn.Module:
     model.eval()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device)
+
+
+def trunk_session() -> onnxruntime.InferenceSession | None:
+    """The trunk in onnxruntime (core.analysis.exported), or None where it runs in torch."""
+    if not exported.fast():
+        return None
+    import torch
+
+    return exported.session(
+        "campplus-trunk",
+        model_files.campplus_state_dict(),
+        lambda: _Trunk(encoder()),
+        torch.zeros((1, 200, 80)),
+        {"fbank": {0: "batch", 1: "time"}, "frames": {0: "batch", 2: "frames"}},
+    )
+
+
+def _Trunk(model: torch.nn.Module) -> torch.nn.Module:
+    """The trunk as a module of its own (what is exported)."""
+    import torch
+
+    class Trunk(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, fbank: torch.Tensor) -> torch.Tensor:
+            return _trunk(self.model, fbank)
+
+    return Trunk().eval()
 
 
 def device() -> torch.device:
@@ -171,10 +202,13 @@ def _run_grouped(fbanks: list[torch.Tensor | None]) -> list[np.ndarray | None]:
     by_len: dict[int, list[int]] = {}
     for i, f in present.items():
         by_len.setdefault(len(f), []).append(i)
-    dev = device()
+    fast = trunk_session()
     for idx in by_len.values():
-        batch = torch.stack([present[i] for i in idx]).to(dev)
-        frames = _trunk(encoder(), batch).float().cpu().numpy()
+        batch = torch.stack([present[i] for i in idx])
+        if fast is not None:
+            frames = exported.run(fast, batch.numpy())
+        else:
+            frames = _trunk(encoder(), batch.to(device())).float().cpu().numpy()
         for i, f in zip(idx, frames):
             out[i] = f
     return out

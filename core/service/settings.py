@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # threads of each model call (torch, onnxruntime); default: the cores over the slots
     # (core/analysis/threads.py)
     model_threads: int | None = Field(default=None, ge=1)
+    # where segmentation-3.0 and the CAM++ trunk run without CUDA: onnxruntime (exported
+    # once into model_cache_dir, default ~/.cache/podcast-pipeline/onnx) or torch
+    # (core/analysis/exported.py)
+    inference: Literal["onnxruntime", "torch"] = "onnxruntime"
+    model_cache_dir: Path | None = None
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     # a download or model stage whose progress (bytes, seconds decoded, chunks) stops this
     # long fails Stalled; one stuck in native code makes the worker exit (activities/runtime.py)
@@ -122,8 +127,9 @@ class Settings(BaseSettings):
     # themselves are always kept in metadata.json
     usable_policy: UsablePolicy = UsablePolicy()
     # DNSMOS scores each speaker once per this many seconds of the recording (one window
-    # of their speech there); 0: every turn on its own, several times the CPU
-    dnsmos_block_s: float = Field(default=300.0, ge=0)
+    # of their speech there: once per episode of up to an hour); 0: every turn on its own,
+    # several times the CPU (benchmarks.labels: the budget table)
+    dnsmos_block_s: float = Field(default=3600.0, ge=0)
     # how exports cut training clips and long windows from committed outputs (core/training/clips.py)
     clip_policy: ClipPolicy = ClipPolicy()
 

@@ -36,7 +36,7 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.analysis import campplus, model_files
+from core.analysis import campplus, exported, model_files
 from core.analysis.diarization import (  # noqa: E402
     FIRST_FRAME,
     FRAMES,
@@ -51,6 +51,7 @@ from core.contracts.video import Segment  # noqa: E402
 from core.service import faults  # noqa: E402
 
 if TYPE_CHECKING:
+    import onnxruntime
     from pyannote.audio.models.segmentation import PyanNet
     from pyannote.audio.utils.powerset import Powerset
 
@@ -95,6 +96,27 @@ class PretrainedDiarization:
         return cast(
             "PyanNet", model.to(campplus.device())
         )  # segmentation-3.0's class (num_frames is its own)
+
+    @cached_property
+    def fast_model(self) -> onnxruntime.InferenceSession | None:
+        """segmentation-3.0 in onnxruntime (core.analysis.exported); None where it runs in torch."""
+        if not exported.fast():
+            return None
+        window = int(WINDOW_S * campplus.RATE)
+        return exported.session(
+            "segmentation-3.0",
+            model_files.segmentation_checkpoint(),
+            lambda: self.model,
+            torch.zeros((1, 1, window)),
+            {"audio": {0: "batch"}, "log_probs": {0: "batch"}},
+        )
+
+    def prepare(self) -> None:
+        """Load both models (exporting them for onnxruntime the first time), so the first
+        chunk of the first video does not pay for it."""
+        self.fast_model  # noqa: B018  (a cached property: built now)
+        campplus.encoder()
+        campplus.trunk_session()
 
     @cached_property
     def frames(self) -> tuple[int, float, float]:
@@ -176,8 +198,11 @@ class PretrainedDiarization:
                 piece = samples[int(round(s * campplus.RATE)) : int(round(s * campplus.RATE)) + window]
                 batch[i, 0, : len(piece)] = piece
             faults.check_batch_memory(len(batch))
-            with self._lock, torch.inference_mode():
-                log_probs = self.model(torch.from_numpy(batch).to(campplus.device())).float().cpu()
+            if self.fast_model is not None:
+                log_probs = torch.from_numpy(exported.run(self.fast_model, batch))
+            else:
+                with self._lock, torch.inference_mode():
+                    log_probs = self.model(torch.from_numpy(batch).to(campplus.device())).float().cpu()
             out.append(self.powerset.to_multilabel(log_probs).numpy().astype(np.uint8))
             single.append(log_probs.exp()[..., single_class].sum(dim=-1).numpy().astype(np.float16))
         return np.concatenate(out), np.concatenate(single)
