@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,11 +48,12 @@ def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
     segments = [Segment.model_validate(s) for s in store.get_json(request.diarization.key)["segments"]]
     regions = [MusicRegion.model_validate(r) for r in store.get_json(request.music.key)["regions"]]
     music = [(r.start, r.end, r.probability) for r in regions]
-    with scratch_dir(attempt.rt, audio.video_id) as tmp:
+    with scratch_dir(attempt.rt, audio.video_id) as tmp, ThreadPoolExecutor(1, "events") as beside:
         original = store.download_file(audio.original_key, tmp / "original.wav")
         samples, rate = attempt.load_audio(audio)
-        attempt.ctx.heart.show({"step": "events"})
-        events = quality.detect_events(samples, rate)
+        # the audio events (music, singing) on another core, while DNSMOS and the signal
+        # labels are measured: the labels stage is alone on the machine once embed is done
+        events = beside.submit(quality.detect_events, samples, rate)
         block_s = settings.dnsmos_block_s
         models = _models(block_s)
         duration = len(samples) / rate

@@ -15,6 +15,7 @@ session, windows and polynomials) is core/analysis/dnsmos.py: most of the labels
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, cast
@@ -92,31 +93,37 @@ class QualityModels(Dnsmos):
         rate: int,
         spans: list[tuple[float, float]],
         music_regions: list[tuple[float, float, float]],
-        events: EventTrack,
+        events: EventTrack | Future[EventTrack],
         speakers: list[str] | None = None,
     ) -> list[SegmentLabels]:
         """One SegmentLabels per span, in the order given; ``speakers`` (one per span)
-        lets DNSMOS score a speaker's turn once (``turns``)."""
+        lets DNSMOS score a speaker's turn once (``turns``). ``events`` may still be
+        being detected (a Future): DNSMOS and the signal labels are measured first."""
         mos = self.dnsmos(analysis, rate, spans, speakers)
-        music, singing = fused_music(events, music_regions), sustained_singing(events)
-        labels: list[SegmentLabels | None] = [None] * len(spans)
+        signals: list[SignalLabels | None] = [None] * len(spans)
         with sf.SoundFile(str(original)) as wav:
             for i in sorted(range(len(spans)), key=lambda k: spans[k][0]):  # one pass through the file
                 start, end = spans[i]
                 pcm = read_span(wav, start, end)
-                signal = signal_labels(
+                signals[i] = signal_labels(
                     pcm, wav.samplerate, analysis[span_slice(start, end, rate, len(analysis))]
                 )
-                score = mos[i]
-                labels[i] = SegmentLabels(
+        track = events.result() if isinstance(events, Future) else events
+        music, singing = fused_music(track, music_regions), sustained_singing(track)
+        labels = []
+        for (start, end), score, signal in zip(spans, mos, signals):
+            assert signal is not None  # every span was measured
+            labels.append(
+                SegmentLabels(
                     dnsmos_sig=None if score is None else score[0],
                     dnsmos_bak=None if score is None else score[1],
                     dnsmos_ovrl=None if score is None else score[2],
-                    music=round(span_share(music, events.frame_s, start, end), 4),
-                    singing=round(span_share(singing, events.frame_s, start, end), 4),
+                    music=round(span_share(music, track.frame_s, start, end), 4),
+                    singing=round(span_share(singing, track.frame_s, start, end), 4),
                     **signal,
                 )
-        return labels  # type: ignore[return-value]  # every index was filled
+            )
+        return labels
 
 
 def read_span(wav: sf.SoundFile, start: float, end: float) -> np.ndarray:
