@@ -14,10 +14,10 @@ structure, side by side with the design it replaces:
   workers give at their replica ceiling: 16 pods x PIPELINE_DOWNLOAD_SLOTS 8 = 128; at
   most ``--download-rate`` starts per second, PIPELINE_DOWNLOAD_RATE_PER_S); diarize
   and music in parallel on the GPU queue (``--gpus`` x the class's ``gpu_slots``), then
-  embed; commits as local activities of the workflow worker (``--commit-slots``, by
+  embed and labels in parallel; commits as local activities of the workflow worker (``--commit-slots``, by
   default 16 pods x 16 light slots). Queues are FIFO, as Temporal's task queues
   roughly are.
-- serial: each GPU slot is a worker that downloads, runs the three model stages and
+- serial: each GPU slot is a worker that downloads, runs the four model stages and
   commits in turn; its GPU idles while it downloads and commits.
 
 Videos: ``--videos`` audio durations drawn from a lognormal (sigma ``--sigma``) capped to
@@ -31,8 +31,9 @@ stand in until ``benchmarks.gpu_check`` is run on CUDA, and every one has a flag
 ``--gpu-check FILE`` takes them from that check's result instead (its emulated T4's
 figures, CUDA stages times ``--cuda-scale``, the stated speed ratio of the card it ran
 on to the simulated class).
-``--cpu-figures`` uses the default (pretrained) backend's measured CPU costs instead (2
-cores, step 2.5 s: 3.83, 0.27 and 1.95 CPU s per audio minute for diarize, music, embed). Download: yt-dlp
+``--cpu-figures`` uses the default (pretrained) backend's measured CPU costs instead
+(``fleet_model.CPU_STAGE_S_PER_H``: one slot of a 2-core, 2-slot machine; ``--gpus`` then
+counts such machines and ``--gpu-class cpu`` gives their slots). Download: yt-dlp
 start-up and extraction ~30 s, then ~70 s per audio hour (a ~128 kbit/s audio stream,
 58 MB/h, at ~1 MB/s, plus ffmpeg to the 48 kHz and 16 kHz WAVs). Upload: 5 s plus 15 s
 per audio hour (the 48 kHz WAV, ~350 MB/h, to R2/S3 at ~25-50 MB/s).
@@ -121,6 +122,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--diarize-s-per-h", type=float)
     parser.add_argument("--music-s-per-h", type=float)
     parser.add_argument("--embed-s-per-h", type=float)
+    parser.add_argument("--labels-s-per-h", type=float)
     parser.add_argument("--download-overhead-s", type=float, default=30.0)
     parser.add_argument("--download-s-per-h", type=float, default=70.0)
     parser.add_argument("--commit-overhead-s", type=float, default=5.0)

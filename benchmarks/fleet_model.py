@@ -36,14 +36,21 @@ JOB_MEAN_H = JOB_AUDIO_H / JOB_VIDEOS  # 0.830 h = 49.8 min
 
 # ASSUMED seconds of GPU time per audio hour on a T4, per stage, until benchmarks.speed
 # measures them on CUDA (pyannote-class segmentation + clustering, WeSpeaker-class
-# embeddings, a small music classifier).
-T4_STAGE_S_PER_H = {Stage.DIARIZE: 120.0, Stage.MUSIC: 30.0, Stage.EMBED: 60.0}
+# embeddings, a small music classifier; the labels run on the machine's CPU: DNSMOS once
+# per speaker per hour, the audio events, the signal labels).
+T4_STAGE_S_PER_H = {Stage.DIARIZE: 120.0, Stage.MUSIC: 30.0, Stage.EMBED: 60.0, Stage.LABELS: 60.0}
 # ASSUMED speed of one slot of each class relative to a T4 (>1: faster).
 CLASS_SPEED = {"cpu": 1.0, "t4": 1.0, "l4": 1.6, "a10": 1.8, "a100-40": 2.5, "a100-80": 2.5, "h100": 4.0}
-# MEASURED: the pretrained backend on 2 CPU cores (benchmarks.speed --step 2.5), CPU s
-# per audio minute x 60 = s per audio hour.
-CPU_STAGE_S_PER_H = {Stage.DIARIZE: 3.83 * 60, Stage.MUSIC: 0.27 * 60, Stage.EMBED: 1.95 * 60}
-GPU_STAGES = (Stage.DIARIZE, Stage.MUSIC, Stage.EMBED)
+# MEASURED: the pretrained backend on 2 CPU cores, one thread per model call
+# (benchmarks.speed --minutes 10, 2026-12-07), CPU s per audio minute x 60 = s per audio
+# hour: what one slot of a 2-core, 2-slot machine spends.
+CPU_STAGE_S_PER_H = {
+    Stage.DIARIZE: 1.95 * 60,
+    Stage.MUSIC: 0.17 * 60,
+    Stage.EMBED: 0.01 * 60,
+    Stage.LABELS: 0.97 * 60,
+}
+GPU_STAGES = (Stage.DIARIZE, Stage.MUSIC, Stage.EMBED, Stage.LABELS)
 
 
 @dataclass
@@ -271,13 +278,15 @@ class _PipelinedRun:
         if self.machine_up[slot // self.spg]:
             self.free_slots.append(slot)
         v = task.video
-        if task.stage == Stage.EMBED:
-            self.commit_queue.append(v)
-        else:
-            self.joins[v.vid] -= 1
-            if self.joins[v.vid] == 0:
+        self.joins[v.vid] -= 1
+        if self.joins[v.vid] == 0:  # (diarize, music) then (embed, labels): each pair joins
+            if task.stage in (Stage.EMBED, Stage.LABELS):
                 del self.joins[v.vid]
+                self.commit_queue.append(v)
+            else:
+                self.joins[v.vid] = 2
                 self.gpu_queue.append(_Task(v, Stage.EMBED))
+                self.gpu_queue.append(_Task(v, Stage.LABELS))
         return True
 
     def _on_commit_done(self, now: float, v: Video) -> bool:
