@@ -1,6 +1,6 @@
 """What a model call costs when the machine's other cores are busy, by thread policy.
 
-    python -m benchmarks.contention [--minutes 2] [--audio FILE]
+    python -m benchmarks.contention [--minutes 2] [--audio FILE] [--inference onnxruntime|torch]
 
 A worker never has the machine to itself: its other slots, the other stage of the same
 video and ffmpeg decoding the next one all want cores. Each model (segmentation-3.0,
@@ -9,7 +9,8 @@ and onnxruntime's default pool (every core) or with the threads the worker gives
 call (core.analysis.threads: cores over slots, one on a two-slot machine), each alone
 and beside a neighbour process that keeps one core busy. Printed: CPU and wall seconds
 per audio minute of this process, and the busy/alone ratio of CPU (the goal: within
-10 % with the worker's threads).
+10 % with the worker's threads). ``--inference`` picks the runtime of segmentation and the
+CAM++ trunk (core.analysis.exported; default: the settings').
 """
 
 from __future__ import annotations
@@ -56,18 +57,24 @@ def models(samples: np.ndarray) -> dict[str, Callable[[], object]]:
     return calls
 
 
-def run(minutes: float, audio: Path | None) -> int:
+def run(minutes: float, audio: Path | None, inference: str) -> int:
+    from core.analysis import exported
+
     with tempfile.TemporaryDirectory(prefix="contention-") as tmp:
         test_file, _ = build_test_audio(source_recordings(audio), minutes, Path(tmp))
         samples = decode(test_file, Path(tmp))
     cores = threads.cores()
-    policies = {f"default pool ({cores} threads)": cores, "worker's share (1 thread)": 1}
-    print(f"contention: {minutes:g} min of speech, {cores} cores; neighbour: a process spinning on one core")
+    policies = {f"a pool of every core ({cores})": cores, "worker's share (1 thread)": 1}
+    print(
+        f"contention: {minutes:g} min of speech, {cores} cores, models in {inference};"
+        " neighbour: a process spinning on one core"
+    )
     columns = ("alone cpu/min", "busy cpu/min", "busy wall/min")
     print(f"{'model':28} {'threads':28} " + " ".join(f"{c:>13}" for c in columns) + f" {'ratio':>6}")
     for label, count in policies.items():
         threads.use(count)
-        calls = models(samples)  # sessions built under this policy
+        exported.use(inference)  # onnxruntime sessions built anew, under this policy
+        calls = models(samples)
         for name, call in calls.items():
             alone = _timed(call)
             neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR])
@@ -88,8 +95,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--audio", type=Path, help="a recording to use instead of the eval set")
+    parser.add_argument("--inference", choices=("onnxruntime", "torch"), help="default: the settings'")
     args = parser.parse_args()
-    sys.exit(run(args.minutes, args.audio))
+    from core.service.settings import Settings
+
+    sys.exit(run(args.minutes, args.audio, args.inference or Settings().inference))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The orchestration and starter benchmarks run and print well-formed figures
+"""The orchestration, starter, workflow-worker and contention benchmarks run and print well-formed figures
 (tiny sizes here; the closing notes carry the full runs). No figure is asserted."""
 
 import re
@@ -25,3 +25,22 @@ def test_starter_benchmark_validates_and_pages_through():
     assert "19998 valid, 2 invalid (expected 2)" in result.stdout
     assert re.search(r"paged through 19998 rows", result.stdout)
     assert re.search(r"peak memory of the starter process: \d+ MB", result.stdout)
+
+
+def test_workflow_worker_benchmark_loads_no_heavy_library():
+    result = run_cli("-m", "benchmarks.workflow_worker", "--runs", "1", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"resident memory\s+\d+ MiB", result.stdout), result.stdout
+    heavy = re.search(r"heavy libraries\s+(.+)$", result.stdout, re.MULTILINE)
+    assert heavy and "torch" not in heavy.group(1) and "boto3" not in heavy.group(1), result.stdout
+
+
+def test_contention_benchmark_times_every_model_under_both_policies():
+    result = run_cli("-m", "benchmarks.contention", "--minutes", "1", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = re.findall(
+        r"^(segmentation-3.0|CAM\+\+ trunk|DNSMOS).*?([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$",
+        result.stdout,
+        re.MULTILINE,
+    )
+    assert len(rows) == 6 and all(float(x) > 0 for row in rows for x in row[1:4]), result.stdout

@@ -55,6 +55,12 @@ COPY starter /app/starter
 # workflow sandbox re-imports workflow modules for every workflow it loads
 RUN python -m compileall -q /app
 RUN install -d -o 10001 -g 10001 /tmp/podcast-pipeline
+# segmentation-3.0 and the CAM++ trunk exported for onnxruntime once, here, from the
+# weights in the image (core/analysis/exported.py): a worker starts with them ready
+ENV PIPELINE_MODEL_CACHE_DIR=/opt/models/onnx
+RUN cd /app && python -c "from pathlib import Path; from core.analysis import exported; \
+exported.use('onnxruntime', Path('/opt/models/onnx')); \
+from core.analysis.diarization.pretrained import PretrainedDiarization; PretrainedDiarization().prepare()"
 
 ENV PYTHONPATH=/app \
     PIPELINE_WORK_DIR=/tmp/podcast-pipeline \
