@@ -279,6 +279,14 @@ def _proc_stats() -> dict[int, tuple[int, int]]:
     return table
 
 
+def peak_resident_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds of a process and all its descendants, live or reaped (ffmpeg, yt-dlp).
 
@@ -320,6 +328,7 @@ class Run:
     stats: dict | None
     metadata: Metadata | None
     worker_cpu_s: float = 0.0
+    worker_peak_mib: float = 0.0  # the worker process's VmHWM (its ffmpeg children apart)
 
     @property
     def workflow_s(self) -> float:
@@ -427,6 +436,7 @@ def run_through_stack(m4a: Path, seconds: float, data_dir: Path, timeout_s: floa
         cpu0 = tree_cpu_s(worker)
         run = asyncio.run(run_video(stack, m4a, seconds, timeout_s, max_attempts))
         run.worker_cpu_s = tree_cpu_s(worker) - cpu0
+        run.worker_peak_mib = peak_resident_mib(worker)
         return run
     finally:
         stack.stop()
@@ -468,7 +478,7 @@ def summary_line(minutes: float, total_s: float, run: Run, found: int, reference
     return (
         f"podcast: {minutes:.1f} audio-min in {total_s:.0f} s wall = {x:.1f}x real time; "
         f"stages {stages}; speakers {found}/{reference}; usable {usable:.1f}%; "
-        f"worker {run.worker_cpu_s / minutes:.1f} CPU-s/audio-min"
+        f"worker {run.worker_cpu_s / minutes:.1f} CPU-s/audio-min, peak {run.worker_peak_mib:.0f} MiB"
     )
 
 
@@ -489,6 +499,7 @@ def figure_lines(run: Run, built: Built, minutes: float, total_s: float) -> list
             f"worker process tree: {run.worker_cpu_s:.1f} CPU-s = {run.worker_cpu_s / minutes:.2f} CPU-s per "
             f"audio minute, {run.worker_cpu_s / total_s:.2f} cores busy on average ({os.cpu_count()} here)"
         ),
+        f"worker peak resident memory (VmHWM): {run.worker_peak_mib:.0f} MiB",
         f"goal >= {GOAL_X:.0f}x real time (60 min on 2 cores): {verdict} ({x:.1f}x)",
     ]
 

@@ -150,7 +150,7 @@ def test_overlap_and_speaker_count_figures() -> None:
     assert quality.overlap_counts(ref, hyp, in_scope) == Counts(tp=30, fp=0, fn=70)
     in_scope[:150] = False
     assert quality.overlap_counts(ref, hyp, in_scope) == Counts(tp=0, fp=0, fn=50)
-    result = quality.DiarizationFile("f", 1, None, None, None, None, 3, 4, Counts(), Counts(), [], [])
+    result = quality.DiarizationFile("f", 1, None, None, None, None, 3, 4, Counts(), Counts(), [], [], [], [])
     assert quality.speaker_count_error(result) == -25.0
 
 

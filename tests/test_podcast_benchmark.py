@@ -23,7 +23,7 @@ SUMMARY = re.compile(
     rf"^podcast: {NUMBER} audio-min in {NUMBER} s wall = {NUMBER}x real time; "
     rf"stages download {NUMBER}s, diarize {NUMBER}s, music {NUMBER}s, embed {NUMBER}s, labels {NUMBER}s, "
     rf"commit {NUMBER}s; "
-    rf"speakers (\d+)/(\d+); usable {NUMBER}%; worker {NUMBER} CPU-s/audio-min$",
+    rf"speakers (\d+)/(\d+); usable {NUMBER}%; worker {NUMBER} CPU-s/audio-min, peak (\d+) MiB$",
     re.MULTILINE,
 )
 
@@ -48,6 +48,7 @@ def test_one_minute_podcast_through_the_real_stack():
     assert abs(minutes - 1.0) < 0.05, out  # the built length survives AAC, download and decoding
     assert times_real == pytest.approx(minutes * 60 / wall_s, rel=0.1), out
     assert found >= 1 and reference >= 2 and 0 < usable <= 100 and worker_cpu > 0, out
+    assert 100 < int(summary.group(14)) < 64 * 1024, out  # a worker's peak resident memory, MiB
     assert re.search(r"^goal >= 60x real time .*: (met|not met) \(", out, re.MULTILINE), out
 
 
