@@ -189,8 +189,8 @@ def load_wav(path: Path) -> tuple[np.ndarray, int]:
     """Mono float32 samples in [-1, 1] and the sample rate."""
     import soundfile as sf  # libsndfile: loaded where audio is read, not where this module is
 
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    return data.mean(axis=1), rate
+    data, rate = sf.read(str(path), dtype="float32")  # mono (the analysis copy): one array, no copy
+    return (data.mean(axis=1, dtype=np.float32) if data.ndim == 2 else data), rate
 
 
 def scan_wav(path: Path, block_s: float = 60.0) -> tuple[float, float]:
