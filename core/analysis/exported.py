@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -83,10 +84,19 @@ def _exported(
     import torch
 
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    path = _cache_dir / f"{name}-{digest}-torch{torch.__version__.split('+')[0]}-opset{OPSET}.onnx"
+    file_name = f"{name}-{digest}-torch{torch.__version__.split('+')[0]}-opset{OPSET}.onnx"
+    path = _cache_dir / file_name
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(path.parent, os.W_OK):
+            raise PermissionError(path.parent)
+    except OSError:  # a read-only home: this process's scratch space still takes it
+        path = Path(tempfile.gettempdir()) / "podcast-pipeline-onnx" / file_name
+        if path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
     input_name, output_name = axes
     with torch.inference_mode(False), torch.no_grad():
