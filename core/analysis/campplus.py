@@ -69,11 +69,13 @@ def trunk_session() -> onnxruntime.InferenceSession | None:
     import torch
 
     return exported.session(
-        "campplus-trunk",
-        model_files.campplus_state_dict(),
-        lambda: _Trunk(encoder()),
-        torch.zeros((1, 200, 80)),
-        {"fbank": {0: "batch", 1: "time"}, "frames": {0: "batch", 2: "frames"}},
+        exported.Graph(
+            "campplus-trunk",
+            model_files.campplus_state_dict(),
+            lambda: _Trunk(encoder()),
+            lambda: torch.zeros((1, 200, 80)),
+            {"fbank": {0: "batch", 1: "time"}, "frames": {0: "batch", 2: "frames"}},
+        )
     )
 
 

@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,19 +55,24 @@ def fast() -> bool:
     return _runtime == "onnxruntime" and not torch.cuda.is_available()
 
 
-def session(
-    name: str,
-    weights: Path,
-    module: Callable[[], torch.nn.Module],
-    example: torch.Tensor,
-    axes: dict[str, dict[int, str]],
-) -> onnxruntime.InferenceSession:
-    """The onnxruntime session of ``module`` (one input, one output, named by ``axes``:
-    input first), exported from ``weights`` the first time any process here needs it."""
+@dataclass(frozen=True)
+class Graph:
+    """A model to run in onnxruntime: one input and one output, named by ``axes`` (the
+    input first, each with its variable axes), built in torch from ``weights``."""
+
+    name: str
+    weights: Path
+    module: Callable[[], torch.nn.Module]
+    example: Callable[[], torch.Tensor]  # an input of the right shape, for the export
+    axes: dict[str, dict[int, str]]
+
+
+def session(graph: Graph) -> onnxruntime.InferenceSession:
+    """The graph's onnxruntime session, exported the first time any process here needs it."""
     with _lock:
-        if name not in _sessions:
-            _sessions[name] = _load(_exported(name, weights, module, example, axes))
-        return _sessions[name]
+        if graph.name not in _sessions:
+            _sessions[graph.name] = _load(_exported(graph))
+        return _sessions[graph.name]
 
 
 def run(session: onnxruntime.InferenceSession, array: Any) -> Any:
@@ -74,17 +80,11 @@ def run(session: onnxruntime.InferenceSession, array: Any) -> Any:
     return session.run(None, {session.get_inputs()[0].name: array})[0]
 
 
-def _exported(
-    name: str,
-    weights: Path,
-    module: Callable[[], torch.nn.Module],
-    example: torch.Tensor,
-    axes: dict[str, dict[int, str]],
-) -> Path:
+def _exported(graph: Graph) -> Path:
     import torch
 
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    file_name = f"{name}-{digest}-torch{torch.__version__.split('+')[0]}-opset{OPSET}.onnx"
+    digest = hashlib.sha256(graph.weights.read_bytes()).hexdigest()[:16]
+    file_name = f"{graph.name}-{digest}-torch{torch.__version__.split('+')[0]}-opset{OPSET}.onnx"
     path = _cache_dir / file_name
     if path.is_file():
         return path
@@ -98,15 +98,15 @@ def _exported(
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
-    input_name, output_name = axes
+    input_name, output_name = graph.axes
     with torch.inference_mode(False), torch.no_grad():
         torch.onnx.export(
-            module(),
-            (example,),
+            graph.module(),
+            (graph.example(),),
             str(partial),
             input_names=[input_name],
             output_names=[output_name],
-            dynamic_axes=axes,
+            dynamic_axes=graph.axes,
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter: these graphs need no torch.export tracing
         )

@@ -104,11 +104,13 @@ class PretrainedDiarization:
             return None
         window = int(WINDOW_S * campplus.RATE)
         return exported.session(
-            "segmentation-3.0",
-            model_files.segmentation_checkpoint(),
-            lambda: self.model,
-            torch.zeros((1, 1, window)),
-            {"audio": {0: "batch"}, "log_probs": {0: "batch"}},
+            exported.Graph(
+                "segmentation-3.0",
+                model_files.segmentation_checkpoint(),
+                lambda: self.model,
+                lambda: torch.zeros((1, 1, window)),
+                {"audio": {0: "batch"}, "log_probs": {0: "batch"}},
+            )
         )
 
     def prepare(self) -> None:
