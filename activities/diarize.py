@@ -11,7 +11,6 @@ embed stage to pool segment embeddings from: the recording is encoded once.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from temporalio import activity
@@ -47,7 +46,8 @@ def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
     backend = get_diarization_backend(settings)
     samples, rate = attempt.load_audio(audio)
     duration = len(samples) / rate
-    frames: dict[str, Any] = {}
+    frames_dir: str | None = None  # set where every chunk kept its CAM++ frames
+    frame_chunks = 0
     if isinstance(backend, ChunkedDiarization):  # per-chunk features, then one global step
         chunk_s = settings.chunk_s
         num_chunks = max(1, math.ceil(duration / chunk_s))
@@ -65,7 +65,7 @@ def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
         output = backend.finish(run.results, duration)
         stored = set(attempt.rt.store.list_keys(attempt.folder))
         if all(layout.frames_key(attempt.folder, i) in stored for i in range(num_chunks)):
-            frames = {"frames_dir": attempt.folder, "frame_chunks": num_chunks}
+            frames_dir, frame_chunks = attempt.folder, num_chunks
     else:  # the whole recording at once: one chunk
         run = attempt.chunks(
             1, lambda _i, size: _to_arrays(backend.diarize(samples, rate, batch_size=size)), batch
@@ -78,7 +78,8 @@ def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
         num_speakers=len({s.speaker for s in segments}),
         num_segments=len(segments),
         speech_s=round(sum(s.duration for s in segments), 3),
-        **frames,
+        frames_dir=frames_dir,
+        frame_chunks=frame_chunks,
     )
     return attempt.finish(
         result,

@@ -110,11 +110,12 @@ def _to_arrays(members: list[int], labels: list[quality.SegmentLabels]) -> dict[
 
 def _rows(results: list[dict[str, np.ndarray]], count: int) -> list[dict[str, float | None]]:
     rows: list[dict[str, float | None]] = [{} for _ in range(count)]
+    fields = _label_fields()
     for arrays in results:
         for position, index in enumerate(arrays["index"]):
             rows[int(index)] = {
                 name: None if math.isnan(value := float(arrays[name][position])) else round(value, 4)
-                for name in _label_fields()
+                for name in fields
             }
     return rows
 

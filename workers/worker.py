@@ -133,8 +133,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     slots = settings.max_concurrent_activities or rt.profile.gpu_slots
     threads.use(threads.per_call(slots, settings.model_threads))
     exported.use(settings.inference, settings.model_cache_dir)
-    if settings.diarization_backend == "pretrained":  # loaded (and exported) before any task
-        await asyncio.to_thread(PretrainedDiarization().prepare)
+    backend = get_diarization_backend(settings)  # the instance the activities will use
+    if isinstance(backend, PretrainedDiarization):  # loaded (and exported) before any task
+        await asyncio.to_thread(backend.prepare)
     # a thread per slot: model stages, downloads, light activities and light local activities
     executor = ThreadPoolExecutor(
         max_workers=slots + settings.download_slots + settings.export_slots + 2 * queues.CPU_LIGHT_SLOTS
