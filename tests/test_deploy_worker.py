@@ -112,6 +112,19 @@ def stack_overrides(stack: Stack, model: Path) -> dict[str, str]:
     }
 
 
+def served_slots(address: str, queue: str, timeout: float = 30.0) -> float:
+    """The task slots the SDK reports for ``queue``: "worker.started" is logged as the
+    pollers start, and the SDK publishes its slot gauge once they have, so wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        slots = metric_total(
+            scrape_metrics(address), "temporal_worker_task_slots_available", task_queue=queue
+        )
+        if slots >= 1 or time.monotonic() > deadline:
+            return slots
+        time.sleep(0.5)
+
+
 @pytest.mark.integration
 def test_worker_starts_with_production_settings_and_drains_on_sigterm(stack, image_app_dir, baked_model):
     production = read_env_file(WORKER_ENV)
@@ -127,12 +140,9 @@ def test_worker_starts_with_production_settings_and_drains_on_sigterm(stack, ima
         queues.gpu_queue(production["PIPELINE_TASK_QUEUE_PREFIX"], started["gpu_class"])
     ]
     assert production["PIPELINE_METRICS_ADDRESS"].endswith(":9464")
-    slots = metric_total(
-        scrape_metrics(overrides["PIPELINE_METRICS_ADDRESS"]),
-        "temporal_worker_task_slots_available",
-        task_queue=started["queues"][0],
+    assert served_slots(overrides["PIPELINE_METRICS_ADDRESS"], started["queues"][0]) >= 1, (
+        "the SDK's worker metrics are served"
     )
-    assert slots >= 1, "the SDK's worker metrics are served"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=float(production["PIPELINE_GRACEFUL_SHUTDOWN_S"]) + 10) == 0
     wait_for_event(stack, "prod-worker", "worker.stopped", proc, timeout=1)
