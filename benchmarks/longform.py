@@ -1,6 +1,7 @@
 """Long-form diarization recordings built from the annotated eval files.
 
     python -m benchmarks.longform --out DIR [--diarization DIR] [--music DIR] [--seed N] [--limit N]
+    python -m benchmarks.longform --out DIR --podcasts [--diarization DIR] [--music DIR] [--seed N]
 
 Why: every annotated eval file is 18-42 s long, but the pipeline's input is hour-long
 podcasts, where a backend can fail in ways a 30 s file never shows (one speaker for the
@@ -10,6 +11,11 @@ here, so one is assembled from the annotated short ones, keeping an exact refere
 - ``longform-x1``: every diarization file once, in a seeded random order;
 - ``longform-x3``: the whole set three times, each in another seeded order, so the
   same voices come back after minutes, as hosts do.
+
+``--podcasts`` builds the podcast-like set instead (PODCASTS): 2, 3, 4 and 6 voices
+taking turns for 30-60 minutes, the pieces at a seeded level each, with a silence between
+two pieces and a music interlude every PODCAST_MUSIC_EVERY: who-is-who over an hour, the
+way an episode's hosts and guests come back.
 
 Between two speech pieces goes an interlude: a short silence, a 5-15 s excerpt of an
 instrumental clip (a music clip whose labels are all ``music``: clips with speech
@@ -46,6 +52,27 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EVAL = REPO_ROOT.parent / "shared" / "eval"
 AMI_SPEAKER = re.compile(r"^[MF]E[EO]\d{3}$")
 VERSIONS = (("longform-x1", 1), ("longform-x3", 3))
+
+
+@dataclass(frozen=True)
+class Podcast:
+    """A podcast-like recording: a few voices coming back for half an hour or more."""
+
+    uri: str
+    sources: tuple[str, ...]  # eval files whose voices take turns, in a new order each round
+    minutes: float
+
+
+# Voices by file: dev00+dev01 MEE009, MEE012 (AMI); falcon_test 3 speakers; pyannote_sample
+# speaker90, speaker91; pyaa_diarizationExample speakers A-D.
+PODCASTS = (
+    Podcast("podcast-2v", ("pyannote_debug_dev00", "pyannote_debug_dev01"), 30),
+    Podcast("podcast-3v", ("falcon_test",), 30),
+    Podcast("podcast-4v", ("pyannote_sample", "pyannote_debug_dev00", "pyannote_debug_dev01"), 30),
+    Podcast("podcast-6v", ("pyannote_sample", "pyaa_diarizationExample"), 60),
+)
+PODCAST_MUSIC_EVERY = 10  # speech pieces between two music interludes (a jingle, not a DJ set)
+PODCAST_GAIN_DB = (-6.0, 3.0)  # each piece's level: a round is never a copy of the one before
 MUSIC_S = (5.0, 15.0)  # length of one music excerpt
 SILENCE_S = (0.5, 2.0)  # gap on either side of an excerpt, so turns never abut
 FADE_S = 0.02  # fade in/out of an excerpt: a cut mid-waveform clicks
@@ -210,23 +237,46 @@ class Builder:
 
 
 def build(
-    uri: str, sources: list[Source], clips: list[np.ndarray], repeats: int, rng: np.random.Generator
+    uri: str,
+    sources: list[Source],
+    clips: list[np.ndarray],
+    repeats: int,
+    rng: np.random.Generator,
+    music_every: int = 1,
+    gain_db: tuple[float, float] = (0.0, 0.0),
 ) -> LongForm:
-    """``repeats`` seeded layouts of ``sources`` back to back, an interlude between any two
-    speech pieces (silence only if there is no instrumental clip)."""
+    """``repeats`` seeded layouts of ``sources`` back to back, a silence between any two
+    speech pieces and, every ``music_every`` pieces, a music interlude inside it (none if
+    there is no instrumental clip). Each speech piece is scaled by a seeded gain drawn
+    from ``gain_db``."""
     builder = Builder(uri)
-    n_interludes = 0
+    n_gaps = n_music = 0
     for order in orders(len(sources), repeats, rng):
         for index in order:
             if builder.pieces:
                 builder.add("silence", "silence", silence(rng))
-                if clips:
-                    clip = clips[n_interludes % len(clips)]  # cycle through the clips
-                    builder.add("music", f"music{n_interludes % len(clips)}", music_excerpt(clip, rng))
+                n_gaps += 1
+                if clips and n_gaps % music_every == 0:
+                    clip = clips[n_music % len(clips)]  # cycle through the clips
+                    builder.add("music", f"music{n_music % len(clips)}", music_excerpt(clip, rng))
                     builder.add("silence", "silence", silence(rng))
-                n_interludes += 1
-            builder.add("speech", sources[index].uri, sources[index].samples, sources[index])
+                    n_music += 1
+            gain = np.float32(10 ** (rng.uniform(*gain_db) / 20)) if gain_db != (0.0, 0.0) else None
+            samples = sources[index].samples if gain is None else sources[index].samples * gain
+            builder.add("speech", sources[index].uri, samples, sources[index])
     return builder.result()
+
+
+def build_podcast(podcast: Podcast, sources: list[Source], clips: list[np.ndarray], seed: int) -> LongForm:
+    """As many rounds of the podcast's files as fill its length (each round in a new order)."""
+    chosen = [s for s in sources if s.uri in podcast.sources]
+    missing = set(podcast.sources) - {s.uri for s in chosen}
+    if missing:
+        raise SystemExit(f"{podcast.uri} needs {', '.join(sorted(missing))}, not in the diarization folder")
+    round_s = sum(len(s.samples) / RATE + np.mean(SILENCE_S) for s in chosen)
+    repeats = max(1, int(np.ceil(podcast.minutes * 60 / round_s)))
+    rng = np.random.default_rng([seed, *(ord(c) for c in podcast.uri)])
+    return build(podcast.uri, chosen, clips, repeats, rng, PODCAST_MUSIC_EVERY, PODCAST_GAIN_DB)
 
 
 def merge(intervals: list[Interval]) -> list[Interval]:
@@ -291,6 +341,24 @@ def build_longform(
     return built
 
 
+def build_podcasts(
+    out: Path, diarization: Path | None = None, music: Path | None = None, seed: int = 0
+) -> list[LongForm]:
+    """Build, write and summarise the podcast-like set (PODCASTS)."""
+    diarization = diarization or EVAL / "diarization"
+    music = music or diarization.parent / "music"
+    with tempfile.TemporaryDirectory(prefix="podcasts-") as tmp:
+        sources = load_sources(diarization, None, Path(tmp))
+        clips = load_interludes(music, Path(tmp))
+    built = []
+    for podcast in PODCASTS:
+        recording = build_podcast(podcast, sources, clips, seed)
+        write(recording, out)
+        print(f"   {recording.summary()}")
+        built.append(recording)
+    return built
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder to write audio/, rttm/, uem/ to")
@@ -298,10 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--music", type=Path, help="labelled music clips (default: music/ beside it)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, help="only the first N files, one layout (a short run)")
+    parser.add_argument("--podcasts", action="store_true", help="build the podcast-like set instead")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
-    build_longform(args.out, args.diarization, args.music, args.seed, args.limit)
+    if args.podcasts:
+        build_podcasts(args.out, args.diarization, args.music, args.seed)
+    else:
+        build_longform(args.out, args.diarization, args.music, args.seed, args.limit)
     return 0
 
 

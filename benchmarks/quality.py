@@ -3,6 +3,7 @@
     python -m benchmarks.quality --diarization DIR --music DIR
         [--backend NAME] [--pyannote-model PATH_OR_ID] [--out HYPDIR] [--limit N]
     python -m benchmarks.quality --longform [--seed N] [--longform-limit N] [--out DIR] [--backend NAME]
+    python -m benchmarks.quality --podcasts [--seed N] [--out DIR] [--backend NAME]
 
 Why: thresholds and backends are changed for quality, and "better" has to be a number
 measured the same way every time, through the very functions the activities call
@@ -25,7 +26,9 @@ Folder layouts (any folder laid out like /work/shared/eval works):
 the set once and three times over, music interludes between files; 6 and 17 min from
 the shared eval set) into ``DIR/longform-data`` (else a temp dir) and scores them
 exactly as above, adding the relative speaker-count error, whose goal there is within
-±25 %. There ``--diarization``/``--music`` name the sources to build from (default: the
+±25 %. ``--podcasts`` does the same with the podcast-like set (2, 3, 4 and 6 voices
+recurring over 30-60 min, ``benchmarks.longform.PODCASTS``), where the count must be
+exact. There ``--diarization``/``--music`` name the sources to build from (default: the
 shared eval set) and the music table is not printed.
 
 Figures that cannot be computed (no reference speech, no music, nothing flagged)
@@ -512,6 +515,16 @@ def evaluate_longform(args, backend, out: Path) -> None:
     evaluate_diarization(data, backend, out, None, longform=True)
 
 
+def evaluate_podcasts(args, backend, out: Path) -> None:
+    """Build the podcast-like set (benchmarks.longform.PODCASTS) and score it like the dev set."""
+    from benchmarks.longform import build_podcasts
+
+    data = out / "podcast-data"
+    print(f"== podcast-like recordings (seed {args.seed}) -> {data}")
+    build_podcasts(data, args.diarization, args.music, args.seed)
+    evaluate_diarization(data, backend, out, None, longform=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--diarization", type=Path, help="folder with audio/, rttm/, optional uem/")
@@ -527,13 +540,21 @@ def main(argv: list[str] | None = None) -> int:
         "with music from --music (default: music/ beside it), into OUT/longform-data and score "
         "them instead of the short files",
     )
-    parser.add_argument("--seed", type=int, default=0, help="long-form layout seed (default 0)")
+    parser.add_argument(
+        "--podcasts",
+        action="store_true",
+        help="build the podcast-like set (2, 3, 4 and 6 voices over 30-60 min) from the "
+        "--diarization files into OUT/podcast-data and score it instead of the short files",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="long-form and podcast layout seed (default 0)")
     parser.add_argument(
         "--longform-limit", type=int, help="long-form from the first N files only, laid out once (short run)"
     )
     args = parser.parse_args(argv)
-    if not args.diarization and not args.music and not args.longform:
-        parser.error("give --diarization DIR and/or --music DIR, or --longform")
+    if args.longform and args.podcasts:
+        parser.error("--longform and --podcasts are two runs: give one")
+    if not args.diarization and not args.music and not args.longform and not args.podcasts:
+        parser.error("give --diarization DIR and/or --music DIR, or --longform, or --podcasts")
     for name in ("limit", "longform_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -542,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{folder} has no audio/ folder")
 
     args.backend = args.backend or default_backend()
-    if args.diarization or args.longform:
+    built = args.longform or args.podcasts  # recordings built from the --diarization files
+    if args.diarization or built:
         try:
             backend = make_backend(args.backend, args.pyannote_model)
         except Exception as exc:  # a model that cannot load: say why, no traceback
@@ -551,11 +573,13 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(tempfile.mkdtemp(prefix="quality-hyp-"))
         if args.longform:
             evaluate_longform(args, backend, out)
+        elif args.podcasts:
+            evaluate_podcasts(args, backend, out)
         else:
             evaluate_diarization(args.diarization, backend, out, args.limit)
-        if args.music and not args.longform:
+        if args.music and not built:
             print()
-    if args.music and not args.longform:
+    if args.music and not built:
         evaluate_music(args.music, args.limit)
     return 0
 
