@@ -210,7 +210,8 @@ def build_recording(eval_dir: Path, minutes: float, seed: int, workdir: Path) ->
         2 * np.mean(longform.SILENCE_S) + (np.mean(longform.MUSIC_S) if clips else 0.0)
     )
     repeats = max(1, math.ceil(minutes * 60 / once * 1.1))
-    built = longform.build("gpu-check", sources, clips, repeats, np.random.default_rng([seed]))
+    rng = np.random.default_rng([seed])
+    built = longform.build("gpu-check", longform.shuffled_rounds(sources, repeats, rng), clips, rng)
     end = min(built.duration, minutes * 60)
     reference = [
         Segment(start=t.start, end=min(t.end, end), speaker=t.speaker)

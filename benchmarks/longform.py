@@ -72,7 +72,9 @@ PODCASTS = (
     Podcast("podcast-6v", ("pyannote_sample", "pyaa_diarizationExample"), 60),
 )
 PODCAST_MUSIC_EVERY = 10  # speech pieces between two music interludes (a jingle, not a DJ set)
-PODCAST_GAIN_DB = (-6.0, 3.0)  # each piece's level: a round is never a copy of the one before
+PODCAST_GAIN_DB = (-6.0, 3.0)  # each piece's level
+PODCAST_SNR_DB = (20.0, 40.0)  # white noise under each piece
+PODCAST_CUT = (0.25, 0.75)  # where each round cuts a file in two (a fraction of its length)
 MUSIC_S = (5.0, 15.0)  # length of one music excerpt
 SILENCE_S = (0.5, 2.0)  # gap on either side of an excerpt, so turns never abut
 FADE_S = 0.02  # fade in/out of an excerpt: a cut mid-waveform clicks
@@ -86,6 +88,26 @@ class Source:
     samples: np.ndarray
     turns: list[Segment]
     scored: list[Interval]
+
+    def cut(self, at_s: float) -> tuple[Source, Source]:
+        """The file in two at ``at_s``, each part with its own turns and scored region."""
+        at = int(round(at_s * RATE))
+        cut_s = at / RATE
+
+        def part(lo: float, hi: float) -> tuple[list[Segment], list[Interval]]:
+            turns = [
+                Segment(start=max(t.start, lo) - lo, end=min(t.end, hi) - lo, speaker=t.speaker)
+                for t in self.turns
+                if min(t.end, hi) > max(t.start, lo)
+            ]
+            scored = [(max(a, lo) - lo, min(b, hi) - lo) for a, b in self.scored if min(b, hi) > max(a, lo)]
+            return turns, scored
+
+        end = len(self.samples) / RATE
+        return (
+            Source(f"{self.uri}[:{cut_s:.2f}]", self.samples[:at], *part(0.0, cut_s)),
+            Source(f"{self.uri}[{cut_s:.2f}:]", self.samples[at:], *part(cut_s, end)),
+        )
 
 
 @dataclass
@@ -189,6 +211,11 @@ def orders(n: int, repeats: int, rng: np.random.Generator) -> list[list[int]]:
     return layouts
 
 
+def shuffled_rounds(sources: list[Source], repeats: int, rng: np.random.Generator) -> list[list[Source]]:
+    """``repeats`` rounds of every source, each in its own seeded order (``orders``)."""
+    return [[sources[i] for i in order] for order in orders(len(sources), repeats, rng)]
+
+
 def silence(rng: np.random.Generator) -> np.ndarray:
     return np.zeros(int(round(rng.uniform(*SILENCE_S) * RATE)), dtype=np.float32)
 
@@ -238,21 +265,21 @@ class Builder:
 
 def build(
     uri: str,
-    sources: list[Source],
+    rounds: list[list[Source]],
     clips: list[np.ndarray],
-    repeats: int,
     rng: np.random.Generator,
     music_every: int = 1,
-    gain_db: tuple[float, float] = (0.0, 0.0),
+    gain_db: tuple[float, float] | None = None,
+    snr_db: tuple[float, float] | None = None,
 ) -> LongForm:
-    """``repeats`` seeded layouts of ``sources`` back to back, a silence between any two
-    speech pieces and, every ``music_every`` pieces, a music interlude inside it (none if
-    there is no instrumental clip). Each speech piece is scaled by a seeded gain drawn
-    from ``gain_db``."""
+    """The rounds' speech pieces back to back, a silence between any two and, every
+    ``music_every`` pieces, a music interlude inside it (none if there is no instrumental
+    clip). With ``gain_db`` each speech piece is scaled by a seeded gain, with ``snr_db``
+    white noise is added at a seeded signal-to-noise ratio."""
     builder = Builder(uri)
     n_gaps = n_music = 0
-    for order in orders(len(sources), repeats, rng):
-        for index in order:
+    for pieces in rounds:
+        for source in pieces:
             if builder.pieces:
                 builder.add("silence", "silence", silence(rng))
                 n_gaps += 1
@@ -261,22 +288,47 @@ def build(
                     builder.add("music", f"music{n_music % len(clips)}", music_excerpt(clip, rng))
                     builder.add("silence", "silence", silence(rng))
                     n_music += 1
-            gain = np.float32(10 ** (rng.uniform(*gain_db) / 20)) if gain_db != (0.0, 0.0) else None
-            samples = sources[index].samples if gain is None else sources[index].samples * gain
-            builder.add("speech", sources[index].uri, samples, sources[index])
+            builder.add("speech", source.uri, vary(source.samples, rng, gain_db, snr_db), source)
     return builder.result()
 
 
+def vary(
+    samples: np.ndarray,
+    rng: np.random.Generator,
+    gain_db: tuple[float, float] | None,
+    snr_db: tuple[float, float] | None,
+) -> np.ndarray:
+    """``samples`` at a seeded level, over seeded white noise (as they are without either)."""
+    out = samples
+    if gain_db is not None:
+        out = out * np.float32(10 ** (rng.uniform(*gain_db) / 20))
+    if snr_db is not None and len(out):
+        rms = float(np.sqrt(np.mean(np.square(out, dtype=np.float64))))
+        noise = rng.standard_normal(len(out)).astype(np.float32) * np.float32(
+            rms * 10 ** (-rng.uniform(*snr_db) / 20)
+        )
+        out = out + noise
+    return out
+
+
 def build_podcast(podcast: Podcast, sources: list[Source], clips: list[np.ndarray], seed: int) -> LongForm:
-    """As many rounds of the podcast's files as fill its length (each round in a new order)."""
+    """As many rounds of the podcast's files as fill its length. Each round cuts every file
+    in two at a seeded point and plays the parts in a seeded order, each at its own level
+    and noise: the voices come back, never the same stretch of audio the same way (a
+    recording that repeats itself exactly would make the same embeddings come back, which
+    no real episode does)."""
     chosen = [s for s in sources if s.uri in podcast.sources]
     missing = set(podcast.sources) - {s.uri for s in chosen}
     if missing:
         raise SystemExit(f"{podcast.uri} needs {', '.join(sorted(missing))}, not in the diarization folder")
-    round_s = sum(len(s.samples) / RATE + np.mean(SILENCE_S) for s in chosen)
+    round_s = sum(len(s.samples) / RATE + 2 * np.mean(SILENCE_S) for s in chosen)
     repeats = max(1, int(np.ceil(podcast.minutes * 60 / round_s)))
     rng = np.random.default_rng([seed, *(ord(c) for c in podcast.uri)])
-    return build(podcast.uri, chosen, clips, repeats, rng, PODCAST_MUSIC_EVERY, PODCAST_GAIN_DB)
+    rounds = []
+    for _ in range(repeats):
+        parts = [part for s in chosen for part in s.cut(rng.uniform(*PODCAST_CUT) * len(s.samples) / RATE)]
+        rounds.append([parts[i] for i in rng.permutation(len(parts))])
+    return build(podcast.uri, rounds, clips, rng, PODCAST_MUSIC_EVERY, PODCAST_GAIN_DB, PODCAST_SNR_DB)
 
 
 def merge(intervals: list[Interval]) -> list[Interval]:
@@ -334,7 +386,8 @@ def build_longform(
         print(f"   no instrumental clip in {music}: interludes are silence only")
     built = []
     for number, (uri, repeats) in enumerate(versions(limit)):
-        recording = build(uri, sources, clips, repeats, np.random.default_rng([seed, number]))
+        rng = np.random.default_rng([seed, number])
+        recording = build(uri, shuffled_rounds(sources, repeats, rng), clips, rng)
         write(recording, out)
         print(f"   {recording.summary()}")
         built.append(recording)

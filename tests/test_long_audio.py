@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.longform import build, load_interludes, load_sources
+from benchmarks.longform import build, load_interludes, load_sources, shuffled_rounds
 from benchmarks.quality import der
 from core.analysis.diarization.pretrained import PretrainedDiarization
 from core.service.settings import Settings
@@ -43,7 +43,8 @@ def recording(eval_dir):
         sources = [s for s in load_sources(eval_dir / "diarization", None, Path(tmp)) if s.uri in VOICES]
         clips = load_interludes(eval_dir / "music", Path(tmp))
     assert sorted(s.uri for s in sources) == VOICES and clips, "the eval set changed"
-    return build("long-audio", sources, clips, REPEATS, np.random.default_rng(23))
+    rng = np.random.default_rng(23)
+    return build("long-audio", shuffled_rounds(sources, REPEATS, rng), clips, rng)
 
 
 def test_over_ten_minutes_of_six_recurring_voices_keeps_count_and_who_is_who(recording):
