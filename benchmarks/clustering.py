@@ -55,15 +55,13 @@ def extract_hour(seed: int) -> tuple[list[ChunkFeatures], float]:
     chunk_s = Settings.model_fields["chunk_s"].default
     duration = len(samples) / RATE
     chunks = []
+    started = time.perf_counter()
     for index in range(int(np.ceil(duration / chunk_s))):
         features = backend.extract(samples, RATE, index * chunk_s, (index + 1) * chunk_s)
         features.pop(FRAMES)  # the embed stage's, not the clustering's
         features.pop(FIRST_FRAME)
         chunks.append(features)
-        print(
-            f"   extracted {min(duration, (index + 1) * chunk_s) / 60:.0f}/{duration / 60:.0f} min", end="\r"
-        )
-    print()
+    print(f"   extracted {duration / 60:.0f} min in {time.perf_counter() - started:.0f} s")
     return chunks, duration
 
 

@@ -23,8 +23,10 @@ about who is who, with its constants, in one place.
 4. Every local speaker of a window then goes to a centroid, two of one window never to
    the same one.
 
-Fewer than MIN_SPECTRAL local speakers (a clip of seconds) have no eigengap worth
-reading: there average-linkage under AHC_THRESHOLD decides.
+Below MIN_SPECTRAL local speakers (a few minutes of speech) the affinity graph is
+too sparse for its eigengap to mean much (measured: spectral confused the two voices of
+a 2.5-minute build that average-linkage kept apart), so there average-linkage under
+AHC_THRESHOLD makes the first pass, and step 3 follows as above.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ PRUNE_STEPS = 30  # values of p tried between 1 and that
 # with benchmarks.quality on the dev set, the long-form builds and the podcast-like set
 # (its trade-off curve is in benchmarks/README.md); 3D-Speaker merges CAM++ clusters at 0.78.
 MERGE_SIMILARITY = 0.8
-MIN_SPECTRAL = 6  # fewer local speakers than this: average-linkage instead
+MIN_SPECTRAL = 200  # fewer local speakers than this: average-linkage instead
 AHC_THRESHOLD = 0.4  # mean cosine distance between two clusters (average linkage)
 MIN_CLUSTER_SIZE = 2  # local speakers; a smaller first-pass cluster joins the nearest big one
 
@@ -66,7 +68,7 @@ def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> n
 
 def _first_pass(train: np.ndarray) -> np.ndarray:
     """A cluster index per local speaker: spectral on at most MAX_COMPARED of them (the
-    others join their nearest centroid), average-linkage for a handful."""
+    others join their nearest centroid), average-linkage for a short recording."""
     n = len(train)
     if n < MIN_SPECTRAL:
         return cast(
