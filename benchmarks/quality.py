@@ -31,6 +31,13 @@ recurring over 30-60 min, ``benchmarks.longform.PODCASTS``), where the count mus
 exact. There ``--diarization``/``--music`` name the sources to build from (default: the
 shared eval set) and the music table is not printed.
 
+``DER*`` (pretrained backend): the same local speakers laid out with the reference's
+who-is-who (each one given the reference speaker it covers most). The gap between DER
+and DER* is the clustering's to close; DER* itself is the segmentation's (a local
+speaker that is two people, speech missed or invented), which no clustering fixes.
+(Where two local speakers of one window cover the same person, the layout keeps one of
+them, so in heavy overlap DER* can exceed DER.)
+
 Figures that cannot be computed (no reference speech, no music, nothing flagged)
 print as ``n/a`` rather than a misleading 0 or a division by zero.
 """
@@ -153,6 +160,7 @@ class DiarizationFile:
     diff: np.ndarray
     pass_same: np.ndarray  # the same, from a CAM++ pass over each stretch (diarizations without frames)
     pass_diff: np.ndarray
+    bound: float | None = None  # DER with the reference's who-is-who (pretrained backend only)
 
 
 def pair_similarities(embeddings: np.ndarray, speakers: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -225,7 +233,30 @@ def der(
     return errors / detail["total"] if detail["total"] else 0.0
 
 
-def score_diarization_file(uri, samples, reference, output, scored, metric) -> DiarizationFile:
+def reference_clusters(backend, chunks, reference: list[Segment]) -> np.ndarray:
+    """(windows, 3) cluster of each local speaker if who-is-who were right: the reference
+    speaker who talks most over its frames (one more cluster for a local speaker over no
+    reference speech). Laid out, this is the best any clustering of these local speakers
+    can do: what stays wrong is the segmentation's (a local speaker that is two people,
+    speech missed or invented)."""
+    n_frames, step, duration = backend.frames
+    speakers = {name: k for k, name in enumerate(sorted({t.speaker for t in reference}))}
+    starts = np.concatenate([c["window_start_s"] for c in chunks])
+    segmentation = np.concatenate([c["segmentation"] for c in chunks]).astype(bool)
+    clusters = np.full(segmentation.shape[::2], -1, dtype=int)
+    for w, start in enumerate(starts):
+        centres = start + np.arange(n_frames) * step + duration / 2
+        talking = np.zeros((n_frames, len(speakers) + 1), dtype=bool)
+        for t in reference:
+            if t.end > start and t.start < centres[-1] + step:
+                talking[(centres >= t.start) & (centres < t.end), speakers[t.speaker]] = True
+        talking[:, -1] = ~talking[:, :-1].any(axis=1)
+        for k in np.flatnonzero(segmentation[w].any(axis=0)):
+            clusters[w, k] = int(np.argmax(talking[segmentation[w, :, k]].sum(axis=0)))
+    return clusters
+
+
+def score_diarization_file(uri, samples, reference, output, scored, metric, bound=None) -> DiarizationFile:
     """Every per-file diarization figure from one file's samples, reference and the
     backend's output (turns, and where it is unsure how many people talk)."""
     hypothesis = output.segments
@@ -270,6 +301,7 @@ def score_diarization_file(uri, samples, reference, output, scored, metric) -> D
         diff=diff,
         pass_same=pass_same,
         pass_diff=pass_diff,
+        bound=None if bound is None else 100.0 * bound,
     )
 
 
@@ -289,23 +321,38 @@ def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None, lo
     ``longform`` adds the relative speaker-count error per file (its goal on long
     recordings is a number of speakers within ±25 %, not an exact count)."""
 
+    from core.analysis.diarization.pretrained import WINDOW_S, PretrainedDiarization
     from core.contracts.rttm import rttm_text
 
     out.mkdir(parents=True, exist_ok=True)
     metric = der_metric()
+    bound_metric = der_metric()  # the same files with the reference's who-is-who
     results: list[DiarizationFile] = []
     started = time.perf_counter()
     print(f"== diarization: {backend.name} on {folder}")
     print(f"   hypotheses -> {out}")
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         for f in annotated_diarization(folder, limit, Path(tmp)):
-            output = backend.diarize(f.samples, RATE)
+            bound = None
+            if isinstance(backend, PretrainedDiarization):  # diarize(), in its two steps
+                duration = len(f.samples) / RATE
+                chunks = [backend.extract(f.samples, RATE, 0.0, duration + WINDOW_S)]
+                output = backend.finish(chunks, duration)
+                if chunks[0]["segmentation"].any():
+                    right = backend.lay_out(
+                        chunks, reference_clusters(backend, chunks, f.reference), duration
+                    )
+                    bound = der(f.reference, right.segments, f.scored, bound_metric)
+            else:
+                output = backend.diarize(f.samples, RATE)
             (out / f"{f.uri}.rttm").write_text(rttm_text(f.uri, output.segments))
-            results.append(score_diarization_file(f.uri, f.samples, f.reference, output, f.scored, metric))
+            results.append(
+                score_diarization_file(f.uri, f.samples, f.reference, output, f.scored, metric, bound)
+            )
     if not results:
         print("   no files scored")
         return
-    print_diarization(results, metric, time.perf_counter() - started, longform)
+    print_diarization(results, metric, time.perf_counter() - started, longform, bound_metric)
 
 
 def speaker_count_error(r: DiarizationFile) -> float | None:
@@ -313,18 +360,20 @@ def speaker_count_error(r: DiarizationFile) -> float | None:
     return ratio(100.0 * (r.n_est - r.n_ref), r.n_ref)
 
 
-def print_diarization(results: list[DiarizationFile], metric, seconds: float, longform: bool = False) -> None:
+def print_diarization(
+    results: list[DiarizationFile], metric, seconds: float, longform: bool = False, bound_metric=None
+) -> None:
     w = max(24, *(len(r.uri) for r in results))
     print(
-        f"\n{'file':<{w}} {'scored s':>8} {'DER %':>6} {'miss %':>6} {'FA %':>6} {'conf %':>6}  spk est/ref"
-        + ("  spk err %" if longform else "")
+        f"\n{'file':<{w}} {'scored s':>8} {'DER %':>6} {'miss %':>6} {'FA %':>6} {'conf %':>6} {'DER* %':>6}"
+        "  spk est/ref" + ("  spk err %" if longform else "")
     )
     for r in results:
         mark = "ok" if r.n_est == r.n_ref else ""
         error = f"  {signed(speaker_count_error(r), 9)}" if longform else ""
         print(
             f"{r.uri:<{w}} {r.scored_s:>8.1f} {fmt(r.der)} {fmt(r.miss)} {fmt(r.false_alarm)}"
-            f" {fmt(r.confusion)}  {r.n_est:>3}/{r.n_ref:<3}{error} {mark}"
+            f" {fmt(r.confusion)} {fmt(r.bound)}  {r.n_est:>3}/{r.n_ref:<3}{error} {mark}"
         )
     right = sum(r.n_est == r.n_ref for r in results)
     speech = metric.accumulated_["total"]
@@ -334,6 +383,12 @@ def print_diarization(results: list[DiarizationFile], metric, seconds: float, lo
         f"{speech:.1f} s scored reference speech); "
         f"speaker count right in {right}/{len(results)} files"
     )
+    if bound_metric is not None and bound_metric.accumulated_["total"] > 0:
+        confusion = 100.0 * bound_metric.accumulated_["confusion"] / bound_metric.accumulated_["total"]
+        print(
+            "DER* (who-is-who right: each local speaker given the reference speaker it covers most) "
+            f"{100.0 * abs(bound_metric):.2f} %, confusion {confusion:.2f} %"
+        )
 
     if longform:
         for r in results:

@@ -242,11 +242,21 @@ class PretrainedDiarization:
         chunks = [c for c in chunks if len(c["window_start_s"])]
         if not chunks:
             return DiarizationOutput([])
-        starts = np.concatenate([c["window_start_s"] for c in chunks])
         segmentation = np.concatenate([c["segmentation"] for c in chunks])
         if not segmentation.any():
             return DiarizationOutput([])
         clusters = self.cluster(segmentation, np.concatenate([c["embeddings"] for c in chunks]))
+        return self.lay_out(chunks, clusters, duration_s)
+
+    def lay_out(
+        self, chunks: list[ChunkFeatures], clusters: np.ndarray, duration_s: float
+    ) -> DiarizationOutput:
+        """The turns of non-empty ``chunks`` whose local speakers belong to ``clusters``
+        ((windows, 3), -1 where silent): what ``finish`` does once the clustering has
+        decided (benchmarks.quality also lays out the reference's own who-is-who, to
+        tell the clustering's errors from the segmentation's)."""
+        starts = np.concatenate([c["window_start_s"] for c in chunks])
+        segmentation = np.concatenate([c["segmentation"] for c in chunks])
         single = np.concatenate([c["single_prob"] for c in chunks]).astype(np.float32)
         allowed = self._speech_allowed(starts, chunks, duration_s)
         return DiarizationOutput(
