@@ -1,6 +1,6 @@
 """Time and peak memory of the who-is-who step on the longest episode allowed.
 
-    python -m benchmarks.clustering [--hours 6] [--seed 0] [--features FILE]
+    python -m benchmarks.clustering [--hours 6] [--seed 0] [--features FILE] [--source-minutes N]
 
 Why: the global step (core/analysis/diarization/clustering.py) is the only part of
 diarization whose work grows faster than the recording: it compares local speakers
@@ -40,8 +40,9 @@ GOAL_MIB = 2048.0
 SOURCE = "podcast-6v"
 
 
-def extract_hour(seed: int) -> tuple[list[ChunkFeatures], float]:
-    """The source podcast's chunk features, as the diarize stage extracts them."""
+def extract_hour(seed: int, minutes: float | None = None) -> tuple[list[ChunkFeatures], float]:
+    """The source podcast's chunk features (its first ``minutes`` only, if given), as the
+    diarize stage extracts them."""
     from benchmarks.longform import EVAL, PODCASTS, build_podcast, load_interludes, load_sources
     from core.analysis.diarization.pretrained import PretrainedDiarization
     from core.service.settings import Settings
@@ -51,6 +52,8 @@ def extract_hour(seed: int) -> tuple[list[ChunkFeatures], float]:
         clips = load_interludes(EVAL / "music", Path(tmp))
     podcast = next(p for p in PODCASTS if p.uri == SOURCE)
     samples = build_podcast(podcast, sources, clips, seed).samples
+    if minutes is not None:
+        samples = samples[: int(minutes * 60 * RATE)]
     backend = PretrainedDiarization()
     chunk_s = Settings.model_fields["chunk_s"].default
     duration = len(samples) / RATE
@@ -129,7 +132,7 @@ def _measure(path: str, queue) -> None:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         figures[name] = (wall, cpu, _hwm_mib() - before, exact)
         if name == "cluster":
-            figures["speakers"] = int(result.max()) + 1
+            figures["speakers"] = len(result[1]) if isinstance(result, tuple) else 0  # the centroids
     figures["local"] = int(segmentation.any(axis=1).sum())
     clean = _clean_seconds(segmentation, backend.frames[1])
     figures["usable"] = int(clustering.usable(embeddings, clean, segmentation.any(axis=1)).sum())
@@ -141,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=6.0, help="episode length to lay out (default 6)")
     parser.add_argument("--seed", type=int, default=0, help="podcast layout seed (default 0)")
     parser.add_argument("--features", type=Path, help="keep the extracted hour here, and reuse it")
+    parser.add_argument(
+        "--source-minutes", type=float, help="extract only the podcast's first N minutes (a short run)"
+    )
     args = parser.parse_args(argv)
-    if args.hours <= 0:
-        parser.error("--hours must be positive")
+    if args.hours <= 0 or (args.source_minutes is not None and args.source_minutes <= 0):
+        parser.error("--hours and --source-minutes must be positive")
 
     if args.features and args.features.is_file():
         with open(args.features, "rb") as f:
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {SOURCE}: features from {args.features}")
     else:
         print(f"== {SOURCE}: extracting (seed {args.seed})")
-        hour, duration = extract_hour(args.seed)
+        hour, duration = extract_hour(args.seed, args.source_minutes)
         if args.features:
             with open(args.features, "wb") as f:
                 pickle.dump((hour, duration), f)

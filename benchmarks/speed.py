@@ -191,7 +191,7 @@ def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: f
     starts = backend.window_starts(len(samples))
     _, t_segment = timed(backend._segment, samples, starts, batch)
     features, t_extract = timed(backend.extract, samples, RATE, 0.0, duration + 1, batch)
-    clusters, t_cluster = timed(backend.cluster, features["segmentation"], features["embeddings"])
+    (clusters, _), t_cluster = timed(backend.cluster, features["segmentation"], features["embeddings"])
     output, t_whole = timed(backend.diarize, samples, RATE, batch_size=batch)
     segments = output.segments
     device = str(campplus.device())
@@ -204,7 +204,7 @@ def time_pretrained(samples: np.ndarray, clip: np.ndarray, batch: int, step_s: f
             f"{len(starts)} windows of 10 s every {step_s:g} s, batch {batch}",
         ),
         Row("  segmentation + CAM++ local embeddings", device, t_extract, "one CAM++ pass over the audio"),
-        Row("  clustering (agglomerative)", "cpu", t_cluster, f"{int(clusters.max()) + 1} clusters"),
+        Row("  clustering", "cpu", t_cluster, f"{int(clusters.max()) + 1} clusters"),
         Row(f"diarization, step {step_s:g} s (whole)", device, t_whole, speakers(segments)),
     ]
     return rows, segments, t_whole, frames

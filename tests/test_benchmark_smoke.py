@@ -44,3 +44,19 @@ def test_contention_benchmark_times_every_model_under_both_policies():
         re.MULTILINE,
     )
     assert len(rows) == 6 and all(float(x) > 0 for row in rows for x in row[1:4]), result.stdout
+
+
+def test_clustering_benchmark_times_a_tiled_episode():
+    """One minute of the podcast extracted, laid end to end to 0.1 h, clustered in a fresh process."""
+    result = run_cli("-m", "benchmarks.clustering", "--source-minutes", "1", "--hours", "0.1", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    episode = re.search(r"episode (\d+\.\d+) h: (\d+) local speakers, (\d+) clean", result.stdout)
+    assert episode and float(episode.group(1)) >= 0.1, result.stdout
+    assert int(episode.group(2)) >= int(episode.group(3)) > 0, result.stdout
+    for step in ("cluster", "finish"):
+        assert re.search(
+            rf"^   {step}\s+[\d.]+ s wall\s+[\d.]+ s CPU  peak \+-?\d+ MiB", result.stdout, re.M
+        ), result.stdout
+    assert re.search(
+        r"^clustering: \d+\.\d+ h, \d+ local speakers, [\d.]+ s, \+-?\d+ MiB \(goal", result.stdout, re.M
+    )

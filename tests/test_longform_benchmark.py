@@ -21,7 +21,19 @@ import soundfile as sf
 
 from benchmarks import quality
 from benchmarks.eval_set import RATE
-from benchmarks.longform import AMI_SPEAKER, EVAL, MUSIC_S, SILENCE_S, build_longform, instrumental_clips
+from benchmarks.longform import (
+    AMI_SPEAKER,
+    EVAL,
+    MUSIC_S,
+    PODCAST_MUSIC_EVERY,
+    PODCASTS,
+    SILENCE_S,
+    build_longform,
+    build_podcast,
+    instrumental_clips,
+    load_interludes,
+    load_sources,
+)
 from benchmarks.quality import Counts
 from core.contracts.rttm import read_rttm, read_uem
 from core.contracts.video import Segment
@@ -140,6 +152,31 @@ def test_same_seed_same_recording_other_seed_other_layout(subset, tmp_path) -> N
     assert [r.uri for r in first] == ["longform-x1-first2"]  # a short run: one layout
     assert np.array_equal(first[0].samples, again[0].samples)
     assert len(first[0].samples) != len(other[0].samples)
+
+
+def test_a_podcast_brings_its_voices_back_cut_and_levelled_anew_each_round(subset, tmp_path) -> None:
+    """podcast-2v (dev00 and dev01: MEE009 and MEE012 for half an hour): each round holds
+    both parts of both files, cut at a new point each round, and the reference keeps
+    every second of the sources' turns."""
+    diar, music = subset
+    sources = load_sources(diar, None, tmp_path)
+    podcast = next(p for p in PODCASTS if p.uri == "podcast-2v")
+    rec = build_podcast(podcast, sources, load_interludes(music, tmp_path), seed=0)
+    assert rec.duration >= podcast.minutes * 60 and rec.speakers == {"MEE009", "MEE012"}
+    speech = [p for p in rec.pieces if p.kind == "speech"]
+    rounds = [speech[k : k + 4] for k in range(0, len(speech), 4)]
+    assert len(speech) % 4 == 0 and len(rounds) >= 2
+    cuts = []
+    for pieces in rounds:
+        names = sorted(p.name for p in pieces)
+        assert [n.split("[")[0] for n in names] == ["pyannote_debug_dev00"] * 2 + ["pyannote_debug_dev01"] * 2
+        cuts.append(tuple(n.split("[")[1] for n in names))
+    assert len(set(cuts)) == len(cuts), "every round cuts the files at a new point"
+    by_name = {s.uri: s for s in sources}
+    source_speech = sum(t.end - t.start for uri in podcast.sources for t in by_name[uri].turns)
+    assert abs(sum(t.end - t.start for t in rec.reference) - len(rounds) * source_speech) < TOLERANCE_S
+    n_music = sum(p.kind == "music" for p in rec.pieces)
+    assert n_music == (len(speech) - 1) // PODCAST_MUSIC_EVERY
 
 
 def test_overlap_and_speaker_count_figures() -> None:

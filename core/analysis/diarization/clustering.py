@@ -49,6 +49,9 @@ MERGE_SIMILARITY = 0.8
 MIN_SPECTRAL = 200  # fewer local speakers than this: average-linkage instead
 AHC_THRESHOLD = 0.4  # mean cosine distance between two clusters (average linkage)
 MIN_CLUSTER_SIZE = 2  # local speakers; a smaller first-pass cluster joins the nearest big one
+BLOCKS = 4  # quarters of a window whose speech is checked again on its own
+BLOCK_MIN_S = 1.0  # clean speech a quarter needs for an embedding of its own
+BLOCK_MARGIN = 0.1  # cosine by which a quarter's nearest centroid must beat its own cluster's
 
 
 def usable(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -56,14 +59,35 @@ def usable(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> np.ndarray
     return cast(np.ndarray, active & (clean >= MIN_CLEAN_S) & ~np.isnan(emb).any(axis=2))
 
 
-def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Cluster index of each (window, local speaker); -1 where the speaker is silent."""
+def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster index of each (window, local speaker), -1 where the speaker is silent, and
+    the clusters' unit centroids (none where nothing is usable)."""
     taking_part = usable(emb, clean, active)
     if taking_part.sum() < 2:  # nothing to compare: one speaker (or none where nothing is usable)
-        return np.where(active, 0, -1)
+        centroids = _unit(np.nanmean(emb[taking_part], axis=0, keepdims=True)) if taking_part.any() else None
+        return np.where(active, 0, -1), np.zeros((0, emb.shape[-1])) if centroids is None else centroids
     train = _unit(emb[taking_part])
     centroids = _merge_alike(train, _centroids(train, _first_pass(train), MIN_CLUSTER_SIZE))
-    return _assign(emb, active, centroids)
+    return _assign(emb, active, centroids), centroids
+
+
+def recheck_blocks(blocks: np.ndarray, clusters: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(windows, 3, BLOCKS) cluster of each quarter of each local speaker: its own
+    cluster, unless the quarter's own embedding is closer to another centroid by
+    BLOCK_MARGIN and no other local speaker of the window is there already (a local
+    speaker the segmentation made of two people splits where each talks)."""
+    out = np.repeat(clusters[:, :, None], BLOCKS, axis=2)
+    if len(centroids) < 2:
+        return out
+    vectors = blocks.astype(np.float32)
+    known = ~np.isnan(vectors).any(axis=3) & (clusters >= 0)[:, :, None]
+    sim = np.where(known[..., None], np.nan_to_num(vectors) @ centroids.T.astype(np.float32), np.nan)
+    for w, k, b in zip(*np.nonzero(known)):
+        own, best = clusters[w, k], int(np.nanargmax(sim[w, k, b]))
+        taken = {int(out[w, j, b]) for j in range(out.shape[1]) if j != k and clusters[w, j] >= 0}
+        if best != own and best not in taken and sim[w, k, b, best] - sim[w, k, b, own] >= BLOCK_MARGIN:
+            out[w, k, b] = best
+    return out
 
 
 def _first_pass(train: np.ndarray) -> np.ndarray:

@@ -37,6 +37,7 @@ import torch  # noqa: E402
 
 from core.analysis import campplus, exported, model_files
 from core.analysis.diarization import (  # noqa: E402
+    BLOCK_EMBEDDINGS,
     FIRST_FRAME,
     FRAMES,
     ChunkFeatures,
@@ -45,7 +46,13 @@ from core.analysis.diarization import (  # noqa: E402
     relabel,
     speech_gate,
 )
-from core.analysis.diarization.clustering import MERGE_SIMILARITY, assign_clusters  # noqa: E402
+from core.analysis.diarization.clustering import (  # noqa: E402
+    BLOCK_MIN_S,
+    BLOCKS,
+    MERGE_SIMILARITY,
+    assign_clusters,
+    recheck_blocks,
+)
 from core.contracts.video import Segment  # noqa: E402
 from core.service import faults  # noqa: E402
 
@@ -170,16 +177,21 @@ class PretrainedDiarization:
             first, frames = trunk.result()
         items, owners = self._embedding_items(segmentation, starts, len(samples))
         emb = np.full((len(starts), LOCAL_SPEAKERS, campplus.DIM), np.nan, dtype=np.float32)
+        blocks = np.full((len(starts), LOCAL_SPEAKERS, BLOCKS, campplus.DIM), np.nan, dtype=np.float16)
         if items:
             stats = campplus.pool_statistics(frames, first, items)
-            for (w, k), v in zip(owners, campplus.embeddings_from_statistics(stats)):
-                emb[w, k] = v
+            for (w, k, b), v in zip(owners, campplus.embeddings_from_statistics(stats)):
+                if b < 0:
+                    emb[w, k] = v
+                else:
+                    blocks[w, k, b] = v
         return {
             "window_start_s": starts,
             "segmentation": segmentation,
             "single_prob": single,
             "speech_prob": speech,
             "embeddings": emb,
+            BLOCK_EMBEDDINGS: blocks,
             # half precision: the embed stage pools them in float32 (cosine >= 0.9999)
             FRAMES: frames[:, own[0] - first : own[1] - first].astype(np.float16),
             FIRST_FRAME: np.array(own[0], dtype=np.int64),
@@ -210,13 +222,16 @@ class PretrainedDiarization:
 
     def _embedding_items(
         self, segmentation: np.ndarray, starts: np.ndarray, num_samples: int
-    ) -> tuple[list[campplus.Item], list[tuple[int, int]]]:
-        """One pooling item per active local speaker: its clean frames, else all its frames."""
-        _, step, duration = self.frames
+    ) -> tuple[list[campplus.Item], list[tuple[int, int, int]]]:
+        """Pooling items and their owners (window, local speaker, block): one per active
+        local speaker (block -1: its clean frames, else all its frames), and one per
+        quarter of the window where it has BLOCK_MIN_S of clean speech (block 0-3)."""
+        n_frames, step, duration = self.frames
         total = campplus.num_frames(num_samples)
         items: list[campplus.Item] = []
-        owners: list[tuple[int, int]] = []
+        owners: list[tuple[int, int, int]] = []
         single = segmentation.sum(axis=2) == 1
+        block_of = _block_of_frames(n_frames, step, duration)
         for w, start in enumerate(starts):
             first = int(start / campplus.FRAME_S)
             last = min(total, int((start + WINDOW_S) / campplus.FRAME_S))
@@ -233,7 +248,12 @@ class PretrainedDiarization:
                 weights = mask[seg_index].astype(np.float32)
                 if weights.any():
                     items.append((first, weights))
-                    owners.append((w, k))
+                    owners.append((w, k, -1))
+                for b in range(BLOCKS):
+                    in_block = clean & (block_of == b)
+                    if in_block.sum() * step >= BLOCK_MIN_S:
+                        items.append((first, in_block[seg_index].astype(np.float32)))
+                        owners.append((w, k, b))
         return items, owners
 
     # ------------------------------------------------------------------ finish
@@ -245,11 +265,15 @@ class PretrainedDiarization:
         segmentation = np.concatenate([c["segmentation"] for c in chunks])
         if not segmentation.any():
             return DiarizationOutput([])
-        clusters = self.cluster(segmentation, np.concatenate([c["embeddings"] for c in chunks]))
-        return self.lay_out(chunks, clusters, duration_s)
+        clusters, centroids = self.cluster(segmentation, np.concatenate([c["embeddings"] for c in chunks]))
+        return self.lay_out(chunks, clusters, duration_s, centroids)
 
     def lay_out(
-        self, chunks: list[ChunkFeatures], clusters: np.ndarray, duration_s: float
+        self,
+        chunks: list[ChunkFeatures],
+        clusters: np.ndarray,
+        duration_s: float,
+        centroids: np.ndarray | None = None,
     ) -> DiarizationOutput:
         """The turns of non-empty ``chunks`` whose local speakers belong to ``clusters``
         ((windows, 3), -1 where silent): what ``finish`` does once the clustering has
@@ -257,6 +281,11 @@ class PretrainedDiarization:
         tell the clustering's errors from the segmentation's)."""
         starts = np.concatenate([c["window_start_s"] for c in chunks])
         segmentation = np.concatenate([c["segmentation"] for c in chunks])
+        if centroids is not None and all(BLOCK_EMBEDDINGS in c for c in chunks):
+            # each quarter of a local speaker goes where its own speech says (clustering.py)
+            blocks = np.concatenate([c[BLOCK_EMBEDDINGS] for c in chunks])
+            clusters = recheck_blocks(blocks, clusters, centroids).reshape(len(starts), -1)
+            segmentation = _split_blocks(segmentation, _block_of_frames(*self.frames))
         single = np.concatenate([c["single_prob"] for c in chunks]).astype(np.float32)
         allowed = self._speech_allowed(starts, chunks, duration_s)
         return DiarizationOutput(
@@ -264,8 +293,9 @@ class PretrainedDiarization:
             self._uncertain(starts, single, duration_s),
         )
 
-    def cluster(self, segmentation: np.ndarray, emb: np.ndarray) -> np.ndarray:
-        """Cluster index of each (window, local speaker); -1 where the speaker is silent."""
+    def cluster(self, segmentation: np.ndarray, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster index of each (window, local speaker), -1 where the speaker is silent,
+        and the clusters' unit centroids."""
         active = np.asarray(segmentation.any(axis=1))  # an array already: typed as one
         return assign_clusters(emb, _clean_seconds(segmentation, self.frames[1]), active)
 
@@ -314,6 +344,21 @@ class PretrainedDiarization:
         return self.finish([self.extract(samples, rate, 0.0, duration + WINDOW_S, batch_size or 8)], duration)
 
 
+def _block_of_frames(n_frames: int, step: float, duration: float) -> np.ndarray:
+    """The quarter of the window (0-3) each segmentation frame's centre lies in."""
+    centres = np.arange(n_frames) * step + duration / 2
+    return np.minimum((centres / (WINDOW_S / BLOCKS)).astype(int), BLOCKS - 1)
+
+
+def _split_blocks(segmentation: np.ndarray, block_of: np.ndarray) -> np.ndarray:
+    """(windows, frames, 3 x BLOCKS): local speaker k in quarter b becomes local speaker
+    k * BLOCKS + b, active only there (the windows still count the same speakers)."""
+    split = np.zeros((*segmentation.shape, BLOCKS), dtype=segmentation.dtype)
+    for b in range(BLOCKS):
+        split[:, block_of == b, :, b] = segmentation[:, block_of == b, :]
+    return split.reshape(*segmentation.shape[:2], -1)
+
+
 def _clean_seconds(segmentation: np.ndarray, step: float) -> np.ndarray:
     """Seconds each local speaker talks alone in each window: (windows, 3)."""
     single = segmentation.sum(axis=2, keepdims=True) == 1
@@ -337,6 +382,7 @@ def _empty(n_frames: int, first_frame: int) -> ChunkFeatures:
         "single_prob": np.zeros((0, n_frames), dtype=np.float16),
         "speech_prob": np.zeros((0, n_frames), dtype=np.float16),
         "embeddings": np.zeros((0, LOCAL_SPEAKERS, campplus.DIM), dtype=np.float32),
+        BLOCK_EMBEDDINGS: np.zeros((0, LOCAL_SPEAKERS, BLOCKS, campplus.DIM), dtype=np.float16),
         FRAMES: np.zeros((0, 0), dtype=np.float16),
         FIRST_FRAME: np.array(first_frame, dtype=np.int64),
     }
