@@ -206,8 +206,9 @@ def test_quality_tool_scores_the_longform_recording(subset, tmp_path, capsys) ->
     assert re.search(rf"^POOLED overlap precision {number} recall {number} ", out, re.M), out
     for uri, n_ref in built:
         der_row, usable_row = [ln.split() for ln in out.splitlines() if ln.split()[:1] == [uri]]
-        assert re.fullmatch(rf"\d+/{n_ref}", der_row[6]), der_row  # estimated/reference speakers
-        assert re.fullmatch(r"[+-]\d+\.\d", der_row[7]), der_row  # their relative error, %
+        assert re.fullmatch(number, der_row[6]), der_row  # DER* (the reference's who-is-who)
+        assert re.fullmatch(rf"\d+/{n_ref}", der_row[7]), der_row  # estimated/reference speakers
+        assert re.fullmatch(r"[+-]\d+\.\d", der_row[8]), der_row  # their relative error, %
         assert len(usable_row) == 10 and all(re.fullmatch(number, v) for v in usable_row[1:]), usable_row
         line = rf"^SPEAKERS {uri}: estimated \d+, reference {n_ref}, error [+-]\d+\.\d %"
         assert re.search(rf"{line} \(goal within ±25 %: (yes|no)\)", out, re.M), out

@@ -51,7 +51,7 @@ AHC_THRESHOLD = 0.4  # mean cosine distance between two clusters (average linkag
 MIN_CLUSTER_SIZE = 2  # local speakers; a smaller first-pass cluster joins the nearest big one
 BLOCKS = 4  # quarters of a window whose speech is checked again on its own
 BLOCK_MIN_S = 1.0  # clean speech a quarter needs for an embedding of its own
-BLOCK_MARGIN = 0.1  # cosine by which a quarter's nearest centroid must beat its own cluster's
+BLOCK_MARGIN = 0.05  # cosine by which a quarter's nearest centroid must beat its own cluster's
 
 
 def usable(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> np.ndarray:

@@ -355,7 +355,7 @@ def _split_blocks(segmentation: np.ndarray, block_of: np.ndarray) -> np.ndarray:
     k * BLOCKS + b, active only there (the windows still count the same speakers)."""
     split = np.zeros((*segmentation.shape, BLOCKS), dtype=segmentation.dtype)
     for b in range(BLOCKS):
-        split[:, block_of == b, :, b] = segmentation[:, block_of == b, :]
+        split[..., b] = np.where((block_of == b)[None, :, None], segmentation, 0)
     return split.reshape(*segmentation.shape[:2], -1)
 
 
