@@ -22,6 +22,11 @@ about who is who, with its constants, in one place.
    centroid again after each merge.
 4. Every local speaker of a window then goes to a centroid, two of one window never to
    the same one.
+5. The segmentation sometimes makes one local speaker of two people who take turns
+   within its window. So each quarter of a local speaker with BLOCK_MIN_S of clean
+   speech, embedded on its own, moves to the centroid it is nearest to when that beats
+   its own cluster's by BLOCK_MARGIN and no other local speaker of the window holds it
+   (``recheck_blocks``; the margin changes little between 0 and 0.1, measured).
 
 Below MIN_SPECTRAL local speakers (a few minutes of speech) the affinity graph is
 too sparse for its eigengap to mean much (measured: spectral confused the two voices of

