@@ -347,3 +347,23 @@ def test_the_onnxruntime_models_decide_as_the_torch_models_do(eval_dir, tmp_path
     assert np.abs(single.astype(np.float32) - ref_single.astype(np.float32)).max() < 0.01
     assert frames.shape == ref_frames.shape
     assert np.abs(frames - ref_frames).max() <= 1e-4 * np.abs(ref_frames).max()
+
+
+def test_the_quarter_recheck_moves_speech_between_speakers_and_never_adds_or_drops_it(eval_dir, tmp_path):
+    """The quarter re-check (core/analysis/diarization/clustering.py, recheck_blocks) only
+    changes who a stretch of speech belongs to: on a real two-speaker meeting excerpt the
+    frames with any speaker are the same with it as without it (chunks without quarter
+    embeddings, such as checkpoints stored before they existed, are finished without it),
+    and it does relabel some speech there."""
+    from core.analysis.diarization import BLOCK_EMBEDDINGS
+
+    samples = load16k(eval_dir / "diarization" / "audio" / "pyannote_debug_dev00.wav", tmp_path)
+    duration = len(samples) / 16_000
+    backend = PretrainedDiarization()
+    chunk = backend.extract(samples, 16_000, 0.0, duration + WINDOW_S, 8)
+    assert (~np.isnan(chunk[BLOCK_EMBEDDINGS].astype(np.float32)).any(axis=-1)).sum() > 0
+    rechecked = backend.finish([chunk], duration).segments
+    plain = backend.finish([{k: v for k, v in chunk.items() if k != BLOCK_EMBEDDINGS}], duration).segments
+    assert (_speech_frames(rechecked, duration) == _speech_frames(plain, duration)).all()
+    by_speaker = {(round(s.start, 2), round(s.end, 2), s.speaker) for s in rechecked}
+    assert by_speaker != {(round(s.start, 2), round(s.end, 2), s.speaker) for s in plain}
