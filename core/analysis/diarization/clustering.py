@@ -142,7 +142,8 @@ def _laplacian(nearest: np.ndarray, p: int) -> np.ndarray:
     affinity = np.zeros((n, n))
     affinity[np.arange(n)[:, None], nearest[:, :p]] = 1.0
     affinity = 0.5 * (affinity + affinity.T)
-    return cast(np.ndarray, np.diag(affinity.sum(axis=1)) - affinity)
+    laplacian: np.ndarray = np.diag(affinity.sum(axis=1)) - affinity
+    return laplacian
 
 
 def _merge_alike(train: np.ndarray, centroids: np.ndarray) -> np.ndarray:

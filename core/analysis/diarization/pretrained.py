@@ -349,7 +349,7 @@ class PretrainedDiarization:
 def _block_of_frames(n_frames: int, step: float, duration: float) -> np.ndarray:
     """The quarter of the window (0-3) each segmentation frame's centre lies in."""
     centres = np.arange(n_frames) * step + duration / 2
-    return np.minimum((centres / (WINDOW_S / BLOCKS)).astype(int), BLOCKS - 1)
+    return cast(np.ndarray, np.minimum((centres / (WINDOW_S / BLOCKS)).astype(int), BLOCKS - 1))
 
 
 def _split_blocks(segmentation: np.ndarray, block_of: np.ndarray) -> np.ndarray:
