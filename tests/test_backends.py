@@ -349,10 +349,10 @@ def test_the_onnxruntime_models_decide_as_the_torch_models_do(eval_dir, tmp_path
     assert np.abs(frames - ref_frames).max() <= 1e-4 * np.abs(ref_frames).max()
 
 
-def test_the_quarter_recheck_moves_speech_between_speakers_and_never_adds_or_drops_it(eval_dir, tmp_path):
-    """The quarter re-check (core/analysis/diarization/clustering.py, recheck_blocks) only
+def test_the_block_recheck_moves_speech_between_speakers_and_never_adds_or_drops_it(eval_dir, tmp_path):
+    """The block re-check (core/analysis/diarization/clustering.py, recheck_blocks) only
     changes who a stretch of speech belongs to: on a real two-speaker meeting excerpt the
-    frames with any speaker are the same with it as without it (chunks without quarter
+    frames with any speaker are the same with it as without it (chunks without block
     embeddings, such as checkpoints stored before they existed, are finished without it),
     and it does relabel some speech there."""
     from core.analysis.diarization import BLOCK_EMBEDDINGS

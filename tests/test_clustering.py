@@ -5,7 +5,7 @@ tests give it voices whose geometry is known (how alike two voices' centroids ar
 far one voice's local speakers scatter), built in CAM++'s 192 dimensions, and check
 the decisions each step exists for: the count and the membership on an episode longer
 than the pairwise step compares, a drifting voice merged, close voices kept apart, a
-short recording, the one-cluster-per-window rule, a quarter of a local speaker moved
+short recording, the one-cluster-per-window rule, a block of a local speaker moved
 to the voice its own speech is. What the real models give on real
 audio is measured by test_long_audio and benchmarks.quality.
 """
@@ -111,19 +111,19 @@ def test_local_speakers_too_short_to_compare_are_one_speaker() -> None:
     assert (found[active] == 0).all() and (found[~active] == -1).all()
 
 
-def test_a_quarter_closer_to_another_voice_moves_there_unless_that_voice_is_taken() -> None:
+def test_a_block_closer_to_another_voice_moves_there_unless_that_voice_is_taken() -> None:
     rng = np.random.default_rng(5)
     centroids = voices(3, 0.2, rng)
     clusters = np.array([[0, -1, -1], [0, 1, -1]])  # window 1: voices 0 and 1 already there
-    blocks = np.full((2, 3, clustering.BLOCKS, DIM), np.nan, dtype=np.float16)
+    blocks = np.full((2, 3, 4, DIM), np.nan, dtype=np.float16)  # 4 blocks a window
     blocks[0, 0, :] = centroids[0]
-    blocks[0, 0, 2] = centroids[2]  # quarter 2 of window 0's speaker is voice 2
+    blocks[0, 0, 2] = centroids[2]  # block 2 of window 0's speaker is voice 2
     blocks[0, 0, 3] = 0.5 * (centroids[0] + centroids[2]) / np.linalg.norm(centroids[0] + centroids[2])
     blocks[1, 0, 1] = centroids[1]  # voice 1 talks there, but window 1 has it already
     blocks[1, 0, 2] = centroids[2]
     found = clustering.recheck_blocks(blocks, clusters, centroids)
-    assert found[0, 0].tolist() == [0, 0, 2, 0]  # quarter 3: halfway, under the margin
-    assert found[1, 0].tolist() == [0, 0, 2, 0] and found[1, 1].tolist() == [1] * clustering.BLOCKS
+    assert found[0, 0].tolist() == [0, 0, 2, 0]  # block 3: halfway, under the margin
+    assert found[1, 0].tolist() == [0, 0, 2, 0] and found[1, 1].tolist() == [1] * 4
     assert (found[:, 2] == -1).all()
     one = clustering.recheck_blocks(blocks, clusters, centroids[:1])
     assert (one == clusters[:, :, None]).all(), "one voice: nothing to move to"

@@ -45,7 +45,7 @@ ChunkFeatures = dict[str, np.ndarray]  # what one chunk's extraction stores: pla
 # apart from the checkpoint, and the embed stage pools segment embeddings from them.
 FRAMES, FIRST_FRAME = "frames", "first_frame"
 # An entry checkpointed with the rest, absent from chunks extracted before it existed:
-# each local speaker's embedding per quarter of its window (NaN where it says too little).
+# each local speaker's embedding per block (second) of its window (NaN where it says too little).
 BLOCK_EMBEDDINGS = "block_embeddings"
 
 

