@@ -58,6 +58,7 @@ MIN_CLUSTER_SIZE = 2  # local speakers; a smaller first-pass cluster joins the n
 BLOCKS = 10  # blocks of a window (1 s each) whose speech is checked again on its own
 BLOCK_MIN_S = 0.5  # clean speech a block needs for an embedding of its own
 BLOCK_MARGIN = 0.05  # cosine by which a block's nearest centroid must beat its own cluster's
+RECHECK_WINDOWS = 1024  # windows whose blocks are compared with the centroids at once
 
 
 def usable(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -85,11 +86,13 @@ def recheck_blocks(blocks: np.ndarray, clusters: np.ndarray, centroids: np.ndarr
     out = np.repeat(clusters[:, :, None], blocks.shape[2], axis=2)
     if len(centroids) < 2:
         return out
-    vectors = blocks.astype(np.float32)
-    known = ~np.isnan(vectors).any(axis=3) & (clusters >= 0)[:, :, None]
-    sim = np.where(known[..., None], np.nan_to_num(vectors) @ centroids.T.astype(np.float32), np.nan)
+    known = ~np.isnan(blocks).any(axis=3) & (clusters >= 0)[:, :, None]
+    sim = np.zeros((*known.shape, len(centroids)), dtype=np.float32)
+    for lo in range(0, len(blocks), RECHECK_WINDOWS):  # a slice at a time: bounded memory
+        part = np.nan_to_num(blocks[lo : lo + RECHECK_WINDOWS].astype(np.float32))
+        sim[lo : lo + RECHECK_WINDOWS] = part @ centroids.T.astype(np.float32)
     for w, k, b in zip(*np.nonzero(known)):
-        own, best = clusters[w, k], int(np.nanargmax(sim[w, k, b]))
+        own, best = clusters[w, k], int(np.argmax(sim[w, k, b]))
         taken = {int(out[w, j, b]) for j in range(out.shape[1]) if j != k and clusters[w, j] >= 0}
         if best != own and best not in taken and sim[w, k, b, best] - sim[w, k, b, own] >= BLOCK_MARGIN:
             out[w, k, b] = best
