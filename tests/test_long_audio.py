@@ -10,8 +10,8 @@ by chunk then clusters once, as the diarize activity does.
 
 The bounds are measured figures plus a margin, never tuned to pass (the closing notes of
 issues 23 and 27 give them and the command): 9 speakers found for 6 and DER 0.402
-(average-linkage), then 0.357 (issue 27: a recording this short still takes
-average-linkage's first pass, then the merge and the quarter re-check), so the count
+(average-linkage), then 0.313 (issue 27: a recording this short still takes
+average-linkage's first pass, then the merge and the block re-check), so the count
 may be off by at most 3 and DER must stay under ``DER_CEILING``. And the turns found must beat the same turns
 all given one label (what a collapse produces) by ``BEAT_COLLAPSE``.
 """
