@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import pickle
-import resource
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.eval_set import RATE
+from benchmarks.podcast import status_mib
 from core.analysis.diarization import FIRST_FRAME, FRAMES, ChunkFeatures
 
 GOAL_S = 60.0
@@ -80,10 +80,6 @@ def tile(chunks: list[ChunkFeatures], duration: float, hours: float) -> tuple[li
     return tiled, copies * duration  # type: ignore[return-value]
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _reset_peak() -> bool:
     """Resets the process's peak RSS (Linux: /proc/self/clear_refs), so a peak measured
     next is the call's own; False where the kernel refuses."""
@@ -94,18 +90,15 @@ def _reset_peak() -> bool:
         return False
 
 
-def _rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _hwm_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return _peak_rss_mib()
+def _measured(call):
+    """``call()``'s result, and its wall and CPU seconds and peak memory growth (MiB) over
+    the memory held before it (and whether that peak is the call's own)."""
+    before = status_mib("self", "VmRSS")
+    exact = _reset_peak()
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = call()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return result, (wall, cpu, status_mib("self") - before, exact)
 
 
 def _measure(path: str, queue) -> None:
@@ -121,18 +114,9 @@ def _measure(path: str, queue) -> None:
     segmentation = np.concatenate([c["segmentation"] for c in chunks])
     embeddings = np.concatenate([c["embeddings"] for c in chunks])
     figures = {}
-    for name, call in (
-        ("cluster", lambda: backend.cluster(segmentation, embeddings)),
-        ("finish", lambda: backend.finish(chunks, duration)),
-    ):
-        before = _rss_mib()
-        exact = _reset_peak()
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = call()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        figures[name] = (wall, cpu, _hwm_mib() - before, exact)
-        if name == "cluster":
-            figures["speakers"] = len(result[1]) if isinstance(result, tuple) else 0  # the centroids
+    (_, centroids), figures["cluster"] = _measured(lambda: backend.cluster(segmentation, embeddings))
+    _, figures["finish"] = _measured(lambda: backend.finish(chunks, duration))
+    figures["speakers"] = len(centroids)
     figures["local"] = int(segmentation.any(axis=1).sum())
     clean = _clean_seconds(segmentation, backend.frames[1])
     figures["usable"] = int(clustering.usable(embeddings, clean, segmentation.any(axis=1)).sum())

@@ -279,10 +279,11 @@ def _proc_stats() -> dict[int, tuple[int, int]]:
     return table
 
 
-def peak_resident_mib(pid: int) -> float:
-    """The process's peak resident memory so far (VmHWM), MiB."""
+def status_mib(pid: int | str, field: str = "VmHWM") -> float:
+    """A memory figure of /proc/<pid>/status, MiB (VmHWM: the peak resident memory so far;
+    VmRSS: the resident memory now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -436,7 +437,7 @@ def run_through_stack(m4a: Path, seconds: float, data_dir: Path, timeout_s: floa
         cpu0 = tree_cpu_s(worker)
         run = asyncio.run(run_video(stack, m4a, seconds, timeout_s, max_attempts))
         run.worker_cpu_s = tree_cpu_s(worker) - cpu0
-        run.worker_peak_mib = peak_resident_mib(worker)
+        run.worker_peak_mib = status_mib(worker)
         return run
     finally:
         stack.stop()

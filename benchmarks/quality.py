@@ -321,7 +321,7 @@ def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None, lo
     ``longform`` adds the relative speaker-count error per file (its goal on long
     recordings is a number of speakers within ±25 %, not an exact count)."""
 
-    from core.analysis.diarization.pretrained import WINDOW_S, PretrainedDiarization
+    from core.analysis.diarization.pretrained import PretrainedDiarization
     from core.contracts.rttm import rttm_text
 
     out.mkdir(parents=True, exist_ok=True)
@@ -336,7 +336,7 @@ def evaluate_diarization(folder: Path, backend, out: Path, limit: int | None, lo
             bound = None
             if isinstance(backend, PretrainedDiarization):  # diarize(), in its two steps
                 duration = len(f.samples) / RATE
-                chunks = [backend.extract(f.samples, RATE, 0.0, duration + WINDOW_S)]
+                chunks = [backend.features(f.samples, RATE)]
                 output = backend.finish(chunks, duration)
                 if chunks[0]["segmentation"].any():
                     right = backend.lay_out(

@@ -70,9 +70,8 @@ def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> t
     """Cluster index of each (window, local speaker), -1 where the speaker is silent, and
     the clusters' unit centroids (none where nothing is usable)."""
     taking_part = usable(emb, clean, active)
-    if taking_part.sum() < 2:  # nothing to compare: one speaker (or none where nothing is usable)
-        centroids = _unit(np.nanmean(emb[taking_part], axis=0, keepdims=True)) if taking_part.any() else None
-        return np.where(active, 0, -1), np.zeros((0, emb.shape[-1])) if centroids is None else centroids
+    if taking_part.sum() < 2:  # nothing to compare: one speaker (its centroid, if it has one)
+        return np.where(active, 0, -1), _unit(emb[taking_part])
     train = _unit(emb[taking_part])
     centroids = _merge_alike(train, _centroids(train, _first_pass(train), MIN_CLUSTER_SIZE))
     return _assign(emb, active, centroids), centroids

@@ -343,9 +343,12 @@ class PretrainedDiarization:
         active = reconstruction.speaker_frames(segmentation, clusters, offsets, total, step, allowed)
         return reconstruction.frames_to_turns(active, step, duration / 2, duration_s)
 
+    def features(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> ChunkFeatures:
+        """The whole recording's features, as one chunk."""
+        return self.extract(samples, rate, 0.0, len(samples) / rate + WINDOW_S, batch_size or 8)
+
     def diarize(self, samples: np.ndarray, rate: int, batch_size: int | None = None) -> DiarizationOutput:
-        duration = len(samples) / rate
-        return self.finish([self.extract(samples, rate, 0.0, duration + WINDOW_S, batch_size or 8)], duration)
+        return self.finish([self.features(samples, rate, batch_size)], len(samples) / rate)
 
 
 def _block_of_frames(n_frames: int, step: float, duration: float, blocks: int = BLOCKS) -> np.ndarray:
