@@ -11,11 +11,12 @@ embed stage to pool segment embeddings from: the recording is encoded once.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from temporalio import activity
 
-from activities.model_stage import ModelStage, StageAttempt, npz_bytes
+from activities.model_stage import ChunkRun, ModelStage, StageAttempt, npz_bytes
 from core.analysis.diarization import (
     FIRST_FRAME,
     FRAMES,
@@ -28,6 +29,9 @@ from core.contracts.stages import Stage
 from core.contracts.video import AudioRef, DiarizationResult, Segment
 from core.service import faults
 from core.store import layout
+
+if TYPE_CHECKING:
+    from core.analysis.audio import Recording
 
 STAGE = Stage.DIARIZE
 RESULT = "diarization.json"  # summary, segments and uncertain spans of one attempt
@@ -42,35 +46,16 @@ class DiarizeActivities(ModelStage[DiarizationResult]):
 
 
 def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
-    settings, batch = attempt.rt.settings, attempt.rt.profile.segmentation_batch
-    backend = get_diarization_backend(settings)
-    samples, rate = attempt.load_audio(audio)
-    duration = len(samples) / rate
-    frames_dir: str | None = None  # set where every chunk kept its CAM++ frames
-    frame_chunks = 0
-    if isinstance(backend, ChunkedDiarization):  # per-chunk features, then one global step
-        chunk_s = settings.chunk_s
-        num_chunks = max(1, math.ceil(duration / chunk_s))
-
-        def extract(index: int, size: int) -> ChunkFeatures:
-            features = backend.extract(samples, rate, index * chunk_s, (index + 1) * chunk_s, size)
-            if FRAMES in features:  # stored first: a stored chunk has its frames
-                trunk = {name: features.pop(name) for name in (FRAMES, FIRST_FRAME)}
-                attempt.writes.put_bytes(layout.frames_key(attempt.folder, index), npz_bytes(trunk))
-            return features
-
-        run = attempt.chunks(num_chunks, extract, batch)
-        attempt.ctx.heart.show({"step": "clustering", "chunks": len(run.results)})
-        faults.stall("cluster")
-        output = backend.finish(run.results, duration)
-        stored = set(attempt.rt.store.list_keys(attempt.folder))
-        if all(layout.frames_key(attempt.folder, i) in stored for i in range(num_chunks)):
-            frames_dir, frame_chunks = attempt.folder, num_chunks
-    else:  # the whole recording at once: one chunk
-        run = attempt.chunks(
-            1, lambda _i, size: _to_arrays(backend.diarize(samples, rate, batch_size=size)), batch
-        )
-        output = _from_arrays(run.results[0])
+    backend = get_diarization_backend(attempt.rt.settings)
+    with attempt.open_audio(audio) as recording:
+        if isinstance(backend, ChunkedDiarization):
+            run, output = _chunked(attempt, backend, recording)
+        else:  # a whole-recording backend needs the samples in memory: one chunk
+            batch = attempt.rt.profile.segmentation_batch
+            run = attempt.chunks(
+                1, lambda _i, size: _to_arrays(backend.diarize(recording[:], recording.rate, size)), batch
+            )
+            output = _from_arrays(run.results[0])
     segments = output.segments
     result = DiarizationResult(
         **attempt.summary(run, RESULT),
@@ -78,14 +63,43 @@ def _diarize(attempt: StageAttempt, audio: AudioRef) -> DiarizationResult:
         num_speakers=len({s.speaker for s in segments}),
         num_segments=len(segments),
         speech_s=round(sum(s.duration for s in segments), 3),
-        frames_dir=frames_dir,
-        frame_chunks=frame_chunks,
+        **_frames_kept(attempt, run),
     )
     return attempt.finish(
         result,
         segments=[s.model_dump() for s in segments],
         uncertain=[list(span) for span in output.uncertain],
     )
+
+
+def _chunked(
+    attempt: StageAttempt, backend: ChunkedDiarization, recording: Recording
+) -> tuple[ChunkRun, DiarizationOutput]:
+    """Per-chunk features (each chunk reads only its own span), then the global step."""
+    chunk_s = attempt.rt.settings.chunk_s
+    num_chunks = max(1, math.ceil(recording.duration_s / chunk_s))
+
+    def extract(index: int, size: int) -> ChunkFeatures:
+        features = backend.extract(recording, recording.rate, index * chunk_s, (index + 1) * chunk_s, size)
+        if FRAMES in features:  # stored first: a stored chunk has its frames
+            trunk = {name: features.pop(name) for name in (FRAMES, FIRST_FRAME)}
+            attempt.writes.put_bytes(layout.frames_key(attempt.folder, index), npz_bytes(trunk))
+        return features
+
+    run = attempt.chunks(num_chunks, extract, attempt.rt.profile.segmentation_batch)
+    attempt.ctx.heart.show({"step": "clustering", "chunks": len(run.results)})
+    faults.stall("cluster")
+    return run, backend.finish(run.results, recording.duration_s)
+
+
+def _frames_kept(attempt: StageAttempt, run: ChunkRun) -> dict[str, Any]:
+    """Where the embed stage finds CAM++ frames: set when every chunk stored its own
+    (a chunked backend that keeps them), else none."""
+    stored = set(attempt.rt.store.list_keys(attempt.folder))
+    count = len(run.results)
+    if count and all(layout.frames_key(attempt.folder, i) in stored for i in range(count)):
+        return {"frames_dir": attempt.folder, "frame_chunks": count}
+    return {"frames_dir": None, "frame_chunks": 0}
 
 
 def _to_arrays(output: DiarizationOutput) -> dict[str, np.ndarray]:

@@ -87,18 +87,19 @@ def _encode_segments(
     attempt: StageAttempt, req: EmbedRequest, segments: list[Segment]
 ) -> tuple[ChunkRun, np.ndarray]:
     """A CAM++ pass over each segment's own stretch, chunk by chunk of the audio."""
-    samples, rate = attempt.load_audio(req.audio)
     groups = _group_by_time(segments, attempt.rt.settings.chunk_s)
+    with attempt.open_audio(req.audio) as recording:
+        rate = recording.rate
 
-    def compute(index: int, batch: int) -> dict[str, np.ndarray]:
-        group = groups[index]
-        lo = min(s.start for s in group)
-        hi = max(s.end for s in group)
-        shifted = [Segment(start=s.start - lo, end=s.end - lo, speaker=s.speaker) for s in group]
-        part = samples[int(lo * rate) : int(np.ceil(hi * rate))]
-        return {"vectors": speaker_embeddings.embed_segments(part, shifted, batch_size=batch)}
+        def compute(index: int, batch: int) -> dict[str, np.ndarray]:
+            group = groups[index]
+            lo = min(s.start for s in group)
+            hi = max(s.end for s in group)
+            shifted = [Segment(start=s.start - lo, end=s.end - lo, speaker=s.speaker) for s in group]
+            part = recording[int(lo * rate) : int(np.ceil(hi * rate))]
+            return {"vectors": speaker_embeddings.embed_segments(part, shifted, batch_size=batch)}
 
-    run = attempt.chunks(len(groups), compute, attempt.rt.profile.embedding_batch)
+        run = attempt.chunks(len(groups), compute, attempt.rt.profile.embedding_batch)
     vectors = (
         np.concatenate([r["vectors"] for r in run.results])
         if run.results

@@ -13,18 +13,20 @@ from __future__ import annotations
 import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from temporalio import activity
 
-from activities.model_stage import ModelStage, StageAttempt
+from activities.model_stage import ChunkRun, ModelStage, StageAttempt
 from activities.scratch import scratch_dir
 from core.contracts.stages import Stage
 from core.contracts.video import LabelRequest, LabelResult, MusicRegion, Segment
 
 if TYPE_CHECKING:  # scipy, soundfile, onnxruntime: loaded where labels are measured
     from core.analysis import quality
+    from core.analysis.audio import Recording
 
 STAGE = Stage.LABELS
 RESULT = "labels.json"  # summary and one labels row per segment, in the diarization's order
@@ -44,34 +46,17 @@ class LabelActivities(ModelStage[LabelResult]):
 def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
     from core.analysis import quality
 
-    store, settings, audio = attempt.rt.store, attempt.rt.settings, request.audio
+    store, audio = attempt.rt.store, request.audio
     segments = [Segment.model_validate(s) for s in store.get_json(request.diarization.key)["segments"]]
     regions = [MusicRegion.model_validate(r) for r in store.get_json(request.music.key)["regions"]]
     music = [(r.start, r.end, r.probability) for r in regions]
-    with scratch_dir(attempt.rt, audio.video_id) as tmp, ThreadPoolExecutor(1, "events") as beside:
+    with scratch_dir(attempt.rt, audio.video_id) as tmp:
         original = store.download_file(audio.original_key, tmp / "original.wav")
-        samples, rate = attempt.load_audio(audio)
-        # the audio events (music, singing) on another core, while DNSMOS and the signal
-        # labels are measured: the labels stage is alone on the machine once embed is done
-        events = beside.submit(quality.detect_events, samples, rate)
-        block_s = settings.dnsmos_block_s
-        models = _models(block_s)
-        duration = len(samples) / rate
-        chunk_s = block_s or settings.chunk_s  # whole DNSMOS blocks per chunk
-        chunks = _by_chunk(segments, chunk_s, max(1, math.ceil(duration / chunk_s)))
-
-        def compute(index: int, _batch: int) -> dict[str, np.ndarray]:
-            members = chunks[index]
-            spans = [(segments[i].start, segments[i].end) for i in members]
-            speakers = [segments[i].speaker for i in members]
-            labels = (
-                models.label_segments(original, samples, rate, spans, music, events, speakers)
-                if spans
-                else []
-            )
-            return _to_arrays(members, labels)
-
-        run = attempt.chunks(len(chunks), compute, 1)
+        with (
+            attempt.open_audio(audio) as recording,
+            ThreadPoolExecutor(1, "events") as beside,  # joined before the recording closes
+        ):
+            run = _label_chunks(attempt, segments, music, original, recording, beside)
     rows = _rows(run.results, len(segments))
     result = LabelResult(
         **attempt.summary(run, RESULT),
@@ -81,6 +66,36 @@ def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
         dnsmos_model=quality.DNSMOS_MODEL,
     )
     return attempt.finish(result, labels=rows)
+
+
+def _label_chunks(
+    attempt: StageAttempt,
+    segments: list[Segment],
+    music: list[tuple[float, float, float]],
+    original: Path,
+    recording: Recording,
+    beside: ThreadPoolExecutor,
+) -> ChunkRun:
+    from core.analysis import quality
+
+    settings, rate = attempt.rt.settings, recording.rate
+    # the audio events (music, singing) on another core, while DNSMOS and the signal
+    # labels are measured: the labels stage is alone on the machine once embed is done
+    events = beside.submit(quality.detect_events, recording, rate)
+    models = _models(settings.dnsmos_block_s)
+    chunk_s = settings.dnsmos_block_s or settings.chunk_s  # whole DNSMOS blocks per chunk
+    chunks = _by_chunk(segments, chunk_s, max(1, math.ceil(recording.duration_s / chunk_s)))
+
+    def compute(index: int, _batch: int) -> dict[str, np.ndarray]:
+        members = chunks[index]
+        spans = [(segments[i].start, segments[i].end) for i in members]
+        speakers = [segments[i].speaker for i in members]
+        labels = (
+            models.label_segments(original, recording, rate, spans, music, events, speakers) if spans else []
+        )
+        return _to_arrays(members, labels)
+
+    return attempt.chunks(len(chunks), compute, 1)
 
 
 @functools.lru_cache(maxsize=2)

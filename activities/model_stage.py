@@ -26,11 +26,12 @@ reads the last heartbeat details and the stored chunks and carries on from there
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -48,6 +49,9 @@ from core.contracts.video import AudioRef, StageSummary
 from core.service import faults
 from core.store import layout
 from core.store.layout import VideoKeys
+
+if TYPE_CHECKING:
+    from core.analysis.audio import Recording
 
 Result = TypeVar("Result", bound=BaseModel)
 Summary = TypeVar("Summary", bound=StageSummary)
@@ -76,18 +80,19 @@ class StageAttempt:
         """A result file of this attempt (its own key: overlapping attempts never share one)."""
         return self.keys.attempt_key(self.stage, self.source, self.attempt_id, name)
 
-    def load_audio(self, audio: AudioRef) -> tuple[np.ndarray, int]:
-        """The 16 kHz analysis audio, in memory (its scratch copy is gone on return);
+    @contextlib.contextmanager
+    def open_audio(self, audio: AudioRef) -> Iterator[Recording]:
+        """The 16 kHz analysis audio on this attempt's scratch disk, read span by span
+        (memory does not grow with its length; the copy is gone when the block ends);
         the stage's seconds count from here (its compute)."""
-        from core.analysis.audio import load_wav  # numpy and soundfile: loaded where audio is
+        from core.analysis.audio import Recording  # soundfile: loaded where audio is read
 
         with scratch_dir(self.rt, audio.video_id) as scratch:
-            samples, rate = load_wav(
-                self.rt.store.download_file(audio.analysis_key, scratch / "analysis_16k.wav")
-            )
-        self.started = time.perf_counter()
-        self.ctx.audio_s = len(samples) / rate
-        return samples, rate
+            path = self.rt.store.download_file(audio.analysis_key, scratch / "analysis_16k.wav")
+            with Recording(path) as recording:
+                self.started = time.perf_counter()
+                self.ctx.audio_s = recording.duration_s
+                yield recording
 
     def chunks(
         self, num_chunks: int, compute: Callable[[int, int], dict[str, np.ndarray]], initial_batch: int

@@ -26,17 +26,18 @@ class MusicActivities(ModelStage[MusicResult]):
 def _detect(attempt: StageAttempt, audio: AudioRef) -> MusicResult:
     from core.analysis import music  # scipy: loaded where music is detected
 
-    samples, rate = attempt.load_audio(audio)
-    # whole blocks per chunk, so chunk scores concatenate into the recording's
-    blocks_per_chunk = max(1, round(attempt.rt.settings.chunk_s / music.BLOCK_S))
-    length = int(blocks_per_chunk * music.BLOCK_S * rate)
-    run = attempt.chunks(
-        max(1, math.ceil(len(samples) / length)),
-        lambda i, _batch: {"scores": music.block_scores(samples[i * length : (i + 1) * length], rate)},
-        1,  # music.block_scores takes no batch size: the checkpoints are all it needs
-    )
+    with attempt.open_audio(audio) as recording:
+        rate, duration = recording.rate, recording.duration_s
+        # whole blocks per chunk, so chunk scores concatenate into the recording's
+        blocks_per_chunk = max(1, round(attempt.rt.settings.chunk_s / music.BLOCK_S))
+        length = int(blocks_per_chunk * music.BLOCK_S * rate)
+        run = attempt.chunks(
+            max(1, math.ceil(len(recording) / length)),
+            lambda i, _batch: {"scores": music.block_scores(recording[i * length : (i + 1) * length], rate)},
+            1,  # music.block_scores takes no batch size: the checkpoints are all it needs
+        )
     scores = np.concatenate([r["scores"] for r in run.results])
-    regions = music.regions_from_scores(scores, len(samples) / rate)
+    regions = music.regions_from_scores(scores, duration)
     result = MusicResult(
         **attempt.summary(run, RESULT),
         backend=music.BACKEND_NAME,

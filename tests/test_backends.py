@@ -168,18 +168,23 @@ def test_silence_gives_no_segments():
 
 
 def test_chunked_extraction_gives_the_whole_recording_result(eval_dir, tmp_path):
-    """The diarize activity checkpoints per chunk: features extracted chunk by chunk
-    (any chunk length) must give exactly what one pass over the recording gives."""
-    samples = load16k(eval_dir / "diarization" / "audio" / "pyannote_debug_tst00.wav", tmp_path)
+    """The diarize activity checkpoints per chunk, reading each chunk's audio from disk
+    (``audio.Recording``): features extracted so, chunk by chunk (any chunk length),
+    must give exactly what one pass over the recording in memory gives."""
+    wav = audio.transcode(
+        eval_dir / "diarization" / "audio" / "pyannote_debug_tst00.wav", tmp_path / "a.wav", 16_000
+    )
+    samples = audio.load_wav(wav)[0]
     backend = PretrainedDiarization()
     duration = len(samples) / 16_000
     whole_output = backend.diarize(samples, 16_000)
     whole = whole_output.segments
     chunk_s = 7.0  # not a multiple of the window step: windows belong to the chunk they start in
-    chunks = [
-        backend.extract(samples, 16_000, start, start + chunk_s, 4)
-        for start in np.arange(0, duration + WINDOW_S, chunk_s)
-    ]
+    with audio.Recording(wav) as recording:
+        chunks = [
+            backend.extract(recording, 16_000, start, start + chunk_s, 4)
+            for start in np.arange(0, duration + WINDOW_S, chunk_s)
+        ]
     assert sum(len(c["window_start_s"]) for c in chunks) == len(backend.window_starts(len(samples)))
     chunked_output = backend.finish(chunks, duration)
     chunked = chunked_output.segments

@@ -1,8 +1,8 @@
 """Audio decoding and the two copies every video gets: 48 kHz original and 16 kHz analysis.
 
-ffmpeg does all decoding and resampling (one well-tested path for every container);
-numpy holds the analysis copy in memory for the backends, which is much faster than
-handing them file paths.
+ffmpeg does all decoding and resampling (one well-tested path for every container).
+The model stages read the analysis copy span by span from their scratch disk
+(``Recording``), never whole: the backends take any ``Samples``, an ndarray included.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -183,6 +183,57 @@ def _wait_bounded(
                 f"ffmpeg ran past its {deadline_s:.0f} s deadline at {position.seconds:.0f} s of {src.name}",
                 details={"step": "transcode", "audio_s": position.seconds},
             )
+
+
+class Samples(Protocol):
+    """What the analysis reads audio through: a whole recording in memory (an ndarray)
+    or on disk (``Recording``): its length in samples, and the float32 samples of a span."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, span: slice, /) -> np.ndarray: ...
+
+
+class Recording:
+    """A mono WAV on disk, read span by span as float32 in [-1, 1]: ``recording[a:b]``
+    reads samples a..b-1 and nothing else, so a stage's memory does not grow with the
+    recording's length (an hour of 16 kHz float32 is 230 MB; the longest allowed
+    recording, six times that). Threads may read at once (the diarization reads its
+    segmentation and CAM++ windows side by side): each read holds the file alone."""
+
+    def __init__(self, path: Path) -> None:
+        import soundfile as sf  # libsndfile: loaded where audio is read, not where this module is
+
+        self._file = sf.SoundFile(str(path))
+        self.rate: int = self._file.samplerate
+        self._frames: int = self._file.frames
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self._frames
+
+    @property
+    def duration_s(self) -> float:
+        return self._frames / self.rate
+
+    def __getitem__(self, span: slice, /) -> np.ndarray:
+        start, stop, step = span.indices(self._frames)
+        if step != 1:
+            raise ValueError("a Recording reads contiguous spans only")
+        count = max(0, stop - start)
+        with self._lock:
+            self._file.seek(start)
+            data = self._file.read(count, dtype="float32", always_2d=True)
+        return cast(np.ndarray, data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def load_wav(path: Path) -> tuple[np.ndarray, int]:

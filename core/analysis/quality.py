@@ -6,9 +6,9 @@ audio: is the voice clean (DNSMOS), was it ever full-band (bandwidth: a phone ca
 a low-bitrate stream resampled to 48 kHz still sounds muffled), is there noise (SNR),
 distortion (clipping), how loud is it (LUFS), and is it speech over music or singing.
 
-Bandwidth, clipping and loudness are measured on the 48 kHz original, read span by span
-(recordings run to hours); DNSMOS and SNR on the 16 kHz analysis copy in memory, since
-DNSMOS is defined at 16 kHz and SNR needs only the speech band. DNSMOS itself (its
+Bandwidth, clipping and loudness are measured on the 48 kHz original; DNSMOS and SNR on
+the 16 kHz analysis copy, since DNSMOS is defined at 16 kHz and SNR needs only the
+speech band. Both are read span by span (recordings run to hours). DNSMOS itself (its
 session, windows and polynomials) is core/analysis/dnsmos.py: most of the labels' cost.
 """
 
@@ -25,6 +25,7 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict
 from scipy.ndimage import median_filter
 
+from core.analysis.audio import Samples
 from core.analysis.dnsmos import DNSMOS_RATE, Dnsmos, span_slice
 from core.analysis.events import EventTrack, detect_events, fused_music, span_share, sustained_singing
 
@@ -89,7 +90,7 @@ class QualityModels(Dnsmos):
     def label_segments(
         self,
         original: Path,
-        analysis: np.ndarray,
+        analysis: Samples,
         rate: int,
         spans: list[tuple[float, float]],
         music_regions: list[tuple[float, float, float]],

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from core.analysis.audio import Samples
 from core.contracts.video import Segment
 from core.service.settings import Settings
 
@@ -56,9 +57,10 @@ class ChunkedDiarization(DiarizationBackend, Protocol):
     stores each chunk's features, so a killed attempt loses at most one chunk)."""
 
     def extract(
-        self, samples: np.ndarray, rate: int, start_s: float, end_s: float, batch_size: int = 8
+        self, samples: Samples, rate: int, start_s: float, end_s: float, batch_size: int = 8
     ) -> ChunkFeatures:
         """Features of the windows starting in [start_s, end_s) of the whole recording
+        (read from ``samples`` span by span: a ``Recording`` on disk holds none in memory)
         (with FRAMES and FIRST_FRAME where the backend's embeddings are CAM++'s)."""
         ...
 

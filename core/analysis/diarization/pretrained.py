@@ -63,6 +63,8 @@ if TYPE_CHECKING:
     from pyannote.audio.models.segmentation import PyanNet
     from pyannote.audio.utils.powerset import Powerset
 
+    from core.analysis.audio import Samples
+
 WINDOW_S = 10.0  # segmentation-3.0's training window
 LOCAL_SPEAKERS = 3
 
@@ -148,7 +150,7 @@ class PretrainedDiarization:
         return np.arange(count) * self.point.step_s
 
     def extract(
-        self, samples: np.ndarray, rate: int, start_s: float, end_s: float, batch_size: int = 8
+        self, samples: Samples, rate: int, start_s: float, end_s: float, batch_size: int = 8
     ) -> ChunkFeatures:
         """Local segmentation and embeddings of the windows starting in [start_s, end_s)."""
         assert rate == campplus.RATE, "diarization expects 16 kHz analysis audio"
@@ -200,7 +202,7 @@ class PretrainedDiarization:
         }
 
     def _segment(
-        self, samples: np.ndarray, starts: np.ndarray, batch_size: int
+        self, samples: Samples, starts: np.ndarray, batch_size: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """(windows, frames, 3) hard local-speaker activity (uint8), and (windows, frames)
         probability that exactly one speaker talks (float16)."""

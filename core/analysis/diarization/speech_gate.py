@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.analysis import vad
+from core.analysis.audio import Samples
 
 VETO_PROB = 0.02  # silero speech probability (smoothed) under which a frame has no speaker
 VETO_SMOOTH_S = 1.0  # moving-average length of silero's probability before the veto
@@ -37,7 +38,7 @@ def owned_frames(offsets: np.ndarray, next_offsets: np.ndarray, n_frames: int) -
 
 
 def window_speech(
-    samples: np.ndarray,
+    samples: Samples,
     rate: int,
     offsets: np.ndarray,
     next_offsets: np.ndarray,
