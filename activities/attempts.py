@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from temporalio import activity
@@ -17,6 +17,7 @@ from activities import metrics
 from activities.heartbeat import Heartbeater, StallInterrupt, heartbeat_interval
 from activities.runtime import Runtime
 from core.contracts.errors import PipelineError, Stalled
+from core.service import memory
 
 
 @dataclass
@@ -24,6 +25,11 @@ class StageContext:
     log: structlog.stdlib.BoundLogger
     heart: Heartbeater
     audio_s: float = 0.0  # audio the stage processed (set by it; 0 when it reused a result)
+    memory: memory.Watch = field(default_factory=memory.watch)  # the process's, while this runs
+
+    def memory_fields(self) -> dict[str, float]:
+        """The StageSummary fields of the worker's resident memory while this ran."""
+        return {"rss_start_mib": round(self.memory.start_mib, 1), "peak_rss_mib": self.memory.peak_mib()}
 
 
 @contextlib.contextmanager
@@ -63,7 +69,7 @@ def stage(
     try:
         yield ctx
         seconds = time.perf_counter() - started
-        log.info("stage.done", seconds=round(seconds, 3))
+        log.info("stage.done", seconds=round(seconds, 3), peak_rss_mib=ctx.memory.peak_mib())
         if ctx.audio_s:
             metrics.record_stage_done(name, rt.gpu_class, ctx.audio_s, seconds)
     except (PipelineError, StallInterrupt) as caught:
@@ -92,6 +98,7 @@ def stage(
         raise
     finally:
         heart.stop()
+        memory.done(ctx.memory)
 
 
 def _cancel_reason(details: activity.ActivityCancellationDetails | None) -> str:

@@ -88,7 +88,9 @@ def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
             ctx.heart.show({"step": "upload"})
             writes.put_file(ref.original_key, got.original, "audio/wav")
             writes.put_file(ref.analysis_key, got.analysis, "audio/wav")
-        ref = ref.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})
+        ref = ref.model_copy(
+            update={"seconds": round(time.perf_counter() - started, 3), **ctx.memory_fields()}
+        )
         writes.put_json(keys.attempt_key(STAGE, "", me, AUDIO_REF), ref.model_dump())
         ctx.audio_s = ref.duration_s
         return ref

@@ -114,6 +114,7 @@ class StageAttempt:
             "batch_sizes": progress.batch_sizes_tried if progress else [],
             "oom_count": progress.oom_count if progress else 0,
             "chunks_computed": len(run.computed),
+            **self.ctx.memory_fields(),
         }
 
     def finish(self, result: Summary, key: str | None = None, **bulk: Any) -> Summary:

@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ import soundfile as sf
 
 from core.contracts.metadata import Metadata
 from core.contracts.stages import Stage
+from core.service.memory import status_mib
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVAL = REPO_ROOT.parent / "shared" / "eval"
@@ -279,13 +281,13 @@ def _proc_stats() -> dict[int, tuple[int, int]]:
     return table
 
 
-def status_mib(pid: int | str, field: str = "VmHWM") -> float:
-    """A memory figure of /proc/<pid>/status, MiB (VmHWM: the peak resident memory so far;
-    VmRSS: the resident memory now)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def _tree(pid: int, table: dict[int, tuple[int, int]]) -> set[int]:
+    tree, frontier = set(), [pid]
+    while frontier:
+        current = frontier.pop()
+        tree.add(current)
+        frontier += [child for child, (parent, _) in table.items() if parent == current and child not in tree]
+    return tree
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -293,12 +295,29 @@ def tree_cpu_s(pid: int) -> float:
 
     Reading /proc needs no psutil; a reaped child's time is in its parent's cutime."""
     table = _proc_stats()
-    tree, frontier = set(), [pid]
-    while frontier:
-        current = frontier.pop()
-        tree.add(current)
-        frontier += [child for child, (parent, _) in table.items() if parent == current and child not in tree]
-    return sum(table[p][1] for p in tree if p in table) / os.sysconf("SC_CLK_TCK")
+    return sum(table[p][1] for p in _tree(pid, table) if p in table) / os.sysconf("SC_CLK_TCK")
+
+
+class TreeMemory:
+    """The highest resident memory of a process and its descendants together (the
+    worker and its ffmpeg and yt-dlp children), sampled every ``every_s`` on a thread;
+    the worker's own VmHWM catches what falls between samples."""
+
+    def __init__(self, pid: int, every_s: float = 0.5) -> None:
+        self.pid, self.every_s, self.peak_mib = pid, every_s, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            tree = _tree(self.pid, _proc_stats())
+            self.peak_mib = max(self.peak_mib, sum(status_mib(p) for p in tree))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak_mib, status_mib(self.pid, "VmHWM"))
 
 
 # --------------------------------------------------------------------------- stack
@@ -330,6 +349,8 @@ class Run:
     metadata: Metadata | None
     worker_cpu_s: float = 0.0
     worker_peak_mib: float = 0.0  # the worker process's VmHWM (its ffmpeg children apart)
+    worker_ready_mib: float = 0.0  # its resident memory once started (models not all loaded)
+    tree_peak_mib: float = 0.0  # the worker and its children together, at their highest
 
     @property
     def workflow_s(self) -> float:
@@ -435,9 +456,14 @@ def run_through_stack(m4a: Path, seconds: float, data_dir: Path, timeout_s: floa
             flush=True,
         )
         cpu0 = tree_cpu_s(worker)
-        run = asyncio.run(run_video(stack, m4a, seconds, timeout_s, max_attempts))
+        ready_mib, tree = status_mib(worker), TreeMemory(worker)
+        try:
+            run = asyncio.run(run_video(stack, m4a, seconds, timeout_s, max_attempts))
+        finally:
+            tree_peak_mib = tree.stop()
         run.worker_cpu_s = tree_cpu_s(worker) - cpu0
-        run.worker_peak_mib = status_mib(worker)
+        run.worker_peak_mib, run.worker_ready_mib = status_mib(worker, "VmHWM"), ready_mib
+        run.tree_peak_mib = tree_peak_mib
         return run
     finally:
         stack.stop()
@@ -450,14 +476,20 @@ def stage_lines(run: Run, minutes: float) -> list[str]:
     """Wall and compute seconds by stage, compute per audio minute; the upload's wall is
     what the workflow's run time leaves after the stages on its critical path."""
     wall, compute = run.stats["stage_wall_s"], run.stats["stage_compute_s"]
-    lines = [f"  {'stage':<9} {'wall s':>9} {'compute s':>10} {'compute-s/audio-min':>20}"]
+    peaks = run.stats.get("stage_peak_rss_mib", {})
+    lines = [f"  {'stage':<9} {'wall s':>9} {'compute s':>10} {'compute-s/audio-min':>20} {'peak MiB':>9}"]
     for stage in STAGES:
         cost = compute.get(stage)
         per_min = f"{cost / minutes:>20.2f}" if cost is not None else f"{'-':>20}"
-        lines.append(f"  {stage:<9} {wall.get(stage, 0.0):>9.1f} {cost or 0.0:>10.1f} {per_min}")
+        peak = f"{peaks[stage]:>9.0f}" if peaks.get(stage) else f"{'-':>9}"
+        lines.append(f"  {stage:<9} {wall.get(stage, 0.0):>9.1f} {cost or 0.0:>10.1f} {per_min} {peak}")
     lines.append(
-        f"  {'commit':<9} {commit_wall_s(run):>9.1f} {'-':>10} {'-':>20}"
+        f"  {'commit':<9} {commit_wall_s(run):>9.1f} {'-':>10} {'-':>20} {'-':>9}"
         "   (not in stats.json: workflow run time minus the stages before it)"
+    )
+    lines.append(
+        "  (peak MiB: the worker process's resident memory at its highest while the stage ran,"
+        " the stage beside it included)"
     )
     return lines
 
@@ -500,7 +532,11 @@ def figure_lines(run: Run, built: Built, minutes: float, total_s: float) -> list
             f"worker process tree: {run.worker_cpu_s:.1f} CPU-s = {run.worker_cpu_s / minutes:.2f} CPU-s per "
             f"audio minute, {run.worker_cpu_s / total_s:.2f} cores busy on average ({os.cpu_count()} here)"
         ),
-        f"worker peak resident memory (VmHWM): {run.worker_peak_mib:.0f} MiB",
+        (
+            f"worker peak resident memory (VmHWM): {run.worker_peak_mib:.0f} MiB "
+            f"({run.worker_ready_mib:.0f} MiB once started); with its children, sampled: "
+            f"{run.tree_peak_mib:.0f} MiB"
+        ),
         f"goal >= {GOAL_X:.0f}x real time (60 min on 2 cores): {verdict} ({x:.1f}x)",
     ]
 

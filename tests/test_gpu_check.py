@@ -192,7 +192,7 @@ def test_check_runs_on_cpu_with_only_the_lent_machines_packages(
     detect = result["detect"]
     assert (detect["gpu_class"], detect["emulated_class"]) == ("cpu", "t4")
     assert (
-        detect["profile"]["segmentation_batch"] == 8
+        detect["profile"]["segmentation_batch"] == 2
         and detect["emulated_profile"]["segmentation_batch"] == 32
     )
 

@@ -78,3 +78,37 @@ def test_labels_are_kept_and_the_usable_policy_decides_on_them():
 def test_rows_without_labels_keep_the_old_shape():
     rows = annotate_segments([seg(0, 10, "A")], [], UsableRules(min_s=1.0))
     assert "labels" not in rows[0] and "unusable_by" not in rows[0] and rows[0]["usable"]
+
+
+def test_the_sweep_finds_every_overlap_and_hit_that_comparing_every_pair_finds():
+    """Six hours hold tens of thousands of turns: overlaps and music or uncertain hits are
+    found by a sweep and by bisection, and must be exactly what the plain pairwise
+    comparison finds (random turns, shared starts and ends, zero-length ones included)."""
+    import random
+
+    from core.store.outputs import Disjoint, merge_intervals, overlaps
+
+    rng = random.Random(7)
+    segments = []
+    for _ in range(400):
+        start = round(rng.uniform(0, 600), 1)
+        segments.append(
+            seg(start, start + round(rng.choice([0, 0.5, 3, 12, 40]) * rng.random(), 1), rng.choice("ABC"))
+        )
+    segments += [seg(100.0, 110.0, "A"), seg(100.0, 105.0, "B"), seg(105.0, 110.0, "C")]  # shared edges
+    for i, (me, found) in enumerate(zip(segments, overlaps(segments))):
+        pairwise = merge_intervals(
+            [
+                (max(me.start, o.start), min(me.end, o.end))
+                for j, o in enumerate(segments)
+                if j != i and o.speaker != me.speaker and o.start < me.end and o.end > me.start
+            ]
+        )
+        assert found == pairwise, (i, me)
+    regions = [(s, s + rng.uniform(0, 20)) for s in (rng.uniform(0, 600) for _ in range(60))]
+    disjoint = Disjoint(regions)
+    for me in segments:
+        expected = [
+            (max(me.start, s), min(me.end, e)) for s, e in disjoint.merged if s < me.end and e > me.start
+        ]
+        assert disjoint.within(me.start, me.end) == expected

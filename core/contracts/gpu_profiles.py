@@ -29,7 +29,7 @@ class GpuProfile(BaseModel):
 
 # class, min memory GiB, embedding batch, segmentation batch, GPU slots, max audio h
 _TABLE: list[tuple[str, float, int, int, int, float]] = [
-    ("cpu", 0, 32, 8, 2, 6),
+    ("cpu", 0, 32, 2, 2, 6),
     ("t4", 15, 128, 32, 1, 4),
     ("l4", 22, 192, 48, 1, 6),
     ("a10", 22, 192, 48, 1, 6),

@@ -108,6 +108,8 @@ class AudioRef(_Model):
     worker_id: str = ""
     seconds: float = 0.0  # wall time of the stage
     attempt: int = 1
+    rss_start_mib: float = 0.0  # as StageSummary's: the download worker's memory
+    peak_rss_mib: float = 0.0
 
 
 class Segment(_Model):
@@ -141,6 +143,10 @@ class StageSummary(_Model):
     batch_sizes: list[int] = Field(default_factory=list)
     oom_count: int = 0
     chunks_computed: int = 0
+    # the worker process's resident memory (MiB) when this attempt started and at its
+    # highest while it ran, the stages beside it included (core.service.memory)
+    rss_start_mib: float = 0.0
+    peak_rss_mib: float = 0.0
 
 
 class DiarizationResult(StageSummary):

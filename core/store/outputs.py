@@ -7,6 +7,7 @@ and every rule here (what "usable" means, what usable_pct counts) is unit-tested
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,15 @@ from core.contracts.metadata import (
     Speaker,
 )
 from core.contracts.urls import redact_url
-from core.contracts.video import SCHEMA_VERSION, CommitRequest, MusicRegion, Segment, UsablePolicy
+from core.contracts.video import (
+    SCHEMA_VERSION,
+    AudioRef,
+    CommitRequest,
+    MusicRegion,
+    Segment,
+    StageSummary,
+    UsablePolicy,
+)
 
 Interval = tuple[float, float]
 
@@ -53,16 +62,41 @@ def subtract(interval: Interval, holes: list[Interval]) -> list[Interval]:
     return out
 
 
-def overlap_of(index: int, segments: list[Segment]) -> list[Interval]:
-    """Where another speaker talks during segment ``index``."""
-    me = segments[index]
-    return merge_intervals(
-        [
-            (max(me.start, o.start), min(me.end, o.end))
-            for j, o in enumerate(segments)
-            if j != index and o.speaker != me.speaker and o.start < me.end and o.end > me.start
-        ]
-    )
+def overlaps(segments: list[Segment]) -> list[list[Interval]]:
+    """Per segment, where another speaker talks during it (merged). One sweep over the
+    segments by start time, each met only by those still open when it starts: six hours
+    hold tens of thousands of turns, and comparing every pair would take minutes."""
+    found: list[list[Interval]] = [[] for _ in segments]
+    still_open: list[int] = []
+    for i in sorted(range(len(segments)), key=lambda k: segments[k].start):
+        me = segments[i]
+        still_open = [j for j in still_open if segments[j].end > me.start]
+        for j in still_open:
+            other = segments[j]
+            if other.speaker != me.speaker and other.start < me.end:
+                shared = (max(me.start, other.start), min(me.end, other.end))
+                found[i].append(shared)
+                found[j].append(shared)
+        still_open.append(i)
+    return [merge_intervals(spans) for spans in found]
+
+
+class Disjoint:
+    """Sorted, disjoint intervals (music, uncertain spans), found by bisection: an hour
+    holds thousands of turns to look them up for."""
+
+    def __init__(self, intervals: list[Interval]) -> None:
+        self.merged = merge_intervals(intervals)
+        self.ends = [e for _, e in self.merged]
+
+    def within(self, start: float, end: float) -> list[Interval]:
+        """Those that meet [start, end), clipped to it."""
+        hits = []
+        for s, e in self.merged[bisect.bisect_right(self.ends, start) :]:
+            if s >= end:
+                break
+            hits.append((max(start, s), min(end, e)))
+        return hits
 
 
 @dataclass(frozen=True)
@@ -89,22 +123,19 @@ def annotate_segments(
     segment keeps its row (row i of embeddings.npy) and lists its usable
     sub-intervals, so one cough of music does not throw away a whole 20 s turn.
     """
-    music_iv = merge_intervals([(m.start, m.end) for m in music])
-    unsure = merge_intervals(list(uncertain or []))
+    music_iv = Disjoint([(m.start, m.end) for m in music])
+    unsure = Disjoint(list(uncertain or []))
     rows = []
-    for i, seg in enumerate(segments):
-        overlaps = overlap_of(i, segments)
-        music_hits = [
-            (max(seg.start, s), min(seg.end, e)) for s, e in music_iv if s < seg.end and e > seg.start
-        ]
-        unsure_hits = [(s, e) for s, e in unsure if s < seg.end and e > seg.start]
-        clean = subtract((seg.start, seg.end), merge_intervals(overlaps + music_hits + unsure_hits))
+    for i, (seg, talked_over) in enumerate(zip(segments, overlaps(segments))):
+        music_hits = music_iv.within(seg.start, seg.end)
+        unsure_hits = unsure.within(seg.start, seg.end)
+        clean = subtract((seg.start, seg.end), merge_intervals(talked_over + music_hits + unsure_hits))
         usable = [(round(s, 3), round(e, 3)) for s, e in clean if e - s >= rules.min_s]
         row: dict[str, Any] = {
             "start": round(seg.start, 3),
             "end": round(seg.end, 3),
             "speaker": seg.speaker,
-            "overlap": bool(overlaps),
+            "overlap": bool(talked_over),
             "music": bool(music_hits),
         }
         if labels is not None:
@@ -209,13 +240,14 @@ def metadata_model(
 def build_stats(req: CommitRequest) -> dict[str, Any]:
     minutes = req.audio.duration_s / 60.0
     stage_seconds = dict(req.stage_seconds)
-    compute = {
-        "download": req.audio.seconds,
-        "diarize": req.diarization.seconds,
-        "embed": req.embeddings.seconds,
-        "music": req.music.seconds,
-        **({"labels": req.labels.seconds} if req.labels else {}),
+    summaries: dict[str, AudioRef | StageSummary] = {
+        "download": req.audio,
+        "diarize": req.diarization,
+        "embed": req.embeddings,
+        "music": req.music,
+        **({"labels": req.labels} if req.labels else {}),
     }
+    compute = {name: summary.seconds for name, summary in summaries.items()}
     return {
         "schema_version": SCHEMA_VERSION,
         "video_id": req.spec.video_id,
@@ -223,6 +255,8 @@ def build_stats(req: CommitRequest) -> dict[str, Any]:
         "gpu_class": req.gpu_class,
         "stage_wall_s": {k: round(v, 3) for k, v in stage_seconds.items()},
         "stage_compute_s": {k: round(v, 3) for k, v in compute.items()},
+        # the worker's resident memory at its highest while the stage ran (stages beside it included)
+        "stage_peak_rss_mib": {name: summary.peak_rss_mib for name, summary in summaries.items()},
         "compute_s_per_audio_min": {
             k: round(v / minutes, 3) if minutes > 0 else None for k, v in compute.items()
         },

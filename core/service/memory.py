@@ -1,0 +1,96 @@
+"""How much memory this process holds, and held at its highest while a stage ran.
+
+A worker runs several stages at once (its slots) in one process, so no stage has a
+memory figure of its own: what a stage reports is the process's resident memory when
+it started and at its highest while it ran, the stages beside it included. That is
+what the kernel's OOM killer and a pod's memory limit judge, and what a slot's budget
+(``core.contracts.gpu_profiles``) is measured from.
+
+The highest value comes from two sources: a sampler thread (every SAMPLE_S, while any
+stage is watched) and the kernel's own high-water mark (VmHWM), which catches peaks
+between samples: if it rose while the stage ran, the process's peak fell inside it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+SAMPLE_S = 0.2
+
+
+def status_mib(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """A memory figure of /proc/<pid>/status, MiB (VmRSS: resident now; VmHWM: the peak
+    resident so far); 0 where /proc has none (not Linux)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0.0
+    for line in lines:
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Watch:
+    """One stage's view of the process's memory: at its start, and at its highest since."""
+
+    def __init__(self) -> None:
+        self.start_mib = status_mib()
+        self._hwm_at_start = status_mib(field="VmHWM")
+        self._highest = self.start_mib
+
+    def see(self, mib: float) -> None:
+        self._highest = max(self._highest, mib)
+
+    def peak_mib(self) -> float:
+        hwm = status_mib(field="VmHWM")
+        seen = max(self._highest, status_mib())
+        return round(max(seen, hwm) if hwm > self._hwm_at_start else seen, 1)
+
+
+class _Sampler:
+    """One daemon thread per process, sampling while any Watch is open."""
+
+    def __init__(self) -> None:
+        self._watches: set[Watch] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def open(self) -> Watch:
+        watch = Watch()
+        with self._lock:
+            self._watches.add(watch)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+                self._thread.start()
+        return watch
+
+    def close(self, watch: Watch) -> None:
+        with self._lock:
+            self._watches.discard(watch)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                watches = list(self._watches)
+                if not watches:
+                    self._thread = None
+                    return
+            now = status_mib()
+            for watch in watches:
+                watch.see(now)
+            time.sleep(SAMPLE_S)
+
+
+_SAMPLER = _Sampler()
+
+
+def watch() -> Watch:
+    """Start watching the process's memory for one stage; ``done`` it when the stage ends."""
+    return _SAMPLER.open()
+
+
+def done(watch: Watch) -> None:
+    _SAMPLER.close(watch)
