@@ -43,10 +43,10 @@ from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import Activities, Runtime
 from activities.scratch import scratch_dir
 from core.analysis import gpu_memory
-from core.contracts.errors import CudaOutOfMemory, GpuMemoryExhausted, WorkerShutdown
+from core.contracts.errors import CudaOutOfMemory, GpuMemoryExhausted, HostMemoryExhausted, WorkerShutdown
 from core.contracts.stages import Stage
 from core.contracts.video import AudioRef, StageSummary
-from core.service import faults
+from core.service import faults, memory
 from core.store import layout
 from core.store.layout import VideoKeys
 
@@ -232,6 +232,7 @@ def run_chunks(
             progress = progress.model_copy(
                 update={"batch_sizes_tried": [*progress.batch_sizes_tried, progress.batch_size]}
             )
+        _check_memory(rt, stage, index, num_chunks)
         try:
             faults.stall("model")
             faults.hang("model")
@@ -247,6 +248,17 @@ def run_chunks(
         heart.beat(progress.model_dump())
         log.info("chunk.computed", stage=stage, chunk=index, of=num_chunks, batch_size=progress.batch_size)
     return ChunkRun(results=results, computed=computed, progress=progress)
+
+
+def _check_memory(rt: Runtime, stage: str, index: int, num_chunks: int) -> None:
+    """Stop before a chunk the worker may not survive: past MEMORY_GUARD_SHARE of its
+    limit, the kernel is near to killing it, and every stage it runs with it."""
+    limit, used = rt.memory_limit_mib, memory.status_mib()
+    if limit and used > memory.MEMORY_GUARD_SHARE * limit:
+        raise HostMemoryExhausted(
+            f"{stage}: the worker holds {used:.0f} MiB of its {limit:.0f} MiB before chunk "
+            f"{index}/{num_chunks}; needs a class with more memory"
+        )
 
 
 def _after_oom(

@@ -53,6 +53,13 @@ class Runtime:
         )
 
     @cached_property
+    def memory_limit_mib(self) -> float:
+        """This worker's memory: the setting, else its container's limit, else the machine's."""
+        from core.service import memory
+
+        return self.settings.memory_limit_mib or memory.limit_mib()
+
+    @cached_property
     def store(self) -> ObjectStore:
         from core.store.objects import ObjectStore
 

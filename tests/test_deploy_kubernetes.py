@@ -134,6 +134,22 @@ def test_schema_checks_can_fail():
     assert len(schema_errors(policy)) >= 3
 
 
+def mebibytes(quantity: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()
+    return int(number) * (1024 if unit == "Gi" else 1)
+
+
+def assert_memory_holds_the_slots(container: dict, settings) -> None:
+    """The pod asks for what its model slots were measured to need, and its limit (what
+    the worker sizes its slots from) holds all of them: it serves every slot."""
+    from core.contracts.gpu_profiles import host_memory_mib, profile_for, slots_that_fit
+
+    slots = profile_for(settings.worker_gpu_class).gpu_slots
+    resources = container["resources"]
+    assert mebibytes(resources["requests"]["memory"]) >= host_memory_mib(slots)
+    assert slots_that_fit(mebibytes(resources["limits"]["memory"]), slots) == slots
+
+
 @pytest.mark.parametrize("variant", sorted(RENDERED))
 def test_gpu_deployments_one_per_class_drain_before_kill(variant):
     docs = RENDERED[variant]
@@ -147,6 +163,7 @@ def test_gpu_deployments_one_per_class_drain_before_kill(variant):
         assert settings.worker_gpu_class == cls and settings.serve_cpu_queues is False
         assert pod["terminationGracePeriodSeconds"] > settings.graceful_shutdown_s, cls
         assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert_memory_holds_the_slots(container, settings)
         assert pod["nodeSelector"] == {"podcast-speech/gpu-class": cls}
         assert {
             "key": "kubernetes.azure.com/scalesetpriority",
@@ -207,6 +224,7 @@ def test_cpu_deployment_serves_the_cpu_queues():
     deployment = by_kind(docs, "Deployment")["podcast-worker-cpu"]
     settings = settings_from(effective_env(deployment, docs))
     assert settings.serve_cpu_queues and settings.worker_gpu_class == "cpu"
+    assert_memory_holds_the_slots(deployment["spec"]["template"]["spec"]["containers"][0], settings)
     assert settings.download_rate_per_s and settings.download_rate_per_s > 0, (
         "the fleet-wide download limit is set"
     )

@@ -17,7 +17,7 @@ from tests.conftest import run_cli
 
 NUMBER = r"(\d+(?:\.\d+)?)"
 STAGE = re.compile(
-    rf"^  (download|diarize|music|embed|labels|commit)\s+{NUMBER}\s+(\S+)\s+(\S+)", re.MULTILINE
+    rf"^  (download|diarize|music|embed|labels|commit)\s+{NUMBER}\s+(\S+)\s+(\S+)\s+(\S+)", re.MULTILINE
 )
 SUMMARY = re.compile(
     rf"^podcast: {NUMBER} audio-min in {NUMBER} s wall = {NUMBER}x real time; "
@@ -37,9 +37,10 @@ def test_one_minute_podcast_through_the_real_stack():
     stages = {m.group(1): m.groups()[1:] for m in STAGE.finditer(out)}
     assert set(stages) == {"download", "diarize", "music", "embed", "labels", "commit"}, out
     for name in ("download", "diarize", "music", "embed", "labels"):
-        wall, compute, per_min = (float(x) for x in stages[name])
+        wall, compute, per_min, peak = (float(x) for x in stages[name])
         assert wall > 0 and compute > 0 and per_min > 0, (name, out)
         assert compute <= wall + 0.5, (name, out)  # compute happens inside the stage's wall time
+        assert 100 < peak < 64 * 1024, (name, out)  # the worker's resident memory while it ran, MiB
     summary = SUMMARY.search(out)
     assert summary, out
     minutes, wall_s, times_real = (float(x) for x in summary.groups()[:3])
@@ -48,7 +49,11 @@ def test_one_minute_podcast_through_the_real_stack():
     assert abs(minutes - 1.0) < 0.05, out  # the built length survives AAC, download and decoding
     assert times_real == pytest.approx(minutes * 60 / wall_s, rel=0.1), out
     assert found >= 1 and reference >= 2 and 0 < usable <= 100 and worker_cpu > 0, out
-    assert 100 < int(summary.group(14)) < 64 * 1024, out  # a worker's peak resident memory, MiB
+    worker_peak = int(summary.group(14))  # the worker's peak resident memory, MiB
+    assert 100 < worker_peak < 64 * 1024, out
+    assert (
+        max(float(stages[name][3]) for name in ("diarize", "music", "embed", "labels")) <= worker_peak + 1
+    ), out
     assert re.search(r"^goal >= 60x real time .*: (met|not met) \(", out, re.MULTILINE), out
 
 

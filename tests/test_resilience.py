@@ -454,6 +454,52 @@ def test_oom_at_batch_1_escalates_to_the_next_gpu_class(stack, media_server):
         assert stack.stop_process(name) == 0
 
 
+def test_a_worker_short_of_memory_serves_fewer_slots_and_moves_the_video_up(stack, media_server):
+    """Issue 31: a worker whose memory (here ``PIPELINE_MEMORY_LIMIT_MIB``, below what it
+    holds once started: the fault) cannot hold its profile's slots serves fewer, and a
+    model stage finding it past its guard fails HostMemoryExhausted before computing,
+    instead of the kernel killing the worker: the video moves to the next larger class."""
+    small = {"PIPELINE_SEGMENTATION_BATCH_SIZE": "2", "PIPELINE_EMBEDDING_BATCH_SIZE": "8"}
+    worker(
+        stack,
+        "mem-a100",
+        "mem",
+        PIPELINE_WORKER_GPU_CLASS="a100-40",
+        PIPELINE_MEMORY_LIMIT_MIB="300",
+        **small,
+    )
+    worker(
+        stack,
+        "mem-a100-80",
+        "mem",
+        PIPELINE_WORKER_GPU_CLASS="a100-80",
+        PIPELINE_SERVE_CPU_QUEUES="false",
+        **small,
+    )
+    start_videos(
+        stack, "mem", "mem", [("mem-1", f"{media_server.url}/ep05-radio-segment.ogg")], gpu_class="a100-40"
+    )
+    assert wait_batch(stack, "mem").by_status == {"Completed": 1}
+    store = store_of(stack)
+    stats = store.get_json(store.keys("mem-1").stats)
+    assert stats["gpu_class"] == "a100-80"
+    assert len(stats["escalations"]) == 1 and stats["escalations"][0].startswith("a100-40->a100-80")
+    assert "out of host memory" in stats["escalations"][0]
+    assert stats["worker_ids"]["diarize"] == "mem-a100-80"
+    logged = events(stack, "mem-a100")
+    reduced = [e for e in logged if e.get("event") == "worker.slots_reduced"]
+    assert reduced and reduced[0]["slots"] == 1 and reduced[0]["profile_slots"] == 2
+    failed = [
+        e for e in logged if e.get("event") == "stage.failed" and e.get("error_type") == "HostMemoryExhausted"
+    ]
+    assert failed and failed[0]["video_id"] == "mem-1"
+    assert not [e for e in logged if e.get("event") == "chunk.computed"], "nothing computed past the guard"
+    # every stage's summary carries the worker's memory while it ran
+    assert all(peak > 100 for peak in stats["stage_peak_rss_mib"].values()), stats["stage_peak_rss_mib"]
+    for name in ("mem-a100", "mem-a100-80"):
+        assert stack.stop_process(name) == 0
+
+
 def test_oom_at_batch_1_with_no_bigger_class_served_fails_at_once(stack, media_server):
     """Issue 22: on a T4-only fleet the video used to escalate to a10 and wait 12 hours
     on a queue nobody polls, holding its batch's window slot. The workflow now asks

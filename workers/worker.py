@@ -34,7 +34,7 @@ from activities.sweep import SweepActivities
 from core.analysis import exported, model_files, threads
 from core.analysis.diarization import get_diarization_backend
 from core.analysis.diarization.pretrained import PretrainedDiarization
-from core.contracts import queues
+from core.contracts import gpu_profiles, queues
 from core.contracts.errors import ConfigurationError, StorageUnavailable, StoreUnsafe
 from core.service.exit import exit_now
 from core.service.logs import configure_logging
@@ -130,7 +130,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         log.info("worker.scratch_swept", folders=swept, work_dir=str(settings.work_dir))
     if not await _storage_usable(settings):
         return 2
-    slots = settings.max_concurrent_activities or rt.profile.gpu_slots
+    slots = model_slots(rt)
     threads.use(threads.per_call(slots, settings.model_threads))
     exported.use(settings.inference, settings.model_cache_dir)
     backend = get_diarization_backend(settings)  # the instance the activities will use
@@ -151,6 +151,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         gpu_class=rt.gpu_class,
         profile=rt.profile.model_dump(exclude={"gpu_class"}),
         slots=slots,
+        memory_limit_mib=round(rt.memory_limit_mib),
         model_threads=threads.count(),
         inference="onnxruntime" if exported.fast() else "torch",
         queues=served,
@@ -162,6 +163,24 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
     executor.shutdown(wait=False, cancel_futures=True)
     log.info("worker.stopped", worker_id=rt.worker_id)
     return 1 if failed or rt.health.unhealthy.is_set() else 0
+
+
+def model_slots(rt: runtime.Runtime) -> int:
+    """The setting, else the profile's slots, no more than the worker's memory holds at
+    the measured per-slot peak (core.contracts.gpu_profiles)."""
+    if rt.settings.max_concurrent_activities:
+        return rt.settings.max_concurrent_activities
+    wanted = rt.profile.gpu_slots
+    slots = gpu_profiles.slots_that_fit(rt.memory_limit_mib, wanted)
+    if slots < wanted:
+        log.warning(
+            "worker.slots_reduced",
+            slots=slots,
+            profile_slots=wanted,
+            memory_limit_mib=round(rt.memory_limit_mib),
+            needs_mib=gpu_profiles.host_memory_mib(wanted),
+        )
+    return slots
 
 
 async def _models_load(settings: Settings) -> bool:

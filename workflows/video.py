@@ -35,7 +35,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.queues import QueueActivities
     from core.contracts import gpu_profiles, queues
     from core.contracts import search_attributes as sa
-    from core.contracts.errors import SOURCE_SIDE_ERROR_TYPES, GpuMemoryExhausted, NoWorkerForClass
+    from core.contracts.errors import (
+        SOURCE_SIDE_ERROR_TYPES,
+        GpuMemoryExhausted,
+        HostMemoryExhausted,
+        NoWorkerForClass,
+    )
     from core.contracts.ids import SOURCE_TROUBLE_SIGNAL, STATUS_QUERY, VIDEO_DONE_SIGNAL, VIDEO_WORKFLOW
     from core.contracts.search_attributes import Outcome
     from core.contracts.video import (
@@ -66,6 +71,13 @@ SOURCE_WAITS = "source-waits"  # 2026-11-29
 QUALITY_LABELS = "quality-labels"  # 2026-11-29
 SERVED_ESCALATION = "served-escalation"  # 2026-12-06
 COMMIT_NAME = "commit-name"  # 2026-12-07: the upload stage became the commit stage
+
+# What makes a model stage move its video up the GPU ladder: the class's machines cannot
+# hold it (the escalation's reason for each).
+MEMORY_EXHAUSTED = {
+    GpuMemoryExhausted.__name__: "out of GPU memory at batch 1",
+    HostMemoryExhausted.__name__: "out of host memory",
+}
 
 
 @workflow.defn(name=VIDEO_WORKFLOW)
@@ -270,14 +282,10 @@ class VideoWorkflow:
             except ActivityError as err:
                 cause = err.cause
                 bigger = gpu_profiles.next_class(self._gpu_class)
-                if not (
-                    isinstance(cause, ApplicationError)
-                    and cause.type == GpuMemoryExhausted.__name__
-                    and bigger
-                ):
+                if not (isinstance(cause, ApplicationError) and cause.type in MEMORY_EXHAUSTED and bigger):
                     raise
                 self._failed_stage = None
-                await self._move_up(bigger, f"{spec.stage}: out of GPU memory at batch 1", must_move=True)
+                await self._move_up(bigger, f"{spec.stage}: {MEMORY_EXHAUSTED[cause.type]}", must_move=True)
 
     async def _move_up(self, wanted: str, reason: str, must_move: bool) -> None:
         """Escalate towards ``wanted``, but only to a class some worker serves now

@@ -78,6 +78,13 @@ class GpuMemoryExhausted(PipelineError):
     workflow moves it to the next larger class."""
 
 
+class HostMemoryExhausted(PipelineError):
+    """A model stage found its worker's resident memory past its guard (a share of the
+    container's limit) before a chunk: this class's machines cannot take the video; the
+    workflow moves it to the next larger class, as after GpuMemoryExhausted, instead of
+    the kernel killing the worker and every stage in it."""
+
+
 class NoWorkerForClass(PipelineError):
     """No worker took a stage from its queue within the job's queue timeout: nobody
     serves the video's GPU class (start a worker of that class). Raised by the workflow."""

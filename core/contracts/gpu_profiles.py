@@ -13,6 +13,8 @@ per CAM++ pass of the embedding stage.
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -59,6 +61,28 @@ ESCALATION: dict[str, str | None] = {
     "a100-80": None,
     "h100": None,
 }
+
+
+# Host memory, MiB, measured with ``benchmarks.podcast`` on the CPU class: the worker
+# once started (models loaded), and the most one busy model slot added to it, on
+# podcasts of 60, 180 and 360 minutes (stages stream: it does not grow with length).
+WORKER_READY_MIB = 1018
+SLOT_PEAK_MIB = 450
+MEMORY_HEADROOM = 1.25  # allocator slack, and what one benchmark recording did not meet
+
+
+def host_memory_mib(slots: int) -> int:
+    """The memory a worker with ``slots`` model slots needs: its pod's memory request."""
+    return math.ceil((WORKER_READY_MIB + slots * SLOT_PEAK_MIB) * MEMORY_HEADROOM)
+
+
+def slots_that_fit(limit_mib: float, wanted: int) -> int:
+    """At most ``wanted`` model slots, as many as ``limit_mib`` holds; at least one (a
+    worker with none serves nothing: its stages' memory guard fails them typed instead)."""
+    if limit_mib <= 0:  # unknown: trust the profile
+        return wanted
+    fit = math.floor((limit_mib / MEMORY_HEADROOM - WORKER_READY_MIB) / SLOT_PEAK_MIB)
+    return max(1, min(wanted, fit))
 
 
 def profile_for(gpu_class: str) -> GpuProfile:

@@ -18,6 +18,13 @@ import time
 from pathlib import Path
 
 SAMPLE_S = 0.2
+CGROUP_V2_MAX = Path("/sys/fs/cgroup/memory.max")
+CGROUP_V1_LIMIT = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+MEMINFO = Path("/proc/meminfo")
+NO_LIMIT_BYTES = 1 << 60  # cgroup v1 writes a number near 2^63 for "no limit"
+# A model stage finding the worker past this share of its limit stops before its next
+# chunk (HostMemoryExhausted): the rest is the kernel's margin before it kills the worker.
+MEMORY_GUARD_SHARE = 0.9
 
 
 def status_mib(pid: int | str = "self", field: str = "VmRSS") -> float:
@@ -30,6 +37,27 @@ def status_mib(pid: int | str = "self", field: str = "VmRSS") -> float:
     for line in lines:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def limit_mib(
+    cgroup_v2: Path = CGROUP_V2_MAX, cgroup_v1: Path = CGROUP_V1_LIMIT, meminfo: Path = MEMINFO
+) -> float:
+    """The memory this process may use before the kernel kills it, MiB: its container's
+    limit (cgroup v2, else v1), else the machine's memory; 0 where none can be read."""
+    for path in (cgroup_v2, cgroup_v1):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < NO_LIMIT_BYTES:
+            return int(text) / (1 << 20)
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 

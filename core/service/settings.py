@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     worker_gpu_class: str | None = None  # the queue class this worker serves; default: detected
     serve_cpu_queues: bool = True
     max_concurrent_activities: int | None = None  # model-stage slots; default: GPU profile
+    # the worker's memory (MiB): default, its container's limit (cgroup), else the machine's.
+    # Model slots beyond what it holds are not served (core.contracts.gpu_profiles), and a
+    # model stage finding the worker past MEMORY_GUARD_SHARE of it fails HostMemoryExhausted
+    memory_limit_mib: float | None = Field(default=None, gt=0)
     # threads of each model call (torch, onnxruntime); default: the cores over the slots
     # (core/analysis/threads.py)
     model_threads: int | None = Field(default=None, ge=1)

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from core.contracts import queues  # noqa: E402  (after the path set-up above)
-from core.contracts.gpu_profiles import PROFILES  # noqa: E402
+from core.contracts.gpu_profiles import PROFILES, host_memory_mib  # noqa: E402
 
 BASE = Path(__file__).resolve().parent / "base"
 PREFIX = "podcast"  # PIPELINE_TASK_QUEUE_PREFIX in configmap.yaml
@@ -25,9 +25,11 @@ TEMPORAL_NAMESPACE = "default"  # PIPELINE_TEMPORAL_NAMESPACE
 GRACEFUL_SHUTDOWN_S = 25  # the worker drains within this after SIGTERM
 TERMINATION_GRACE_S = 45  # Kubernetes kills the pod after this: must exceed the drain
 
-# Per class: pod requests (sized to fit the smallest usual 1-GPU node of the class),
-# scratch space, the most pods KEDA may start (your GPU quota), and node types that
-# carry the class (for the comments; label your node pools podcast-speech/gpu-class).
+# Per class: the pod's CPU request and memory limit (sized to fit the smallest usual
+# 1-GPU node of the class; its memory request is the measured need of its slots,
+# gpu_profiles.host_memory_mib), scratch space, the most pods KEDA may start (your GPU
+# quota), and node types that carry the class (for the comments; label your node pools
+# podcast-speech/gpu-class).
 NODES: dict[str, dict] = {
     "t4": {
         "cpu": "3",
@@ -194,7 +196,7 @@ spec:
           resources:
             requests:
               cpu: "{cpu}"
-              memory: {memory}
+              memory: {request}  # {slots} slot(s) at the measured peak (gpu_profiles.host_memory_mib)
             limits:
               memory: {memory}
               nvidia.com/gpu: 1
@@ -262,6 +264,7 @@ def render() -> dict[Path, str]:
             namespace=TEMPORAL_NAMESPACE,
             queue=queues.gpu_queue(PREFIX, cls),
             target=2 * profile.gpu_slots,
+            request=f"{host_memory_mib(profile.gpu_slots)}Mi",
             **NODES[cls],
         )
     return out
