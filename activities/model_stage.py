@@ -22,6 +22,9 @@ reads the last heartbeat details and the stored chunks and carries on from there
   attempt, which starts with the halved batch. If batch 1 does not fit,
   ``GpuMemoryExhausted`` (non-retryable) tells the workflow to move the video to a
   larger GPU class.
+- Host memory: before each chunk, a worker past ``MEMORY_GUARD_SHARE`` of its memory
+  (``core.service.memory``) fails the stage with ``HostMemoryExhausted`` (non-retryable),
+  and the workflow moves the video up the same way, before the kernel kills the worker.
 """
 
 from __future__ import annotations

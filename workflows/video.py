@@ -71,6 +71,7 @@ SOURCE_WAITS = "source-waits"  # 2026-11-29
 QUALITY_LABELS = "quality-labels"  # 2026-11-29
 SERVED_ESCALATION = "served-escalation"  # 2026-12-06
 COMMIT_NAME = "commit-name"  # 2026-12-07: the upload stage became the commit stage
+SIBLING_MOVED = "sibling-moved"  # 2026-12-07: a stage out of memory follows its sibling's move
 
 # What makes a model stage move its video up the GPU ladder: the class's machines cannot
 # hold it (the escalation's reason for each).
@@ -275,14 +276,20 @@ class VideoWorkflow:
 
     async def _gpu_stage(self, spec: StageSpec[In, Out], arg: In) -> Out:
         """A model stage on the queue of the video's GPU class. If the class cannot hold
-        it (OOM at batch 1), move the video to the next larger class and run it there."""
+        it (out of GPU or host memory), move the video to the next larger class and run
+        it there; if a stage beside it already moved the video, run it where it went."""
         while True:
+            ran_on = self._gpu_class
             try:
                 return await self._stage_run(spec, arg)
             except ActivityError as err:
                 cause = err.cause
+                if not (isinstance(cause, ApplicationError) and cause.type in MEMORY_EXHAUSTED):
+                    raise
+                if self._gpu_class != ran_on and workflow.patched(SIBLING_MOVED):
+                    continue
                 bigger = gpu_profiles.next_class(self._gpu_class)
-                if not (isinstance(cause, ApplicationError) and cause.type in MEMORY_EXHAUSTED and bigger):
+                if not bigger:
                     raise
                 self._failed_stage = None
                 await self._move_up(bigger, f"{spec.stage}: {MEMORY_EXHAUSTED[cause.type]}", must_move=True)
