@@ -454,6 +454,28 @@ def test_oom_at_batch_1_escalates_to_the_next_gpu_class(stack, media_server):
         assert stack.stop_process(name) == 0
 
 
+def wait_for_pollers(stack, prefix: str, gpu_class: str, timeout_s: float = 120) -> None:
+    """Until the class's GPU queue has a poller, as the workflow's escalation asks Temporal."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    from core.contracts import queues
+
+    async def polled() -> bool:
+        client = await connect(stack.settings())
+        answer = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=queues.gpu_queue(prefix, gpu_class)),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            )
+        )
+        return bool(answer.pollers)
+
+    wait_until(lambda: asyncio.run(polled()), timeout_s, f"a poller on {prefix}'s {gpu_class} queue")
+
+
 def test_a_worker_short_of_memory_serves_fewer_slots_and_moves_the_video_up(stack, media_server):
     """Issue 31: a worker whose memory (here ``PIPELINE_MEMORY_LIMIT_MIB``, below what it
     holds once started: the fault) cannot hold its profile's slots serves fewer, and a
@@ -476,10 +498,13 @@ def test_a_worker_short_of_memory_serves_fewer_slots_and_moves_the_video_up(stac
         PIPELINE_SERVE_CPU_QUEUES="false",
         **small,
     )
+    # the stage fails before any compute: the bigger class must be polled by then (the
+    # workflow never moves a video to a queue nobody polls)
+    wait_for_pollers(stack, "mem", "a100-80")
     start_videos(
         stack, "mem", "mem", [("mem-1", f"{media_server.url}/ep05-radio-segment.ogg")], gpu_class="a100-40"
     )
-    assert wait_batch(stack, "mem").by_status == {"Completed": 1}
+    assert wait_batch(stack, "mem").by_status == {"Completed": 1}, status_query(stack, "video-mem-1")
     store = store_of(stack)
     stats = store.get_json(store.keys("mem-1").stats)
     assert stats["gpu_class"] == "a100-80"
