@@ -27,7 +27,7 @@ from pathlib import Path
 
 from core.contracts.batch import DEFAULT_WINDOW, MAX_WINDOW
 from core.contracts.ids import validate_video_id
-from core.service.settings import Settings
+from core.service.settings import SettingsError, load_settings
 from core.service.temporal import connect
 from starter import export, manifests, report, steer, watch
 from starter.batch import GPU_CLASSES, UnknownGpuClass, check_window
@@ -138,7 +138,11 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
 
     async def run() -> int:
         client = await connect(settings, wait_s=10)

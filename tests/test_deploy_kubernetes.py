@@ -139,13 +139,16 @@ def mebibytes(quantity: str) -> float:
     return int(number) * (1024 if unit == "Gi" else 1)
 
 
-def assert_memory_holds_the_slots(container: dict, settings) -> None:
+def assert_resources_hold_the_work(pod: dict, settings) -> None:
     """The pod asks for what its model slots were measured to need, and its limit (what
-    the worker sizes its slots from) holds all of them: it serves every slot."""
+    the worker sizes its slots from) holds all of them: it serves every slot. It asks for
+    its scratch disk too (issue 30: a sizeLimit alone let pods land on nodes without it)."""
     from core.contracts.gpu_profiles import host_memory_mib, profile_for, slots_that_fit
 
     slots = profile_for(settings.worker_gpu_class).gpu_slots
-    resources = container["resources"]
+    resources = pod["containers"][0]["resources"]
+    (scratch,) = [v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if v["name"] == "scratch"]
+    assert resources["requests"]["ephemeral-storage"] == scratch, "the scheduler places the scratch disk"
     assert mebibytes(resources["requests"]["memory"]) >= host_memory_mib(slots)
     assert slots_that_fit(mebibytes(resources["limits"]["memory"]), slots) == slots
 
@@ -163,7 +166,7 @@ def test_gpu_deployments_one_per_class_drain_before_kill(variant):
         assert settings.worker_gpu_class == cls and settings.serve_cpu_queues is False
         assert pod["terminationGracePeriodSeconds"] > settings.graceful_shutdown_s, cls
         assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
-        assert_memory_holds_the_slots(container, settings)
+        assert_resources_hold_the_work(pod, settings)
         assert pod["nodeSelector"] == {"podcast-speech/gpu-class": cls}
         assert {
             "key": "kubernetes.azure.com/scalesetpriority",
@@ -224,7 +227,7 @@ def test_cpu_deployment_serves_the_cpu_queues():
     deployment = by_kind(docs, "Deployment")["podcast-worker-cpu"]
     settings = settings_from(effective_env(deployment, docs))
     assert settings.serve_cpu_queues and settings.worker_gpu_class == "cpu"
-    assert_memory_holds_the_slots(deployment["spec"]["template"]["spec"]["containers"][0], settings)
+    assert_resources_hold_the_work(deployment["spec"]["template"]["spec"], settings)
     assert settings.download_rate_per_s and settings.download_rate_per_s > 0, (
         "the fleet-wide download limit is set"
     )

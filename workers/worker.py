@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -38,7 +39,7 @@ from core.contracts import gpu_profiles, queues
 from core.contracts.errors import ConfigurationError, StorageUnavailable, StoreUnsafe
 from core.service.exit import exit_now
 from core.service.logs import configure_logging
-from core.service.settings import Settings
+from core.service.settings import Settings, SettingsError, load_settings
 from core.service.temporal import connect
 from core.store.objects import ObjectStore
 from workers import eviction
@@ -343,6 +344,10 @@ class _all:
 
 
 def main() -> int:
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as error:  # a setup to fix: exit 2 before anything starts
+        print(error, file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     return asyncio.run(run_worker(settings))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.contracts.clips import ClipPolicy
@@ -72,7 +73,7 @@ class Settings(BaseSettings):
     # long fails Stalled; one stuck in native code makes the worker exit (activities/runtime.py)
     stall_s: float = Field(default=900.0, gt=0)
     graceful_shutdown_s: float = 20.0  # SIGTERM -> exit within this (spot notices give 30 s+)
-    eviction_notice: str = "none"  # none | azure | aws: poll the cloud's eviction notice
+    eviction_notice: Literal["none", "azure", "aws"] = "none"  # poll the cloud's eviction notice
     eviction_notice_url: str | None = None  # override the metadata endpoint (tests)
     # the batch pauses itself when the source pushes back fleet-wide (models.SourceBreaker)
     source_breaker: SourceBreaker = SourceBreaker()
@@ -93,8 +94,8 @@ class Settings(BaseSettings):
     # intermediates of a video that did not commit are kept this long for a retry, then
     # swept daily (activities/sweep.py); longer than any video can run
     work_retention_days: float = Field(default=7.0, ge=3.0)
-    log_format: str = "auto"  # auto | json | console
-    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"  # any case
     metrics_address: str | None = None  # host:port serving Prometheus /metrics; unset: off
 
     # Download
@@ -115,7 +116,7 @@ class Settings(BaseSettings):
     allow_loopback_sources: bool | None = None
 
     # Backends
-    diarization_backend: str = "pretrained"  # pretrained | pyannote
+    diarization_backend: Literal["pretrained", "pyannote"] = "pretrained"
     # pretrained backend's speed/quality operating point: segmentation windows every
     # this many seconds (benchmarks.speed --step, benchmarks.quality report both sides)
     diarization_step_s: float = Field(default=2.5, gt=0, le=10)
@@ -138,6 +139,40 @@ class Settings(BaseSettings):
     clip_policy: ClipPolicy = ClipPolicy()
 
     _check_ytdlp_options = field_validator("ytdlp_options")(check_ytdlp_options)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class SettingsError(ValueError):
+    """Settings that do not validate: one line per bad variable, its value and what it
+    may be, for an operator to fix before anything starts."""
+
+
+def load_settings() -> Settings:
+    """The settings, or SettingsError naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError("\n".join(_bad_setting(e) for e in error.errors())) from None
+
+
+def _bad_setting(error: Any) -> str:
+    """One line for one bad variable, with the value given where it is a choice or a
+    number: another field (a URL, yt-dlp's headers, a token) may hold a secret."""
+    field = str(error["loc"][0]) if error["loc"] else ""
+    info = Settings.model_fields.get(field)
+    shown = f"={error.get('input')!r}" if info and _plain(info.annotation) else ""
+    return f"invalid setting PIPELINE_{field.upper()}{shown}: {error['msg']}"
+
+
+def _plain(annotation: Any) -> bool:
+    if get_origin(annotation) is Literal:
+        return True
+    parts = get_args(annotation) if isinstance(annotation, UnionType) else (annotation,)
+    return all(part in (int, float, type(None)) for part in parts)
 
 
 @lru_cache(maxsize=1)

@@ -197,6 +197,7 @@ spec:
             requests:
               cpu: "{cpu}"
               memory: {request}  # {slots} slot(s) at the measured peak (gpu_profiles.host_memory_mib)
+              ephemeral-storage: {scratch}  # the scratch emptyDir: only nodes with the disk
             limits:
               memory: {memory}
               nvidia.com/gpu: 1
