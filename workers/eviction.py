@@ -7,7 +7,9 @@ new work and lets in-flight activities checkpoint and hand over (workers/worker.
 - azure: Scheduled Events, ``GET /metadata/scheduledevents`` with ``Metadata: true``;
   a ``Preempt`` (or ``Terminate``) event is the notice.
 - aws: ``GET /latest/meta-data/spot/instance-action`` answers 404 until a stop or
-  terminate is scheduled, then 200 with its time.
+  terminate is scheduled, then 200 with its time. Through IMDSv2, which current
+  instances require (IMDSv1 GETs get 401): a session token from ``PUT /latest/api/token``
+  goes with every GET, and a new one is fetched when a GET is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import structlog
@@ -47,13 +50,40 @@ def notice_in(provider: str, status: int, body: bytes, this_vm: str | None = Non
     return None
 
 
-def _fetch(url: str, provider: str) -> tuple[int, bytes]:
-    headers = {"Metadata": "true"} if provider == "azure" else {}
+AWS_TOKEN_PATH = "/latest/api/token"
+AWS_TOKEN_TTL_S = 21600  # the longest IMDSv2 allows
+
+
+class AwsSession:
+    """An IMDSv2 session token for the metadata host of ``url``, fetched when needed."""
+
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.token_url = f"{parts.scheme}://{parts.netloc}{AWS_TOKEN_PATH}"
+        self.token: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        if self.token is None:
+            ttl = {"X-aws-ec2-metadata-token-ttl-seconds": str(AWS_TOKEN_TTL_S)}
+            request = urllib.request.Request(self.token_url, method="PUT", headers=ttl)
+            with urllib.request.urlopen(request, timeout=2) as response:
+                self.token = response.read().decode().strip()
+        return {"X-aws-ec2-metadata-token": self.token}
+
+    def refused(self) -> None:
+        """The token expired or was revoked: the next poll asks for a new one."""
+        self.token = None
+
+
+def _fetch(url: str, provider: str, session: AwsSession | None = None) -> tuple[int, bytes]:
+    headers = {"Metadata": "true"} if provider == "azure" else session.headers() if session else {}
     request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as err:
+        if err.code == 401 and session:
+            session.refused()
         return err.code, b""
 
 
@@ -67,9 +97,10 @@ async def watch(provider: str, url: str | None, stop: asyncio.Event, interval_s:
         except Exception:
             this_vm = None
     url = url or DEFAULT_URLS[provider]
+    session = AwsSession(url) if provider == "aws" else None
     while not stop.is_set():
         try:
-            status, body = await asyncio.to_thread(_fetch, url, provider)
+            status, body = await asyncio.to_thread(_fetch, url, provider, session)
             notice = notice_in(provider, status, body, this_vm)
         except Exception as exc:  # metadata endpoint unreachable: keep trying, quietly
             log.debug("eviction.poll_failed", error=str(exc))
