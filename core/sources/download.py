@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from core.analysis import audio
 from core.contracts.errors import (
     EmptyMedia,
@@ -35,6 +37,7 @@ from core.contracts.errors import (
     TooLong,
     VideoPrivate,
 )
+from core.contracts.urls import redact_urls
 from core.contracts.ytdlp_options import check_ytdlp_options
 from core.sources.errors import classify_download_error
 from core.sources.safety import SourcePolicy, current_policy, use_policy
@@ -172,6 +175,27 @@ def fetch_audio(
     return DownloadedAudio(copies["original"], copies["analysis_16k"], duration, info.get("title"))
 
 
+class YtdlpLog:
+    """yt-dlp's messages, through its ``logger`` option, into this process's log stream
+    (logger ``yt-dlp``) with every URL redacted: a source URL may carry a token. Its
+    chatter (what it would print to the screen) is dropped; warnings and errors stay."""
+
+    def __init__(self) -> None:
+        self._log = structlog.get_logger("yt-dlp")
+
+    def debug(self, message: str) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        self._log.warning("ytdlp.warning", message=redact_urls(message))
+
+    def error(self, message: str) -> None:
+        self._log.warning("ytdlp.error", message=redact_urls(message))
+
+
 def ytdlp_params(
     workdir: Path, limits: SourceLimits, access: SourceAccess, hook: Callable[[dict[str, Any]], None]
 ) -> dict[str, Any]:
@@ -190,6 +214,7 @@ def ytdlp_params(
         "cachedir": False,
         "max_filesize": limits.max_bytes,
         "progress_hooks": [hook],
+        "logger": YtdlpLog(),
         # no post-download fixups: they run ffmpeg outside core.analysis.audio's input whitelist,
         # and the transcode reads every container it takes as it is
         "fixup": "never",

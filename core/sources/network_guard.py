@@ -15,8 +15,8 @@ checks before connecting:
   refused, since those would connect unchecked.
 A refusal is a RequestError (yt-dlp re-raises those instead of trying another
 handler) whose message carries safety.REFUSED: it ends as UnsafeSource
-(core/sources/errors.py). And yt-dlp's own error lines (written to stderr even when
-quiet) have their URLs redacted.
+(core/sources/errors.py). yt-dlp's own messages go through its ``logger`` option,
+URLs redacted (core/sources/download.py, ``YtdlpLog``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any, NoReturn, cast
 
 import yt_dlp
 
-from core.contracts import urls
 from core.contracts.errors import UnsafeSource
 from core.sources import safety
 
@@ -185,9 +184,3 @@ def install_network_guard() -> None:
     _REQUEST_HANDLERS.update({"Requests": CheckedRequestsRH, "Urllib": DataOnlyUrllibRH})
     ExternalFD.real_download = refuse_external
     RtmpFD.real_download = refuse_external
-    to_stderr = yt_dlp.YoutubeDL.to_stderr
-
-    def redacted_to_stderr(ydl: yt_dlp.YoutubeDL, message: str, *args: Any, **kwargs: Any) -> Any:
-        return to_stderr(ydl, urls.redact_urls(message), *args, **kwargs)
-
-    yt_dlp.YoutubeDL.to_stderr = redacted_to_stderr
