@@ -143,3 +143,13 @@ def test_a_409_conflict_is_retried_not_taken_for_exists(store, monkeypatch):
     key = store.keys("vid4").metadata
     assert store.create_json(key, {"v": 1}) is True, "a 409 is not 'already exists'"
     assert len(calls) == 3 and store.get_json(key) == {"v": 1}
+
+
+def test_retry_waits_are_spread_so_workers_do_not_retry_in_lockstep():
+    """Issue 30: after an outage every worker retried at the same instants. Each wait is
+    now between half its exponential step and all of it, at random."""
+    from core.service.backoff import jittered
+
+    waits = [jittered(8.0) for _ in range(200)]
+    assert all(4.0 <= w <= 8.0 for w in waits)
+    assert max(waits) - min(waits) > 2.0, "spread, not one instant"

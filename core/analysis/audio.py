@@ -285,11 +285,8 @@ def media_duration(src: Path, ffmpeg: str | None = None) -> float | None:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def check_audible(duration_s: float, peak_dbfs: float, silence_dbfs: float) -> None:

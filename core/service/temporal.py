@@ -24,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
+from core.service.backoff import jittered
 from core.service.settings import Settings
 
 log = structlog.get_logger("temporal")
@@ -101,6 +102,6 @@ async def connect(settings: Settings, wait_s: float = 60.0, runtime: Runtime | N
                 ) from None
             if attempt == 1:  # once: the final error says the rest
                 log.warning("temporal.not_ready", address=settings.temporal_address, waiting_s=wait_s)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(jittered(delay))
             delay = min(delay * 2, 5.0)
     raise AssertionError("unreachable: itertools.count never ends")

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar, cast
 import structlog
 
 from core.contracts.errors import StorageUnavailable
+from core.service.backoff import jittered
 
 T = TypeVar("T")
 
@@ -51,7 +52,7 @@ def rides_out(method: Callable[..., T]) -> Callable[..., T]:
             try:
                 return method(self, *args, **kwargs)
             except StorageUnavailable as exc:
-                pause = min(delay, deadline - time.monotonic())
+                pause = min(jittered(delay), deadline - time.monotonic())
                 if pause <= 0:
                     raise
                 log.warning(

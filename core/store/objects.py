@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from core.contracts.errors import StorageUnavailable, StoreUnsafe
 from core.contracts.video import SCHEMA_VERSION
+from core.service.backoff import jittered
 from core.service.settings import Settings
 from core.store.errors import as_storage_error, rides_out
 from core.store.layout import VideoKeys, probe_key
@@ -131,7 +132,7 @@ class ObjectStore:
                     return False
                 if code not in {"ConditionalRequestConflict", "409"}:
                     raise as_storage_error(exc, operation) from exc
-                time.sleep(0.2 * 2**attempt)
+                time.sleep(jittered(0.2 * 2**attempt))
             except Exception as exc:
                 raise as_storage_error(exc, operation) from exc
         raise StorageUnavailable(
@@ -250,7 +251,10 @@ class ObjectStore:
         return [key for key, _modified in self.list_objects(prefix)]
 
     def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
-        """Every key under ``prefix`` with its last-modified time, a page at a time."""
+        """Every key under ``prefix`` with its last-modified time, a page at a time.
+        Not boto3's paginator: its pages come from a generator that ends for good at
+        its first error, where here each page's call rides out an outage on its own
+        and the listing carries on from its continuation token."""
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
