@@ -12,6 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from workers.eviction import notice_in, watch
 
 
+def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """A metadata server on 127.0.0.1, and its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def test_azure_and_aws_notices():
     preempt = {"Events": [{"EventType": "Preempt", "NotBefore": "Mon, 23 Nov 2026 10:00:00 GMT"}]}
     assert notice_in("azure", 200, json.dumps(preempt).encode()).startswith("Preempt")
@@ -39,9 +46,8 @@ def test_watcher_sets_stop_when_the_notice_appears():
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/metadata/scheduledevents"
+    server, base = serve(Handler)
+    url = f"{base}/metadata/scheduledevents"
 
     async def scenario():
         stop = asyncio.Event()
@@ -90,9 +96,8 @@ def test_aws_watcher_polls_through_imdsv2_tokens_and_renews_a_refused_one():
                 return self.answer(200, b'{"action": "terminate", "time": "2026-12-07T10:00:00Z"}')
             self.answer(404)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/latest/meta-data/spot/instance-action"
+    server, base = serve(Handler)
+    url = f"{base}/latest/meta-data/spot/instance-action"
 
     async def scenario():
         stop = asyncio.Event()
