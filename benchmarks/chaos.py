@@ -104,6 +104,7 @@ EVAL_SPEECH = REPO_ROOT.parent / "shared" / "eval" / "diarization" / "audio"
 BATCH = "chaos"
 RESTART_AT = 0.25  # fraction of the videos completed when the Temporal server restarts
 OUTAGE_AT = 0.5  # ... and when the storage outage begins
+BLIND_OUTAGE_S = 10.0  # ... or this long after the restart if the batch's client sees nothing yet
 PAUSE_TIMEOUTS = (2.0, 3.0)  # a pause lasts this many heartbeat timeouts
 MAX_HITS = 2  # faults (kills and pauses) that may land on one stage of one video
 COMMITTED_FILES = {"original.wav", "embeddings.npy", "diarization.rttm", "stats.json", "metadata.json"}
@@ -410,6 +411,12 @@ class ServerFaults:
         self.stack.start_temporal()
         self.restart_listening = time.monotonic()
 
+    def blind_since_restart(self) -> float:
+        """Seconds since the restart with no answer to the batch's client yet (0: none)."""
+        if self.restart_stopped is None or self.restart_answering is not None:
+            return 0.0
+        return time.monotonic() - self.restart_stopped
+
     def begin_outage(self, completed: int) -> None:
         self.outage_completed = completed
         self.outage_began = time.monotonic()
@@ -663,6 +670,12 @@ async def drive(
             if finished and not servers.in_outage():
                 return
             server_fault(opts, completed, counts.open, fleet.working(), servers)
+        elif servers.blind_since_restart() > BLIND_OUTAGE_S and servers.outage_began is None:
+            # Temporal still does not answer the batch's client since the restart, while
+            # the workers may be finishing the batch unseen: the outage begins now, or a
+            # small batch could end before it ever happens
+            say(f"storage outage begins for {opts.outage_s:g} s, Temporal's answers still awaited")
+            servers.begin_outage(completed)
         due.inject(fleet, f"{completed}/{opts.videos} completed")
         await asyncio.sleep(1.0)
     say(f"timed out after {opts.timeout_s:.0f} s")
