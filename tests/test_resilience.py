@@ -6,9 +6,11 @@ the edges only: signals to real processes, a server stopped and restarted, an HT
 server answering 429 (for a while, or for good) or cutting a body short,
 ``PIPELINE_FAULT_HANG`` holding a model stage in native code, and
 ``PIPELINE_FAULT_OOM_ABOVE_BATCH`` raising CUDA's OOM error inside the real batching
-code (there is no GPU here). The one monkeypatch (``count_connect_attempts``) injects
-no fault: it counts the starter's connection attempts around the SDK's real
-``Client.connect``, so the restart tests assert on attempts instead of seconds.
+code (there is no GPU here), and ``PIPELINE_MEMORY_LIMIT_MIB`` set below what a worker
+holds once started (its real memory guard and slot sizing do the rest). The one
+monkeypatch (``count_connect_attempts``) injects no fault: it counts the starter's
+connection attempts around the SDK's real ``Client.connect``, so the restart tests
+assert on attempts instead of seconds.
 """
 
 from __future__ import annotations

@@ -30,14 +30,20 @@ MEMORY_GUARD_SHARE = 0.9
 def status_mib(pid: int | str = "self", field: str = "VmRSS") -> float:
     """A memory figure of /proc/<pid>/status, MiB (VmRSS: resident now; VmHWM: the peak
     resident so far); 0 where /proc has none (not Linux)."""
+    return _status(pid).get(field, 0.0)
+
+
+def _status(pid: int | str = "self") -> dict[str, float]:
+    """Every memory figure (Vm*) of /proc/<pid>/status in one read, MiB."""
     try:
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
-        return 0.0
-    for line in lines:
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+        return {}
+    return {
+        name: int(rest.split()[0]) / 1024
+        for name, _, rest in (line.partition(":") for line in lines)
+        if name.startswith("Vm") and rest.split()
+    }
 
 
 def limit_mib(
@@ -65,16 +71,18 @@ class Watch:
     """One stage's view of the process's memory: at its start, and at its highest since."""
 
     def __init__(self) -> None:
-        self.start_mib = status_mib()
-        self._hwm_at_start = status_mib(field="VmHWM")
+        now = _status()
+        self.start_mib = now.get("VmRSS", 0.0)
+        self._hwm_at_start = now.get("VmHWM", 0.0)
         self._highest = self.start_mib
 
     def see(self, mib: float) -> None:
         self._highest = max(self._highest, mib)
 
     def peak_mib(self) -> float:
-        hwm = status_mib(field="VmHWM")
-        seen = max(self._highest, status_mib())
+        now = _status()
+        hwm = now.get("VmHWM", 0.0)
+        seen = max(self._highest, now.get("VmRSS", 0.0))
         return round(max(seen, hwm) if hwm > self._hwm_at_start else seen, 1)
 
 
