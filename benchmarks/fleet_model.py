@@ -42,13 +42,14 @@ T4_STAGE_S_PER_H = {Stage.DIARIZE: 120.0, Stage.MUSIC: 30.0, Stage.EMBED: 60.0, 
 # ASSUMED speed of one slot of each class relative to a T4 (>1: faster).
 CLASS_SPEED = {"cpu": 1.0, "t4": 1.0, "l4": 1.6, "a10": 1.8, "a100-40": 2.5, "a100-80": 2.5, "h100": 4.0}
 # MEASURED: the pretrained backend on 2 CPU cores, one thread per model call
-# (benchmarks.speed --minutes 10, 2026-12-07), CPU s per audio minute x 60 = s per audio
-# hour: what one slot of a 2-core, 2-slot machine spends.
+# (benchmarks.speed --minutes 60, the job's videos being 50 min on average; 2026-12-07),
+# CPU s per audio minute x 60 = s per audio hour: what one slot of a 2-core, 2-slot
+# machine spends.
 CPU_STAGE_S_PER_H = {
-    Stage.DIARIZE: 1.95 * 60,
-    Stage.MUSIC: 0.17 * 60,
+    Stage.DIARIZE: 1.99 * 60,
+    Stage.MUSIC: 0.08 * 60,
     Stage.EMBED: 0.01 * 60,
-    Stage.LABELS: 0.97 * 60,
+    Stage.LABELS: 0.37 * 60,
 }
 GPU_STAGES = (Stage.DIARIZE, Stage.MUSIC, Stage.EMBED, Stage.LABELS)
 

@@ -1,6 +1,6 @@
 """A real-length podcast through the real stack: how many times real time, end to end.
 
-    python -m benchmarks.podcast [--minutes 60] [--seed 0] [--timeout-min 30] [--keep DIR]
+    python -m benchmarks.podcast [--minutes 60] [--videos 1] [--seed 0] [--timeout-min 30] [--keep DIR]
 
 Why: ``benchmarks.speed`` times each stage in-process on a few minutes, but the goal
 (60x real time for a 60-minute podcast on 2 cores) is about what an operator sees:
@@ -32,6 +32,12 @@ out and lazy model loads are in), per audio minute. Then speakers found vs refer
 usable %, music found vs built, whether the goal is met (printed, never asserted) and
 one summary line starting ``podcast:``. A stage failing more than --max-attempts
 times ends the run with ``podcast: FAILED``: the model stages retry for hours.
+
+``--videos N`` builds N podcasts (seeds ``--seed`` to ``--seed`` + N - 1) and starts
+them as one batch: what a worker's cores do when the next video downloads and decodes
+beside this one's models, and its slots each hold a video. Each video gets its own
+report (its wall clock from the batch's start); the worker's CPU, cores busy and memory
+are the batch's, in one ``batch:`` line.
 """
 
 from __future__ import annotations
@@ -253,15 +259,22 @@ def write_reference(built: Built, path: Path, uri: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def build_podcast(minutes: float, seed: int, media_dir: Path, workdir: Path) -> tuple[Path, Built]:
+def build_podcast(
+    minutes: float, seed: int, media_dir: Path, workdir: Path, video_id: str = VIDEO_ID
+) -> tuple[Path, Built]:
     """The .m4a the media server serves, and its reference."""
     speech, clips = load_speech(EVAL, workdir), load_music(EVAL, workdir)
     wav = workdir / "podcast_16k.wav"
     built = write_recording(layout(speech, clips, seed), wav, minutes * 60)
-    m4a = encode_m4a(wav, media_dir / f"{VIDEO_ID}.m4a")
+    m4a = encode_m4a(wav, media_dir / f"{video_id}.m4a")
     wav.unlink()
-    write_reference(built, media_dir / f"{VIDEO_ID}.rttm", VIDEO_ID)
+    write_reference(built, media_dir / f"{video_id}.rttm", video_id)
     return m4a, built
+
+
+def video_ids(count: int) -> list[str]:
+    """One video keeps the name earlier runs and the export benchmark know."""
+    return [VIDEO_ID] if count == 1 else [f"{VIDEO_ID}-{i + 1}" for i in range(count)]
 
 
 # ----------------------------------------------------------------------- CPU clock
@@ -340,6 +353,7 @@ def wait_for_worker(stack, timeout_s: float = 300) -> float:
 class Run:
     """One video through the stack, as Temporal and storage recorded it."""
 
+    video_id: str
     started: float  # epoch s, just before the batch was started
     video_started: datetime
     video_closed: datetime
@@ -347,9 +361,19 @@ class Run:
     error_type: str | None
     stats: dict | None
     metadata: Metadata | None
-    worker_cpu_s: float = 0.0
-    worker_peak_mib: float = 0.0  # the worker process's VmHWM (its ffmpeg children apart)
-    worker_ready_mib: float = 0.0  # its resident memory once started (models not all loaded)
+
+    @property
+    def workflow_s(self) -> float:
+        return (self.video_closed - self.video_started).total_seconds()
+
+
+@dataclass
+class Worker:
+    """What the worker spent on the whole batch."""
+
+    cpu_s: float = 0.0  # the worker and its children, from when it was ready
+    peak_mib: float = 0.0  # the worker process's VmHWM (its ffmpeg children apart)
+    ready_mib: float = 0.0  # its resident memory once started (models not all loaded)
     tree_peak_mib: float = 0.0  # the worker and its children together, at their highest
 
     @property
@@ -374,13 +398,15 @@ async def pending_stages(client, video_id: str) -> list:
     return list(described.raw_description.pending_activities)
 
 
-async def watch(client, max_attempts: int, every_s: float = 5.0, report_s: float = 60.0) -> None:
+async def watch(
+    client, ids: list[str], max_attempts: int, every_s: float = 5.0, report_s: float = 60.0
+) -> None:
     """Print the live stage now and then (an hour-long run is otherwise silent) and raise
     StageFailing when a stage passes ``max_attempts``: the model stages retry for hours."""
     started, last_report = time.monotonic(), 0.0
     while True:
         await asyncio.sleep(every_s)
-        pending = await pending_stages(client, VIDEO_ID)
+        pending = [a for video_id in ids for a in await pending_stages(client, video_id)]
         for activity in pending:
             if activity.attempt > max_attempts:
                 raise StageFailing(
@@ -394,12 +420,12 @@ async def watch(client, max_attempts: int, every_s: float = 5.0, report_s: float
             print(f"  ... {elapsed:.0f} s: {running}", flush=True)
 
 
-async def wait_or_fail(client, timeout_s: float, max_attempts: int) -> None:
+async def wait_or_fail(client, ids: list[str], timeout_s: float, max_attempts: int) -> None:
     """The batch's end or the first stage failing for good, whichever comes first."""
     from starter.status import wait_for_batch
 
     waiting = asyncio.create_task(wait_for_batch(client, BATCH_ID, poll_s=0.5, timeout_s=timeout_s))
-    watching = asyncio.create_task(watch(client, max_attempts))
+    watching = asyncio.create_task(watch(client, ids, max_attempts))
     done, _ = await asyncio.wait([waiting, watching], return_when=asyncio.FIRST_COMPLETED)
     for task in (waiting, watching):
         if task not in done:
@@ -408,8 +434,11 @@ async def wait_or_fail(client, timeout_s: float, max_attempts: int) -> None:
         task.result()  # re-raises TimeoutError or StageFailing
 
 
-async def run_video(stack, m4a: Path, seconds: float, timeout_s: float, max_attempts: int) -> Run:
-    """Start a one-row batch through the starter, as the demo does, and read the outputs back."""
+async def run_videos(
+    stack, videos: list[tuple[str, Path, float]], timeout_s: float, max_attempts: int
+) -> list[Run]:
+    """Start one batch of (video id, .m4a, seconds) through the starter, as the demo
+    does, all at once, and read each video's outputs back."""
     from core.contracts.ids import video_workflow_id
     from core.service.temporal import connect
     from core.store.commit import read_metadata
@@ -419,52 +448,59 @@ async def run_video(stack, m4a: Path, seconds: float, timeout_s: float, max_atte
 
     settings = stack.settings()
     client = await connect(settings)
-    csv_path = m4a.parent / "batch.csv"
-    csv_path.write_text(f"video_id,url,duration_s\n{VIDEO_ID},{stack.media_url}/{m4a.name},{seconds:.1f}\n")
+    csv_path = videos[0][1].parent / "batch.csv"
+    rows = [f"{video_id},{stack.media_url}/{m4a.name},{seconds:.1f}" for video_id, m4a, seconds in videos]
+    csv_path.write_text("\n".join(["video_id,url,duration_s", *rows]) + "\n")
+    ids = [video_id for video_id, _, _ in videos]
     started = time.time()
-    report = await start_batch(client, settings, csv_path, BATCH_ID, window=1)
+    report = await start_batch(client, settings, csv_path, BATCH_ID, window=len(videos))
     if not report.submitted or report.invalid:
         raise SystemExit(f"the batch did not start: {report.reason or [str(e) for e in report.invalid]}")
-    await wait_or_fail(client, timeout_s, max_attempts)
-    row = next(r for r in await list_videos(client, BATCH_ID) if r.video_id == VIDEO_ID)
-    described = await client.get_workflow_handle(video_workflow_id(VIDEO_ID)).describe()
+    await wait_or_fail(client, ids, timeout_s, max_attempts)
+    listed = {r.video_id: r for r in await list_videos(client, BATCH_ID)}
     store = ObjectStore(settings)
-    keys = store.keys(VIDEO_ID)
-    return Run(
-        started=started,
-        video_started=described.start_time,
-        video_closed=described.close_time,
-        status=row.status,
-        error_type=row.error_type,
-        stats=await asyncio.to_thread(store.get_json_or_none, keys.stats),
-        metadata=await asyncio.to_thread(read_metadata, store, VIDEO_ID),
-    )
+    runs = []
+    for video_id in ids:
+        described = await client.get_workflow_handle(video_workflow_id(video_id)).describe()
+        runs.append(
+            Run(
+                video_id=video_id,
+                started=started,
+                video_started=described.start_time,
+                video_closed=described.close_time,
+                status=listed[video_id].status,
+                error_type=listed[video_id].error_type,
+                stats=await asyncio.to_thread(store.get_json_or_none, store.keys(video_id).stats),
+                metadata=await asyncio.to_thread(read_metadata, store, video_id),
+            )
+        )
+    return runs
 
 
-def run_through_stack(m4a: Path, seconds: float, data_dir: Path, timeout_s: float, max_attempts: int) -> Run:
+def run_through_stack(
+    videos: list[tuple[str, Path, float]], data_dir: Path, timeout_s: float, max_attempts: int
+) -> tuple[list[Run], Worker]:
     """The embedded stack on free ports and its own data dir, so nothing else collides."""
     from devstack.stack import Stack, StackConfig
 
-    stack = Stack(StackConfig.ephemeral(data_dir, m4a.parent))
+    stack = Stack(StackConfig.ephemeral(data_dir, videos[0][1].parent))
     stack.start()
     try:
         ready_s = wait_for_worker(stack)
-        worker = stack.procs["worker"].pid
+        pid = stack.procs["worker"].pid
         print(
             f"stack: Temporal {stack.temporal_address}, S3 {stack.s3_url}, media {stack.media_url}, "
-            f"worker pid {worker} ready in {ready_s:.1f} s, logs {stack.logs}",
+            f"worker pid {pid} ready in {ready_s:.1f} s, logs {stack.logs}",
             flush=True,
         )
-        cpu0 = tree_cpu_s(worker)
-        ready_mib, tree = status_mib(worker), TreeMemory(worker)
+        cpu0 = tree_cpu_s(pid)
+        worker, tree = Worker(ready_mib=status_mib(pid)), TreeMemory(pid)
         try:
-            run = asyncio.run(run_video(stack, m4a, seconds, timeout_s, max_attempts))
+            runs = asyncio.run(run_videos(stack, videos, timeout_s, max_attempts))
         finally:
-            tree_peak_mib = tree.stop()
-        run.worker_cpu_s = tree_cpu_s(worker) - cpu0
-        run.worker_peak_mib, run.worker_ready_mib = status_mib(worker, "VmHWM"), ready_mib
-        run.tree_peak_mib = tree_peak_mib
-        return run
+            worker.tree_peak_mib = tree.stop()
+        worker.cpu_s, worker.peak_mib = tree_cpu_s(pid) - cpu0, status_mib(pid, "VmHWM")
+        return runs, worker
     finally:
         stack.stop()
 
@@ -504,19 +540,23 @@ def commit_wall_s(run: Run) -> float:
     return max(0.0, run.workflow_s - before)
 
 
-def summary_line(minutes: float, total_s: float, run: Run, found: int, reference: int) -> str:
+def summary_line(run: Run, total_s: float, worker: Worker, batch_minutes: float, reference: int) -> str:
+    """One line for the video; the worker's figures are the batch's (``batch_minutes``
+    of audio), so with several videos its CPU is their average."""
+    assert run.metadata is not None  # a completed video
+    minutes, found = run.metadata.duration_s / 60, run.metadata.num_speakers
     wall = {**run.stats["stage_wall_s"], Stage.COMMIT: commit_wall_s(run)}
     stages = ", ".join(f"{s} {wall.get(s, 0.0):.1f}s" for s in (*STAGES, Stage.COMMIT))
     usable, x = run.metadata.usable_pct, minutes * 60 / total_s
     return (
         f"podcast: {minutes:.1f} audio-min in {total_s:.0f} s wall = {x:.1f}x real time; "
         f"stages {stages}; speakers {found}/{reference}; usable {usable:.1f}%; "
-        f"worker {run.worker_cpu_s / minutes:.1f} CPU-s/audio-min, peak {run.worker_peak_mib:.0f} MiB"
+        f"worker {worker.cpu_s / batch_minutes:.1f} CPU-s/audio-min, peak {worker.peak_mib:.0f} MiB"
     )
 
 
 def figure_lines(run: Run, built: Built, minutes: float, total_s: float) -> list[str]:
-    """Everything but the per-stage table and the summary, one figure per line."""
+    """The video's figures but the per-stage table and the summary, one per line."""
     meta, x = run.metadata, minutes * 60 / total_s
     music_found = sum(m.end - m.start for m in meta.music)
     verdict = "met" if x >= GOAL_X else "not met"
@@ -528,33 +568,55 @@ def figure_lines(run: Run, built: Built, minutes: float, total_s: float) -> list
         f"speakers: found {meta.num_speakers}, reference {len(built.speakers)}",
         f"usable: {meta.usable_pct:.1f}% ({meta.usable_s:.0f} s)",
         f"music: found {music_found:.0f} s, built {built.music_s:.0f} s",
-        (
-            f"worker process tree: {run.worker_cpu_s:.1f} CPU-s = {run.worker_cpu_s / minutes:.2f} CPU-s per "
-            f"audio minute, {run.worker_cpu_s / total_s:.2f} cores busy on average ({os.cpu_count()} here)"
-        ),
-        (
-            f"worker peak resident memory (VmHWM): {run.worker_peak_mib:.0f} MiB "
-            f"({run.worker_ready_mib:.0f} MiB once started); with its children, sampled: "
-            f"{run.tree_peak_mib:.0f} MiB"
-        ),
         f"goal >= {GOAL_X:.0f}x real time (60 min on 2 cores): {verdict} ({x:.1f}x)",
     ]
 
 
-def report(run: Run, built: Built, requested_min: float) -> int:
-    """Print every figure; 0 only if the video completed with its outputs."""
-    total_s = run.video_closed.timestamp() - run.started
-    error = f" ({run.error_type})" if run.error_type else ""
-    print(f"video {VIDEO_ID}: {run.status.lower()}{error} after {total_s:.1f} s")
-    if run.status != "Completed" or not run.stats or not run.metadata:
-        print(f"podcast: FAILED ({run.error_type or run.status}) after {total_s:.0f} s")
-        return 1
-    minutes = run.metadata.duration_s / 60
-    print(f"audio: {minutes:.2f} min (built {built.seconds / 60:.2f}, asked {requested_min:.2f})")
-    lines = figure_lines(run, built, minutes, total_s)
-    print("\n".join([lines[0], *stage_lines(run, minutes), *lines[1:]]))
-    print(summary_line(minutes, total_s, run, run.metadata.num_speakers, len(built.speakers)), flush=True)
-    return 0
+def worker_lines(worker: Worker, minutes: float, wall_s: float) -> list[str]:
+    """What the worker spent on ``minutes`` of audio in ``wall_s`` (the whole batch)."""
+    return [
+        (
+            f"worker process tree: {worker.cpu_s:.1f} CPU-s = {worker.cpu_s / minutes:.2f} CPU-s per "
+            f"audio minute, {worker.cpu_s / wall_s:.2f} cores busy on average ({os.cpu_count()} here)"
+        ),
+        (
+            f"worker peak resident memory (VmHWM): {worker.peak_mib:.0f} MiB "
+            f"({worker.ready_mib:.0f} MiB once started); with its children, sampled: "
+            f"{worker.tree_peak_mib:.0f} MiB"
+        ),
+    ]
+
+
+def report(runs: list[Run], worker: Worker, built: list[Built], requested_min: float) -> int:
+    """Print every figure; 0 only if every video completed with its outputs."""
+    failed = 0
+    batch_minutes = sum(run.metadata.duration_s for run in runs if run.metadata) / 60
+    for run, made in zip(runs, built):
+        total_s = run.video_closed.timestamp() - run.started
+        error = f" ({run.error_type})" if run.error_type else ""
+        print(f"video {run.video_id}: {run.status.lower()}{error} after {total_s:.1f} s")
+        if run.status != "Completed" or not run.stats or not run.metadata:
+            print(f"podcast: FAILED ({run.error_type or run.status}) after {total_s:.0f} s")
+            failed += 1
+            continue
+        minutes = run.metadata.duration_s / 60
+        print(f"audio: {minutes:.2f} min (built {made.seconds / 60:.2f}, asked {requested_min:.2f})")
+        lines = figure_lines(run, made, minutes, total_s)
+        if len(runs) == 1:  # the worker spent it all on this video
+            lines[-1:-1] = worker_lines(worker, minutes, total_s)
+        print("\n".join([lines[0], *stage_lines(run, minutes), *lines[1:]]))
+        print(summary_line(run, total_s, worker, batch_minutes, len(made.speakers)))
+    if len(runs) > 1 and not failed:
+        wall_s = max(run.video_closed.timestamp() for run in runs) - runs[0].started
+        print("\n".join(worker_lines(worker, batch_minutes, wall_s)))
+        print(
+            f"batch: {len(runs)} videos, {batch_minutes:.1f} audio-min in {wall_s:.0f} s wall = "
+            f"{batch_minutes * 60 / wall_s:.1f}x real time; "
+            f"worker {worker.cpu_s / batch_minutes:.2f} CPU-s/audio-min, "
+            f"{worker.cpu_s / wall_s:.2f} cores busy, peak {worker.peak_mib:.0f} MiB",
+            flush=True,
+        )
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------------- main
@@ -565,7 +627,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--minutes", type=float, default=60.0, help="length of the built podcast (default 60)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="layout seed (default 0)")
+    parser.add_argument(
+        "--videos", type=int, default=1, help="podcasts in the batch, one seed each (default 1)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="layout seed of the first (default 0)")
     parser.add_argument("--timeout-min", type=float, default=30.0, help="give up on the video after this")
     parser.add_argument(
         "--max-attempts",
@@ -579,6 +644,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("--minutes must be positive")
+    if args.videos < 1:
+        parser.error("--videos must be at least 1")
     if args.keep and args.keep.exists() and any(args.keep.iterdir()):
         parser.error(f"--keep {args.keep}: not empty (a kept bucket would hold the video as already done)")
     return args
@@ -593,22 +660,27 @@ def main(argv: list[str] | None = None) -> int:
     media, data = root / "media", root / "stack"
     media.mkdir(parents=True, exist_ok=True)
     try:
-        clock = time.perf_counter()
-        m4a, built = build_podcast(args.minutes, args.seed, media, root)
-        print(
-            f"podcast benchmark: built {built.seconds / 60:.2f} min in {time.perf_counter() - clock:.1f} s, "
-            f"44.1 kHz stereo AAC {m4a.stat().st_size / 1e6:.1f} MB, {len(built.speakers)} reference "
-            f"speakers, {built.music_s:.0f} s music, seed {args.seed}; {os.cpu_count()} cores, "
-            f"load {os.getloadavg()[0]:.2f}",
-            flush=True,
-        )
+        videos, built = [], []
+        for i, video_id in enumerate(video_ids(args.videos)):
+            clock = time.perf_counter()
+            m4a, made = build_podcast(args.minutes, args.seed + i, media, root, video_id)
+            took = time.perf_counter() - clock
+            print(
+                f"podcast benchmark: built {made.seconds / 60:.2f} min in {took:.1f} s, "
+                f"44.1 kHz stereo AAC {m4a.stat().st_size / 1e6:.1f} MB, {len(made.speakers)} reference "
+                f"speakers, {made.music_s:.0f} s music, seed {args.seed + i}; {os.cpu_count()} cores, "
+                f"load {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+            videos.append((video_id, m4a, made.seconds))
+            built.append(made)
         try:
-            run = run_through_stack(m4a, built.seconds, data, args.timeout_min * 60, args.max_attempts)
+            runs, worker = run_through_stack(videos, data, args.timeout_min * 60, args.max_attempts)
         except (TimeoutError, StageFailing) as exc:
             where = data / "logs" / "worker.log" if args.keep else "rerun with --keep DIR to keep it"
             print(f"podcast: FAILED: {exc} (worker log: {where})")
             return 1
-        return report(run, built, args.minutes)
+        return report(runs, worker, built, args.minutes)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

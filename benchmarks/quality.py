@@ -538,6 +538,7 @@ def evaluate_music(folder: Path, limit: int | None) -> None:
 
 def make_backend(name: str, model: str | None):
     """The backend the diarize activity would build from these settings."""
+    from core.analysis import exported
     from core.analysis.diarization import get_diarization_backend
     from core.service.settings import Settings
 
@@ -547,7 +548,10 @@ def make_backend(name: str, model: str | None):
     overrides = {"diarization_backend": name}
     if model:
         overrides["pyannote_model"] = model
-    return get_diarization_backend(Settings(**overrides))
+    settings = Settings(**overrides)
+    exported.use(settings.inference, settings.model_cache_dir, settings.cpu_bf16)
+    print(f"models run in {exported.describe()}")
+    return get_diarization_backend(settings)
 
 
 def default_backend() -> str:

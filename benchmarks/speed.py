@@ -264,7 +264,7 @@ def pyannote_model(arg: str | None, workdir: Path) -> tuple[str, str | None, str
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from core.analysis import campplus, music, speaker_embeddings, threads, vad
+    from core.analysis import campplus, exported, music, speaker_embeddings, threads, vad
     from core.analysis.audio import ORIGINAL_RATE
     from core.contracts.video import Segment
     from core.service.settings import Settings
@@ -275,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
     threads.use(
         threads.per_call(settings.max_concurrent_activities or profile.gpu_slots, settings.model_threads)
     )
+    exported.use(settings.inference, settings.model_cache_dir, settings.cpu_bf16)
     with tempfile.TemporaryDirectory(prefix="speed-") as tmp:
         workdir = Path(tmp)
         sources = source_recordings(args.audio)
@@ -289,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
             f"torch {torch.__version__}: {torch.get_num_threads()} intra-op / "
             f"{torch.get_num_interop_threads()} inter-op threads; CUDA: {cuda}; "
             f"worker class {profile.gpu_class}: embedding batch {profile.embedding_batch}, "
-            f"segmentation batch {profile.segmentation_batch}"
+            f"segmentation batch {profile.segmentation_batch}; models in {exported.describe()}"
         )
 
         # warm-up: ffmpeg already ran while building the test audio; load every model

@@ -336,7 +336,7 @@ def test_the_onnxruntime_models_decide_as_the_torch_models_do(eval_dir, tmp_path
         ref_segmentation, ref_single = reference._segment(samples, starts, 4)
         _, ref_frames = campplus.frame_features(samples, 0, len(samples))
 
-        exported.use("onnxruntime", tmp_path / "onnx")
+        exported.use("onnxruntime", tmp_path / "onnx", bf16="off")
         fast = PretrainedDiarization()
         assert fast.fast_model is not None and campplus.trunk_session() is not None
         segmentation, single = fast._segment(samples, starts, 4)
@@ -352,6 +352,44 @@ def test_the_onnxruntime_models_decide_as_the_torch_models_do(eval_dir, tmp_path
     assert np.abs(single.astype(np.float32) - ref_single.astype(np.float32)).max() < 0.01
     assert frames.shape == ref_frames.shape
     assert np.abs(frames - ref_frames).max() <= 1e-4 * np.abs(ref_frames).max()
+
+
+def test_the_cam_trunk_in_bf16_stays_within_its_tolerance(eval_dir, tmp_path):
+    """With ``cpu_bf16=auto``, on a CPU with bf16 units, the CAM++ trunk runs in torch
+    under bf16 autocast (core.analysis.exported; fp32 is the default); ``on`` forces it
+    where bf16 would be emulated, so this runs on any CPU. Held to the fp32 onnxruntime trunk on real
+    speech: every frame within BF16_FRAME_COSINE, and the turns' embeddings pooled
+    from the frames within 0.999 (measured: 0.9995 and more)."""
+    from core.analysis import exported
+
+    name = "pyaa_diarizationExample"
+    samples = load16k(eval_dir / "diarization" / "audio" / f"{name}.wav", tmp_path)
+    turns = [
+        t for t in reference_turns(eval_dir / "diarization" / "rttm" / f"{name}.rttm") if t.duration > 1.0
+    ]
+    flags = set(re.findall(r"\w+", Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n")[0]))
+    try:
+        exported.use("onnxruntime", tmp_path / "onnx")  # the default: fp32
+        assert not exported.bf16() and campplus.trunk_session() is not None
+        first, reference = campplus.frame_features(samples, 0, len(samples))
+        exported.use("onnxruntime", tmp_path / "onnx", bf16="on")
+        assert exported.bf16() and campplus.trunk_session() is None
+        assert exported.describe() == "onnxruntime, CAM++ trunk in torch bf16"
+        _, frames = campplus.frame_features(samples, 0, len(samples))
+        exported.use("onnxruntime", tmp_path / "onnx", bf16="auto")
+        assert exported.bf16() == bool({"avx512_bf16", "amx_tile"} & flags)
+    finally:
+        exported.use("onnxruntime", exported.DEFAULT_CACHE_DIR)
+
+    assert frames.dtype == np.float32 and frames.shape == reference.shape
+    cosine = (frames * reference).sum(axis=0) / (
+        np.linalg.norm(frames, axis=0) * np.linalg.norm(reference, axis=0)
+    )
+    assert cosine.min() >= exported.BF16_FRAME_COSINE
+    assert not np.array_equal(frames, reference)  # bf16 did run: it rounds
+    pooled = embed_from_frames(frames, first, turns, len(samples))
+    pooled_reference = embed_from_frames(reference, first, turns, len(samples))
+    assert (pooled * pooled_reference).sum(axis=1).min() >= 0.999
 
 
 def test_the_block_recheck_moves_speech_between_speakers_and_never_adds_or_drops_it(eval_dir, tmp_path):

@@ -28,32 +28,55 @@ SUMMARY = re.compile(
 )
 
 
+BATCH = re.compile(
+    rf"^batch: 2 videos, {NUMBER} audio-min in {NUMBER} s wall = {NUMBER}x real time; "
+    rf"worker {NUMBER} CPU-s/audio-min, {NUMBER} cores busy, peak (\d+) MiB$",
+    re.MULTILINE,
+)
+
+
 @pytest.mark.integration
-def test_one_minute_podcast_through_the_real_stack():
-    result = run_cli("-m", "benchmarks.podcast", "--minutes", "1", timeout=240)
+def test_two_one_minute_podcasts_through_the_real_stack():
+    """Two podcasts in one batch: each gets its report, and the worker's figures are the batch's."""
+    result = run_cli("-m", "benchmarks.podcast", "--minutes", "1", "--videos", "2", timeout=300)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert "video podcast-benchmark: completed" in out, out
-    stages = {m.group(1): m.groups()[1:] for m in STAGE.finditer(out)}
-    assert set(stages) == {"download", "diarize", "music", "embed", "labels", "commit"}, out
-    for name in ("download", "diarize", "music", "embed", "labels"):
-        wall, compute, per_min, peak = (float(x) for x in stages[name])
+    for video in ("podcast-benchmark-1", "podcast-benchmark-2"):
+        assert f"video {video}: completed" in out, out
+    assert "seed 0;" in out and "seed 1;" in out, out  # two layouts, not one served twice
+    sections = out.split("\nvideo ")[1:]  # one report per video
+    assert len(sections) == 2, out
+    for section in sections:
+        names = {name for name, *_ in STAGE.findall(section)}
+        assert names == {"download", "diarize", "music", "embed", "labels", "commit"}, out
+    for name, *row in STAGE.findall(out):
+        if name == "commit":
+            continue
+        wall, compute, per_min, peak = (float(x) for x in row)
         assert wall > 0 and compute > 0 and per_min > 0, (name, out)
         assert compute <= wall + 0.5, (name, out)  # compute happens inside the stage's wall time
         assert 100 < peak < 64 * 1024, (name, out)  # the worker's resident memory while it ran, MiB
-    summary = SUMMARY.search(out)
-    assert summary, out
-    minutes, wall_s, times_real = (float(x) for x in summary.groups()[:3])
-    found, reference = int(summary.group(10)), int(summary.group(11))
-    usable, worker_cpu = float(summary.group(12)), float(summary.group(13))
-    assert abs(minutes - 1.0) < 0.05, out  # the built length survives AAC, download and decoding
+    summaries = list(SUMMARY.finditer(out))
+    assert len(summaries) == 2, out
+    walls = []
+    for summary in summaries:
+        minutes, wall_s, times_real = (float(x) for x in summary.groups()[:3])
+        found, reference = int(summary.group(10)), int(summary.group(11))
+        usable, worker_cpu = float(summary.group(12)), float(summary.group(13))
+        assert abs(minutes - 1.0) < 0.05, out  # the built length survives AAC, download and decoding
+        assert times_real == pytest.approx(minutes * 60 / wall_s, rel=0.1), out
+        assert found >= 1 and reference >= 2 and 0 < usable <= 100 and worker_cpu > 0, out
+        walls.append(wall_s)
+    batch = BATCH.search(out)
+    assert batch, out
+    minutes, wall_s, times_real, worker_cpu, busy = (float(x) for x in batch.groups()[:5])
+    worker_peak = int(batch.group(6))
+    assert abs(minutes - 2.0) < 0.1 and wall_s == pytest.approx(max(walls), abs=1.5), out
     assert times_real == pytest.approx(minutes * 60 / wall_s, rel=0.1), out
-    assert found >= 1 and reference >= 2 and 0 < usable <= 100 and worker_cpu > 0, out
-    worker_peak = int(summary.group(14))  # the worker's peak resident memory, MiB
+    assert 0 < busy <= (os.cpu_count() or 1) + 0.2 and worker_cpu > 0, out
     assert 100 < worker_peak < 64 * 1024, out
-    assert (
-        max(float(stages[name][3]) for name in ("diarize", "music", "embed", "labels")) <= worker_peak + 1
-    ), out
+    peaks = [float(row[3]) for name, *row in STAGE.findall(out) if name != "commit"]
+    assert max(peaks) <= worker_peak + 1, out
     assert re.search(r"^goal >= 60x real time .*: (met|not met) \(", out, re.MULTILINE), out
 
 

@@ -133,7 +133,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         return 2
     slots = model_slots(rt)
     threads.use(threads.per_call(slots, settings.model_threads))
-    exported.use(settings.inference, settings.model_cache_dir)
+    exported.use(settings.inference, settings.model_cache_dir, settings.cpu_bf16)
     backend = get_diarization_backend(settings)  # the instance the activities will use
     if isinstance(backend, PretrainedDiarization):  # loaded (and exported) before any task
         await asyncio.to_thread(backend.prepare)
@@ -154,7 +154,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> i
         slots=slots,
         memory_limit_mib=round(rt.memory_limit_mib),
         model_threads=threads.count(),
-        inference="onnxruntime" if exported.fast() else "torch",
+        inference=exported.describe(),
         queues=served,
         temporal=settings.temporal_address,
         diarization_backend=settings.diarization_backend,

@@ -66,7 +66,7 @@ def encoder() -> torch.nn.Module:
 
 def trunk_session() -> onnxruntime.InferenceSession | None:
     """The trunk in onnxruntime (core.analysis.exported), or None where it runs in torch."""
-    if not exported.fast():
+    if not exported.fast() or exported.bf16():
         return None
     import torch
 
@@ -212,7 +212,8 @@ def _run_grouped(fbanks: list[torch.Tensor | None]) -> list[np.ndarray | None]:
         if fast is not None:
             frames = exported.run(fast, batch.numpy())
         else:
-            frames = _trunk(encoder(), batch.to(device())).float().cpu().numpy()
+            with exported.trunk_precision():
+                frames = _trunk(encoder(), batch.to(device())).float().cpu().numpy()
         for i, f in zip(idx, frames):
             out[i] = f
     return out

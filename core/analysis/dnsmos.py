@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.analysis import exported
 from core.analysis.audio import Samples
 
 # DNSMOS, as speechmos/dnsmos.py (speechmos 0.0.1.1) runs Microsoft's model: 9.01 s of
@@ -60,7 +61,7 @@ class Dnsmos:
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting CPU
         model = Path(speechmos.__file__).parent / "dnsmos_models" / "sig_bak_ovr.onnx"
-        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(model), options, providers=exported.providers())
 
     def dnsmos(
         self,

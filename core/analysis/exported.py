@@ -1,4 +1,4 @@
-"""segmentation-3.0 and the CAM++ trunk in onnxruntime: the same outputs for less CPU.
+"""How segmentation-3.0 and the CAM++ trunk run without CUDA: the same outputs for less CPU.
 
 On a machine without CUDA both models run in onnxruntime, from ONNX graphs exported
 from the shipped weights (never from a hub) once per weights file and torch version
@@ -7,6 +7,15 @@ or with the setting ``inference=torch``, they run in PyTorch: the reference the 
 hold this path to (segmentation decisions, CAM++ frames), and the GPU path.
 onnxruntime is a well-kept runtime for these small convolutional and recurrent
 graphs: it fuses what eager PyTorch runs op by op (``benchmarks.speed``).
+
+With the setting ``cpu_bf16=auto``, on a CPU with bf16 units (AVX512-BF16 or AMX), the
+CAM++ trunk runs in PyTorch under bf16 autocast instead, about a fifth cheaper than
+onnxruntime in fp32. Its frames stay within BF16_FRAME_COSINE of the fp32 ones and the
+embeddings pooled from them closer still (tests/test_backends.py), but the clustering's
+speaker count is not that stable: on one long-form build it found 12 speakers instead
+of 17 (benchmarks/README.md). So fp32 is the default. Segmentation stays in fp32 in any
+case: under bf16 its decisions changed (dev DER +3 points). Without bf16 units bf16 is
+emulated and slower, so ``auto`` keeps fp32 there (``on`` forces it).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,22 +37,29 @@ if TYPE_CHECKING:
     import torch
 
 RUNTIMES = ("onnxruntime", "torch")
+BF16_CHOICES = ("auto", "on", "off")
+BF16_FRAME_COSINE = 0.99  # the least cosine of a bf16 trunk frame to its fp32 one (measured: 0.992)
 OPSET = 17
 DEFAULT_CACHE_DIR = (
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "podcast-pipeline" / "onnx"
 )
 _runtime = "onnxruntime"
+_bf16 = "off"
 _cache_dir = DEFAULT_CACHE_DIR
 _sessions: dict[str, onnxruntime.InferenceSession] = {}
 _lock = threading.Lock()
 
 
-def use(runtime: str, cache_dir: Path | None = None) -> None:
-    """Which runtime the models use from now on, and where exported graphs are kept."""
-    global _runtime, _cache_dir
+def use(runtime: str, cache_dir: Path | None = None, bf16: str = "off") -> None:
+    """Which runtime the models use from now on, where exported graphs are kept, and
+    whether the CAM++ trunk runs in bf16 (``auto``: where the CPU has bf16 units; ``on``:
+    also where it would be emulated)."""
+    global _runtime, _cache_dir, _bf16
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown inference runtime {runtime!r} ({' | '.join(RUNTIMES)})")
-    _runtime = runtime
+    if bf16 not in BF16_CHOICES:
+        raise ValueError(f"unknown bf16 choice {bf16!r} ({' | '.join(BF16_CHOICES)})")
+    _runtime, _bf16 = runtime, bf16
     if cache_dir is not None:
         _cache_dir = cache_dir
     _sessions.clear()
@@ -53,6 +70,45 @@ def fast() -> bool:
     import torch
 
     return _runtime == "onnxruntime" and not torch.cuda.is_available()
+
+
+def bf16() -> bool:
+    """Whether the CAM++ trunk runs in torch under bf16 autocast here, not in onnxruntime."""
+    return fast() and (_bf16 == "on" or (_bf16 == "auto" and cpu_has_bf16()))
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (elsewhere oneDNN emulates it, slower than fp32)."""
+    import torch
+
+    cpu = torch._C._cpu
+    return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+
+
+def trunk_precision() -> AbstractContextManager[object]:
+    """The context the CAM++ trunk runs in when it runs in torch: bf16 autocast, or as is."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16() else nullcontext()
+
+
+def providers() -> list[str]:
+    """onnxruntime's execution providers for a model that runs wherever the worker's
+    models do: CUDA first where torch has a GPU and this onnxruntime build carries the
+    CUDA provider (the onnxruntime-gpu wheel), else the CPU."""
+    import onnxruntime as ort
+    import torch
+
+    if torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def describe() -> str:
+    """Where the models run, for the worker's start line."""
+    if not fast():
+        return "torch"
+    return "onnxruntime, CAM++ trunk in torch bf16" if bf16() else "onnxruntime"
 
 
 @dataclass(frozen=True)

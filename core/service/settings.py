@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # once into model_cache_dir, default ~/.cache/podcast-pipeline/onnx) or torch
     # (core/analysis/exported.py)
     inference: Literal["onnxruntime", "torch"] = "onnxruntime"
+    # with inference=onnxruntime, the CAM++ trunk in torch under bf16 autocast on a CPU with
+    # bf16 units (auto), a fifth cheaper but not the same speaker counts; on: also where bf16
+    # is emulated (slower); off: fp32 (core/analysis/exported.py)
+    cpu_bf16: Literal["auto", "on", "off"] = "off"
     model_cache_dir: Path | None = None
     heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S
     # a download or model stage whose progress (bytes, seconds decoded, chunks) stops this
