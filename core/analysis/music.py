@@ -64,9 +64,9 @@ def block_scores(samples: np.ndarray, rate: int) -> np.ndarray:
 
 def _log_spectrogram(samples: np.ndarray, rate: int) -> np.ndarray:
     """(frames, bins) power in dB of Hann-windowed N_FFT frames every HOP samples;
-    frame f is centred on sample f * HOP. In float32 and FFT_BLOCK frames at a time:
-    the intermediate spectra stay in cache instead of costing fresh memory per call
-    (a tenth of the CPU of one float64 pass over the chunk, within 0.1 dB)."""
+    frame f is centred on sample f * HOP. In float32 through scipy.fft, FFT_BLOCK frames
+    at a time: a block's spectra stay in cache, where a pass over the whole chunk paid
+    for fresh memory most of its CPU (benchmarks/README.md)."""
     n_frames = max(1, int(np.ceil(len(samples) / HOP)))
     padded = np.pad(samples.astype(np.float32, copy=False), (N_FFT // 2, N_FFT // 2 + n_frames * HOP))
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n_frames]
