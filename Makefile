@@ -1,5 +1,5 @@
 # The two commands: `make demo` (embedded stack + sample batch), `make test` (checks, then the suite).
-.PHONY: setup demo check test gpu-bundle clean-data
+.PHONY: setup demo up status down check test gpu-bundle clean-data
 
 export PYANNOTE_METRICS_ENABLED = 0
 export HF_HUB_DISABLE_TELEMETRY = 1
@@ -9,6 +9,16 @@ setup:
 
 demo: setup
 	.venv/bin/python -m devstack.demo
+
+# the embedded stack in the background, serving MEDIA (default samples/audio) over HTTP
+up: setup
+	.venv/bin/python -m devstack up $(if $(MEDIA),--media $(MEDIA))
+
+status:
+	.venv/bin/python -m devstack status
+
+down:
+	.venv/bin/python -m devstack down
 
 # style, types and layering (pyproject.toml: [tool.ruff], [tool.mypy], [tool.importlinter]);
 # `make test` runs them first

@@ -20,14 +20,10 @@ from core.service.temporal import connect
 from devstack.stack import REPO_ROOT, Stack, StackConfig, StackError
 from starter.batch import start_batch
 from starter.export import run_export
+from starter.progress import showing_progress
 from starter.report import summary_lines, write_report
-from starter.status import (
-    batch_progress,
-    format_video_line,
-    list_videos,
-    summarize,
-    wait_for_batch,
-)
+from starter.status import batch_progress, list_videos, summarize, wait_for_batch
+from starter.watch import print_videos
 
 SAMPLES = REPO_ROOT / "samples"
 BATCH_ID = "sample"
@@ -43,18 +39,16 @@ async def run_batch(stack: Stack) -> int:
     report = await start_batch(client, settings, csv_path, BATCH_ID, window=expected)
     for error in report.invalid:
         print(f"  invalid row: {error}")
-    await wait_for_batch(client, BATCH_ID, timeout_s=1800)
+    async with showing_progress(client, BATCH_ID):
+        await wait_for_batch(client, BATCH_ID, timeout_s=1800)
     progress = await batch_progress(client, BATCH_ID)
     print(
         f"batch {BATCH_ID}: started {progress.total - progress.not_started}, skipped {progress.not_started} "
         f"(already running or completed), invalid {len(report.invalid)}",
         flush=True,
     )
-    rows = await list_videos(client, BATCH_ID)
-    for row in rows:
-        print(format_video_line(row, settings))
-    completed, failed = summarize(rows)
-    print(f"summary: {completed} completed, {failed} failed")
+    await print_videos(client, settings, BATCH_ID)
+    completed, _ = summarize(await list_videos(client, BATCH_ID))
     # the product a trainer reads: the batch as Lhotse Shar clips, and its yield report
     exported = await run_export(
         client, settings, ExportSpec(batch_id=BATCH_ID, format="lhotse-shar"), wait=True

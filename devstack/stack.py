@@ -109,8 +109,11 @@ class StackConfig:
 class Stack:
     """Start and stop the embedded servers and workers as child processes."""
 
-    def __init__(self, config: StackConfig):
+    def __init__(self, config: StackConfig, detached: bool = False):
+        """``detached``: each part in a session of its own, so it outlives this process
+        and the terminal's signals (devstack/background.py)."""
         self.config = config
+        self.detached = detached
         self.logs = config.data_dir / "logs"
         self.procs: dict[str, subprocess.Popen] = {}
         self._log_files: list = []
@@ -278,6 +281,7 @@ class Stack:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
+            start_new_session=self.detached,
         )
         self.procs[name] = proc
         if port is not None:

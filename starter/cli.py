@@ -2,7 +2,7 @@
 
 python -m starter start  --csv FILE --batch-id ID [--window N] [--gpu-class C] [--limit K]
                          [--dry-run] [--wait]
-python -m starter status --batch-id ID [--videos]
+python -m starter status --batch-id ID [--videos] [--json]
 python -m starter stats  --batch-id ID [--json]
 python -m starter pause|resume|cancel --batch-id ID
 python -m starter retry-failed --batch-id ID [--error-type T]
@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--batch-id", type=_batch_id, required=True)
         if name == "status":
-            cmd.add_argument("--videos", action="store_true", help="also one line per video")
-        if name == "stats":
+            cmd.add_argument("--videos", action="store_true", help="also a table of the videos")
+        if name in ("status", "stats"):
             cmd.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "retry-failed":
             cmd.add_argument("--error-type", help="only videos that failed with this ErrorType")

@@ -235,7 +235,7 @@ def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
         cost += f" (no price for {', '.join(unpriced)}: PIPELINE_GPU_PRICES)"
     policy = report["clips"]["policy"]
     return [
-        f"batch {report['batch_id']}: videos {report['videos']}",
+        f"batch {report['batch_id']}: videos: {_counts(report['videos'], lower=True)}",
         f"  hours: in {_hours(hours['in'])}, speech {_hours(hours['speech'])}, usable "
         f"{_hours(hours['usable'])}; "
         f"exported: {exported}",
@@ -243,13 +243,23 @@ def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
         + ", ".join(f"{k} {_hours(v)}" for k, v in report["usable_hours_by_dnsmos"].items()),
         f"  clips ({policy['min_s']:g}-{policy['max_s']:g} s): {report['clips']['count']}, "
         f"{_hours(report['clips']['hours'])}",
-        f"  speakers per video: {report['histograms']['speakers_per_video']}",
-        f"  failures: {report['failures_by_type'] or 'none'}",
+        f"  speakers per video: {_counts(_speaker_counts(report))}",
+        f"  failures: {_counts(report['failures_by_type'])}",
         "  compute: "
         + ", ".join(f"{cls} {_hours(h)}" for cls, h in compute["hours_by_class"].items())
         + f"; {cost}",
         f"  figure: {png_key}",
     ]
+
+
+def _speaker_counts(report: dict[str, Any]) -> dict[str, int]:
+    """Videos by their speaker count, named for reading: ``{"2 speakers": 3}``."""
+    return {f"{n} speakers": videos for n, videos in report["histograms"]["speakers_per_video"].items()}
+
+
+def _counts(counts: dict, lower: bool = False) -> str:
+    """``completed 5, failed 1``: a count per name, for people (not a Python dict)."""
+    return ", ".join(f"{str(name).lower() if lower else name} {n}" for name, n in counts.items()) or "none"
 
 
 def render_png(report: dict[str, Any]) -> bytes:

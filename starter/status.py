@@ -30,7 +30,6 @@ from core.contracts.ids import (
     video_workflow_id,
 )
 from core.contracts.video import VideoStatus
-from core.service.settings import Settings
 
 
 async def batch_is_running(client: Client, workflow_id: str) -> bool:
@@ -59,6 +58,8 @@ class VideoRow:
     usable_pct: float | None
     audio_s: float | None
     error_type: str | None
+    started: datetime | None = None
+    closed: datetime | None = None  # None while it runs
 
 
 def _query(batch_id: str) -> str:
@@ -92,6 +93,8 @@ async def list_videos(client: Client, batch_id: str) -> list[VideoRow]:
                 usable_pct=attrs.get(sa.USABLE_PCT),
                 audio_s=attrs.get(sa.AUDIO_SECONDS),
                 error_type=attrs.get(sa.ERROR_TYPE),
+                started=wf.start_time,
+                closed=wf.close_time,
             ),
         )
     return sorted((row for _, row in latest.values()), key=lambda r: r.video_id)
@@ -201,22 +204,6 @@ async def wait_for_batch(
 
 def _status_name(status: WorkflowExecutionStatus | None) -> str:
     return status.name.replace("_", " ").title().replace(" ", "") if status else "Unknown"
-
-
-def format_video_line(row: VideoRow, settings: Settings) -> str:
-    location = f"s3://{settings.s3_bucket}/{_prefix(settings)}{row.video_id}/"
-    if row.status == "Completed":
-        return (
-            f"{row.video_id:<28} completed  speakers={row.num_speakers}  "
-            f"usable={row.usable_pct:5.1f}%  duration={row.audio_s:7.1f}s  {location}"
-        )
-    detail = f"error={row.error_type}" if row.error_type else f"stage={row.stage}"
-    return f"{row.video_id:<28} {row.status.lower():<10} {detail}"
-
-
-def _prefix(settings: Settings) -> str:
-    prefix = settings.s3_prefix.strip("/")
-    return f"{prefix}/" if prefix else ""
 
 
 def summarize(rows: Iterable[VideoRow]) -> tuple[int, int]:

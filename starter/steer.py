@@ -23,6 +23,7 @@ from core.store.layout import batch_input_key
 from core.store.objects import ObjectStore
 from starter.batch import BatchInputConflict, UnknownGpuClass, start_batch
 from starter.csv_input import CsvFormatError
+from starter.progress import showing_progress
 from starter.status import batch_is_running, batch_progress, list_videos, wait_for_batch
 from starter.watch import print_videos, wait_and_report
 
@@ -106,6 +107,7 @@ async def cmd_retry_failed(args: argparse.Namespace, settings: Settings, client:
         )
     print(f"batch {args.batch_id}: retrying {report.valid} failed videos as {report.workflow_id}")
     if args.wait:
-        await wait_for_batch(client, args.batch_id, workflow_id=report.workflow_id)
+        async with showing_progress(client, args.batch_id, report.workflow_id):
+            await wait_for_batch(client, args.batch_id, workflow_id=report.workflow_id)
         return await print_videos(client, settings, args.batch_id)
     return 0

@@ -8,19 +8,22 @@ per video at the end. Read-only; the queries themselves are starter/status.py.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 import time
+from dataclasses import asdict
+from datetime import UTC, datetime
 
 from temporalio.client import Client
 
 from core.contracts.batch import BatchProgress
 from core.service.settings import Settings
+from core.store.layout import VideoKeys, key_prefix
+from starter.progress import duration, showing_progress
 from starter.status import (
+    BatchCounts,
+    VideoRow,
     batch_counts,
     batch_progress,
-    format_video_line,
     list_videos,
     summarize,
     wait_for_batch,
@@ -29,11 +32,8 @@ from starter.status import (
 
 
 async def wait_and_report(client: Client, settings: Settings, batch_id: str) -> int:
-    watcher = asyncio.create_task(_show_progress(client, batch_id))
-    try:
+    async with showing_progress(client, batch_id):
         await wait_for_batch(client, batch_id)
-    finally:
-        watcher.cancel()
     progress = await batch_progress(client, batch_id)
     print(
         f"batch {batch_id}: started {progress.total - progress.not_started}, skipped {progress.not_started} "
@@ -42,37 +42,70 @@ async def wait_and_report(client: Client, settings: Settings, batch_id: str) -> 
     return await print_videos(client, settings, batch_id)
 
 
-async def _show_progress(client: Client, batch_id: str, every_s: float = 10.0) -> None:
-    """A progress line on stderr while --wait waits (a bar when stderr is a terminal)."""
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            p = await batch_progress(client, batch_id)
-        except Exception:
-            continue  # between two runs of continue-as-new
-        filled = int(30 * p.done / max(p.total, 1))
-        bar = "#" * filled + "." * (30 - filled)
-        eta = f"{p.eta_s / 60:.0f} min" if p.eta_s else "n/a"
-        end = "\r" if sys.stderr.isatty() else "\n"
-        print(
-            f"[{bar}] {p.done}/{p.total} done, {p.running} running, {p.failed} failed, ETA {eta}",
-            end=end,
-            file=sys.stderr,
-            flush=True,
+ENDED_BADLY = ("Failed", "TimedOut", "Terminated", "Canceled")
+TABLE_WIDTH = 100
+ID_WIDTH = (12, 28)  # the video column fits the longest id within these; longer ones are cut
+
+
+def video_table(rows: list[VideoRow], now: datetime | None = None) -> list[str]:
+    """One line per video under a header, within 100 columns: problems first (by error
+    type), then running videos (longest first), then the rest by id. The last column is
+    what an operator acts on: the error type and the stage it ended in, or the live stage."""
+    now = now or datetime.now(UTC)
+    width = min(max([ID_WIDTH[0], *(len(r.video_id) for r in rows)]), ID_WIDTH[1])
+
+    def elapsed(row: VideoRow) -> float:
+        return ((row.closed or now) - row.started).total_seconds() if row.started else 0.0
+
+    def order(row: VideoRow) -> tuple:
+        if row.status in ENDED_BADLY:
+            return (0, row.error_type or "", row.video_id)
+        if row.status == "Running":
+            return (1, -elapsed(row), row.video_id)
+        return (2, "", row.video_id)
+
+    room = TABLE_WIDTH - (width + 42)  # what the columns before the last leave
+
+    def what(row: VideoRow) -> str:
+        if row.status in ENDED_BADLY:
+            error = row.error_type or row.status
+            where = f"{error} in {row.stage}"
+            return where if row.stage and row.stage != error and len(where) <= room else error
+        return (row.stage or "-") if row.status == "Running" else "-"
+
+    header = f"{'video':<{width}} {'state':<10} {'elapsed':>8} {'spk':>3} {'usable':>6} {'audio':>8}"
+    lines = [f"{header}  stage/error"]
+    for row in sorted(rows, key=order):
+        video = row.video_id if len(row.video_id) <= width else row.video_id[: width - 1] + "~"
+        usable = f"{row.usable_pct:.1f}%" if row.usable_pct is not None else "-"
+        audio = duration(row.audio_s) if row.audio_s is not None else "-"
+        speakers = row.num_speakers if row.num_speakers is not None else "-"
+        lines.append(
+            f"{video:<{width}} {row.status.lower():<10} {duration(elapsed(row)):>8} {speakers:>3} "
+            f"{usable:>6} {audio:>8}  {what(row)}"
         )
+    return lines
 
 
 async def print_videos(client: Client, settings: Settings, batch_id: str) -> int:
     rows = await with_live_stages(client, await list_videos(client, batch_id))
-    for row in rows:
-        print(format_video_line(row, settings))
+    print("\n".join(video_table(rows)))
     completed, failed = summarize(rows)
+    if completed:
+        print(f"outputs of a completed video: {output_folder(settings, '<video>')}")
     print(f"summary: {completed} completed, {failed} failed")
     return 0 if failed == 0 else 1
 
 
+def output_folder(settings: Settings, video_id: str) -> str:
+    """Where a committed video's files are: its schema version's folder."""
+    return f"s3://{settings.s3_bucket}/{VideoKeys(key_prefix(settings.s3_prefix), video_id).root}"
+
+
 async def cmd_status(args: argparse.Namespace, settings: Settings, client: Client) -> int:
     counts = await batch_counts(client, args.batch_id)
+    if args.json:
+        return await _status_json(client, args, counts)
     if not counts.total:
         print(f"batch {args.batch_id}: no videos found")
         return 1
@@ -91,6 +124,28 @@ async def cmd_status(args: argparse.Namespace, settings: Settings, client: Clien
     if args.videos:
         await print_videos(client, settings, args.batch_id)
     return 0
+
+
+async def _status_json(client: Client, args: argparse.Namespace, counts: BatchCounts) -> int:
+    """``status --json``: the counts (and with --videos the rows, live stages included)."""
+    out: dict = {
+        "batch_id": args.batch_id,
+        "videos": counts.total,
+        "by_status": counts.by_status,
+        "failed_by_error": counts.failed_by_error,
+        "rerun": counts.rerun,
+    }
+    if args.videos:
+        rows = await with_live_stages(client, await list_videos(client, args.batch_id))
+        out["rows"] = [
+            {**asdict(row), "started": _iso(row.started), "closed": _iso(row.closed)} for row in rows
+        ]
+    print(json.dumps(out, indent=1))
+    return 0 if counts.total else 1
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def format_stats(p: BatchProgress, prices: dict[str, float]) -> str:

@@ -262,9 +262,15 @@ def test_cancel_stops_the_batch_and_its_running_video(stack):
         await started(handle)
         status = run_cli("-m", "starter", "status", "--batch-id", "cancel", "--videos", env=stack.env())
         line = next(x for x in status.stdout.splitlines() if x.startswith("cancel-0 "))
-        assert line.split()[1:] in (
-            ["running", f"stage={s}"]
-            for s in ("download", "diarize+music", "diarize", "music", "embed", "embed+labels", "labels")
+        assert line.split()[1] == "running", status.stdout
+        assert line.split()[2] in (
+            "download",
+            "diarize+music",
+            "diarize",
+            "music",
+            "embed",
+            "embed+labels",
+            "labels",
         ), status.stdout
         cancel = run_cli("-m", "starter", "cancel", "--batch-id", "cancel", env=stack.env())
         assert cancel.returncode == 0 and "cancel sent" in cancel.stdout

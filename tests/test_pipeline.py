@@ -253,6 +253,18 @@ def test_starter_status_and_temporal_cli_query(stack, started):
     )
     assert "failed SilentAudio: 1" in status.stdout
     assert f"summary: {len(GOOD)} completed, {len(BAD)} failed" in status.stdout
+    table = status.stdout.splitlines()
+    header = next(i for i, line in enumerate(table) if line.startswith("video "))
+    videos = [line.split()[0] for line in table[header + 1 : header + 1 + len(GOOD) + len(BAD)]]
+    assert set(videos) == set(GOOD) | set(BAD), status.stdout
+    assert all(v in BAD for v in videos[: len(BAD)]), status.stdout  # problems first
+    assert f"outputs of a completed video: s3://{stack.config.bucket}/<video>/v2/" in status.stdout
+
+    as_json = run_cli("-m", "starter", "status", "--batch-id", BATCH, "--videos", "--json", env=stack.env())
+    data = json.loads(as_json.stdout)
+    assert data["by_status"] == {"Completed": len(GOOD), "Failed": len(BAD)}, as_json.stdout
+    assert {r["video_id"] for r in data["rows"]} == set(GOOD) | set(BAD)
+    assert all(r["started"] and r["closed"] for r in data["rows"])
 
     result = status_query(stack, "video-three")
     assert result["stage"] == "completed" and result["progress"] == 1.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.contracts.clips import ClipPolicy
 from core.contracts.metadata import Metadata
-from starter.report import build_report, render_png
+from starter.report import build_report, render_png, summary_lines
 from starter.status import VideoRow
 
 
@@ -74,3 +74,7 @@ def test_hours_buckets_failures_and_cost():
     clip_counts = report["histograms"]["clip_s"]["counts"]
     assert sum(clip_counts) == report["clips"]["count"] > 0 and clip_counts[0] == 0, "no clip under 3 s"
     assert render_png(report).startswith(b"\x89PNG")
+    lines = summary_lines(report, "exports/b/report.png")
+    assert lines[0] == "batch b: videos: completed 2, failed 2"
+    assert "  speakers per video: 2 speakers 2" in lines and "  failures: TooLong 2" in lines
+    assert not any("{" in line for line in lines), lines  # for people: no Python dicts

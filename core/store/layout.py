@@ -31,6 +31,13 @@ RTTM = "diarization.rttm"
 STATS_JSON = "stats.json"
 
 
+def key_prefix(setting: str) -> str:
+    """The setting ``s3_prefix`` as every key begins with it: no leading slash, one
+    trailing slash, or nothing."""
+    setting = setting.strip("/")
+    return f"{setting}/" if setting else ""
+
+
 @dataclass(frozen=True)
 class VideoKeys:
     """The storage layout of one video, for one output schema.

@@ -22,14 +22,9 @@ from core.contracts.video import SCHEMA_VERSION
 from core.service.backoff import jittered
 from core.service.settings import Settings
 from core.store.errors import as_storage_error, rides_out
-from core.store.layout import VideoKeys, probe_key
+from core.store.layout import VideoKeys, key_prefix, probe_key
 
 CONFLICT_RETRIES = 5
-
-
-def _normalise_prefix(prefix: str) -> str:
-    prefix = prefix.strip("/")
-    return f"{prefix}/" if prefix else ""
 
 
 class ObjectStore:
@@ -42,7 +37,7 @@ class ObjectStore:
 
         self.ride_out_s = ride_out_s
         self.bucket = settings.s3_bucket
-        self.prefix = _normalise_prefix(settings.s3_prefix)
+        self.prefix = key_prefix(settings.s3_prefix)
         self._client = boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
