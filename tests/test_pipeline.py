@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 
 from core.analysis import speaker_embeddings
 from core.contracts.video import SCHEMA_VERSION
+from core.service.metrics import SDK_METRICS_USED
 from core.service.temporal import connect
 from core.store.objects import ObjectStore
 from devstack.stack import free_port
@@ -241,6 +242,9 @@ def test_worker_metrics_count_audio_failures_and_workflows(stack, started):
         )
     video = {"workflow_type": "VideoWorkflow"}
     assert metric_total(samples, "temporal_workflow_completed", **video) == len(GOOD)
+    served = {name for name, _, _ in samples}
+    for name in SDK_METRICS_USED:  # what the Grafana dashboard reads from the SDK
+        assert served & {name, f"{name}_bucket"}, f"the worker serves no {name}"
     assert metric_total(samples, "temporal_workflow_failed", **video) == len(BAD)
 
 

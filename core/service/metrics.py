@@ -17,7 +17,7 @@ pipeline's sit side by side and need no second HTTP server. Pipeline metrics:
 
 Activity metrics carry the SDK's labels (namespace, task_queue, activity_type) plus
 ``gpu_class``. Without an address the SDK's meter is a no-op and nothing is served.
-deploy/prometheus/alerts.yml alerts on them. This module only names them: the SDK
+deploy/prometheus/alerts.yml alerts on them and deploy/grafana draws them. This module only names them: the SDK
 runtime that serves them is built in ``workers/telemetry.py``, and activities record
 through ``activities/metrics.py``.
 """
@@ -40,6 +40,12 @@ PIPELINE_METRICS = (
     GPU_MEMORY_USED,
     BREAKER_TRIPS,
 )
+
+# The Temporal SDK's own metrics the dashboard (deploy/grafana) reads: a queue's backlog
+# shows as activities waiting to start and as workers without a free slot.
+SDK_SCHEDULE_TO_START = "temporal_activity_schedule_to_start_latency"
+SDK_SLOTS_AVAILABLE = "temporal_worker_task_slots_available"
+SDK_METRICS_USED = (SDK_SCHEDULE_TO_START, SDK_SLOTS_AVAILABLE)
 
 GPU_SAMPLE_S = 15.0
 REALTIME_FACTOR_BUCKETS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
