@@ -220,8 +220,17 @@ def _histogram(edges: list[float], counts: list[float]) -> dict[str, Any]:
     return {"edges": edges, "counts": [round(c, 4) for c in counts]}
 
 
-def _hours(h: float) -> str:
-    return f"{h:.2f} h" if h >= 1 else f"{h * 60:.1f} min"
+def _hours(hours: float) -> str:
+    """Hours as people read them, the same in the summary and on the figure: m:ss min
+    under an hour, h:mm h under a hundred, whole hours beyond."""
+    seconds = round(hours * 3600)
+    if not seconds:
+        return "0"
+    if seconds < 3600:
+        return f"{seconds // 60}:{seconds % 60:02d} min"
+    if hours < 100:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d} h"
+    return f"{hours:,.0f} h"
 
 
 def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
@@ -246,10 +255,46 @@ def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
         f"  speakers per video: {_counts(_speaker_counts(report))}",
         f"  failures: {_counts(report['failures_by_type'])}",
         "  compute: "
-        + ", ".join(f"{cls} {_hours(h)}" for cls, h in compute["hours_by_class"].items())
+        + (", ".join(f"{cls} {_hours(h)}" for cls, h in compute["hours_by_class"].items()) or "none")
         + f"; {cost}",
         f"  figure: {png_key}",
     ]
+
+
+def _hour_bars(ax: Any, values: dict[str, float], title: str) -> None:
+    """Horizontal bars of hours, each labelled as the summary lines write it."""
+    ax.set_title(title)
+    if not any(values.values()):
+        _none(ax)
+        return
+    names = list(values)[::-1]
+    ax.barh(names, [values[n] for n in names], color="#4477aa")
+    for y, name in enumerate(names):
+        ax.annotate(f" {_hours(values[name])}", (values[name], y), va="center", fontsize=9)
+    ax.set_xticks([])  # each bar says its hours, as the summary lines do
+    ax.set_xlim(0, max(values.values()) * 1.35)
+
+
+def _count_bars(ax: Any, counts: dict[str, int], title: str, color: str, horizontal: bool = False) -> None:
+    """Bars of counts on an integer axis; "none" where there is nothing to count."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_title(title)
+    if not any(counts.values()):
+        _none(ax)
+        return
+    if horizontal:
+        ax.barh(list(counts), list(counts.values()), color=color)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        ax.bar(list(counts), list(counts.values()), color=color)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _none(ax: Any) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=14, color="#777777", transform=ax.transAxes)
 
 
 def _speaker_counts(report: dict[str, Any]) -> dict[str, int]:
@@ -280,23 +325,20 @@ def render_png(report: dict[str, Any]) -> bytes:
         "usable": hours["usable"],
         **{f"export {k}": v for k, v in hours["exported"].items()},
     }
-    axes[0, 0].barh(list(bars)[::-1], list(bars.values())[::-1], color="#4477aa")
-    axes[0, 0].set_title("hours")
+    _hour_bars(axes[0, 0], bars, "hours")
+    _hour_bars(
+        axes[0, 1], report["usable_hours_by_dnsmos"], "usable hours by DNSMOS OVRL (a label, not a cut)"
+    )
     for ax, key, title in [
-        (axes[0, 1], "dnsmos_ovrl_usable_h", "usable hours by DNSMOS OVRL (a label, not a cut)"),
-        (axes[0, 2], "clip_s", "clip durations (s)"),
-        (axes[1, 1], "music_share_pct", "music share per video (%)"),
+        (axes[0, 2], "clip_s", "clips by duration (s)"),
+        (axes[1, 1], "music_share_pct", "videos by music share (%)"),
     ]:
         hist = report["histograms"][key]
         labels = [f"{a:g}-{round(b, 1):g}" for a, b in zip(hist["edges"], hist["edges"][1:])]
-        ax.bar(labels, hist["counts"], color="#aa7744")
-        ax.set_title(title)
+        _count_bars(ax, dict(zip(labels, hist["counts"])), title, "#aa7744")
     speakers = report["histograms"]["speakers_per_video"]
-    axes[1, 0].bar([str(k) for k in speakers], list(speakers.values()), color="#8855aa")
-    axes[1, 0].set_title("speakers per video")
-    failures = report["failures_by_type"] or {"none": 0}
-    axes[1, 2].barh(list(failures), list(failures.values()), color="#cc4444")
-    axes[1, 2].set_title("failures by type")
+    _count_bars(axes[1, 0], {str(k): v for k, v in speakers.items()}, "videos by speaker count", "#8855aa")
+    _count_bars(axes[1, 2], report["failures_by_type"], "failed videos by type", "#cc4444", horizontal=True)
     fig.suptitle(f"batch {report['batch_id']}: yield report")
     fig.tight_layout()
     buffer = io.BytesIO()

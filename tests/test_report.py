@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.contracts.clips import ClipPolicy
 from core.contracts.metadata import Metadata
-from starter.report import build_report, render_png, summary_lines
+from starter.report import _hours, build_report, render_png, summary_lines
 from starter.status import VideoRow
 
 
@@ -78,3 +78,24 @@ def test_hours_buckets_failures_and_cost():
     assert lines[0] == "batch b: videos: completed 2, failed 2"
     assert "  speakers per video: 2 speakers 2" in lines and "  failures: TooLong 2" in lines
     assert not any("{" in line for line in lines), lines  # for people: no Python dicts
+
+
+def test_hours_read_alike_in_the_summary_and_on_the_figure():
+    """m:ss under an hour, h:mm under a hundred, whole hours beyond; 0 for nothing."""
+    assert [_hours(h) for h in (0, 38 / 3600, 0.5, 1.5 + 30 / 3600, 99.99, 1234.4)] == [
+        "0",
+        "0:38 min",
+        "30:00 min",
+        "1:30 h",
+        "99:59 h",
+        "1,234 h",
+    ]
+
+
+def test_a_batch_that_yielded_nothing_says_none():
+    report = build_report("none", [row("c", "Failed", "SilentAudio")], [], [], [], {}, ClipPolicy())
+    lines = summary_lines(report, "exports/none/report.png")
+    assert lines[0] == "batch none: videos: failed 1"
+    assert "  speakers per video: none" in lines and "  failures: SilentAudio 1" in lines
+    assert lines[1].startswith("  hours: in 0, speech 0, usable 0") and "compute: none" in lines[-2]
+    assert render_png(report).startswith(b"\x89PNG")  # every panel but failures says "none"

@@ -17,9 +17,9 @@ pipeline's sit side by side and need no second HTTP server. Pipeline metrics:
 
 Activity metrics carry the SDK's labels (namespace, task_queue, activity_type) plus
 ``gpu_class``. Without an address the SDK's meter is a no-op and nothing is served.
-deploy/prometheus/alerts.yml alerts on them and deploy/grafana draws them. This module only names them: the SDK
-runtime that serves them is built in ``workers/telemetry.py``, and activities record
-through ``activities/metrics.py``.
+deploy/prometheus/alerts.yml alerts on them and deploy/grafana draws them. This module
+only names them: the SDK runtime that serves them is built in ``workers/telemetry.py``,
+and activities record through ``activities/metrics.py``.
 """
 
 from __future__ import annotations
