@@ -18,10 +18,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.contracts import queues
 from core.contracts.export import ExportFilters, ExportJob, ExportSpec, ExportTotals
-from core.contracts.ids import export_workflow_id
+from core.contracts.ids import PROGRESS_QUERY, export_workflow_id
 from core.service.settings import Settings
 from core.store.layout import ExportKeys, batch_input_key
 from core.store.objects import ObjectStore
+from starter.progress import ProgressLine, duration, showing
 
 
 def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:
@@ -80,6 +81,15 @@ async def cmd_export(args: argparse.Namespace, settings: Settings, client: Clien
     return 0 if totals is not None or not args.wait else 1
 
 
+def export_text(so_far: ExportTotals, view: str, waited_s: float) -> str:
+    """The export's progress line: what its shards hold so far."""
+    failed = f", {so_far.failed} failed" if so_far.failed else ""
+    return (
+        f"export: {so_far.videos} videos{failed}, {so_far.items} {view}, {so_far.audio_s / 3600:.2f} h, "
+        f"{so_far.bytes / 1e6:.1f} MB so far | {duration(waited_s)}"
+    )
+
+
 class ExportNotPossible(Exception):
     """The batch has no input in storage: nothing names its videos."""
 
@@ -116,7 +126,13 @@ async def run_export(client: Client, settings: Settings, spec: ExportSpec, wait:
         print(f"export {workflow_id}: already running; joining it")
     if not wait:
         return None
-    totals: ExportTotals = await handle.result()
+
+    async def poll(line: ProgressLine, waited_s: float) -> None:
+        so_far = await handle.query(PROGRESS_QUERY, result_type=ExportTotals)
+        line.show(export_text(so_far, spec.view, waited_s), f"{so_far.videos} {so_far.failed}")
+
+    async with showing(poll):
+        totals: ExportTotals = await handle.result()
     if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
         return None
     print(

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TextIO
 
 from temporalio.client import Client
@@ -59,19 +59,25 @@ class ProgressLine:
         self._last_counts: str | None = None
         self._last_plain = -float("inf")
 
-    def show(self, p: BatchProgress, waited_s: float) -> None:
-        text = progress_text(p, waited_s)
+    def show(self, text: str, counts: str) -> None:
+        """Draw ``text``; in a log only when ``counts`` (what it says, less the clocks)
+        changed since the last line, and not within PLAIN_EVERY_S of it."""
         if self.redraw:
             self.stream.write(CLEAR_LINE + text)
             self._drawn = True
         else:
-            counts = f"{p.done} {p.completed} {p.failed} {p.running} {p.waiting} {p.paused}"
             now = time.monotonic()
             if counts == self._last_counts or now - self._last_plain < self.plain_every_s:
                 return
             self._last_counts, self._last_plain = counts, now
             self.stream.write(text + "\n")
         self.stream.flush()
+
+    def show_batch(self, p: BatchProgress, waited_s: float) -> None:
+        self.show(
+            progress_text(p, waited_s),
+            f"{p.done} {p.completed} {p.failed} {p.running} {p.waiting} {p.paused}",
+        )
 
     def close(self) -> None:
         """End the redrawn line, so what is printed next starts on a line of its own."""
@@ -81,21 +87,21 @@ class ProgressLine:
             self._drawn = False
 
 
-@asynccontextmanager
-async def showing_progress(
-    client: Client, batch_id: str, workflow_id: str | None = None, line: ProgressLine | None = None
-) -> AsyncIterator[ProgressLine]:
-    """While the body waits, the batch's progress (its BatchWorkflow's query) on a line."""
-    from starter.status import batch_progress
+Poll = Callable[[ProgressLine, float], Awaitable[None]]
 
+
+@asynccontextmanager
+async def showing(poll: Poll, line: ProgressLine | None = None) -> AsyncIterator[ProgressLine]:
+    """While the body waits, ``poll`` draws on a progress line every POLL_S (it is given
+    the line and the seconds waited); a poll that fails is skipped."""
     line = line or ProgressLine()
     started = time.monotonic()
 
     async def watch() -> None:
         while True:
             try:
-                line.show(await batch_progress(client, batch_id, workflow_id), time.monotonic() - started)
-            except Exception:  # between two runs of continue-as-new, or the batch just ended
+                await poll(line, time.monotonic() - started)
+            except Exception:  # between two runs of continue-as-new, or the workflow just ended
                 pass
             await asyncio.sleep(POLL_S)
 
@@ -109,3 +115,15 @@ async def showing_progress(
         except asyncio.CancelledError:
             pass
         line.close()
+
+
+def showing_progress(
+    client: Client, batch_id: str, workflow_id: str | None = None, line: ProgressLine | None = None
+) -> AbstractAsyncContextManager[ProgressLine]:
+    """The batch's progress (its BatchWorkflow's query) on a line while the body waits."""
+    from starter.status import batch_progress
+
+    async def poll(line: ProgressLine, waited_s: float) -> None:
+        line.show_batch(await batch_progress(client, batch_id, workflow_id), waited_s)
+
+    return showing(poll, line)

@@ -49,8 +49,8 @@ def test_the_text_says_counts_rate_and_eta():
 def test_a_terminal_gets_one_line_redrawn_in_place_and_ended_once():
     screen = Terminal()
     line = ProgressLine(screen)
-    line.show(progress(1, 2), 2.0)
-    line.show(progress(2, 2), 4.0)
+    line.show_batch(progress(1, 2), 2.0)
+    line.show_batch(progress(2, 2), 4.0)
     assert "\n" not in screen.getvalue()  # one line, drawn twice
     assert screen.getvalue().count(CLEAR_LINE) == 2  # each draw clears what a longer one left
     line.close()
@@ -62,7 +62,7 @@ def test_a_log_gets_a_plain_line_only_when_the_counts_change():
     log = io.StringIO()
     line = ProgressLine(log, plain_every_s=0.0)
     for done, waited in [(1, 2.0), (1, 4.0), (1, 6.0), (2, 8.0), (2, 10.0)]:
-        line.show(progress(done, 2), waited)
+        line.show_batch(progress(done, 2), waited)
     line.close()
     lines = log.getvalue().splitlines()
     assert len(lines) == 2 and CLEAR_LINE not in log.getvalue()
@@ -73,5 +73,5 @@ def test_a_log_gets_at_most_one_line_per_interval():
     log = io.StringIO()
     line = ProgressLine(log, plain_every_s=3600.0)
     for done in range(1, 6):
-        line.show(progress(done, 1), float(done))
+        line.show_batch(progress(done, 1), float(done))
     assert len(log.getvalue().splitlines()) == 1  # the first; the rest changed within the hour
