@@ -127,9 +127,9 @@ async def run_export(client: Client, settings: Settings, spec: ExportSpec, wait:
     if not wait:
         return None
 
-    async def poll(line: ProgressLine, waited_s: float) -> None:
+    async def poll(line: ProgressLine, waited_s: float, final: bool) -> None:
         so_far = await handle.query(PROGRESS_QUERY, result_type=ExportTotals)
-        line.show(export_text(so_far, spec.view, waited_s), f"{so_far.videos} {so_far.failed}")
+        line.show(export_text(so_far, spec.view, waited_s), f"{so_far.videos} {so_far.failed}", final)
 
     async with showing(poll):
         totals: ExportTotals = await handle.result()

@@ -39,12 +39,13 @@ def progress_text(p: BatchProgress, waited_s: float) -> str:
     """One line: a bar, done of total, the counts that matter, the rate and the ETA."""
     filled = int(BAR_WIDTH * p.done / max(p.total, 1))
     rate = p.videos_per_h_recent or p.videos_per_h_overall
+    per_h = f"{rate:.1f}" if rate else "-"  # nothing finished yet
     eta = duration(p.eta_s) if p.eta_s else "-"
     paused = "  PAUSED" if p.paused else ""
     return (
         f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {p.done}/{p.total} done: "
         f"{p.completed + p.already_completed} ok, {p.failed} failed, {p.running} running, "
-        f"{p.waiting} waiting | {rate:.1f} videos/h | ETA {eta} | {duration(waited_s)}{paused}"
+        f"{p.waiting} waiting | {per_h} videos/h | ETA {eta} | {duration(waited_s)}{paused}"
     )
 
 
@@ -59,25 +60,23 @@ class ProgressLine:
         self._last_counts: str | None = None
         self._last_plain = -float("inf")
 
-    def show(self, text: str, counts: str) -> None:
+    def show(self, text: str, counts: str, final: bool = False) -> None:
         """Draw ``text``; in a log only when ``counts`` (what it says, less the clocks)
-        changed since the last line, and not within PLAIN_EVERY_S of it."""
+        changed since the last line, and not within PLAIN_EVERY_S of it unless ``final``."""
         if self.redraw:
             self.stream.write(CLEAR_LINE + text)
             self._drawn = True
         else:
             now = time.monotonic()
-            if counts == self._last_counts or now - self._last_plain < self.plain_every_s:
+            if counts == self._last_counts or (now - self._last_plain < self.plain_every_s and not final):
                 return
             self._last_counts, self._last_plain = counts, now
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    def show_batch(self, p: BatchProgress, waited_s: float) -> None:
-        self.show(
-            progress_text(p, waited_s),
-            f"{p.done} {p.completed} {p.failed} {p.running} {p.waiting} {p.paused}",
-        )
+    def show_batch(self, p: BatchProgress, waited_s: float, final: bool = False) -> None:
+        counts = f"{p.done} {p.completed} {p.failed} {p.running} {p.waiting} {p.paused}"
+        self.show(progress_text(p, waited_s), counts, final)
 
     def close(self) -> None:
         """End the redrawn line, so what is printed next starts on a line of its own."""
@@ -87,22 +86,26 @@ class ProgressLine:
             self._drawn = False
 
 
-Poll = Callable[[ProgressLine, float], Awaitable[None]]
+Poll = Callable[[ProgressLine, float, bool], Awaitable[None]]
 
 
 @asynccontextmanager
 async def showing(poll: Poll, line: ProgressLine | None = None) -> AsyncIterator[ProgressLine]:
     """While the body waits, ``poll`` draws on a progress line every POLL_S (it is given
-    the line and the seconds waited); a poll that fails is skipped."""
+    the line, the seconds waited and whether it is the last draw); a poll that fails is
+    skipped. Once the body is done the line is drawn a last time, so it ends on the end."""
     line = line or ProgressLine()
     started = time.monotonic()
 
+    async def draw(final: bool) -> None:
+        try:
+            await asyncio.wait_for(poll(line, time.monotonic() - started, final), POLL_S * 5)
+        except Exception:  # between two runs of continue-as-new, or the workflow just ended
+            pass
+
     async def watch() -> None:
         while True:
-            try:
-                await poll(line, time.monotonic() - started)
-            except Exception:  # between two runs of continue-as-new, or the workflow just ended
-                pass
+            await draw(final=False)
             await asyncio.sleep(POLL_S)
 
     task = asyncio.create_task(watch())
@@ -114,6 +117,7 @@ async def showing(poll: Poll, line: ProgressLine | None = None) -> AsyncIterator
             await task
         except asyncio.CancelledError:
             pass
+        await draw(final=True)
         line.close()
 
 
@@ -123,7 +127,7 @@ def showing_progress(
     """The batch's progress (its BatchWorkflow's query) on a line while the body waits."""
     from starter.status import batch_progress
 
-    async def poll(line: ProgressLine, waited_s: float) -> None:
-        line.show_batch(await batch_progress(client, batch_id, workflow_id), waited_s)
+    async def poll(line: ProgressLine, waited_s: float, final: bool) -> None:
+        line.show_batch(await batch_progress(client, batch_id, workflow_id), waited_s, final)
 
     return showing(poll, line)

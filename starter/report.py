@@ -252,7 +252,7 @@ def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
         + ", ".join(f"{k} {_hours(v)}" for k, v in report["usable_hours_by_dnsmos"].items()),
         f"  clips ({policy['min_s']:g}-{policy['max_s']:g} s): {report['clips']['count']}, "
         f"{_hours(report['clips']['hours'])}",
-        f"  speakers per video: {_counts(_speaker_counts(report))}",
+        f"  speakers per video: {_speakers(report)}",
         f"  failures: {_counts(report['failures_by_type'])}",
         "  compute: "
         + (", ".join(f"{cls} {_hours(h)}" for cls, h in compute["hours_by_class"].items()) or "none")
@@ -297,9 +297,10 @@ def _none(ax: Any) -> None:
     ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=14, color="#777777", transform=ax.transAxes)
 
 
-def _speaker_counts(report: dict[str, Any]) -> dict[str, int]:
-    """Videos by their speaker count, named for reading: ``{"2 speakers": 3}``."""
-    return {f"{n} speakers": videos for n, videos in report["histograms"]["speakers_per_video"].items()}
+def _speakers(report: dict[str, Any]) -> str:
+    """``2 (3 videos), 4 (1 video)``: the speaker counts found, and how many videos each."""
+    counts = report["histograms"]["speakers_per_video"]
+    return ", ".join(f"{n} ({v} video{'s' if v != 1 else ''})" for n, v in counts.items()) or "none"
 
 
 def _counts(counts: dict, lower: bool = False) -> str:

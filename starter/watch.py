@@ -43,7 +43,6 @@ async def wait_and_report(client: Client, settings: Settings, batch_id: str) -> 
 
 
 ENDED_BADLY = ("Failed", "TimedOut", "Terminated", "Canceled")
-TABLE_WIDTH = 100
 ID_WIDTH = (12, 28)  # the video column fits the longest id within these; longer ones are cut
 
 
@@ -64,13 +63,9 @@ def video_table(rows: list[VideoRow], now: datetime | None = None) -> list[str]:
             return (1, -elapsed(row), row.video_id)
         return (2, "", row.video_id)
 
-    room = TABLE_WIDTH - (width + 42)  # what the columns before the last leave
-
     def what(row: VideoRow) -> str:
-        if row.status in ENDED_BADLY:
-            error = row.error_type or row.status
-            where = f"{error} in {row.stage}"
-            return where if row.stage and row.stage != error and len(where) <= room else error
+        if row.status in ENDED_BADLY:  # its PipelineStage says only how it ended
+            return row.error_type or row.status
         return (row.stage or "-") if row.status == "Running" else "-"
 
     header = f"{'video':<{width}} {'state':<10} {'elapsed':>8} {'spk':>3} {'usable':>6} {'audio':>8}"
@@ -148,20 +143,20 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _rate(videos_per_h: float, audio_h_per_h: float) -> str:
+    return f"{videos_per_h:.1f} videos/h, {audio_h_per_h:.2f} audio-h/h"
+
+
 def format_stats(p: BatchProgress, prices: dict[str, float]) -> str:
-    eta = "n/a" if p.eta_s is None else time.strftime("%H:%M:%S", time.gmtime(p.eta_s))
-    if p.eta_s and p.eta_s >= 86400:
-        eta = f"{p.eta_s / 86400:.1f} days"
+    eta = duration(p.eta_s) if p.eta_s else "-"
     lines = [
         f"batch {p.batch_id}: {p.done}/{p.total} done ({100 * p.done / max(p.total, 1):.1f}%)"
         f"{'  PAUSED' if p.paused else ''}",
-        f"  completed {p.completed}, already done {p.already_completed}, skipped {p.skipped}, failed "
-        f"{p.failed}, "
-        f"running {p.running}, waiting {p.waiting}",
-        f"  rate: {p.videos_per_h_recent:.1f} videos/h and {p.audio_h_per_h_recent:.2f} audio-h/h (last 10 "
-        "min); "
-        f"{p.videos_per_h_overall:.1f} videos/h, {p.audio_h_per_h_overall:.2f} audio-h/h overall",
-        f"  elapsed {p.elapsed_s / 3600:.2f} h, ETA {eta}, workflow runs {p.runs}",
+        f"  completed {p.completed}, already done {p.already_completed}, skipped {p.skipped}, "
+        f"failed {p.failed}, running {p.running}, waiting {p.waiting}",
+        f"  rate, last 10 min: {_rate(p.videos_per_h_recent, p.audio_h_per_h_recent)}",
+        f"  rate, overall:     {_rate(p.videos_per_h_overall, p.audio_h_per_h_overall)}",
+        f"  elapsed {duration(p.elapsed_s)}, ETA {eta}, workflow runs {p.runs}",
     ]
     if p.resumes_at:
         resumes = time.strftime("%H:%M:%S UTC", time.gmtime(p.resumes_at))

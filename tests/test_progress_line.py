@@ -75,3 +75,30 @@ def test_a_log_gets_at_most_one_line_per_interval():
     for done in range(1, 6):
         line.show_batch(progress(done, 1), float(done))
     assert len(log.getvalue().splitlines()) == 1  # the first; the rest changed within the hour
+
+
+def test_the_line_ends_on_the_end_even_in_a_log():
+    """``showing`` draws once more after the wait, forced past the interval, so the last
+    line says where the batch ended, not where the last poll found it."""
+    import asyncio
+
+    from starter.progress import showing
+
+    log = io.StringIO()
+    state = {"done": 1}
+
+    async def poll(line: ProgressLine, waited_s: float, final: bool) -> None:
+        line.show_batch(progress(state["done"], 10 - state["done"], eta_s=None), waited_s, final)
+
+    async def wait() -> None:
+        async with showing(poll, ProgressLine(log, plain_every_s=3600.0)):
+            await asyncio.sleep(0.1)  # the first poll draws 1/10
+            state["done"] = 10
+
+    asyncio.run(wait())
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and "1/10 done" in lines[0] and "10/10 done" in lines[1], lines
+    assert "- videos/h" not in lines[0]  # a rate once anything finished
+    assert "| - videos/h |" in progress_text(
+        progress(0, 0).model_copy(update={"videos_per_h_recent": 0.0, "videos_per_h_overall": 0.0}), 1.0
+    )

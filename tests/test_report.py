@@ -76,7 +76,7 @@ def test_hours_buckets_failures_and_cost():
     assert render_png(report).startswith(b"\x89PNG")
     lines = summary_lines(report, "exports/b/report.png")
     assert lines[0] == "batch b: videos: completed 2, failed 2"
-    assert "  speakers per video: 2 speakers 2" in lines and "  failures: TooLong 2" in lines
+    assert "  speakers per video: 2 (2 videos)" in lines and "  failures: TooLong 2" in lines
     assert not any("{" in line for line in lines), lines  # for people: no Python dicts
 
 
