@@ -1,6 +1,7 @@
 """RTTM and UEM, the annotation formats a video's outputs, the exported windows and the
-long-form builds are written in, and the benchmarks and tests read: writer and readers
-side by side, so the two cannot drift apart.
+long-form builds are written in, and the benchmarks and tests read: the writers here,
+the readers pyannote.database's (the reference pyannote.metrics scores with), side by
+side, so the two cannot drift apart.
 
 RTTM: one ``SPEAKER <uri> 1 <start> <duration> <NA> <NA> <speaker> <NA> <NA>`` line per
 turn, times in seconds with millisecond precision. UEM: ``<uri> 1 <start> <end>`` per
@@ -25,15 +26,16 @@ def rttm_text(uri: str, turns: list[Segment]) -> str:
 
 
 def read_rttm(path: Path) -> list[Segment]:
-    """Speaker turns of an RTTM file (every SPEAKER line; the file is one recording)."""
+    """Speaker turns of an RTTM file (the file is one recording), in time order, as
+    pyannote.database's reader parses it (imported here: the writer stays light)."""
+    from pyannote.database.util import load_rttm
+
     turns = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 8 and parts[0] == "SPEAKER":
-            start, dur = float(parts[3]), float(parts[4])
-            if dur > 0:
-                turns.append(Segment(start=start, end=start + dur, speaker=parts[7]))
-    return turns
+    for annotation in load_rttm(str(path)).values():  # type: ignore[no-untyped-call]
+        for segment, _, speaker in annotation.itertracks(yield_label=True):
+            if segment.duration > 0:
+                turns.append(Segment(start=segment.start, end=segment.end, speaker=str(speaker)))
+    return sorted(turns, key=lambda t: (t.start, t.end, t.speaker))
 
 
 def uem_text(uri: str, regions: list[Interval]) -> str:
@@ -41,10 +43,8 @@ def uem_text(uri: str, regions: list[Interval]) -> str:
 
 
 def read_uem(path: Path) -> list[Interval]:
-    """Scored regions of a UEM file (``uri channel start end`` lines)."""
-    regions = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 4:
-            regions.append((float(parts[2]), float(parts[3])))
-    return regions
+    """Scored regions of a UEM file, in time order, as pyannote.database's reader parses it."""
+    from pyannote.database.util import load_uem
+
+    regions = load_uem(str(path))  # type: ignore[no-untyped-call]
+    return sorted((seg.start, seg.end) for timeline in regions.values() for seg in timeline)
