@@ -52,6 +52,9 @@ def validator_for(kind: str, api_version: str) -> jsonschema.protocols.Validator
     if api_version == "keda.sh/v1alpha1":
         crd = yaml.safe_load((SCHEMAS / "keda" / f"{kind.lower()}-v1alpha1.yaml").read_text())
         return jsonschema.Draft202012Validator(_strict(crd))
+    if api_version == "monitoring.coreos.com/v1":
+        crd = yaml.safe_load((SCHEMAS / "prometheus-operator" / f"{kind.lower()}-v1.yaml").read_text())
+        return jsonschema.Draft202012Validator(_strict(crd))
     group = api_version.split("/")[0] if "/" in api_version else ""
     name = f"{kind.lower()}-{group.split('.')[0] + '-' if group else ''}{api_version.split('/')[-1]}.json"
     path = K8S_SCHEMAS / name
@@ -482,3 +485,34 @@ def test_metrics_listen_only_where_deploy_readme_says():
                 {"name": "metrics", "containerPort": port}
             ], f"{variant} {name}: no hostPort, the documented port"
             assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port), name
+
+
+def test_the_pod_monitor_scrapes_every_worker_pod_on_its_metrics_port():
+    """overlays/prometheus-operator adds a PodMonitor: it selects every worker pod (and
+    nothing else), and the port it names is each worker container's metrics port, the
+    port of PIPELINE_METRICS_ADDRESS."""
+    docs = RENDERED["prometheus-operator"]
+    monitor = by_kind(docs, "PodMonitor")["podcast-workers"]
+    assert not schema_errors(monitor)
+    wrong = copy.deepcopy(monitor)
+    wrong["spec"]["podMetricsEndpoints"][0]["intervall"] = "30s"
+    assert schema_errors(wrong)  # the hand-written schema is strict
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    deployments = by_kind(docs, "Deployment")
+    selected = {
+        name
+        for name, d in deployments.items()
+        if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    }
+    assert selected == set(deployments) and len(selected) == 1 + len(GPU_CLASSES)
+    assert monitor["metadata"]["namespace"] == deployments["podcast-worker-cpu"]["metadata"]["namespace"]
+    address = by_kind(docs, "ConfigMap")["podcast-worker-config"]["data"]["PIPELINE_METRICS_ADDRESS"]
+    for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+        for name, deployment in deployments.items():
+            ports = {
+                p["name"]: p["containerPort"]
+                for c in deployment["spec"]["template"]["spec"]["containers"]
+                for p in c.get("ports", [])
+            }
+            assert ports.get(endpoint["port"]) == _port(address), name
+    assert not by_kind(RENDERED["base"], "PodMonitor")  # the base needs no operator CRD
