@@ -20,13 +20,15 @@ status:
 down:
 	.venv/bin/python -m devstack down
 
-# style, types and layering (pyproject.toml: [tool.ruff], [tool.mypy], [tool.importlinter]);
+# style, types, layering and declared dependencies (pyproject.toml: [tool.ruff], [tool.mypy],
+# [tool.importlinter], [tool.deptry]);
 # `make test` runs them first
 check: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports --no-cache
+	.venv/bin/deptry .
 
 test: check
 	.venv/bin/python -m pytest
