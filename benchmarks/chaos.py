@@ -104,7 +104,8 @@ EVAL_SPEECH = REPO_ROOT.parent / "shared" / "eval" / "diarization" / "audio"
 BATCH = "chaos"
 RESTART_AT = 0.25  # fraction of the videos completed when the Temporal server restarts
 OUTAGE_AT = 0.5  # ... and when the storage outage begins
-BLIND_OUTAGE_S = 10.0  # ... or this long after the restart if the batch's client sees nothing yet
+BLIND_OUTAGE_S = 5.0  # ... or this long after the restart if the batch's client sees nothing yet
+POLL_TIMEOUT_S = 3.0  # one unanswered query holds the fault schedule this long at most
 PAUSE_TIMEOUTS = (2.0, 3.0)  # a pause lasts this many heartbeat timeouts
 MAX_HITS = 2  # faults (kills and pauses) that may land on one stage of one video
 COMMITTED_FILES = {"original.wav", "embeddings.npy", "diarization.rttm", "stats.json", "metadata.json"}
@@ -588,12 +589,12 @@ class Batch:
         """(counts, finished), or None while Temporal does not answer."""
         try:
             if self.client is None:
-                self.client = await connect(self.settings, wait_s=5)
-            counts = await asyncio.wait_for(batch_counts(self.client, BATCH), 10)
+                self.client = await connect(self.settings, wait_s=POLL_TIMEOUT_S)
+            counts = await asyncio.wait_for(batch_counts(self.client, BATCH), POLL_TIMEOUT_S)
             finished = counts.total >= self.videos and counts.open == 0
             if finished:
                 finished = not await asyncio.wait_for(
-                    batch_is_running(self.client, batch_workflow_id(BATCH)), 10
+                    batch_is_running(self.client, batch_workflow_id(BATCH)), POLL_TIMEOUT_S
                 )
             return counts, finished
         except Exception:  # the server is restarting: ask again next time
