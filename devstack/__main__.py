@@ -57,11 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(background.describe(state)), flush=True)
         return 0
 
-    state = background.read_state(data_dir)
     if args.command == "down":
         stopped = background.down(data_dir)
         print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing running from {data_dir}")
         return 0
+    state = background.read_state(data_dir)
     if state is None:
         print(f"no stack recorded in {data_dir}: python -m devstack up starts one")
         return 3

@@ -138,9 +138,9 @@ class BatchCounts:
         return sum(self.by_status.values())
 
 
-# A video's id can run again only after a run that ended in one of these (the id reuse
-# policy refuses a second run of a running or completed id).
-_RERUNNABLE_ENDS = ("Failed", "Terminated", "Canceled", "TimedOut")
+# How a video's run can end without its outputs: a failure to report, and the only ends
+# after which its id can run again (the id reuse policy refuses a running or completed id).
+ENDED_BADLY = ("Failed", "Terminated", "Canceled", "TimedOut")
 
 
 async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
@@ -151,7 +151,7 @@ async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
     by_status: Counter[str] = Counter()
     for group in grouped.groups:
         by_status[str(group.group_values[0])] += group.count
-    ended = [status for status in _RERUNNABLE_ENDS if by_status.get(status)]
+    ended = [status for status in ENDED_BADLY if by_status.get(status)]
     if not ended:
         return BatchCounts(dict(by_status), {})
     runs: dict[str, list] = {}
@@ -210,5 +210,5 @@ def summarize(rows: Iterable[VideoRow]) -> tuple[int, int]:
     rows = list(rows)
     return (
         sum(r.status == "Completed" for r in rows),
-        sum(r.status in {"Failed", "TimedOut", "Terminated", "Canceled"} for r in rows),
+        sum(r.status in ENDED_BADLY for r in rows),
     )

@@ -20,6 +20,7 @@ from core.service.settings import Settings
 from core.store.layout import VideoKeys, key_prefix
 from starter.progress import duration, showing_progress
 from starter.status import (
+    ENDED_BADLY,
     BatchCounts,
     VideoRow,
     batch_counts,
@@ -42,7 +43,6 @@ async def wait_and_report(client: Client, settings: Settings, batch_id: str) -> 
     return await print_videos(client, settings, batch_id)
 
 
-ENDED_BADLY = ("Failed", "TimedOut", "Terminated", "Canceled")
 ID_WIDTH = (12, 28)  # the video column fits the longest id within these; longer ones are cut
 
 
