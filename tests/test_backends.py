@@ -357,9 +357,10 @@ def test_the_onnxruntime_models_decide_as_the_torch_models_do(eval_dir, tmp_path
 def test_the_cam_trunk_in_bf16_stays_within_its_tolerance(eval_dir, tmp_path):
     """With ``cpu_bf16=auto``, on a CPU with bf16 units, the CAM++ trunk runs in torch
     under bf16 autocast (core.analysis.exported; fp32 is the default); ``on`` forces it
-    where bf16 would be emulated, so this runs on any CPU. Held to the fp32 onnxruntime trunk on real
-    speech: every frame within BF16_FRAME_COSINE, and the turns' embeddings pooled
-    from the frames within 0.999 (measured: 0.9995 and more)."""
+    where bf16 would be emulated, so this runs on any CPU. Held to the fp32 onnxruntime
+    trunk on real speech: all frames but a tail of BF16_FRAME_TAIL within BF16_FRAME_COSINE,
+    their mean within 0.999, and the turns' embeddings pooled from the frames within 0.999
+    (measured: 0.9995 and more)."""
     from core.analysis import exported
 
     name = "pyaa_diarizationExample"
@@ -385,7 +386,8 @@ def test_the_cam_trunk_in_bf16_stays_within_its_tolerance(eval_dir, tmp_path):
     cosine = (frames * reference).sum(axis=0) / (
         np.linalg.norm(frames, axis=0) * np.linalg.norm(reference, axis=0)
     )
-    assert cosine.min() >= exported.BF16_FRAME_COSINE
+    assert np.quantile(cosine, exported.BF16_FRAME_TAIL) >= exported.BF16_FRAME_COSINE
+    assert cosine.mean() >= 0.999
     assert not np.array_equal(frames, reference)  # bf16 did run: it rounds
     pooled = embed_from_frames(frames, first, turns, len(samples))
     pooled_reference = embed_from_frames(reference, first, turns, len(samples))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -109,13 +110,16 @@ def started(stack, batch_csv, legacy_commit):
     async def observe():
         client = await connect(stack.settings())
         handle = client.get_workflow_handle("video-jingle")
-        for _ in range(100):  # the batch starts its videos a moment after it starts
+        status = None
+        deadline = time.monotonic() + 120  # the batch starts its videos a moment after it starts
+        while status is None and time.monotonic() < deadline:
             try:
                 status = await handle.query("status")
                 status["current_details"] = await current_details(handle)
-                break
             except RPCError:
+                status = None
                 await asyncio.sleep(0.1)
+        assert status is not None, "video-jingle never answered its status query"
         await wait_for_batch(client, BATCH, timeout_s=600)
         return status
 
