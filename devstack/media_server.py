@@ -7,7 +7,8 @@ ffmpeg all run for real against it.
     /<file>                 the file from the served folder
     /status/<code>/<name>   answers <code> (404, 403, 429, 500, ...), or "challenge": the
                             403 page of a Cloudflare anti-bot challenge, as a site behind
-                            one answers a client it suspects of being a bot
+                            one answers a client it suspects of being a bot;
+                            <code>:<reason> sends that reason phrase (one that lies)
     /truncated/<file>       announces the full length, sends half, closes
     /flaky/<fault>/<n>/<file>  the first n requests get <fault> (a status code or
                             "truncated"), later ones the file: a transient failure
@@ -96,9 +97,10 @@ class _Handler(SimpleHTTPRequestHandler):
                 self.wfile.write(page)
             return True
         if parts[0] == "status" and len(parts) >= 2:
-            self.send_response(int(parts[1]))
+            code, _, reason = parts[1].partition(":")
+            self.send_response(int(code), unquote(reason) or None)
             self.send_header("Content-Length", "0")
-            if parts[1] == "429":
+            if code == "429":
                 self.send_header("Retry-After", "120")
             self.end_headers()
             return True

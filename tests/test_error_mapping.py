@@ -43,7 +43,7 @@ from core.contracts.errors import (
 )
 from core.sources import safety
 from core.sources.download import SourceLimits, fetch_audio
-from core.sources.errors import classify_download_error
+from core.sources.errors import classify_message
 from devstack.media_server import MediaServer
 from tests.conftest import SAMPLES
 
@@ -286,7 +286,7 @@ DOWNLOAD_CASES = [  # (what the download step says, type): formats from YoutubeD
 @pytest.mark.parametrize(("case", "expected"), EXTRACTOR_CASES, ids=[c for c, _ in EXTRACTOR_CASES])
 def test_extractor_messages_map_to_their_type_and_retryability(case, expected):
     message = extractor_message(case)
-    error = classify_download_error(message)
+    error = classify_message(message)
     assert type(error) is expected, message
     assert error.retryable is expected.retryable
     assert "s3cr3t" not in str(error), "URLs in messages are redacted"
@@ -300,7 +300,7 @@ def test_extractor_messages_map_to_their_type_and_retryability(case, expected):
 
 @pytest.mark.parametrize(("text", "expected"), DOWNLOAD_CASES, ids=[t[:40] for t, _ in DOWNLOAD_CASES])
 def test_download_messages_map_to_their_type_and_retryability(text, expected):
-    error = classify_download_error(download_message(text))
+    error = classify_message(download_message(text))
     assert type(error) is expected and error.retryable is expected.retryable
 
 
@@ -308,12 +308,12 @@ def test_the_video_id_and_urls_never_decide_the_type():
     """The id (and the generic extractor's id is the file name) and the URL are the
     CSV's words, not the source's: "Private video", "geo" or "404" in them changes nothing."""
     for video_id in (GEO_ID, "Private video", "HTTP Error 404", "members-only-ep1"):
-        assert type(classify_download_error(extractor_message("api_503", video_id))) is NetworkError
+        assert type(classify_message(extractor_message("api_503", video_id))) is NetworkError
     url_503 = (
         "ERROR: [generic] x: Unable to download webpage: "
         "https://geo.example/Private%20video/404 HTTP Error 503"
     )
-    assert type(classify_download_error(url_503)) is NetworkError
+    assert type(classify_message(url_503)) is NetworkError
 
 
 def test_every_type_the_mapping_names_is_a_pipeline_error():
@@ -368,3 +368,26 @@ def test_a_cloudflare_challenge_is_a_bot_check_not_a_private_video(geo_media, tm
         SourceBlocked, match=in_ytdlp("extractor/generic.py", "caused by Cloudflare anti-bot challenge")
     ):
         fetch_audio(url, tmp_path / "dl", limits=SourceLimits(max_duration_s=3600.0), silence_dbfs=-60.0)
+
+
+def test_the_status_decides_not_the_reason_phrase_the_server_sends(geo_media, tmp_path):
+    """A server chooses its reason phrase: a 404 that says "Too Many Requests" is a missing
+    video (permanent), a 429 that says "Not Found" a rate limit (a cool-down), a 503 that
+    says "Private video" a retry. The status yt-dlp got decides; the phrase is never read."""
+    limits = SourceLimits(max_duration_s=3600.0)
+    for path, expected in (
+        ("404:Too%20Many%20Requests", VideoUnavailable),
+        ("429:Not%20Found", RateLimited),
+        ("503:Private%20video", NetworkError),
+        ("403:Video%20unavailable", VideoPrivate),
+    ):
+        with pytest.raises(expected) as failed:
+            fetch_audio(
+                f"{geo_media.url}/status/{path}/geo-politics-weekly.ogg",
+                tmp_path / path[:3],
+                limits=limits,
+                silence_dbfs=-60.0,
+            )
+        assert type(failed.value) is expected, str(failed.value)
+        # and the message alone, as it reads, says the same
+        assert type(classify_message(str(failed.value))) is expected, str(failed.value)

@@ -37,7 +37,7 @@ from core.contracts.urls import redact_url, redact_urls
 from core.service.settings import Settings
 from core.sources import safety
 from core.sources.download import SourceLimits, fetch_audio
-from core.sources.errors import classify_download_error
+from core.sources.errors import classify_message
 from core.sources.literal_addresses import literal_address
 from core.sources.safety import LOOPBACK, SourcePolicy, check_url, use_policy
 from devstack.media_server import MediaServer
@@ -291,7 +291,7 @@ def test_downloaders_that_would_connect_unchecked_are_refused():
                 downloader(ydl, {}).real_download(
                     "x", {"url": "http://127.0.0.1:9/live.m3u8", "protocol": "m3u8"}
                 )
-            assert isinstance(classify_download_error(str(refused.value)), UnsafeSource)
+            assert isinstance(classify_message(str(refused.value)), UnsafeSource)
 
 
 # --- ffmpeg reads only the file it is given ---------------------------------------------
@@ -483,7 +483,7 @@ def test_secret_url_leaves_no_trace_in_metadata_manifest_errors_and_logs(own_med
         with use_policy(ONLY_127_0_0_1), pytest.raises(Exception) as failed:
             fetch(bad, tmp_path)
         errors.append(str(failed.value))
-    errors.append(str(classify_download_error(f"ERROR: Unsupported URL: {url}")))
+    errors.append(str(classify_message(f"ERROR: Unsupported URL: {url}")))
     logged = capfd.readouterr()
     for secret in secrets:
         for where, text in [

@@ -132,7 +132,7 @@ def fetch_audio(
         if guard.tripped is not None:  # the watchdog cut the transfer: its reason, not the symptom
             raise guard.tripped from None
         if isinstance(exc, yt_dlp.utils.YoutubeDLError):
-            raise classify_download_error(str(exc)) from None
+            raise classify_download_error(exc) from None
         raise
     if guard.tripped is not None:  # tripped after the last read: the file may be cut short
         raise guard.tripped
