@@ -12,6 +12,7 @@ import re
 import subprocess
 
 import jsonschema
+import yaml
 
 from core.contracts.search_attributes import cli_definitions
 from devstack.stack import REPO_ROOT
@@ -19,6 +20,7 @@ from tests.deploy_files import (
     CODE_NAMES,
     COMPOSE,
     COMPOSE_SECRETS,
+    DEPLOY,
     ENV_EXAMPLE,
     SCHEMAS,
     SECRETISH,
@@ -93,7 +95,9 @@ def test_compose_services_images_health_and_volumes():
     services = spec["services"]
     assert {
         "postgresql",
+        "temporal-schema",
         "temporal",
+        "create-namespace",
         "ui",
         "admin-tools",
         "register-search-attributes",
@@ -111,7 +115,15 @@ def test_compose_services_images_health_and_volumes():
         assert re.search(r"\d", tag) and tag != "latest", f"{name}: image {image} is not pinned"
     for name in ("postgresql", "temporal", "minio"):
         assert services[name]["healthcheck"]["test"], f"{name} has no health check"
-    assert "tctl" in services["admin-tools"]["image"] and "-cli-" in services["admin-tools"]["image"]
+    # Temporal's current images: the server alone (not the deprecated auto-setup), and the
+    # admin tools of the same release (the schema job migrates to what that server expects)
+    server = services["temporal"]["image"]
+    assert re.fullmatch(r"temporalio/server:\d+\.\d+\.\d+", server), server
+    assert not any("auto-setup" in s["image"] for s in services.values())
+    tools = {name: s["image"] for name, s in services.items() if "admin-tools" in s["image"]}
+    assert set(tools) == {"temporal-schema", "create-namespace", "register-search-attributes", "admin-tools"}
+    assert set(tools.values()) == {server.replace("/server:", "/admin-tools:")}, tools
+    assert "tctl" not in json.dumps(services), "the current images carry no tctl: use `temporal`"
     declared = set(spec["volumes"])
     used = {
         v.split(":", 1)[0]
@@ -125,6 +137,183 @@ def test_compose_services_images_health_and_volumes():
     assert services["worker-gpu"]["build"]["secrets"] == ["hf_token"] and spec["secrets"]["hf_token"] == {
         "environment": "HF_TOKEN"
     }
+
+
+ONE_SHOTS = {"temporal-schema", "create-namespace", "register-search-attributes", "minio-setup"}
+
+
+def _after(services: dict, name: str) -> dict[str, str]:
+    """Every service ``name`` waits for, directly or through others: name -> the
+    condition of a wait on it (``name``'s own, where it has one)."""
+    found: dict[str, str] = {}
+    todo = [name]
+    while todo:
+        for dep, how in services[todo.pop()].get("depends_on", {}).items():
+            if dep not in found:
+                found[dep] = how["condition"]
+                todo.append(dep)
+    return found
+
+
+def test_compose_sets_temporal_up_in_order_before_anything_uses_it():
+    """postgresql -> temporal-schema -> temporal -> create-namespace ->
+    register-search-attributes -> workers; each one-shot job must exit 0 first."""
+    services = compose()["services"]
+    done = "service_completed_successfully"
+    assert services["temporal-schema"]["depends_on"] == {"postgresql": {"condition": "service_healthy"}}
+    assert services["temporal"]["depends_on"] == {"temporal-schema": {"condition": done}}
+    assert services["create-namespace"]["depends_on"] == {"temporal": {"condition": "service_healthy"}}
+    assert services["register-search-attributes"]["depends_on"] == {"create-namespace": {"condition": done}}
+    assert services["ui"]["depends_on"] == {"create-namespace": {"condition": done}}
+    for name in ("worker-cpu", "worker-gpu"):
+        waits = services[name]["depends_on"]
+        for job in ("create-namespace", "register-search-attributes", "minio-setup"):
+            assert waits[job] == {"condition": done}, (name, job)
+    # whatever uses the namespace (found by its address setting) comes after its creation
+    for name, service in services.items():
+        env = service.get("environment", {})
+        if name in {"create-namespace", "admin-tools"} or not {
+            "TEMPORAL_ADDRESS",
+            "PIPELINE_TEMPORAL_ADDRESS",
+        } & set(env):
+            continue
+        assert _after(services, name).get("create-namespace") == done, name
+    assert _after(services, "create-namespace")["temporal-schema"] == done
+    assert "temporal" not in _after(services, "temporal-schema"), "the schema comes first"
+    for name in ONE_SHOTS:
+        assert services[name]["restart"] == "no", name
+    health = services["temporal"]["healthcheck"]["test"]
+    assert health[:2] == ["CMD", "nc"] and health[-1] == "7233", "the server image has no CLI: probe the port"
+
+
+def test_compose_temporal_server_reads_the_dynamic_config_file_it_mounts():
+    """temporalio/server ships no dynamic config file and will not start without the one
+    its template names: the file is in the repository, mounted where the variable says."""
+    server = compose()["services"]["temporal"]
+    path = server["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    mounts = [v.split(":") for v in server["volumes"]]
+    source, target, mode = next(m for m in mounts if path.startswith(m[1] + "/"))
+    assert mode == "ro"
+    host = REPO_ROOT / source / path[len(target) + 1 :]
+    assert host.parent == DEPLOY / "temporal" / "dynamicconfig" and host.is_file(), host
+    config = yaml.safe_load(host.read_text())
+    assert config and all(
+        isinstance(values, list) and all(set(v) == {"value", "constraints"} for v in values)
+        for values in config.values()
+    ), config
+    assert config["limit.maxIDLength"][0]["value"] == 255, "the SQL schema's VARCHAR(255) ids"
+
+
+FAKE_TOOLS = {
+    # each records its arguments; the environment of the test says how it answers
+    "nc": 'echo "nc $*" >> "$CALLS"',
+    "sleep": 'echo "sleep $*" >> "$CALLS"',
+    "temporal-sql-tool": """echo "temporal-sql-tool $*" >> "$CALLS"
+case "$*" in *create-database*)
+  if [ -n "${CREATE_FAILS:-}" ]; then echo "$CREATE_FAILS" >&2; exit 1; fi ;;
+esac""",
+    "temporal": """echo "temporal $*" >> "$CALLS"
+case "$1 $2 $3" in
+  "operator cluster health")
+    n=$(cat "$STATE/health" 2>/dev/null || echo 0); echo $((n + 1)) > "$STATE/health"
+    [ "$n" -ge "${UNHEALTHY:-0}" ] ;;
+  "operator namespace describe") [ -f "$STATE/namespace" ] ;;
+  "operator namespace create") touch "$STATE/namespace" ;;
+  "operator search-attribute list")  # the frontend serves a new namespace a little later
+    [ -f "$STATE/namespace" ] || exit 1
+    n=$(cat "$STATE/listed" 2>/dev/null || echo 0); echo $((n + 1)) > "$STATE/listed"
+    [ "$n" -ge "${NOT_YET_SERVED:-0}" ] ;;
+esac""",
+}
+
+
+def run_one_shot(name: str, tmp_path, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """A one-shot service's script as its container runs it (entrypoint /bin/sh -ec,
+    Compose's $$ unescaped, the service's environment), with the tools it calls faked."""
+    service = compose()["services"][name]
+    assert service["entrypoint"] == ["/bin/sh", "-ec"], name
+    script = service["command"][0].replace("$$", "$")
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir(exist_ok=True)
+    state.mkdir(exist_ok=True)
+    for tool, body in FAKE_TOOLS.items():
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / tool).chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.write_text("")
+    resolved = {
+        k: re.sub(r"\$\{[A-Z_]+:[?-]([^}]*)\}", "x", str(v)) for k, v in service["environment"].items()
+    }
+    out = subprocess.run(
+        ["/bin/sh", "-ec", script],
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "CALLS": str(calls),
+            "STATE": str(state),
+            **resolved,
+            **env,
+        },
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return out, calls.read_text().splitlines()
+
+
+def test_compose_schema_job_creates_and_migrates_both_databases_and_is_idempotent(tmp_path):
+    service = compose()["services"]["temporal-schema"]
+    assert service["environment"]["SQL_USER"] == "${TEMPORAL_DB_USER:-temporal}"
+    out, calls = run_one_shot("temporal-schema", tmp_path)
+    assert out.returncode == 0, out.stderr
+    tool = [c.split()[1:] for c in calls if c.startswith("temporal-sql-tool")]
+    expected = []
+    for db, schema in (("temporal", "temporal"), ("temporal_visibility", "visibility")):
+        base = ["--plugin", "postgres12", "--db", db]
+        versioned = f"/etc/temporal/schema/postgresql/v12/{schema}/versioned"
+        expected += [
+            [*base, "create-database"],
+            [*base, "setup-schema", "--version", "0.0"],
+            [*base, "update-schema", "--schema-dir", versioned],
+        ]
+    assert tool == expected
+    assert calls[0] == "nc -z -w 2 postgresql 5432", "waits for PostgreSQL's TCP port first"
+    # an existing database (a volume from an earlier run) is no failure ...
+    again, calls = run_one_shot(
+        "temporal-schema", tmp_path, CREATE_FAILS='pq: database "temporal" already exists'
+    )
+    assert again.returncode == 0, again.stderr
+    assert sum("update-schema" in c for c in calls) == 2
+    # ... but any other failure to create one stops the job before its schema
+    broken, calls = run_one_shot(
+        "temporal-schema", tmp_path, CREATE_FAILS="pq: password authentication failed"
+    )
+    assert broken.returncode != 0 and "password authentication failed" in broken.stderr
+    assert not any("setup-schema" in c for c in calls)
+
+
+def test_compose_namespace_job_creates_the_namespace_once_and_waits_until_it_is_served(tmp_path):
+    """After the server's health, `default` is created if missing (kept if not), and the
+    job exits 0 only once the frontend serves it: register-search-attributes, the UI and
+    the workers start after it and would otherwise meet "namespace not found"."""
+    out, calls = run_one_shot("create-namespace", tmp_path, UNHEALTHY="2", NOT_YET_SERVED="2")
+    assert out.returncode == 0, out.stderr
+    assert [c for c in calls if "cluster health" in c] == ["temporal operator cluster health"] * 3
+    created = [c for c in calls if "namespace create" in c]
+    assert created == ["temporal operator namespace create --namespace default --retention 7d"]
+    assert calls.index(created[0]) > max(i for i, c in enumerate(calls) if "cluster health" in c)
+    listed = [i for i, c in enumerate(calls) if "search-attribute list --namespace default" in c]
+    assert len(listed) == 3 and min(listed) > calls.index(created[0]), calls
+    again, calls = run_one_shot("create-namespace", tmp_path)  # the namespace exists now
+    assert again.returncode == 0 and "already registered" in again.stdout, again.stderr
+    assert not any("namespace create" in c for c in calls)
+    for state in ("health", "listed"):
+        (tmp_path / "state" / state).write_text("0")
+    unserved, calls = run_one_shot("create-namespace", tmp_path, NOT_YET_SERVED="1000")
+    assert unserved.returncode != 0, "a namespace the frontend never serves fails it"
+    (tmp_path / "state" / "health").write_text("0")
+    down, calls = run_one_shot("create-namespace", tmp_path, UNHEALTHY="1000")
+    assert down.returncode != 0 and not any("namespace" in c for c in calls), "an unhealthy server fails it"
 
 
 def test_compose_has_no_secret_values_and_documents_its_variables():

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from devstack.stack import REPO_ROOT
+from devstack.stack import REPO_ROOT, temporal_cli
 from tests.deploy_files import (
     COMPOSE,
     COMPOSE_MTLS,
@@ -123,6 +123,16 @@ def compose_config(*files: Path, env: dict[str, str]) -> subprocess.CompletedPro
     )
 
 
+def cli_environment_variables() -> set[str]:
+    """The environment variables the installed `temporal` CLI reads (its `temporal
+    options` table). The admin-tools image carries an earlier release of the same CLI;
+    its TLS variables have had these names since CLI 1.4."""
+    out = subprocess.run([temporal_cli(), "options"], check=True, capture_output=True, text=True, timeout=30)
+    names = set(re.findall(r"\bTEMPORAL_[A-Z0-9_]+\b", out.stdout))
+    assert {"TEMPORAL_ADDRESS", "TEMPORAL_TLS_CLIENT_CERT_PATH"} <= names, out.stdout[:500]
+    return names
+
+
 def test_compose_mtls_overlay_requires_client_certificates_of_every_temporal_client(tmp_path):
     """docker-compose.mtls.yml: the frontend requires client certificates, and every service
     that talks to Temporal (found by its address setting, so a new one cannot be
@@ -149,23 +159,45 @@ def test_compose_mtls_overlay_requires_client_certificates_of_every_temporal_cli
         if {"TEMPORAL_ADDRESS", "PIPELINE_TEMPORAL_ADDRESS", "TEMPORAL_CLI_ADDRESS"}
         & set(s.get("environment") or {})
     }
-    assert {"worker-cpu", "worker-gpu", "ui", "admin-tools", "register-search-attributes"} <= clients
+    assert {
+        "worker-cpu",
+        "worker-gpu",
+        "ui",
+        "admin-tools",
+        "create-namespace",
+        "register-search-attributes",
+    } <= clients
+    cli_env = cli_environment_variables()
     for name in clients | {"temporal"}:
         service = services[name]
-        mounts = {m["target"]: m for m in service.get("volumes", []) if m["type"] == "bind"}
-        for mount in mounts.values():
-            assert Path(mount["source"]).parent == certs and mount["read_only"], f"{name}: {mount}"
+        binds = [m for m in service.get("volumes", []) if m["type"] == "bind"]
+        mounts = {m["target"]: m for m in binds if m["target"].startswith("/etc/temporal-tls/")}
+        for mount in binds:
+            from_certs = Path(mount["source"]).parent == certs
+            assert from_certs == (mount["target"] in mounts), f"{name}: {mount}"
+            assert mount["read_only"], f"{name}: {mount}"
         env = service["environment"]
+        if name == "temporal":  # its own checks, below
+            continue
         if name.startswith("worker-"):
             paths = {k: v for k, v in env.items() if re.fullmatch(r"PIPELINE_TEMPORAL_TLS_\w+_PATH", k)}
             assert len(paths) == 3 and env["PIPELINE_TEMPORAL_TLS_SERVER_NAME"] == "temporal", name
-        else:  # the Temporal images: `temporal` CLI, tctl and the UI read TEMPORAL_TLS_CA/_CERT/_KEY
+        elif name == "ui":  # the Web UI's names
             paths = {k: env[k] for k in ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")}
-            if name != "ui":
-                paths |= {
-                    k: env[k]
-                    for k in ("TEMPORAL_CLI_TLS_CA", "TEMPORAL_CLI_TLS_CERT", "TEMPORAL_CLI_TLS_KEY")
-                }
+            assert env["TEMPORAL_TLS_SERVER_NAME"] == "temporal"
+        else:  # the `temporal` CLI of the admin-tools image: names its `temporal options` lists
+            assert "admin-tools" in service["image"], name
+            paths = {
+                k: env[k]
+                for k in (
+                    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+                    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+                    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+                )
+            }
+            assert env["TEMPORAL_TLS_SERVER_NAME"] == "temporal"
+            unknown = {k for k in env if k.startswith("TEMPORAL_")} - cli_env
+            assert not unknown, f"{name}: the temporal CLI reads no {sorted(unknown)}"
         for key, path in paths.items():
             assert path in mounts, f"{name}.{key}={path} is not mounted"
         sources = {Path(m["source"]).name for m in mounts.values()}
@@ -174,15 +206,25 @@ def test_compose_mtls_overlay_requires_client_certificates_of_every_temporal_cli
             host = {k: mounts[v]["source"] if v in mounts else v for k, v in env.items()}
             config = tls_config(settings_from({k: v for k, v in host.items() if k.startswith("PIPELINE_")}))
             assert isinstance(config, TLSConfig) and config.client_cert and config.client_private_key
-    temporal_mounts = {Path(m["source"]).name for m in services["temporal"]["volumes"] if m["type"] == "bind"}
+    schema_job = services["temporal-schema"]
+    assert not schema_job.get("volumes"), "the schema job talks to PostgreSQL only"
+    assert not any(k.startswith("TEMPORAL_") for k in schema_job["environment"])
+    temporal_binds = [m for m in services["temporal"]["volumes"] if m["type"] == "bind"]
+    temporal_mounts = {Path(m["source"]).name for m in temporal_binds if Path(m["source"]).parent == certs}
     assert temporal_mounts == {"ca.pem", "server.pem", "server.key"}
+    targets = {m["target"] for m in temporal_binds}
     for key in (
         "TEMPORAL_TLS_SERVER_CERT",
+        "TEMPORAL_TLS_SERVER_KEY",
         "TEMPORAL_TLS_FRONTEND_CERT",
+        "TEMPORAL_TLS_FRONTEND_KEY",
         "TEMPORAL_TLS_SERVER_CA_CERT",
+        # the server's template lists CLIENT1 and CLIENT2 together, and an empty CA is refused
         "TEMPORAL_TLS_CLIENT1_CA_CERT",
+        "TEMPORAL_TLS_CLIENT2_CA_CERT",
     ):
-        assert server[key] in {m["target"] for m in services["temporal"]["volumes"]}, key
+        assert server[key] in targets, key
+    assert not any(k.startswith("TEMPORAL_CLI_") for k in server), "no tctl in the server image"
     published = services["temporal"]["ports"][0]
     assert published["host_ip"] == "127.0.0.1", "7233 stays local unless TEMPORAL_BIND_ADDRESS says otherwise"
     wide = compose_config(
