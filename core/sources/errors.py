@@ -18,10 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-import yt_dlp.extractor
-from yt_dlp.networking.exceptions import HTTPError
-from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError, UnsupportedError
-
 from core.contracts import urls
 from core.contracts.errors import (
     AgeRestricted,
@@ -37,6 +33,9 @@ from core.contracts.errors import (
     VideoUnavailable,
 )
 from core.sources import safety
+
+# yt-dlp is imported where a failure is classified: the workflow code imports this
+# module's types by way of the activities, and must not load yt-dlp (tests/test_layout.py)
 
 # Order matters: the first pattern that matches wins. Patterns are yt-dlp's (and
 # YouTube's, as yt-dlp relays them) phrases, never bare words, and they see the message
@@ -111,6 +110,9 @@ _ERROR_PATTERNS = _VERDICTS + _PHRASES
 def classify_download_error(error: BaseException) -> PipelineError:
     """The typed error for what yt-dlp raised: by type and HTTP status where it carries
     them, else by its message (classify_message)."""
+    from yt_dlp.networking.exceptions import HTTPError
+    from yt_dlp.utils import GeoRestrictedError, UnsupportedError
+
     message = _shorten(str(error))
     causes = list(_causes(error))
     for cause, _ in causes:
@@ -148,6 +150,8 @@ def _causes(error: BaseException) -> Iterator[tuple[BaseException, bool]]:
     """What yt-dlp raised, first to last, and whether it came from an extractor (the page)
     rather than the media download. A DownloadError carries the original in ``exc_info``,
     whose traceback runs through the extractor package or the downloader's."""
+    from yt_dlp.utils import DownloadError, ExtractorError
+
     seen: set[int] = set()
     pending: list[tuple[BaseException | None, bool]] = [(error, False)]
     while pending:
@@ -163,11 +167,11 @@ def _causes(error: BaseException) -> Iterator[tuple[BaseException, bool]]:
         pending.append((cause.__cause__, from_page))
 
 
-_EXTRACTORS = str(Path(yt_dlp.extractor.__file__).parent)
-
-
 def _in_extractor(tb: TracebackType | None) -> bool:
-    return any(frame.filename.startswith(_EXTRACTORS) for frame in traceback.extract_tb(tb))
+    import yt_dlp.extractor
+
+    extractors = str(Path(yt_dlp.extractor.__file__).parent)
+    return any(frame.filename.startswith(extractors) for frame in traceback.extract_tb(tb))
 
 
 def classify_message(message: str) -> PipelineError:
