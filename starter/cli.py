@@ -10,12 +10,14 @@ python -m starter schedule-manifests [--hour H]     (daily manifest schedule, id
 python -m starter manifest [--date YYYY-MM-DD]      (build one day's manifest now)
 python -m starter export --batch-id ID --format lhotse-shar|webdataset [filters] [--wait]
 python -m starter report --batch-id ID [--json]     (yield report: hours, quality, cost)
+python -m starter speakers --batch-id ID | --all [--json]  (speakers across videos)
 
 This module is the parser and the dispatch: each argument that needs no Temporal
 (batch id, GPU class, window, the CSV's header) is checked here, before connecting.
 The handlers live by what they do: starter/steer.py (start, pause, resume, cancel,
 retry-failed), starter/watch.py (status, stats), starter/manifests.py, and
-starter/export.py and starter/report.py, which add their own subcommands.
+starter/export.py, starter/report.py and starter/speakers.py, which add their own
+subcommands.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from core.contracts.batch import DEFAULT_WINDOW, MAX_WINDOW
 from core.contracts.ids import validate_video_id
 from core.service.settings import SettingsError, load_settings
 from core.service.temporal import connect
-from starter import export, manifests, report, steer, watch
+from starter import export, manifests, report, speakers, steer, watch
 from starter.batch import GPU_CLASSES, UnknownGpuClass, check_window
 from starter.csv_input import CsvFormatError, check_header
 
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--date", help="YYYY-MM-DD (UTC); default: yesterday")
     export.add_parser(sub, _batch_id)
     report.add_parser(sub, _batch_id)
+    speakers.add_parser(sub, _batch_id)
     return parser
 
 
@@ -133,6 +136,7 @@ COMMANDS = {
     "retry-failed": steer.cmd_retry_failed,
     "export": export.cmd_export,
     "report": report.cmd_report,
+    "speakers": speakers.cmd_speakers,
 }
 
 

@@ -17,10 +17,14 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.service import RPCError
 
+from activities.speaker_index import speaker_table
 from core.analysis import speaker_embeddings
+from core.contracts.corpus import SpeakerIndexResult
 from core.contracts.video import SCHEMA_VERSION
 from core.service.metrics import SDK_METRICS_USED
 from core.service.temporal import connect
+from core.store.commit import read_metadata
+from core.store.layout import speaker_runs_folder
 from core.store.objects import ObjectStore
 from devstack.stack import free_port
 from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
@@ -280,6 +284,31 @@ def test_starter_status_and_temporal_cli_query(stack, started):
 
     metadata = temporal_workflow(stack, "metadata", "video-three")
     assert "**completed** on `cpu`" in metadata.stdout, metadata.stdout
+
+
+def test_speakers_across_videos_link_the_batch_once(stack, started):
+    """``starter speakers --batch-id`` runs SpeakerIndexWorkflow on the module's worker:
+    every completed video's speakers get a global id in the corpus table, the run has
+    its marker, and a second request finds nothing new and commits nothing."""
+    first = run_cli("-m", "starter", "speakers", "--batch-id", BATCH, "--json", env=stack.env(), timeout=300)
+    assert first.returncode == 0, first.stderr
+    result = SpeakerIndexResult.model_validate_json(first.stdout)
+    assert result.summary is not None and result.run == result.summary.run == 1
+    assert result.summary.videos == len(GOOD) == result.candidates - result.skipped
+    store = ObjectStore(stack.settings())
+    rows = speaker_table(store)
+    for vid in GOOD:
+        meta = read_metadata(store, vid)
+        assert meta is not None
+        assert {r.speaker for r in rows if r.video_id == vid} == set(meta.speakers), vid
+    assert all(r.batch_id == BATCH and r.run == 1 for r in rows)
+    assert result.summary.speakers == len(rows)
+    assert result.summary.global_speakers == len({r.speaker_id for r in rows})
+    assert result.summary.embedding_model == speaker_embeddings.FRAMES_BACKEND_NAME
+    again = run_cli("-m", "starter", "speakers", "--batch-id", BATCH, env=stack.env(), timeout=300)
+    assert again.returncode == 0 and "nothing new to link" in again.stdout, again.stdout + again.stderr
+    markers = [k for k in store.list_keys(speaker_runs_folder(store.prefix)) if k.endswith("/run.json")]
+    assert len(markers) == 1
 
 
 def test_stage_cost_benchmark_reads_the_committed_stats(stack, started):

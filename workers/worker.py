@@ -31,6 +31,7 @@ from activities.labels import LabelActivities
 from activities.manifest import ManifestActivities
 from activities.music import MusicActivities
 from activities.queues import QueueActivities
+from activities.speaker_index import SpeakerIndexActivities
 from activities.sweep import SweepActivities
 from core.analysis import exported, model_files, threads
 from core.analysis.diarization import get_diarization_backend
@@ -49,10 +50,11 @@ from workflows.batch import BatchWorkflow
 from workflows.export import ExportWorkflow
 from workflows.manifest import ManifestWorkflow
 from workflows.sandbox import workflow_runner
+from workflows.speaker_index import SpeakerIndexWorkflow
 from workflows.stages import QueueKind, activities_on
 from workflows.video import VideoWorkflow
 
-WORKFLOWS = [VideoWorkflow, BatchWorkflow, ManifestWorkflow, ExportWorkflow]
+WORKFLOWS = [VideoWorkflow, BatchWorkflow, ManifestWorkflow, ExportWorkflow, SpeakerIndexWorkflow]
 # each built once per process with the worker's Runtime (activities/runtime.py)
 ACTIVITY_CLASSES = (
     DownloadActivities,
@@ -66,6 +68,7 @@ ACTIVITY_CLASSES = (
     SweepActivities,
     ExportActivities,
     QueueActivities,
+    SpeakerIndexActivities,
 )
 # short storage work run by the workflow worker: the committed check and the commit
 # as local activities of VideoWorkflow, the others on the workflow queue, dispatched
@@ -80,6 +83,7 @@ CPU_LIGHT_ACTIVITIES = [
     ManifestActivities.write_manifest,
     SweepActivities.sweep_work,
     ExportActivities.write_export_index,
+    SpeakerIndexActivities.link_speakers,
 ]
 
 log = structlog.get_logger("worker")

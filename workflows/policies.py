@@ -108,3 +108,6 @@ EXPORT_INDEX = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))
 # --- the daily manifest and sweep ------------------------------------------------------
 MANIFEST = ActivityPolicy(timedelta(hours=2), _retry(2, 120, 30), heartbeat=timedelta(minutes=2))
 SWEEP = MANIFEST
+# reads every new video's metadata and embeddings, then links them: hours for a first run
+# over a whole corpus, minutes for a day's videos
+SPEAKER_INDEX = ActivityPolicy(timedelta(hours=6), _retry(3, 120, 30), heartbeat=timedelta(minutes=2))

@@ -26,7 +26,10 @@ BATCHES_FOLDER = "_batches"  # each batch's validated input
 PROBE_FOLDER = "_probe"  # the start-up check of conditional writes
 MANIFESTS_FOLDER = "manifests"
 EXPORTS_FOLDER = "exports"
-RESERVED_IDS = frozenset({WORK_FOLDER, BATCHES_FOLDER, PROBE_FOLDER, MANIFESTS_FOLDER, EXPORTS_FOLDER})
+CORPUS_FOLDER = "corpus"  # what spans videos: the speakers across them
+RESERVED_IDS = frozenset(
+    {WORK_FOLDER, BATCHES_FOLDER, PROBE_FOLDER, MANIFESTS_FOLDER, EXPORTS_FOLDER, CORPUS_FOLDER}
+)
 
 
 def validate_video_id(value: str) -> str:
@@ -44,6 +47,7 @@ VIDEO_WORKFLOW = "VideoWorkflow"
 BATCH_WORKFLOW = "BatchWorkflow"
 EXPORT_WORKFLOW = "ExportWorkflow"
 MANIFEST_WORKFLOW = "ManifestWorkflow"
+SPEAKER_INDEX_WORKFLOW = "SpeakerIndexWorkflow"
 
 # signals and queries by name: the workflows declare them, the video, the starter and
 # the `temporal` CLI send them

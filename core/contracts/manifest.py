@@ -1,9 +1,11 @@
-"""What the daily ManifestWorkflow returns: the day's manifest, and what the sweep of
-``_work/`` that follows it removed (activities/manifest.py, activities/sweep.py).
+"""What the daily ManifestWorkflow returns: the day's manifest, what the sweep of
+``_work/`` that follows it removed (activities/manifest.py, activities/sweep.py), and
+the linking of the day's speakers (activities/speaker_index.py).
 """
 
 from __future__ import annotations
 
+from core.contracts.corpus import SpeakerIndexResult
 from core.contracts.video import _Model
 
 
@@ -21,3 +23,4 @@ class ManifestResult(_Model):
     key: str
     videos: int
     swept: SweepResult | None = None
+    speakers: SpeakerIndexResult | None = None  # the day's videos linked to the corpus's speakers

@@ -5,6 +5,7 @@
     _batches/{batch_id}/        each batch's validated input (core/store/batch_input.py)
     manifests/                  one JSONL per UTC day of completed videos
     exports/{batch_id}/{name}/  training shards, their records and index
+    corpus/speakers/runs/{n}/   the speakers across videos, one folder per linking run
     _probe/                     the start-up check of conditional writes
 
 The folder names are ``core.contracts.ids``' (a video id may not take one).
@@ -15,7 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.contracts.ids import BATCHES_FOLDER, EXPORTS_FOLDER, MANIFESTS_FOLDER, PROBE_FOLDER, WORK_FOLDER
+from core.contracts.ids import (
+    BATCHES_FOLDER,
+    CORPUS_FOLDER,
+    EXPORTS_FOLDER,
+    MANIFESTS_FOLDER,
+    PROBE_FOLDER,
+    WORK_FOLDER,
+)
 from core.contracts.metadata import Metadata
 from core.contracts.video import SCHEMA_VERSION
 
@@ -144,8 +152,32 @@ def dry_run_input_name(sha256: str) -> str:
     return f"dry-run-{sha256[:16]}.csv"
 
 
+def manifests_folder(prefix: str) -> str:
+    return f"{prefix}{MANIFESTS_FOLDER}/"
+
+
 def manifest_key(prefix: str, day: str) -> str:
-    return f"{prefix}{MANIFESTS_FOLDER}/manifest_{day}.jsonl"
+    return f"{manifests_folder(prefix)}manifest_{day}.jsonl"
+
+
+# --- the speakers across videos (core/corpus/speakers.py, activities/speaker_index.py) ---
+# Run n links the videos no earlier run linked. Its run.json, written last and only if
+# absent, is its commit marker and names the attempt whose files are the run's: attempts
+# can overlap, so each writes under its own id and nothing committed is rewritten.
+SPEAKER_RUN_JSON = "run.json"
+SPEAKER_INDEX_FAISS = "index.faiss"  # every linked member so far (the index only grows)
+SPEAKER_MEMBERS_JSON = "members.json"  # member i's global speaker id, and every linked video
+SPEAKER_LINKS_JSONL = "speakers.jsonl"  # this run's rows of the corpus table
+
+
+def speaker_runs_folder(prefix: str) -> str:
+    return f"{prefix}{CORPUS_FOLDER}/speakers/runs/"
+
+
+def speaker_run_key(prefix: str, run: int, name: str = SPEAKER_RUN_JSON, attempt: str | None = None) -> str:
+    """A run's marker (``run.json``), or one of its attempt's files."""
+    folder = f"{speaker_runs_folder(prefix)}{run:06d}/"
+    return f"{folder}{name}" if attempt is None else f"{folder}{attempt}/{name}"
 
 
 def probe_key(prefix: str, token: str) -> str:
