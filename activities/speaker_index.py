@@ -19,11 +19,13 @@ import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from temporalio import activity
 
 from activities.runtime import Activities, Runtime
+from activities.scratch import scratch_dir
 from core.contracts import search_attributes as sa
 from core.contracts.corpus import SpeakerIndexRequest, SpeakerIndexResult, SpeakerRow, SpeakerRun
 from core.contracts.ids import VIDEO_WORKFLOW, video_id_of
@@ -74,7 +76,8 @@ async def _link_speakers(rt: Runtime, req: SpeakerIndexRequest) -> SpeakerIndexR
     store = await asyncio.to_thread(lambda: rt.store)  # the first use builds a boto3 client
     candidates = sorted(await _named_videos(rt, store, req))
     for _ in range(COMMIT_TRIES):
-        state = await asyncio.to_thread(_last_run, store)
+        with scratch_dir(rt, "speaker-index") as scratch:
+            state = await asyncio.to_thread(_last_run, store, scratch)
         new = [v for v in candidates if v not in state.videos]
         videos, batches, model, skipped = await _read_videos(store, new, state.embedding_model)
         skipped += len(candidates) - len(new)
@@ -85,7 +88,10 @@ async def _link_speakers(rt: Runtime, req: SpeakerIndexRequest) -> SpeakerIndexR
             step = videos[first : first + LINKS_PER_STEP]
             links += await asyncio.to_thread(state.index.link, step)
             activity.heartbeat({"linked": first + len(step), "of": len(videos)})
-        summary = await asyncio.to_thread(_commit_next_run, store, state, model, videos, links, batches)
+        with scratch_dir(rt, "speaker-index") as scratch:
+            summary = await asyncio.to_thread(
+                _commit_next_run, store, scratch, state, model, videos, links, batches
+            )
         if summary is not None:
             return SpeakerIndexResult(
                 run=summary.run, candidates=len(candidates), skipped=skipped, summary=summary
@@ -117,7 +123,7 @@ async def _named_videos(rt: Runtime, store: ObjectStore, req: SpeakerIndexReques
     return await asyncio.to_thread(read)
 
 
-def _last_run(store: ObjectStore) -> _State:
+def _last_run(store: ObjectStore, scratch: Path) -> _State:
     from core.corpus.speakers import SpeakerIndex
 
     runs = sorted(
@@ -129,8 +135,12 @@ def _last_run(store: ObjectStore) -> _State:
         return _State(SpeakerIndex())
     marker = SpeakerRun.model_validate(store.get_json(speaker_run_key(store.prefix, runs[-1])))
     members = store.get_json(speaker_run_key(store.prefix, marker.run, SPEAKER_MEMBERS_JSON, marker.attempt))
-    index = SpeakerIndex.deserialize(
-        store.get_bytes(speaker_run_key(store.prefix, marker.run, SPEAKER_INDEX_FAISS, marker.attempt)),
+    path = store.download_file(
+        speaker_run_key(store.prefix, marker.run, SPEAKER_INDEX_FAISS, marker.attempt),
+        scratch / SPEAKER_INDEX_FAISS,
+    )
+    index = SpeakerIndex.read(
+        path,
         members["member_ids"],
         link_cosine=marker.link_cosine,
         min_speech_s=marker.min_speech_s,
@@ -184,6 +194,7 @@ async def _read_videos(
 
 def _commit_next_run(
     store: ObjectStore,
+    scratch: Path,
     state: _State,
     model: str,
     videos: list[list[LocalSpeaker]],
@@ -221,7 +232,8 @@ def _commit_next_run(
     )
     members = {"member_ids": state.index.member_ids, "videos": sorted(state.videos | set(batches))}
     key = lambda name: speaker_run_key(store.prefix, run, name, attempt)  # noqa: E731
-    store.put_bytes(key(SPEAKER_INDEX_FAISS), state.index.serialize())
+    state.index.write(scratch / SPEAKER_INDEX_FAISS)  # a gigabyte at a million members: from disk
+    store.put_file(key(SPEAKER_INDEX_FAISS), scratch / SPEAKER_INDEX_FAISS)
     store.put_json(key(SPEAKER_MEMBERS_JSON), members)
     body = "".join(row.model_dump_json() + "\n" for row in rows).encode()
     store.put_bytes(key(SPEAKER_LINKS_JSONL), body, "application/x-ndjson")

@@ -24,7 +24,7 @@ from core.contracts.video import SCHEMA_VERSION
 from core.service.metrics import SDK_METRICS_USED
 from core.service.temporal import connect
 from core.store.commit import read_metadata
-from core.store.layout import speaker_runs_folder
+from core.store.layout import speaker_run_key, speaker_runs_folder
 from core.store.objects import ObjectStore
 from devstack.stack import free_port
 from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
@@ -309,6 +309,36 @@ def test_speakers_across_videos_link_the_batch_once(stack, started):
     assert again.returncode == 0 and "nothing new to link" in again.stdout, again.stdout + again.stderr
     markers = [k for k in store.list_keys(speaker_runs_folder(store.prefix)) if k.endswith("/run.json")]
     assert len(markers) == 1
+
+
+def test_a_linking_run_that_lost_the_race_commits_nothing(stack, started, tmp_path):
+    """Two attempts (or two requests) link on top of the same last run: the first to write
+    run n's marker has it; the other's marker write is refused, it returns None (and
+    reloads), and run n stays the first one's. Runs after the previous test's run 1."""
+    from activities.speaker_index import _commit_next_run, _last_run
+    from core.corpus.speakers import LocalSpeaker
+
+    store = ObjectStore(stack.settings())
+    vector = np.full(speaker_embeddings.DIM, 1 / np.sqrt(speaker_embeddings.DIM), np.float32)
+    video = [LocalSpeaker("race", "SPEAKER_00", vector, 60.0)]
+    states = [_last_run(store, tmp_path), _last_run(store, tmp_path)]  # both see the same last run
+    assert states[0].run == states[1].run >= 1
+    first, second = (
+        _commit_next_run(
+            store,
+            tmp_path,
+            state,
+            speaker_embeddings.FRAMES_BACKEND_NAME,
+            [video],
+            state.index.link([video]),
+            {"race": None},
+        )
+        for state in states
+    )
+    assert first is not None and second is None
+    marker = store.get_json(speaker_run_key(store.prefix, first.run))
+    assert marker["attempt"] == first.attempt
+    assert sum(r.video_id == "race" for r in speaker_table(store)) == 1
 
 
 def test_stage_cost_benchmark_reads_the_committed_stats(stack, started):

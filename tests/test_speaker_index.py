@@ -101,15 +101,16 @@ def synthetic(n_videos: int, people: int, seed: int) -> list[list[LocalSpeaker]]
 
 
 @pytest.mark.parametrize("chunk", [4096, 7])
-def test_linking_at_once_in_parts_or_after_a_reload_gives_the_same_ids(monkeypatch, chunk):
-    """Videos linked in one call, in several calls, or with the index serialized and
-    loaded between calls (what each run does), in chunks of any size: the same ids."""
+def test_linking_at_once_in_parts_or_after_a_reload_gives_the_same_ids(monkeypatch, tmp_path, chunk):
+    """Videos linked in one call, in several calls, or with the index written and read
+    back between calls (what each run does), in chunks of any size: the same ids."""
     monkeypatch.setattr(speakers, "CHUNK", chunk)
     videos = synthetic(60, 25, seed=3)
     whole = [link.speaker_id for link in SpeakerIndex().link(videos)]
     index = SpeakerIndex()
     parts = [link.speaker_id for link in index.link(videos[:20])]
-    index = SpeakerIndex.deserialize(index.serialize(), index.member_ids)
+    index.write(tmp_path / "index.faiss")
+    index = SpeakerIndex.read(tmp_path / "index.faiss", index.member_ids)
     parts += [link.speaker_id for link in index.link(videos[20:45])]
     parts += [link.speaker_id for link in index.link(videos[45:])]
     assert parts == whole

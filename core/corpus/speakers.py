@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -110,13 +111,13 @@ class SpeakerIndex:
     def members(self) -> int:
         return len(self.member_ids)
 
-    def serialize(self) -> bytes:
-        return faiss.serialize_index(self._index).tobytes()
+    def write(self, path: Path) -> None:
+        """The index to a file (streamed to storage from there: no copy in memory)."""
+        faiss.write_index(self._index, str(path))
 
     @classmethod
-    def deserialize(cls, data: bytes, member_ids: Sequence[str], **settings: float) -> SpeakerIndex:
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        return cls(index=index, member_ids=member_ids, **settings)
+    def read(cls, path: Path, member_ids: Sequence[str], **settings: float) -> SpeakerIndex:
+        return cls(index=faiss.read_index(str(path)), member_ids=member_ids, **settings)
 
     def link(self, videos: Iterable[Sequence[LocalSpeaker]]) -> list[Link]:
         """Link each video's speakers, in the order given, and add the linked ones."""
