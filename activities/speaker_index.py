@@ -17,10 +17,11 @@ import asyncio
 import io
 import json
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio import activity
 
@@ -49,10 +50,13 @@ if TYPE_CHECKING:  # numpy and faiss: loaded where the linking runs, not in the 
 
     from core.corpus.speakers import Link, LocalSpeaker, SpeakerIndex
 
+T = TypeVar("T")
+
 LOOKUP_THREADS = 16  # parallel metadata.json and embeddings.npy GETs
 READS_PER_STEP = 200  # videos read between two heartbeats
 LINKS_PER_STEP = 2000  # videos linked between two heartbeats
 COMMIT_TRIES = 3  # another run committed the same number first: reload, link on top
+BEAT_S = 10.0  # heartbeat while a long step runs in its thread
 
 
 class SpeakerIndexActivities(Activities):
@@ -77,7 +81,7 @@ async def _link_speakers(rt: Runtime, req: SpeakerIndexRequest) -> SpeakerIndexR
     candidates = sorted(await _named_videos(rt, store, req))
     for _ in range(COMMIT_TRIES):
         with scratch_dir(rt, "speaker-index") as scratch:
-            state = await asyncio.to_thread(_last_run, store, scratch)
+            state = await _beating({"loading_run": True}, _last_run, store, scratch)
         new = [v for v in candidates if v not in state.videos]
         videos, batches, model, skipped = await _read_videos(store, new, state.embedding_model)
         skipped += len(candidates) - len(new)
@@ -86,11 +90,19 @@ async def _link_speakers(rt: Runtime, req: SpeakerIndexRequest) -> SpeakerIndexR
         links: list[Link] = []
         for first in range(0, len(videos), LINKS_PER_STEP):
             step = videos[first : first + LINKS_PER_STEP]
-            links += await asyncio.to_thread(state.index.link, step)
+            links += await _beating({"linking": first, "of": len(videos)}, state.index.link, step)
             activity.heartbeat({"linked": first + len(step), "of": len(videos)})
         with scratch_dir(rt, "speaker-index") as scratch:
-            summary = await asyncio.to_thread(
-                _commit_next_run, store, scratch, state, model, videos, links, batches
+            summary = await _beating(
+                {"committing_run": state.run + 1},
+                _commit_next_run,
+                store,
+                scratch,
+                state,
+                model,
+                videos,
+                links,
+                batches,
             )
         if summary is not None:
             return SpeakerIndexResult(
@@ -98,6 +110,15 @@ async def _link_speakers(rt: Runtime, req: SpeakerIndexRequest) -> SpeakerIndexR
             )
         activity.heartbeat({"lost_run": state.run + 1})
     raise RuntimeError(f"another linking run committed first {COMMIT_TRIES} times: retried by the policy")
+
+
+async def _beating(details: dict[str, Any], call: Callable[..., T], *args: Any) -> T:
+    """``call`` in a thread, heartbeating every BEAT_S while it runs: loading or storing
+    a gigabyte of index, or linking a step, can outlast the heartbeat timeout."""
+    task = asyncio.ensure_future(asyncio.to_thread(call, *args))
+    while not (await asyncio.wait({task}, timeout=BEAT_S))[0]:
+        activity.heartbeat(details)
+    return task.result()
 
 
 async def _named_videos(rt: Runtime, store: ObjectStore, req: SpeakerIndexRequest) -> set[str]:
@@ -120,7 +141,7 @@ async def _named_videos(rt: Runtime, store: ObjectStore, req: SpeakerIndexReques
             found |= {json.loads(line)["video_id"] for line in body.splitlines() if line.strip()}
         return found
 
-    return await asyncio.to_thread(read)
+    return await _beating({"reading_manifests": len(keys)}, read)
 
 
 def _last_run(store: ObjectStore, scratch: Path) -> _State:
