@@ -31,9 +31,9 @@ from typing import Any
 import faiss
 import numpy as np
 
+from core.analysis.speaker_embeddings import DIM
 from core.contracts.metadata import SegmentRow
 
-DIM = 192  # CAM++'s embedding (core.analysis.speaker_embeddings.DIM)
 LINK_COSINE = 0.7  # benchmarks/README.md, "speakers across videos": in the gap, nearer precision
 MIN_SPEECH_S = 10.0  # clean speech a centroid needs to link on (less: too noisy)
 NEIGHBOURS = 16  # members the index returns for each query
@@ -50,7 +50,7 @@ class LocalSpeaker:
 
     video_id: str
     label: str  # SPEAKER_00, ...
-    centroid: np.ndarray  # (DIM,) float32, unit length
+    centroid: np.ndarray  # (DIM,) float32, unit length: CAM++'s (the index holds no other)
     speech_s: float
 
 
