@@ -129,32 +129,34 @@ async def _named_videos(rt: Runtime, store: ObjectStore, req: SpeakerIndexReques
         )
         client = await connect(rt.settings)
         return {video_id_of(wf.id) async for wf in client.list_workflows(query)}
-    if req.day is not None:
-        keys = [manifest_key(store.prefix, req.day)]
-    else:
-        keys = await asyncio.to_thread(store.list_keys, manifests_folder(store.prefix))
 
     def read() -> set[str]:
+        if req.day is not None:
+            key = manifest_key(store.prefix, req.day)
+            keys = [key] if store.exists(key) else []  # no manifest for that day: no video
+        else:
+            keys = store.list_keys(manifests_folder(store.prefix))
         found: set[str] = set()
         for key in keys:
-            body = store.get_bytes(key).decode() if store.exists(key) else ""
-            found |= {json.loads(line)["video_id"] for line in body.splitlines() if line.strip()}
+            lines = store.get_bytes(key).decode().splitlines()
+            found |= {json.loads(line)["video_id"] for line in lines if line.strip()}
         return found
 
-    return await _beating({"reading_manifests": len(keys)}, read)
+    return await _beating({"reading_manifests": True}, read)
+
+
+def _run_markers(store: ObjectStore) -> list[str]:
+    """Every committed run's marker key, in run order (the folders are zero-padded)."""
+    return sorted(k for k in store.list_keys(speaker_runs_folder(store.prefix)) if k.endswith("/run.json"))
 
 
 def _last_run(store: ObjectStore, scratch: Path) -> _State:
     from core.corpus.speakers import SpeakerIndex
 
-    runs = sorted(
-        int(key[len(speaker_runs_folder(store.prefix)) :].split("/")[0])
-        for key in store.list_keys(speaker_runs_folder(store.prefix))
-        if key.endswith("/run.json")
-    )
-    if not runs:
+    markers = _run_markers(store)
+    if not markers:
         return _State(SpeakerIndex())
-    marker = SpeakerRun.model_validate(store.get_json(speaker_run_key(store.prefix, runs[-1])))
+    marker = SpeakerRun.model_validate(store.get_json(markers[-1]))
     members = store.get_json(speaker_run_key(store.prefix, marker.run, SPEAKER_MEMBERS_JSON, marker.attempt))
     path = store.download_file(
         speaker_run_key(store.prefix, marker.run, SPEAKER_INDEX_FAISS, marker.attempt),
@@ -264,11 +266,8 @@ def _commit_next_run(
 def speaker_table(store: ObjectStore) -> list[SpeakerRow]:
     """The corpus table: every committed run's rows, in run order (a video is in one run)."""
     rows: list[SpeakerRow] = []
-    for key in sorted(store.list_keys(speaker_runs_folder(store.prefix))):
-        if key.endswith("/run.json"):
-            marker = SpeakerRun.model_validate(store.get_json(key))
-            body = store.get_bytes(
-                speaker_run_key(store.prefix, marker.run, SPEAKER_LINKS_JSONL, marker.attempt)
-            )
-            rows += [SpeakerRow.model_validate_json(line) for line in body.decode().splitlines() if line]
+    for key in _run_markers(store):
+        marker = SpeakerRun.model_validate(store.get_json(key))
+        body = store.get_bytes(speaker_run_key(store.prefix, marker.run, SPEAKER_LINKS_JSONL, marker.attempt))
+        rows += [SpeakerRow.model_validate_json(line) for line in body.decode().splitlines() if line]
     return rows
