@@ -412,6 +412,11 @@ class ServerFaults:
         self.stack.start_temporal()
         self.restart_listening = time.monotonic()
 
+    def answered(self) -> None:
+        """The batch's client got an answer: the first since the restart is timed."""
+        if self.restart_stopped is not None and self.restart_answering is None:
+            self.restart_answering = time.monotonic()
+
     def blind_since_restart(self) -> float:
         """Seconds since the restart with no answer to the batch's client yet (0: none)."""
         if self.restart_stopped is None or self.restart_answering is not None:
@@ -667,10 +672,12 @@ async def drive(
         polled = await batch.poll()
         if polled:
             counts, finished = polled
+            servers.answered()
             completed = counts.by_status.get("Completed", 0)
             if finished and not servers.in_outage():
                 return
-            server_fault(opts, completed, counts.open, fleet.working(), servers)
+            tail = counts.total >= opts.videos and counts.open <= 2  # the last videos, or none, open
+            server_fault(opts, completed, tail, fleet.working(), servers)
         elif servers.blind_since_restart() > BLIND_OUTAGE_S and servers.outage_began is None:
             # Temporal still does not answer the batch's client since the restart, while
             # the workers may be finishing the batch unseen: the outage begins now, or a
@@ -694,25 +701,24 @@ def tend(opts: Options, fleet: Fleet, servers: ServerFaults) -> None:
         say(f"storage back after {servers.outage_ended - servers.outage_began:.0f} s")
 
 
-def server_fault(
-    opts: Options, completed: int, open_videos: int, working: bool, servers: ServerFaults
-) -> None:
-    """The Temporal restart, then the storage outage, each at its milestone, each only
-    while videos are open. The restart waits for a worker mid-stage; the outage also
-    begins, whatever the workers do, once two videos or fewer are left open: in a small
-    batch the last ones can complete between two polls, and the outage would never happen."""
-    if servers.restart_stopped is not None and servers.restart_answering is None:
-        servers.restart_answering = time.monotonic()  # this poll got through
-    if not open_videos:
-        return
+def server_fault(opts: Options, completed: int, tail: bool, working: bool, servers: ServerFaults) -> None:
+    """The Temporal restart, then the storage outage, each at its milestone, each while
+    the batch runs. The restart waits for a worker mid-stage. In a small batch the last
+    videos can complete between two polls, leaving only the batch's closing steps (its
+    manifest, the speaker index) to meet a fault: so in the batch's tail (every video
+    started, two or fewer open) both begin whatever the workers do, together if the
+    restart comes that late."""
     if servers.restart_stopped is None:
-        if working and completed >= milestone(opts.videos, RESTART_AT):
+        if (working and completed >= milestone(opts.videos, RESTART_AT)) or tail:
             say(f"restarting the Temporal server, {completed}/{opts.videos} completed")
             servers.restart_temporal(completed)
+            if tail:
+                say(f"storage outage begins for {opts.outage_s:g} s, with the restart")
+                servers.begin_outage(completed)
     elif (
         servers.outage_began is None
         and servers.restart_answering
-        and ((working and completed >= milestone(opts.videos, OUTAGE_AT)) or open_videos <= 2)
+        and ((working and completed >= milestone(opts.videos, OUTAGE_AT)) or tail)
     ):
         say(f"storage outage begins for {opts.outage_s:g} s, {completed}/{opts.videos} completed")
         servers.begin_outage(completed)
