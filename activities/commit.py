@@ -14,7 +14,7 @@ from temporalio import activity
 from activities.attempts import stage
 from activities.runtime import Activities, Runtime
 from core.contracts.errors import IntermediateMismatch
-from core.contracts.metadata import CommittedBy
+from core.contracts.metadata import CommittedBy, LanguageHeard
 from core.contracts.rttm import rttm_text
 from core.contracts.stages import Stage
 from core.contracts.video import (
@@ -76,7 +76,10 @@ def _commit_outputs(rt: Runtime, req: CommitRequest) -> VideoOutcome:
                 f"{req.audio.original_key}: sha256 {sha256} is not the downloaded {req.audio.sha256}"
             )
 
-        labels = store.get_json(req.labels.key)["labels"] if req.labels else None
+        labelled = store.get_json(req.labels.key) if req.labels else {}
+        labels = labelled["labels"] if req.labels else None
+        # labels results from before the language head have no "language"
+        language = LanguageHeard.model_validate(labelled["language"]) if "language" in labelled else None
         if labels is not None and len(labels) != len(segments):
             raise IntermediateMismatch(
                 f"{req.labels.key} has {len(labels)} rows for {len(segments)} segments"
@@ -89,6 +92,7 @@ def _commit_outputs(rt: Runtime, req: CommitRequest) -> VideoOutcome:
             outputs.UsableRules(rt.settings.min_usable_s, rt.settings.usable_policy),
             uncertain,
             labels,
+            language,
         )
         info = activity.info()
         committed_by = CommittedBy(workflow_id=info.workflow_id, run_id=info.workflow_run_id)

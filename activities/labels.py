@@ -1,4 +1,5 @@
-"""label_segments: quality labels for every diarized segment, chunk by chunk.
+"""label_segments: quality labels for every diarized segment, chunk by chunk, then the
+spoken language of each speaker and of the video (``core/analysis/language.py``).
 
 The labels (DNSMOS, bandwidth, SNR, clipping, loudness, music and singing shares:
 ``core/analysis/quality.py``) are measured once, here, and stored as labels: nothing is deleted
@@ -21,6 +22,7 @@ from temporalio import activity
 
 from activities.model_stage import ChunkRun, ModelStage, StageAttempt
 from activities.scratch import scratch_dir
+from core.contracts.metadata import LanguageHeard
 from core.contracts.stages import Stage
 from core.contracts.video import LabelRequest, LabelResult, MusicRegion, Segment
 
@@ -57,6 +59,7 @@ def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
             ThreadPoolExecutor(1, "events") as beside,  # joined before the recording closes
         ):
             run = _label_chunks(attempt, segments, music, original, recording, beside)
+            heard = _language(attempt, segments, regions, recording)
     rows = _rows(run.results, len(segments))
     result = LabelResult(
         **attempt.summary(run, RESULT),
@@ -64,8 +67,23 @@ def _label(attempt: StageAttempt, request: LabelRequest) -> LabelResult:
         num_segments=len(rows),
         labels_version=quality.LABELS_VERSION,
         dnsmos_model=quality.DNSMOS_MODEL,
+        language_model=attempt.rt.settings.language_model,
     )
-    return attempt.finish(result, labels=rows)
+    return attempt.finish(result, labels=rows, language=heard.model_dump(mode="json"))
+
+
+def _language(
+    attempt: StageAttempt, segments: list[Segment], regions: list[MusicRegion], recording: Recording
+) -> LanguageHeard:
+    """The language of each speaker and of the video, from a few windows of clean
+    speech: a few CPU seconds per video, so it runs after the chunks, not per chunk."""
+    from core.analysis import language
+
+    settings = attempt.rt.settings
+    cache = settings.model_cache_dir / "whisper" if settings.model_cache_dir else None
+    model = language.load(settings.language_model, cache, settings.model_threads or 1)
+    windows = language.speech_windows(segments, regions, language.window_budget(recording.duration_s))
+    return model.identify(recording, recording.rate, windows)
 
 
 def _label_chunks(

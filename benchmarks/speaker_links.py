@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.eval_set import RATE, annotated_diarization
+from core.analysis.intervals import overlaps
 from core.contracts.metadata import SegmentRow
 from core.contracts.video import Segment
 from core.corpus.speakers import (
@@ -48,7 +49,6 @@ from core.corpus.speakers import (
     SpeakerIndex,
     local_speakers,
 )
-from core.store.outputs import overlaps
 
 AMI_PARTICIPANT = re.compile(r"[MF][EO][EO]\d{3}")
 SWEEP = [round(t, 2) for t in np.arange(0.30, 0.951, 0.05)]

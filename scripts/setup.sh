@@ -10,11 +10,13 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 # System packages: ffmpeg (decoding; its libraries serve the pyannote backend's
 # torchcodec), chromium (the Web UI check in the tests) and openssl (the mutual-TLS
-# certificates deploy/temporal-tls/make-certs.sh makes, and the tests check).
+# certificates deploy/temporal-tls/make-certs.sh makes, and the tests check), espeak-ng
+# (speech in many languages, which the language-ID tests and benchmark make themselves).
 missing=""
 command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v espeak-ng >/dev/null 2>&1 || missing="$missing espeak-ng"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing$missing with apt-get"

@@ -2,7 +2,7 @@
 
     python -m starter export --batch-id ID --format lhotse-shar|webdataset [--view clips|windows]
         [--min-dnsmos X] [--min-s S] [--max-s S] [--min-bandwidth-hz HZ] [--min-snr-db DB]
-        [--max-music F] [--sample-rate HZ] [--wait]
+        [--max-music F] [--language CODE] [--min-language-p P] [--sample-rate HZ] [--wait]
 
 Starts (or joins) the batch's ExportWorkflow for that spec. Run it again once more
 videos are committed: the export is extended, nothing already written is rewritten.
@@ -46,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:
         ("--max-music", "share of the clip under music at most"),
     ]:
         export.add_argument(flag, type=float, help=f"keep clips with {text}")
+    export.add_argument("--language", help="keep clips whose speaker speaks it (Whisper's code: en, de, ...)")
+    export.add_argument(
+        "--min-language-p", type=float, help="keep clips whose spoken language has this probability at least"
+    )
     export.add_argument(
         "--sample-rate", type=int, help="resample the clips (default: the committed original's)"
     )
@@ -60,6 +64,8 @@ def spec_from_args(args: argparse.Namespace, settings: Settings) -> ExportSpec:
         min_bandwidth_hz=args.min_bandwidth_hz,
         min_snr_db=args.min_snr_db,
         max_music=args.max_music,
+        language=args.language,
+        min_language_p=args.min_language_p,
     )
     return ExportSpec(
         batch_id=args.batch_id,

@@ -21,13 +21,14 @@ from typing import Any
 
 from temporalio.client import Client
 
+from core.analysis import language
+from core.analysis.intervals import merge_intervals
 from core.contracts.clips import ClipPolicy
 from core.contracts.metadata import Metadata
 from core.service.settings import Settings
 from core.store.commit import read_metadata
 from core.store.layout import STATS_JSON, batch_exports_root
 from core.store.objects import ObjectStore
-from core.store.outputs import merge_intervals
 from core.training import clips
 from starter.status import VideoRow, list_videos
 
@@ -35,6 +36,7 @@ READ_THREADS = 16
 READ_WINDOW = 256  # videos read at once: what is in flight, not the batch, is held
 DNSMOS_BUCKETS = [(0.0, 2.5, "<2.5"), (2.5, 3.0, "2.5-3.0"), (3.0, 3.3, "3.0-3.3"), (3.3, 9.0, ">=3.3")]
 UNLABELLED = "unlabelled"  # committed before the labels stage, or too short to score
+UNKNOWN_LANGUAGE = "unknown"  # no clean window heard, or the language head was unsure
 
 
 def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:
@@ -124,6 +126,7 @@ class YieldTotals:
         self.speakers: Counter[int] = Counter()
         self.music_counts = [0.0] * (len(MUSIC_EDGES) - 1)
         self.compute_s: Counter[str] = Counter()
+        self.usable_by_language: Counter[str] = Counter()
 
     def add(self, meta: Metadata | None, stats: dict[str, Any] | None) -> None:
         if meta is not None:
@@ -142,6 +145,8 @@ class YieldTotals:
             self.usable_by_bucket[_bucket(ovrl)] += seconds
             if ovrl is not None and seconds > 0:
                 _count(self.dnsmos_usable_h, DNSMOS_EDGES, ovrl, seconds / 3600)
+            if seconds > 0:
+                self.usable_by_language[_language(meta, row.speaker)] += seconds
         for clip in clips.cut_clips(meta, None, self.clip_policy):
             _count(self.clip_counts, CLIP_EDGES, clip.duration)
             self.clips += 1
@@ -173,6 +178,9 @@ class YieldTotals:
                 name: round(self.usable_by_bucket[name] / 3600, 3)
                 for name in [b[2] for b in DNSMOS_BUCKETS] + [UNLABELLED]
             },
+            "usable_hours_by_language": {
+                name: round(seconds / 3600, 3) for name, seconds in self.usable_by_language.most_common()
+            },
             "histograms": {
                 "clip_s": _histogram(CLIP_EDGES, self.clip_counts),
                 "dnsmos_ovrl_usable_h": _histogram(DNSMOS_EDGES, self.dnsmos_usable_h),
@@ -200,6 +208,13 @@ def _speech_s(meta: Metadata) -> float:
 def _music_share(meta: Metadata) -> float:
     music = sum(e - s for s, e in merge_intervals([(m.start, m.end) for m in meta.music]))
     return 100.0 * music / meta.duration_s if meta.duration_s > 0 else 0.0
+
+
+def _language(meta: Metadata, speaker: str) -> str:
+    """The speaker's language (else the video's) where the head was sure of it."""
+    heard = meta.speakers[speaker].language if speaker in meta.speakers else None
+    heard = heard or meta.language
+    return heard.language if heard and heard.probability >= language.SURE_P else UNKNOWN_LANGUAGE
 
 
 def _bucket(ovrl: float | None) -> str:
@@ -250,6 +265,8 @@ def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
         f"exported: {exported}",
         "  usable by DNSMOS OVRL: "
         + ", ".join(f"{k} {_hours(v)}" for k, v in report["usable_hours_by_dnsmos"].items()),
+        "  usable by language: "
+        + (", ".join(f"{k} {_hours(v)}" for k, v in report["usable_hours_by_language"].items()) or "none"),
         f"  clips ({policy['min_s']:g}-{policy['max_s']:g} s): {report['clips']['count']}, "
         f"{_hours(report['clips']['hours'])}",
         f"  speakers per video: {_speakers(report)}",

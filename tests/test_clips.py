@@ -221,6 +221,44 @@ def test_filters_admit_and_reject_on_every_label():
     assert not ExportFilters(min_s=10.5).admits(clip) and not ExportFilters(max_s=9.5).admits(clip)
 
 
+def test_clips_carry_their_speakers_language_and_the_filter_admits_on_it():
+    rows = [
+        {"start": s, "end": s + 10.0, "speaker": who, "usable": True, "usable_regions": [[s, s + 10.0]]}
+        for s, who in ((0.0, "A"), (20.0, "B"), (40.0, "C"))
+    ]
+    metadata = Metadata.model_validate(
+        {
+            "video_id": "v",
+            "segments": rows,
+            "language": {"language": "en", "probability": 0.7},
+            "speakers": {
+                "A": {"language": {"language": "de", "probability": 0.95}},
+                "B": {"language": {"language": "en", "probability": 0.6}},
+                "C": {},  # no clean window heard: the video's language
+            },
+        }
+    )
+    a, b, c = cut_clips(metadata, None, ClipPolicy())
+    assert [(x.language, x.language_p) for x in (a, b, c)] == [("de", 0.95), ("en", 0.6), ("en", 0.7)]
+    english, sure = ExportFilters(language="en"), ExportFilters(language="en", min_language_p=0.65)
+    assert [english.admits(x) for x in (a, b, c)] == [False, True, True]
+    assert [sure.admits(x) for x in (a, b, c)] == [False, False, True]
+    (unheard,) = cut_clips(_one_region(10.0), None, ClipPolicy())
+    assert unheard.language is None and not ExportFilters(language="en").admits(unheard)
+    assert not ExportFilters(min_language_p=0.1).admits(unheard), "an unknown language is not a sure one"
+    assert [w.language for w in long_windows(metadata, ClipPolicy())] == ["en"]
+
+
+def test_the_language_filters_leave_an_existing_exports_name_alone():
+    from core.contracts.export import ExportSpec
+
+    # the name an export with this spec had before the language filters existed
+    spec = ExportSpec(batch_id="b", format="webdataset", filters=ExportFilters(min_dnsmos=3.0))
+    assert spec.name == "webdataset/clips-5058991793"
+    english = spec.model_copy(update={"filters": ExportFilters(min_dnsmos=3.0, language="en")})
+    assert english.name.startswith("webdataset/clips-") and english.name != spec.name
+
+
 def test_policy_refuses_bounds_that_cannot_split():
     with pytest.raises(ValidationError):
         ClipPolicy(min_s=3.0, max_s=5.0)

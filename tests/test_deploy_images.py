@@ -62,6 +62,16 @@ def test_dockerfile_keeps_secrets_out_and_runs_the_worker_as_non_root(flavour):
             assert not set(NAME.findall(args)) - CODE_NAMES, f"ENV names the code never reads: {args}"
 
 
+@pytest.mark.parametrize("flavour", sorted(DOCKERFILES))
+def test_the_image_points_the_language_model_at_the_folder_it_joins(flavour):
+    from core.analysis import language
+
+    text = DOCKERFILES[flavour].read_text()
+    folder = Path(re.search(r"PIPELINE_LANGUAGE_MODEL=(\S+)", text)[1])
+    assert folder.name == language.WHEEL_MODEL_SHA256[:16], "the folder language.model_dir joins into"
+    assert f"language.model_dir(language.WHEEL_MODEL_ID, Path('{folder.parent}'))" in text
+
+
 def test_gpu_image_bakes_the_model_only_from_a_build_secret():
     steps = instructions(DOCKERFILES["gpu"])
     defaults = arg_defaults(steps)

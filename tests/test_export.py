@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from core.contracts.export import ExportSpec, ExportTotals
+from core.service.settings import Settings
 from core.service.temporal import connect
 from core.store.layout import ExportKeys
 from starter.status import list_videos
@@ -85,6 +86,13 @@ def test_committed_metadata_carries_quality_labels(exported_batch):
         # at a wrong rate score 1-1.5
         print(f"\n{video_id}: mean DNSMOS OVRL {quality['mean']['dnsmos_ovrl']:.2f}")
         assert 2.0 <= quality["mean"]["dnsmos_ovrl"] <= 3.5 and quality["mean"]["bandwidth_hz"] > 3000
+        # both are English speech: the language head's answer for the video and its speakers
+        assert meta["backends"]["language"] == Settings().language_model
+        assert meta["language"]["language"] == "en" and meta["language"]["probability"] >= 0.5, meta[
+            "language"
+        ]
+        heard = [s["language"] for s in meta["speakers"].values() if "language" in s]
+        assert heard and all(h["language"] == "en" for h in heard), meta["speakers"]
 
 
 def test_webdataset_export_reads_back_with_webdataset(exported_batch, tmp_path):
@@ -105,6 +113,7 @@ def test_webdataset_export_reads_back_with_webdataset(exported_batch, tmp_path):
         assert 3.0 - 0.02 <= len(audio) / rate <= 30.0 + 0.02
         assert fields["video_id"] in {"long", "three"} and fields["speaker"].startswith("SPEAKER_")
         assert set(fields["labels"]) == LABEL_NAMES
+        assert fields["language"] == "en" and 0.5 <= fields["language_p"] <= 1.0, fields
         total_s += len(audio) / rate
     assert abs(total_s - index["totals"]["audio_s"]) < 0.1 * len(samples)
 
@@ -127,6 +136,7 @@ def test_lhotse_shar_export_reads_back_with_lhotse(exported_batch, tmp_path):
         assert cut.sampling_rate == 16_000 and audio.shape[0] == 1
         assert abs(audio.shape[1] / 16_000 - cut.duration) < 0.01 and 2.98 <= cut.duration <= 30.02
         assert cut.supervisions[0].speaker.startswith("SPEAKER_") and set(cut.custom["labels"]) == LABEL_NAMES
+        assert cut.supervisions[0].language == cut.custom["language"] == "en"
 
 
 def test_filters_keep_only_what_they_admit(exported_batch, tmp_path):
@@ -183,6 +193,9 @@ def test_report_counts_hours_failures_and_exports(exported_batch, tmp_path):
     # each figure is rounded to 0.001 h: the buckets' sum may differ by half of that per term
     assert abs(sum(buckets.values()) - report["hours"]["usable"]) <= 0.0005 * (len(buckets) + 1) + 1e-9
     assert report["compute"]["hours_by_class"]["cpu"] > 0
+    by_language = report["usable_hours_by_language"]
+    assert set(by_language) == {"en"}, by_language
+    assert abs(by_language["en"] - report["hours"]["usable"]) <= 0.0005 * 2 + 1e-9
     png = (tmp_path / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG") and store.get_bytes(f"{store.prefix}exports/{BATCH}/report.png") == png
 

@@ -1,8 +1,9 @@
 """What 'usable' means, and the shape of the committed outputs."""
 
+from core.analysis.intervals import subtract
 from core.contracts.rttm import rttm_text
 from core.contracts.video import MusicRegion, Segment
-from core.store.outputs import UsableRules, annotate_segments, subtract, usable_seconds
+from core.store.outputs import UsableRules, annotate_segments, usable_seconds
 
 
 def seg(s, e, spk):
@@ -86,7 +87,7 @@ def test_the_sweep_finds_every_overlap_and_hit_that_comparing_every_pair_finds()
     comparison finds (random turns, shared starts and ends, zero-length ones included)."""
     import random
 
-    from core.store.outputs import Disjoint, merge_intervals, overlaps
+    from core.analysis.intervals import Disjoint, merge_intervals, overlaps
 
     rng = random.Random(7)
     segments = []

@@ -8,7 +8,14 @@ from starter.report import _hours, build_report, render_png, summary_lines
 from starter.status import VideoRow
 
 
-def meta(video_id: str, duration_s: float, segments: list[tuple[float, float, str, float | None]], music=()):
+def meta(
+    video_id: str,
+    duration_s: float,
+    segments: list[tuple[float, float, str, float | None]],
+    music=(),
+    language: tuple[str, float] | None = None,
+    speakers: dict[str, tuple[str, float]] | None = None,
+):
     rows = [
         {
             "start": s,
@@ -30,6 +37,11 @@ def meta(video_id: str, duration_s: float, segments: list[tuple[float, float, st
             "num_speakers": len({r[2] for r in segments}),
             "segments": rows,
             "music": [{"start": s, "end": e, "probability": 0.9} for s, e in music],
+            **({"language": {"language": language[0], "probability": language[1]}} if language else {}),
+            "speakers": {
+                name: {"language": {"language": code, "probability": p}}
+                for name, (code, p) in (speakers or {}).items()
+            },
         }
     )
 
@@ -40,8 +52,16 @@ def row(video_id: str, status: str, error_type: str | None = None) -> VideoRow:
 
 def test_hours_buckets_failures_and_cost():
     metas = [
-        meta("a", 3600.0, [(0, 1800, "S0", 3.4), (1800, 2700, "S1", 2.0)], music=[(2700, 3600)]),
-        meta("b", 1800.0, [(0, 900, "S0", None), (600, 1200, "S1", 3.1)]),  # overlapping turns
+        meta(
+            "a",
+            3600.0,
+            [(0, 1800, "S0", 3.4), (1800, 2700, "S1", 2.0)],
+            music=[(2700, 3600)],
+            language=("en", 0.8),
+            speakers={"S0": ("de", 0.9)},  # S1 was not heard: the video's language
+        ),
+        # overlapping turns; S0 heard, but unsure (under SURE_P), S1 and the video not heard
+        meta("b", 1800.0, [(0, 900, "S0", None), (600, 1200, "S1", 3.1)], speakers={"S0": ("fr", 0.3)}),
     ]
     stats = [
         {"gpu_class": "t4", "stage_compute_s": {"diarize": 1800.0, "embed": 1800.0}},
@@ -66,6 +86,7 @@ def test_hours_buckets_failures_and_cost():
         ">=3.3": 0.5,
         "unlabelled": 0.25,
     }
+    assert report["usable_hours_by_language"] == {"de": 0.5, "unknown": round(1500 / 3600, 3), "en": 0.25}
     assert report["failures_by_type"] == {"TooLong": 2} and report["videos"] == {"Completed": 2, "Failed": 2}
     assert report["compute"]["cost_usd"] == 0.5  # 1 t4-hour at $0.50; CPU hours are priced 0 here
     assert abs(report["compute"]["cost_per_usable_hour_usd"] - 0.5 / report["hours"]["usable"]) < 1e-3
@@ -76,6 +97,7 @@ def test_hours_buckets_failures_and_cost():
     assert render_png(report).startswith(b"\x89PNG")
     lines = summary_lines(report, "exports/b/report.png")
     assert lines[0] == "batch b: videos: completed 2, failed 2"
+    assert "  usable by language: de 30:00 min, unknown 25:01 min, en 15:00 min" in lines  # 0.417 h
     assert "  speakers per video: 2 (2 videos)" in lines and "  failures: TooLong 2" in lines
     assert not any("{" in line for line in lines), lines  # for people: no Python dicts
 

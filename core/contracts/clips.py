@@ -45,6 +45,10 @@ class Clip(_Frozen):
     end: float
     speaker: str
     labels: dict[str, float | None] = {}
+    # the speaker's spoken language (else the video's, where the speaker had no clean
+    # window) and its probability: core/analysis/language.py
+    language: str | None = None
+    language_p: float | None = None
 
     @property
     def duration(self) -> float:
@@ -65,6 +69,8 @@ class Window(_Frozen):
     start: float
     end: float
     turns: list[Turn]
+    language: str | None = None  # the video's spoken language and its probability
+    language_p: float | None = None
 
     @property
     def duration(self) -> float:

@@ -31,7 +31,8 @@ class _Model(BaseModel):
 
 class ExportFilters(_Model):
     """The export's quality bar. A clip whose label was never measured (None or
-    missing) fails a filter on that label: unknown quality is not good quality."""
+    missing) fails a filter on that label: unknown quality is not good quality, and an
+    unknown language is not the language asked for."""
 
     min_dnsmos: float | None = None  # on dnsmos_ovrl
     min_s: float | None = None
@@ -39,6 +40,8 @@ class ExportFilters(_Model):
     min_bandwidth_hz: float | None = None
     min_snr_db: float | None = None
     max_music: float | None = None
+    language: str | None = None  # the clip's speaker speaks it (Whisper's code: "en", "de")
+    min_language_p: float | None = None  # ... with at least this probability
 
     def admits(self, clip: Clip) -> bool:
         duration = round(clip.duration, 3)
@@ -49,8 +52,14 @@ class ExportFilters(_Model):
             (self.min_bandwidth_hz, clip.labels.get("bandwidth_hz"), True),
             (self.min_snr_db, clip.labels.get("snr_db"), True),
             (self.max_music, clip.labels.get("music"), False),
+            (self.min_language_p, clip.language_p, True),
         ]
+        if self.language is not None and clip.language != self.language:
+            return False
         return all(_passes(bound, value, at_least) for bound, value, at_least in checks)
+
+
+LATER_FILTERS = ("language", "min_language_p")  # added after exports had names (ExportSpec.name)
 
 
 def _passes(bound: float | None, value: float | None, at_least: bool) -> bool:
@@ -79,7 +88,10 @@ class ExportSpec(_Model):
         base = f"{self.format}/{self.view}"
         if self == default:
             return base
-        digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:10]
+        # filters added later are left out while unset: an export keeps the name it had
+        unset = {name for name in LATER_FILTERS if getattr(self.filters, name) is None}
+        dumped = self.model_dump_json(exclude={"filters": unset} if unset else None)
+        digest = hashlib.sha256(dumped.encode()).hexdigest()[:10]
         return f"{base}-{digest}"
 
 

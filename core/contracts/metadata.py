@@ -9,7 +9,8 @@ reads it by fields through ``Metadata``, never by key.
 Versions. ``schema_version`` (core.contracts.video.SCHEMA_VERSION) names the folder and what the
 outputs mean. Within a version, keys were added over time: ``source.url_sha256``,
 ``uncertain``, ``embedding``, ``quality`` with the rows' ``labels`` and ``unusable_by``,
-``backends.labels``, ``committed_by``, ``files``, ``file_keys``. So that a marker of any age loads,
+``backends.labels``, ``committed_by``, ``files``, ``file_keys``, ``language`` with
+``speakers[*].language`` and ``backends.language``. So that a marker of any age loads,
 every field has a default (what a reader gets where a marker lacks the key), keys no
 field names are kept (``extra="allow"``, in every part), and ``dump`` writes back only
 the keys a marker was built or read with, in field order: the writer's JSON has
@@ -46,9 +47,30 @@ class Source(_Part):
     sha256: str = ""
 
 
+class SpokenLanguage(_Part):
+    """What the language head heard (core/analysis/language.py): the likeliest language
+    (Whisper's code: ISO 639-1 where one exists), its probability, and the top few with
+    theirs. A low probability means "unsure", not the language named."""
+
+    language: str
+    probability: float
+    top: list[tuple[str, float]] = []
+
+
+class LanguageHeard(_Part):
+    """What the labels stage stores of the language head's answers (labels.json's
+    ``language``): the video's, each speaker's (a speaker with no clean window has
+    none), and how many windows it listened to."""
+
+    video: SpokenLanguage | None = None
+    speakers: dict[str, SpokenLanguage] = {}
+    windows: int = 0
+
+
 class Speaker(_Part):
     speech_s: float = 0.0
     centroid: list[float] = []  # the speaker's mean vector, of ``Metadata.embedding``
+    language: SpokenLanguage | None = None  # when the labels stage heard a clean window of it
 
 
 class SegmentRow(Segment):
@@ -84,6 +106,7 @@ class Backends(_Part):
     embedding: str = ""
     music: str = ""
     labels: str | None = None  # when the labels stage ran
+    language: str | None = None  # the language model, when the labels stage ran it
 
 
 class Embedding(_Part):
@@ -133,6 +156,7 @@ class Metadata(_Part):
     backends: Backends | None = None
     embedding: Embedding | None = None
     quality: Quality | None = None
+    language: SpokenLanguage | None = None  # the speakers' languages, weighted by their speech
     committed_by: CommittedBy | None = None  # the workflow run that committed it
     files: dict[str, str] = {}  # committed file name -> sha256
     # a file committed away from its usual key (another run's bytes held it): name -> key

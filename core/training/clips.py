@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,6 +94,13 @@ def _labels(row: SegmentRow) -> dict[str, float | None]:
     return out
 
 
+def _language(metadata: Metadata, speaker: str) -> dict[str, Any]:
+    """The speaker's language, else the video's: Clip's ``language`` and ``language_p``."""
+    found = metadata.speakers[speaker].language if speaker in metadata.speakers else None
+    found = found or metadata.language
+    return {"language": found.language, "language_p": found.probability} if found else {}
+
+
 def _regions(metadata: Metadata) -> list[tuple[int, int, SegmentRow]]:
     """Every usable region with its row, in time order, never overlapping: two turns of
     one speaker may overlap in the diarization, and both would list the shared stretch."""
@@ -144,6 +152,7 @@ def cut_clips(metadata: Metadata, levels: FrameLevels | None, policy: ClipPolicy
                     end=b / 1000,
                     speaker=row.speaker,
                     labels=_labels(row),
+                    **_language(metadata, row.speaker),
                 )
             )
     return clips
@@ -180,6 +189,8 @@ def long_windows(metadata: Metadata, policy: ClipPolicy) -> list[Window]:
     turns = sorted((_ms(r.start), _ms(r.end), r.speaker) for r in metadata.segments if r.end > r.start)
     blocks = _speech_blocks(turns)
     span = _ms(policy.window_s)
+    heard = metadata.language
+    language: dict[str, Any] = {"language": heard.language, "language_p": heard.probability} if heard else {}
     windows = []
     cursor = blocks[0][0] if blocks else 0
     for block_start, block_end in blocks:
@@ -199,6 +210,7 @@ def long_windows(metadata: Metadata, policy: ClipPolicy) -> list[Window]:
                         start=cursor / 1000,
                         end=end / 1000,
                         turns=inside,
+                        **language,
                     )
                 )
             cursor = end

@@ -74,6 +74,8 @@ def clip_item(clip: Clip) -> ShardItem:
         "speaker": clip.speaker,
         "source_start": clip.start,
         "source_end": clip.end,
+        "language": clip.language,
+        "language_p": clip.language_p,
     }
     return ShardItem(clip.clip_id, clip.start, clip.end, {**fields, "labels": dict(clip.labels)})
 
@@ -84,6 +86,8 @@ def window_item(window: Window) -> ShardItem:
         "video_id": window.video_id,
         "source_start": window.start,
         "source_end": window.end,
+        "language": window.language,
+        "language_p": window.language_p,
         "turns": [t.model_dump() for t in window.turns],
         "rttm": window.rttm(),
     }
@@ -189,6 +193,7 @@ def _supervisions(item: ShardItem, duration: float) -> list[SupervisionSegment]:
             duration=round(end - start, 6),
             channel=0,
             speaker=speaker,
+            language=item.fields.get("language"),
         )
 
     turns = item.fields.get("turns")

