@@ -63,7 +63,7 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no
 import numpy as np
 import soundfile as sf
 
-from core.contracts.metadata import Metadata
+from core.contracts.metadata import Metadata, SpokenLanguage
 from core.contracts.stages import Stage
 from core.service.memory import status_mib
 
@@ -568,8 +568,14 @@ def figure_lines(run: Run, built: Built, minutes: float, total_s: float) -> list
         f"speakers: found {meta.num_speakers}, reference {len(built.speakers)}",
         f"usable: {meta.usable_pct:.1f}% ({meta.usable_s:.0f} s)",
         f"music: found {music_found:.0f} s, built {built.music_s:.0f} s",
+        f"language: {_heard(meta.language)}; speakers heard: "
+        + (", ".join(_heard(s.language) for s in meta.speakers.values() if s.language) or "none"),
         f"goal >= {GOAL_X:.0f}x real time (60 min on 2 cores): {verdict} ({x:.1f}x)",
     ]
+
+
+def _heard(language: SpokenLanguage | None) -> str:
+    return f"{language.language} {language.probability:.2f}" if language else "none"
 
 
 def worker_lines(worker: Worker, minutes: float, wall_s: float) -> list[str]:

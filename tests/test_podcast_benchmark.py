@@ -119,3 +119,6 @@ def test_worker_cpu_counts_finished_children():
     )
     after = tree_cpu_s(os.getpid())
     assert after - before >= 0.4
+    # both podcasts are built of the eval set's English speech: the labels stage's language head
+    heard = re.findall(r"^language: (\w+) (\d\.\d\d); speakers heard: (.+)$", out, re.MULTILINE)
+    assert len(heard) == 2 and all(code == "en" and float(p) >= 0.5 for code, p, _ in heard), out
