@@ -78,6 +78,9 @@ def test_two_one_minute_podcasts_through_the_real_stack():
     peaks = [float(row[3]) for name, *row in STAGE.findall(out) if name != "commit"]
     assert max(peaks) <= worker_peak + 1, out
     assert re.search(r"^goal >= 60x real time .*: (met|not met) \(", out, re.MULTILINE), out
+    # both podcasts are built of the eval set's English speech: the labels stage's language head
+    heard = re.findall(r"^language: (\w+) (\d\.\d\d); speakers heard: (.+)$", out, re.MULTILINE)
+    assert len(heard) == 2 and all(code == "en" and float(p) >= 0.5 for code, p, _ in heard), out
 
 
 def test_recording_is_cut_to_length_with_its_reference_in_global_labels(tmp_path):
@@ -119,6 +122,3 @@ def test_worker_cpu_counts_finished_children():
     )
     after = tree_cpu_s(os.getpid())
     assert after - before >= 0.4
-    # both podcasts are built of the eval set's English speech: the labels stage's language head
-    heard = re.findall(r"^language: (\w+) (\d\.\d\d); speakers heard: (.+)$", out, re.MULTILINE)
-    assert len(heard) == 2 and all(code == "en" and float(p) >= 0.5 for code, p, _ in heard), out
