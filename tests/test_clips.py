@@ -249,6 +249,27 @@ def test_clips_carry_their_speakers_language_and_the_filter_admits_on_it():
     assert [w.language for w in long_windows(metadata, ClipPolicy())] == ["en"]
 
 
+def test_the_export_command_passes_the_language_filters_on():
+    from core.service.settings import Settings
+    from starter.cli import build_parser
+    from starter.export import spec_from_args
+
+    flags = [
+        "export",
+        "--batch-id",
+        "b",
+        "--format",
+        "webdataset",
+        "--language",
+        "en",
+        "--min-language-p",
+        "0.8",
+    ]
+    spec = spec_from_args(build_parser().parse_args(flags), Settings())
+    assert (spec.filters.language, spec.filters.min_language_p) == ("en", 0.8)
+    assert spec.name.startswith("webdataset/clips-"), "a filtered export has its own folder"
+
+
 def test_the_language_filters_leave_an_existing_exports_name_alone():
     from core.contracts.export import ExportSpec
 
