@@ -10,6 +10,7 @@ video whose record exists is never touched again.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -23,7 +24,8 @@ from core.contracts.metadata import Metadata
 from core.service import faults
 from core.store.layout import ORIGINAL_WAV, ExportKeys
 from core.store.objects import ObjectStore
-from core.training import clips, shards
+from core.store.speaker_lookup import SpeakerLookup
+from core.training import clips, shards, speaker_cap
 
 
 class ExportActivities(Activities):
@@ -45,6 +47,7 @@ def _export_videos(rt: Runtime, request: ExportPageRequest) -> ExportPageResult:
     absent: list[str] = []
     failed: dict[str, str] = {}
     with stage(rt) as ctx:
+        linked = CorpusSpeakers(rt.store, spec)
         for done, video_id in enumerate(request.video_ids):
             ctx.heart.show({"video": video_id, "done": done, "of": len(request.video_ids)})
             if activity.is_worker_shutdown():  # the finished shards are recorded: the retry skips them
@@ -60,7 +63,7 @@ def _export_videos(rt: Runtime, request: ExportPageRequest) -> ExportPageResult:
             try:  # a marker that does not validate fails its video, as a bad original does
                 metadata = Metadata.model_validate(raw)
                 with scratch_dir(rt, video_id) as tmp:
-                    shard = _write_shard(rt.store, keys, spec, metadata, tmp)
+                    shard = _write_shard(rt.store, keys, spec, metadata, linked, tmp)
             except Exception as exc:  # one bad video costs its shard, not the page
                 if getattr(exc, "retryable", False) or isinstance(exc, ApplicationError):
                     raise  # storage gone for longer than the ride-out, a shutdown: retry the page
@@ -79,13 +82,32 @@ def _export_videos(rt: Runtime, request: ExportPageRequest) -> ExportPageResult:
     return ExportPageResult(shards=written, not_committed=absent, failed=failed)
 
 
+class CorpusSpeakers:
+    """What one export page reads of the speakers across videos: each video's global
+    speakers, and every global speaker's clean speech when the spec caps its hours."""
+
+    def __init__(self, store: ObjectStore, spec: ExportSpec) -> None:
+        self.lookup = SpeakerLookup(store)
+        self.clean_speech_s = self.lookup.clean_speech_s() if spec.max_hours_per_speaker else {}
+
+    def of_video(self, video_id: str) -> dict[str, str]:
+        """Local speaker label -> global speaker id."""
+        return {label: row.speaker_id for label, row in self.lookup.of_video(video_id).items()}
+
+
 def _write_shard(
-    store: ObjectStore, keys: ExportKeys, spec: ExportSpec, metadata: Metadata, tmp: Path
+    store: ObjectStore,
+    keys: ExportKeys,
+    spec: ExportSpec,
+    metadata: Metadata,
+    linked: CorpusSpeakers,
+    tmp: Path,
 ) -> ShardRecord:
     video_id = metadata.video_id
     keys_of_video = store.keys(video_id, metadata.schema_version)
     original = store.download_file(keys_of_video.committed_file(metadata, ORIGINAL_WAV), tmp / ORIGINAL_WAV)
-    items, dropped = shard_items(metadata, original, spec)
+    speakers = linked.of_video(video_id)
+    items, dropped, capped = shard_items(metadata, original, spec, speakers, linked.clean_speech_s)
     info = shards.write_shard(spec.format, items, original, tmp / "shard", video_id, spec.sample_rate)
     files = []
     for path in info.files:
@@ -99,21 +121,37 @@ def _write_shard(
         audio_s=round(info.audio_s, 3),
         bytes=info.bytes,
         clips_dropped=dropped,
+        clips_capped=capped,
     )
     if not store.create_json(keys.record(video_id), record.model_dump()):
         record = ShardRecord.model_validate(store.get_json(keys.record(video_id)))
     return record
 
 
-def shard_items(metadata: Metadata, original: Path, spec: ExportSpec) -> tuple[list[shards.ShardItem], int]:
-    """The examples of one video in the spec's view, and how many clips the filters refused."""
-    batch = {"batch_id": metadata.batch_id}
+def shard_items(
+    metadata: Metadata,
+    original: Path,
+    spec: ExportSpec,
+    speaker_ids: dict[str, str] | None = None,
+    clean_speech_s: dict[str, float] | None = None,
+) -> tuple[list[shards.ShardItem], int, int]:
+    """The examples of one video in the spec's view, how many clips the filters refused
+    and how many its speakers' hour cap left out. ``speaker_ids``: the video's local
+    speakers' global ids (those linked); ``clean_speech_s``: each global speaker's."""
+    batch: dict[str, Any] = {"batch_id": metadata.batch_id}
+    speaker_ids = speaker_ids or {}
     if spec.view == "windows":
         windows = clips.long_windows(metadata, spec.clip_policy)
-        return [_with(shards.window_item(w), batch) for w in windows], 0
+        return [_with(shards.window_item(w), {**batch, "speaker_ids": speaker_ids}) for w in windows], 0, 0
     cut = clips.cut_clips(metadata, clips.FrameLevels.from_wav(original), spec.clip_policy)
-    kept = [c for c in cut if spec.filters.admits(c)]
-    return [_with(shards.clip_item(c), batch) for c in kept], len(cut) - len(kept)
+    admitted = [
+        c.model_copy(update={"speaker_id": speaker_ids.get(c.speaker)}) for c in cut if spec.filters.admits(c)
+    ]
+    kept = admitted
+    if spec.max_hours_per_speaker:
+        kept = speaker_cap.within_cap(admitted, spec.max_hours_per_speaker * 3600, clean_speech_s or {})
+    items = [_with(shards.clip_item(c), batch) for c in kept]
+    return items, len(cut) - len(admitted), len(admitted) - len(kept)
 
 
 def _with(item: shards.ShardItem, fields: dict) -> shards.ShardItem:
@@ -134,6 +172,7 @@ def _write_export_index(rt: Runtime, spec: ExportSpec) -> ExportTotals:
             items=sum(r.items for r in records),
             audio_s=round(sum(r.audio_s for r in records), 3),
             bytes=sum(r.bytes for r in records),
+            clips_capped=sum(r.clips_capped for r in records),
         )
         rt.store.put_json(
             keys.index,

@@ -3,7 +3,10 @@
 It reads the last committed linking run (its index and members), the videos the request
 names that no run linked yet (their metadata.json and embeddings.npy), links them in
 video id order (core/corpus/speakers.py) and commits the next run: its files under an
-attempt folder of their own, then run.json, only if absent. Two overlapping attempts (or
+attempt folder of their own (the index, members, the run's rows of the corpus table,
+every global speaker's clean speech so far) and each video's rows beside the video's id
+under the attempt's name (core/store/speaker_lookup.py reads them), then run.json, only
+if absent. Two overlapping attempts (or
 two requests) cannot both commit run n: the loser reloads and links on top of the winner.
 A run that finds nothing new commits nothing, so a repeated request changes nothing.
 
@@ -19,7 +22,7 @@ import json
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,10 +41,12 @@ from core.store.layout import (
     SPEAKER_INDEX_FAISS,
     SPEAKER_LINKS_JSONL,
     SPEAKER_MEMBERS_JSON,
+    SPEAKER_TOTALS_JSON,
     manifest_key,
     manifests_folder,
     speaker_run_key,
     speaker_runs_folder,
+    video_speakers_key,
 )
 from core.store.objects import ObjectStore
 
@@ -74,6 +79,7 @@ class _State:
     videos: frozenset[str] = frozenset()
     global_speakers: int = 0
     embedding_model: str | None = None
+    clean_speech_s: dict[str, float] = field(default_factory=dict)  # per global speaker, every run
 
 
 async def _link_speakers(rt: Runtime, req: SpeakerIndexRequest) -> SpeakerIndexResult:
@@ -168,8 +174,20 @@ def _last_run(store: ObjectStore, scratch: Path) -> _State:
         link_cosine=marker.link_cosine,
         min_speech_s=marker.min_speech_s,
     )
+    totals = store.get_json_or_none(
+        speaker_run_key(store.prefix, marker.run, SPEAKER_TOTALS_JSON, marker.attempt)
+    )
+    if totals is None:  # a run committed before totals were kept: the table adds them up
+        totals = {}
+        for row in speaker_table(store):
+            totals[row.speaker_id] = totals.get(row.speaker_id, 0.0) + row.clean_speech_s
     return _State(
-        index, marker.run, frozenset(members["videos"]), marker.global_speakers, marker.embedding_model
+        index,
+        marker.run,
+        frozenset(members["videos"]),
+        marker.global_speakers,
+        marker.embedding_model,
+        totals,
     )
 
 
@@ -260,6 +278,20 @@ def _commit_next_run(
     store.put_json(key(SPEAKER_MEMBERS_JSON), members)
     body = "".join(row.model_dump_json() + "\n" for row in rows).encode()
     store.put_bytes(key(SPEAKER_LINKS_JSONL), body, "application/x-ndjson")
+    totals = dict(state.clean_speech_s)
+    for row in rows:
+        totals[row.speaker_id] = round(totals.get(row.speaker_id, 0.0) + row.clean_speech_s, 3)
+    store.put_json(key(SPEAKER_TOTALS_JSON), totals)
+    by_video: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_video.setdefault(row.video_id, []).append(row.model_dump())
+    with ThreadPoolExecutor(LOOKUP_THREADS) as pool:  # thousands of small PUTs a day
+        list(
+            pool.map(
+                lambda item: store.put_json(video_speakers_key(store.prefix, item[0], run, attempt), item[1]),
+                by_video.items(),
+            )
+        )
     return summary if store.create_json(speaker_run_key(store.prefix, run), summary.model_dump()) else None
 
 

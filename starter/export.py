@@ -2,7 +2,8 @@
 
     python -m starter export --batch-id ID --format lhotse-shar|webdataset [--view clips|windows]
         [--min-dnsmos X] [--min-s S] [--max-s S] [--min-bandwidth-hz HZ] [--min-snr-db DB]
-        [--max-music F] [--language CODE] [--min-language-p P] [--sample-rate HZ] [--wait]
+        [--max-music F] [--language CODE] [--min-language-p P] [--max-hours-per-speaker H]
+        [--sample-rate HZ] [--wait]
 
 Starts (or joins) the batch's ExportWorkflow for that spec. Run it again once more
 videos are committed: the export is extended, nothing already written is rewritten.
@@ -51,9 +52,21 @@ def add_parser(sub: argparse._SubParsersAction, batch_id: type) -> None:
         "--min-language-p", type=float, help="keep clips whose spoken language has this probability at least"
     )
     export.add_argument(
+        "--max-hours-per-speaker",
+        type=_positive,
+        help="keep a global speaker's clips in the share this is of its clean speech (linked videos)",
+    )
+    export.add_argument(
         "--sample-rate", type=int, help="resample the clips (default: the committed original's)"
     )
     export.add_argument("--wait", action="store_true", help="wait for the export and print its totals")
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {value})")
+    return number
 
 
 def spec_from_args(args: argparse.Namespace, settings: Settings) -> ExportSpec:
@@ -74,6 +87,7 @@ def spec_from_args(args: argparse.Namespace, settings: Settings) -> ExportSpec:
         filters=filters,
         clip_policy=settings.clip_policy,
         sample_rate=args.sample_rate,
+        max_hours_per_speaker=args.max_hours_per_speaker,
     )
 
 
@@ -146,5 +160,6 @@ async def run_export(client: Client, settings: Settings, spec: ExportSpec, wait:
         f"{totals.audio_s / 3600:.2f} h, {totals.bytes / 1e6:.1f} MB in {keys.index}"
         + (f"; {totals.not_committed} not committed yet (run again later)" if totals.not_committed else "")
         + (f"; {totals.failed} failed (worker log: export.shard_failed)" if totals.failed else "")
+        + (f"; {totals.clips_capped} clips over their speaker's cap left out" if totals.clips_capped else "")
     )
     return totals

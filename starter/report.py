@@ -16,6 +16,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from core.service.settings import Settings
 from core.store.commit import read_metadata
 from core.store.layout import STATS_JSON, batch_exports_root
 from core.store.objects import ObjectStore
+from core.store.speaker_lookup import SpeakerLookup
 from core.training import clips
 from starter.status import VideoRow, list_videos
 
@@ -62,18 +64,20 @@ async def write_report(
     rows = await list_videos(client, batch_id)
     totals = YieldTotals(settings.clip_policy)
     committed = [r.video_id for r in rows if r.status == "Completed"]
+    linked = SpeakerLookup(store)
 
-    def read(video_id: str) -> tuple[Metadata | None, dict[str, Any] | None]:
+    def read(video_id: str) -> tuple[Metadata | None, dict[str, Any] | None, dict[str, str]]:
         meta = read_metadata(store, video_id)
         stats = (
             store.get_json_or_none(store.keys(video_id).committed_file(meta, STATS_JSON)) if meta else None
         )
-        return meta, stats
+        speakers = {label: row.speaker_id for label, row in linked.of_video(video_id).items()} if meta else {}
+        return meta, stats, speakers
 
     with ThreadPoolExecutor(READ_THREADS) as pool:
         for start in range(0, len(committed), READ_WINDOW):  # a window at a time: bounded in flight
-            for meta, stats in pool.map(read, committed[start : start + READ_WINDOW]):
-                totals.add(meta, stats)
+            for meta, stats, speakers in pool.map(read, committed[start : start + READ_WINDOW]):
+                totals.add(meta, stats, speakers)
     root = batch_exports_root(store.prefix, batch_id)
     exports = [store.get_json(k) for k in store.list_keys(root) if k.endswith("/index.json")]
     report = totals.report(batch_id, rows, exports, settings.gpu_prices)
@@ -95,11 +99,13 @@ def build_report(
     exports: list[dict[str, Any]],
     prices: dict[str, float],
     clip_policy: ClipPolicy,
+    speaker_ids: Sequence[dict[str, str]] = (),
 ) -> dict[str, Any]:
-    """The report of one batch from what is committed (pure: unit-tested)."""
+    """The report of one batch from what is committed (pure: unit-tested); ``speaker_ids``:
+    per committed video, its linked local speakers' global ids."""
     totals = YieldTotals(clip_policy)
-    for meta in committed:
-        totals.add(meta, None)
+    for meta, speakers in zip_longest(committed, speaker_ids, fillvalue={}):
+        totals.add(meta, None, speakers)
     for st in stats:
         totals.add(None, st)
     return totals.report(batch_id, rows, exports, prices)
@@ -108,6 +114,8 @@ def build_report(
 CLIP_EDGES = [0, 3, 5, 10, 15, 20, 25, 30.01]
 DNSMOS_EDGES = [1, 2, 2.5, 2.75, 3, 3.25, 3.5, 5]
 MUSIC_EDGES = [0, 1, 5, 10, 25, 50, 100.01]
+SPEAKER_HOUR_EDGES = [0, 0.1, 0.5, 1, 2, 5, 10, 50, 1e9]  # a global speaker's usable hours
+TOP_SPEAKERS = 10
 
 
 class YieldTotals:
@@ -127,16 +135,20 @@ class YieldTotals:
         self.music_counts = [0.0] * (len(MUSIC_EDGES) - 1)
         self.compute_s: Counter[str] = Counter()
         self.usable_by_language: Counter[str] = Counter()
+        self.usable_by_speaker: Counter[str] = Counter()  # per global speaker (linked videos)
+        self.unlinked_usable_s = 0.0
 
-    def add(self, meta: Metadata | None, stats: dict[str, Any] | None) -> None:
+    def add(
+        self, meta: Metadata | None, stats: dict[str, Any] | None, speaker_ids: dict[str, str] | None = None
+    ) -> None:
         if meta is not None:
-            self._add_metadata(meta)
+            self._add_metadata(meta, speaker_ids or {})
         if stats is not None:
             self.compute_s[stats.get("gpu_class") or "cpu"] += sum(
                 (stats.get("stage_compute_s") or {}).values()
             )
 
-    def _add_metadata(self, meta: Metadata) -> None:
+    def _add_metadata(self, meta: Metadata, speaker_ids: dict[str, str]) -> None:
         self.seconds_in += meta.duration_s
         self.speech_s += _speech_s(meta)
         for row in meta.segments:
@@ -147,6 +159,10 @@ class YieldTotals:
                 _count(self.dnsmos_usable_h, DNSMOS_EDGES, ovrl, seconds / 3600)
             if seconds > 0:
                 self.usable_by_language[_language(meta, row.speaker)] += seconds
+                if row.speaker in speaker_ids:
+                    self.usable_by_speaker[speaker_ids[row.speaker]] += seconds
+                else:
+                    self.unlinked_usable_s += seconds
         for clip in clips.cut_clips(meta, None, self.clip_policy):
             _count(self.clip_counts, CLIP_EDGES, clip.duration)
             self.clips += 1
@@ -181,6 +197,7 @@ class YieldTotals:
             "usable_hours_by_language": {
                 name: round(seconds / 3600, 3) for name, seconds in self.usable_by_language.most_common()
             },
+            "hours_per_speaker": _per_speaker_of(self),
             "histograms": {
                 "clip_s": _histogram(CLIP_EDGES, self.clip_counts),
                 "dnsmos_ovrl_usable_h": _histogram(DNSMOS_EDGES, self.dnsmos_usable_h),
@@ -199,6 +216,36 @@ class YieldTotals:
                 "prices_usd_per_hour": {cls: prices.get(cls, 0.0) for cls in self.compute_s},
             },
         }
+
+
+def _per_speaker_of(totals: YieldTotals) -> dict[str, Any]:
+    """Usable hours per global speaker: how they spread (a few hosts may hold most), the
+    top speakers, and the usable hours of videos no linking run has linked yet."""
+    hours = [s / 3600 for s in totals.usable_by_speaker.values()]
+    counts = [0.0] * (len(SPEAKER_HOUR_EDGES) - 1)
+    for h in hours:
+        _count(counts, SPEAKER_HOUR_EDGES, h)
+    ordered = sorted(hours, reverse=True)
+    top_share = sum(ordered[: max(1, len(ordered) // 100)]) / sum(ordered) if ordered else 0.0
+    return {
+        "speakers": len(hours),
+        "linked_usable_h": round(sum(hours), 3),
+        "unlinked_usable_h": round(totals.unlinked_usable_s / 3600, 3),
+        "top_1pct_share": round(top_share, 4),
+        "top": [[who, round(s / 3600, 3)] for who, s in totals.usable_by_speaker.most_common(TOP_SPEAKERS)],
+        "histogram_h": _histogram(SPEAKER_HOUR_EDGES, counts),
+    }
+
+
+def _per_speaker_line(spread: dict[str, Any]) -> str:
+    if not spread["speakers"]:
+        return f"no video linked yet (`starter speakers`); unlinked {_hours(spread['unlinked_usable_h'])}"
+    top_who, top_h = spread["top"][0]
+    return (
+        f"{spread['speakers']} speakers, {_hours(spread['linked_usable_h'])}; the top 1 % hold "
+        f"{100 * spread['top_1pct_share']:.0f} %; most: {top_who} {_hours(top_h)}; "
+        f"unlinked {_hours(spread['unlinked_usable_h'])}"
+    )
 
 
 def _speech_s(meta: Metadata) -> float:
@@ -270,6 +317,7 @@ def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
         f"  clips ({policy['min_s']:g}-{policy['max_s']:g} s): {report['clips']['count']}, "
         f"{_hours(report['clips']['hours'])}",
         f"  speakers per video: {_speakers(report)}",
+        f"  usable per global speaker: {_per_speaker_line(report['hours_per_speaker'])}",
         f"  failures: {_counts(report['failures_by_type'])}",
         "  compute: "
         + (", ".join(f"{cls} {_hours(h)}" for cls, h in compute["hours_by_class"].items()) or "none")

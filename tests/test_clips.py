@@ -265,9 +265,13 @@ def test_the_export_command_passes_the_language_filters_on():
         "--min-language-p",
         "0.8",
     ]
-    spec = spec_from_args(build_parser().parse_args(flags), Settings())
+    spec = spec_from_args(build_parser().parse_args([*flags, "--max-hours-per-speaker", "20"]), Settings())
     assert (spec.filters.language, spec.filters.min_language_p) == ("en", 0.8)
+    assert spec.max_hours_per_speaker == 20.0
     assert spec.name.startswith("webdataset/clips-"), "a filtered export has its own folder"
+    with pytest.raises(SystemExit) as refused:  # a usage error, not a traceback
+        build_parser().parse_args([*flags, "--max-hours-per-speaker", "0"])
+    assert refused.value.code == 2
 
 
 def test_the_language_filters_leave_an_existing_exports_name_alone():

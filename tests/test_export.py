@@ -15,10 +15,13 @@ import json
 import pytest
 import soundfile as sf
 
+from activities.speaker_index import speaker_table
 from core.contracts.export import ExportSpec, ExportTotals
 from core.service.settings import Settings
 from core.service.temporal import connect
 from core.store.layout import ExportKeys
+from core.store.speaker_lookup import SpeakerLookup
+from core.training.speaker_cap import draw, share
 from starter.status import list_videos
 from tests.conftest import run_cli, worker_events
 from tests.fleet import start_videos, store_of, wait_batch, wait_until, worker
@@ -212,6 +215,37 @@ def test_report_counts_hours_failures_and_exports(exported_batch, tmp_path):
         }
 
     assert asyncio.run(statuses())["gone"] == "Failed"
+
+
+def test_a_capped_export_keeps_each_speakers_share_and_names_global_speakers(exported_batch, tmp_path):
+    """After a linking run, an export with --max-hours-per-speaker: every clip names its
+    global speaker, and exactly the clips the cap's rule keeps (each clip's draw under
+    its speaker's share) are those of the uncapped export that are left."""
+    import webdataset as wds
+
+    env = {**exported_batch.env(), "PIPELINE_TASK_QUEUE_PREFIX": BATCH}
+    linked = run_cli("-m", "starter", "speakers", "--batch-id", BATCH, env=env, timeout=300)
+    assert linked.returncode == 0, linked.stdout + linked.stderr
+    store = store_of(exported_batch)
+    global_ids = {(r.video_id, r.speaker): r.speaker_id for r in speaker_table(store)}
+    clean = SpeakerLookup(store).clean_speech_s()
+    cap_h = max(clean.values()) / 3600 / 4  # a quarter of the most heard speaker's clean speech
+    out = export(exported_batch, "--format", "webdataset", "--max-hours-per-speaker", f"{cap_h:.6f}")
+    spec = ExportSpec(batch_id=BATCH, format="webdataset", max_hours_per_speaker=float(f"{cap_h:.6f}"))
+    index, paths = shard_files(exported_batch, spec, tmp_path / "capped")
+    kept = [json.loads(s["json"]) for s in wds.WebDataset([str(p) for p in paths], shardshuffle=False)]
+    assert all(f["speaker_id"] == global_ids[(f["video_id"], f["speaker"])] for f in kept), kept
+    _, every = shard_files(exported_batch, ExportSpec(batch_id=BATCH, format="webdataset"), tmp_path / "all")
+    uncapped = [json.loads(s["json"]) for s in wds.WebDataset([str(p) for p in every], shardshuffle=False)]
+    cap_s = spec.max_hours_per_speaker * 3600
+    expected = {
+        f["id"]
+        for f in uncapped
+        if draw(f["id"]) < share(cap_s, clean[global_ids[(f["video_id"], f["speaker"])]])
+    }
+    assert {f["id"] for f in kept} == expected and len(expected) < len(uncapped)
+    assert index["totals"]["clips_capped"] == len(uncapped) - len(kept) > 0
+    assert f"{index['totals']['clips_capped']} clips over their speaker's cap left out" in out
 
 
 def test_a_killed_exporter_resumes_at_the_next_unfinished_shard(exported_batch):

@@ -24,8 +24,9 @@ from core.contracts.video import SCHEMA_VERSION
 from core.service.metrics import SDK_METRICS_USED
 from core.service.temporal import connect
 from core.store.commit import read_metadata
-from core.store.layout import speaker_run_key, speaker_runs_folder
+from core.store.layout import speaker_run_key, speaker_runs_folder, video_speakers_folder
 from core.store.objects import ObjectStore
+from core.store.speaker_lookup import SpeakerLookup
 from devstack.stack import free_port
 from starter.status import batch_counts, batch_progress, list_videos, wait_for_batch
 from tests.conftest import (
@@ -305,6 +306,14 @@ def test_speakers_across_videos_link_the_batch_once(stack, started):
     assert result.summary.speakers == len(rows)
     assert result.summary.global_speakers == len({r.speaker_id for r in rows})
     assert result.summary.embedding_model == speaker_embeddings.FRAMES_BACKEND_NAME
+    # what the export and the report read: each video's rows beside its id, the totals
+    lookup = SpeakerLookup(store)
+    for vid in GOOD:
+        assert lookup.of_video(vid) == {r.speaker: r for r in rows if r.video_id == vid}, vid
+    totals: dict[str, float] = {}
+    for r in rows:
+        totals[r.speaker_id] = totals.get(r.speaker_id, 0.0) + r.clean_speech_s
+    assert lookup.clean_speech_s() == pytest.approx(totals)
     again = run_cli("-m", "starter", "speakers", "--batch-id", BATCH, env=stack.env(), timeout=300)
     assert again.returncode == 0 and "nothing new to link" in again.stdout, again.stdout + again.stderr
     markers = [k for k in store.list_keys(speaker_runs_folder(store.prefix)) if k.endswith("/run.json")]
@@ -339,6 +348,10 @@ def test_a_linking_run_that_lost_the_race_commits_nothing(stack, started, tmp_pa
     marker = store.get_json(speaker_run_key(store.prefix, first.run))
     assert marker["attempt"] == first.attempt
     assert sum(r.video_id == "race" for r in speaker_table(store)) == 1
+    # both attempts wrote the video's rows under their own names: only the winner's count
+    assert len(store.list_keys(video_speakers_folder(store.prefix, "race"))) == 2
+    (row,) = SpeakerLookup(store).of_video("race").values()
+    assert row.run == first.run and row.speaker_id in {r.speaker_id for r in speaker_table(store)}
 
 
 def test_stage_cost_benchmark_reads_the_committed_stats(stack, started):

@@ -74,7 +74,8 @@ def test_hours_buckets_failures_and_cost():
         row("d", "Failed", "TooLong"),
     ]
     exports = [{"spec": {"format": "webdataset", "view": "clips"}, "totals": {"audio_s": 1800.0}}]
-    report = build_report("b", rows, metas, stats, exports, {"t4": 0.5}, ClipPolicy())
+    linked = [{"S0": "spk_host", "S1": "spk_guest"}, {"S0": "spk_host"}]  # b's S1 not linked yet
+    report = build_report("b", rows, metas, stats, exports, {"t4": 0.5}, ClipPolicy(), linked)
     assert report["hours"]["in"] == 1.5
     assert report["hours"]["speech"] == round(0.75 + 1200 / 3600, 3)  # overlapping turns counted once
     assert report["hours"]["usable"] == round((2700 + 900 + 600) / 3600, 3)
@@ -87,6 +88,11 @@ def test_hours_buckets_failures_and_cost():
         "unlabelled": 0.25,
     }
     assert report["usable_hours_by_language"] == {"de": 0.5, "unknown": round(1500 / 3600, 3), "en": 0.25}
+    spread = report["hours_per_speaker"]
+    assert spread["top"] == [["spk_host", 0.75], ["spk_guest", 0.25]]  # 1800 + 900 s, and 900 s
+    assert (spread["speakers"], spread["linked_usable_h"]) == (2, 1.0)
+    assert spread["unlinked_usable_h"] == round(600 / 3600, 3) and spread["top_1pct_share"] == 0.75
+    assert spread["histogram_h"]["counts"] == [0, 1, 1, 0, 0, 0, 0, 0]  # 0.25 h and 0.75 h
     assert report["failures_by_type"] == {"TooLong": 2} and report["videos"] == {"Completed": 2, "Failed": 2}
     assert report["compute"]["cost_usd"] == 0.5  # 1 t4-hour at $0.50; CPU hours are priced 0 here
     assert abs(report["compute"]["cost_per_usable_hour_usd"] - 0.5 / report["hours"]["usable"]) < 1e-3
@@ -98,7 +104,11 @@ def test_hours_buckets_failures_and_cost():
     lines = summary_lines(report, "exports/b/report.png")
     assert lines[0] == "batch b: videos: completed 2, failed 2"
     assert "  usable by language: de 30:00 min, unknown 25:01 min, en 15:00 min" in lines  # 0.417 h
-    assert "  speakers per video: 2 (2 videos)" in lines and "  failures: TooLong 2" in lines
+    assert "  speakers per video: 2 (2 videos)" in lines
+    assert (
+        "  usable per global speaker: 2 speakers, 1:00 h; the top 1 % hold 75 %; most: spk_host 45:00 min; "
+        "unlinked 10:01 min"
+    ) in lines and "  failures: TooLong 2" in lines
     assert not any("{" in line for line in lines), lines  # for people: no Python dicts
 
 

@@ -49,6 +49,7 @@ class Clip(_Frozen):
     # window) and its probability: core/analysis/language.py
     language: str | None = None
     language_p: float | None = None
+    speaker_id: str | None = None  # the global speaker, once a linking run linked the video
 
     @property
     def duration(self) -> float:

@@ -12,7 +12,7 @@ than mixing two kinds of shards under one name.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,7 +59,9 @@ class ExportFilters(_Model):
         return all(_passes(bound, value, at_least) for bound, value, at_least in checks)
 
 
-LATER_FILTERS = ("language", "min_language_p")  # added after exports had names (ExportSpec.name)
+# added after exports had names (ExportSpec.name)
+LATER_FILTERS = ("language", "min_language_p")
+LATER_FIELDS = ("max_hours_per_speaker",)
 
 
 def _passes(bound: float | None, value: float | None, at_least: bool) -> bool:
@@ -79,6 +81,9 @@ class ExportSpec(_Model):
     filters: ExportFilters = ExportFilters()
     clip_policy: ClipPolicy = ClipPolicy()
     sample_rate: int | None = None  # None: the committed original's rate
+    # a global speaker's clips are kept in the share that this many hours is of its clean
+    # speech in the corpus (core/training/speaker_cap.py); None: no cap
+    max_hours_per_speaker: float | None = Field(default=None, gt=0)
 
     @property
     def name(self) -> str:
@@ -88,9 +93,12 @@ class ExportSpec(_Model):
         base = f"{self.format}/{self.view}"
         if self == default:
             return base
-        # filters added later are left out while unset: an export keeps the name it had
-        unset = {name for name in LATER_FILTERS if getattr(self.filters, name) is None}
-        dumped = self.model_dump_json(exclude={"filters": unset} if unset else None)
+        # fields added later are left out while unset: an export keeps the name it had
+        unset: dict[str, Any] = {name: True for name in LATER_FIELDS if getattr(self, name) is None}
+        filters = {name for name in LATER_FILTERS if getattr(self.filters, name) is None}
+        if filters:
+            unset["filters"] = filters
+        dumped = self.model_dump_json(exclude=unset or None)
         digest = hashlib.sha256(dumped.encode()).hexdigest()[:10]
         return f"{base}-{digest}"
 
@@ -104,6 +112,7 @@ class ShardRecord(_Model):
     audio_s: float
     bytes: int
     clips_dropped: int = 0  # cut, then refused by the filters
+    clips_capped: int = 0  # of those left, over their global speaker's hours (max_hours_per_speaker)
 
 
 class ExportPageResult(_Model):
@@ -119,6 +128,7 @@ class ExportTotals(_Model):
     items: int = 0
     audio_s: float = 0.0
     bytes: int = 0
+    clips_capped: int = 0  # left out by max_hours_per_speaker
 
     def plus(self, page: ExportPageResult) -> ExportTotals:
         return ExportTotals(
@@ -128,6 +138,7 @@ class ExportTotals(_Model):
             items=self.items + sum(s.items for s in page.shards),
             audio_s=round(self.audio_s + sum(s.audio_s for s in page.shards), 3),
             bytes=self.bytes + sum(s.bytes for s in page.shards),
+            clips_capped=self.clips_capped + sum(s.clips_capped for s in page.shards),
         )
 
 

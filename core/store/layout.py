@@ -6,6 +6,7 @@
     manifests/                  one JSONL per UTC day of completed videos
     exports/{batch_id}/{name}/  training shards, their records and index
     corpus/speakers/runs/{n}/   the speakers across videos, one folder per linking run
+    corpus/speakers/videos/{video_id}/   each video's rows of the run that linked it
     _probe/                     the start-up check of conditional writes
 
 The folder names are ``core.contracts.ids``' (a video id may not take one).
@@ -168,6 +169,7 @@ SPEAKER_RUN_JSON = "run.json"
 SPEAKER_INDEX_FAISS = "index.faiss"  # every linked member so far (the index only grows)
 SPEAKER_MEMBERS_JSON = "members.json"  # member i's global speaker id, and every linked video
 SPEAKER_LINKS_JSONL = "speakers.jsonl"  # this run's rows of the corpus table
+SPEAKER_TOTALS_JSON = "totals.json"  # every global speaker's clean speech so far, in seconds
 
 
 def speaker_runs_folder(prefix: str) -> str:
@@ -178,6 +180,16 @@ def speaker_run_key(prefix: str, run: int, name: str = SPEAKER_RUN_JSON, attempt
     """A run's marker (``run.json``), or one of its attempt's files."""
     folder = f"{speaker_runs_folder(prefix)}{run:06d}/"
     return f"{folder}{name}" if attempt is None else f"{folder}{attempt}/{name}"
+
+
+def video_speakers_folder(prefix: str, video_id: str) -> str:
+    """A video's rows of the corpus table, one file per run attempt that linked it: an
+    export or a report finds a video's global speakers with one listing and one read."""
+    return f"{prefix}{CORPUS_FOLDER}/speakers/videos/{video_id}/"
+
+
+def video_speakers_key(prefix: str, video_id: str, run: int, attempt: str) -> str:
+    return f"{video_speakers_folder(prefix, video_id)}{run:06d}-{attempt}.json"
 
 
 def probe_key(prefix: str, token: str) -> str:

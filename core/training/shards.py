@@ -76,6 +76,7 @@ def clip_item(clip: Clip) -> ShardItem:
         "source_end": clip.end,
         "language": clip.language,
         "language_p": clip.language_p,
+        "speaker_id": clip.speaker_id,
     }
     return ShardItem(clip.clip_id, clip.start, clip.end, {**fields, "labels": dict(clip.labels)})
 
@@ -201,7 +202,8 @@ def _supervisions(item: ShardItem, duration: float) -> list[SupervisionSegment]:
         turns = _rttm_turns(item.fields["rttm"])
     if turns is not None:
         return [supervision(i, t["start"], t["end"], t["speaker"]) for i, t in enumerate(turns)]
-    speaker = item.fields.get("speaker")
+    # a clip's speaker: its global id once linked (the same person in every video), else the video's label
+    speaker = item.fields.get("speaker_id") or item.fields.get("speaker")
     return [supervision(0, 0.0, duration, speaker)] if speaker is not None else []
 
 
