@@ -6,8 +6,9 @@
 adds each committed video's metadata to its totals as it is read, then lets it go
 (``starter.report.YieldTotals``). This runs that code on synthetic committed videos,
 each a metadata.json of ``--segments`` labelled turns, built one at a time as storage
-would hand them over, and prints wall time and the process's own peak memory (goal:
-<= 300 MB at 340,000 videos). Storage and visibility are not in the measurement: reads
+would hand them over, its speakers linked to global speakers of a long-tailed
+popularity, and prints wall time and the process's own peak memory (goal: <= 300 MB at
+340,000 videos). Storage and visibility are not in the measurement: reads
 are bounded by the report's read window (``READ_WINDOW`` metadata files in flight).
 """
 
@@ -54,10 +55,28 @@ def synthetic_metadata(index: int, segments: int, rng: random.Random) -> Metadat
     )
 
 
-def committed(videos: int, segments: int) -> Iterator[tuple[Metadata, dict]]:
+HOSTS = 5_000  # recurring speakers: a long tail, a few of them in thousands of episodes
+GUESTS = 1_000_000  # everyone else: most heard in one episode
+HOST_SHARE = 0.4  # of the local speakers
+
+
+def linked_speakers(meta: Metadata, rng: random.Random) -> dict[str, str]:
+    """Its local speakers' global ids: a host (a Pareto draw over HOSTS) or a guest."""
+    ids = {}
+    for k in range(meta.num_speakers):
+        if rng.random() < HOST_SHARE:
+            person = int(rng.paretovariate(1.0)) % HOSTS
+        else:
+            person = HOSTS + rng.randrange(GUESTS)
+        ids[f"SPEAKER_{k:02d}"] = f"spk_{person:07d}"
+    return ids
+
+
+def committed(videos: int, segments: int) -> Iterator[tuple[Metadata, dict, dict[str, str]]]:
     rng = random.Random(22)
     for i in range(videos):
-        yield synthetic_metadata(i, segments, rng), {"gpu_class": "t4", "stage_compute_s": {"diarize": 120.0}}
+        meta = synthetic_metadata(i, segments, rng)
+        yield meta, {"gpu_class": "t4", "stage_compute_s": {"diarize": 120.0}}, linked_speakers(meta, rng)
 
 
 def main() -> None:
@@ -71,8 +90,8 @@ def main() -> None:
     ]
     rows_mib = own_peak_kib() / 1024
     totals = YieldTotals(ClipPolicy())
-    for meta, stats in committed(args.videos, args.segments):
-        totals.add(meta, stats)
+    for meta, stats, speakers in committed(args.videos, args.segments):
+        totals.add(meta, stats, speakers)
     report = totals.report("bench", rows, [], {"t4": 0.53})
     render_png(report)
     took = time.perf_counter() - started
@@ -80,6 +99,11 @@ def main() -> None:
     print(f"  peak memory of the process: {own_peak_kib() / 1024:.0f} MB ({rows_mib:.0f} MB after the rows)")
     hours = report["hours"]
     print(f"  hours in {hours['in']:.0f}, usable {hours['usable']:.0f}, clips {report['clips']['count']}")
+    spread = report["hours_per_speaker"]
+    print(
+        f"  global speakers {spread['speakers']}, the top 1 % hold {100 * spread['top_1pct_share']:.0f} % "
+        f"of the linked usable hours; most: {spread['top'][0][1]:.0f} h"
+    )
 
 
 if __name__ == "__main__":
