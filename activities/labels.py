@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,7 +84,17 @@ def _language(
     cache = settings.model_cache_dir / "whisper" if settings.model_cache_dir else None
     model = language.load(settings.language_model, cache, settings.model_threads or 1)
     windows = language.speech_windows(segments, regions, language.window_budget(recording.duration_s))
-    return model.identify(recording, recording.rate, windows)
+    started = time.perf_counter()
+    heard = model.identify(recording, recording.rate, windows)
+    attempt.ctx.log.info(
+        "labels.language",
+        language=heard.video.language if heard.video else None,
+        probability=heard.video.probability if heard.video else None,
+        windows=heard.windows,
+        speakers=len(heard.speakers),
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    return heard
 
 
 def _label_chunks(
