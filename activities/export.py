@@ -90,10 +90,6 @@ class CorpusSpeakers:
         self.lookup = SpeakerLookup(store)
         self.clean_speech_s = self.lookup.clean_speech_s() if spec.max_hours_per_speaker else {}
 
-    def of_video(self, video_id: str) -> dict[str, str]:
-        """Local speaker label -> global speaker id."""
-        return {label: row.speaker_id for label, row in self.lookup.of_video(video_id).items()}
-
 
 def _write_shard(
     store: ObjectStore,
@@ -106,7 +102,7 @@ def _write_shard(
     video_id = metadata.video_id
     keys_of_video = store.keys(video_id, metadata.schema_version)
     original = store.download_file(keys_of_video.committed_file(metadata, ORIGINAL_WAV), tmp / ORIGINAL_WAV)
-    speakers = linked.of_video(video_id)
+    speakers = linked.lookup.ids_of(video_id)
     items, dropped, capped = shard_items(metadata, original, spec, speakers, linked.clean_speech_s)
     info = shards.write_shard(spec.format, items, original, tmp / "shard", video_id, spec.sample_rate)
     files = []

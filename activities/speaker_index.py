@@ -45,10 +45,10 @@ from core.store.layout import (
     manifest_key,
     manifests_folder,
     speaker_run_key,
-    speaker_runs_folder,
     video_speakers_key,
 )
 from core.store.objects import ObjectStore
+from core.store.speaker_lookup import run_markers
 
 if TYPE_CHECKING:  # numpy and faiss: loaded where the linking runs, not in the workflow code
     import numpy as np
@@ -151,15 +151,10 @@ async def _named_videos(rt: Runtime, store: ObjectStore, req: SpeakerIndexReques
     return await _beating({"reading_manifests": True}, read)
 
 
-def _run_markers(store: ObjectStore) -> list[str]:
-    """Every committed run's marker key, in run order (the folders are zero-padded)."""
-    return sorted(k for k in store.list_keys(speaker_runs_folder(store.prefix)) if k.endswith("/run.json"))
-
-
 def _last_run(store: ObjectStore, scratch: Path) -> _State:
     from core.corpus.speakers import SpeakerIndex
 
-    markers = _run_markers(store)
+    markers = run_markers(store)
     if not markers:
         return _State(SpeakerIndex())
     marker = SpeakerRun.model_validate(store.get_json(markers[-1]))
@@ -298,7 +293,7 @@ def _commit_next_run(
 def speaker_table(store: ObjectStore) -> list[SpeakerRow]:
     """The corpus table: every committed run's rows, in run order (a video is in one run)."""
     rows: list[SpeakerRow] = []
-    for key in _run_markers(store):
+    for key in run_markers(store):
         marker = SpeakerRun.model_validate(store.get_json(key))
         body = store.get_bytes(speaker_run_key(store.prefix, marker.run, SPEAKER_LINKS_JSONL, marker.attempt))
         rows += [SpeakerRow.model_validate_json(line) for line in body.decode().splitlines() if line]

@@ -71,7 +71,7 @@ async def write_report(
         stats = (
             store.get_json_or_none(store.keys(video_id).committed_file(meta, STATS_JSON)) if meta else None
         )
-        speakers = {label: row.speaker_id for label, row in linked.of_video(video_id).items()} if meta else {}
+        speakers = linked.ids_of(video_id) if meta else {}
         return meta, stats, speakers
 
     with ThreadPoolExecutor(READ_THREADS) as pool:
@@ -258,9 +258,8 @@ def _music_share(meta: Metadata) -> float:
 
 
 def _language(meta: Metadata, speaker: str) -> str:
-    """The speaker's language (else the video's) where the head was sure of it."""
-    heard = meta.speakers[speaker].language if speaker in meta.speakers else None
-    heard = heard or meta.language
+    """The speaker's language (Metadata.language_of) where the head was sure of it."""
+    heard = meta.language_of(speaker)
     return heard.language if heard and heard.probability >= language.SURE_P else UNKNOWN_LANGUAGE
 
 

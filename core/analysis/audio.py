@@ -25,6 +25,8 @@ import numpy as np
 from core.contracts.errors import EmptyMedia, InvalidMedia, SilentAudio, Stalled
 from core.service import faults
 
+# no stdin, no banner, errors only: ffmpeg's stderr is read for what went wrong
+QUIET = ["-nostdin", "-hide_banner", "-loglevel", "error"]
 ORIGINAL_RATE = 48_000
 ANALYSIS_RATE = 16_000
 # What ffmpeg may open for its input: the local file it is given (no other protocol),
@@ -95,10 +97,7 @@ def transcode(
     faults.stall("transcode")
     cmd = [
         ffmpeg_binary(ffmpeg),
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
+        *QUIET,
         "-nostats",
         "-progress",
         "pipe:1",

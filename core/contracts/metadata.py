@@ -166,6 +166,12 @@ class Metadata(_Part):
         """The JSON object to store: the keys set, in field order, then any others."""
         return self.model_dump(mode="json", exclude_unset=True)
 
+    def language_of(self, speaker: str) -> SpokenLanguage | None:
+        """What a speaker's clips are said to speak: its own language where the labels
+        stage heard a clean window of it, else the video's."""
+        own = self.speakers[speaker].language if speaker in self.speakers else None
+        return own or self.language
+
     @property
     def committed_run_id(self) -> str | None:
         return self.committed_by.run_id if self.committed_by else None

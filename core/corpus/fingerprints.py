@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.analysis.audio import INPUT_WHITELIST, ffmpeg_binary
+from core.analysis.audio import INPUT_WHITELIST, QUIET, ffmpeg_binary
 from core.contracts.errors import ConfigurationError, EmptyMedia, InvalidMedia, Stalled
 
 RATE = 11025  # Chromaprint's own rate: ffmpeg resamples to it, so Chromaprint need not
@@ -145,10 +145,7 @@ def fingerprint(
         timeout_s = TIMEOUT_FIXED_S + TIMEOUT_PER_AUDIO_S * (media_s or MAX_AUDIO_S)
     cmd = [
         ffmpeg_binary(ffmpeg),
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
+        *QUIET,
         *INPUT_WHITELIST,
         "-i",
         str(path),

@@ -25,6 +25,11 @@ _totals_cache: dict[tuple[str, str, int, str], dict[str, float]] = {}  # one cor
 _totals_lock = threading.Lock()
 
 
+def run_markers(store: ObjectStore) -> list[str]:
+    """Every committed run's marker key, in run order (the folders are zero-padded)."""
+    return sorted(k for k in store.list_keys(speaker_runs_folder(store.prefix)) if k.endswith("/run.json"))
+
+
 class SpeakerLookup:
     """One export page's or one report's view of the linking runs (thread-safe reads)."""
 
@@ -42,6 +47,10 @@ class SpeakerLookup:
                 return {row.speaker: row for row in rows}
         return {}
 
+    def ids_of(self, video_id: str) -> dict[str, str]:
+        """The video's local speaker label -> its global speaker id."""
+        return {label: row.speaker_id for label, row in self.of_video(video_id).items()}
+
     def _committed_attempt(self, run: int) -> str | None:
         with self._lock:
             if run not in self._attempts:
@@ -52,9 +61,7 @@ class SpeakerLookup:
     def clean_speech_s(self) -> dict[str, float]:
         """Global speaker id -> its clean speech over every linked video, as of the last
         committed run (read once per process and run: a million speakers are ~50 MB)."""
-        markers = sorted(
-            k for k in self.store.list_keys(speaker_runs_folder(self.store.prefix)) if k.endswith("/run.json")
-        )
+        markers = run_markers(self.store)
         if not markers:
             return {}
         last = SpeakerRun.model_validate(self.store.get_json(markers[-1]))

@@ -95,9 +95,8 @@ def _labels(row: SegmentRow) -> dict[str, float | None]:
 
 
 def _language(metadata: Metadata, speaker: str) -> dict[str, Any]:
-    """The speaker's language, else the video's: Clip's ``language`` and ``language_p``."""
-    found = metadata.speakers[speaker].language if speaker in metadata.speakers else None
-    found = found or metadata.language
+    """Clip's ``language`` and ``language_p``."""
+    found = metadata.language_of(speaker)
     return {"language": found.language, "language_p": found.probability} if found else {}
 
 
