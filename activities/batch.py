@@ -24,6 +24,7 @@ from core.contracts import search_attributes as sa
 from core.contracts.batch import MAX_PAGE_BYTES, BatchPage, BatchPageRequest
 from core.contracts.errors import VideoIdConflict
 from core.contracts.ids import video_workflow_id
+from core.contracts.search_attributes import Outcome
 from core.contracts.video import RowRef, VideoReport, VideoSpec, VideoState
 from core.service.temporal import connect
 from core.store.batch_input import read_row
@@ -134,10 +135,11 @@ async def _closed_videos(rt: Runtime, video_ids: list[str]) -> list[VideoReport]
             continue
         if status == WorkflowExecutionStatus.COMPLETED:
             attrs = description.typed_search_attributes
+            duplicate = attrs.get(sa.PIPELINE_STAGE) == Outcome.DUPLICATE
             reports.append(
                 VideoReport(
                     video_id=video_id,
-                    state=VideoState.COMPLETED,
+                    state=VideoState.DUPLICATE if duplicate else VideoState.COMPLETED,
                     audio_s=attrs.get(sa.AUDIO_SECONDS) or 0.0,
                     gpu_class=attrs.get(sa.GPU_CLASS) or "",
                 )

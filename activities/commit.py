@@ -1,6 +1,6 @@
 """The commit stage: check what the stage results name, build the video's metadata.json,
-and commit it with its files (``core/store/commit.py``, the protocol); and the committed
-check every VideoWorkflow asks first."""
+and commit it with its files (``core/store/commit.py``, the protocol); a Duplicate's
+marker alone; and the committed check every VideoWorkflow asks first."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from temporalio import activity
 
 from activities.attempts import stage
 from activities.runtime import Activities, Runtime
+from core.contracts.corpus import DuplicateCommitRequest
 from core.contracts.errors import IntermediateMismatch
 from core.contracts.metadata import CommittedBy, LanguageHeard
 from core.contracts.rttm import rttm_text
@@ -39,6 +40,10 @@ class CommitActivities(Activities):
     @activity.defn
     def commit_outputs(self, req: CommitRequest) -> VideoOutcome:
         return _commit_outputs(self.rt, req)
+
+    @activity.defn
+    def commit_duplicate(self, req: DuplicateCommitRequest) -> VideoOutcome:
+        return _commit_duplicate(self.rt, req)
 
     @activity.defn(name="finalize_outputs")
     def commit_outputs_under_old_name(self, req: CommitRequest) -> VideoOutcome:
@@ -117,6 +122,23 @@ def _commit_outputs(rt: Runtime, req: CommitRequest) -> VideoOutcome:
             )
         if result.status == "committed":
             ctx.audio_s = req.audio.duration_s
+        return result.outcome
+
+
+def _commit_duplicate(rt: Runtime, req: DuplicateCommitRequest) -> VideoOutcome:
+    """A Duplicate's marker: nothing else is committed, and its download is dropped."""
+    store, video_id = rt.store, req.spec.video_id
+    with stage(rt, Stage.COMMIT, video_id) as ctx:
+        committed = committed_outcome(store, video_id, req.spec)
+        if committed is not None:
+            store.delete_prefix(store.keys(video_id).work_root)
+            return committed
+        info = activity.info()
+        metadata = outputs.duplicate_metadata(req).model_copy(
+            update={"committed_by": CommittedBy(workflow_id=info.workflow_id, run_id=info.workflow_run_id)}
+        )
+        result = commit_video(store, store.keys(video_id), metadata, {}, info.workflow_run_id)
+        ctx.log.info("commit.duplicate", duplicate_of=req.claim.duplicate_of, status=result.status)
         return result.outcome
 
 

@@ -7,23 +7,27 @@ copies original.wav to its committed place after checking its sha256.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from temporalio import activity
 
-from activities.attempts import stage
+from activities.attempts import StageContext, stage
 from activities.fencing import FencedWrites, attempt_id, reusable_result
 from activities.runtime import Activities, Runtime
 from activities.scratch import scratch_dir
 from activities.source_rows import source_url
 from core.analysis.audio import sha256_file
+from core.contracts.errors import EmptyMedia
 from core.contracts.stages import Stage
 from core.contracts.video import AudioRef, VideoSpec
+from core.corpus.fingerprints import fingerprint
 from core.service.settings import Settings
 from core.sources.download import SourceAccess, SourceLimits, fetch_audio, pick_proxy
 from core.sources.safety import SourcePolicy
 
 STAGE = Stage.DOWNLOAD
 AUDIO_REF = "audio_ref.json"  # written last: its presence means both copies are complete
+FINGERPRINT = "fingerprint.cpfp"
 
 
 def source_access(settings: Settings, attempt: str) -> SourceAccess:
@@ -44,6 +48,18 @@ class DownloadActivities(Activities):
     @activity.defn
     def download_audio(self, spec: VideoSpec) -> AudioRef:
         return _download(self.rt, spec)
+
+
+def _fingerprint(rt: Runtime, analysis: Path, duration_s: float, ctx: StageContext) -> bytes | None:
+    """The audio's fingerprint, stored form; None when the check is off or the audio is
+    too short for one (such a video is processed without a claim)."""
+    if not rt.settings.duplicate_check:
+        return None
+    ctx.heart.show({"step": "fingerprint"})
+    try:
+        return fingerprint(analysis, ffmpeg=rt.settings.ffmpeg_location, media_s=duration_s).to_bytes()
+    except EmptyMedia:
+        return None
 
 
 def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
@@ -73,6 +89,7 @@ def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
                 ),
             )
             sha256 = sha256_file(got.original)
+            fingerprinted = _fingerprint(rt, got.analysis, got.duration_s, ctx)
             ref = AudioRef(
                 video_id=spec.video_id,
                 url_sha256=spec.source_sha256,
@@ -81,6 +98,7 @@ def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
                 analysis_key=keys.attempt_key(STAGE, "", me, "analysis_16k.wav"),
                 duration_s=round(got.duration_s, 3),
                 sha256=sha256,
+                fingerprint_key=keys.attempt_key(STAGE, "", me, FINGERPRINT) if fingerprinted else "",
                 source_title=got.title,
                 worker_id=rt.worker_id,
                 attempt=activity.info().attempt,
@@ -88,6 +106,8 @@ def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:
             ctx.heart.show({"step": "upload"})
             writes.put_file(ref.original_key, got.original, "audio/wav")
             writes.put_file(ref.analysis_key, got.analysis, "audio/wav")
+            if fingerprinted:
+                writes.put_bytes(ref.fingerprint_key, fingerprinted)
         ref = ref.model_copy(
             update={"seconds": round(time.perf_counter() - started, 3), **ctx.memory_fields()}
         )

@@ -75,6 +75,14 @@ async def _write_manifest(rt: Runtime, day: str) -> ManifestResult:
 def _line(store, video_id: str, meta: Metadata) -> str:
     """The manifest line of a video committed by the run that completed that day."""
     keys = store.keys(video_id)
+    outputs = {"metadata": keys.metadata}
+    if not meta.duplicate_of:  # a Duplicate commits its marker alone: the original's files are its audio
+        outputs |= {
+            "audio": keys.committed_file(meta, ORIGINAL_WAV),
+            "embeddings": keys.committed_file(meta, EMBEDDINGS_NPY),
+            "rttm": keys.committed_file(meta, RTTM),
+            "stats": keys.committed_file(meta, STATS_JSON),
+        }
     return json.dumps(
         {
             "video_id": video_id,
@@ -85,13 +93,8 @@ def _line(store, video_id: str, meta: Metadata) -> str:
             "num_speakers": meta.num_speakers,
             "usable_pct": meta.usable_pct,
             "batch_id": meta.batch_id,
-            "outputs": {
-                "audio": keys.committed_file(meta, ORIGINAL_WAV),
-                "metadata": keys.metadata,
-                "embeddings": keys.committed_file(meta, EMBEDDINGS_NPY),
-                "rttm": keys.committed_file(meta, RTTM),
-                "stats": keys.committed_file(meta, STATS_JSON),
-            },
+            "duplicate_of": meta.duplicate_of,
+            "outputs": outputs,
         },
         sort_keys=True,
     )

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from core.analysis.audio import ffmpeg_binary
+from core.contracts.video import Relation
 from core.corpus.fingerprints import (
     ITEM_S,
     MAX_BIT_ERROR,
@@ -63,7 +64,6 @@ from core.corpus.fingerprints import (
     SPAN_S,
     Fingerprint,
     Overlap,
-    Relation,
     bit_errors,
     candidate_offsets,
     fingerprint,

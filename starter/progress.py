@@ -42,9 +42,10 @@ def progress_text(p: BatchProgress, waited_s: float) -> str:
     per_h = f"{rate:.1f}" if rate else "-"  # nothing finished yet
     eta = duration(p.eta_s) if p.eta_s else "-"
     paused = "  PAUSED" if p.paused else ""
+    copies = f", {p.duplicates} duplicates" if p.duplicates else ""
     return (
         f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {p.done}/{p.total} done: "
-        f"{p.completed + p.already_completed} ok, {p.failed} failed, {p.running} running, "
+        f"{p.completed + p.already_completed} ok{copies}, {p.failed} failed, {p.running} running, "
         f"{p.waiting} waiting | {per_h} videos/h | ETA {eta} | {duration(waited_s)}{paused}"
     )
 

@@ -137,6 +137,9 @@ class YieldTotals:
         self.usable_by_language: Counter[str] = Counter()
         self.usable_by_speaker: Counter[str] = Counter()  # per global speaker (linked videos)
         self.unlinked_usable_s = 0.0
+        self.duplicates = 0  # committed as copies of an earlier video's audio: no model ran
+        self.duplicate_s = 0.0
+        self.shared_usable_s = 0.0  # usable turns another video's audio holds: left out of exports
 
     def add(
         self, meta: Metadata | None, stats: dict[str, Any] | None, speaker_ids: dict[str, str] | None = None
@@ -149,10 +152,17 @@ class YieldTotals:
             )
 
     def _add_metadata(self, meta: Metadata, speaker_ids: dict[str, str]) -> None:
+        if meta.duplicate_of:
+            self.duplicates += 1
+            self.duplicate_s += meta.duration_s
+            return
         self.seconds_in += meta.duration_s
         self.speech_s += _speech_s(meta)
         for row in meta.segments:
             seconds = row.usable_s
+            if row.duplicate_of:  # counted where that video's audio is
+                self.shared_usable_s += seconds
+                continue
             ovrl = row.label("dnsmos_ovrl")
             self.usable_by_bucket[_bucket(ovrl)] += seconds
             if ovrl is not None and seconds > 0:
@@ -198,6 +208,7 @@ class YieldTotals:
                 name: round(seconds / 3600, 3) for name, seconds in self.usable_by_language.most_common()
             },
             "hours_per_speaker": _per_speaker_of(self),
+            "duplicates": self._duplicates(prices),
             "histograms": {
                 "clip_s": _histogram(CLIP_EDGES, self.clip_counts),
                 "dnsmos_ovrl_usable_h": _histogram(DNSMOS_EDGES, self.dnsmos_usable_h),
@@ -215,6 +226,19 @@ class YieldTotals:
                 "cost_per_usable_hour_usd": round(cost / usable_h, 4) if usable_h > 0 else None,
                 "prices_usd_per_hour": {cls: prices.get(cls, 0.0) for cls in self.compute_s},
             },
+        }
+
+    def _duplicates(self, prices: dict[str, float]) -> dict[str, Any]:
+        """The audio the fleet did not process because an earlier video holds it, and
+        what that saved at this batch's own compute per audio hour (an estimate)."""
+        per_audio = {cls: s / self.seconds_in for cls, s in self.compute_s.items()} if self.seconds_in else {}
+        saved_s = {cls: share * self.duplicate_s for cls, share in per_audio.items()}
+        return {
+            "videos": self.duplicates,
+            "audio_h": round(self.duplicate_s / 3600, 3),
+            "compute_h_saved": round(sum(saved_s.values()) / 3600, 4),
+            "cost_usd_saved": round(sum(s / 3600 * prices.get(cls, 0.0) for cls, s in saved_s.items()), 4),
+            "shared_usable_h": round(self.shared_usable_s / 3600, 3),
         }
 
 
@@ -235,6 +259,15 @@ def _per_speaker_of(totals: YieldTotals) -> dict[str, Any]:
         "top": [[who, round(s / 3600, 3)] for who, s in totals.usable_by_speaker.most_common(TOP_SPEAKERS)],
         "histogram_h": _histogram(SPEAKER_HOUR_EDGES, counts),
     }
+
+
+def _duplicates_line(found: dict[str, Any]) -> str:
+    saved = _hours(found["compute_h_saved"])
+    return (
+        f"{found['videos']} videos, {_hours(found['audio_h'])} not processed (~{saved}"
+        f" compute, ${found['cost_usd_saved']:.2f} saved); {_hours(found['shared_usable_h'])} usable shared"
+        " with earlier videos, left out of exports"
+    )
 
 
 def _per_speaker_line(spread: dict[str, Any]) -> str:
@@ -317,6 +350,7 @@ def summary_lines(report: dict[str, Any], png_key: str) -> list[str]:
         f"{_hours(report['clips']['hours'])}",
         f"  speakers per video: {_speakers(report)}",
         f"  usable per global speaker: {_per_speaker_line(report['hours_per_speaker'])}",
+        f"  duplicates: {_duplicates_line(report['duplicates'])}",
         f"  failures: {_counts(report['failures_by_type'])}",
         "  compute: "
         + (", ".join(f"{cls} {_hours(h)}" for cls, h in compute["hours_by_class"].items()) or "none")

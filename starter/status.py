@@ -29,6 +29,7 @@ from core.contracts.ids import (
     video_id_of,
     video_workflow_id,
 )
+from core.contracts.search_attributes import Outcome
 from core.contracts.video import VideoStatus
 
 
@@ -128,6 +129,7 @@ class BatchCounts:
     by_status: dict[str, int]
     failed_by_error: dict[str, int]
     rerun: int = 0
+    duplicates: int = 0  # of the completed: committed as a Duplicate (PipelineStage "duplicate")
 
     @property
     def open(self) -> int:
@@ -151,9 +153,13 @@ async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
     by_status: Counter[str] = Counter()
     for group in grouped.groups:
         by_status[str(group.group_values[0])] += group.count
+    duplicates = 0
+    if by_status.get("Completed"):
+        query = f'{_query(batch_id)} AND {sa.PIPELINE_STAGE.name} = "{Outcome.DUPLICATE}"'
+        duplicates = (await client.count_workflows(query)).count
     ended = [status for status in ENDED_BADLY if by_status.get(status)]
     if not ended:
-        return BatchCounts(dict(by_status), {})
+        return BatchCounts(dict(by_status), {}, duplicates=duplicates)
     runs: dict[str, list] = {}
     statuses = " OR ".join(f'ExecutionStatus = "{status}"' for status in ended)
     async for wf in client.list_workflows(f"{_query(batch_id)} AND ({statuses})"):
@@ -173,7 +179,7 @@ async def batch_counts(client: Client, batch_id: str) -> BatchCounts:
                 rerun += 1
             elif wf.status == WorkflowExecutionStatus.FAILED:
                 failed[wf.typed_search_attributes.get(sa.ERROR_TYPE) or "unknown"] += 1
-    return BatchCounts({k: n for k, n in by_status.items() if n}, dict(failed), rerun)
+    return BatchCounts({k: n for k, n in by_status.items() if n}, dict(failed), rerun, duplicates)
 
 
 async def wait_for_batch(

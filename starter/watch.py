@@ -112,6 +112,11 @@ async def cmd_status(args: argparse.Namespace, settings: Settings, client: Clien
         progress = None
     if progress and progress.paused_reason:
         print(f"  paused: {progress.paused_reason}")
+    if counts.duplicates:
+        print(
+            f"  of the completed, {counts.duplicates} duplicates:"
+            " copies of an earlier video's audio, not processed"
+        )
     if counts.rerun:
         print(f"  ({counts.rerun} earlier runs of videos run again are not counted)")
     for error_type, n in sorted(counts.failed_by_error.items(), key=lambda kv: -kv[1]):
@@ -129,6 +134,7 @@ async def _status_json(client: Client, args: argparse.Namespace, counts: BatchCo
         "by_status": counts.by_status,
         "failed_by_error": counts.failed_by_error,
         "rerun": counts.rerun,
+        "duplicates": counts.duplicates,
     }
     if args.videos:
         rows = await with_live_stages(client, await list_videos(client, args.batch_id))
@@ -152,8 +158,9 @@ def format_stats(p: BatchProgress, prices: dict[str, float]) -> str:
     lines = [
         f"batch {p.batch_id}: {p.done}/{p.total} done ({100 * p.done / max(p.total, 1):.1f}%)"
         f"{'  PAUSED' if p.paused else ''}",
-        f"  completed {p.completed}, already done {p.already_completed}, skipped {p.skipped}, "
-        f"failed {p.failed}, running {p.running}, waiting {p.waiting}",
+        f"  completed {p.completed}, duplicates {p.duplicates} ({p.duplicate_audio_s / 3600:.2f} audio h not"
+        f" processed), already done {p.already_completed}, "
+        f"skipped {p.skipped}, failed {p.failed}, running {p.running}, waiting {p.waiting}",
         f"  rate, last 10 min: {_rate(p.videos_per_h_recent, p.audio_h_per_h_recent)}",
         f"  rate, overall:     {_rate(p.videos_per_h_overall, p.audio_h_per_h_overall)}",
         f"  elapsed {duration(p.elapsed_s)}, ETA {eta}, workflow runs {p.runs}",

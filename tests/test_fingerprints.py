@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from core.contracts.errors import ConfigurationError, EmptyMedia, InvalidMedia, Stalled
+from core.contracts.video import Relation
 from core.corpus import fingerprints
 from core.corpus.fingerprints import (
     ITEM_S,
     MAX_BIT_ERROR,
     Fingerprint,
     Overlap,
-    Relation,
     fingerprint,
     match,
     overlaps,

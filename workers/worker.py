@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import runtime, scratch
+from activities.audio_claims import AudioClaimActivities
 from activities.batch import BatchActivities
 from activities.commit import CommitActivities
 from activities.diarize import DiarizeActivities
@@ -69,6 +70,7 @@ ACTIVITY_CLASSES = (
     ExportActivities,
     QueueActivities,
     SpeakerIndexActivities,
+    AudioClaimActivities,
 )
 # short storage work run by the workflow worker: the committed check and the commit
 # as local activities of VideoWorkflow, the others on the workflow queue, dispatched
@@ -77,6 +79,9 @@ CPU_LIGHT_ACTIVITIES = [
     CommitActivities.committed_video,
     *activities_on(QueueKind.LOCAL),
     CommitActivities.commit_outputs_under_old_name,  # runs started before 2026-12-07
+    *activities_on(QueueKind.WORKFLOWS),
+    AudioClaimActivities.original_state,
+    AudioClaimActivities.release_claim,
     BatchActivities.read_batch_page,
     BatchActivities.closed_videos,
     QueueActivities.served_gpu_classes,

@@ -197,8 +197,12 @@ class BatchWorkflow:
             key = report.error_type or "unknown"
             s.failed_by_error[key] = s.failed_by_error.get(key, 0) + 1
             return
-        s.completed += 1
         self._source_outcome(trouble=False)
+        if report.state == VideoState.DUPLICATE:
+            s.duplicates += 1
+            s.duplicate_audio_s += report.audio_s
+            return
+        s.completed += 1
         s.audio_s += report.audio_s
         usage = s.per_class.get(report.gpu_class, ClassUsage())
         s.per_class[report.gpu_class] = ClassUsage(

@@ -86,6 +86,15 @@ MODEL_STAGE = ActivityPolicy(timedelta(hours=3), _retry(1, 300, 20))
 # a few storage calls, run as local activities of the workflow worker: the commit and
 # the look for an earlier commit. COMMIT's 30 attempts end after ~48 min.
 COMMIT = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))
+# the claim on a video's audio: a few storage calls once the worker has read the claim
+# log; a worker's first claim reads all of it (heartbeats: the job's)
+CLAIM = ActivityPolicy(timedelta(hours=2), _retry(2, 120, 30))
+# a copy's look at where its original stands, and the release of a lost one: patient
+# through an outage of storage or of Temporal's frontend, like a batch's own reads
+ORIGINAL_CHECK = ActivityPolicy(timedelta(minutes=5), _retry(2, 60, 0), schedule_to_close=timedelta(hours=24))
+# how often a copy looks at its original while that is still running: the first wait,
+# doubled each time up to the last
+ORIGINAL_WAITS_S = (30.0, 600.0)
 
 # --- a batch's own reads ---------------------------------------------------------------
 # its pages in storage: a batch waits out an outage of storage however long it lasts,

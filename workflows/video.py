@@ -1,7 +1,13 @@
 """VideoWorkflow: one podcast video from its URL to committed outputs in storage.
 
-    download ──> diarize ─┬─> embed ───┬─> commit (metadata.json last)
-                 music ───┴─> labels ──┘
+    download ──> claim ──> diarize ─┬─> embed ───┬─> commit (metadata.json last)
+                   │        music ───┴─> labels ──┘
+                   └─ a copy of an earlier video's audio ──> commit as its Duplicate
+
+The claim (activities/audio_claims.py) matches the download's fingerprint against every
+earlier video's: a copy waits until its original commits (or claims again if the
+original's workflow closed without committing) and commits a Duplicate pointing at it;
+audio partly shared with an earlier video is processed, its shared turns marked.
 
 Each stage's activity, queue and policy are its entry in ``workflows/stages.py``.
 Workflow id ``video-{video_id}``: one run per video across every batch (a batch does
@@ -31,10 +37,12 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.audio_claims import AudioClaimActivities
     from activities.commit import CommitActivities
     from activities.queues import QueueActivities
     from core.contracts import gpu_profiles, queues
     from core.contracts import search_attributes as sa
+    from core.contracts.corpus import DuplicateCommitRequest, OriginalCheck, OriginalState
     from core.contracts.errors import (
         SOURCE_SIDE_ERROR_TYPES,
         GpuMemoryExhausted,
@@ -44,7 +52,9 @@ with workflow.unsafe.imports_passed_through():
     from core.contracts.ids import SOURCE_TROUBLE_SIGNAL, STATUS_QUERY, VIDEO_DONE_SIGNAL, VIDEO_WORKFLOW
     from core.contracts.search_attributes import Outcome
     from core.contracts.video import (
+        AudioClaim,
         AudioRef,
+        ClaimRequest,
         CommitRequest,
         EmbedRequest,
         LabelRequest,
@@ -72,6 +82,7 @@ QUALITY_LABELS = "quality-labels"  # 2026-11-29
 SERVED_ESCALATION = "served-escalation"  # 2026-12-06
 COMMIT_NAME = "commit-name"  # 2026-12-07: the upload stage became the commit stage
 SIBLING_MOVED = "sibling-moved"  # 2026-12-07: a stage out of memory follows its sibling's move
+AUDIO_CLAIMS = "audio-claims"  # 2026-12-07: the claim after the download; Duplicates
 
 # What makes a model stage move its video up the GPU ladder: the class's machines cannot
 # hold it (the escalation's reason for each).
@@ -109,9 +120,17 @@ class VideoWorkflow:
                     CommitActivities.committed_video, spec, **policies.COMMIT.local_options()
                 )
                 if committed is not None:  # done by an earlier run: nothing to redo or rewrite
+                    if committed.state is VideoState.DUPLICATE:
+                        return await self._duplicate(committed)
                     return await self._completed(committed, gpu_s=0.0)
             audio = await self._download(spec)
             self._audio_s = audio.duration_s  # the later stages' timeouts scale with it
+            claim: AudioClaim | None = None
+            if audio.fingerprint_key and workflow.patched(AUDIO_CLAIMS):  # runs before it had no key
+                claim = await self._claim(audio)
+                if claim.duplicate_of is not None:
+                    duplicate = DuplicateCommitRequest(spec=spec, audio=audio, claim=claim, **self._trail())
+                    return await self._duplicate(await self._stage_run(stages.COMMIT_DUPLICATE, duplicate))
             fitting = gpu_profiles.class_for_duration(self._gpu_class, audio.duration_s)
             if fitting != self._gpu_class:
                 await self._move_up(fitting, f"{audio.duration_s / 3600:.1f} h of audio", must_move=False)
@@ -134,6 +153,7 @@ class VideoWorkflow:
                 embeddings=embeddings,
                 music=music,
                 labels=labels,
+                claim=claim,
                 **self._trail(),
             )
             commit = stages.COMMIT if workflow.patched(COMMIT_NAME) else stages.COMMIT_UNDER_OLD_NAME
@@ -174,6 +194,62 @@ class VideoWorkflow:
                 audio_s=outcome.duration_s,
                 gpu_class=self._gpu_class,
                 gpu_s=gpu_s,
+            ),
+        )
+        return outcome.model_copy(update=self._trail())
+
+    async def _claim(self, audio: AudioRef) -> AudioClaim:
+        """Claim the audio. A copy of an earlier video's waits for that original to commit;
+        an original whose workflow closed without committing is released, and the audio
+        claimed again (of the copies waiting on it, the first to claim is the original)."""
+        request = ClaimRequest(
+            video_id=audio.video_id, fingerprint_key=audio.fingerprint_key, duration_s=audio.duration_s
+        )
+        queue = queues.workflow_queue(self._job.queue_prefix)
+        while True:
+            claim = await self._stage_run(stages.CLAIM, request)
+            if claim.duplicate_of is None:
+                return claim
+            check = OriginalCheck(video_id=claim.duplicate_of, duplicate=audio.video_id)
+            wait_s, longest_s = policies.ORIGINAL_WAITS_S
+            while True:
+                state = await workflow.execute_activity_method(
+                    AudioClaimActivities.original_state,
+                    check,
+                    task_queue=queue,
+                    **policies.ORIGINAL_CHECK.options(),
+                )
+                if state is not OriginalState.RUNNING:
+                    break
+                self._stage = f"waiting for its original {claim.duplicate_of}"
+                self._show_details()
+                await workflow.sleep(timedelta(seconds=wait_s))
+                wait_s = min(2 * wait_s, longest_s)
+            if state is OriginalState.COMMITTED:
+                return claim
+            await workflow.execute_activity_method(
+                AudioClaimActivities.release_claim,
+                check,
+                task_queue=queue,
+                **policies.ORIGINAL_CHECK.options(),
+            )
+            self._done.remove(stages.CLAIM.stage)  # claimed again below
+
+    async def _duplicate(self, outcome: VideoOutcome) -> VideoOutcome:
+        """A Duplicate committed (or found committed): no model ran."""
+        spec = self._job.spec
+        self._stage = Outcome.DUPLICATE
+        self._show_details()
+        workflow.upsert_search_attributes(
+            [sa.PIPELINE_STAGE.value_set(Outcome.DUPLICATE), sa.AUDIO_SECONDS.value_set(outcome.duration_s)]
+        )
+        await self._tell_batch(
+            VIDEO_DONE_SIGNAL,
+            VideoReport(
+                video_id=spec.video_id,
+                state=VideoState.DUPLICATE,
+                audio_s=outcome.duration_s,
+                duplicate_of=outcome.duplicate_of,
             ),
         )
         return outcome.model_copy(update=self._trail())
@@ -220,7 +296,7 @@ class VideoWorkflow:
             stage=self._current_stage(),
             stages_done=list(self._done),
             progress=1.0
-            if self._stage == Outcome.COMPLETED
+            if self._stage in (Outcome.COMPLETED, Outcome.DUPLICATE)
             else round(len(self._done) / len(stages.STAGES), 3),
             error_type=self._error_type,
             error_message=self._error_message,

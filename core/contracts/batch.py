@@ -82,6 +82,8 @@ class BatchState(BaseModel):
     skipped: int = 0  # already running in another batch, or completed in Temporal's history
     completed: int = 0
     already_completed: int = 0  # outputs found committed in storage when the page was read
+    duplicates: int = 0  # committed as a Duplicate of an earlier video's audio: no model ran
+    duplicate_audio_s: float = 0.0
     failed: int = 0
     failed_by_error: dict[str, int] = Field(default_factory=dict)
     audio_s: float = 0.0
@@ -158,8 +160,10 @@ class BatchProgress(_Model):
 
     batch_id: str
     total: int
-    done: int  # completed + already completed + skipped + failed
+    done: int  # completed + duplicates + already completed + skipped + failed
     completed: int
+    duplicates: int = 0
+    duplicate_audio_s: float = 0.0  # audio the model stages did not run on
     already_completed: int
     skipped: int
     failed: int
@@ -200,7 +204,7 @@ def progress_of(job: BatchJob, s: BatchState, now: float) -> BatchProgress:
     span = min(RATE_WINDOW_S, elapsed)
     if len(recent) >= MAX_RECENT:  # more completions than kept: the rate over what is kept
         span = max(now - recent[0][0], 1.0)
-    done = s.completed + s.already_completed + s.skipped + s.failed
+    done = s.completed + s.duplicates + s.already_completed + s.skipped + s.failed
     total = job.total
     recent_rate = len(recent) / span * 3600
     overall_rate = s.completed / elapsed * 3600
@@ -210,6 +214,8 @@ def progress_of(job: BatchJob, s: BatchState, now: float) -> BatchProgress:
         total=total,
         done=done,
         completed=s.completed,
+        duplicates=s.duplicates,
+        duplicate_audio_s=round(s.duplicate_audio_s, 1),
         already_completed=s.already_completed,
         skipped=s.skipped,
         failed=s.failed,

@@ -1,11 +1,16 @@
-"""The corpus table of speakers across videos, and the linking run that writes it
-(core/corpus/speakers.py links, activities/speaker_index.py stores, the layout is
-core/store/layout.py's ``speaker_run_key``).
+"""What the corpus knows across videos: the table of speakers and the linking run that
+writes it (core/corpus/speakers.py links, activities/speaker_index.py stores, the layout
+is core/store/layout.py's ``speaker_run_key``); and the claims on each video's audio
+(core/corpus/audio_index.py matches, activities/audio_claims.py decides, the log is
+core/store/audio_claims.py).
 """
 
 from __future__ import annotations
 
-from core.contracts.video import _Model
+from enum import StrEnum
+from typing import Literal
+
+from core.contracts.video import AudioClaim, AudioRef, SharedAudio, StageTrail, VideoSpec, _Model
 
 
 class SpeakerIndexRequest(_Model):
@@ -54,3 +59,42 @@ class SpeakerIndexResult(_Model):
     candidates: int  # videos the request named
     skipped: int  # already linked, or not committed with this embedding model
     summary: SpeakerRun | None = None
+
+
+class ClaimEntry(_Model):
+    """One entry of the claim log (``corpus/audio/claims/{seq}.json``, created only if
+    absent, so the log's order is the one order every claimer agrees on).
+
+    ``claim``: a video's audio and what was decided for it; ``release``: the video never
+    committed (its workflow closed without), so videos waiting on it as their original
+    claim again. A video's latest entry is what holds."""
+
+    kind: Literal["claim", "release"]
+    video_id: str
+    duration_s: float = 0.0
+    fingerprint: str = ""  # base64 of core.corpus.fingerprints.Fingerprint.to_bytes
+    duplicate_of: str | None = None
+    shared: list[SharedAudio] = []
+    released_by: str | None = None  # the video that found it lost
+
+
+class OriginalState(StrEnum):
+    """Where the video a duplicate points at stands."""
+
+    COMMITTED = "committed"
+    RUNNING = "running"  # its workflow is open: wait
+    LOST = "lost"  # its workflow closed without a commit: release it and claim again
+
+
+class OriginalCheck(_Model):
+    video_id: str  # the original
+    duplicate: str  # the video waiting on it
+
+
+class DuplicateCommitRequest(StageTrail):
+    """What the commit of a Duplicate needs: the video, its audio (not kept: its
+    original's is the same) and the claim that found the original."""
+
+    spec: VideoSpec
+    audio: AudioRef
+    claim: AudioClaim

@@ -162,6 +162,13 @@ class WorkerShutdown(PipelineError):
     retryable = True
 
 
+class ClaimContended(PipelineError):
+    """Other claimers kept taking the claim log's next number before this one could:
+    the next attempt reads on and claims again."""
+
+    retryable = True
+
+
 class CudaOutOfMemory(PipelineError):
     """CUDA OOM at a batch size above 1: the stage recorded the halved batch in its
     progress and the retry resumes with it (``GpuMemoryExhausted`` at batch 1)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.contracts.video import MusicRegion, Segment, UsablePolicy
+from core.contracts.video import MusicRegion, Segment, SharedAudio, UsablePolicy
 
 Span = tuple[float, float]  # [start, end] in seconds; a JSON list of two numbers
 # A quality label's value: float or None (unmeasured) for every label core.analysis.quality
@@ -86,6 +86,9 @@ class SegmentRow(Segment):
     unusable_by: list[str] = Field(default_factory=list)  # the usable-policy bounds its labels break
     usable: bool = False
     usable_regions: list[Span] = Field(default_factory=list)
+    # another video's audio holds this turn too (``Metadata.shared_audio``): that video's id.
+    # Export leaves it out; it stays usable by its own measure.
+    duplicate_of: str | None = None
 
     @property
     def usable_s(self) -> float:
@@ -157,6 +160,10 @@ class Metadata(_Part):
     embedding: Embedding | None = None
     quality: Quality | None = None
     language: SpokenLanguage | None = None  # the speakers' languages, weighted by their speech
+    # a Duplicate: the earlier video whose audio this is. It has no segments or files of
+    # its own; its original's are the same audio.
+    duplicate_of: str | None = None
+    shared_audio: list[SharedAudio] = []  # stretches an earlier video holds too
     committed_by: CommittedBy | None = None  # the workflow run that committed it
     files: dict[str, str] = {}  # committed file name -> sha256
     # a file committed away from its usual key (another run's bytes held it): name -> key

@@ -25,6 +25,7 @@ class Outcome(StrEnum):
     PAUSED = "paused"  # a batch, by the operator
     PAUSED_SOURCE = "paused-source"  # a batch, by its source breaker
     COMPLETED = "completed"
+    DUPLICATE = "duplicate"  # a video: committed as a copy of an earlier video's audio
     FAILED = "failed"
     CANCELLED = "cancelled"
 

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 class Stage(StrEnum):
     DOWNLOAD = "download"
+    CLAIM = "claim"  # is its audio a copy of an earlier video's? Absent from runs before 2026-12-07
     DIARIZE = "diarize"
     MUSIC = "music"
     EMBED = "embed"

@@ -104,12 +104,61 @@ class AudioRef(_Model):
     analysis_key: str  # 16 kHz mono WAV, an intermediate under _work/
     duration_s: float
     sha256: str  # of original.wav
+    # its Chromaprint (core.corpus.fingerprints), what the claim matches: "" when the
+    # duplicate check is off or the audio is too short to fingerprint
+    fingerprint_key: str = ""
     source_title: str | None = None
     worker_id: str = ""
     seconds: float = 0.0  # wall time of the stage
     attempt: int = 1
     rss_start_mib: float = 0.0  # as StageSummary's: the download worker's memory
     peak_rss_mib: float = 0.0
+
+
+class Relation(StrEnum):
+    """How a new video's audio relates to an earlier video's (core.corpus.fingerprints'
+    ``relation`` decides): the same recording is a Duplicate and is not processed; the
+    others are processed with the shared stretch marked."""
+
+    SAME = "same"  # neither has much the other lacks: a re-upload, a re-encode
+    CONTAINED = "contained"  # the new video lies inside the earlier one (a highlight, a trim)
+    CONTAINS = "contains"  # the earlier video lies inside the new one (an episode with a new intro)
+    PARTIAL = "partial"  # they share stretches, and each has much of its own (a shared intro)
+
+
+class SharedAudio(_Model):
+    """A stretch of a video's audio that an earlier claimed video holds too: where it
+    lies in each, in seconds, and how alike (share of differing fingerprint bits)."""
+
+    video_id: str  # the earlier video
+    relation: Relation
+    start_s: float
+    end_s: float
+    other_start_s: float
+    other_end_s: float
+    bit_error: float
+
+
+class ClaimRequest(_Model):
+    """A downloaded video's claim on its audio: its fingerprint, stored by the download."""
+
+    video_id: str
+    fingerprint_key: str
+    duration_s: float
+
+
+class AudioClaim(_Model):
+    """What the claim decided: a duplicate of an earlier video (``duplicate_of``), or the
+    video's own audio, with any stretches it shares with earlier ones (``shared``)."""
+
+    video_id: str
+    seq: int  # its entry in the claim log
+    duplicate_of: str | None = None
+    shared: list[SharedAudio] = []
+    candidates: int = 0  # earlier videos whose fingerprints were matched in full
+    worker_id: str = ""
+    attempt: int = 1
+    seconds: float = 0.0
 
 
 class Segment(_Model):
@@ -192,6 +241,7 @@ class LabelRequest(_Model):
 
 class VideoState(StrEnum):
     COMPLETED = "completed"
+    DUPLICATE = "duplicate"  # committed without the model stages: its audio is an earlier video's
     FAILED = "failed"
 
 
@@ -217,6 +267,7 @@ class VideoOutcome(StageTrail):
     duration_s: float = 0.0
     num_speakers: int = 0
     usable_pct: float = 0.0
+    duplicate_of: str | None = None  # state DUPLICATE: the video whose audio it repeats
     error_type: str | None = None
     error_message: str | None = None
 
@@ -242,6 +293,7 @@ class CommitRequest(StageTrail):
     embeddings: EmbeddingResult
     music: MusicResult
     labels: LabelResult | None = None  # runs recorded before the labels stage have none
+    claim: AudioClaim | None = None  # runs recorded before the duplicate check have none
 
 
 class UsablePolicy(_Model):
@@ -339,3 +391,4 @@ class VideoReport(_Model):
     audio_s: float = 0.0
     gpu_class: str = ""
     gpu_s: float = 0.0
+    duplicate_of: str | None = None  # state DUPLICATE: the video whose audio it repeats

@@ -35,13 +35,13 @@ import subprocess
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 
 from core.analysis.audio import INPUT_WHITELIST, QUIET, ffmpeg_binary
 from core.contracts.errors import ConfigurationError, EmptyMedia, InvalidMedia, Stalled
+from core.contracts.video import Relation
 
 RATE = 11025  # Chromaprint's own rate: ffmpeg resamples to it, so Chromaprint need not
 # Chromaprint's hop (a third of its 4096-sample frame, rounded down): one item per hop.
@@ -328,17 +328,10 @@ def match(query: Fingerprint, reference: Fingerprint) -> Overlap | None:
     return found[0] if found else None
 
 
-class Relation(StrEnum):
-    SAME = "same"  # the same recording: neither has much the other lacks
-    CONTAINED = "contained"  # the new video lies inside the committed one (a highlight, a trim)
-    CONTAINS = "contains"  # the committed video lies inside the new one (a compilation, an intro)
-    PARTIAL = "partial"  # they share stretches, and each has much of its own (a shared intro)
-
-
 # What one side may hold beyond the shared stretches and still count as wholly shared:
-# a tenth of it, at least UNMATCHED_S. Same or contained means the new video is not
-# processed, so the allowance is audio that may be lost: a tenth of a re-upload (its
-# different intro, outro or ad breaks) costs less than a GPU pass over the other nine.
+# a tenth of it, at least UNMATCHED_S. Same means the new video is not processed, so
+# the allowance is audio that may be lost: a tenth of a re-upload (its different intro,
+# outro or ad breaks) costs less than a GPU pass over the other nine.
 # The floor is for short videos: a trimmed silence, a fade or a station ident, and the
 # matcher's own error where a stretch meets other audio (~0.4 s, at worst 1.5 s). 10 s
 # would call a clip that is 8 s of speech after a shared 20 s intro a copy of another

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     download_timeout_s: float = Field(default=3600.0, gt=0)  # one download, start to end
     min_download_bytes_per_s: float = Field(default=8000.0, ge=0)  # slower for a minute: cut off
     silence_dbfs: float = -60.0  # peak below this: the recording is silent
+    # fingerprint each download and claim its audio: a copy of an earlier video's audio
+    # commits as a Duplicate without the model stages (activities/audio_claims.py)
+    duplicate_check: bool = True
     ffmpeg_location: str | None = None  # default: PATH, then imageio-ffmpeg's binary
     # sources on loopback (127.0.0.0/8, ::1) may be fetched; unset: only when Temporal and
     # storage are on loopback too, the embedded default (core/sources/safety.py)

@@ -48,7 +48,8 @@ def outcome_of(metadata: Metadata, keys: VideoKeys) -> VideoOutcome:
     return VideoOutcome(
         video_id=metadata.video_id,
         batch_id=metadata.batch_id or "",
-        state=VideoState.COMPLETED,
+        state=VideoState.DUPLICATE if metadata.duplicate_of else VideoState.COMPLETED,
+        duplicate_of=metadata.duplicate_of,
         output_prefix=keys.root,
         metadata_key=keys.metadata,
         duration_s=metadata.duration_s,

@@ -192,6 +192,20 @@ def video_speakers_key(prefix: str, video_id: str, run: int, attempt: str) -> st
     return f"{video_speakers_folder(prefix, video_id)}{run:06d}-{attempt}.json"
 
 
+# --- the claims on each video's audio (core/store/audio_claims.py) ---
+# One entry per key, numbered: each is created only if absent, so two claimers that
+# race for the same number cannot both write it, and every reader sees one order.
+AUDIO_CLAIM_DIGITS = 10
+
+
+def audio_claims_folder(prefix: str) -> str:
+    return f"{prefix}{CORPUS_FOLDER}/audio/claims/"
+
+
+def audio_claim_key(prefix: str, seq: int) -> str:
+    return f"{audio_claims_folder(prefix)}{seq:0{AUDIO_CLAIM_DIGITS}d}.json"
+
+
 def probe_key(prefix: str, token: str) -> str:
     return f"{prefix}{PROBE_FOLDER}/if-none-match-{token}"
 

@@ -245,14 +245,16 @@ class ObjectStore:
     def list_keys(self, prefix: str) -> list[str]:
         return [key for key, _modified in self.list_objects(prefix)]
 
-    def list_objects(self, prefix: str) -> Iterator[tuple[str, datetime]]:
-        """Every key under ``prefix`` with its last-modified time, a page at a time.
-        Not boto3's paginator: its pages come from a generator that ends for good at
-        its first error, where here each page's call rides out an outage on its own
-        and the listing carries on from its continuation token."""
+    def list_objects(self, prefix: str, start_after: str | None = None) -> Iterator[tuple[str, datetime]]:
+        """Every key under ``prefix`` (after ``start_after``, in key order) with its
+        last-modified time, a page at a time. Not boto3's paginator: its pages come from
+        a generator that ends for good at its first error, where here each page's call
+        rides out an outage on its own and the listing carries on from its token."""
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            if start_after:
+                kwargs["StartAfter"] = start_after
             if token:
                 kwargs["ContinuationToken"] = token
             page = self._call("list_objects_v2", **kwargs)

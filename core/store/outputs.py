@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.analysis.intervals import Disjoint, Interval, merge_intervals, overlaps, subtract
+from core.contracts.corpus import DuplicateCommitRequest
 from core.contracts.metadata import (
     Backends,
     Embedding,
@@ -30,8 +31,10 @@ from core.contracts.video import (
     CommitRequest,
     MusicRegion,
     Segment,
+    SharedAudio,
     StageSummary,
     UsablePolicy,
+    VideoSpec,
 )
 
 
@@ -110,6 +113,42 @@ def usable_seconds(rows: list[dict[str, Any]]) -> float:
     return float(sum(e - s for row in rows for s, e in row["usable_regions"]))
 
 
+# A turn counts as held by another video when this much of it lies in a shared stretch
+# (or half of it, if shorter): the stretch's ends are placed to ~0.4 s
+# (core.corpus.fingerprints), so a turn beside one is not caught by its edge.
+SHARED_OVERLAP_S = 0.5
+
+
+def shared_with(start: float, end: float, shared: list[SharedAudio]) -> str | None:
+    """The earlier video that holds the turn [start, end), if any."""
+    need = min(SHARED_OVERLAP_S, (end - start) / 2)
+    for stretch in shared:
+        if min(end, stretch.end_s) - max(start, stretch.start_s) >= need:
+            return stretch.video_id
+    return None
+
+
+def source_of(spec: VideoSpec, audio: AudioRef) -> Source:
+    """The URL without credentials or query tokens, and the original's sha256 (what an
+    id reused for another URL is compared on): the original stays in the batch input."""
+    return Source(
+        url=redact_url(spec.url), url_sha256=spec.source_sha256, title=audio.source_title, sha256=audio.sha256
+    )
+
+
+def duplicate_metadata(req: DuplicateCommitRequest) -> Metadata:
+    """The commit marker of a Duplicate: which video, from where, and whose audio it is.
+    No segments, speakers or files: its original's are the same audio."""
+    return Metadata(
+        schema_version=SCHEMA_VERSION,
+        video_id=req.spec.video_id,
+        batch_id=req.spec.batch_id,
+        source=source_of(req.spec, req.audio),
+        duration_s=round(req.audio.duration_s, 3),
+        duplicate_of=req.claim.duplicate_of,
+    )
+
+
 def metadata_model(
     req: CommitRequest,
     segments: list[Segment],
@@ -122,7 +161,14 @@ def metadata_model(
 ) -> Metadata:
     """The commit marker of the video (core/contracts/metadata.py), less ``committed_by`` and
     ``files``, which the commit adds once the other files are written."""
-    rows = annotate_segments(segments, music, rules, uncertain, labels)
+    shared = req.claim.shared if req.claim else []
+    rows = [
+        {
+            **row,
+            **({"duplicate_of": other} if (other := shared_with(row["start"], row["end"], shared)) else {}),
+        }
+        for row in annotate_segments(segments, music, rules, uncertain, labels)
+    ]
     duration = req.audio.duration_s
     heard = language.speakers if language else {}
     speakers = {
@@ -137,14 +183,7 @@ def metadata_model(
         schema_version=SCHEMA_VERSION,
         video_id=req.spec.video_id,
         batch_id=req.spec.batch_id,
-        # the URL without credentials or query tokens, and the original's sha256 (what an
-        # id reused for another URL is compared on): the original stays in the batch input
-        source=Source(
-            url=redact_url(req.spec.url),
-            url_sha256=req.spec.source_sha256,
-            title=req.audio.source_title,
-            sha256=req.audio.sha256,
-        ),
+        source=source_of(req.spec, req.audio),
         duration_s=round(duration, 3),
         num_speakers=len(speakers),
         speakers=speakers,
@@ -165,6 +204,8 @@ def metadata_model(
         # different models or dimensions must never be compared or mixed downstream
         embedding=Embedding(model=req.embeddings.backend, dim=req.embeddings.dim),
     )
+    if shared:
+        metadata = metadata.model_copy(update={"shared_audio": shared})
     if req.labels is None:
         return metadata
     # present when the labels stage ran: segment rows then carry "labels" and

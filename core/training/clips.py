@@ -102,9 +102,15 @@ def _language(metadata: Metadata, speaker: str) -> dict[str, Any]:
 
 def _regions(metadata: Metadata) -> list[tuple[int, int, SegmentRow]]:
     """Every usable region with its row, in time order, never overlapping: two turns of
-    one speaker may overlap in the diarization, and both would list the shared stretch."""
+    one speaker may overlap in the diarization, and both would list the shared stretch.
+    A turn another video's audio holds too (``duplicate_of``) is that video's to export."""
     rows = metadata.segments
-    found = sorted((_ms(s), _ms(e), i) for i, row in enumerate(rows) for s, e in row.usable_regions)
+    found = sorted(
+        (_ms(s), _ms(e), i)
+        for i, row in enumerate(rows)
+        if row.duplicate_of is None
+        for s, e in row.usable_regions
+    )
     out, floor = [], -1
     for s, e, i in found:
         s = max(s, floor)
@@ -185,7 +191,11 @@ def long_windows(metadata: Metadata, policy: ClipPolicy) -> list[Window]:
     """Consecutive windows of up to window_s over the recording's speech, each with all
     its turns (overlaps kept; a turn crossing a forced boundary is truncated there)."""
     video_id = metadata.video_id
-    turns = sorted((_ms(r.start), _ms(r.end), r.speaker) for r in metadata.segments if r.end > r.start)
+    turns = sorted(
+        (_ms(r.start), _ms(r.end), r.speaker)
+        for r in metadata.segments
+        if r.end > r.start and r.duplicate_of is None  # another video's audio: exported there
+    )
     blocks = _speech_blocks(turns)
     span = _ms(policy.window_s)
     heard = metadata.language

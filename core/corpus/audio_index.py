@@ -1,0 +1,157 @@
+"""Which earlier videos a new video's audio may repeat, found without matching it against
+every one of them: an inverted index of a few keys from each fingerprint.
+
+Matching two fingerprints in full (``fingerprints.overlaps``) costs milliseconds; a
+corpus holds hundreds of thousands. So each claimed video leaves a sample of keys here,
+and a new video's own keys vote for the videos that hold them; only the few with votes
+are fetched and matched in full (``judge``).
+
+A key is the top 16 bits of two items ``PAIR_GAP`` apart (~0.5 s): one item's 16 bits
+recur by chance across a corpus, a pair's 32 rarely do. Which keys a video keeps is
+decided by the key itself (a hash of it, one in 16), not by where it lies, so a
+copy trimmed, shifted or cut keeps the same keys where its audio is the same: ~30 an
+audio minute. A re-encode changes a few bits of each item, so only some of a copy's keys
+hold (a quarter to all of them, under the duplicate benchmark's Opus, MP3 and 8 kHz
+copies): ``MIN_VOTES`` of them name a candidate.
+
+The index lives in the memory of the process that claims (activities/audio_claims.py):
+8 bytes a key, ~240 bytes an audio minute. It only grows; a released video is left out
+of answers, not removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.contracts.video import Relation, SharedAudio
+from core.corpus.fingerprints import Fingerprint, overlaps, relation
+
+PAIR_GAP = 4  # items between a key's two halves
+SAMPLE_BITS = 4  # one key in 2**SAMPLE_BITS is kept: those whose hash starts with zeros
+MIN_VOTES = 2  # keys a candidate must share with the new video
+MAX_CANDIDATES = 8  # the best-voted candidates matched in full
+# A key held by more videos than this says nothing (a tone, a common sting): it does not vote.
+MAX_HOLDERS = 1000
+_HASH = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads the keys' bits
+
+
+def index_keys(fp: Fingerprint) -> np.ndarray:
+    """The keys of ``fp`` that the index keeps, sorted and unique (uint32)."""
+    top = (fp.items >> np.uint32(16)).astype(np.uint64)
+    if len(top) <= PAIR_GAP:
+        return np.zeros(0, np.uint32)
+    pairs = (top[:-PAIR_GAP] << np.uint64(16)) | top[PAIR_GAP:]
+    kept = ((pairs * _HASH) >> np.uint64(64 - SAMPLE_BITS)) == 0
+    return np.unique(pairs[kept].astype(np.uint32))
+
+
+class AudioIndex:
+    """Keys -> the videos holding them. Videos are numbered in the order they are added
+    (the claim log's order), so answers are the same in every process that read the log."""
+
+    def __init__(self) -> None:
+        self._videos: list[str] = []
+        self._number: dict[str, int] = {}
+        self._left_out: set[int] = set()
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (keys sorted, video numbers)
+        self._pending: list[tuple[np.ndarray, int]] = []
+
+    def __len__(self) -> int:
+        return len(self._videos) - len(self._left_out)
+
+    def add(self, video_id: str, keys: np.ndarray) -> None:
+        """Index a video's keys; a video added again (it claimed again after a release)
+        answers again under its first number."""
+        number = self._number.get(video_id)
+        if number is None:
+            number = self._number[video_id] = len(self._videos)
+            self._videos.append(video_id)
+        self._left_out.discard(number)
+        self._pending.append((keys, number))
+
+    def leave_out(self, video_id: str) -> None:
+        if video_id in self._number:
+            self._left_out.add(self._number[video_id])
+
+    def candidates(self, keys: np.ndarray) -> list[tuple[str, int]]:
+        """Videos sharing at least ``MIN_VOTES`` of ``keys``, with their votes: the most
+        first, then the earliest added; at most ``MAX_CANDIDATES``."""
+        self._flush()
+        votes = np.zeros(len(self._videos), np.int64)
+        for run_keys, run_videos in self._runs:
+            lo = np.searchsorted(run_keys, keys, "left")
+            hi = np.searchsorted(run_keys, keys, "right")
+            held = hi - lo
+            voting = (held > 0) & (held <= MAX_HOLDERS)
+            found = [run_videos[a:b] for a, b in zip(lo[voting].tolist(), hi[voting].tolist(), strict=True)]
+            if found:
+                votes += np.bincount(np.concatenate(found), minlength=len(votes))
+        if self._left_out:
+            votes[list(self._left_out)] = 0
+        order = np.lexsort((np.arange(len(votes)), -votes))[:MAX_CANDIDATES]
+        return [(self._videos[i], int(votes[i])) for i in order if votes[i] >= MIN_VOTES]
+
+    def memory_bytes(self) -> int:
+        return sum(k.nbytes + v.nbytes for k, v in self._runs) + sum(k.nbytes for k, _ in self._pending)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        keys = np.concatenate([k for k, _ in self._pending])
+        videos = np.concatenate([np.full(len(k), n, np.uint32) for k, n in self._pending])
+        self._pending = []
+        self._runs.append(_sorted(keys, videos))
+        # like a binary counter: a run is merged into the one before while it is at least
+        # half its size, so there are few runs and each key is re-sorted few times
+        while len(self._runs) > 1 and 2 * len(self._runs[-1][0]) >= len(self._runs[-2][0]):
+            (k2, v2), (k1, v1) = self._runs.pop(), self._runs.pop()
+            self._runs.append(_sorted(np.concatenate([k1, k2]), np.concatenate([v1, v2])))
+
+
+def _sorted(keys: np.ndarray, videos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(keys, kind="stable")
+    return keys[order], videos[order]
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A candidate, as the claim log holds it."""
+
+    video_id: str
+    fingerprint: Fingerprint
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Judgement:
+    duplicate_of: str | None
+    shared: list[SharedAudio]
+
+
+def judge(new: Fingerprint, new_s: float, earlier: Iterable[Earlier]) -> Judgement:
+    """What a new video is to the earlier videos given (in claim order): a duplicate of
+    the first that is the same recording; else the stretches it shares with each."""
+    shared: list[SharedAudio] = []
+    for other in earlier:
+        found = overlaps(new, other.fingerprint)
+        kind = relation(found, new_s, other.duration_s)
+        if kind is None:
+            continue
+        if kind is Relation.SAME:
+            return Judgement(duplicate_of=other.video_id, shared=[])
+        shared.extend(
+            SharedAudio(
+                video_id=other.video_id,
+                relation=kind,
+                start_s=round(o.query_start_s, 2),
+                end_s=round(min(o.query_end_s, new_s), 2),
+                other_start_s=round(o.reference_start_s, 2),
+                other_end_s=round(min(o.reference_end_s, other.duration_s), 2),
+                bit_error=round(o.bit_error, 4),
+            )
+            for o in found
+        )
+    return Judgement(duplicate_of=None, shared=sorted(shared, key=lambda s: (s.start_s, s.video_id)))
