@@ -158,13 +158,17 @@ def format_stats(p: BatchProgress, prices: dict[str, float]) -> str:
     lines = [
         f"batch {p.batch_id}: {p.done}/{p.total} done ({100 * p.done / max(p.total, 1):.1f}%)"
         f"{'  PAUSED' if p.paused else ''}",
-        f"  completed {p.completed}, duplicates {p.duplicates} ({p.duplicate_audio_s / 3600:.2f} audio h not"
-        f" processed), already done {p.already_completed}, "
+        f"  completed {p.completed}, already done {p.already_completed}, "
         f"skipped {p.skipped}, failed {p.failed}, running {p.running}, waiting {p.waiting}",
         f"  rate, last 10 min: {_rate(p.videos_per_h_recent, p.audio_h_per_h_recent)}",
         f"  rate, overall:     {_rate(p.videos_per_h_overall, p.audio_h_per_h_overall)}",
         f"  elapsed {duration(p.elapsed_s)}, ETA {eta}, workflow runs {p.runs}",
     ]
+    if p.duplicates:
+        lines.append(
+            f"  duplicates {p.duplicates}: {p.duplicate_audio_s / 3600:.2f} audio h"
+            " an earlier video holds, not processed"
+        )
     if p.resumes_at:
         resumes = time.strftime("%H:%M:%S UTC", time.gmtime(p.resumes_at))
         lines.append(f"  PAUSED BY THE SOURCE BREAKER until {resumes}: {p.paused_reason}")

@@ -11,7 +11,7 @@ from temporalio import activity
 
 from core.contracts.stages import MODEL_STAGES, Stage
 from workers.worker import CPU_LIGHT_ACTIVITIES
-from workflows.stages import STAGES, QueueKind, activities_on
+from workflows.stages import REGISTERED, STAGES, QueueKind, activities_on
 
 
 def test_every_stage_has_one_entry_in_pipeline_order():
@@ -29,11 +29,11 @@ def test_each_activity_takes_one_typed_input_and_returns_a_typed_result():
 
 def test_queue_kinds_partition_the_stages():
     by_kind = [activities_on(kind) for kind in QueueKind]
-    assert sum(len(group) for group in by_kind) == len(STAGES)
+    assert sum(len(group) for group in by_kind) == len(REGISTERED)
     assert all(a in CPU_LIGHT_ACTIVITIES for a in activities_on(QueueKind.LOCAL)), (
         "local ones run on the workflow worker"
     )
-    names = [activity._Definition.must_from_callable(spec.activity).name for spec in STAGES]
+    names = [activity._Definition.must_from_callable(spec.activity).name for spec in REGISTERED]
     assert len(set(names)) == len(names)
 
 

@@ -67,6 +67,8 @@ COMMIT_UNDER_OLD_NAME = StageSpec(
 )
 
 STAGES: tuple[StageSpec[Any, Any], ...] = (DOWNLOAD, CLAIM, DIARIZE, MUSIC, EMBED, LABELS, COMMIT)
+# every stage activity a worker registers: a video runs either COMMIT or COMMIT_DUPLICATE
+REGISTERED: tuple[StageSpec[Any, Any], ...] = (*STAGES, COMMIT_DUPLICATE)
 
 
 def task_queue(kind: QueueKind, prefix: str, gpu_class: str) -> str:
@@ -82,4 +84,4 @@ def task_queue(kind: QueueKind, prefix: str, gpu_class: str) -> str:
 
 def activities_on(kind: QueueKind) -> list[Callable[..., Any]]:
     """What a worker registers on the queue of this kind (bound by it to its instances)."""
-    return [spec.activity for spec in (*STAGES, COMMIT_DUPLICATE) if spec.queue is kind]
+    return [spec.activity for spec in REGISTERED if spec.queue is kind]
