@@ -1,6 +1,7 @@
 """A real-length podcast through the real stack: how many times real time, end to end.
 
     python -m benchmarks.podcast [--minutes 60] [--videos 1] [--seed 0] [--timeout-min 30] [--keep DIR]
+                                 [--reupload]
 
 Why: ``benchmarks.speed`` times each stage in-process on a few minutes, but the goal
 (60x real time for a 60-minute podcast on 2 cores) is about what an operator sees:
@@ -38,6 +39,12 @@ them as one batch: what a worker's cores do when the next video downloads and de
 beside this one's models, and its slots each hold a video. Each video gets its own
 report (its wall clock from the batch's start); the worker's CPU, cores busy and memory
 are the batch's, in one ``batch:`` line.
+
+``--reupload`` adds the first podcast again under another URL and id, re-encoded as
+YouTube re-uploads arrive (MP3 64 kbps), in the same batch: both download at once and
+claim their audio; the one claimed second must commit as a Duplicate of the other
+without the model stages. Its line (``reupload:``) gives its download (the fingerprint
+included), claim and wait, from its workflow's result.
 """
 
 from __future__ import annotations
@@ -65,7 +72,9 @@ import soundfile as sf
 
 from core.contracts.metadata import Metadata, SpokenLanguage
 from core.contracts.stages import Stage
+from core.contracts.video import VideoOutcome
 from core.service.memory import status_mib
+from devstack.media import ffmpeg
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVAL = REPO_ROOT.parent / "shared" / "eval"
@@ -77,7 +86,8 @@ MUSIC_S = (4.0, 12.0)  # one music excerpt
 MUSIC_CHANCE = 0.4  # a music break between two speech pieces
 FADE_S = 0.02  # a cut mid-waveform clicks
 GOAL_X = 60.0  # the issue's goal: x real time on 2 cores for 60 minutes
-STAGES = (Stage.DOWNLOAD, Stage.DIARIZE, Stage.MUSIC, Stage.EMBED, Stage.LABELS)
+STAGES = (Stage.DOWNLOAD, Stage.CLAIM, Stage.DIARIZE, Stage.MUSIC, Stage.EMBED, Stage.LABELS)
+REUPLOAD_SUFFIX = "-reupload"
 VIDEO_ID = "podcast-benchmark"
 BATCH_ID = "podcast-benchmark"
 
@@ -361,6 +371,7 @@ class Run:
     error_type: str | None
     stats: dict | None
     metadata: Metadata | None
+    outcome: VideoOutcome | None = None  # the workflow's result: a Duplicate has no stats.json
 
     @property
     def workflow_s(self) -> float:
@@ -461,7 +472,9 @@ async def run_videos(
     store = ObjectStore(settings)
     runs = []
     for video_id in ids:
-        described = await client.get_workflow_handle(video_workflow_id(video_id)).describe()
+        handle = client.get_workflow_handle(video_workflow_id(video_id), result_type=VideoOutcome)
+        described = await handle.describe()
+        outcome = await handle.result() if listed[video_id].status == "Completed" else None
         runs.append(
             Run(
                 video_id=video_id,
@@ -472,6 +485,7 @@ async def run_videos(
                 error_type=listed[video_id].error_type,
                 stats=await asyncio.to_thread(store.get_json_or_none, store.keys(video_id).stats),
                 metadata=await asyncio.to_thread(read_metadata, store, video_id),
+                outcome=outcome,
             )
         )
     return runs
@@ -596,6 +610,13 @@ def worker_lines(worker: Worker, minutes: float, wall_s: float) -> list[str]:
 def report(runs: list[Run], worker: Worker, built: list[Built], requested_min: float) -> int:
     """Print every figure; 0 only if every video completed with its outputs."""
     failed = 0
+    copies = [run for run in runs if run.metadata and run.metadata.duplicate_of]
+    failed += reupload_lines(runs, copies)
+    # the built podcasts' reports: if the first is the Duplicate, its re-upload stands in for it
+    first, reupload = runs[0], next((r for r in runs if r.video_id.endswith(REUPLOAD_SUFFIX)), None)
+    runs = [run for run in runs if run is not reupload]
+    if reupload is not None and first in copies:
+        runs[0] = reupload
     batch_minutes = sum(run.metadata.duration_s for run in runs if run.metadata) / 60
     for run, made in zip(runs, built):
         total_s = run.video_closed.timestamp() - run.started
@@ -625,6 +646,31 @@ def report(runs: list[Run], worker: Worker, built: list[Built], requested_min: f
     return 1 if failed else 0
 
 
+def reupload_lines(runs: list[Run], copies: list[Run]) -> int:
+    """The re-upload's line: which of the two was the Duplicate and what it cost. 1 if a
+    re-upload was asked for and the pair did not end as one original and one Duplicate."""
+    pair = [run for run in runs if run.video_id.removesuffix(REUPLOAD_SUFFIX) == runs[0].video_id]
+    if len(pair) < 2:
+        return 0
+    if len(copies) != 1 or copies[0].outcome is None:
+        print(f"reupload: FAILED: {len(copies)} of the pair committed as a Duplicate")
+        return 1
+    copy = copies[0]
+    assert copy.metadata is not None
+    wall = copy.outcome.stage_seconds
+    total_s = copy.video_closed.timestamp() - copy.started
+    waited = copy.workflow_s - sum(wall.values())
+    print(
+        f"reupload: {copy.video_id} ({copy.metadata.duration_s / 60:.1f} audio-min) is a Duplicate of "
+        f"{copy.metadata.duplicate_of}, committed {total_s:.0f} s after the batch started; download "
+        f"{wall.get(Stage.DOWNLOAD, 0.0):.1f} s (fingerprint included), claim "
+        f"{wall.get(Stage.CLAIM, 0.0):.1f} s, commit {wall.get(Stage.COMMIT, 0.0):.1f} s, "
+        f"waiting for its original {waited:.0f} s; no model stage ran",
+        flush=True,
+    )
+    return 0
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -646,6 +692,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--keep", type=Path, help="empty or new folder: keep the .m4a, its RTTM and the stack's data"
+    )
+    parser.add_argument(
+        "--reupload",
+        action="store_true",
+        help="add the first podcast again, MP3 64 kbps under another id: it must end a Duplicate",
     )
     args = parser.parse_args(argv)
     if args.minutes <= 0:
@@ -680,6 +731,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             videos.append((video_id, m4a, made.seconds))
             built.append(made)
+        if args.reupload:
+            first, m4a, seconds = videos[0]
+            mp3 = media / f"{first}{REUPLOAD_SUFFIX}.mp3"
+            ffmpeg("-i", str(m4a), "-ac", "1", "-c:a", "libmp3lame", "-b:a", "64k", str(mp3))
+            videos.append((f"{first}{REUPLOAD_SUFFIX}", mp3, seconds))
         try:
             runs, worker = run_through_stack(videos, data, args.timeout_min * 60, args.max_attempts)
         except (TimeoutError, StageFailing) as exc:

@@ -188,7 +188,14 @@ def test_good_videos_complete_with_all_outputs(stack, started):
             line.startswith(f"SPEAKER {vid} 1 ") for line in rttm
         )
         stats = store.get_json(keys.stats)
-        assert set(stats["compute_s_per_audio_min"]) == {"download", "diarize", "embed", "music", "labels"}
+        assert set(stats["compute_s_per_audio_min"]) == {
+            "download",
+            "claim",
+            "diarize",
+            "embed",
+            "music",
+            "labels",
+        }
         assert stats["attempts"]["download"] >= 1 and stats["worker_ids"]["diarize"] == "worker-1"
         assert store.sha256(keys.original)[0] == meta["source"]["sha256"] == meta["files"]["original.wav"]
         assert all(store.sha256(f"{keys.root}{name}")[0] == sha for name, sha in meta["files"].items())

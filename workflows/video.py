@@ -337,7 +337,7 @@ class VideoWorkflow:
         self._seconds[name] = round((workflow.now() - started).total_seconds(), 3)
         self._done.append(name)
         self._show_details()
-        if isinstance(result, AudioRef | StageSummary):  # what the stage's attempt and worker were
+        if isinstance(result, AudioRef | AudioClaim | StageSummary):  # the stage's attempt and worker
             self._attempts[name] = result.attempt
             self._workers[name] = result.worker_id
         return result

@@ -233,6 +233,8 @@ def build_stats(req: CommitRequest) -> dict[str, Any]:
         **({"labels": req.labels} if req.labels else {}),
     }
     compute = {name: summary.seconds for name, summary in summaries.items()}
+    if req.claim:
+        compute["claim"] = req.claim.seconds
     return {
         "schema_version": SCHEMA_VERSION,
         "video_id": req.spec.video_id,
