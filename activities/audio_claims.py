@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
@@ -37,6 +38,8 @@ from core.service.temporal import connect
 from core.store.audio_claims import ClaimLog
 from core.store.commit import read_metadata
 
+READ_THREADS = 16  # parallel GETs of claim log entries
+READ_WINDOW = 256  # entries read before they are indexed (each holds a fingerprint: ~1.3 KiB an audio minute)
 MAX_RACES = 20  # times a claim reads on after losing its number before it gives up (retried)
 
 
@@ -51,8 +54,18 @@ class ClaimedAudio:
         self.latest: dict[str, tuple[int, ClaimEntry]] = {}
 
     def catch_up(self, log: ClaimLog) -> None:
-        for seq in log.numbers_after(self.head):
-            self.apply(seq, log.read(seq))
+        """Read the entries after the last one read, in order (a worker's first claim
+        reads the whole log: its GETs in parallel)."""
+        numbers = log.numbers_after(self.head)
+        if len(numbers) <= 1:
+            for seq in numbers:
+                self.apply(seq, log.read(seq))
+            return
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            for start in range(0, len(numbers), READ_WINDOW):  # bounded in memory: a window at a time
+                window = numbers[start : start + READ_WINDOW]
+                for seq, entry in zip(window, pool.map(log.read, window), strict=True):
+                    self.apply(seq, entry)
 
     def apply(self, seq: int, entry: ClaimEntry) -> None:
         self.head = max(self.head, seq)

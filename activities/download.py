@@ -56,10 +56,15 @@ def _fingerprint(rt: Runtime, analysis: Path, duration_s: float, ctx: StageConte
     if not rt.settings.duplicate_check:
         return None
     ctx.heart.show({"step": "fingerprint"})
+    started = time.perf_counter()
     try:
-        return fingerprint(analysis, ffmpeg=rt.settings.ffmpeg_location, media_s=duration_s).to_bytes()
+        found = fingerprint(analysis, ffmpeg=rt.settings.ffmpeg_location, media_s=duration_s)
     except EmptyMedia:
         return None
+    ctx.log.info(
+        "download.fingerprint", items=len(found.items), seconds=round(time.perf_counter() - started, 2)
+    )
+    return found.to_bytes()
 
 
 def _download(rt: Runtime, spec: VideoSpec) -> AudioRef:

@@ -46,6 +46,7 @@ def _export_videos(rt: Runtime, request: ExportPageRequest) -> ExportPageResult:
     written: list[ShardRecord] = []
     absent: list[str] = []
     failed: dict[str, str] = {}
+    duplicates: list[str] = []
     with stage(rt) as ctx:
         linked = CorpusSpeakers(rt.store, spec)
         for done, video_id in enumerate(request.video_ids):
@@ -62,6 +63,9 @@ def _export_videos(rt: Runtime, request: ExportPageRequest) -> ExportPageResult:
                 continue
             try:  # a marker that does not validate fails its video, as a bad original does
                 metadata = Metadata.model_validate(raw)
+                if metadata.duplicate_of:
+                    duplicates.append(video_id)
+                    continue
                 with scratch_dir(rt, video_id) as tmp:
                     shard = _write_shard(rt.store, keys, spec, metadata, linked, tmp)
             except Exception as exc:  # one bad video costs its shard, not the page
@@ -79,7 +83,7 @@ def _export_videos(rt: Runtime, request: ExportPageRequest) -> ExportPageResult:
             ctx.audio_s += shard.audio_s
             faults.stall("export")
             ctx.log.info("export.shard", video_id=video_id, items=shard.items, bytes=shard.bytes)
-    return ExportPageResult(shards=written, not_committed=absent, failed=failed)
+    return ExportPageResult(shards=written, not_committed=absent, failed=failed, duplicates=duplicates)
 
 
 class CorpusSpeakers:

@@ -2,6 +2,7 @@
 a recording, never join two different ones, and what does it cost.
 
     python -m benchmarks.duplicates [--eval DIR] [--samples DIR] [--limit N]
+    python -m benchmarks.duplicates --index-videos 340000 [--index-minutes 50]
 
 Why: a duplicate found after download skips the whole GPU pass (core.corpus.fingerprints),
 and a false one drops a new episode from the corpus for good, so precision matters more
@@ -36,7 +37,10 @@ longest stretch's ends against the known cut points, and the worst stretch bit e
 the margins (the worst positive against the best unrelated negative, on MIN_MATCH_S and
 on SMOOTH_S windows, and the longest unrelated stretch under MAX_BIT_ERROR); CPU per
 audio minute of the fingerprint (ffmpeg's, from RUSAGE_CHILDREN) and per pair of
-matching; the stored size.
+matching; the stored size. Then the claim's first step (core.corpus.audio_index): with
+every reference indexed, whether each positive's reference is among the candidates its
+query's keys name, and how many candidates a query fetches. ``--index-videos N`` times
+that index alone at corpus scale (synthetic fingerprints: memory, build, query).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ import numpy as np
 
 from core.analysis.audio import ffmpeg_binary
 from core.contracts.video import Relation
+from core.corpus.audio_index import AudioIndex, index_keys
 from core.corpus.fingerprints import (
     ITEM_S,
     MAX_BIT_ERROR,
@@ -479,6 +484,7 @@ def run(eval_dir: Path, samples: Path, limit: int | None) -> None:
     pairs_n = len(positives) + len(negatives)
     print(f"matching: {1000 * match_cpu / pairs_n:.2f} CPU ms a pair (mean over {pairs_n} pairs)")
     long_match(clips)
+    index_lookup(clips, scored + stress, unrelated)
     print(f"\n({time.perf_counter() - started:.0f} s)")
 
 
@@ -496,6 +502,63 @@ def long_match(clips: list[Clip]) -> None:
     print(f"one 50 min x 50 min match: {1000 * spent:.0f} CPU ms ({len(found)} shared stretches found)")
 
 
+def index_lookup(clips: list[Clip], positives: list[Pair], unrelated: list[Pair]) -> None:
+    """The claim's first step (core.corpus.audio_index): with every reference in the
+    index, is a positive's reference among the candidates its query's keys name, and how
+    many candidates does a query fetch and match in full?"""
+    index = AudioIndex()
+    references = {p.reference.name: p.reference for p in positives + unrelated}
+    for clip in references.values():
+        assert clip.fp is not None
+        index.add(clip.name, index_keys(clip.fp))
+    kinds: dict[str, list[bool]] = defaultdict(list)
+    fetched = []
+    for pair in positives:
+        assert pair.query.fp is not None
+        named = [vid for vid, _ in index.candidates(index_keys(pair.query.fp)) if vid != pair.query.name]
+        fetched.append(len(named))
+        kinds["stress " + pair.kind if pair.kind in STRESS else pair.kind].append(
+            pair.reference.name in named
+        )
+    scored = [hit for kind, hits in kinds.items() if not kind.startswith("stress") for hit in hits]
+    print(
+        f"\nindex lookup ({len(references)} references indexed, keys {index.memory_bytes() / 1024:.0f} KiB): "
+        f"the reference among the candidates for {sum(scored)}/{len(scored)} scored positives; "
+        f"candidates fetched per query: mean {np.mean(fetched):.1f}, max {max(fetched)}"
+    )
+    print("  per kind: " + ", ".join(f"{kind} {sum(h)}/{len(h)}" for kind, h in kinds.items()))
+
+
+def index_scale(videos: int, minutes: float) -> None:
+    """The index at corpus scale: ``videos`` fingerprints of ``minutes`` each (random
+    items: their keys spread as a corpus' do), added one by one as claims add them."""
+    rng = np.random.default_rng(0)
+    index = AudioIndex()
+    items = round(minutes * 60 / ITEM_S)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tick = time.perf_counter()
+    probes = []
+    for i in range(videos):
+        fp = Fingerprint(rng.integers(0, 2**32, items, dtype=np.uint64).astype(np.uint32))
+        keys = index_keys(fp)
+        index.add(f"v{i}", keys)
+        index.candidates(keys[:1])  # a claim queries after each add: the new keys are merged in
+        if i % max(1, videos // 5) == 0:
+            probes.append((f"v{i}", keys))
+        if (i + 1) % 20000 == 0:
+            print(f"  {i + 1} videos, {time.perf_counter() - tick:.0f} s", flush=True)
+    built = time.perf_counter() - tick
+    tick = time.perf_counter()
+    found = [index.candidates(keys[::4])[0][0] == vid for vid, keys in probes]
+    query_ms = 1000 * (time.perf_counter() - tick) / len(probes)
+    rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+    print(
+        f"index scale: {videos} videos x {minutes:g} min: {index.memory_bytes() / 2**20:.0f} MiB of keys, "
+        f"peak +{rss:.0f} MiB, built (one add and merge per claim) in {built:.0f} s, "
+        f"a query {query_ms:.0f} ms, a quarter of a video's keys finds it first: {sum(found)}/{len(found)}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.duplicates", description=__doc__.split("\n")[0]
@@ -507,7 +570,16 @@ def main(argv: list[str] | None = None) -> int:
         "--samples", type=Path, default=DEFAULT_SAMPLES, help=f"sample audio (default {DEFAULT_SAMPLES})"
     )
     parser.add_argument("--limit", type=int, help="keep the first N originals (a quick run)")
+    parser.add_argument(
+        "--index-videos",
+        type=int,
+        help="instead: the claim index at corpus scale, this many synthetic videos (--index-minutes each)",
+    )
+    parser.add_argument("--index-minutes", type=float, default=50.0)
     args = parser.parse_args(argv)
+    if args.index_videos:
+        index_scale(args.index_videos, args.index_minutes)
+        return 0
     if not (args.eval / "diarization" / "audio").is_dir():
         parser.error(f"{args.eval} has no diarization/audio")
     run(args.eval, args.samples, args.limit)

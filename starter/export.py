@@ -160,6 +160,11 @@ async def run_export(client: Client, settings: Settings, spec: ExportSpec, wait:
         f"{totals.audio_s / 3600:.2f} h, {totals.bytes / 1e6:.1f} MB in {keys.index}"
         + (f"; {totals.not_committed} not committed yet (run again later)" if totals.not_committed else "")
         + (f"; {totals.failed} failed (worker log: export.shard_failed)" if totals.failed else "")
+        + (
+            f"; {totals.duplicates} duplicates (their originals' shards hold the audio)"
+            if totals.duplicates
+            else ""
+        )
         + (f"; {totals.clips_capped} clips over their speaker's cap left out" if totals.clips_capped else "")
     )
     return totals

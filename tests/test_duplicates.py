@@ -150,3 +150,40 @@ def test_status_report_manifest_and_search_attributes_show_the_duplicates(stack,
     for vid in COPIES:
         assert lines[vid]["duplicate_of"] == meta[vid].duplicate_of
         assert ("audio" in lines[vid]["outputs"]) == (vid == original)
+
+
+def test_export_writes_no_shard_for_a_duplicate_and_leaves_the_shared_stretch_out(stack, finished, tmp_path):
+    import webdataset as wds
+
+    from core.contracts.export import ExportSpec
+    from core.store.layout import ExportKeys
+
+    _, _, meta = finished
+    done = run_cli(
+        "-m",
+        "starter",
+        "export",
+        "--batch-id",
+        BATCH,
+        "--format",
+        "webdataset",
+        "--wait",
+        env=stack.env(),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 duplicates" in done.stdout and "failed" not in done.stdout, done.stdout
+    store = ObjectStore(stack.settings())
+    keys = ExportKeys(store.prefix, ExportSpec(batch_id=BATCH, format="webdataset"))
+    shards = {s["video_id"]: s for s in store.get_json(keys.index)["shards"]}
+    assert set(shards) == {vid for vid in meta if not meta[vid].duplicate_of}
+    marked = next(vid for vid in ("panel", "longer") if meta[vid].shared_audio)
+    [stretch] = meta[marked].shared_audio
+    spans = []
+    for relative in shards[marked]["files"]:
+        path = tmp_path / relative.replace("/", "_")
+        path.write_bytes(store.get_bytes(f"{keys.root}{relative}"))
+        for sample in wds.WebDataset(str(path), shardshuffle=False):
+            fields = json.loads(sample["json"])
+            spans.append((fields["start"], fields["end"]))
+    assert spans and all(e <= stretch.start_s + 0.5 or s >= stretch.end_s - 0.5 for s, e in spans), spans

@@ -57,7 +57,11 @@ class ExportWorkflow:
         )
         # the index counts every shard ever written; what is not committed yet is this run's news
         return indexed.model_copy(
-            update={"not_committed": self._totals.not_committed, "failed": self._totals.failed}
+            update={
+                "not_committed": self._totals.not_committed,
+                "failed": self._totals.failed,
+                "duplicates": self._totals.duplicates,
+            }
         )
 
     @workflow.query(name=PROGRESS_QUERY)

@@ -94,7 +94,7 @@ CLAIM = ActivityPolicy(timedelta(hours=2), _retry(2, 120, 30))
 ORIGINAL_CHECK = ActivityPolicy(timedelta(minutes=5), _retry(2, 60, 0), schedule_to_close=timedelta(hours=24))
 # how often a copy looks at its original while that is still running: the first wait,
 # doubled each time up to the last
-ORIGINAL_WAITS_S = (10.0, 600.0)
+ORIGINAL_WAITS_S = (10.0, 120.0)
 
 # --- a batch's own reads ---------------------------------------------------------------
 # its pages in storage: a batch waits out an outage of storage however long it lasts,

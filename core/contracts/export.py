@@ -119,12 +119,14 @@ class ExportPageResult(_Model):
     shards: list[ShardRecord] = Field(default_factory=list)  # written or found whole
     not_committed: list[str] = Field(default_factory=list)  # not (yet) committed: a later run takes them
     failed: dict[str, str] = Field(default_factory=dict)  # video id -> error: its outputs could not be cut
+    duplicates: list[str] = Field(default_factory=list)  # Duplicates: their originals' shards hold the audio
 
 
 class ExportTotals(_Model):
     videos: int = 0
     not_committed: int = 0
     failed: int = 0
+    duplicates: int = 0
     items: int = 0
     audio_s: float = 0.0
     bytes: int = 0
@@ -135,6 +137,7 @@ class ExportTotals(_Model):
             videos=self.videos + len(page.shards),
             not_committed=self.not_committed + len(page.not_committed),
             failed=self.failed + len(page.failed),
+            duplicates=self.duplicates + len(page.duplicates),
             items=self.items + sum(s.items for s in page.shards),
             audio_s=round(self.audio_s + sum(s.audio_s for s in page.shards), 3),
             bytes=self.bytes + sum(s.bytes for s in page.shards),

@@ -80,19 +80,20 @@ class AudioIndex:
         """Videos sharing at least ``MIN_VOTES`` of ``keys``, with their votes: the most
         first, then the earliest added; at most ``MAX_CANDIDATES``."""
         self._flush()
-        votes = np.zeros(len(self._videos), np.int64)
+        found = []
         for run_keys, run_videos in self._runs:
             lo = np.searchsorted(run_keys, keys, "left")
             hi = np.searchsorted(run_keys, keys, "right")
             held = hi - lo
             voting = (held > 0) & (held <= MAX_HOLDERS)
-            found = [run_videos[a:b] for a, b in zip(lo[voting].tolist(), hi[voting].tolist(), strict=True)]
-            if found:
-                votes += np.bincount(np.concatenate(found), minlength=len(votes))
-        if self._left_out:
-            votes[list(self._left_out)] = 0
-        order = np.lexsort((np.arange(len(votes)), -votes))[:MAX_CANDIDATES]
-        return [(self._videos[i], int(votes[i])) for i in order if votes[i] >= MIN_VOTES]
+            found += [run_videos[a:b] for a, b in zip(lo[voting].tolist(), hi[voting].tolist(), strict=True)]
+        if not found:
+            return []
+        videos, votes = np.unique(np.concatenate(found), return_counts=True)  # videos ascending
+        keep = (votes >= MIN_VOTES) & ~np.isin(videos, list(self._left_out))
+        videos, votes = videos[keep], votes[keep]
+        order = np.lexsort((videos, -votes))[:MAX_CANDIDATES]
+        return [(self._videos[int(videos[i])], int(votes[i])) for i in order]
 
     def memory_bytes(self) -> int:
         return sum(k.nbytes + v.nbytes for k, v in self._runs) + sum(k.nbytes for k, _ in self._pending)
