@@ -120,7 +120,7 @@ class VideoWorkflow:
                     CommitActivities.committed_video, spec, **policies.COMMIT.local_options()
                 )
                 if committed is not None:  # done by an earlier run: nothing to redo or rewrite
-                    if committed.state is VideoState.DUPLICATE:
+                    if committed.state == VideoState.DUPLICATE:
                         return await self._duplicate(committed)
                     return await self._completed(committed, gpu_s=0.0)
             audio = await self._download(spec)
@@ -219,13 +219,13 @@ class VideoWorkflow:
                     task_queue=queue,
                     **policies.ORIGINAL_CHECK.options(),
                 )
-                if state is not OriginalState.RUNNING:
+                if state != OriginalState.RUNNING:
                     break
                 self._stage = f"waiting for its original {claim.duplicate_of}"
                 self._show_details()
                 await workflow.sleep(timedelta(seconds=wait_s))
                 wait_s = min(2 * wait_s, longest_s)
-            if state is OriginalState.COMMITTED:
+            if state == OriginalState.COMMITTED:
                 return claim
             await workflow.execute_activity_method(
                 AudioClaimActivities.release_claim,

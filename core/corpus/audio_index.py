@@ -56,7 +56,9 @@ class AudioIndex:
         self._videos: list[str] = []
         self._number: dict[str, int] = {}
         self._left_out: set[int] = set()
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (keys sorted, video numbers)
+        # sorted runs of entries: a key in the high 32 bits, its video's number in the low
+        # 32, so one array sorts both and a merge of two runs is one stable sort (linear)
+        self._runs: list[np.ndarray] = []
         self._pending: list[tuple[np.ndarray, int]] = []
 
     def __len__(self) -> int:
@@ -80,41 +82,43 @@ class AudioIndex:
         """Videos sharing at least ``MIN_VOTES`` of ``keys``, with their votes: the most
         first, then the earliest added; at most ``MAX_CANDIDATES``."""
         self._flush()
+        wide = keys.astype(np.uint64) << np.uint64(32)
         found = []
-        for run_keys, run_videos in self._runs:
-            lo = np.searchsorted(run_keys, keys, "left")
-            hi = np.searchsorted(run_keys, keys, "right")
+        for run in self._runs:
+            lo = np.searchsorted(run, wide, "left")
+            hi = np.searchsorted(run, wide | np.uint64(0xFFFFFFFF), "right")
             held = hi - lo
             voting = (held > 0) & (held <= MAX_HOLDERS)
-            found += [run_videos[a:b] for a, b in zip(lo[voting].tolist(), hi[voting].tolist(), strict=True)]
+            found += [run[a:b] for a, b in zip(lo[voting].tolist(), hi[voting].tolist(), strict=True)]
         if not found:
             return []
-        videos, votes = np.unique(np.concatenate(found), return_counts=True)  # videos ascending
+        numbers = (np.concatenate(found) & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        videos, votes = np.unique(numbers, return_counts=True)  # videos ascending
         keep = (votes >= MIN_VOTES) & ~np.isin(videos, list(self._left_out))
         videos, votes = videos[keep], votes[keep]
         order = np.lexsort((videos, -votes))[:MAX_CANDIDATES]
         return [(self._videos[int(videos[i])], int(votes[i])) for i in order]
 
     def memory_bytes(self) -> int:
-        return sum(k.nbytes + v.nbytes for k, v in self._runs) + sum(k.nbytes for k, _ in self._pending)
+        return sum(run.nbytes for run in self._runs) + sum(k.nbytes for k, _ in self._pending)
 
     def _flush(self) -> None:
         if not self._pending:
             return
-        keys = np.concatenate([k for k, _ in self._pending])
-        videos = np.concatenate([np.full(len(k), n, np.uint32) for k, n in self._pending])
+        entries = np.concatenate(
+            [(k.astype(np.uint64) << np.uint64(32)) | np.uint64(n) for k, n in self._pending]
+        )
         self._pending = []
-        self._runs.append(_sorted(keys, videos))
+        entries.sort()
+        self._runs.append(entries)
         # like a binary counter: a run is merged into the one before while it is at least
-        # half its size, so there are few runs and each key is re-sorted few times
-        while len(self._runs) > 1 and 2 * len(self._runs[-1][0]) >= len(self._runs[-2][0]):
-            (k2, v2), (k1, v1) = self._runs.pop(), self._runs.pop()
-            self._runs.append(_sorted(np.concatenate([k1, k2]), np.concatenate([v1, v2])))
-
-
-def _sorted(keys: np.ndarray, videos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(keys, kind="stable")
-    return keys[order], videos[order]
+        # half its size, so there are few runs and each entry is merged few times
+        while len(self._runs) > 1 and 2 * len(self._runs[-1]) >= len(self._runs[-2]):
+            newer, older = self._runs.pop(), self._runs.pop()
+            merged = np.concatenate([older, newer])
+            del newer, older
+            merged.sort(kind="stable")  # two sorted runs: timsort merges them in one pass
+            self._runs.append(merged)
 
 
 @dataclass(frozen=True)
