@@ -152,7 +152,7 @@ def _claim(rt: Runtime, claimed: ClaimedAudio, req: ClaimRequest) -> AudioClaim:
                     seq, entry = prior
                     ctx.log.info("claim.reused", seq=seq)
                     return _answer(rt, seq, entry, 0, started)
-                candidates = [vid for vid, _votes in claimed.index.candidates(keys) if vid != req.video_id]
+                candidates = [vid for vid, _votes in claimed.index.candidates(keys, exclude={req.video_id})]
                 # matched in claim order: of two earlier copies, the first claimed is the original
                 earlier = sorted(candidates, key=lambda vid: claimed.latest[vid][0])
                 judged = judge(fp, req.duration_s, (_earlier(log, claimed, vid) for vid in earlier))

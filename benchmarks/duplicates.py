@@ -512,14 +512,20 @@ def index_lookup(clips: list[Clip], positives: list[Pair], unrelated: list[Pair]
         assert clip.fp is not None
         index.add(clip.name, index_keys(clip.fp))
     kinds: dict[str, list[bool]] = defaultdict(list)
-    fetched = []
+    fetched, missed = [], []
     for pair in positives:
         assert pair.query.fp is not None
-        named = [vid for vid, _ in index.candidates(index_keys(pair.query.fp)) if vid != pair.query.name]
+        named = [vid for vid, _ in index.candidates(index_keys(pair.query.fp), exclude={pair.query.name})]
         fetched.append(len(named))
-        kinds["stress " + pair.kind if pair.kind in STRESS else pair.kind].append(
-            pair.reference.name in named
-        )
+        hit = pair.reference.name in named
+        kinds["stress " + pair.kind if pair.kind in STRESS else pair.kind].append(hit)
+        if not hit and pair.kind not in STRESS:
+            assert pair.reference.fp is not None
+            shared = np.intersect1d(index_keys(pair.query.fp), index_keys(pair.reference.fp))
+            missed.append(
+                f"{pair.query.name} ({pair.query.duration_s:.0f} s) vs {pair.reference.name}: "
+                f"{len(shared)} keys shared"
+            )
     scored = [hit for kind, hits in kinds.items() if not kind.startswith("stress") for hit in hits]
     print(
         f"\nindex lookup ({len(references)} references indexed, keys {index.memory_bytes() / 1024:.0f} KiB): "
@@ -527,6 +533,8 @@ def index_lookup(clips: list[Clip], positives: list[Pair], unrelated: list[Pair]
         f"candidates fetched per query: mean {np.mean(fetched):.1f}, max {max(fetched)}"
     )
     print("  per kind: " + ", ".join(f"{kind} {sum(h)}/{len(h)}" for kind, h in kinds.items()))
+    for line in missed:
+        print(f"  missed: {line}")
 
 
 def index_scale(videos: int, minutes: float) -> None:

@@ -8,20 +8,23 @@ are fetched and matched in full (``judge``).
 
 A key is the top 16 bits of two items ``PAIR_GAP`` apart (~0.5 s): one item's 16 bits
 recur by chance across a corpus, a pair's 32 rarely do. Which keys a video keeps is
-decided by the key itself (a hash of it, one in 16), not by where it lies, so a
-copy trimmed, shifted or cut keeps the same keys where its audio is the same: ~30 an
-audio minute. A re-encode changes a few bits of each item, so only some of a copy's keys
-hold (a quarter to all of them, under the duplicate benchmark's Opus, MP3 and 8 kHz
-copies): ``MIN_VOTES`` of them name a candidate.
+decided by the key itself (its hash starts with enough zero bits), not by where it lies,
+so a copy trimmed, shifted or cut keeps the same keys where its audio is the same. A
+re-encode changes a few bits of each item, so only some of a copy's keys hold: a few
+percent to all of them under the duplicate benchmark's Opus, MP3 and 8 kHz copies, and
+``MIN_VOTES`` of them name a candidate. A long video keeps one key in 16 (~30 an audio
+minute); a short one more, down to all of them under a minute, or a 30 s clip would
+keep too few to be found. The kept sets nest (a key with four zero bits has one), so
+two videos share the keys the sparser of the two keeps.
 
 The index lives in the memory of the process that claims (activities/audio_claims.py):
-8 bytes a key, ~240 bytes an audio minute. It only grows; a released video is left out
-of answers, not removed.
+8 bytes a key, ~240 bytes an audio minute of a long video. It only grows; a released
+video is left out of answers, not removed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,9 +33,15 @@ from core.contracts.video import Relation, SharedAudio
 from core.corpus.fingerprints import Fingerprint, overlaps, relation
 
 PAIR_GAP = 4  # items between a key's two halves
-SAMPLE_BITS = 4  # one key in 2**SAMPLE_BITS is kept: those whose hash starts with zeros
+# One key in 2**bits is kept, those whose hash starts with that many zero bits: none
+# dropped up to DENSE_KEYS keys, then a bit more for each doubling, up to MAX_SAMPLE_BITS.
+DENSE_KEYS = 512  # about a minute of audio
+MAX_SAMPLE_BITS = 4
 MIN_VOTES = 2  # keys a candidate must share with the new video
-MAX_CANDIDATES = 8  # the best-voted candidates matched in full
+# the best-voted candidates matched in full (a read of each one's claim and a match of
+# 0.2-20 ms): a short video that shares a channel's intro with many earlier ones gets
+# their votes too, and its real original must still be among them
+MAX_CANDIDATES = 32
 # A key held by more videos than this says nothing (a tone, a common sting): it does not vote.
 MAX_HOLDERS = 1000
 _HASH = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads the keys' bits
@@ -44,8 +53,12 @@ def index_keys(fp: Fingerprint) -> np.ndarray:
     if len(top) <= PAIR_GAP:
         return np.zeros(0, np.uint32)
     pairs = (top[:-PAIR_GAP] << np.uint64(16)) | top[PAIR_GAP:]
-    kept = ((pairs * _HASH) >> np.uint64(64 - SAMPLE_BITS)) == 0
-    return np.unique(pairs[kept].astype(np.uint32))
+    bits = (
+        min(MAX_SAMPLE_BITS, max(0, int(np.log2(len(pairs) / DENSE_KEYS)))) if len(pairs) > DENSE_KEYS else 0
+    )
+    if bits:
+        pairs = pairs[((pairs * _HASH) >> np.uint64(64 - bits)) == 0]
+    return np.unique(pairs.astype(np.uint32))
 
 
 class AudioIndex:
@@ -78,9 +91,9 @@ class AudioIndex:
         if video_id in self._number:
             self._left_out.add(self._number[video_id])
 
-    def candidates(self, keys: np.ndarray) -> list[tuple[str, int]]:
-        """Videos sharing at least ``MIN_VOTES`` of ``keys``, with their votes: the most
-        first, then the earliest added; at most ``MAX_CANDIDATES``."""
+    def candidates(self, keys: np.ndarray, exclude: Collection[str] = ()) -> list[tuple[str, int]]:
+        """Videos sharing at least ``MIN_VOTES`` of ``keys`` (but ``exclude``), with their
+        votes: the most first, then the earliest added; at most ``MAX_CANDIDATES``."""
         self._flush()
         wide = keys.astype(np.uint64) << np.uint64(32)
         found = []
@@ -94,7 +107,8 @@ class AudioIndex:
             return []
         numbers = (np.concatenate(found) & np.uint64(0xFFFFFFFF)).astype(np.int64)
         videos, votes = np.unique(numbers, return_counts=True)  # videos ascending
-        keep = (votes >= MIN_VOTES) & ~np.isin(videos, list(self._left_out))
+        dropped = self._left_out | {self._number[v] for v in exclude if v in self._number}
+        keep = (votes >= MIN_VOTES) & ~np.isin(videos, list(dropped))
         videos, votes = videos[keep], votes[keep]
         order = np.lexsort((videos, -votes))[:MAX_CANDIDATES]
         return [(self._videos[int(videos[i])], int(votes[i])) for i in order]
