@@ -102,6 +102,8 @@ def stand_in_activities(
     results = _results(duration_s)
     by_kind: dict[QueueKind, list[Callable[..., Any]]] = {kind: [] for kind in QueueKind}
     for spec in STAGES:
+        if spec.stage is Stage.CLAIM:  # a stand-in download has no fingerprint: no claim runs
+            continue
         by_kind[spec.queue].append(_stand_in(spec, wait, results[spec.stage]))
     return StandIns(
         by_kind[QueueKind.DOWNLOAD], by_kind[QueueKind.GPU], [_nothing_committed, *by_kind[QueueKind.LOCAL]]

@@ -57,8 +57,17 @@ def wait_batch(stack: Stack, batch: str, timeout_s: float = 300):
 
 
 def worker(stack: Stack, name: str, prefix: str, **env: str) -> subprocess.Popen:
+    """A worker on its own queues. These tests run the same few recordings under many
+    video ids on purpose (a fault per video), so the duplicate check is off: it would
+    rightly commit all but the first as Duplicates and run no model stage for them."""
     return stack.start_worker(
-        name, **{"PIPELINE_TASK_QUEUE_PREFIX": prefix, "PIPELINE_CHUNK_S": CHUNK_S, **env}
+        name,
+        **{
+            "PIPELINE_TASK_QUEUE_PREFIX": prefix,
+            "PIPELINE_CHUNK_S": CHUNK_S,
+            "PIPELINE_DUPLICATE_CHECK": "false",
+            **env,
+        },
     )
 
 
