@@ -30,6 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -120,9 +121,7 @@ class VideoWorkflow:
                     CommitActivities.committed_video, spec, **policies.COMMIT.local_options()
                 )
                 if committed is not None:  # done by an earlier run: nothing to redo or rewrite
-                    if committed.state == VideoState.DUPLICATE:
-                        return await self._duplicate(committed)
-                    return await self._completed(committed, gpu_s=0.0)
+                    return await self._completed(committed)
             audio = await self._download(spec)
             self._audio_s = audio.duration_s  # the later stages' timeouts scale with it
             claim: AudioClaim | None = None
@@ -130,7 +129,7 @@ class VideoWorkflow:
                 claim = await self._claim(audio)
                 if claim.duplicate_of is not None:
                     duplicate = DuplicateCommitRequest(spec=spec, audio=audio, claim=claim, **self._trail())
-                    return await self._duplicate(await self._stage_run(stages.COMMIT_DUPLICATE, duplicate))
+                    return await self._completed(await self._stage_run(stages.COMMIT_DUPLICATE, duplicate))
             fitting = gpu_profiles.class_for_duration(self._gpu_class, audio.duration_s)
             if fitting != self._gpu_class:
                 await self._move_up(fitting, f"{audio.duration_s / 3600:.1f} h of audio", must_move=False)
@@ -174,26 +173,31 @@ class VideoWorkflow:
         model_s = sum(r.seconds for r in (diarization, music, embeddings, labels) if r is not None)
         return await self._completed(outcome, gpu_s=model_s)
 
-    async def _completed(self, outcome: VideoOutcome, gpu_s: float) -> VideoOutcome:
+    async def _completed(self, outcome: VideoOutcome, gpu_s: float = 0.0) -> VideoOutcome:
+        """Committed (or found committed): a Duplicate, or with its outputs."""
         spec = self._job.spec
-        self._stage = Outcome.COMPLETED
+        duplicate = outcome.state == VideoState.DUPLICATE
+        self._stage = Outcome.DUPLICATE if duplicate else Outcome.COMPLETED
         self._show_details()
-        workflow.upsert_search_attributes(
-            [
-                sa.PIPELINE_STAGE.value_set(Outcome.COMPLETED),
-                sa.AUDIO_SECONDS.value_set(outcome.duration_s),
+        attributes: list[SearchAttributeUpdate[Any]] = [
+            sa.PIPELINE_STAGE.value_set(self._stage),
+            sa.AUDIO_SECONDS.value_set(outcome.duration_s),
+        ]
+        if not duplicate:
+            attributes += [
                 sa.USABLE_PCT.value_set(outcome.usable_pct),
                 sa.NUM_SPEAKERS.value_set(outcome.num_speakers),
             ]
-        )
+        workflow.upsert_search_attributes(attributes)
         await self._tell_batch(
             VIDEO_DONE_SIGNAL,
             VideoReport(
                 video_id=spec.video_id,
-                state=VideoState.COMPLETED,
+                state=outcome.state,
                 audio_s=outcome.duration_s,
                 gpu_class=self._gpu_class,
                 gpu_s=gpu_s,
+                duplicate_of=outcome.duplicate_of,
             ),
         )
         return outcome.model_copy(update=self._trail())
@@ -234,25 +238,6 @@ class VideoWorkflow:
                 **policies.ORIGINAL_CHECK.options(),
             )
             self._done.remove(stages.CLAIM.stage)  # claimed again below
-
-    async def _duplicate(self, outcome: VideoOutcome) -> VideoOutcome:
-        """A Duplicate committed (or found committed): no model ran."""
-        spec = self._job.spec
-        self._stage = Outcome.DUPLICATE
-        self._show_details()
-        workflow.upsert_search_attributes(
-            [sa.PIPELINE_STAGE.value_set(Outcome.DUPLICATE), sa.AUDIO_SECONDS.value_set(outcome.duration_s)]
-        )
-        await self._tell_batch(
-            VIDEO_DONE_SIGNAL,
-            VideoReport(
-                video_id=spec.video_id,
-                state=VideoState.DUPLICATE,
-                audio_s=outcome.duration_s,
-                duplicate_of=outcome.duplicate_of,
-            ),
-        )
-        return outcome.model_copy(update=self._trail())
 
     def _trail(self) -> dict[str, Any]:
         """What the stages recorded, as the fields of a ``StageTrail``."""
