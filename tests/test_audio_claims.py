@@ -193,3 +193,26 @@ def test_index_memory_and_answers_stay_small_as_it_grows():
         assert index.candidates(keys[::3])[0] == (vid, len(keys[::3]))
     assert index.candidates(np.unique(rng.integers(0, 2**32, 1500, dtype=np.uint64).astype(np.uint32))) == []
     assert index.memory_bytes() <= 8 * 5000 * 1500
+
+
+@pytest.mark.parametrize("serve", [True, False])
+def test_only_workers_that_serve_claims_poll_the_claim_queue_and_hold_an_index(servers, tmp_path, serve):
+    """A large fleet names one or two claiming workers: the others never poll the
+    claim queue, so they never build the index."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.contracts import queues
+    from core.service.temporal import connect
+    from workers.worker import _workers
+
+    settings = servers.settings(s3_bucket="claims", work_dir=tmp_path, serve_claims=serve)
+
+    async def served() -> list[str]:
+        client = await connect(settings)
+        with ThreadPoolExecutor(4) as pool:
+            _, names = _workers(client, Runtime(settings), 1, pool)
+        return names
+
+    names = asyncio.run(served())
+    assert queues.workflow_queue(settings.task_queue_prefix) in names
+    assert (queues.claim_queue(settings.task_queue_prefix) in names) == serve

@@ -5,7 +5,8 @@ import argparse
 from core.service.exit import exit_now
 
 DESCRIPTION = """Start this machine's worker. It serves the model queues of its GPU class (found with
-NVML, or PIPELINE_WORKER_GPU_CLASS) and the CPU queues (downloads, uploads, the workflows), and
+NVML, or PIPELINE_WORKER_GPU_CLASS) and the CPU queues (downloads, commits, the workflows, exports,
+claims on audio), and
 drains on SIGTERM or SIGINT: stages in flight are handed over before it exits."""
 EPILOG = """Settings come from PIPELINE_* environment variables or a .env file: .env.example lists
 them, and the README's settings table says what each does. A bad setting is named on one line

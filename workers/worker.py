@@ -79,9 +79,7 @@ CPU_LIGHT_ACTIVITIES = [
     CommitActivities.committed_video,
     *activities_on(QueueKind.LOCAL),
     CommitActivities.commit_outputs_under_old_name,  # runs started before 2026-12-07
-    *activities_on(QueueKind.WORKFLOWS),
     AudioClaimActivities.original_state,
-    AudioClaimActivities.release_claim,
     BatchActivities.read_batch_page,
     BatchActivities.closed_videos,
     QueueActivities.served_gpu_classes,
@@ -90,6 +88,10 @@ CPU_LIGHT_ACTIVITIES = [
     ExportActivities.write_export_index,
     SpeakerIndexActivities.link_speakers,
 ]
+
+# claims in one process take turns on its index (activities/audio_claims.py): a few slots
+# only let a retried claim's or a release's turn come without a poll in between
+CLAIM_SLOTS = 4
 
 log = structlog.get_logger("worker")
 
@@ -238,8 +240,8 @@ def _workers(
     client: Client, rt: runtime.Runtime, slots: int, executor: ThreadPoolExecutor
 ) -> tuple[list[Worker], list[str]]:
     """The GPU class's queue, and with ``serve_cpu_queues`` the workflow, download and
-    export queues; each queue's activities come from the stage table, bound to this
-    worker's runtime."""
+    export queues (and the claim queue with ``serve_claims``); each queue's activities
+    come from the stage table, bound to this worker's runtime."""
     settings = rt.settings
     instances = [cls(rt) for cls in ACTIVITY_CLASSES]
 
@@ -285,12 +287,19 @@ def _workers(
             max_concurrent_activities=settings.export_slots,
         ),
     ]
-    return workers, [
+    served = [
         gpu_queue,
         queues.workflow_queue(prefix),
         queues.download_queue(prefix),
         queues.export_queue(prefix),
     ]
+    if settings.serve_claims:
+        claims = [*activities_on(QueueKind.CLAIMS), AudioClaimActivities.release_claim]
+        workers.append(
+            make(queues.claim_queue(prefix), activities=bound(claims), max_concurrent_activities=CLAIM_SLOTS)
+        )
+        served.append(queues.claim_queue(prefix))
+    return workers, served
 
 
 async def _serve(

@@ -38,7 +38,7 @@ Out = TypeVar("Out")
 class QueueKind(Enum):
     DOWNLOAD = "download"  # core.contracts.queues.download_queue: CPU, rate-limited fleet-wide
     GPU = "gpu"  # core.contracts.queues.gpu_queue of the video's GPU class
-    WORKFLOWS = "workflows"  # core.contracts.queues.workflow_queue: short CPU work, dispatched eagerly
+    CLAIMS = "claims"  # core.contracts.queues.claim_queue: the workers that keep the claim index
     LOCAL = "local"  # a local activity of the worker running the workflow
 
 
@@ -51,7 +51,7 @@ class StageSpec(Generic[In, Out]):
 
 
 DOWNLOAD = StageSpec(Stage.DOWNLOAD, DownloadActivities.download_audio, QueueKind.DOWNLOAD, policies.DOWNLOAD)
-CLAIM = StageSpec(Stage.CLAIM, AudioClaimActivities.claim_audio, QueueKind.WORKFLOWS, policies.CLAIM)
+CLAIM = StageSpec(Stage.CLAIM, AudioClaimActivities.claim_audio, QueueKind.CLAIMS, policies.CLAIM)
 DIARIZE = StageSpec(Stage.DIARIZE, DiarizeActivities.diarize_audio, QueueKind.GPU, policies.MODEL_STAGE)
 MUSIC = StageSpec(Stage.MUSIC, MusicActivities.detect_music, QueueKind.GPU, policies.MODEL_STAGE)
 EMBED = StageSpec(Stage.EMBED, EmbedActivities.embed_speakers, QueueKind.GPU, policies.MODEL_STAGE)
@@ -77,8 +77,8 @@ def task_queue(kind: QueueKind, prefix: str, gpu_class: str) -> str:
         return queues.download_queue(prefix)
     if kind is QueueKind.GPU:
         return queues.gpu_queue(prefix, gpu_class)
-    if kind is QueueKind.WORKFLOWS:
-        return queues.workflow_queue(prefix)
+    if kind is QueueKind.CLAIMS:
+        return queues.claim_queue(prefix)
     return "local"  # the workflow's own worker
 
 

@@ -234,7 +234,7 @@ class VideoWorkflow:
             await workflow.execute_activity_method(
                 AudioClaimActivities.release_claim,
                 check,
-                task_queue=queue,
+                task_queue=queues.claim_queue(self._job.queue_prefix),  # it reads and writes the log
                 **policies.ORIGINAL_CHECK.options(),
             )
             self._done.remove(stages.CLAIM.stage)  # claimed again below

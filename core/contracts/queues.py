@@ -6,7 +6,10 @@ workflow task that scheduled it (eager dispatch), never waiting on a poll. A vid
 commit goes further: it runs as a local activity of the workflow worker. Downloads
 have ``<prefix>-download`` (CPU): the fleet-wide rate limit lives on that queue, and
 only matching enforces it, so they must never be dispatched eagerly. Exports (cutting
-and packing shards, CPU-bound) have ``<prefix>-export``, served beside the downloads. The model stages
+and packing shards, CPU-bound) have ``<prefix>-export``, served beside the downloads. Claims
+on a video's audio have ``<prefix>-claims``: the worker that serves it keeps the index of
+every claimed fingerprint in memory, so a large fleet serves it on one or two CPU workers
+(settings.serve_claims). The model stages
 run on ``<prefix>-gpu-<class>`` so a video only lands on a machine whose GPU can hold
 it. A machine without a GPU is class ``cpu``.
 """
@@ -33,3 +36,7 @@ def gpu_queue(prefix: str, gpu_class: str) -> str:
 
 def export_queue(prefix: str) -> str:
     return f"{prefix}-export"
+
+
+def claim_queue(prefix: str) -> str:
+    return f"{prefix}-claims"

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     gpu_class: str = "cpu"  # class of the videos started with --gpu-class auto
     worker_gpu_class: str | None = None  # the queue class this worker serves; default: detected
     serve_cpu_queues: bool = True
+    # with serve_cpu_queues: claim audio (<prefix>-claims). A claiming worker keeps the index
+    # of every claimed video in memory (~4 GiB at 340,000 hour-long videos): set false on
+    # all but one or two CPU workers of a large fleet
+    serve_claims: bool = True
     max_concurrent_activities: int | None = None  # model-stage slots; default: GPU profile
     # the worker's memory (MiB): default, its container's limit (cgroup), else the machine's.
     # Model slots beyond what it holds are not served (core.contracts.gpu_profiles), and a
