@@ -21,6 +21,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
@@ -67,13 +68,15 @@ class ClaimedAudio:
                 for seq, entry in zip(window, pool.map(log.read, window), strict=True):
                     self.apply(seq, entry)
 
-    def apply(self, seq: int, entry: ClaimEntry) -> None:
+    def apply(self, seq: int, entry: ClaimEntry, keys: np.ndarray | None = None) -> None:
+        """Take in entry ``seq``; ``keys``: its fingerprint's index keys, when the caller
+        has them (its own claim), so they are not decoded again."""
         self.head = max(self.head, seq)
         self.latest[entry.video_id] = (seq, entry.model_copy(update={"fingerprint": ""}))  # keys suffice
         if entry.kind == "release":
             self.index.leave_out(entry.video_id)
         elif entry.duplicate_of is None:  # a copy is not indexed: its original answers for it
-            self.index.add(entry.video_id, index_keys(_fingerprint(entry)))
+            self.index.add(entry.video_id, index_keys(_fingerprint(entry)) if keys is None else keys)
 
     def standing(self, video_id: str) -> tuple[int, ClaimEntry] | None:
         """``video_id``'s claim if it still stands: not released, and not a copy of an
@@ -166,7 +169,7 @@ def _claim(rt: Runtime, claimed: ClaimedAudio, req: ClaimRequest) -> AudioClaim:
                 )
                 seq = claimed.head + 1
                 if log.append(seq, entry):
-                    claimed.apply(seq, entry)
+                    claimed.apply(seq, entry, keys)
                     ctx.log.info(
                         "claim.done",
                         seq=seq,

@@ -13,13 +13,13 @@ from temporalio import activity
 
 from activities.attempts import stage
 from activities.runtime import Activities, Runtime
-from core.contracts.corpus import DuplicateCommitRequest
 from core.contracts.errors import IntermediateMismatch
 from core.contracts.metadata import CommittedBy, LanguageHeard
 from core.contracts.rttm import rttm_text
 from core.contracts.stages import Stage
 from core.contracts.video import (
     CommitRequest,
+    DuplicateCommitRequest,
     MusicRegion,
     Segment,
     VideoOutcome,
@@ -100,7 +100,6 @@ def _commit_outputs(rt: Runtime, req: CommitRequest) -> VideoOutcome:
             language,
         )
         info = activity.info()
-        committed_by = CommittedBy(workflow_id=info.workflow_id, run_id=info.workflow_run_id)
         files: dict[str, tuple[str, FileWriter]] = {
             layout.ORIGINAL_WAV: (sha256, lambda key: store.copy_new(req.audio.original_key, key, etag))
         }
@@ -110,7 +109,7 @@ def _commit_outputs(rt: Runtime, req: CommitRequest) -> VideoOutcome:
             (layout.STATS_JSON, json.dumps(outputs.build_stats(req), indent=1).encode(), "application/json"),
         ):
             files[name] = (_sha256(data), lambda key, d=data, t=content_type: store.create_bytes(key, d, t))
-        metadata = metadata.model_copy(update={"committed_by": committed_by})
+        metadata = metadata.model_copy(update={"committed_by": _committed_by()})
         result = commit_video(store, keys, metadata, files, info.workflow_run_id)
         if result.status == "committed_meanwhile":
             ctx.log.info("commit.committed_meanwhile")
@@ -133,13 +132,16 @@ def _commit_duplicate(rt: Runtime, req: DuplicateCommitRequest) -> VideoOutcome:
         if committed is not None:
             store.delete_prefix(store.keys(video_id).work_root)
             return committed
-        info = activity.info()
-        metadata = outputs.duplicate_metadata(req).model_copy(
-            update={"committed_by": CommittedBy(workflow_id=info.workflow_id, run_id=info.workflow_run_id)}
-        )
-        result = commit_video(store, store.keys(video_id), metadata, {}, info.workflow_run_id)
+        metadata = outputs.duplicate_metadata(req).model_copy(update={"committed_by": _committed_by()})
+        result = commit_video(store, store.keys(video_id), metadata, {}, activity.info().workflow_run_id)
         ctx.log.info("commit.duplicate", duplicate_of=req.claim.duplicate_of, status=result.status)
         return result.outcome
+
+
+def _committed_by() -> CommittedBy:
+    """The workflow run this commit is for (the marker records it)."""
+    info = activity.info()
+    return CommittedBy(workflow_id=info.workflow_id, run_id=info.workflow_run_id)
 
 
 def _sha256(data: bytes) -> str:

@@ -89,9 +89,6 @@ COMMIT = ActivityPolicy(timedelta(minutes=30), _retry(2, 120, 30))
 # the claim on a video's audio: a few storage calls once the worker has read the claim
 # log; a worker's first claim reads all of it (heartbeats: the job's)
 CLAIM = ActivityPolicy(timedelta(hours=2), _retry(2, 120, 30))
-# a copy's look at where its original stands, and the release of a lost one: patient
-# through an outage of storage or of Temporal's frontend, like a batch's own reads
-ORIGINAL_CHECK = ActivityPolicy(timedelta(minutes=5), _retry(2, 60, 0), schedule_to_close=timedelta(hours=24))
 # how often a copy looks at its original while that is still running: the first wait,
 # doubled each time up to the last
 ORIGINAL_WAITS_S = (10.0, 120.0)
@@ -104,6 +101,10 @@ BATCH_STORAGE = ActivityPolicy(timedelta(minutes=10), _retry(2, 60, 0), schedule
 BATCH_RECONCILE = ActivityPolicy(
     timedelta(minutes=5), BATCH_STORAGE.retry, schedule_to_close=BATCH_STORAGE.schedule_to_close
 )
+
+# a copy's look at where its original stands, and the release of a lost one: as patient
+# through an outage of storage or of Temporal's frontend as the batch's own look
+ORIGINAL_CHECK = BATCH_RECONCILE
 
 # which GPU classes have a worker, asked before a video moves up the ladder (a few RPCs)
 QUEUE_CHECK = ActivityPolicy(timedelta(minutes=1), _retry(1, 30, 10))

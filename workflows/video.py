@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.queues import QueueActivities
     from core.contracts import gpu_profiles, queues
     from core.contracts import search_attributes as sa
-    from core.contracts.corpus import DuplicateCommitRequest, OriginalCheck, OriginalState
+    from core.contracts.corpus import OriginalCheck, OriginalState
     from core.contracts.errors import (
         SOURCE_SIDE_ERROR_TYPES,
         GpuMemoryExhausted,
@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         AudioRef,
         ClaimRequest,
         CommitRequest,
+        DuplicateCommitRequest,
         EmbedRequest,
         LabelRequest,
         LabelResult,
@@ -197,7 +198,6 @@ class VideoWorkflow:
                 audio_s=outcome.duration_s,
                 gpu_class=self._gpu_class,
                 gpu_s=gpu_s,
-                duplicate_of=outcome.duplicate_of,
             ),
         )
         return outcome.model_copy(update=self._trail())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from core.contracts.video import AudioClaim, AudioRef, SharedAudio, StageTrail, VideoSpec, _Model
+from core.contracts.video import SharedAudio, _Model
 
 
 class SpeakerIndexRequest(_Model):
@@ -89,12 +89,3 @@ class OriginalState(StrEnum):
 class OriginalCheck(_Model):
     video_id: str  # the original
     duplicate: str  # the video waiting on it
-
-
-class DuplicateCommitRequest(StageTrail):
-    """What the commit of a Duplicate needs: the video, its audio (not kept: its
-    original's is the same) and the claim that found the original."""
-
-    spec: VideoSpec
-    audio: AudioRef
-    claim: AudioClaim

@@ -296,6 +296,15 @@ class CommitRequest(StageTrail):
     claim: AudioClaim | None = None  # runs recorded before the duplicate check have none
 
 
+class DuplicateCommitRequest(StageTrail):
+    """What the commit of a Duplicate needs: the video, its audio (not kept: its
+    original's is the same) and the claim that found the original."""
+
+    spec: VideoSpec
+    audio: AudioRef
+    claim: AudioClaim
+
+
 class UsablePolicy(_Model):
     """Which quality labels make a segment unusable (setting ``PIPELINE_USABLE_POLICY``,
     JSON). Beyond the fixed rules (one speaker, no overlap, no music region, diarization
@@ -391,4 +400,3 @@ class VideoReport(_Model):
     audio_s: float = 0.0
     gpu_class: str = ""
     gpu_s: float = 0.0
-    duplicate_of: str | None = None  # state DUPLICATE: the video whose audio it repeats

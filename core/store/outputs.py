@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.analysis.intervals import Disjoint, Interval, merge_intervals, overlaps, subtract
-from core.contracts.corpus import DuplicateCommitRequest
 from core.contracts.metadata import (
     Backends,
     Embedding,
@@ -29,6 +28,7 @@ from core.contracts.video import (
     SCHEMA_VERSION,
     AudioRef,
     CommitRequest,
+    DuplicateCommitRequest,
     MusicRegion,
     Segment,
     SharedAudio,
