@@ -676,7 +676,8 @@ async def drive(
             completed = counts.by_status.get("Completed", 0)
             if finished and not servers.in_outage():
                 return
-            tail = counts.total >= opts.videos and counts.open <= 2  # the last videos, or none, open
+            # the batch's tail: every video started, and half of them (two at least) or fewer open
+            tail = counts.total >= opts.videos and counts.open <= max(2, opts.videos // 2)
             server_fault(opts, completed, tail, fleet.working(), servers)
         elif servers.blind_since_restart() > BLIND_OUTAGE_S and servers.outage_began is None:
             # Temporal still does not answer the batch's client since the restart, while
@@ -706,8 +707,9 @@ def server_fault(opts: Options, completed: int, tail: bool, working: bool, serve
     the batch runs. The restart waits for a worker mid-stage. In a small batch the last
     videos can complete between two polls, leaving only the batch's closing steps (its
     manifest, the speaker index) to meet a fault: so in the batch's tail (every video
-    started, two or fewer open) both begin whatever the workers do, together if the
-    restart comes that late."""
+    started, half of them or fewer open, two at least: under load three videos of a
+    small batch were seen to end between two polls) both begin whatever the workers do,
+    together if the restart comes that late."""
     if servers.restart_stopped is None:
         if (working and completed >= milestone(opts.videos, RESTART_AT)) or tail:
             say(f"restarting the Temporal server, {completed}/{opts.videos} completed")
