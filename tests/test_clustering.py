@@ -5,7 +5,8 @@ tests give it voices whose geometry is known (how alike two voices' centroids ar
 far one voice's local speakers scatter), built in CAM++'s 192 dimensions, and check
 the decisions each step exists for: the count and the membership on an episode longer
 than the pairwise step compares, a drifting voice merged, close voices kept apart, a
-short recording, the one-cluster-per-window rule, a block of a local speaker moved
+short recording, the one-cluster-per-window rule, two close voices heard side by side kept
+apart, a cluster with almost none of the speech folded, a block of a local speaker moved
 to the voice its own speech is. What the real models give on real
 audio is measured by test_long_audio and benchmarks.quality.
 """
@@ -127,3 +128,41 @@ def test_a_block_closer_to_another_voice_moves_there_unless_that_voice_is_taken(
     assert (found[:, 2] == -1).all()
     one = clustering.recheck_blocks(blocks, clusters, centroids[:1])
     assert (one == clusters[:, :, None]).all(), "one voice: nothing to move to"
+
+
+def dialogue(centroids: np.ndarray, windows: int, scatter: float, rng: np.random.Generator):
+    """Voices 0 and 1 side by side in every window (local speakers 0 and 1), as two
+    people in conversation: (embeddings, clean seconds, active)."""
+    emb = np.full((windows, 3, DIM), np.nan, dtype=np.float32)
+    for k in (0, 1):
+        noisy = centroids[k] + scatter * rng.standard_normal((windows, DIM)) / np.sqrt(DIM)
+        emb[:, k] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+    active = np.zeros((windows, 3), dtype=bool)
+    active[:, :2] = True
+    return emb, np.where(active, 5.0, 0.0), active
+
+
+def test_two_voices_alike_beyond_the_merge_rule_stay_two_when_heard_side_by_side() -> None:
+    rng = np.random.default_rng(6)
+    alike = voices(2, 0.9, rng)  # as alike as one voice in two moods
+    assert clustering.MERGE_SIMILARITY < 0.9 and 1 - clustering.AHC_THRESHOLD < 0.9
+    for windows in (clustering.MIN_SPECTRAL // 4, clustering.MIN_SPECTRAL):  # both first passes
+        emb, clean, active = dialogue(alike, windows, 0.3, rng)
+        found, centroids = clustering.assign_clusters(emb, clean, active)
+        assert len(centroids) == 2, windows
+        assert (found[:, 0] != found[:, 1]).all()
+        assert len(np.unique(found[:, 0])) == 1, "each voice is one cluster throughout"
+
+
+def test_a_cluster_with_almost_none_of_the_speech_is_not_a_speaker() -> None:
+    rng = np.random.default_rng(7)
+    centroids = voices(3, 0.2, rng)
+    windows = 2 * clustering.MIN_SPECTRAL
+    truth = rng.integers(0, 2, size=windows)
+    rare = int(clustering.MIN_SPEAKER_SHARE * windows / 2)  # half the share a speaker needs
+    truth[rng.choice(windows, size=rare, replace=False)] = 2
+    assert rare >= clustering.MIN_CLUSTER_SIZE  # big enough to be a cluster of the first pass
+    emb, clean, active = local_speakers(centroids, truth, 0.3, rng)
+    found, kept = clustering.assign_clusters(emb, clean, active)
+    assert len(kept) == 2
+    assert agreement(found[truth < 2, 0], truth[truth < 2]) == 1.0

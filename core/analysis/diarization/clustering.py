@@ -62,6 +62,10 @@ MIN_CLUSTER_SIZE = 2  # local speakers; a smaller first-pass cluster joins the n
 BLOCKS = 10  # blocks of a window (1 s each) whose speech is checked again on its own
 BLOCK_MIN_S = 0.5  # clean speech a block needs for an embedding of its own
 BLOCK_MARGIN = 0.05  # cosine by which a block's nearest centroid must beat its own cluster's
+COOCCUR_MAX = 0.2
+MIN_SPEAKER_SHARE = 0.01
+COOCCUR_MIN_SHARE = 0.03
+AHC_CONSTRAINED = 1
 RECHECK_WINDOWS = 1024  # windows whose blocks are compared with the centroids at once
 
 
@@ -77,7 +81,10 @@ def assign_clusters(emb: np.ndarray, clean: np.ndarray, active: np.ndarray) -> t
     if taking_part.sum() < 2:  # nothing to compare: one speaker (its centroid, if it has one)
         return np.where(active, 0, -1), _unit(emb[taking_part])
     train = _unit(emb[taking_part])
-    centroids = _merge_alike(train, _centroids(train, _first_pass(train), MIN_CLUSTER_SIZE))
+    windows = np.nonzero(taking_part)[0]
+    seconds = clean[taking_part]
+    first = _first_pass(train, windows, seconds)
+    centroids = _merge_alike(train, windows, seconds, _centroids(train, first, MIN_CLUSTER_SIZE))
     return _assign(emb, active, centroids), centroids
 
 
@@ -102,11 +109,13 @@ def recheck_blocks(blocks: np.ndarray, clusters: np.ndarray, centroids: np.ndarr
     return out
 
 
-def _first_pass(train: np.ndarray) -> np.ndarray:
+def _first_pass(train: np.ndarray, windows: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     """A cluster index per local speaker: spectral on at most MAX_COMPARED of them (the
     others join their nearest centroid), average-linkage for a short recording."""
     n = len(train)
     if n < MIN_SPECTRAL:
+        if AHC_CONSTRAINED:
+            return _average_linkage(train, windows, seconds)
         return cast(
             np.ndarray, fcluster(linkage(train, "average", metric="cosine"), AHC_THRESHOLD, "distance") - 1
         )
@@ -115,6 +124,50 @@ def _first_pass(train: np.ndarray) -> np.ndarray:
     compared = np.linspace(0, n - 1, MAX_COMPARED).round().astype(int)
     centroids = _centroids(train[compared], _spectral(train[compared]), 1)
     return cast(np.ndarray, np.argmax(train @ centroids.T, axis=1))
+
+
+def _presence(labels: np.ndarray, windows: np.ndarray, k: int) -> np.ndarray:
+    present = np.zeros((k, int(windows.max()) + 1), dtype=np.float32)
+    present[labels, windows] = 1.0
+    return present
+
+
+def _heard_together(present: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Pairs of clusters with local speakers side by side in more than COOCCUR_MAX of the
+    windows of the rarer one, both with COOCCUR_MIN_SHARE of the speech."""
+    together = present @ present.T
+    alone = present.sum(axis=1)
+    cooccur = together / np.maximum(np.minimum(alone[:, None], alone[None, :]), 1.0)
+    big = share >= COOCCUR_MIN_SHARE
+    return cast(np.ndarray, (cooccur > COOCCUR_MAX) & big[:, None] & big[None, :])
+
+
+def _average_linkage(train: np.ndarray, windows: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Average-linkage under AHC_THRESHOLD that never joins clusters heard side by side."""
+    n = len(train)
+    total = (train @ train.T).astype(np.float64)  # summed similarity between two clusters
+    sizes = np.ones(n)
+    alive = np.ones(n, dtype=bool)
+    present = _presence(np.arange(n), windows, n)
+    secs = seconds.astype(np.float64).copy()
+    labels = np.arange(n)
+    while alive.sum() > 1:
+        average = total / np.outer(sizes, sizes)
+        np.fill_diagonal(average, -np.inf)
+        average[~alive] = -np.inf
+        average[:, ~alive] = -np.inf
+        average[_heard_together(present, secs / max(float(secs.sum()), 1e-9))] = -np.inf
+        i, j = np.unravel_index(np.argmax(average), average.shape)
+        if 1.0 - average[i, j] > AHC_THRESHOLD:
+            break
+        total[i] += total[j]
+        total[:, i] += total[:, j]
+        sizes[i] += sizes[j]
+        present[i] = np.maximum(present[i], present[j])
+        secs[i] += secs[j]
+        alive[j] = False
+        labels[labels == j] = i
+    return cast(np.ndarray, np.unique(labels, return_inverse=True)[1])
 
 
 def _spectral(x: np.ndarray) -> np.ndarray:
@@ -153,14 +206,19 @@ def _laplacian(nearest: np.ndarray, p: int) -> np.ndarray:
     return laplacian
 
 
-def _merge_alike(train: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+def _merge_alike(train: np.ndarray, windows: np.ndarray, seconds: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Merge the two most alike clusters while their centroids' similarity reaches
     MERGE_SIMILARITY; every local speaker goes to its nearest centroid before each look."""
     while len(centroids) > 1:
         labels = np.unique(np.argmax(train @ centroids.T, axis=1), return_inverse=True)[1]
         centroids = _centroids(train, labels, 1)
+        share = np.bincount(labels, weights=seconds) / max(float(seconds.sum()), 1e-9)
+        if share.min() < MIN_SPEAKER_SHARE:
+            centroids = np.delete(centroids, int(np.argmin(share)), axis=0)
+            continue
         similarity = centroids @ centroids.T
         np.fill_diagonal(similarity, -np.inf)
+        similarity[_heard_together(_presence(labels, windows, len(centroids)), share)] = -np.inf
         i, j = np.unravel_index(np.argmax(similarity), similarity.shape)
         if similarity[i, j] < MERGE_SIMILARITY:
             break
