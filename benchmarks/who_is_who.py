@@ -30,7 +30,6 @@ from pathlib import Path
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")  # pyannote telemetry: no network
 
-import numpy as np  # noqa: E402
 
 from benchmarks.eval_set import RATE, annotated_diarization  # noqa: E402
 from benchmarks.longform import EVAL, build_longform, build_podcasts  # noqa: E402
