@@ -1,10 +1,12 @@
-"""The orchestration, starter, workflow-worker and contention benchmarks run and print well-formed figures
-(tiny sizes here; the closing notes carry the full runs). No figure is asserted."""
+"""The orchestration, starter, workflow-worker, contention, clustering and who-is-who
+benchmarks run and print well-formed figures (tiny sizes here; the closing notes carry
+the full runs). No figure is asserted."""
 
 import re
 
 import pytest
 
+from benchmarks.longform import EVAL
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
@@ -60,3 +62,22 @@ def test_clustering_benchmark_times_a_tiled_episode():
     assert re.search(
         r"^clustering: \d+\.\d+ h, \d+ local speakers, [\d.]+ s, \+-?\d+ MiB \(goal", result.stdout, re.M
     )
+
+
+def test_who_is_who_benchmark_scores_each_setting_from_cached_features(tmp_path):
+    """The dev set's features extracted once into the cache, then scored under two settings."""
+    cache = tmp_path / "cache"
+    result = run_cli(
+        "-m", "benchmarks.who_is_who", "--sets", "dev", "--cache", str(cache),
+        "--set", "MERGE_SIMILARITY=0.8,0.95", timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = re.findall(
+        r"^who-is-who: MERGE_SIMILARITY=(\S+): dev ([\d.]+)/([\d.]+) (\d)/(\d)", result.stdout, re.M
+    )
+    assert [line[0] for line in lines] == ["0.8", "0.95"], result.stdout
+    files = len(list((EVAL / "diarization" / "rttm").glob("*.rttm")))
+    assert all(0 < float(der) < 100 and int(n) == files for _, der, _, _, n in lines), result.stdout
+    assert len(list((cache / "features" / "dev").glob("*.pkl"))) == files
+    refused = run_cli("-m", "benchmarks.who_is_who", "--set", "NO_SUCH_KNOB=1", timeout=120)
+    assert refused.returncode == 2 and "NO_SUCH_KNOB" in refused.stderr

