@@ -3,6 +3,7 @@ real S3-compatible server with real fingerprints (ffmpeg's chromaprint muxer) of
 sample recordings and their re-encodes. The activities run in temporalio's
 ActivityEnvironment (the SDK's harness: an activity context without a server); each
 ``AudioClaimActivities`` instance stands for one worker process, with its own index.
+One fault is injected (``FlakyCreates``): dropped connections on the claim log's creates.
 The same path through real workflows is tests/test_duplicates.py.
 """
 
@@ -176,6 +177,51 @@ def test_a_copy_of_a_lost_original_claims_again_and_becomes_the_original(rt, fin
     assert claim(rt, other_worker, "8k", fingerprints["8k"]).duplicate_of == "mp3"
     # the lost original, run again later, is now the copy
     assert claim(rt, worker, "orig", fingerprints["orig"]).duplicate_of == "mp3"
+
+
+class FlakyCreates:
+    """Fault injected into the real S3 client: the next ``times`` conditional creates of a
+    claim-log entry fail with a dropped connection, after the server stored the entry
+    (``lost_answer``: a reply lost on the way back, as a kill or a network cut between
+    the write and the reply gives) or before it (an outage). Every other call is real."""
+
+    def __init__(self, client, times: int, lost_answer: bool) -> None:
+        self.client, self.left, self.lost_answer = client, times, lost_answer
+        self.real = client.put_object
+        self.failed = 0
+
+    def __call__(self, **kwargs):
+        from botocore.exceptions import ConnectionClosedError
+
+        if self.left and "IfNoneMatch" in kwargs and "/claims/" in kwargs["Key"]:
+            self.left -= 1
+            self.failed += 1
+            if self.lost_answer:
+                self.real(**kwargs)
+            raise ConnectionClosedError(endpoint_url="http://127.0.0.1")
+        return self.real(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "lost_answer, times", [(True, 1), (False, 2)], ids=["reply-lost-after-the-write", "outage-before"]
+)
+def test_a_claim_rides_out_a_failed_create_and_takes_its_number_once(
+    rt, fingerprints, monkeypatch, lost_answer, times
+):
+    """The store retries the create through the outage; where the first create had in
+    fact landed, the retry finds the number taken, the claimer reads on, finds its own
+    entry and answers it: one entry, one original, whichever way the create failed."""
+    rt.store.ride_out_s = 30.0
+    worker = AudioClaimActivities(rt)
+    flaky = FlakyCreates(rt.store._client, times=times, lost_answer=lost_answer)
+    monkeypatch.setattr(rt.store._client, "put_object", flaky)
+    first = claim(rt, worker, "orig", fingerprints["orig"])
+    assert flaky.failed == times  # every injected failure happened
+    assert (first.seq, first.duplicate_of) == (1, None)
+    assert ClaimLog(rt.store).numbers_after(0) == [1]
+    assert ClaimLog(rt.store).read(1).video_id == "orig"
+    copy = claim(rt, AudioClaimActivities(rt), "mp3", fingerprints["mp3"])
+    assert (copy.seq, copy.duplicate_of) == (2, "orig")
 
 
 def test_index_memory_and_answers_stay_small_as_it_grows():
