@@ -159,7 +159,7 @@ def test_a_cluster_with_almost_none_of_the_speech_is_not_a_speaker() -> None:
     centroids = voices(3, 0.2, rng)
     windows = 2 * clustering.MIN_SPECTRAL
     truth = rng.integers(0, 2, size=windows)
-    rare = int(clustering.MIN_SPEAKER_SHARE * windows / 2)  # half the share a speaker needs
+    rare = int(clustering.MIN_SPEAKER_SHARE / 3 * windows / 2)  # half the share a third voice needs
     truth[rng.choice(windows, size=rare, replace=False)] = 2
     assert rare >= clustering.MIN_CLUSTER_SIZE  # big enough to be a cluster of the first pass
     emb, clean, active = local_speakers(centroids, truth, 0.3, rng)

@@ -58,7 +58,9 @@ BAD = {
 # of speech over music; one voice over music) and the backend is deterministic on a CPU,
 # so they are exact; usable % may move by USABLE_PCT_MARGIN points (another BLAS, a
 # threshold tuned on purpose: measure again) before this fails.
-EXPECTED = {"radio": (1, 62.35), "three": (3, 59.22), "jingle": (2, 43.69)}
+# jingle: the jingle's voice, then pyannote's sample, whose two hosts are two speakers
+# (they were found as one until the clustering kept voices heard side by side apart)
+EXPECTED = {"radio": (1, 62.35), "three": (3, 59.22), "jingle": (3, 43.69)}
 USABLE_PCT_MARGIN = 10.0
 BATCH = "it1"
 METRICS_ADDRESS = f"127.0.0.1:{free_port()}"

@@ -55,8 +55,8 @@ def test_two_one_minute_podcasts_through_the_real_stack():
     for name, *row in STAGE.findall(out):
         if name == "commit":
             continue
-        if name == "claim":  # a few storage calls: its memory is not measured
-            assert float(row[0]) > 0 and float(row[1]) > 0 and row[3] == "-", (name, out)
+        if name == "claim":  # a few storage calls (its CPU may round to 0.0): memory not measured
+            assert float(row[0]) > 0 and float(row[1]) >= 0 and row[3] == "-", (name, out)
             continue
         wall, compute, per_min, peak = (float(x) for x in row)
         assert wall > 0 and compute > 0 and per_min > 0, (name, out)

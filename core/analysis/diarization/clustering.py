@@ -26,9 +26,9 @@ about who is who, with its constants, in one place.
      voices: one voice drifting is one local speaker per window, a conversation is two
      (measured: the two AMI voices of the dev set are about as alike as MERGE_SIMILARITY
      and were merged into one in the 4-voice podcast build);
-   - a cluster with under MIN_SPEAKER_SHARE of the clean speech is no speaker of its
-     own (laughter, music under speech, a stretch of two voices at once); its local
-     speakers go to the nearest of the others.
+   - a cluster with under MIN_SPEAKER_SHARE of an even share of the clean speech is no
+     speaker of its own (laughter, music under speech, a stretch of two voices at
+     once); its local speakers go to the nearest of the others.
 4. Every local speaker of a window then goes to a centroid, two of one window never to
    the same one.
 5. The segmentation sometimes makes one local speaker of two people who take turns
@@ -77,7 +77,11 @@ BLOCK_MARGIN = 0.05  # cosine by which a block's nearest centroid must beat its 
 # benchmarks.who_is_who, trade-off in benchmarks/README.md.
 COOCCUR_MAX = 0.2
 COOCCUR_MIN_SHARE = 0.03
-MIN_SPEAKER_SHARE = 0.01  # of the clean speech: a cluster with less is folded into the others
+# Of an even share of the clean speech (1 / clusters): a cluster with less is folded into
+# the others. Relative, so a recording of many voices keeps its quiet ones (at 0.01 of
+# all the speech, a 5-voice build kept two slivers; at 0.02, the 19-voice long form lost
+# real voices).
+MIN_SPEAKER_SHARE = 0.1
 RECHECK_WINDOWS = 1024  # windows whose blocks are compared with the centroids at once
 
 
@@ -220,13 +224,13 @@ def _merge_alike(
 ) -> np.ndarray:
     """Merge the two most alike clusters not heard side by side while their centroids'
     similarity reaches MERGE_SIMILARITY, after folding any cluster with under
-    MIN_SPEAKER_SHARE of the speech; every local speaker goes to its nearest centroid
+    MIN_SPEAKER_SHARE of an even share of the speech; every local speaker goes to its nearest centroid
     before each look."""
     while len(centroids) > 1:
         labels = np.unique(np.argmax(train @ centroids.T, axis=1), return_inverse=True)[1]
         centroids = _centroids(train, labels, 1)
         share = np.bincount(labels, weights=seconds) / max(float(seconds.sum()), 1e-9)
-        if share.min() < MIN_SPEAKER_SHARE:
+        if share.min() * len(centroids) < MIN_SPEAKER_SHARE:  # a sliver beside the others
             centroids = np.delete(centroids, int(np.argmin(share)), axis=0)
             continue
         similarity = centroids @ centroids.T
