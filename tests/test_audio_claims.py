@@ -186,7 +186,7 @@ class FlakyCreates:
     the write and the reply gives) or before it (an outage). Every other call is real."""
 
     def __init__(self, client, times: int, lost_answer: bool) -> None:
-        self.client, self.left, self.lost_answer = client, times, lost_answer
+        self.left, self.lost_answer = times, lost_answer
         self.real = client.put_object
         self.failed = 0
 

@@ -224,8 +224,8 @@ def _merge_alike(
 ) -> np.ndarray:
     """Merge the two most alike clusters not heard side by side while their centroids'
     similarity reaches MERGE_SIMILARITY, after folding any cluster with under
-    MIN_SPEAKER_SHARE of an even share of the speech; every local speaker goes to its nearest centroid
-    before each look."""
+    MIN_SPEAKER_SHARE of an even share of the speech; every local speaker goes to its
+    nearest centroid before each look."""
     while len(centroids) > 1:
         labels = np.unique(np.argmax(train @ centroids.T, axis=1), return_inverse=True)[1]
         centroids = _centroids(train, labels, 1)
